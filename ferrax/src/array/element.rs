@@ -1,0 +1,180 @@
+//! Element types that an [`Array`](super::Array) can hold, and the numeric
+//! traits the generic kernels are written against.
+
+use std::fmt::Debug;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use super::{Buffer, DType};
+
+/// A type that can be stored in an array: `f32`, `f64`, `i64` or `bool`.
+pub trait Element: Copy + Send + Sync + PartialOrd + PartialEq + Debug + Default + 'static {
+    /// The dtype tag of this element type.
+    const DTYPE: DType;
+    /// The typed slice of `buf`, or `None` when it holds another dtype.
+    fn slice(buf: &Buffer) -> Option<&[Self]>;
+    /// Wraps a vector of this element type in a [`Buffer`].
+    fn into_buffer(v: Vec<Self>) -> Buffer;
+    /// Lossless for every value of `f32`, `i64` up to 2^53 and `bool`.
+    fn to_f64(self) -> f64;
+    /// `as`-cast semantics: floats round, integers truncate toward zero, bool is `v != 0`.
+    fn from_f64(v: f64) -> Self;
+}
+
+/// Elements with arithmetic: `f32`, `f64`, `i64`.
+pub trait Num: Element + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+    const ZERO: Self;
+    const ONE: Self;
+    /// The smallest value; the identity of `max`.
+    const MIN_VALUE: Self;
+    /// The largest value; the identity of `min`.
+    const MAX_VALUE: Self;
+    fn neg(self) -> Self;
+    fn abs(self) -> Self;
+    fn signum(self) -> Self;
+    /// Maximum that propagates NaN (as numpy's `maximum` does).
+    fn max_nan(self, other: Self) -> Self;
+    /// Minimum that propagates NaN.
+    fn min_nan(self, other: Self) -> Self;
+    /// `true` for NaN (never for integers).
+    fn is_nan_like(self) -> bool;
+}
+
+/// Floating-point elements: `f32`, `f64`.
+pub trait Float: Num + Neg<Output = Self> {
+    /// Machine epsilon.
+    const EPSILON: Self;
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident, $to:expr, $from:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            fn slice(buf: &Buffer) -> Option<&[Self]> {
+                match buf {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_buffer(v: Vec<Self>) -> Buffer {
+                Buffer::$variant(v)
+            }
+            #[allow(clippy::redundant_closure_call)]
+            fn to_f64(self) -> f64 {
+                ($to)(self)
+            }
+            #[allow(clippy::redundant_closure_call)]
+            fn from_f64(v: f64) -> Self {
+                ($from)(v)
+            }
+        }
+    };
+}
+
+element!(f32, F32, |x: f32| x as f64, |v: f64| v as f32);
+element!(f64, F64, |x: f64| x, |v: f64| v);
+element!(i64, I64, |x: i64| x as f64, |v: f64| v as i64);
+element!(bool, Bool, |x: bool| if x { 1.0 } else { 0.0 }, |v: f64| v != 0.0);
+
+macro_rules! float_num {
+    ($t:ty) => {
+        impl Num for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const MIN_VALUE: Self = <$t>::NEG_INFINITY;
+            const MAX_VALUE: Self = <$t>::INFINITY;
+            #[inline(always)]
+            fn neg(self) -> Self {
+                -self
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn signum(self) -> Self {
+                // numpy and JAX: sign(0) = 0 (Rust's f64::signum gives 1 for +0).
+                if self > 0.0 {
+                    1.0
+                } else if self < 0.0 {
+                    -1.0
+                } else {
+                    self
+                }
+            }
+            #[inline(always)]
+            fn max_nan(self, other: Self) -> Self {
+                if self.is_nan() || self > other {
+                    self
+                } else if other.is_nan() {
+                    other
+                } else if self == other {
+                    // max(-0, +0) = +0, as IEEE maximum.
+                    if self.is_sign_negative() {
+                        other
+                    } else {
+                        self
+                    }
+                } else {
+                    other
+                }
+            }
+            #[inline(always)]
+            fn is_nan_like(self) -> bool {
+                self.is_nan()
+            }
+            #[inline(always)]
+            fn min_nan(self, other: Self) -> Self {
+                if self.is_nan() || self < other {
+                    self
+                } else if other.is_nan() {
+                    other
+                } else if self == other {
+                    if self.is_sign_negative() {
+                        self
+                    } else {
+                        other
+                    }
+                } else {
+                    other
+                }
+            }
+        }
+        impl Float for $t {
+            const EPSILON: Self = <$t>::EPSILON;
+        }
+    };
+}
+
+float_num!(f32);
+float_num!(f64);
+
+impl Num for i64 {
+    const ZERO: Self = 0;
+    const ONE: Self = 1;
+    const MIN_VALUE: Self = i64::MIN;
+    const MAX_VALUE: Self = i64::MAX;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        self.wrapping_neg()
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        self.wrapping_abs()
+    }
+    #[inline(always)]
+    fn signum(self) -> Self {
+        i64::signum(self)
+    }
+    #[inline(always)]
+    fn max_nan(self, other: Self) -> Self {
+        self.max(other)
+    }
+    #[inline(always)]
+    fn min_nan(self, other: Self) -> Self {
+        self.min(other)
+    }
+    #[inline(always)]
+    fn is_nan_like(self) -> bool {
+        false
+    }
+}

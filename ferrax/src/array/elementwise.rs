@@ -1,0 +1,297 @@
+//! Elementwise kernels: maps, broadcasting binary and ternary operations.
+
+use super::parallel::{self, build};
+use super::{strides, Array, Element};
+
+/// The shape two shapes broadcast to under numpy's rules, or `None`.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// `f` applied to every element, split across threads when large.
+pub fn map<T: Element, U: Element>(x: &[T], cost: usize, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    build(x.len(), cost, |start, out: &mut [U]| {
+        let n = out.len();
+        for (o, &v) in out.iter_mut().zip(&x[start..start + n]) {
+            *o = f(v);
+        }
+    })
+}
+
+/// How N operands, each broadcast to one output shape, are walked: the
+/// output's dimensions with adjacent ones merged wherever every operand is
+/// contiguous (or broadcast) across both, and each operand's stride per
+/// merged dimension (0 where it is broadcast).
+struct Plan<const N: usize> {
+    dims: Vec<usize>,
+    strides: [Vec<usize>; N],
+}
+
+impl<const N: usize> Plan<N> {
+    fn new(out: &[usize], shapes: [&[usize]; N]) -> Plan<N> {
+        let rank = out.len();
+        let full: [Vec<usize>; N] = std::array::from_fn(|k| {
+            let s = shapes[k];
+            let st = strides(s);
+            (0..rank)
+                .map(|d| {
+                    if d + s.len() < rank {
+                        0
+                    } else {
+                        let j = d + s.len() - rank;
+                        if s[j] == 1 {
+                            0
+                        } else {
+                            st[j]
+                        }
+                    }
+                })
+                .collect()
+        });
+        let mut dims: Vec<usize> = Vec::with_capacity(rank);
+        let mut strides: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(rank));
+        for d in 0..rank {
+            if out[d] == 1 {
+                continue;
+            }
+            let merge = !dims.is_empty() && (0..N).all(|k| *strides[k].last().unwrap() == full[k][d] * out[d]);
+            if merge {
+                *dims.last_mut().unwrap() *= out[d];
+                for k in 0..N {
+                    *strides[k].last_mut().unwrap() = full[k][d];
+                }
+            } else {
+                dims.push(out[d]);
+                for k in 0..N {
+                    strides[k].push(full[k][d]);
+                }
+            }
+        }
+        if dims.is_empty() {
+            dims.push(1);
+            for s in strides.iter_mut() {
+                s.push(0);
+            }
+        }
+        Plan { dims, strides }
+    }
+
+    /// Calls `seg(out_start, offsets, len, inner_strides)` for each run of
+    /// consecutive output elements in `start..end` that lie in one innermost row.
+    fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
+        let last = self.dims.len() - 1;
+        let inner = self.dims[last];
+        let inner_strides: [usize; N] = std::array::from_fn(|k| self.strides[k][last]);
+        let mut pos = start;
+        while pos < end {
+            let row = pos / inner;
+            let col = pos % inner;
+            let len = (inner - col).min(end - pos);
+            let mut offs = [0usize; N];
+            let mut r = row;
+            for d in (0..last).rev() {
+                let i = r % self.dims[d];
+                r /= self.dims[d];
+                for (o, st) in offs.iter_mut().zip(&self.strides) {
+                    *o += i * st[d];
+                }
+            }
+            for (o, st) in offs.iter_mut().zip(&inner_strides) {
+                *o += col * st;
+            }
+            seg(pos, offs, len, inner_strides);
+            pos += len;
+        }
+    }
+}
+
+/// `f(a, b)` elementwise with numpy broadcasting into `out_shape`.
+pub fn zip<T: Element, U: Element>(
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    cost: usize,
+    f: impl Fn(T, T) -> U + Sync,
+) -> Vec<U> {
+    let n: usize = out_shape.iter().product();
+    if a.len() == n && b.len() == n {
+        return build(n, cost, |s, out: &mut [U]| {
+            let (a, b) = (&a[s..s + out.len()], &b[s..s + out.len()]);
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
+        });
+    }
+    if b.len() == 1 && a.len() == n {
+        let y = b[0];
+        return build(n, cost, |s, out: &mut [U]| {
+            let n = out.len();
+            for (o, &x) in out.iter_mut().zip(&a[s..s + n]) {
+                *o = f(x, y);
+            }
+        });
+    }
+    if a.len() == 1 && b.len() == n {
+        let x = a[0];
+        return build(n, cost, |s, out: &mut [U]| {
+            let n = out.len();
+            for (o, &y) in out.iter_mut().zip(&b[s..s + n]) {
+                *o = f(x, y);
+            }
+        });
+    }
+    let plan = Plan::new(out_shape, [a_shape, b_shape]);
+    build(n, cost, |s, out: &mut [U]| {
+        plan.segments(s, s + out.len(), |pos, [oa, ob], len, [sa, sb]| {
+            let out = &mut out[pos - s..pos - s + len];
+            match (sa, sb) {
+                (1, 1) => {
+                    for ((o, &x), &y) in out.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (1, 0) => {
+                    let y = b[ob];
+                    for (o, &x) in out.iter_mut().zip(&a[oa..oa + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                (0, 1) => {
+                    let x = a[oa];
+                    for (o, &y) in out.iter_mut().zip(&b[ob..ob + len]) {
+                        *o = f(x, y);
+                    }
+                }
+                _ => {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        *o = f(a[oa + i * sa], b[ob + i * sb]);
+                    }
+                }
+            }
+        });
+    })
+}
+
+/// `cond ? a : b` elementwise with numpy broadcasting of all three.
+pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize]) -> Array {
+    let (c, x, y) = (cond.as_slice::<bool>(), a.as_slice::<T>(), b.as_slice::<T>());
+    let n: usize = out_shape.iter().product();
+    let plan = Plan::new(out_shape, [cond.shape(), a.shape(), b.shape()]);
+    let out = build(n, parallel::CHEAP, |s, out: &mut [T]| {
+        plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
+            for (i, o) in out[pos - s..pos - s + len].iter_mut().enumerate() {
+                *o = if c[oc + i * sc] { x[ox + i * sx] } else { y[oy + i * sy] };
+            }
+        });
+    });
+    Array::from_vec(out, out_shape)
+}
+
+/// Applies a float-only elementwise function, written once for both float
+/// types: `map_float!(op_name, array, cost, |v| v.sin())`.
+macro_rules! map_float {
+    ($name:expr, $x:expr, $cost:expr, |$v:ident| $body:expr) => {{
+        let x: &$crate::array::Array = $x;
+        let buf = match x.buffer() {
+            $crate::array::Buffer::F32(d) => {
+                $crate::array::Buffer::F32($crate::array::elementwise::map(d, $cost, |$v: f32| $body))
+            }
+            $crate::array::Buffer::F64(d) => {
+                $crate::array::Buffer::F64($crate::array::elementwise::map(d, $cost, |$v: f64| $body))
+            }
+            _ => panic!("{}: expected a float array, got {}", $name, x.dtype()),
+        };
+        $crate::array::Array::new(x.shape(), buf)
+    }};
+}
+pub(crate) use map_float;
+
+/// Like [`map_float`] for the numeric types (f32, f64, i64), with the
+/// element type's name bound to `$T` so the body can use `Num` methods.
+macro_rules! map_num {
+    ($name:expr, $x:expr, $cost:expr, <$T:ident> |$v:ident| $body:expr) => {{
+        let x: &$crate::array::Array = $x;
+        fn go<$T: $crate::array::Num>(d: &[$T]) -> Vec<$T> {
+            $crate::array::elementwise::map(d, $cost, |$v: $T| $body)
+        }
+        let buf = match x.buffer() {
+            $crate::array::Buffer::F32(d) => $crate::array::Buffer::F32(go(d)),
+            $crate::array::Buffer::F64(d) => $crate::array::Buffer::F64(go(d)),
+            $crate::array::Buffer::I64(d) => $crate::array::Buffer::I64(go(d)),
+            $crate::array::Buffer::Bool(_) => panic!("{}: expected a numeric array, got bool", $name),
+        };
+        $crate::array::Array::new(x.shape(), buf)
+    }};
+}
+pub(crate) use map_num;
+
+/// A broadcasting binary op over the numeric types, result of the same type:
+/// `zip_num!(name, a, b, out_shape, cost, <T> |x, y| x + y)`.
+macro_rules! zip_num {
+    ($name:expr, $a:expr, $b:expr, $out:expr, $cost:expr, <$T:ident> |$x:ident, $y:ident| $body:expr) => {{
+        let (a, b): (&$crate::array::Array, &$crate::array::Array) = ($a, $b);
+        fn go<$T: $crate::array::Num>(a: &[$T], sa: &[usize], b: &[$T], sb: &[usize], out: &[usize]) -> Vec<$T> {
+            $crate::array::elementwise::zip(a, sa, b, sb, out, $cost, |$x: $T, $y: $T| $body)
+        }
+        let out: &[usize] = $out;
+        let buf = match (a.buffer(), b.buffer()) {
+            ($crate::array::Buffer::F32(x), $crate::array::Buffer::F32(y)) => {
+                $crate::array::Buffer::F32(go(x, a.shape(), y, b.shape(), out))
+            }
+            ($crate::array::Buffer::F64(x), $crate::array::Buffer::F64(y)) => {
+                $crate::array::Buffer::F64(go(x, a.shape(), y, b.shape(), out))
+            }
+            ($crate::array::Buffer::I64(x), $crate::array::Buffer::I64(y)) => {
+                $crate::array::Buffer::I64(go(x, a.shape(), y, b.shape(), out))
+            }
+            _ => panic!("{}: expected two numeric arrays of one dtype, got {} and {}", $name, a.dtype(), b.dtype()),
+        };
+        $crate::array::Array::new(out, buf)
+    }};
+}
+pub(crate) use zip_num;
+
+/// A broadcasting binary op over any two arrays of one dtype, into another
+/// element type `$U`: `zip_to!(name, a, b, out, cost, bool, <T> |x, y| x < y)`.
+macro_rules! zip_to {
+    ($name:expr, $a:expr, $b:expr, $out:expr, $cost:expr, $U:ty, <$T:ident> |$x:ident, $y:ident| $body:expr) => {{
+        let (a, b): (&$crate::array::Array, &$crate::array::Array) = ($a, $b);
+        fn go<$T: $crate::array::Element>(a: &[$T], sa: &[usize], b: &[$T], sb: &[usize], out: &[usize]) -> Vec<$U> {
+            $crate::array::elementwise::zip(a, sa, b, sb, out, $cost, |$x: $T, $y: $T| $body)
+        }
+        let out: &[usize] = $out;
+        let v = match (a.buffer(), b.buffer()) {
+            ($crate::array::Buffer::F32(x), $crate::array::Buffer::F32(y)) => go(x, a.shape(), y, b.shape(), out),
+            ($crate::array::Buffer::F64(x), $crate::array::Buffer::F64(y)) => go(x, a.shape(), y, b.shape(), out),
+            ($crate::array::Buffer::I64(x), $crate::array::Buffer::I64(y)) => go(x, a.shape(), y, b.shape(), out),
+            ($crate::array::Buffer::Bool(x), $crate::array::Buffer::Bool(y)) => go(x, a.shape(), y, b.shape(), out),
+            _ => panic!("{}: expected two arrays of one dtype, got {} and {}", $name, a.dtype(), b.dtype()),
+        };
+        $crate::array::Array::from_vec(v, out)
+    }};
+}
+pub(crate) use zip_to;
+
+/// `cond ? a : b` with broadcasting, for arrays of any one dtype.
+pub fn select_any(cond: &Array, a: &Array, b: &Array, out_shape: &[usize]) -> Array {
+    match a.dtype() {
+        super::DType::F32 => select::<f32>(cond, a, b, out_shape),
+        super::DType::F64 => select::<f64>(cond, a, b, out_shape),
+        super::DType::I64 => select::<i64>(cond, a, b, out_shape),
+        super::DType::Bool => select::<bool>(cond, a, b, out_shape),
+    }
+}

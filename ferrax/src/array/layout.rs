@@ -1,0 +1,199 @@
+//! Kernels that move data without arithmetic: permute, broadcast, slice,
+//! pad and concatenate.
+
+use super::parallel::{self, fill_chunks};
+use super::{map_buffer, strides, Array, Element};
+
+/// Copies the elements of a strided view of `src` into a new row-major
+/// vector of `shape`: element `i` of the output (multi-index `ix`) is
+/// `src[base + Σ ix[d] * src_strides[d]]`.
+fn strided_copy<T: Element>(src: &[T], base: usize, src_strides: &[usize], shape: &[usize]) -> Vec<T> {
+    // Merge adjacent output dimensions that are contiguous in the source too.
+    let mut dims: Vec<usize> = Vec::new();
+    let mut st: Vec<usize> = Vec::new();
+    for (&d, &s) in shape.iter().zip(src_strides) {
+        if d == 1 {
+            continue;
+        }
+        match (dims.last_mut(), st.last_mut()) {
+            (Some(ld), Some(ls)) if *ls == s * d => {
+                *ld *= d;
+                *ls = s;
+            }
+            _ => {
+                dims.push(d);
+                st.push(s);
+            }
+        }
+    }
+    let n: usize = shape.iter().product();
+    if dims.is_empty() {
+        return if n == 0 { Vec::new() } else { vec![src[base]] };
+    }
+    let last = dims.len() - 1;
+    if dims.len() >= 2 && st[last] != 1 && st[last - 1] == 1 && dims[last] >= 16 && dims[last - 1] >= 16 {
+        return transpose_tiles(src, base, &dims, &st, n);
+    }
+    let inner = dims[last];
+    let s_in = st[last];
+    let mut out = vec![T::default(); n];
+    fill_chunks(&mut out, parallel::CHEAP, |start, chunk| {
+        let mut pos = start;
+        let end = start + chunk.len();
+        while pos < end {
+            let (row, col) = (pos / inner, pos % inner);
+            let len = (inner - col).min(end - pos);
+            let mut off = base + col * s_in;
+            let mut r = row;
+            for d in (0..last).rev() {
+                off += (r % dims[d]) * st[d];
+                r /= dims[d];
+            }
+            let dst = &mut chunk[pos - start..pos - start + len];
+            if s_in == 1 {
+                dst.copy_from_slice(&src[off..off + len]);
+            } else if s_in == 0 {
+                dst.fill(src[off]);
+            } else {
+                for (i, o) in dst.iter_mut().enumerate() {
+                    *o = src[off + i * s_in];
+                }
+            }
+            pos += len;
+        }
+    });
+    out
+}
+
+/// The strided copy for views whose last two dimensions are a transpose
+/// (source stride 1 on the second-to-last): copied in square tiles so both
+/// the reads and the writes stay within a few cache lines.
+fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usize], n: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let k = dims.len();
+    let (rows, cols) = (dims[k - 2], dims[k - 1]);
+    let (s_col, s_row) = (st[k - 1], st[k - 2]);
+    let mut out = vec![T::default(); n];
+    let plane = rows * cols;
+    let outer_dims = &dims[..k - 2];
+    let outer_st = &st[..k - 2];
+    let do_plane = |p: usize, dst: &mut [T]| {
+        let mut off = base;
+        let mut r = p;
+        for d in (0..outer_dims.len()).rev() {
+            off += (r % outer_dims[d]) * outer_st[d];
+            r /= outer_dims[d];
+        }
+        for i0 in (0..rows).step_by(TILE) {
+            for j0 in (0..cols).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    for j in j0..(j0 + TILE).min(cols) {
+                        dst[i * cols + j] = src[off + i * s_row + j * s_col];
+                    }
+                }
+            }
+        }
+    };
+    if parallel::worth_splitting(n, parallel::CHEAP) && n / plane > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(plane).enumerate().for_each(|(p, dst)| do_plane(p, dst));
+    } else if parallel::worth_splitting(n, parallel::CHEAP) {
+        // One big plane: split it by tile rows.
+        use rayon::prelude::*;
+        out.par_chunks_mut(TILE * cols).enumerate().for_each(|(t, dst)| {
+            let i0 = t * TILE;
+            for j0 in (0..cols).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    for j in j0..(j0 + TILE).min(cols) {
+                        dst[(i - i0) * cols + j] = src[base + i * s_row + j * s_col];
+                    }
+                }
+            }
+        });
+    } else {
+        for (p, dst) in out.chunks_mut(plane.max(1)).enumerate() {
+            do_plane(p, dst);
+        }
+    }
+    out
+}
+
+/// Reorders the axes: output axis `i` is input axis `perm[i]`.
+pub fn permute(x: &Array, perm: &[usize]) -> Array {
+    let st = strides(x.shape());
+    let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    let src_st: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
+    let buf = map_buffer!(x.buffer(), v => strided_copy(v, 0, &src_st, &shape));
+    Array::new(&shape, buf)
+}
+
+/// Broadcasts to `shape` under numpy's rules (the caller has checked they hold).
+pub fn broadcast_to(x: &Array, shape: &[usize]) -> Array {
+    let st = strides(x.shape());
+    let lead = shape.len() - x.rank();
+    let src_st: Vec<usize> =
+        (0..shape.len()).map(|d| if d < lead || x.shape()[d - lead] == 1 { 0 } else { st[d - lead] }).collect();
+    let buf = map_buffer!(x.buffer(), v => strided_copy(v, 0, &src_st, shape));
+    Array::new(shape, buf)
+}
+
+/// The block `starts[d]..ends[d]` of every axis.
+pub fn slice(x: &Array, starts: &[usize], ends: &[usize]) -> Array {
+    let st = strides(x.shape());
+    let base: usize = starts.iter().zip(&st).map(|(s, t)| s * t).sum();
+    let shape: Vec<usize> = starts.iter().zip(ends).map(|(s, e)| e - s).collect();
+    let buf = map_buffer!(x.buffer(), v => strided_copy(v, base, &st, &shape));
+    Array::new(&shape, buf)
+}
+
+/// Pads every axis with `lo[d]` zeros before and `hi[d]` after.
+pub fn pad(x: &Array, lo: &[usize], hi: &[usize]) -> Array {
+    let shape: Vec<usize> = (0..x.rank()).map(|d| lo[d] + x.shape()[d] + hi[d]).collect();
+    let buf = map_buffer!(x.buffer(), v => pad_typed(v, x.shape(), lo, &shape));
+    Array::new(&shape, buf)
+}
+
+fn pad_typed<T: Element>(v: &[T], in_shape: &[usize], lo: &[usize], shape: &[usize]) -> Vec<T> {
+    let out_st = strides(shape);
+    let mut out = vec![T::default(); shape.iter().product()];
+    let inner = in_shape.last().copied().unwrap_or(1);
+    if inner == 0 || v.is_empty() {
+        return out;
+    }
+    let base: usize = lo.iter().zip(&out_st).map(|(l, s)| l * s).sum();
+    for (r, src) in v.chunks_exact(inner).enumerate() {
+        let mut off = base;
+        let mut rem = r;
+        for d in (0..in_shape.len().saturating_sub(1)).rev() {
+            off += (rem % in_shape[d]) * out_st[d];
+            rem /= in_shape[d];
+        }
+        out[off..off + inner].copy_from_slice(src);
+    }
+    out
+}
+
+/// Joins arrays of one dtype along `axis`; all other dimensions must agree.
+pub fn concat(xs: &[&Array], axis: usize) -> Array {
+    let mut shape = xs[0].shape().to_vec();
+    shape[axis] = xs.iter().map(|x| x.shape()[axis]).sum();
+    let buf = map_buffer!(xs[0].buffer(), first => concat_typed(first, xs, axis, &shape));
+    Array::new(&shape, buf)
+}
+
+fn concat_typed<T: Element>(_first: &[T], xs: &[&Array], axis: usize, shape: &[usize]) -> Vec<T> {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let out_block = shape[axis] * inner;
+    let mut out = vec![T::default(); shape.iter().product()];
+    let mut at = 0;
+    for x in xs {
+        let blk = x.shape()[axis] * inner;
+        let v = x.as_slice::<T>();
+        for o in 0..outer {
+            out[o * out_block + at..][..blk].copy_from_slice(&v[o * blk..(o + 1) * blk]);
+        }
+        at += blk;
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! Batched matrix products through the `gemm` crate (AVX-512/AVX2/NEON
+//! kernels chosen at run time).
+
+use rayon::prelude::*;
+
+use super::{Array, Buffer, Element};
+
+/// Below this many flops per product, forking onto the thread pool costs
+/// more than it saves (measured with the `matmul` benchmark's small shapes).
+const PAR_FLOPS: usize = 1 << 18;
+
+/// The operand layout of one product: `C[m,n] = op(A) op(B)`, where `op`
+/// transposes a stored matrix when its flag is set.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulDims {
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub ta: bool,
+    pub tb: bool,
+}
+
+/// Batched `op(a) @ op(b)`: `a` is `[batch.., m, k]` (`[batch.., k, m]` when
+/// `ta`), `b` is `[batch.., k, n]` (`[batch.., n, k]` when `tb`), with equal
+/// batch dimensions. The caller has checked the shapes.
+pub fn matmul(a: &Array, b: &Array, ta: bool, tb: bool) -> Array {
+    let (ra, rb) = (a.rank(), b.rank());
+    let (m, k) = if ta { (a.shape()[ra - 1], a.shape()[ra - 2]) } else { (a.shape()[ra - 2], a.shape()[ra - 1]) };
+    let n = if tb { b.shape()[rb - 2] } else { b.shape()[rb - 1] };
+    let batch_shape = &a.shape()[..ra - 2];
+    let d = MatmulDims { batch: batch_shape.iter().product(), m, k, n, ta, tb };
+    let mut shape = batch_shape.to_vec();
+    shape.extend([m, n]);
+    let buf = match (a.buffer(), b.buffer()) {
+        (Buffer::F32(x), Buffer::F32(y)) => Buffer::F32(gemm_batched(x, y, d)),
+        (Buffer::F64(x), Buffer::F64(y)) => Buffer::F64(gemm_batched(x, y, d)),
+        _ => panic!("matmul: expected two float arrays of one dtype, got {} and {}", a.dtype(), b.dtype()),
+    };
+    Array::new(&shape, buf)
+}
+
+fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) -> Vec<T> {
+    let mut out = vec![T::default(); d.batch * d.m * d.n];
+    if d.m == 0 || d.n == 0 || d.k == 0 {
+        return out; // an empty inner dimension sums nothing: zeros
+    }
+    let (sa, sb, sc) = (d.m * d.k, d.k * d.n, d.m * d.n);
+    let flops = 2 * d.m * d.n * d.k;
+    if d.batch > 1 && flops < PAR_FLOPS && d.batch * flops >= PAR_FLOPS {
+        out.par_chunks_mut(sc)
+            .enumerate()
+            .for_each(|(i, c)| gemm_one(&a[i * sa..][..sa], &b[i * sb..][..sb], c, d, gemm::Parallelism::None));
+    } else {
+        let par = if flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        for (i, c) in out.chunks_mut(sc).enumerate() {
+            gemm_one(&a[i * sa..][..sa], &b[i * sb..][..sb], c, d, par);
+        }
+    }
+    out
+}
+
+fn gemm_one<T: num_like::Scalar>(a: &[T], b: &[T], c: &mut [T], d: MatmulDims, par: gemm::Parallelism) {
+    let (m, k, n) = (d.m as isize, d.k as isize, d.n as isize);
+    // (column stride, row stride) of op(A) [m, k] and op(B) [k, n] in their row-major storage.
+    let (a_cs, a_rs) = if d.ta { (m, 1) } else { (1, k) };
+    let (b_cs, b_rs) = if d.tb { (k, 1) } else { (1, n) };
+    // SAFETY: the slices hold exactly batch-free m*k, k*n and m*n elements
+    // (checked by the caller's slicing), the strides above address only
+    // inside them, and `c` does not alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            d.m,
+            d.n,
+            d.k,
+            c.as_mut_ptr(),
+            1,
+            n,
+            false,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+mod num_like {
+    /// The float types `gemm` multiplies.
+    pub trait Scalar: Copy + 'static {
+        const ZERO: Self;
+        const ONE: Self;
+    }
+    impl Scalar for f32 {
+        const ZERO: Self = 0.0;
+        const ONE: Self = 1.0;
+    }
+    impl Scalar for f64 {
+        const ZERO: Self = 0.0;
+        const ONE: Self = 1.0;
+    }
+}

@@ -1,0 +1,338 @@
+//! Concrete n-dimensional arrays and the CPU kernels that compute on them.
+//!
+//! This layer knows nothing of tracing or differentiation: an [`Array`] is a
+//! dtype, a shape and a row-major buffer shared behind an `Arc`. Every kernel
+//! is generic over the element type and has a contiguous fast path; kernels
+//! over large arrays split their work across threads (see [`parallel`]).
+
+mod element;
+pub(crate) mod elementwise;
+mod format;
+mod index;
+mod layout;
+mod matmul;
+pub mod parallel;
+mod random;
+mod reduce;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use element::{Element, Float, Num};
+pub use elementwise::broadcast_shapes;
+pub(crate) use elementwise::{map_float, map_num, zip_num, zip_to};
+pub use index::{gather, scatter_add};
+pub use layout::{broadcast_to, concat, pad, permute, slice};
+pub use matmul::matmul;
+pub use random::Rng;
+pub use reduce::{argmax, cumsum, reduce_max, reduce_min, reduce_shape, reduce_sum};
+
+/// The element type of an array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit IEEE float.
+    F64,
+    /// 64-bit signed integer.
+    I64,
+    /// Boolean.
+    Bool,
+}
+
+impl DType {
+    /// `true` for `F32` and `F64`: the dtypes that carry derivatives.
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// Size of one element in bytes.
+    pub fn size_of(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 | DType::I64 => 8,
+            DType::Bool => 1,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I64 => "i64",
+            DType::Bool => "bool",
+        })
+    }
+}
+
+/// An abstract value: what is known of an array without its data. Shape
+/// rules and traced values work with these.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Aval {
+    /// The element type.
+    pub dtype: DType,
+    /// The dimensions, outermost first.
+    pub shape: Vec<usize>,
+}
+
+impl Aval {
+    /// An abstract value of `dtype` and `shape`.
+    pub fn new(dtype: DType, shape: &[usize]) -> Aval {
+        Aval { dtype, shape: shape.to_vec() }
+    }
+
+    /// Number of elements (1 for a 0-d value).
+    pub fn size(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+impl fmt::Display for Aval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:?}", self.dtype, self.shape)
+    }
+}
+
+/// The storage of an array: one typed vector, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Buffer {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
+}
+
+impl Buffer {
+    fn dtype(&self) -> DType {
+        match self {
+            Buffer::F32(_) => DType::F32,
+            Buffer::F64(_) => DType::F64,
+            Buffer::I64(_) => DType::I64,
+            Buffer::Bool(_) => DType::Bool,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Buffer::F32(v) => v.len(),
+            Buffer::F64(v) => v.len(),
+            Buffer::I64(v) => v.len(),
+            Buffer::Bool(v) => v.len(),
+        }
+    }
+}
+
+/// A concrete n-dimensional array: dtype, shape and row-major data.
+///
+/// Cloning is cheap (the data is shared); arrays are immutable.
+#[derive(Clone)]
+pub struct Array {
+    aval: Aval,
+    data: Arc<Buffer>,
+}
+
+/// Applies `$body` to the typed vector inside a buffer, whatever its dtype.
+macro_rules! with_buffer {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            $crate::array::Buffer::F32($v) => $body,
+            $crate::array::Buffer::F64($v) => $body,
+            $crate::array::Buffer::I64($v) => $body,
+            $crate::array::Buffer::Bool($v) => $body,
+        }
+    };
+}
+
+/// Like [`with_buffer`], wrapping the `Vec` the body returns back into a buffer of the same dtype.
+macro_rules! map_buffer {
+    ($buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            $crate::array::Buffer::F32($v) => $crate::array::Buffer::F32($body),
+            $crate::array::Buffer::F64($v) => $crate::array::Buffer::F64($body),
+            $crate::array::Buffer::I64($v) => $crate::array::Buffer::I64($body),
+            $crate::array::Buffer::Bool($v) => $crate::array::Buffer::Bool($body),
+        }
+    };
+}
+pub(crate) use map_buffer;
+
+impl Array {
+    /// An array from a buffer and a shape.
+    ///
+    /// # Panics
+    /// When the buffer's length is not the product of `shape`.
+    #[track_caller]
+    pub fn new(shape: &[usize], data: Buffer) -> Array {
+        let size: usize = shape.iter().product();
+        assert!(
+            data.len() == size,
+            "Array::new: shape {shape:?} holds {size} elements but the data has {}",
+            data.len()
+        );
+        Array { aval: Aval { dtype: data.dtype(), shape: shape.to_vec() }, data: Arc::new(data) }
+    }
+
+    /// An array from a typed vector and a shape.
+    ///
+    /// # Panics
+    /// When `v.len()` is not the product of `shape`.
+    #[track_caller]
+    pub fn from_vec<T: Element>(v: Vec<T>, shape: &[usize]) -> Array {
+        Array::new(shape, T::into_buffer(v))
+    }
+
+    /// A 0-d array.
+    pub fn scalar<T: Element>(v: T) -> Array {
+        Array::from_vec(vec![v], &[])
+    }
+
+    /// An array of `dtype` and `shape` filled with `value` (cast as by `as`).
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
+        let n: usize = shape.iter().product();
+        let buf = match dtype {
+            DType::F32 => Buffer::F32(vec![value as f32; n]),
+            DType::F64 => Buffer::F64(vec![value; n]),
+            DType::I64 => Buffer::I64(vec![value as i64; n]),
+            DType::Bool => Buffer::Bool(vec![value != 0.0; n]),
+        };
+        Array::new(shape, buf)
+    }
+
+    /// An array of zeros.
+    pub fn zeros(shape: &[usize], dtype: DType) -> Array {
+        Array::full(shape, 0.0, dtype)
+    }
+
+    /// Builds an array of `dtype` from values given as `f64` (cast as by `as`).
+    pub fn from_f64_fn(shape: &[usize], dtype: DType, mut f: impl FnMut(usize) -> f64) -> Array {
+        let n: usize = shape.iter().product();
+        let buf = match dtype {
+            DType::F32 => Buffer::F32((0..n).map(|i| f(i) as f32).collect()),
+            DType::F64 => Buffer::F64((0..n).map(f).collect()),
+            DType::I64 => Buffer::I64((0..n).map(|i| f(i) as i64).collect()),
+            DType::Bool => Buffer::Bool((0..n).map(|i| f(i) != 0.0).collect()),
+        };
+        Array::new(shape, buf)
+    }
+
+    /// The abstract value: dtype and shape.
+    pub fn aval(&self) -> &Aval {
+        &self.aval
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.aval.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.aval.dtype
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.aval.shape.len()
+    }
+
+    /// The underlying buffer.
+    pub fn buffer(&self) -> &Buffer {
+        &self.data
+    }
+
+    /// The data as a typed slice.
+    ///
+    /// # Panics
+    /// When the array's dtype is not `T`'s.
+    #[track_caller]
+    pub fn as_slice<T: Element>(&self) -> &[T] {
+        match T::slice(&self.data) {
+            Some(s) => s,
+            None => panic!(
+                "as_slice: the array holds {} but {} was asked for; convert it with to_dtype first",
+                self.dtype(),
+                T::DTYPE
+            ),
+        }
+    }
+
+    /// The elements converted to `T` by `as`-cast semantics.
+    pub fn to_vec<T: Element>(&self) -> Vec<T> {
+        if let Some(s) = T::slice(&self.data) {
+            return s.to_vec();
+        }
+        with_buffer!(&*self.data, v => v.iter().map(|x| T::from_f64(x.to_f64())).collect())
+    }
+
+    /// The element at flat index `i`, as `f64`.
+    pub fn get_f64(&self, i: usize) -> f64 {
+        with_buffer!(&*self.data, v => v[i].to_f64())
+    }
+
+    /// The same data with another shape of the same size (no copy).
+    ///
+    /// # Panics
+    /// When the sizes differ.
+    #[track_caller]
+    pub fn reshape(&self, shape: &[usize]) -> Array {
+        let n: usize = shape.iter().product();
+        assert!(
+            n == self.size(),
+            "reshape: cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)",
+            self.shape(),
+            self.size()
+        );
+        Array { aval: Aval { dtype: self.dtype(), shape: shape.to_vec() }, data: self.data.clone() }
+    }
+
+    /// The elements converted to `dtype`; a cheap clone when it already is.
+    pub fn to_dtype(&self, dtype: DType) -> Array {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let buf = with_buffer!(&*self.data, v => match dtype {
+            DType::F32 => Buffer::F32(v.iter().map(|x| f32::from_f64(x.to_f64())).collect()),
+            DType::F64 => Buffer::F64(v.iter().map(|x| x.to_f64()).collect()),
+            DType::I64 => Buffer::I64(v.iter().map(|x| i64::from_f64(x.to_f64())).collect()),
+            DType::Bool => Buffer::Bool(v.iter().map(|x| x.to_f64() != 0.0).collect()),
+        });
+        Array::new(self.shape(), buf)
+    }
+
+    /// `true` when both have the same dtype, shape and bit-identical elements
+    /// (NaN equals NaN of the same payload).
+    pub fn bit_eq(&self, other: &Array) -> bool {
+        if self.aval != other.aval {
+            return false;
+        }
+        match (&*self.data, &*other.data) {
+            (Buffer::F32(a), Buffer::F32(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            (Buffer::F64(a), Buffer::F64(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// Row-major strides (in elements) of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+//! Reductions over any set of axes, argmax and cumulative sums.
+
+use super::layout::permute;
+use super::parallel::{self, fill_chunks};
+use super::{Array, Buffer, DType, Num};
+
+/// The three-run form `[outer, reduced, inner]` of a shape whose reduced axes are contiguous.
+#[derive(Clone, Copy)]
+struct Runs {
+    outer: usize,
+    reduced: usize,
+    inner: usize,
+}
+
+/// Collapses `shape` around `axes` (sorted, unique) when those axes form one
+/// contiguous block of dimensions (ignoring size-1 dimensions).
+fn runs(shape: &[usize], axes: &[usize]) -> Option<Runs> {
+    let significant: Vec<usize> = axes.iter().copied().filter(|&a| shape[a] != 1).collect();
+    let (lo, hi) = match (significant.first(), significant.last()) {
+        (Some(&lo), Some(&hi)) => (lo, hi),
+        _ => return Some(Runs { outer: shape.iter().product(), reduced: 1, inner: 1 }),
+    };
+    let gap = (lo..=hi).any(|d| shape[d] != 1 && !significant.contains(&d));
+    if gap {
+        return None;
+    }
+    Some(Runs {
+        outer: shape[..lo].iter().product(),
+        reduced: shape[lo..=hi].iter().product(),
+        inner: shape[hi + 1..].iter().product(),
+    })
+}
+
+/// Sum of a slice by pairwise blocks of eight running accumulators: it
+/// vectorises, and its rounding error grows with log(n) rather than n.
+fn sum_slice<T: Num>(x: &[T]) -> T {
+    const BLOCK: usize = 256;
+    if x.len() > BLOCK {
+        let mid = (x.len() / 2).next_multiple_of(8);
+        return sum_slice(&x[..mid]) + sum_slice(&x[mid..]);
+    }
+    let mut acc = [T::ZERO; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] = acc[i] + c[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for &v in rest {
+        s = s + v;
+    }
+    s
+}
+
+/// Reduces the `[outer, reduced, inner]` view of `x` along its middle run.
+/// `row` reduces a contiguous slice; `step` folds one element into an accumulator.
+fn reduce_runs<T: Num>(
+    x: &[T],
+    r: Runs,
+    init: T,
+    row: impl Fn(&[T]) -> T + Sync,
+    step: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
+    let n_out = r.outer * r.inner;
+    let mut out = vec![init; n_out];
+    if r.reduced == 0 {
+        return out;
+    }
+    let cost = r.reduced.max(1);
+    if r.inner == 1 {
+        fill_chunks(&mut out, cost, |start, chunk| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let k = start + i;
+                *o = row(&x[k * r.reduced..(k + 1) * r.reduced]);
+            }
+        });
+    } else {
+        // Accumulate whole inner rows so the inner loop runs over contiguous memory.
+        let block = r.reduced * r.inner;
+        fill_chunks(&mut out, cost, |start, chunk| {
+            let mut pos = start;
+            let end = start + chunk.len();
+            while pos < end {
+                let (o, j) = (pos / r.inner, pos % r.inner);
+                let len = (r.inner - j).min(end - pos);
+                let acc = &mut chunk[pos - start..pos - start + len];
+                for k in 0..r.reduced {
+                    let src = &x[o * block + k * r.inner + j..][..len];
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a = step(*a, v);
+                    }
+                }
+                pos += len;
+            }
+        });
+    }
+    out
+}
+
+/// Sorted, de-duplicated axes, checked against the rank.
+fn norm_axes(name: &str, shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    let mut a = axes.to_vec();
+    a.sort_unstable();
+    a.dedup();
+    if let Some(&bad) = a.iter().find(|&&ax| ax >= shape.len()) {
+        panic!("{name}: axis {bad} is out of range for shape {shape:?}");
+    }
+    a
+}
+
+/// The shape left after removing `axes`.
+pub fn reduce_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+}
+
+/// A copy of `x` with the kept axes first and the reduced ones last, so the
+/// reduced axes form one contiguous run.
+fn reduced_last(x: &Array, axes: &[usize]) -> (Array, Runs) {
+    let kept: Vec<usize> = (0..x.rank()).filter(|a| !axes.contains(a)).collect();
+    let perm: Vec<usize> = kept.iter().chain(axes).copied().collect();
+    let p = permute(x, &perm);
+    let reduced = axes.iter().map(|&a| x.shape()[a]).product();
+    let outer = kept.iter().map(|&a| x.shape()[a]).product();
+    (p, Runs { outer, reduced, inner: 1 })
+}
+
+fn reduce_num<T: Num>(
+    x: &Array,
+    axes: &[usize],
+    init: T,
+    row: impl Fn(&[T]) -> T + Sync,
+    step: impl Fn(T, T) -> T + Sync,
+) -> Vec<T> {
+    match runs(x.shape(), axes) {
+        Some(r) => reduce_runs(x.as_slice::<T>(), r, init, row, step),
+        None => {
+            let (p, r) = reduced_last(x, axes);
+            reduce_runs(p.as_slice::<T>(), r, init, row, step)
+        }
+    }
+}
+
+macro_rules! numeric_dispatch {
+    ($name:expr, $x:expr, <$T:ident> $body:expr) => {
+        match $x.dtype() {
+            DType::F32 => {
+                type $T = f32;
+                Buffer::F32($body)
+            }
+            DType::F64 => {
+                type $T = f64;
+                Buffer::F64($body)
+            }
+            DType::I64 => {
+                type $T = i64;
+                Buffer::I64($body)
+            }
+            DType::Bool => panic!("{}: expected a numeric array, got bool", $name),
+        }
+    };
+}
+
+/// Sum over `axes` (removed from the shape).
+pub fn reduce_sum(x: &Array, axes: &[usize]) -> Array {
+    let axes = norm_axes("reduce_sum", x.shape(), axes);
+    let buf = numeric_dispatch!("reduce_sum", x, <T> reduce_num::<T>(x, &axes, T::ZERO, sum_slice, |a, b| a + b));
+    Array::new(&reduce_shape(x.shape(), &axes), buf)
+}
+
+/// Maximum over `axes`; NaN propagates. Reducing an empty axis gives -inf (i64::MIN).
+pub fn reduce_max(x: &Array, axes: &[usize]) -> Array {
+    let axes = norm_axes("reduce_max", x.shape(), axes);
+    let buf = numeric_dispatch!("reduce_max", x, <T> reduce_num::<T>(
+        x,
+        &axes,
+        T::MIN_VALUE,
+        |r| r.iter().fold(T::MIN_VALUE, |a, &b| a.max_nan(b)),
+        |a, b| a.max_nan(b)
+    ));
+    Array::new(&reduce_shape(x.shape(), &axes), buf)
+}
+
+/// Minimum over `axes`; NaN propagates. Reducing an empty axis gives +inf (i64::MAX).
+pub fn reduce_min(x: &Array, axes: &[usize]) -> Array {
+    let axes = norm_axes("reduce_min", x.shape(), axes);
+    let buf = numeric_dispatch!("reduce_min", x, <T> reduce_num::<T>(
+        x,
+        &axes,
+        T::MAX_VALUE,
+        |r| r.iter().fold(T::MAX_VALUE, |a, &b| a.min_nan(b)),
+        |a, b| a.min_nan(b)
+    ));
+    Array::new(&reduce_shape(x.shape(), &axes), buf)
+}
+
+fn argmax_typed<T: Num>(x: &[T], r: Runs) -> Vec<i64> {
+    let mut out = vec![0i64; r.outer * r.inner];
+    fill_chunks(&mut out, r.reduced.max(1), |start, chunk| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let (a, c) = ((start + i) / r.inner, (start + i) % r.inner);
+            let base = a * r.reduced * r.inner + c;
+            let mut best = 0;
+            let mut best_v = x[base];
+            for k in 1..r.reduced {
+                let v = x[base + k * r.inner];
+                // The first NaN wins, as in numpy; otherwise the first maximum.
+                if best_v.is_nan_like() {
+                    break;
+                }
+                if v > best_v || v.is_nan_like() {
+                    best = k;
+                    best_v = v;
+                }
+            }
+            *o = best as i64;
+        }
+    });
+    out
+}
+
+/// Index of the first maximum along `axis` (removed from the shape), as i64.
+///
+/// # Panics
+/// When the axis is empty.
+pub fn argmax(x: &Array, axis: usize) -> Array {
+    let axes = norm_axes("argmax", x.shape(), &[axis]);
+    assert!(x.shape()[axis] > 0, "argmax: axis {axis} of shape {:?} is empty", x.shape());
+    let r = runs(x.shape(), &axes).expect("one axis is always one run");
+    let v = match x.buffer() {
+        Buffer::F32(d) => argmax_typed(d, r),
+        Buffer::F64(d) => argmax_typed(d, r),
+        Buffer::I64(d) => argmax_typed(d, r),
+        Buffer::Bool(_) => panic!("argmax: expected a numeric array, got bool"),
+    };
+    Array::from_vec(v, &reduce_shape(x.shape(), &axes))
+}
+
+fn cumsum_typed<T: Num>(x: &[T], r: Runs, reverse: bool) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    let block = r.reduced * r.inner;
+    if block == 0 {
+        return out;
+    }
+    let cost = parallel::CHEAP;
+    let fill = |o: usize, dst: &mut [T]| {
+        let src = &x[o * block..(o + 1) * block];
+        let order: Box<dyn Iterator<Item = usize>> =
+            if reverse { Box::new((0..r.reduced).rev()) } else { Box::new(0..r.reduced) };
+        let mut prev: Option<usize> = None;
+        for k in order {
+            let row = k * r.inner;
+            match prev {
+                None => dst[row..row + r.inner].copy_from_slice(&src[row..row + r.inner]),
+                Some(p) => {
+                    for j in 0..r.inner {
+                        dst[row + j] = dst[p + j] + src[row + j];
+                    }
+                }
+            }
+            prev = Some(row);
+        }
+    };
+    if parallel::worth_splitting(x.len(), cost) && r.outer > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(block).enumerate().for_each(|(o, dst)| fill(o, dst));
+    } else {
+        for (o, dst) in out.chunks_mut(block).enumerate() {
+            fill(o, dst);
+        }
+    }
+    out
+}
+
+/// Cumulative sum along `axis`; with `reverse`, from the end backwards.
+pub fn cumsum(x: &Array, axis: usize, reverse: bool) -> Array {
+    let axes = norm_axes("cumsum", x.shape(), &[axis]);
+    let r = Runs {
+        outer: x.shape()[..axes[0]].iter().product(),
+        reduced: x.shape()[axes[0]],
+        inner: x.shape()[axes[0] + 1..].iter().product(),
+    };
+    let buf = numeric_dispatch!("cumsum", x, <T> cumsum_typed::<T>(x.as_slice(), r, reverse));
+    Array::new(x.shape(), buf)
+}

@@ -1,0 +1,234 @@
+//! Tensor functions built from primitives. They have no derivative rules of
+//! their own: differentiation sees only the primitives they are made of.
+
+use crate::array::DType;
+use crate::core::Tensor;
+use crate::prims::reduce::keep_dims_shape;
+
+/// Sorted, de-duplicated axes.
+fn norm(axes: &[usize]) -> Vec<usize> {
+    let mut a = axes.to_vec();
+    a.sort_unstable();
+    a.dedup();
+    a
+}
+
+impl Tensor {
+    /// Sum of all elements, as a 0-d tensor.
+    #[track_caller]
+    pub fn sum(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.rank()).collect();
+        self.reduce_sum(&all)
+    }
+
+    /// Sum over `axes`; with `keep_dims` they stay as size-1 axes.
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is bool.
+    #[track_caller]
+    pub fn sum_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        let axes = norm(axes);
+        let s = self.reduce_sum(&axes);
+        if keep_dims {
+            s.reshape(&keep_dims_shape(self.shape(), &axes))
+        } else {
+            s
+        }
+    }
+
+    /// Mean of all elements, as a 0-d tensor.
+    ///
+    /// # Panics
+    /// When the tensor is not a float tensor.
+    #[track_caller]
+    pub fn mean(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.rank()).collect();
+        self.mean_axes(&all, false)
+    }
+
+    /// Mean over `axes`; with `keep_dims` they stay as size-1 axes.
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is not a float tensor.
+    #[track_caller]
+    pub fn mean_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        crate::prims::expect_float("mean", self.aval());
+        let axes = norm(axes);
+        let count: usize = axes.iter().map(|&a| self.shape().get(a).copied().unwrap_or(1)).product();
+        self.sum_axes(&axes, keep_dims) / count as f64
+    }
+
+    /// Variance over `axes` (population variance, dividing by the count).
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is not a float tensor.
+    #[track_caller]
+    pub fn var_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        let centred = self - self.mean_axes(axes, true);
+        (&centred * &centred).mean_axes(axes, keep_dims)
+    }
+
+    /// Maximum over `axes`; with `keep_dims` they stay as size-1 axes.
+    /// Ties share the derivative evenly.
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is bool.
+    #[track_caller]
+    pub fn max_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        let axes = norm(axes);
+        let m = self.reduce_max(&axes);
+        if keep_dims {
+            m.reshape(&keep_dims_shape(self.shape(), &axes))
+        } else {
+            m
+        }
+    }
+
+    /// Minimum over `axes`; with `keep_dims` they stay as size-1 axes.
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is bool.
+    #[track_caller]
+    pub fn min_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        let axes = norm(axes);
+        let m = self.reduce_min(&axes);
+        if keep_dims {
+            m.reshape(&keep_dims_shape(self.shape(), &axes))
+        } else {
+            m
+        }
+    }
+
+    /// Maximum of all elements, as a 0-d tensor.
+    #[track_caller]
+    pub fn max(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.rank()).collect();
+        self.reduce_max(&all)
+    }
+
+    /// Minimum of all elements, as a 0-d tensor.
+    #[track_caller]
+    pub fn min(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.rank()).collect();
+        self.reduce_min(&all)
+    }
+
+    /// `ln(Σ exp(x))` over `axes`, computed without overflow: the maximum is
+    /// subtracted first (as a constant, which leaves the derivative exact).
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let x = Tensor::from_vec(vec![1000.0, 1001.0, 1002.0], &[3]);
+    /// assert!((x.logsumexp_axes(&[0], false).item() - 1002.40760596).abs() < 1e-6);
+    /// ```
+    ///
+    /// # Panics
+    /// When an axis is out of range or the tensor is not a float tensor.
+    #[track_caller]
+    pub fn logsumexp_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
+        crate::prims::expect_float("logsumexp", self.aval());
+        let m = self.max_axes(axes, true).stop_gradient();
+        // A slice of all -inf (or an infinite maximum) must not produce inf - inf.
+        let finite = m.abs().lt(&Tensor::full(&[], f64::INFINITY, self.dtype()));
+        let m = finite.select(&m, &m.zeros_scalar());
+        let s = (self - &m).exp().sum_axes(axes, true).ln() + &m;
+        if keep_dims {
+            s
+        } else {
+            s.reshape(&crate::array::reduce_shape(self.shape(), axes))
+        }
+    }
+
+    /// `ln(Σ exp(x))` over all elements.
+    #[track_caller]
+    pub fn logsumexp(&self) -> Tensor {
+        let all: Vec<usize> = (0..self.rank()).collect();
+        self.logsumexp_axes(&all, false)
+    }
+
+    /// Softmax along `axis`: `exp(x) / Σ exp(x)`, computed without overflow.
+    ///
+    /// # Panics
+    /// When the axis is out of range or the tensor is not a float tensor.
+    #[track_caller]
+    pub fn softmax(&self, axis: usize) -> Tensor {
+        let e = (self - self.max_axes(&[axis], true).stop_gradient()).exp();
+        &e / e.sum_axes(&[axis], true)
+    }
+
+    /// `ln(softmax(x))` along `axis`, computed as `x - logsumexp(x)`.
+    ///
+    /// # Panics
+    /// When the axis is out of range or the tensor is not a float tensor.
+    #[track_caller]
+    pub fn log_softmax(&self, axis: usize) -> Tensor {
+        self - self.logsumexp_axes(&[axis], true)
+    }
+
+    /// The logistic sigmoid `1 / (1 + e^-x)`.
+    #[track_caller]
+    pub fn sigmoid(&self) -> Tensor {
+        self.logistic()
+    }
+
+    /// `max(x, 0)`, with derivative 0 at 0 (as JAX).
+    #[track_caller]
+    pub fn relu(&self) -> Tensor {
+        let zero = self.zeros_scalar();
+        self.gt(&zero).select(self, &zero)
+    }
+
+    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln_1p(e^-|x|)` so it never
+    /// overflows; its derivative is the sigmoid, ½ at 0.
+    #[track_caller]
+    pub fn softplus(&self) -> Tensor {
+        let zero = self.zeros_scalar();
+        // The branch taken at 0 matches abs'(0) = 1, so the two kinks cancel.
+        self.ge(&zero).select(self, &zero) + (-self.abs()).exp().ln_1p()
+    }
+
+    /// `x * x`.
+    #[track_caller]
+    pub fn square(&self) -> Tensor {
+        self * self
+    }
+
+    /// `1 / x`.
+    #[track_caller]
+    pub fn recip(&self) -> Tensor {
+        1.0 / self
+    }
+
+    /// Tangent, `sin / cos`.
+    #[track_caller]
+    pub fn tan(&self) -> Tensor {
+        self.sin() / self.cos()
+    }
+
+    /// Hyperbolic sine, accurate near 0.
+    #[track_caller]
+    pub fn sinh(&self) -> Tensor {
+        (self.exp_m1() - (-self).exp_m1()) * 0.5
+    }
+
+    /// Hyperbolic cosine.
+    #[track_caller]
+    pub fn cosh(&self) -> Tensor {
+        (self.exp() + (-self).exp()) * 0.5
+    }
+
+    /// One-hot rows: an integer tensor of class indices `[..]` becomes
+    /// `[.., classes]` of `dtype`, with a 1 at each index.
+    ///
+    /// # Panics
+    /// When the tensor is not i64.
+    #[track_caller]
+    pub fn one_hot(&self, classes: usize, dtype: DType) -> Tensor {
+        assert!(
+            self.dtype() == DType::I64,
+            "one_hot: expected i64 class indices, got {}; convert them with .to_dtype(DType::I64)",
+            self.dtype()
+        );
+        self.expand_dims(self.rank()).eq(&Tensor::arange(classes, DType::I64)).to_dtype(dtype)
+    }
+}

@@ -1,0 +1,178 @@
+//! The trace stack and `bind`: how every operation finds the transformation
+//! that must handle it.
+//!
+//! Each active transformation is a frame on a thread-local stack; its
+//! position is its *level*. A traced value remembers the frame that made it.
+//! `bind` hands an operation to the highest-level frame among its inputs
+//! (values of lower frames and concrete arrays are simply constants there),
+//! or evaluates it on arrays when no input is traced. Levels keep nested
+//! transformations apart: an inner `jvp` never mistakes an outer one's
+//! perturbation for its own.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::array::{Array, Aval};
+
+use super::{Primitive, Repr, Tensor};
+
+/// Identifies a frame: its level on the stack and a process-wide unique id,
+/// so a frame popped and replaced at the same level is never confused with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameId {
+    pub level: usize,
+    pub id: u64,
+}
+
+/// A transformation's interpretation of primitives: what a frame does with
+/// an operation that involves its tracers.
+pub trait Trace {
+    /// A short name for messages: "jvp", "vmap", "linearize", "jit".
+    fn name(&self) -> &'static str;
+
+    /// Applies `prim` to `ins`, at least one of which is a tracer of frame
+    /// `me`; `aval` is the output's abstract value, already checked by the
+    /// primitive's shape rule.
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor;
+}
+
+struct Entry {
+    id: u64,
+    trace: Rc<dyn Trace>,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Keeps a frame on the stack; dropping it pops the frame, also when the
+/// transformed function panics, so the stack is never left dirty.
+pub struct FrameGuard {
+    frame: FrameId,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl FrameGuard {
+    /// The frame this guard keeps alive.
+    pub fn frame(&self) -> FrameId {
+        self.frame
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let top = s.pop().map(|e| e.id);
+            debug_assert_eq!(top, Some(self.frame.id), "trace frames must be popped in LIFO order");
+        });
+    }
+}
+
+/// Pushes a new frame for `trace` on top of the stack.
+pub fn push_frame(trace: Rc<dyn Trace>) -> FrameGuard {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let level = STACK.with(|s| {
+        let mut s = s.borrow_mut();
+        s.push(Entry { id, trace });
+        s.len() - 1
+    });
+    FrameGuard { frame: FrameId { level, id }, _not_send: std::marker::PhantomData }
+}
+
+/// The trace of a live frame.
+///
+/// # Panics
+/// When the frame is no longer on this thread's stack: the tracer escaped
+/// the transformation that made it (or crossed to another thread).
+#[track_caller]
+pub(crate) fn trace_of(frame: FrameId, kind: &str) -> Rc<dyn Trace> {
+    let found = STACK.with(|s| s.borrow().get(frame.level).filter(|e| e.id == frame.id).map(|e| e.trace.clone()));
+    match found {
+        Some(t) => t,
+        None => panic!("{}", escaped_message(kind, frame)),
+    }
+}
+
+/// Whether `frame` is still on this thread's stack.
+pub fn is_live(frame: FrameId) -> bool {
+    STACK.with(|s| s.borrow().get(frame.level).is_some_and(|e| e.id == frame.id))
+}
+
+pub(crate) fn escaped_message(kind: &str, frame: FrameId) -> String {
+    format!(
+        "escaped tracer: a value traced by {kind} (level {}) was used after that transformation \
+         returned, or on another thread. Return it from the transformed function instead of \
+         storing it outside (in a captured variable, a static or a channel).",
+        frame.level
+    )
+}
+
+/// Applies a primitive to tensors: evaluates it on arrays when no input is
+/// traced, otherwise hands it to the highest-level transformation among the
+/// inputs. Every tensor operation goes through here.
+///
+/// # Panics
+/// When the primitive's shape rule rejects the inputs, or an input is a
+/// tracer whose transformation has ended.
+#[track_caller]
+pub fn bind<P: Primitive>(prim: P, ins: &[Tensor]) -> Tensor {
+    match top_frame(ins) {
+        None => eval_eager(&prim, ins),
+        Some(frame) => bind_traced(Arc::new(prim), ins, frame),
+    }
+}
+
+/// [`bind`] for a primitive already behind an `Arc` (graph interpreters, trace rules).
+#[track_caller]
+pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Tensor {
+    match top_frame(ins) {
+        None => eval_eager(&*prim, ins),
+        Some(frame) => bind_traced(prim, ins, frame),
+    }
+}
+
+/// The highest-level frame among the inputs' tracers; checks that every one is live.
+#[track_caller]
+fn top_frame(ins: &[Tensor]) -> Option<FrameId> {
+    let mut top: Option<FrameId> = None;
+    for x in ins {
+        if let Repr::Tracer(t) = &*x.0 {
+            if !is_live(t.frame) {
+                panic!("{}", escaped_message(t.kind.name(), t.frame));
+            }
+            if top.is_none_or(|f| t.frame.level > f.level) {
+                top = Some(t.frame);
+            }
+        }
+    }
+    top
+}
+
+#[track_caller]
+fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Tensor {
+    let arrays: Vec<&Array> = ins.iter().map(|x| x.array().expect("no tracers here")).collect();
+    let avals: Vec<&Aval> = arrays.iter().map(|a| a.aval()).collect();
+    let aval = prim.shape(&avals);
+    let out = prim.eval(&arrays);
+    assert!(
+        out.aval() == &aval,
+        "internal error: {} computed {} where its shape rule promised {}",
+        prim.name(),
+        out.aval(),
+        aval
+    );
+    Tensor::from_array(out)
+}
+
+#[track_caller]
+fn bind_traced(prim: Arc<dyn Primitive>, ins: &[Tensor], frame: FrameId) -> Tensor {
+    let avals: Vec<&Aval> = ins.iter().map(Tensor::aval).collect();
+    let aval = prim.shape(&avals);
+    let trace = trace_of(frame, "a transformation");
+    trace.process(frame, &prim, ins, aval)
+}

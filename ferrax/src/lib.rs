@@ -1,0 +1,46 @@
+//! # ferrax
+//!
+//! Automatic differentiation for Rust, built the way JAX is: n-dimensional
+//! [`Tensor`]s and composable function transformations over ordinary
+//! closures. Forward mode ([`jvp`]) is here; every transformation nests
+//! inside every other without confusing their perturbations.
+//!
+//! ```
+//! use ferrax::prelude::*;
+//!
+//! // f(x1, x2) = ln(x1) + x1·x2 − sin(x2), differentiated along x1 at (2, 5)
+//! let f = |x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin();
+//! let at = (Tensor::scalar(2.0), Tensor::scalar(5.0));
+//! let along_x1 = (Tensor::scalar(1.0), Tensor::scalar(0.0));
+//! let (y, dy) = jvp(f, &at, &along_x1);
+//! assert!((y.item() - 11.652071455).abs() < 1e-8);
+//! assert!((dy.item() - 5.5).abs() < 1e-12);
+//! ```
+//!
+//! The layers, bottom up: [`array`] (concrete arrays and CPU kernels),
+//! [`core`] (tensors, primitives, `bind` and the trace stack), [`prims`]
+//! (the primitives and their rules), [`transforms`], [`numeric`]
+//! (finite differences and `check_grads`).
+
+pub mod array;
+mod composite;
+pub mod core;
+pub mod numeric;
+pub mod prims;
+pub mod transforms;
+pub mod tree;
+
+pub use crate::array::{Aval, DType};
+pub use crate::core::Tensor;
+pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
+pub use crate::transforms::jvp;
+pub use crate::tree::Tree;
+
+/// Everything a user of ferrax needs, in one import.
+pub mod prelude {
+    pub use crate::array::{Aval, DType};
+    pub use crate::core::Tensor;
+    pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
+    pub use crate::transforms::jvp;
+    pub use crate::tree::Tree;
+}

@@ -1,0 +1,121 @@
+//! Matrix products.
+
+use crate::array::{self, broadcast_shapes, Array, Aval};
+use crate::core::{bind, Primitive, Tensor};
+
+use super::{add_tangents, expect_float, expect_same_dtype};
+
+/// The `matmul` primitive: batched `op(a) @ op(b)` where `op` transposes
+/// the last two axes of an operand whose flag is set. Both operands have
+/// rank ≥ 2 and equal batch dimensions; numpy's broadcasting and vector
+/// promotion happen in [`Tensor::matmul`] before this primitive is bound.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Matmul {
+    pub ta: bool,
+    pub tb: bool,
+}
+
+impl Matmul {
+    /// `(rows, cols)` of `op(x)` for a stored matrix of shape `s`.
+    fn dims(s: &[usize], transposed: bool) -> (usize, usize) {
+        let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
+        if transposed {
+            (c, r)
+        } else {
+            (r, c)
+        }
+    }
+}
+
+impl Primitive for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (a, b) = (ins[0], ins[1]);
+        expect_same_dtype("matmul", a, b);
+        expect_float("matmul", a);
+        if a.rank() < 2 || a.rank() != b.rank() || a.shape[..a.rank() - 2] != b.shape[..b.rank() - 2] {
+            panic!(
+                "matmul: the primitive needs operands of rank >= 2 with equal batch dimensions, got {:?} and {:?}; \
+                 Tensor::matmul broadcasts for you",
+                a.shape, b.shape
+            );
+        }
+        let (m, k) = Matmul::dims(&a.shape, self.ta);
+        let (k2, n) = Matmul::dims(&b.shape, self.tb);
+        if k != k2 {
+            panic!("matmul: inner dimensions differ: {:?} @ {:?}", a.shape, b.shape);
+        }
+        let mut shape = a.shape[..a.rank() - 2].to_vec();
+        shape.extend([m, n]);
+        Aval { dtype: a.dtype, shape }
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        array::matmul(ins[0], ins[1], self.ta, self.tb)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (a, b) = (&x[0], &x[1]);
+        let da = t[0].as_ref().map(|ta| bind(*self, &[ta.clone(), b.clone()]));
+        let db = t[1].as_ref().map(|tb| bind(*self, &[a.clone(), tb.clone()]));
+        add_tangents(da, db)
+    }
+}
+
+impl Tensor {
+    /// Matrix product with numpy's semantics: a 1-D operand is a vector
+    /// (a row on the left, a column on the right, its axis removed from the
+    /// result); leading batch dimensions broadcast.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    /// let v = Tensor::from_vec(vec![1.0, 1.0], &[2]);
+    /// assert_eq!(a.matmul(&v).to_vec::<f64>(), vec![3.0, 7.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// When an operand is 0-d, the inner dimensions differ, the batch
+    /// dimensions do not broadcast, or the operands are not floats of one dtype.
+    #[track_caller]
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        let (sa, sb) = (self.shape(), other.shape());
+        if sa.is_empty() || sb.is_empty() {
+            panic!("matmul: operands must have at least one axis, got {sa:?} @ {sb:?}; use * for scalars");
+        }
+        let a = if sa.len() == 1 { self.reshape(&[1, sa[0]]) } else { self.clone() };
+        let b = if sb.len() == 1 { other.reshape(&[sb[0], 1]) } else { other.clone() };
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        if k != k2 {
+            panic!("matmul: inner dimensions differ: {sa:?} @ {sb:?}");
+        }
+        let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2])
+            .unwrap_or_else(|| panic!("matmul: batch dimensions do not broadcast: {sa:?} @ {sb:?}"));
+        let out = if rb == 2 && ra > 2 {
+            // A stack of rows times one matrix is one big product: no need to copy `b` per batch.
+            let rows: usize = batch.iter().product::<usize>() * m;
+            let flat = bind(Matmul::default(), &[a.reshape(&[rows, k]), b]);
+            let mut shape = batch.clone();
+            shape.extend([m, n]);
+            flat.reshape(&shape)
+        } else {
+            let mut a_shape = batch.clone();
+            a_shape.extend([m, k]);
+            let mut b_shape = batch.clone();
+            b_shape.extend([k, n]);
+            bind(Matmul::default(), &[a.broadcast_to(&a_shape), b.broadcast_to(&b_shape)])
+        };
+        // Drop the axes that vector promotion added.
+        let mut shape = out.shape().to_vec();
+        if sb.len() == 1 {
+            shape.pop();
+        }
+        if sa.len() == 1 {
+            shape.remove(shape.len() - if sb.len() == 1 { 1 } else { 2 });
+        }
+        out.reshape(&shape)
+    }
+}

@@ -1,0 +1,131 @@
+//! The primitives. Each is one type whose `impl Primitive` holds all of its
+//! rules; families share a file. The public `Tensor` method that binds a
+//! primitive lives beside it.
+//!
+//! Conventions at kinks follow JAX: `abs'(0) = 1`, ties of `maximum`,
+//! `minimum` and `reduce_max`/`reduce_min` split the derivative evenly, and
+//! `d/dx x^y` at `(0, 0)` is NaN.
+
+pub mod binary;
+pub mod linalg;
+pub mod reduce;
+pub mod structural;
+pub mod unary;
+
+use crate::array::{broadcast_shapes, Aval, DType};
+use crate::core::Tensor;
+
+pub use binary::{Add, CmpOp, Compare, Div, Max, Min, Mul, Pow, Select, Sub};
+pub use linalg::Matmul;
+pub use reduce::{Argmax, Cumsum, ReduceMax, ReduceMin, ReduceSum};
+pub use structural::{Broadcast, Concat, Convert, Gather, Pad, Permute, Reshape, ScatterAdd, Slice, StopGradient};
+pub use unary::{Abs, Cos, Exp, ExpM1, Ln, Ln1p, Logistic, Neg, PowI, Signum, Sin, Sqrt, Tanh};
+
+/// The names of every primitive, for the meta-test that checks each one has
+/// a row in the gradient-check table.
+pub const ALL: &[&str] = &[
+    "neg",
+    "sin",
+    "cos",
+    "exp",
+    "ln",
+    "ln_1p",
+    "exp_m1",
+    "tanh",
+    "sqrt",
+    "abs",
+    "signum",
+    "logistic",
+    "powi",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "pow",
+    "compare",
+    "select",
+    "reduce_sum",
+    "reduce_max",
+    "reduce_min",
+    "argmax",
+    "cumsum",
+    "broadcast",
+    "reshape",
+    "permute",
+    "slice",
+    "pad",
+    "concat",
+    "gather",
+    "scatter_add",
+    "convert",
+    "stop_gradient",
+    "matmul",
+];
+
+/// Panics unless `a` is a float dtype.
+#[track_caller]
+pub(crate) fn expect_float(op: &str, a: &Aval) {
+    if !a.dtype.is_float() {
+        panic!("{op}: expected a float tensor, got {}; convert it with .to_dtype(DType::F64)", a.dtype);
+    }
+}
+
+/// Panics unless `a` is numeric (not bool).
+#[track_caller]
+pub(crate) fn expect_numeric(op: &str, a: &Aval) {
+    if a.dtype == DType::Bool {
+        panic!("{op}: expected a numeric tensor, got bool; convert it with .to_dtype(DType::F64)");
+    }
+}
+
+/// Panics unless both avals share a dtype.
+#[track_caller]
+pub(crate) fn expect_same_dtype(op: &str, a: &Aval, b: &Aval) {
+    if a.dtype != b.dtype {
+        panic!("{op}: dtypes differ: {} and {}; convert one with .to_dtype(DType::{:?})", a.dtype, b.dtype, a.dtype);
+    }
+}
+
+/// The broadcast shape of `a` and `b`, or a panic naming both.
+#[track_caller]
+pub(crate) fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    broadcast_shapes(a, b).unwrap_or_else(|| {
+        panic!(
+            "{op}: cannot broadcast shapes {a:?} and {b:?}; dimensions must be equal or 1, \
+             aligned from the right (reshape or expand_dims one of them)"
+        )
+    })
+}
+
+/// Panics unless an axis is within `rank`.
+#[track_caller]
+pub(crate) fn expect_axis(op: &str, axis: usize, shape: &[usize]) {
+    if axis >= shape.len() {
+        panic!("{op}: axis {axis} is out of range for shape {shape:?} (rank {})", shape.len());
+    }
+}
+
+/// The sum of two optional tangents, `None` being zero.
+pub(crate) fn add_tangents(a: Option<Tensor>, b: Option<Tensor>) -> Option<Tensor> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// A tangent broadcast to the output's shape when it is not already.
+pub(crate) fn to_shape(t: Tensor, shape: &[usize]) -> Tensor {
+    if t.shape() == shape {
+        t
+    } else {
+        t.broadcast_to(shape)
+    }
+}
+
+/// A tangent, or a scalar zero of `like`'s dtype standing for a symbolic zero.
+pub(crate) fn or_zero(t: Option<&Tensor>, like: &Tensor) -> Tensor {
+    t.cloned().unwrap_or_else(|| Tensor::zeros(&[], like.dtype()))
+}

@@ -1,0 +1,252 @@
+//! Elementwise functions of one argument.
+
+use crate::array::parallel::{CHEAP, COSTLY};
+use crate::array::{map_float, map_num, Array, Aval};
+use crate::core::{bind, Primitive, Tensor};
+
+use super::{expect_float, expect_numeric};
+
+/// Defines a float-only elementwise primitive and the `Tensor` method that
+/// binds it: kernel and derivative side by side.
+macro_rules! float_unary {
+    (
+        $(#[$doc:meta])* $Prim:ident, $name:literal, $method:ident,
+        kernel: |$v:ident| $kernel:expr,
+        jvp: |$x:ident, $t:ident, $ans:ident| $jvp:expr
+    ) => {
+        #[doc = concat!("The `", $name, "` primitive.")]
+        #[derive(Clone, Copy, Debug)]
+        pub struct $Prim;
+
+        impl Primitive for $Prim {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            #[track_caller]
+            fn shape(&self, ins: &[&Aval]) -> Aval {
+                expect_float($name, ins[0]);
+                ins[0].clone()
+            }
+            fn eval(&self, ins: &[&Array]) -> Array {
+                map_float!($name, ins[0], COSTLY, |$v| $kernel)
+            }
+            #[allow(unused_variables)]
+            fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
+                let ($x, $t, $ans) = (&x[0], t[0].as_ref()?, ans);
+                Some($jvp)
+            }
+        }
+
+        impl Tensor {
+            $(#[$doc])*
+            ///
+            /// # Panics
+            /// When the tensor is not a float tensor.
+            #[track_caller]
+            pub fn $method(&self) -> Tensor {
+                bind($Prim, std::slice::from_ref(self))
+            }
+        }
+    };
+}
+
+float_unary!(
+    /// Sine, elementwise.
+    Sin, "sin", sin,
+    kernel: |v| v.sin(),
+    jvp: |x, t, ans| t * x.cos()
+);
+
+float_unary!(
+    /// Cosine, elementwise.
+    Cos, "cos", cos,
+    kernel: |v| v.cos(),
+    jvp: |x, t, ans| -(t * x.sin())
+);
+
+float_unary!(
+    /// `e^x`, elementwise.
+    Exp, "exp", exp,
+    kernel: |v| v.exp(),
+    jvp: |x, t, ans| t * ans
+);
+
+float_unary!(
+    /// Natural logarithm, elementwise.
+    Ln, "ln", ln,
+    kernel: |v| v.ln(),
+    jvp: |x, t, ans| t / x
+);
+
+float_unary!(
+    /// `ln(1 + x)`, accurate for small `x`.
+    Ln1p, "ln_1p", ln_1p,
+    kernel: |v| v.ln_1p(),
+    jvp: |x, t, ans| t / (x + 1.0)
+);
+
+float_unary!(
+    /// `e^x - 1`, accurate for small `x`.
+    ExpM1, "exp_m1", exp_m1,
+    kernel: |v| v.exp_m1(),
+    jvp: |x, t, ans| t * (ans + 1.0)
+);
+
+float_unary!(
+    /// Hyperbolic tangent, elementwise.
+    Tanh, "tanh", tanh,
+    kernel: |v| v.tanh(),
+    jvp: |x, t, ans| t * (1.0 - ans * ans)
+);
+
+float_unary!(
+    /// Square root, elementwise.
+    Sqrt, "sqrt", sqrt,
+    kernel: |v| v.sqrt(),
+    jvp: |x, t, ans| t / (ans * 2.0)
+);
+
+float_unary!(
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow.
+    Logistic, "logistic", logistic,
+    kernel: |v| if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { let e = v.exp(); e / (1.0 + e) },
+    jvp: |x, t, ans| t * (ans * (1.0 - ans))
+);
+
+/// The `neg` primitive.
+#[derive(Clone, Copy, Debug)]
+pub struct Neg;
+
+impl Primitive for Neg {
+    fn name(&self) -> &'static str {
+        "neg"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_numeric("neg", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        map_num!("neg", ins[0], CHEAP, <T> |v| v.neg())
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let t = t[0].as_ref()?;
+        Some(t.neg())
+    }
+}
+
+/// The `abs` primitive.
+#[derive(Clone, Copy, Debug)]
+pub struct Abs;
+
+impl Primitive for Abs {
+    fn name(&self) -> &'static str {
+        "abs"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_numeric("abs", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        map_num!("abs", ins[0], CHEAP, <T> |v| v.abs())
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        // abs'(0) = 1, as JAX: the derivative at the kink is the right-hand one.
+        let (x, t) = (&x[0], t[0].as_ref()?);
+        Some(x.ge(&x.zeros_scalar()).select(t, &-t))
+    }
+}
+
+/// The `signum` primitive: -1, 0 or 1 (0 at 0, as numpy).
+#[derive(Clone, Copy, Debug)]
+pub struct Signum;
+
+impl Primitive for Signum {
+    fn name(&self) -> &'static str {
+        "signum"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_numeric("signum", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        map_num!("signum", ins[0], CHEAP, <T> |v| v.signum())
+    }
+    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        None // piecewise constant
+    }
+}
+
+/// The `powi` primitive: `x^n` for a fixed integer `n`.
+#[derive(Clone, Copy, Debug)]
+pub struct PowI {
+    pub n: i32,
+}
+
+impl Primitive for PowI {
+    fn name(&self) -> &'static str {
+        "powi"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_float("powi", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        let n = self.n;
+        map_float!("powi", ins[0], CHEAP, |v| v.powi(n))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (x, t) = (&x[0], t[0].as_ref()?);
+        match self.n {
+            0 => None, // x^0 = 1 everywhere, including at 0
+            1 => Some(t.clone()),
+            n => Some(t * (x.powi(n - 1) * f64::from(n))),
+        }
+    }
+}
+
+impl Tensor {
+    /// `-x`, elementwise (also available as the unary `-` operator).
+    ///
+    /// # Panics
+    /// For a bool tensor.
+    #[track_caller]
+    pub fn neg(&self) -> Tensor {
+        bind(Neg, std::slice::from_ref(self))
+    }
+
+    /// Absolute value, elementwise. Its derivative at 0 is taken as 1.
+    ///
+    /// # Panics
+    /// For a bool tensor.
+    #[track_caller]
+    pub fn abs(&self) -> Tensor {
+        bind(Abs, std::slice::from_ref(self))
+    }
+
+    /// -1, 0 or 1 by the sign of each element.
+    ///
+    /// # Panics
+    /// For a bool tensor.
+    #[track_caller]
+    pub fn signum(&self) -> Tensor {
+        bind(Signum, std::slice::from_ref(self))
+    }
+
+    /// `x^n` for an integer exponent, elementwise.
+    ///
+    /// # Panics
+    /// When the tensor is not a float tensor.
+    #[track_caller]
+    pub fn powi(&self, n: i32) -> Tensor {
+        bind(PowI { n }, std::slice::from_ref(self))
+    }
+
+    /// A 0-d zero of this tensor's dtype (broadcasts against anything).
+    pub fn zeros_scalar(&self) -> Tensor {
+        Tensor::zeros(&[], self.dtype())
+    }
+}

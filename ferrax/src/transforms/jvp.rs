@@ -1,0 +1,121 @@
+//! Forward mode: `jvp` pushes tangents through a function alongside its values.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::core::{bind_dyn, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::tree::Tree;
+
+/// The JVP interpretation: a tracer is a (primal, tangent) pair.
+struct JvpTrace;
+
+impl Trace for JvpTrace {
+    fn name(&self) -> &'static str {
+        "jvp"
+    }
+
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
+        let mut primals = Vec::with_capacity(ins.len());
+        let mut tangents = Vec::with_capacity(ins.len());
+        for x in ins {
+            match x.tracer_of(me) {
+                Some(TracerKind::Jvp { primal, tangent }) => {
+                    primals.push(primal.clone());
+                    tangents.push(Some(tangent.clone()));
+                }
+                // A constant, or a value of an outer transformation: its tangent here is zero.
+                _ => {
+                    primals.push(x.clone());
+                    tangents.push(None);
+                }
+            }
+        }
+        let ans = bind_dyn(prim.clone(), &primals);
+        match prim.jvp(&primals, &tangents, &ans) {
+            // A zero tangent needs no tracer: the value is a constant to this frame.
+            None => ans,
+            Some(tangent) => {
+                assert!(
+                    tangent.aval() == &aval,
+                    "internal error: the jvp rule of {} gave a tangent {} for an output {}",
+                    prim.name(),
+                    tangent.aval(),
+                    aval
+                );
+                Tensor::new_tracer(me, aval, TracerKind::Jvp { primal: ans, tangent })
+            }
+        }
+    }
+}
+
+/// Splits a value seen by frame `me` into its primal and tangent (`None`: zero).
+pub(crate) fn unpack(x: &Tensor, me: FrameId) -> (Tensor, Option<Tensor>) {
+    match x.tracer_of(me) {
+        Some(TracerKind::Jvp { primal, tangent }) => (primal.clone(), Some(tangent.clone())),
+        _ => (x.clone(), None),
+    }
+}
+
+/// Runs `f` at `primals` pushing `tangents` through it (forward mode):
+/// returns `f(primals)` and the directional derivative `J · tangents`,
+/// both with the structure of `f`'s output.
+///
+/// Tangents of integer or bool inputs are ignored (their derivative is
+/// zero); outputs that do not depend on the inputs get zero tangents.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// // d/dx sin(x) at 0 in direction 1 is cos(0) = 1
+/// let (y, dy) = jvp(|x: &Tensor| x.sin(), &Tensor::scalar(0.0), &Tensor::scalar(1.0));
+/// assert_eq!((y.item(), dy.item()), (0.0, 1.0));
+/// ```
+///
+/// # Panics
+/// When `tangents` has another structure than `primals`, or a tangent's
+/// shape or dtype differs from its primal's.
+#[track_caller]
+pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, primals: &I, tangents: &I) -> (O, O) {
+    let xs = primals.leaves();
+    let ts = tangents.leaves();
+    assert!(
+        xs.len() == ts.len(),
+        "jvp: primals have {} leaves but tangents have {}; pass tangents of the same structure",
+        xs.len(),
+        ts.len()
+    );
+    for (i, (x, t)) in xs.iter().zip(&ts).enumerate() {
+        assert!(
+            x.aval() == t.aval() || !x.dtype().is_float(),
+            "jvp: tangent {i} is {} but its primal is {}; a tangent must have its primal's shape and dtype",
+            t.aval(),
+            x.aval()
+        );
+    }
+    let guard = push_frame(Rc::new(JvpTrace));
+    let me = guard.frame();
+    let traced: Vec<Tensor> = xs
+        .iter()
+        .zip(ts)
+        .map(|(x, t)| {
+            if x.dtype().is_float() {
+                Tensor::new_tracer(me, x.aval().clone(), TracerKind::Jvp { primal: x.clone(), tangent: t })
+            } else {
+                x.clone()
+            }
+        })
+        .collect();
+    let out = f(&primals.with_leaves(traced));
+    let (ys, dys): (Vec<Tensor>, Vec<Tensor>) = out
+        .leaves()
+        .iter()
+        .map(|y| match unpack(y, me) {
+            (p, Some(t)) => (p, t),
+            (p, None) => {
+                let zero = p.zeros_like();
+                (p, zero)
+            }
+        })
+        .unzip();
+    drop(guard);
+    (out.with_leaves(ys), out.with_leaves(dys))
+}

@@ -1,0 +1,5 @@
+//! Function transformations: `jvp` (forward mode).
+
+mod jvp;
+
+pub use jvp::jvp;

@@ -1,0 +1,142 @@
+//! Nested structures of tensors as inputs and outputs of transformations.
+//!
+//! A transformation flattens its argument to a list of leaves, works on
+//! those, and rebuilds results of the same structure. The structure is taken
+//! from a value of the type itself (a template), so a `Vec` rebuilds with
+//! the template's length and a map with its keys.
+
+use std::collections::BTreeMap;
+
+use crate::core::Tensor;
+
+/// A structure whose leaves are tensors: `Tensor`, `Vec<T>`, `[T; N]`,
+/// tuples up to 6, `Option<T>`, `BTreeMap<String, T>` and `()`, nested freely.
+pub trait Tree: Sized {
+    /// Appends the leaves, in a fixed order, to `out`.
+    fn flatten_into(&self, out: &mut Vec<Tensor>);
+
+    /// A value of the same structure as `self` whose leaves are taken, in
+    /// the order `flatten_into` gives them, from `leaves`.
+    ///
+    /// # Panics
+    /// When `leaves` runs out.
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self;
+
+    /// The leaves in order.
+    fn leaves(&self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        self.flatten_into(&mut out);
+        out
+    }
+
+    /// A value of `self`'s structure with these leaves.
+    ///
+    /// # Panics
+    /// When the number of leaves differs from `self`'s.
+    #[track_caller]
+    fn with_leaves(&self, leaves: Vec<Tensor>) -> Self {
+        let n = leaves.len();
+        let mut it = leaves.into_iter();
+        let out = self.rebuild(&mut it);
+        let left = it.count();
+        assert!(left == 0, "Tree::with_leaves: the structure has {} leaves but {n} were given", n - left);
+        out
+    }
+
+    /// Applies `f` to every leaf, keeping the structure.
+    fn map_leaves(&self, mut f: impl FnMut(&Tensor) -> Tensor) -> Self {
+        let leaves = self.leaves().iter().map(&mut f).collect();
+        self.with_leaves(leaves)
+    }
+}
+
+fn next_leaf(leaves: &mut dyn Iterator<Item = Tensor>) -> Tensor {
+    leaves.next().unwrap_or_else(|| panic!("Tree::rebuild: ran out of leaves; the structure has more"))
+}
+
+impl Tree for Tensor {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        out.push(self.clone());
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        next_leaf(leaves)
+    }
+}
+
+impl Tree for () {
+    fn flatten_into(&self, _out: &mut Vec<Tensor>) {}
+    fn rebuild(&self, _leaves: &mut dyn Iterator<Item = Tensor>) -> Self {}
+}
+
+impl<T: Tree> Tree for Vec<T> {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        for x in self {
+            x.flatten_into(out);
+        }
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        self.iter().map(|x| x.rebuild(leaves)).collect()
+    }
+}
+
+impl<T: Tree, const N: usize> Tree for [T; N] {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        for x in self {
+            x.flatten_into(out);
+        }
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        std::array::from_fn(|i| self[i].rebuild(leaves))
+    }
+}
+
+impl<T: Tree> Tree for Option<T> {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        if let Some(x) = self {
+            x.flatten_into(out);
+        }
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        self.as_ref().map(|x| x.rebuild(leaves))
+    }
+}
+
+impl<T: Tree> Tree for BTreeMap<String, T> {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        for v in self.values() {
+            v.flatten_into(out);
+        }
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        self.iter().map(|(k, v)| (k.clone(), v.rebuild(leaves))).collect()
+    }
+}
+
+impl<T: Tree> Tree for Box<T> {
+    fn flatten_into(&self, out: &mut Vec<Tensor>) {
+        (**self).flatten_into(out);
+    }
+    fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+        Box::new((**self).rebuild(leaves))
+    }
+}
+
+macro_rules! tuple_tree {
+    ($($T:ident $i:tt),+) => {
+        impl<$($T: Tree),+> Tree for ($($T,)+) {
+            fn flatten_into(&self, out: &mut Vec<Tensor>) {
+                $(self.$i.flatten_into(out);)+
+            }
+            fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
+                ($(self.$i.rebuild(leaves),)+)
+            }
+        }
+    };
+}
+
+tuple_tree!(A 0);
+tuple_tree!(A 0, B 1);
+tuple_tree!(A 0, B 1, C 2);
+tuple_tree!(A 0, B 1, C 2, D 3);
+tuple_tree!(A 0, B 1, C 2, D 3, E 4);
+tuple_tree!(A 0, B 1, C 2, D 3, E 4, F 5);
