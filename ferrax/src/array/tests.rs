@@ -1,1 +1,393 @@
+//! Kernels against straightforward reference loops, on the shapes that
+//! break kernels: empty, 0-d, 1×N, lengths that are not multiples of the
+//! SIMD width, and arrays large enough to be split across threads.
 
+use super::*;
+
+/// Shapes for elementwise tests; the last ones exceed the parallel threshold.
+fn shapes() -> Vec<Vec<usize>> {
+    vec![
+        vec![],
+        vec![0],
+        vec![1],
+        vec![7],
+        vec![1, 17],
+        vec![17, 1],
+        vec![3, 0, 2],
+        vec![2, 3, 5],
+        vec![33, 31],
+        vec![3, 70_001],
+    ]
+}
+
+fn random(shape: &[usize], seed: u64) -> Array {
+    let mut rng = Rng::new(seed);
+    Array::from_f64_fn(shape, DType::F64, |_| rng.normal())
+}
+
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        idx[d] = i % shape[d];
+        i /= shape[d];
+    }
+    idx
+}
+
+fn ravel(idx: &[usize], shape: &[usize]) -> usize {
+    idx.iter().zip(shape).fold(0, |acc, (&i, &d)| acc * d + i)
+}
+
+/// The element of `x` that broadcasting maps to output index `idx`.
+fn bcast_get(x: &Array, idx: &[usize]) -> f64 {
+    let lead = idx.len() - x.rank();
+    let src: Vec<usize> = x.shape().iter().enumerate().map(|(d, &n)| if n == 1 { 0 } else { idx[lead + d] }).collect();
+    x.get_f64(ravel(&src, x.shape()))
+}
+
+fn assert_close(got: &Array, want: &[f64], tol: f64) {
+    let g = got.to_vec::<f64>();
+    assert_eq!(g.len(), want.len(), "length");
+    for (i, (a, b)) in g.iter().zip(want).enumerate() {
+        let same = a == b || (a.is_nan() && b.is_nan());
+        assert!(same || (a - b).abs() <= tol * (1.0 + b.abs()), "element {i}: got {a}, want {b}");
+    }
+}
+
+#[test]
+fn unary_map_matches_loop_on_every_shape_and_dtype() {
+    for shape in shapes() {
+        let x = random(&shape, 1);
+        let want: Vec<f64> = x.to_vec::<f64>().iter().map(|v| v.sin()).collect();
+        assert_close(&map_float!("sin", &x, 1, |v| v.sin()), &want, 0.0);
+        let x32 = x.to_dtype(DType::F32);
+        let want32: Vec<f64> = x32.to_vec::<f32>().iter().map(|v| v.sin() as f64).collect();
+        let got32 = map_float!("sin", &x32, 1, |v| v.sin());
+        assert_eq!(got32.dtype(), DType::F32);
+        assert_close(&got32, &want32, 0.0);
+        assert_eq!(got32.shape(), &shape[..]);
+    }
+}
+
+#[test]
+fn binary_broadcasting_matches_loop() {
+    let pairs: Vec<(Vec<usize>, Vec<usize>)> = vec![
+        (vec![], vec![]),
+        (vec![], vec![5]),
+        (vec![5], vec![]),
+        (vec![0], vec![1]),
+        (vec![3, 0], vec![3, 1]),
+        (vec![1, 17], vec![17, 1]),
+        (vec![2, 3, 5], vec![5]),
+        (vec![2, 3, 5], vec![3, 1]),
+        (vec![2, 1, 5], vec![1, 3, 1]),
+        (vec![4, 1, 3, 1], vec![2, 1, 7]),
+        (vec![300, 700], vec![700]),
+        (vec![300, 1], vec![1, 700]),
+        (vec![3, 70_001], vec![3, 70_001]),
+    ];
+    for (sa, sb) in pairs {
+        let (a, b) = (random(&sa, 2), random(&sb, 3));
+        let out = broadcast_shapes(&sa, &sb).unwrap();
+        let n: usize = out.iter().product();
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let idx = unravel(i, &out);
+                bcast_get(&a, &idx) - 2.0 * bcast_get(&b, &idx)
+            })
+            .collect();
+        let got = zip_num!("t", &a, &b, &out, 1, <T> |x, y| x - (y + y));
+        assert_eq!(got.shape(), &out[..], "{sa:?} with {sb:?}");
+        assert_close(&got, &want, 0.0);
+        let cmp = zip_to!("t", &a, &b, &out, 1, bool, <T> |x, y| x < y);
+        let want_cmp: Vec<f64> = (0..n)
+            .map(|i| (bcast_get(&a, &unravel(i, &out)) < bcast_get(&b, &unravel(i, &out))) as u8 as f64)
+            .collect();
+        assert_close(&cmp, &want_cmp, 0.0);
+    }
+}
+
+#[test]
+fn select_broadcasts_all_three() {
+    let cond = Array::from_vec(vec![true, false, true], &[3, 1]);
+    let a = random(&[1, 4], 4);
+    let b = random(&[3, 4], 5);
+    let got = elementwise::select_any(&cond, &a, &b, &[3, 4]);
+    let want: Vec<f64> = (0..12)
+        .map(|i| {
+            let idx = unravel(i, &[3, 4]);
+            if bcast_get(&cond, &idx) != 0.0 {
+                bcast_get(&a, &idx)
+            } else {
+                bcast_get(&b, &idx)
+            }
+        })
+        .collect();
+    assert_close(&got, &want, 0.0);
+}
+
+/// Every subset of the axes of `shape`.
+fn axis_subsets(rank: usize) -> Vec<Vec<usize>> {
+    (0..1usize << rank).map(|m| (0..rank).filter(|a| m >> a & 1 == 1).collect()).collect()
+}
+
+fn reference_reduce(x: &Array, axes: &[usize], init: f64, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    let out_shape = reduce_shape(x.shape(), axes);
+    let mut out = vec![init; out_shape.iter().product()];
+    for i in 0..x.size() {
+        let idx = unravel(i, x.shape());
+        let kept: Vec<usize> = idx.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, &v)| v).collect();
+        let o = ravel(&kept, &out_shape);
+        out[o] = f(out[o], x.get_f64(i));
+    }
+    out
+}
+
+#[test]
+fn reductions_over_every_axis_subset_match_loops() {
+    for shape in
+        [vec![], vec![0], vec![5], vec![1, 9], vec![2, 3, 4], vec![3, 1, 2, 5], vec![2, 0, 3], vec![4, 3, 70_000]]
+    {
+        let x = random(&shape, 6);
+        for axes in axis_subsets(shape.len()) {
+            let n: usize = axes.iter().map(|&a| shape[a]).product();
+            let sum = reduce_sum(&x, &axes);
+            assert_eq!(sum.shape(), &reduce_shape(&shape, &axes)[..]);
+            // Pairwise summation reorders additions: allow rounding of n terms.
+            assert_close(&sum, &reference_reduce(&x, &axes, 0.0, |a, b| a + b), 1e-15 * n as f64);
+            assert_close(&reduce_max(&x, &axes), &reference_reduce(&x, &axes, f64::NEG_INFINITY, f64::max), 0.0);
+            assert_close(&reduce_min(&x, &axes), &reference_reduce(&x, &axes, f64::INFINITY, f64::min), 0.0);
+            let xi = x.to_dtype(DType::I64);
+            let isum = reduce_sum(&(Array::from_f64_fn(&shape, DType::I64, |i| i as f64 % 7.0)), &axes);
+            let iref =
+                reference_reduce(&Array::from_f64_fn(&shape, DType::I64, |i| i as f64 % 7.0), &axes, 0.0, |a, b| a + b);
+            assert_close(&isum, &iref, 0.0);
+            assert_eq!(reduce_max(&xi, &axes).dtype(), DType::I64);
+        }
+    }
+}
+
+#[test]
+fn f32_sum_is_pairwise_accurate() {
+    // A sequential f32 sum of a million 0.1s drifts by about 1%; pairwise stays within a few ulps per level.
+    let x = Array::from_vec(vec![0.1f32; 1 << 20], &[1 << 20]);
+    let s = reduce_sum(&x, &[0]).get_f64(0);
+    assert!((s - 104857.6).abs() < 0.05, "{s}");
+}
+
+#[test]
+fn max_propagates_nan_and_argmax_takes_first() {
+    let x = Array::from_vec(vec![1.0, f64::NAN, 3.0, 3.0, 0.0, 2.0], &[2, 3]);
+    let m = reduce_max(&x, &[1]).to_vec::<f64>();
+    assert!(m[0].is_nan());
+    assert_eq!(m[1], 3.0);
+    assert_eq!(argmax(&x, 1).to_vec::<i64>(), vec![1, 0]);
+    let y = Array::from_vec(vec![1.0, 5.0, 5.0, 0.0, 9.0, 2.0], &[3, 2]);
+    assert_eq!(argmax(&y, 0).to_vec::<i64>(), vec![2, 0]);
+    assert_eq!(argmax(&y, 1).to_vec::<i64>(), vec![1, 0, 0]);
+}
+
+#[test]
+fn cumsum_forward_and_reverse_match_loops() {
+    for (shape, axis) in [(vec![5], 0), (vec![3, 4], 0), (vec![3, 4], 1), (vec![2, 3, 4], 1), (vec![2, 0, 3], 2)] {
+        let x = random(&shape, 7);
+        for reverse in [false, true] {
+            let got = cumsum(&x, axis, reverse);
+            let want: Vec<f64> = (0..x.size())
+                .map(|i| {
+                    let idx = unravel(i, &shape);
+                    let range: Vec<usize> =
+                        if reverse { (idx[axis]..shape[axis]).collect() } else { (0..=idx[axis]).collect() };
+                    range
+                        .into_iter()
+                        .map(|k| {
+                            let mut j = idx.clone();
+                            j[axis] = k;
+                            x.get_f64(ravel(&j, &shape))
+                        })
+                        .sum()
+                })
+                .collect();
+            assert_close(&got, &want, 1e-14);
+        }
+    }
+}
+
+#[test]
+fn permute_matches_loop_including_tiled_transposes() {
+    for (shape, perm) in [
+        (vec![], vec![]),
+        (vec![4], vec![0]),
+        (vec![2, 3], vec![1, 0]),
+        (vec![2, 3, 4], vec![2, 0, 1]),
+        (vec![2, 3, 4], vec![0, 2, 1]),
+        (vec![65, 33], vec![1, 0]),
+        (vec![3, 40, 50], vec![0, 2, 1]),
+        (vec![300, 301], vec![1, 0]),
+        (vec![1, 7, 1, 5], vec![3, 2, 1, 0]),
+        (vec![0, 3], vec![1, 0]),
+    ] {
+        let x = random(&shape, 8);
+        let got = permute(&x, &perm);
+        let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+        assert_eq!(got.shape(), &out_shape[..]);
+        let want: Vec<f64> = (0..x.size())
+            .map(|i| {
+                let o = unravel(i, &out_shape);
+                let mut src = vec![0; shape.len()];
+                for (d, &p) in perm.iter().enumerate() {
+                    src[p] = o[d];
+                }
+                x.get_f64(ravel(&src, &shape))
+            })
+            .collect();
+        assert_close(&got, &want, 0.0);
+    }
+}
+
+#[test]
+fn broadcast_slice_pad_concat_match_loops() {
+    let x = random(&[3, 1, 4], 9);
+    let b = broadcast_to(&x, &[2, 3, 5, 4]);
+    let want: Vec<f64> = (0..b.size()).map(|i| bcast_get(&x, &unravel(i, &[2, 3, 5, 4]))).collect();
+    assert_close(&b, &want, 0.0);
+
+    let y = random(&[4, 5, 6], 10);
+    let s = slice(&y, &[1, 0, 2], &[3, 5, 5]);
+    assert_eq!(s.shape(), &[2, 5, 3]);
+    let want: Vec<f64> = (0..s.size())
+        .map(|i| {
+            let o = unravel(i, &[2, 5, 3]);
+            y.get_f64(ravel(&[o[0] + 1, o[1], o[2] + 2], &[4, 5, 6]))
+        })
+        .collect();
+    assert_close(&s, &want, 0.0);
+
+    let p = pad(&y, &[1, 0, 2], &[0, 3, 1]);
+    assert_eq!(p.shape(), &[5, 8, 9]);
+    let want: Vec<f64> = (0..p.size())
+        .map(|i| {
+            let o = unravel(i, &[5, 8, 9]);
+            let inside = o[0] >= 1 && o[1] < 5 && o[2] >= 2 && o[2] < 8;
+            if inside {
+                y.get_f64(ravel(&[o[0] - 1, o[1], o[2] - 2], &[4, 5, 6]))
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    assert_close(&p, &want, 0.0);
+    assert_eq!(pad(&Array::zeros(&[0, 2], DType::F64), &[1, 0], &[0, 1]).shape(), &[1, 3]);
+
+    let (a, c) = (random(&[2, 1, 3], 11), random(&[2, 4, 3], 12));
+    let cat = concat(&[&a, &c], 1);
+    assert_eq!(cat.shape(), &[2, 5, 3]);
+    let want: Vec<f64> = (0..cat.size())
+        .map(|i| {
+            let o = unravel(i, &[2, 5, 3]);
+            if o[1] < 1 {
+                a.get_f64(ravel(&o, &[2, 1, 3]))
+            } else {
+                c.get_f64(ravel(&[o[0], o[1] - 1, o[2]], &[2, 4, 3]))
+            }
+        })
+        .collect();
+    assert_close(&cat, &want, 0.0);
+}
+
+#[test]
+fn gather_and_scatter_add_are_adjoint_loops() {
+    let x = random(&[3, 5, 2], 13);
+    let idx = Array::from_vec(vec![4i64, 0, 4, 2], &[2, 2]);
+    let g = gather(&x, 1, &idx);
+    assert_eq!(g.shape(), &[3, 2, 2, 2]);
+    let iv = idx.to_vec::<i64>();
+    let want: Vec<f64> = (0..g.size())
+        .map(|i| {
+            let o = unravel(i, &[3, 2, 2, 2]);
+            let k = iv[o[1] * 2 + o[2]] as usize;
+            x.get_f64(ravel(&[o[0], k, o[3]], &[3, 5, 2]))
+        })
+        .collect();
+    assert_close(&g, &want, 0.0);
+
+    let upd = random(&[3, 2, 2, 2], 14);
+    let s = scatter_add(&x, 1, &idx, &upd);
+    let mut want = x.to_vec::<f64>();
+    for i in 0..upd.size() {
+        let o = unravel(i, &[3, 2, 2, 2]);
+        let k = iv[o[1] * 2 + o[2]] as usize;
+        want[ravel(&[o[0], k, o[3]], &[3, 5, 2])] += upd.get_f64(i);
+    }
+    assert_close(&s, &want, 1e-15);
+}
+
+#[test]
+#[should_panic(expected = "index_select: index 5 is out of range for an axis of length 5")]
+fn gather_rejects_out_of_range_indices() {
+    gather(&random(&[5], 1), 0, &Array::from_vec(vec![5i64], &[1]));
+}
+
+#[test]
+fn matmul_matches_loop_with_transposes_and_batches() {
+    for (batch, m, k, n) in
+        [(1, 1, 1, 1), (1, 3, 0, 2), (1, 0, 3, 2), (2, 3, 4, 5), (3, 17, 33, 9), (1, 64, 70, 130), (5, 2, 2, 2)]
+    {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a_shape = if ta { vec![batch, k, m] } else { vec![batch, m, k] };
+            let b_shape = if tb { vec![batch, n, k] } else { vec![batch, k, n] };
+            let (a, b) = (random(&a_shape, 15), random(&b_shape, 16));
+            let got = matmul(&a, &b, ta, tb);
+            assert_eq!(got.shape(), &[batch, m, n]);
+            let mut want = vec![0.0; batch * m * n];
+            for q in 0..batch {
+                for i in 0..m {
+                    for j in 0..n {
+                        for p in 0..k {
+                            let av =
+                                if ta { a.get_f64(q * m * k + p * m + i) } else { a.get_f64(q * m * k + i * k + p) };
+                            let bv =
+                                if tb { b.get_f64(q * k * n + j * k + p) } else { b.get_f64(q * k * n + p * n + j) };
+                            want[q * m * n + i * n + j] += av * bv;
+                        }
+                    }
+                }
+            }
+            assert_close(&got, &want, 1e-12);
+            let got32 = matmul(&a.to_dtype(DType::F32), &b.to_dtype(DType::F32), ta, tb);
+            assert_close(&got32, &want, 1e-4 * (k as f64).sqrt().max(1.0));
+        }
+    }
+}
+
+#[test]
+fn conversions_follow_as_casts() {
+    let x = Array::from_vec(vec![-1.7, -0.2, 0.0, 2.9], &[4]);
+    assert_eq!(x.to_dtype(DType::I64).to_vec::<i64>(), vec![-1, 0, 0, 2]);
+    assert_eq!(x.to_dtype(DType::Bool).to_vec::<bool>(), vec![true, true, false, true]);
+    assert_eq!(x.to_dtype(DType::F32).to_vec::<f32>(), vec![-1.7f32, -0.2, 0.0, 2.9]);
+}
+
+#[test]
+fn display_follows_numpy() {
+    let cases: Vec<(Array, &str)> = vec![
+        (Array::scalar(2.5f64), "2.5"),
+        (Array::from_vec(vec![1.0, 2.0, 3.0], &[3]), "[1. 2. 3.]"),
+        (Array::from_vec(vec![1.5, 2.25, -3.0], &[3]), "[ 1.5   2.25 -3.  ]"),
+        (Array::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]), "[[1. 2.]\n [3. 4.]]"),
+        (Array::from_vec(vec![1e-5, 1.0, 1e5], &[3]), "[1.e-05 1.e+00 1.e+05]"),
+        (Array::from_vec(vec![1i64, -20, 300], &[3]), "[  1 -20 300]"),
+        (Array::from_vec(vec![true, false], &[2]), "[ true false]"),
+        (Array::from_vec(vec![f64::NAN, f64::INFINITY, 1.0], &[3]), "[nan inf  1.]"),
+        (Array::from_vec(Vec::<f64>::new(), &[0]), "[]"),
+        (
+            Array::from_vec((0..8).map(|i| i as f64).collect(), &[2, 2, 2]),
+            "[[[0. 1.]\n  [2. 3.]]\n\n [[4. 5.]\n  [6. 7.]]]",
+        ),
+    ];
+    for (a, want) in cases {
+        assert_eq!(a.to_string(), want);
+    }
+    let big = Array::from_f64_fn(&[2000], DType::I64, |i| i as f64);
+    assert_eq!(big.to_string(), "[   0    1    2 ... 1997 1998 1999]");
+}

@@ -52,6 +52,7 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// Abstract evaluation: the output's dtype and shape from the inputs'.
     /// Misuse (incompatible shapes, wrong dtypes) panics here with a message
     /// that names the operation, the shapes or dtypes, and the fix.
+    #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval;
 
     /// Computes on concrete arrays. Called only after `shape` accepted the inputs.

@@ -1,0 +1,254 @@
+//! Every primitive's derivative rules against finite differences, from one table.
+
+use ferrax::array::Rng;
+use ferrax::core::bind;
+use ferrax::numeric::{check_grads_with, Mode, Tolerance};
+use ferrax::prelude::*;
+use ferrax::prims::Matmul;
+
+/// Where a row's random inputs are drawn from, so each primitive is tested
+/// on its valid domain and away from its kinks.
+#[derive(Clone, Copy)]
+enum Domain {
+    /// Standard normal.
+    Normal,
+    /// Uniform in [0.5, 2): for ln, sqrt, pow bases, negative powers.
+    Positive,
+    /// Uniform in [lo, hi).
+    Range(f64, f64),
+    /// An integer in [-3, 3] plus the offset plus noise in [-0.1, 0.1): two
+    /// inputs with offsets 0 and 0.5 are never within 0.3 of each other, so
+    /// rows with kinks where inputs meet (max, comparisons) stay off them
+    /// even at f32's larger difference step.
+    Lattice(f64),
+}
+
+/// What a row asserts.
+enum Check {
+    /// `check_grads` in every mode to order 2.
+    Grads,
+    /// The tangent equals this formula of (inputs, input tangents): for
+    /// rules that deliberately differ from finite differences (stop_gradient).
+    Tangent(fn(&[Tensor], &[Tensor]) -> Tensor),
+}
+
+struct Row {
+    prim: &'static str,
+    inputs: Vec<(Vec<usize>, Domain)>,
+    f: fn(&[Tensor]) -> Tensor,
+    check: Check,
+}
+
+use Domain::*;
+
+fn row(prim: &'static str, inputs: &[(&[usize], Domain)], f: fn(&[Tensor]) -> Tensor) -> Row {
+    Row { prim, inputs: inputs.iter().map(|(s, d)| (s.to_vec(), *d)).collect(), f, check: Check::Grads }
+}
+
+fn idx(v: &[i64], shape: &[usize]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), shape)
+}
+
+fn table() -> Vec<Row> {
+    let n = Normal;
+    let p = Positive;
+    let (l0, l1) = (Lattice(0.0), Lattice(0.5));
+    vec![
+        row("neg", &[(&[2, 3], n)], |x| -&x[0]),
+        row("sin", &[(&[], n)], |x| x[0].sin()),
+        row("sin", &[(&[2, 3], n)], |x| x[0].sin()),
+        row("cos", &[(&[4], n)], |x| x[0].cos()),
+        row("exp", &[(&[2, 3], n)], |x| x[0].exp()),
+        row("ln", &[(&[5], p)], |x| x[0].ln()),
+        row("ln_1p", &[(&[2, 2], Range(-0.5, 2.0))], |x| x[0].ln_1p()),
+        row("exp_m1", &[(&[3], n)], |x| x[0].exp_m1()),
+        row("tanh", &[(&[2, 3], n)], |x| x[0].tanh()),
+        row("sqrt", &[(&[3], p)], |x| x[0].sqrt()),
+        row("abs", &[(&[7], l1)], |x| x[0].abs()),
+        row("signum", &[(&[5], l1)], |x| x[0].signum() * &x[0]),
+        row("logistic", &[(&[2, 3], n)], |x| x[0].logistic()),
+        row("powi", &[(&[4], n)], |x| x[0].powi(3)),
+        row("powi", &[(&[4], p)], |x| x[0].powi(-2)),
+        row("powi", &[(&[2], n)], |x| x[0].powi(0) + x[0].powi(1)),
+        row("add", &[(&[2, 3], n), (&[2, 3], n)], |x| &x[0] + &x[1]),
+        row("add", &[(&[2, 3], n), (&[3], n)], |x| &x[0] + &x[1]),
+        row("add", &[(&[3, 1], n), (&[1, 4], n)], |x| &x[0] + &x[1]),
+        row("sub", &[(&[2, 3], n), (&[2, 1], n)], |x| &x[0] - &x[1]),
+        row("sub", &[(&[], n), (&[3], n)], |x| &x[0] - &x[1]),
+        row("mul", &[(&[2, 3], n), (&[2, 3], n)], |x| &x[0] * &x[1]),
+        row("mul", &[(&[4, 1], n), (&[3], n)], |x| &x[0] * &x[1]),
+        row("div", &[(&[2, 3], n), (&[2, 3], p)], |x| &x[0] / &x[1]),
+        row("div", &[(&[3], n), (&[2, 1], p)], |x| &x[0] / &x[1]),
+        row("max", &[(&[2, 3], l0), (&[2, 3], l1)], |x| x[0].maximum(&x[1])),
+        row("max", &[(&[2, 3], l1), (&[3], l0)], |x| x[0].maximum(&x[1])),
+        row("min", &[(&[2, 3], l0), (&[1, 3], l1)], |x| x[0].minimum(&x[1])),
+        row("pow", &[(&[2, 3], p), (&[2, 3], n)], |x| x[0].pow(&x[1])),
+        row("pow", &[(&[3], p), (&[2, 1], n)], |x| x[0].pow(&x[1])),
+        row("compare", &[(&[2, 3], l0), (&[3], l1)], |x| x[0].gt(&x[1]).to_dtype(x[0].dtype()) * &x[0]),
+        row("select", &[(&[2, 3], l1), (&[3], n), (&[2, 1], n)], |x| {
+            x[0].gt(&x[0].zeros_scalar()).select(&x[1].sin(), &(&x[2] * &x[2]))
+        }),
+        row("reduce_sum", &[(&[2, 3, 4], n)], |x| x[0].reduce_sum(&[1])),
+        row("reduce_sum", &[(&[2, 3, 4], n)], |x| x[0].reduce_sum(&[0, 2])),
+        row("reduce_sum", &[(&[5], n)], |x| x[0].reduce_sum(&[0])),
+        row("reduce_max", &[(&[3, 4], n)], |x| x[0].reduce_max(&[1])),
+        row("reduce_max", &[(&[2, 3, 4], n)], |x| x[0].reduce_max(&[0, 2])),
+        row("reduce_min", &[(&[3, 4], n)], |x| x[0].reduce_min(&[0])),
+        row("argmax", &[(&[3, 4], n)], |x| &x[0] * x[0].argmax(1).to_dtype(x[0].dtype()).expand_dims(1)),
+        row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(0)),
+        row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(1)),
+        row("broadcast", &[(&[3], n)], |x| x[0].broadcast_to(&[2, 3])),
+        row("broadcast", &[(&[2, 1], n)], |x| x[0].broadcast_to(&[4, 2, 3])),
+        row("reshape", &[(&[2, 3], n)], |x| x[0].reshape(&[3, 2])),
+        row("permute", &[(&[2, 3, 4], n)], |x| x[0].permute(&[2, 0, 1])),
+        row("slice", &[(&[4, 5], n)], |x| x[0].slice(1, 1, 4)),
+        row("pad", &[(&[2, 3], n)], |x| x[0].pad(&[1, 0], &[2, 1])),
+        row("concat", &[(&[2, 1], n), (&[2, 3], n), (&[2, 2], n)], |x| Tensor::concat(x, 1)),
+        row("gather", &[(&[5, 3], n)], |x| x[0].index_select(0, &idx(&[2, 0, 4, 2], &[2, 2]))),
+        row("scatter_add", &[(&[5, 3], n), (&[4, 3], n)], |x| x[0].scatter_add(0, &idx(&[1, 3, 1, 0], &[4]), &x[1])),
+        row("convert", &[(&[3], l1)], |x| x[0].to_dtype(DType::I64).to_dtype(x[0].dtype()) * &x[0]),
+        row("convert", &[(&[3], n)], |x| x[0].to_dtype(DType::F64).to_dtype(x[0].dtype()).sin()),
+        Row {
+            prim: "stop_gradient",
+            inputs: vec![(vec![3], n)],
+            f: |x| x[0].sin() * x[0].stop_gradient(),
+            check: Check::Tangent(|x, t| &t[0] * x[0].cos() * &x[0]),
+        },
+        row("matmul", &[(&[2, 3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
+        row("matmul", &[(&[2, 2, 3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
+        row("matmul", &[(&[2, 1, 2, 3], n), (&[3, 3, 2], n)], |x| x[0].matmul(&x[1])),
+        row("matmul", &[(&[3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
+        row("matmul", &[(&[2, 3], n), (&[3], n)], |x| x[0].matmul(&x[1])),
+        row("matmul", &[(&[2, 3, 2], n), (&[2, 4, 3], n)], |x| {
+            bind(Matmul { ta: true, tb: true }, &[x[0].clone(), x[1].clone()])
+        }),
+    ]
+}
+
+fn inputs(row: &Row, dtype: DType, seed: u64) -> Vec<Tensor> {
+    let mut rng = Rng::new(seed);
+    row.inputs
+        .iter()
+        .map(|(shape, dom)| {
+            let n: usize = shape.iter().product();
+            let v: Vec<f64> = (0..n)
+                .map(|_| match dom {
+                    Normal => rng.normal(),
+                    Positive => rng.uniform_in(0.5, 2.0),
+                    Range(lo, hi) => rng.uniform_in(*lo, *hi),
+                    Lattice(offset) => rng.below(7) as f64 - 3.0 + offset + rng.uniform_in(-0.1, 0.1),
+                })
+                .collect();
+            Tensor::from_vec(v, shape).to_dtype(dtype)
+        })
+        .collect()
+}
+
+fn run_table(dtype: DType, modes: &[Mode]) {
+    let mut failures = Vec::new();
+    for (i, row) in table().iter().enumerate() {
+        for seed in 0..3 {
+            let x = inputs(row, dtype, 1000 * i as u64 + seed);
+            let f = |xs: &Vec<Tensor>| (row.f)(xs);
+            let result = match &row.check {
+                Check::Grads => check_grads_with(f, &x, 2, modes, None).map_err(|e| e.to_string()),
+                Check::Tangent(expected) => {
+                    let t = inputs(row, dtype, 7 + seed);
+                    let (_, got) = jvp(f, &x, &t);
+                    let want = expected(&x, &t);
+                    let ok = got.to_vec::<f64>().iter().zip(want.to_vec::<f64>()).all(|(a, b)| (a - b).abs() < 1e-12);
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("tangent {got} != {want}"))
+                    }
+                }
+            };
+            if let Err(e) = result {
+                failures.push(format!(
+                    "row {i} ({}, inputs {:?}, seed {seed}): {e}",
+                    row.prim,
+                    row.inputs.iter().map(|r| &r.0).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_primitive_passes_check_grads_in_f64() {
+    run_table(DType::F64, &[Mode::Forward]);
+}
+
+/// The same table in f32. The default f32 tolerance (5e-3) is justified in
+/// `Tolerance::for_dtype`: the central difference's round-off is about
+/// ε_f32 / h ≈ 2.4e-5 relative at h = ε^(1/3), plus f32 rounding inside the
+/// function itself; 5e-3 leaves two decades of room.
+#[test]
+fn every_primitive_passes_check_grads_in_f32() {
+    run_table(DType::F32, &[Mode::Forward]);
+}
+
+/// The names of all primitives, read from the source: the `name` rule of
+/// each `impl Primitive`, and the name argument of the macros that define
+/// primitive families.
+fn primitive_names_in_source() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/prims");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim();
+            // `fn name(&self) -> &'static str {` followed by `"literal"`
+            if t.starts_with("fn name(&self) -> &'static str") {
+                if let Some(lit) = lines.get(i + 1).and_then(|l| quoted(l.trim())) {
+                    names.push(lit);
+                }
+            }
+            // A macro invocation line `Prim, "name", ...`
+            let mut parts = t.splitn(3, ", ");
+            if let (Some(ty), Some(name)) = (parts.next(), parts.next()) {
+                let is_type = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && ty.chars().all(|c| c.is_ascii_alphanumeric());
+                if is_type {
+                    if let Some(lit) = quoted(name.trim_end_matches(',')) {
+                        names.push(lit);
+                    }
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn quoted(s: &str) -> Option<String> {
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    inner.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()).then(|| inner.to_string())
+}
+
+#[test]
+fn every_primitive_has_a_row_in_the_table() {
+    let names = primitive_names_in_source();
+    assert!(names.len() >= 38, "found only {} primitives in the source: {names:?}", names.len());
+    let rows: Vec<&str> = table().iter().map(|r| r.prim).collect();
+    let missing: Vec<&String> = names.iter().filter(|n| !rows.contains(&n.as_str())).collect();
+    assert!(missing.is_empty(), "primitives without a gradient-check row: {missing:?}");
+    let unknown: Vec<&&str> = rows.iter().filter(|r| !names.iter().any(|n| n == **r)).collect();
+    assert!(unknown.is_empty(), "table rows naming no primitive: {unknown:?}");
+}
+
+#[test]
+fn a_wrong_derivative_is_caught_and_named() {
+    // sin with the derivative of cos would be a wrong rule; emulate it with stop_gradient.
+    let f = |x: &Tensor| x.sin().stop_gradient() + x.cos();
+    let x = Tensor::from_vec(vec![0.3, 1.1], &[2]);
+    let err = check_grads_with(f, &x, 1, &[Mode::Forward], Some(Tolerance { atol: 1e-6, rtol: 1e-6 })).unwrap_err();
+    assert_eq!(err.order, 1);
+    let msg = err.to_string();
+    assert!(msg.contains("forward-mode derivative of order 1 disagrees"), "{msg}");
+    assert!(msg.contains("got") && msg.contains("expected") && msg.contains("tolerance"), "{msg}");
+}
