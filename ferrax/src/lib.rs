@@ -36,6 +36,11 @@ pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numeri
 pub use crate::transforms::jvp;
 pub use crate::tree::Tree;
 
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Everything a user of ferrax needs, in one import.
 pub mod prelude {
     pub use crate::array::{Aval, DType};

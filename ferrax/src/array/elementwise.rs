@@ -1,6 +1,9 @@
 //! Elementwise kernels: maps, broadcasting binary and ternary operations.
 
+use std::mem::MaybeUninit;
+
 use super::parallel::{self, build};
+use super::simd::vectorized;
 use super::{strides, Array, Element};
 
 /// The shape two shapes broadcast to under numpy's rules, or `None`.
@@ -22,12 +25,17 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 /// `f` applied to every element, split across threads when large.
 pub fn map<T: Element, U: Element>(x: &[T], cost: usize, f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    build(x.len(), cost, |start, out: &mut [U]| {
-        let n = out.len();
-        for (o, &v) in out.iter_mut().zip(&x[start..start + n]) {
-            *o = f(v);
-        }
-    })
+    // SAFETY: each chunk is written in full by the zip over its own length.
+    unsafe {
+        build(x.len(), cost, |start, out: &mut [MaybeUninit<U>]| {
+            let src = &x[start..start + out.len()];
+            vectorized(|| {
+                for (o, &v) in out.iter_mut().zip(src) {
+                    o.write(f(v));
+                }
+            })
+        })
+    }
 }
 
 /// How N operands, each broadcast to one output shape, are walked: the
@@ -128,62 +136,49 @@ pub fn zip<T: Element, U: Element>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     let n: usize = out_shape.iter().product();
-    if a.len() == n && b.len() == n {
-        return build(n, cost, |s, out: &mut [U]| {
-            let (a, b) = (&a[s..s + out.len()], &b[s..s + out.len()]);
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
-        });
+    // Equal sizes need no broadcasting plan (and scalar work no allocation for one).
+    let plan = (a.len() != n || b.len() != n).then(|| Plan::new(out_shape, [a_shape, b_shape]));
+    // SAFETY: the segments of a chunk tile it exactly, and each is written in full.
+    unsafe {
+        build(n, cost, |s, out: &mut [MaybeUninit<U>]| {
+            let len = out.len();
+            let Some(plan) = &plan else {
+                return vectorized(|| zip_run(&mut *out, &a[s..s + len], &b[s..s + len], &f));
+            };
+            plan.segments(s, s + len, |pos, [oa, ob], len, [sa, sb]| {
+                let out = &mut out[pos - s..pos - s + len];
+                match (sa, sb) {
+                    (1, 1) => vectorized(|| zip_run(out, &a[oa..oa + len], &b[ob..ob + len], &f)),
+                    (1, 0) => {
+                        let y = b[ob];
+                        vectorized(|| zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&y, len), &f))
+                    }
+                    (0, 1) => {
+                        let x = a[oa];
+                        vectorized(|| zip_run(out, std::iter::repeat_n(&x, len), &b[ob..ob + len], &f))
+                    }
+                    _ => {
+                        for (i, o) in out.iter_mut().enumerate() {
+                            o.write(f(a[oa + i * sa], b[ob + i * sb]));
+                        }
+                    }
+                }
+            });
+        })
     }
-    if b.len() == 1 && a.len() == n {
-        let y = b[0];
-        return build(n, cost, |s, out: &mut [U]| {
-            let n = out.len();
-            for (o, &x) in out.iter_mut().zip(&a[s..s + n]) {
-                *o = f(x, y);
-            }
-        });
+}
+
+/// The inner loop of [`zip`]: one contiguous run.
+#[inline(always)]
+fn zip_run<'a, T: Element, U: Element>(
+    out: &mut [MaybeUninit<U>],
+    a: impl IntoIterator<Item = &'a T>,
+    b: impl IntoIterator<Item = &'a T>,
+    f: &impl Fn(T, T) -> U,
+) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        o.write(f(x, y));
     }
-    if a.len() == 1 && b.len() == n {
-        let x = a[0];
-        return build(n, cost, |s, out: &mut [U]| {
-            let n = out.len();
-            for (o, &y) in out.iter_mut().zip(&b[s..s + n]) {
-                *o = f(x, y);
-            }
-        });
-    }
-    let plan = Plan::new(out_shape, [a_shape, b_shape]);
-    build(n, cost, |s, out: &mut [U]| {
-        plan.segments(s, s + out.len(), |pos, [oa, ob], len, [sa, sb]| {
-            let out = &mut out[pos - s..pos - s + len];
-            match (sa, sb) {
-                (1, 1) => {
-                    for ((o, &x), &y) in out.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
-                        *o = f(x, y);
-                    }
-                }
-                (1, 0) => {
-                    let y = b[ob];
-                    for (o, &x) in out.iter_mut().zip(&a[oa..oa + len]) {
-                        *o = f(x, y);
-                    }
-                }
-                (0, 1) => {
-                    let x = a[oa];
-                    for (o, &y) in out.iter_mut().zip(&b[ob..ob + len]) {
-                        *o = f(x, y);
-                    }
-                }
-                _ => {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        *o = f(a[oa + i * sa], b[ob + i * sb]);
-                    }
-                }
-            }
-        });
-    })
 }
 
 /// `cond ? a : b` elementwise with numpy broadcasting of all three.
@@ -191,13 +186,16 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
     let (c, x, y) = (cond.as_slice::<bool>(), a.as_slice::<T>(), b.as_slice::<T>());
     let n: usize = out_shape.iter().product();
     let plan = Plan::new(out_shape, [cond.shape(), a.shape(), b.shape()]);
-    let out = build(n, parallel::CHEAP, |s, out: &mut [T]| {
-        plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
-            for (i, o) in out[pos - s..pos - s + len].iter_mut().enumerate() {
-                *o = if c[oc + i * sc] { x[ox + i * sx] } else { y[oy + i * sy] };
-            }
-        });
-    });
+    // SAFETY: the segments of a chunk tile it exactly, and each is written in full.
+    let out = unsafe {
+        build(n, parallel::CHEAP, |s, out: &mut [MaybeUninit<T>]| {
+            plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
+                for (i, o) in out[pos - s..pos - s + len].iter_mut().enumerate() {
+                    o.write(if c[oc + i * sc] { x[ox + i * sx] } else { y[oy + i * sy] });
+                }
+            });
+        })
+    };
     Array::from_vec(out, out_shape)
 }
 

@@ -5,9 +5,11 @@ use rayon::prelude::*;
 
 use super::{Array, Buffer, Element};
 
-/// Below this many flops per product, forking onto the thread pool costs
-/// more than it saves (measured with the `matmul` benchmark's small shapes).
-const PAR_FLOPS: usize = 1 << 18;
+/// Below this many flops per product one thread is faster: measured on the
+/// reference machine, `gemm` with its rayon parallelism lost at 100³ (2e6
+/// flops: 25 µs against 9.5 µs on one thread) and won from 128³ (4e6 flops:
+/// 15 µs against 17 µs) upward.
+const PAR_FLOPS: usize = 1 << 22;
 
 /// The operand layout of one product: `C[m,n] = op(A) op(B)`, where `op`
 /// transposes a stored matrix when its flag is set.

@@ -10,10 +10,12 @@ pub(crate) mod elementwise;
 mod format;
 mod index;
 mod layout;
+mod math;
 mod matmul;
 pub mod parallel;
 mod random;
 mod reduce;
+pub mod simd;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub use elementwise::broadcast_shapes;
 pub(crate) use elementwise::{map_float, map_num, zip_num, zip_to};
 pub use index::{gather, scatter_add};
 pub use layout::{broadcast_to, concat, pad, permute, slice};
+pub use math::FastMath;
 pub use matmul::matmul;
 pub use random::Rng;
 pub use reduce::{argmax, cumsum, reduce_max, reduce_min, reduce_shape, reduce_sum};
@@ -323,6 +326,13 @@ impl Array {
             (a, b) => a == b,
         }
     }
+}
+
+/// `a == b` for shapes, as a plain loop: slice equality calls `memcmp`,
+/// whose fixed cost dominates scalar-sized operations.
+#[inline]
+pub fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Row-major strides (in elements) of `shape`.

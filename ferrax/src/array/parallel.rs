@@ -1,20 +1,27 @@
 //! When kernels split their work across threads.
 //!
-//! Forking onto rayon's pool costs a few microseconds, so only arrays large
-//! enough to amortise that are split. The thresholds are in units of "work":
-//! elements times a rough per-element cost, measured on the 2-core reference
-//! machine with `cargo bench --bench kernels -- threshold` (see the issue
-//! notes): below them one thread is faster or no slower.
+//! Handing work to rayon's pool and waiting for it costs about 10 µs on the
+//! 2-core reference machine, so only kernels with more than about 25 µs of
+//! single-thread work are split. Work is counted as elements × a per-element
+//! cost, in units of one cheap op (an f32 add: about 0.07 ns per element when
+//! the data is in cache). Measured with `cargo bench --bench kernels --
+//! threshold`: one thread against the pool, add and exp at 4K–256K f32
+//! elements. f32 exp broke even at 32K elements (22 µs both ways) and won
+//! from 64K (34 µs against 45 µs); add, bound by memory, broke even only at
+//! 256K (18–20 µs both ways).
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
 /// Work (elements × cost) above which a kernel is split across threads.
-pub const PAR_WORK: usize = 1 << 16;
+pub const PAR_WORK: usize = 1 << 18;
 
 /// Per-element cost of a cheap op (add, compare, copy).
 pub const CHEAP: usize = 1;
-/// Per-element cost of a transcendental op (exp, sin, tanh, ln).
-pub const COSTLY: usize = 8;
+/// Per-element cost of a transcendental op (exp, sin, tanh, ln): f32 exp
+/// measured at 0.69 ns per element, ten times an add.
+pub const COSTLY: usize = 10;
 
 /// Whether `n` elements at `cost` each are worth splitting across threads.
 #[inline]
@@ -40,9 +47,27 @@ pub fn fill_chunks<U: Send>(out: &mut [U], cost: usize, fill: impl Fn(usize, &mu
     }
 }
 
-/// A vector of `n` default values filled by [`fill_chunks`].
-pub fn build<U: Send + Default + Clone>(n: usize, cost: usize, fill: impl Fn(usize, &mut [U]) + Sync) -> Vec<U> {
-    let mut out = vec![U::default(); n];
-    fill_chunks(&mut out, cost, fill);
+/// A vector of `n` values written by `fill(start, chunk)`; chunks are
+/// filled in parallel when the work is large enough. The memory is not
+/// zeroed first: for the large outputs of elementwise kernels that first
+/// pass would cost as much as the kernel.
+///
+/// # Safety
+/// `fill` must write every element of every chunk it is given.
+pub unsafe fn build<U: Send + Copy>(
+    n: usize,
+    cost: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
+) -> Vec<U> {
+    let mut out: Vec<U> = Vec::with_capacity(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    if worth_splitting(n, cost) {
+        let c = chunk_len(n, cost);
+        spare.par_chunks_mut(c).enumerate().for_each(|(i, chunk)| fill(i * c, chunk));
+    } else {
+        fill(0, spare);
+    }
+    // SAFETY: `fill` initialised all `n` elements (its contract).
+    unsafe { out.set_len(n) };
     out
 }

@@ -75,7 +75,7 @@ pub(crate) fn add_tangents(a: Option<Tensor>, b: Option<Tensor>) -> Option<Tenso
 
 /// A tangent broadcast to the output's shape when it is not already.
 pub(crate) fn to_shape(t: Tensor, shape: &[usize]) -> Tensor {
-    if t.shape() == shape {
+    if crate::array::same_shape(t.shape(), shape) {
         t
     } else {
         t.broadcast_to(shape)

@@ -2,7 +2,7 @@
 //! slice, pad, concat, gather, scatter-add; and dtype conversion and
 //! `stop_gradient`.
 
-use crate::array::{self, Array, Aval, DType};
+use crate::array::{self, same_shape, Array, Aval, DType};
 use crate::core::{bind, Primitive, Tensor};
 
 use super::{expect_axis, or_zero};
@@ -324,7 +324,7 @@ impl Tensor {
     /// When the shapes are incompatible.
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Tensor {
-        if self.shape() == shape {
+        if same_shape(self.shape(), shape) {
             return self.clone();
         }
         bind(Broadcast { shape: shape.to_vec() }, std::slice::from_ref(self))
@@ -336,7 +336,7 @@ impl Tensor {
     /// When the sizes differ.
     #[track_caller]
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
-        if self.shape() == shape {
+        if same_shape(self.shape(), shape) {
             return self.clone();
         }
         bind(Reshape { shape: shape.to_vec() }, std::slice::from_ref(self))
@@ -422,7 +422,7 @@ impl Tensor {
     /// When the block does not lie within the tensor.
     #[track_caller]
     pub fn slice_block(&self, starts: &[usize], ends: &[usize]) -> Tensor {
-        if starts.iter().all(|&s| s == 0) && ends == self.shape() {
+        if starts.iter().all(|&s| s == 0) && same_shape(ends, self.shape()) {
             return self.clone();
         }
         bind(Slice { starts: starts.to_vec(), ends: ends.to_vec() }, std::slice::from_ref(self))

@@ -36,7 +36,7 @@ impl Trace for JvpTrace {
             None => ans,
             Some(tangent) => {
                 assert!(
-                    tangent.aval() == &aval,
+                    crate::core::same_aval(tangent.aval(), &aval),
                     "internal error: the jvp rule of {} gave a tangent {} for an output {}",
                     prim.name(),
                     tangent.aval(),
@@ -85,7 +85,7 @@ pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, primals: &I, tangents: &I)
     );
     for (i, (x, t)) in xs.iter().zip(&ts).enumerate() {
         assert!(
-            x.aval() == t.aval() || !x.dtype().is_float(),
+            crate::core::same_aval(x.aval(), t.aval()) || !x.dtype().is_float(),
             "jvp: tangent {i} is {} but its primal is {}; a tangent must have its primal's shape and dtype",
             t.aval(),
             x.aval()
