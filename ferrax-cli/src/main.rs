@@ -12,25 +12,45 @@ fn demo() {
     let at = (Tensor::scalar(2.0), Tensor::scalar(5.0));
     let e1 = (Tensor::scalar(1.0), Tensor::scalar(0.0));
     let e2 = (Tensor::scalar(0.0), Tensor::scalar(1.0));
-    let (y, d1) = jvp(worked_example, &at, &e1);
-    let (_, d2) = jvp(worked_example, &at, &e2);
-    let n1 = numerical_jvp(worked_example, &at, &e1);
-    let n2 = numerical_jvp(worked_example, &at, &e2);
+    let exact = (5.5, 2.0 - 5f64.cos());
+
     println!("ferrax: automatic differentiation for Rust\n");
     println!("f(x1, x2) = ln(x1) + x1*x2 - sin(x2)   at (x1, x2) = (2, 5)\n");
+
+    let (y, d1) = jvp(worked_example, &at, &e1);
+    let (_, d2) = jvp(worked_example, &at, &e2);
     println!("  f(2, 5)   = {:>10.6}", y.item());
-    println!("  df/dx1    = {:>10.6}   forward mode: jvp along (1, 0)", d1.item());
-    println!("  df/dx2    = {:>10.6}   forward mode: jvp along (0, 1)", d2.item());
-    println!("\n  exact:        df/dx1 = 1/x1 + x2 = 5.5,  df/dx2 = x1 - cos(x2) = {:.6}", 2.0 - 5f64.cos());
+    println!("forward mode (jvp, one pass per input):");
+    println!("  df/dx1    = {:>10.6}   jvp along (1, 0)", d1.item());
+    println!("  df/dx2    = {:>10.6}   jvp along (0, 1)", d2.item());
+
+    let (g1, g2) = grad(worked_example)(&at);
+    println!("reverse mode (grad, one backward pass for both):");
+    println!("  df/dx1    = {:>10.6}", g1.item());
+    println!("  df/dx2    = {:>10.6}", g2.item());
+
+    // <u, J v> by forward mode equals <J^T u, v> by reverse mode.
+    let (v, u) = ((Tensor::scalar(0.3), Tensor::scalar(-1.7)), Tensor::scalar(2.5));
+    let (_, jv) = jvp(worked_example, &at, &v);
+    let (_, pullback) = vjp(worked_example, &at);
+    let (b1, b2) = pullback(&u);
+    let lhs = (&u * &jv).item();
+    let rhs = (&b1 * &v.0 + &b2 * &v.1).item();
+    println!("agreement: <u, J v> = {lhs:.12} (jvp)   <J^T u, v> = {rhs:.12} (vjp)");
+
+    let n1 = numerical_jvp(worked_example, &at, &e1);
+    let n2 = numerical_jvp(worked_example, &at, &e2);
+    println!("\nexact: df/dx1 = 1/x1 + x2 = 5.5,  df/dx2 = x1 - cos(x2) = {:.6}", exact.1);
     println!(
-        "  central differences: {:.6}, {:.6} (errors {:.1e}, {:.1e}; forward mode's: {:.1e}, {:.1e})",
-        n1.item(),
-        n2.item(),
-        (n1.item() - 5.5).abs(),
-        (n2.item() - (2.0 - 5f64.cos())).abs(),
-        (d1.item() - 5.5).abs(),
-        (d2.item() - (2.0 - 5f64.cos())).abs(),
+        "errors: central differences {:.1e}, {:.1e}; forward mode {:.1e}, {:.1e}; reverse mode {:.1e}, {:.1e}",
+        (n1.item() - exact.0).abs(),
+        (n2.item() - exact.1).abs(),
+        (d1.item() - exact.0).abs(),
+        (d2.item() - exact.1).abs(),
+        (g1.item() - exact.0).abs(),
+        (g2.item() - exact.1).abs(),
     );
+    println!("\nthe gradient's computation graph (make_graph(grad(f))):\n{}", make_graph(grad(worked_example), &at));
 }
 
 fn main() {

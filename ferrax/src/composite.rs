@@ -127,7 +127,9 @@ impl Tensor {
     #[track_caller]
     pub fn logsumexp_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
         crate::prims::expect_float("logsumexp", self.aval());
-        let m = self.max_axes(axes, true).stop_gradient();
+        // The shift is a constant to differentiation; taking the maximum of a
+        // stopped value keeps max's own derivative rule from running at all.
+        let m = self.stop_gradient().max_axes(axes, true);
         // A slice of all -inf (or an infinite maximum) must not produce inf - inf.
         let finite = m.abs().lt(&Tensor::full(&[], f64::INFINITY, self.dtype()));
         let m = finite.select(&m, &m.zeros_scalar());
@@ -152,7 +154,7 @@ impl Tensor {
     /// When the axis is out of range or the tensor is not a float tensor.
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor {
-        let e = (self - self.max_axes(&[axis], true).stop_gradient()).exp();
+        let e = (self - self.stop_gradient().max_axes(&[axis], true)).exp();
         &e / e.sum_axes(&[axis], true)
     }
 

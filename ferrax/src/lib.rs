@@ -25,6 +25,7 @@
 pub mod array;
 mod composite;
 pub mod core;
+pub mod graph;
 pub mod numeric;
 pub mod prims;
 pub mod transforms;
@@ -33,7 +34,7 @@ pub mod tree;
 pub use crate::array::{Aval, DType};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
-pub use crate::transforms::jvp;
+pub use crate::transforms::{grad, jvp, linearize, make_graph, value_and_grad, vjp};
 pub use crate::tree::Tree;
 
 /// The README's examples, compiled and run as doctests.
@@ -46,6 +47,6 @@ pub mod prelude {
     pub use crate::array::{Aval, DType};
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
-    pub use crate::transforms::jvp;
+    pub use crate::transforms::{grad, jvp, linearize, make_graph, value_and_grad, vjp};
     pub use crate::tree::Tree;
 }

@@ -23,7 +23,16 @@ const ROUNDER: f64 = 6755399441055744.0;
 /// `e^x` for `|x| <= 700` (clamped there; NaN passes through), to about 2e-16 relative.
 #[inline(always)]
 fn exp_f64_core(x: f64) -> f64 {
-    let x = x.clamp(-700.0, 700.0);
+    // Not `clamp`: its NaN handling keeps the loop from vectorising. A NaN
+    // fails both comparisons and passes through.
+    #[allow(clippy::manual_clamp)]
+    let x = if x > 700.0 {
+        700.0
+    } else if x < -700.0 {
+        -700.0
+    } else {
+        x
+    };
     // x = n ln2 + r with |r| <= ln2 / 2
     let shifted = x * LOG2E + ROUNDER;
     let n = shifted - ROUNDER;

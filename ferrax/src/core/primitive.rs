@@ -64,4 +64,21 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// `None` when the tangent is identically zero (integer outputs,
     /// `stop_gradient`, piecewise-constant functions).
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor>;
+
+    /// Reverse-mode rule, for primitives that can appear linearly in a
+    /// tangent program: given the output cotangent `ct` and the inputs
+    /// (constants, or linear inputs known only by shape), the cotangent of
+    /// each linear input (`None`: zero, or a constant input). Written with
+    /// `Tensor` operations, so transposition is itself traceable.
+    ///
+    /// The default is for nonlinear primitives, which never appear in a
+    /// tangent program: their jvp multiplies the tangent by a constant.
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let _ = (ct, ins);
+        panic!(
+            "{} is not linear, so it has no transpose rule; a jvp rule applied it to a tangent \
+             (an internal error: jvp rules must be linear in their tangents)",
+            self.name()
+        )
+    }
 }

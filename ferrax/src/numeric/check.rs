@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::array::{DType, Rng};
 use crate::core::Tensor;
-use crate::transforms::jvp;
+use crate::transforms::{jvp, vjp};
 use crate::tree::Tree;
 
 use super::{numerical_jvp, random_like};
@@ -14,6 +14,9 @@ use super::{numerical_jvp, random_like};
 pub enum Mode {
     /// `jvp(f, x, v)` against the central difference along `v`.
     Forward,
+    /// The adjoint identity `⟨u, J v⟩ = ⟨Jᵀ u, v⟩`: the pullback of a random
+    /// output cotangent `u` against the central difference along `v`.
+    Reverse,
 }
 
 /// How far an automatic derivative may be from the numerical one:
@@ -44,7 +47,8 @@ impl Tolerance {
 }
 
 /// An automatic derivative disagreed with the numerical one. Names the
-/// worst element.
+/// worst element (for reverse mode, the inner product of the adjoint
+/// identity: leaf 0, index `[]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradCheckError {
     /// The mode that disagreed.
@@ -67,6 +71,7 @@ impl fmt::Display for GradCheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
             Mode::Forward => "forward-mode",
+            Mode::Reverse => "reverse-mode",
         };
         write!(
             f,
@@ -85,11 +90,14 @@ impl fmt::Display for GradCheckError {
 
 impl std::error::Error for GradCheckError {}
 
-/// Checks the derivatives of `f` at `x` up to `order`, in every mode
+/// Checks the derivatives of `f` at `x` up to `order`, in both modes,
 /// against central differences along random directions.
 ///
-/// Order 2 checks the derivative of the derivative: the function
-/// `x ↦ jvp(f, x, v)` is itself checked.
+/// Forward mode compares `jvp(f, x, v)` with the central difference along
+/// `v`, element by element. Reverse mode checks the adjoint identity
+/// `⟨u, J v⟩ = ⟨Jᵀ u, v⟩`, with `Jᵀ u` from the pullback. Order 2 checks the
+/// derivative functions themselves: `x ↦ jvp(f, x, v)` and
+/// `x ↦ vjp(f, x)(u)`, each in both modes.
 ///
 /// ```
 /// # use ferrax::prelude::*;
@@ -97,7 +105,7 @@ impl std::error::Error for GradCheckError {}
 /// check_grads(|x: &Tensor| (x.sin() * x).sum(), &x, 2).unwrap();
 /// ```
 pub fn check_grads<I: Tree, O: Tree>(f: impl Fn(&I) -> O, x: &I, order: usize) -> Result<(), GradCheckError> {
-    check_grads_with(f, x, order, &[Mode::Forward], None)
+    check_grads_with(f, x, order, &[Mode::Forward, Mode::Reverse], None)
 }
 
 /// [`check_grads`] with chosen modes and tolerance (default: by dtype).
@@ -131,11 +139,54 @@ fn check_rec<I: Tree, O: Tree>(
                 let (_, got) = jvp(f, x, &v);
                 let expected = numerical_jvp(f, x, &v);
                 compare(&got.leaves(), &expected.leaves(), &x.leaves(), mode, level, tol)?;
+                let derivative = |x: &I| jvp(f, x, &v).1;
+                check_rec(&derivative, x, level + 1, order, modes, tol, rng)?;
+            }
+            Mode::Reverse => {
+                let (y, pullback) = vjp(f, x);
+                let u = random_like(&y, rng);
+                let jv = numerical_jvp(f, x, &v);
+                let expected = inner(&u.leaves(), &jv.leaves());
+                let got = inner(&pullback(&u).leaves(), &v.leaves());
+                let narrow = x.leaves().iter().chain(&y.leaves()).any(|t| t.dtype() == DType::F32);
+                let t = tol.unwrap_or_else(|| Tolerance::for_dtype(if narrow { DType::F32 } else { DType::F64 }));
+                // Each product u_i (Jv)_i may be off by its own elementwise tolerance.
+                let abs_u: f64 = u.leaves().iter().flat_map(|t| t.to_vec::<f64>()).map(f64::abs).sum();
+                let allowed = t.atol * abs_u + t.rtol * expected.1;
+                let within = (got.0 - expected.0).abs() <= allowed; // false for NaN
+                if !within {
+                    return Err(GradCheckError {
+                        mode,
+                        order: level,
+                        leaf: 0,
+                        index: vec![],
+                        got: got.0,
+                        expected: expected.0,
+                        tolerance: allowed,
+                    });
+                }
+                let derivative = |x: &I| vjp(f, x).1(&u);
+                check_rec(&derivative, x, level + 1, order, modes, tol, rng)?;
             }
         }
     }
-    let derivative = |x: &I| jvp(f, x, &v).1;
-    check_rec(&derivative, x, level + 1, order, modes, tol, rng)
+    Ok(())
+}
+
+/// `(Σ a_i b_i, Σ |a_i b_i|)` over the float leaves.
+fn inner(a: &[Tensor], b: &[Tensor]) -> (f64, f64) {
+    let mut sum = 0.0;
+    let mut abs = 0.0;
+    for (x, y) in a.iter().zip(b) {
+        if !x.dtype().is_float() {
+            continue;
+        }
+        for (p, q) in x.to_vec::<f64>().into_iter().zip(y.to_vec::<f64>()) {
+            sum += p * q;
+            abs += (p * q).abs();
+        }
+    }
+    (sum, abs)
 }
 
 fn compare(

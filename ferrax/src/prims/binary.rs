@@ -5,9 +5,12 @@ use std::ops;
 
 use crate::array::parallel::{CHEAP, COSTLY};
 use crate::array::{elementwise, zip_num, zip_to, Array, Aval, DType};
-use crate::core::{bind, Primitive, Tensor};
+use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{add_tangents, broadcast_or_panic, expect_float, expect_numeric, expect_same_dtype, or_zero, to_shape};
+use super::{
+    add_tangents, broadcast_or_panic, constant, expect_float, expect_numeric, expect_same_dtype, if_linear, or_zero,
+    to_shape, unbroadcast,
+};
 
 /// The output aval of a broadcasting binary op over numeric operands of one dtype.
 #[track_caller]
@@ -23,6 +26,7 @@ macro_rules! arith {
         $(#[$doc:meta])* $Prim:ident, $name:literal,
         kernel: <$T:ident> |$a:ident, $b:ident| $kernel:expr,
         jvp: |$x:ident, $y:ident, $tx:ident, $ty:ident, $ans:ident| $jvp:expr
+        $(, transpose: |$ct:ident, $ins:ident| $transpose:expr)?
     ) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug)]
@@ -46,6 +50,12 @@ macro_rules! arith {
                 let out: Option<Tensor> = $jvp;
                 out.map(|t| to_shape(t, ans.shape()))
             }
+            $(
+                fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+                    let ($ct, $ins) = (ct, ins);
+                    $transpose
+                }
+            )?
         }
     };
 }
@@ -54,28 +64,45 @@ arith!(
     /// The `add` primitive.
     Add, "add",
     kernel: <T> |a, b| a + b,
-    jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.cloned())
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.cloned()),
+    transpose: |ct, ins| vec![
+        if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
+        if_linear(&ins[1], |b| unbroadcast(ct, &b.shape)),
+    ]
 );
 
 arith!(
     /// The `sub` primitive.
     Sub, "sub",
     kernel: <T> |a, b| a - b,
-    jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -t))
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -t)),
+    transpose: |ct, ins| vec![
+        if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
+        if_linear(&ins[1], |b| unbroadcast(&-ct, &b.shape)),
+    ]
 );
 
 arith!(
     /// The `mul` primitive.
     Mul, "mul",
     kernel: <T> |a, b| a * b,
-    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * y), ty.map(|t| x * t))
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * y), ty.map(|t| x * t)),
+    transpose: |ct, ins| vec![
+        if_linear(&ins[0], |a| unbroadcast(&(ct * constant("mul", &ins[1])), &a.shape)),
+        if_linear(&ins[1], |b| unbroadcast(&(constant("mul", &ins[0]) * ct), &b.shape)),
+    ]
 );
 
 arith!(
     /// The `div` primitive (truncating for integers).
     Div, "div",
     kernel: <T> |a, b| a / b,
-    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t / y), ty.map(|t| -(t * ans) / y))
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t / y), ty.map(|t| -(t * ans) / y)),
+    transpose: |ct, ins| {
+        // Linear only in the numerator: x / c.
+        assert!(!ins[1].is_linear(), "div: the divisor of a linear program must be a constant (an internal error)");
+        vec![if_linear(&ins[0], |a| unbroadcast(&(ct / constant("div", &ins[1])), &a.shape)), None]
+    }
 );
 
 arith!(
@@ -237,6 +264,15 @@ impl Primitive for Select {
         let ta = or_zero(t[1].as_ref(), a);
         let tb = or_zero(t[2].as_ref(), b);
         Some(to_shape(cond.select(&ta, &tb), ans.shape()))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let cond = constant("select", &ins[0]);
+        let zero = ct.zeros_scalar();
+        vec![
+            None,
+            if_linear(&ins[1], |a| unbroadcast(&cond.select(ct, &zero), &a.shape)),
+            if_linear(&ins[2], |b| unbroadcast(&cond.select(&zero, ct), &b.shape)),
+        ]
     }
 }
 

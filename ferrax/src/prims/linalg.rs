@@ -1,9 +1,9 @@
 //! Matrix products.
 
 use crate::array::{self, broadcast_shapes, Array, Aval};
-use crate::core::{bind, Primitive, Tensor};
+use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{add_tangents, expect_float, expect_same_dtype};
+use super::{add_tangents, constant, expect_float, expect_same_dtype, if_linear};
 
 /// The `matmul` primitive: batched `op(a) @ op(b)` where `op` transposes
 /// the last two axes of an operand whose flag is set. Both operands have
@@ -60,6 +60,29 @@ impl Primitive for Matmul {
         let da = t[0].as_ref().map(|ta| bind(*self, &[ta.clone(), b.clone()]));
         let db = t[1].as_ref().map(|tb| bind(*self, &[a.clone(), tb.clone()]));
         add_tangents(da, db)
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        // C = op(A) op(B); each cotangent is a product of `ct` with the other
+        // (constant) operand, written with transpose flags instead of copies.
+        let Matmul { ta, tb } = *self;
+        let mm = |ta, tb, x: &Tensor, y: &Tensor| bind(Matmul { ta, tb }, &[x.clone(), y.clone()]);
+        let ct_a = if_linear(&ins[0], |_| {
+            let b = constant("matmul", &ins[1]);
+            if ta {
+                mm(tb, true, b, ct)
+            } else {
+                mm(false, !tb, ct, b)
+            }
+        });
+        let ct_b = if_linear(&ins[1], |_| {
+            let a = constant("matmul", &ins[0]);
+            if tb {
+                mm(true, ta, ct, a)
+            } else {
+                mm(!ta, false, a, ct)
+            }
+        });
+        vec![ct_a, ct_b]
     }
 }
 

@@ -13,7 +13,7 @@ pub mod structural;
 pub mod unary;
 
 use crate::array::{broadcast_shapes, Aval, DType};
-use crate::core::Tensor;
+use crate::core::{Lin, Tensor};
 
 pub use binary::{Add, CmpOp, Compare, Div, Max, Min, Mul, Pow, Select, Sub};
 pub use linalg::Matmul;
@@ -80,6 +80,35 @@ pub(crate) fn to_shape(t: Tensor, shape: &[usize]) -> Tensor {
     } else {
         t.broadcast_to(shape)
     }
+}
+
+/// A cotangent of a broadcast result summed back to the shape of the input
+/// that was broadcast: over the leading axes it lacked and the axes where it
+/// had size 1.
+pub(crate) fn unbroadcast(ct: &Tensor, shape: &[usize]) -> Tensor {
+    if crate::array::same_shape(ct.shape(), shape) {
+        return ct.clone();
+    }
+    let lead = ct.rank() - shape.len();
+    let axes: Vec<usize> =
+        (0..ct.rank()).filter(|&d| d < lead || (shape[d - lead] == 1 && ct.shape()[d] != 1)).collect();
+    ct.reduce_sum(&axes).reshape(shape)
+}
+
+/// The cotangent for input `lin` when it is linear (`None` for a constant).
+pub(crate) fn if_linear(lin: &Lin, ct: impl FnOnce(&Aval) -> Tensor) -> Option<Tensor> {
+    match lin {
+        Lin::Linear(aval) => Some(ct(aval)),
+        Lin::Const(_) => None,
+    }
+}
+
+/// The value of an input that a transpose rule needs to be constant.
+#[track_caller]
+pub(crate) fn constant<'a>(op: &str, lin: &'a Lin) -> &'a Tensor {
+    lin.value().unwrap_or_else(|| {
+        panic!("{op}: both operands are linear, so the program being transposed is not linear (an internal error)")
+    })
 }
 
 /// A tangent, or a scalar zero of `like`'s dtype standing for a symbolic zero.

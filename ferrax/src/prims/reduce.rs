@@ -1,7 +1,7 @@
 //! Reductions over axes, argmax and cumulative sums.
 
 use crate::array::{Array, Aval, DType};
-use crate::core::{bind, Primitive, Tensor};
+use crate::core::{bind, Lin, Primitive, Tensor};
 
 use super::{expect_axis, expect_numeric};
 
@@ -40,6 +40,10 @@ impl Primitive for ReduceSum {
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.reduce_sum(&self.axes))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let x = ins[0].aval();
+        vec![Some(ct.reshape(&keep_dims_shape(&x.shape, &self.axes)).broadcast_to(&x.shape))]
     }
 }
 
@@ -144,6 +148,10 @@ impl Primitive for Cumsum {
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        // Each input element feeds the sums at and after it: the transpose sums from the other end.
+        vec![Some(bind(Cumsum { axis: self.axis, reverse: !self.reverse }, std::slice::from_ref(ct)))]
     }
 }
 

@@ -3,9 +3,9 @@
 //! `stop_gradient`.
 
 use crate::array::{self, same_shape, Array, Aval, DType};
-use crate::core::{bind, Primitive, Tensor};
+use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{expect_axis, or_zero};
+use super::{constant, expect_axis, if_linear, or_zero, unbroadcast};
 
 /// The `broadcast` primitive: numpy-style broadcast to `shape` (new leading
 /// axes, size-1 axes stretched).
@@ -38,6 +38,9 @@ impl Primitive for Broadcast {
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.broadcast_to(&self.shape))
     }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(unbroadcast(ct, &ins[0].aval().shape))]
+    }
 }
 
 /// The `reshape` primitive: the same elements in row-major order, another shape.
@@ -69,6 +72,9 @@ impl Primitive for Reshape {
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.reshape(&self.shape))
     }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(ct.reshape(&ins[0].aval().shape))]
+    }
 }
 
 /// The `permute` primitive: output axis `i` is input axis `perm[i]`.
@@ -97,6 +103,13 @@ impl Primitive for Permute {
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.permute(&self.perm))
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let mut inverse = vec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        vec![Some(ct.permute(&inverse))]
     }
 }
 
@@ -132,6 +145,11 @@ impl Primitive for Slice {
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))
     }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let shape = &ins[0].aval().shape;
+        let hi: Vec<usize> = self.ends.iter().zip(shape).map(|(e, d)| d - e).collect();
+        vec![Some(ct.pad(&self.starts, &hi))]
+    }
 }
 
 /// The `pad` primitive: `lo[d]` zeros before and `hi[d]` zeros after each axis.
@@ -163,6 +181,11 @@ impl Primitive for Pad {
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let shape = &ins[0].aval().shape;
+        let ends: Vec<usize> = self.lo.iter().zip(shape).map(|(l, d)| l + d).collect();
+        vec![Some(ct.slice_block(&self.lo, &ends))]
     }
 }
 
@@ -201,6 +224,16 @@ impl Primitive for Concat {
         let ts: Vec<Tensor> = x.iter().zip(t).map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like())).collect();
         Some(bind(self.clone(), &ts))
     }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let mut at = 0;
+        ins.iter()
+            .map(|lin| {
+                let len = lin.aval().shape[self.axis];
+                at += len;
+                if_linear(lin, |_| ct.slice(self.axis, at - len, at))
+            })
+            .collect()
+    }
 }
 
 /// The `gather` primitive: entries of input 0 along `axis` picked by the
@@ -230,6 +263,11 @@ impl Primitive for Gather {
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.index_select(self.axis, &x[1]))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let idx = constant("gather", &ins[1]);
+        let x = ins[0].aval();
+        vec![Some(Tensor::zeros(&x.shape, x.dtype).scatter_add(self.axis, idx, ct)), None]
     }
 }
 
@@ -270,6 +308,10 @@ impl Primitive for ScatterAdd {
         let t_upd = t[2].clone().unwrap_or_else(|| x[2].zeros_like());
         Some(bind(self.clone(), &[t_op, x[1].clone(), t_upd]))
     }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let idx = constant("scatter_add", &ins[1]);
+        vec![if_linear(&ins[0], |_| ct.clone()), None, if_linear(&ins[2], |_| ct.index_select(self.axis, idx))]
+    }
 }
 
 /// The `convert` primitive: elements cast to `dtype` (`as` semantics).
@@ -295,6 +337,9 @@ impl Primitive for Convert {
         } else {
             None
         }
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(ct.to_dtype(ins[0].aval().dtype))]
     }
 }
 

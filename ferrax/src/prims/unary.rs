@@ -1,8 +1,8 @@
 //! Elementwise functions of one argument.
 
 use crate::array::parallel::{CHEAP, COSTLY};
-use crate::array::{map_float, map_num, Array, Aval};
-use crate::core::{bind, Primitive, Tensor};
+use crate::array::{map_float, map_num, Array, Aval, FastMath};
+use crate::core::{bind, Lin, Primitive, Tensor};
 
 use super::{expect_float, expect_numeric};
 
@@ -67,7 +67,7 @@ float_unary!(
 float_unary!(
     /// `e^x`, elementwise.
     Exp, "exp", exp,
-    kernel: |v| v.exp(),
+    kernel: |v| v.exp_fast(),
     jvp: |x, t, ans| t * ans
 );
 
@@ -95,7 +95,7 @@ float_unary!(
 float_unary!(
     /// Hyperbolic tangent, elementwise.
     Tanh, "tanh", tanh,
-    kernel: |v| v.tanh(),
+    kernel: |v| v.tanh_fast(),
     jvp: |x, t, ans| t * (1.0 - ans * ans)
 );
 
@@ -109,7 +109,7 @@ float_unary!(
 float_unary!(
     /// The logistic function `1 / (1 + e^-x)`, computed without overflow.
     Logistic, "logistic", logistic,
-    kernel: |v| if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { let e = v.exp(); e / (1.0 + e) },
+    kernel: |v| v.logistic_fast(),
     jvp: |x, t, ans| t * (ans * (1.0 - ans))
 );
 
@@ -132,6 +132,9 @@ impl Primitive for Neg {
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         let t = t[0].as_ref()?;
         Some(t.neg())
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(ct.neg())]
     }
 }
 

@@ -1,0 +1,109 @@
+//! Workload W2 of the peer benchmarks: an MLP 784-512-512-10 with tanh,
+//! batch 256, f32, softmax cross-entropy. Times the loss alone and the loss
+//! with the gradient of all six parameters, and (printed before the timings)
+//! the peak heap memory of one gradient next to the size of the activations.
+//!
+//! `cargo bench --bench mlp`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ferrax::prelude::*;
+
+/// Counts live heap bytes and their high-water mark.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+struct Problem {
+    params: Vec<Tensor>,
+    x: Tensor,
+    y: Tensor,
+}
+
+/// The W2 shapes with seeded normal weights × 0.05, zero biases.
+fn problem() -> Problem {
+    let w = |shape: &[usize], seed| Tensor::randn(shape, DType::F32, seed) * 0.05;
+    let params = vec![
+        w(&[784, 512], 1),
+        Tensor::zeros(&[512], DType::F32),
+        w(&[512, 512], 2),
+        Tensor::zeros(&[512], DType::F32),
+        w(&[512, 10], 3),
+        Tensor::zeros(&[10], DType::F32),
+    ];
+    let x = Tensor::randn(&[256, 784], DType::F32, 4);
+    let labels = Tensor::from_vec((0..256).map(|i| (i * 7 % 10) as i64).collect(), &[256]);
+    Problem { params, x, y: labels.one_hot(10, DType::F32) }
+}
+
+/// W2's loss: `mean_i(logsumexp(z_i) − Σ_j Y_ij z_ij)`.
+fn loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
+    let h1 = (x.matmul(&p[0]) + &p[1]).tanh();
+    let h2 = (h1.matmul(&p[2]) + &p[3]).tanh();
+    let z = h2.matmul(&p[4]) + &p[5];
+    (z.logsumexp_axes(&[1], false) - (y * &z).sum_axes(&[1], false)).mean()
+}
+
+fn report_memory(pr: &Problem) {
+    let f = |p: &Vec<Tensor>| loss(p, &pr.x, &pr.y);
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let (v, g) = value_and_grad(f)(&pr.params);
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    drop((v, g));
+    // Activations: the two hidden layers and the logits, before and after tanh.
+    let activations = 4 * 256 * (512 * 2 + 512 * 2 + 10);
+    let params: usize = pr.params.iter().map(|p| 4 * p.size()).sum();
+    println!(
+        "W2 memory: peak heap during value_and_grad {:.2} MB above the inputs; activations {:.2} MB; parameters {:.2} MB",
+        peak as f64 / 1e6,
+        activations as f64 / 1e6,
+        params as f64 / 1e6
+    );
+    let (_, pullback) = vjp(f, &pr.params);
+    let held = LIVE.load(Ordering::Relaxed) - base;
+    println!("W2 memory: a live pullback holds {:.2} MB (its residuals)", held as f64 / 1e6);
+    drop(pullback);
+    println!("W2 memory: after dropping it, {:.2} MB remain", (LIVE.load(Ordering::Relaxed) - base) as f64 / 1e6);
+}
+
+fn w2(c: &mut Criterion) {
+    let pr = problem();
+    println!("W2 loss at init: {:.6}", loss(&pr.params, &pr.x, &pr.y).item());
+    report_memory(&pr);
+    let mut g = c.benchmark_group("W2");
+    g.bench_function("loss", |b| b.iter(|| black_box(loss(&pr.params, &pr.x, &pr.y))));
+    g.bench_function("loss_and_grad", |b| {
+        b.iter(|| black_box(value_and_grad(|p: &Vec<Tensor>| loss(p, &pr.x, &pr.y))(&pr.params)))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(4));
+    targets = w2
+}
+criterion_main!(benches);

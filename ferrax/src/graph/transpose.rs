@@ -1,0 +1,68 @@
+//! Transposition of a linear graph: the backward pass of reverse mode.
+
+use crate::core::{Lin, Tensor};
+
+use super::{Def, Graph};
+
+/// Runs the transpose of a linear graph: given a cotangent for each output
+/// (`None`: zero), returns the cotangent of each input (`None`: zero).
+///
+/// Every equation of a linear graph is linear in the inputs; constants are
+/// the residuals it was staged with. The walk goes backwards over the
+/// equations, applying each primitive's `transpose` rule and summing the
+/// cotangents that fan in to a variable. Symbolic zeros skip work: an
+/// equation whose output received no cotangent is never visited. All work
+/// is done with `bind`, so an enclosing transformation sees it.
+///
+/// # Panics
+/// When a cotangent's shape or dtype differs from its output's.
+#[track_caller]
+pub fn backward_pass(graph: &Graph, cts: &[Option<Tensor>]) -> Vec<Option<Tensor>> {
+    assert_eq!(cts.len(), graph.outputs.len(), "backward pass: one cotangent per output");
+    let mut ct_of: Vec<Option<Tensor>> = vec![None; graph.avals.len()];
+    let accumulate = |slot: &mut Option<Tensor>, ct: Tensor| {
+        *slot = Some(match slot.take() {
+            Some(prev) => prev + ct,
+            None => ct,
+        });
+    };
+    for (i, (&v, ct)) in graph.outputs.iter().zip(cts).enumerate() {
+        let Some(ct) = ct else { continue };
+        assert!(
+            ct.aval() == &graph.avals[v],
+            "cotangent {i} is {} but the output it belongs to is {}; pass a cotangent of the output's shape and dtype",
+            ct.aval(),
+            graph.avals[v]
+        );
+        if matches!(graph.defs[v], Def::Const(_)) {
+            continue; // an output that does not depend on the inputs
+        }
+        accumulate(&mut ct_of[v], ct.clone());
+    }
+    for e in graph.eqns.iter().rev() {
+        let Some(ct) = ct_of[e.out].take() else { continue };
+        let lins: Vec<Lin> = e
+            .inputs
+            .iter()
+            .map(|&v| match graph.defs[v] {
+                Def::Const(c) => Lin::Const(graph.consts[c].1.clone()),
+                Def::Input(_) | Def::Eqn(_) => Lin::Linear(graph.avals[v].clone()),
+            })
+            .collect();
+        let in_cts = e.prim.transpose(&ct, &lins);
+        debug_assert_eq!(in_cts.len(), e.inputs.len(), "{}: one cotangent per input", e.prim.name());
+        for ((&v, lin), ct) in e.inputs.iter().zip(&lins).zip(in_cts) {
+            if let (Some(ct), true) = (ct, lin.is_linear()) {
+                debug_assert!(
+                    ct.aval() == &graph.avals[v],
+                    "{}: transpose gave {} for {}",
+                    e.prim.name(),
+                    ct.aval(),
+                    graph.avals[v]
+                );
+                accumulate(&mut ct_of[v], ct);
+            }
+        }
+    }
+    graph.inputs.iter().map(|&v| ct_of[v].take()).collect()
+}

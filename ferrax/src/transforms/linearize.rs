@@ -1,0 +1,181 @@
+//! Reverse mode: `linearize` stages the tangent side of a JVP into a linear
+//! graph; `vjp` transposes that graph; `grad` is `vjp` with cotangent 1.
+//!
+//! The derivative rules are the primitives' `jvp` rules and nothing else, so
+//! forward and reverse mode cannot disagree.
+
+use crate::array::Aval;
+use crate::core::Tensor;
+use crate::graph::{backward_pass, Graph};
+use crate::tree::Tree;
+
+use super::jvp::jvp;
+use super::staging::Staging;
+
+/// A function's linearisation at a point: the linear graph of its tangent
+/// computation, with the structure of its inputs and outputs.
+struct Linear<I, O> {
+    graph: Graph,
+    /// Input structure (leaves are placeholders, not the primal values).
+    in_tree: I,
+    /// Avals of the input leaves; only float leaves are graph inputs.
+    in_avals: Vec<Aval>,
+    /// Output structure (placeholder leaves).
+    out_tree: O,
+    out_avals: Vec<Aval>,
+}
+
+fn placeholder_tree<T: Tree>(t: &T) -> T {
+    let p = Tensor::scalar(0.0f64);
+    t.map_leaves(|_| p.clone())
+}
+
+fn linearize_impl<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, Linear<I, O>) {
+    let xs = x.leaves();
+    let staging = Staging::new();
+    // Integer and bool leaves carry no tangent: jvp ignores what is passed for them.
+    let tangents: Vec<Tensor> =
+        xs.iter().map(|l| if l.dtype().is_float() { staging.input(l.aval().clone()) } else { l.clone() }).collect();
+    let (y, y_dot) = jvp(f, x, &x.with_leaves(tangents));
+    let graph = staging.finish(&y_dot.leaves());
+    let lin = Linear {
+        graph,
+        in_tree: placeholder_tree(x),
+        in_avals: xs.iter().map(|l| l.aval().clone()).collect(),
+        out_tree: placeholder_tree(&y),
+        out_avals: y.leaves().iter().map(|l| l.aval().clone()).collect(),
+    };
+    (y, lin)
+}
+
+impl<I: Tree, O: Tree> Linear<I, O> {
+    #[track_caller]
+    fn apply(&self, x_dot: &I) -> O {
+        let ts = x_dot.leaves();
+        check_avals("linearized function", "tangent", "input", &ts, &self.in_avals);
+        let float_ts: Vec<Tensor> =
+            ts.into_iter().zip(&self.in_avals).filter(|(_, a)| a.dtype.is_float()).map(|(t, _)| t).collect();
+        self.out_tree.with_leaves(self.graph.eval(&float_ts))
+    }
+
+    #[track_caller]
+    fn transpose(&self, ct: &O) -> I {
+        let cts = ct.leaves();
+        check_avals("pullback", "cotangent", "output", &cts, &self.out_avals);
+        let mut in_cts = backward_pass(&self.graph, &cts.into_iter().map(Some).collect::<Vec<_>>()).into_iter();
+        let leaves = self
+            .in_avals
+            .iter()
+            .map(|a| {
+                let ct = if a.dtype.is_float() { in_cts.next().flatten() } else { None };
+                ct.unwrap_or_else(|| Tensor::zeros(&a.shape, a.dtype))
+            })
+            .collect();
+        self.in_tree.with_leaves(leaves)
+    }
+}
+
+#[track_caller]
+fn check_avals(who: &str, what: &str, of: &str, got: &[Tensor], want: &[Aval]) {
+    assert!(
+        got.len() == want.len(),
+        "{who}: expected {} {what} leaves (one per {of} leaf), got {}",
+        want.len(),
+        got.len()
+    );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.aval() == w || !w.dtype.is_float(),
+            "{who}: {what} {i} is {} but its {of} is {w}; pass a {what} of the {of}'s shape and dtype",
+            g.aval()
+        );
+    }
+}
+
+/// `f(x)` and its linearisation at `x`: a function that maps a tangent of
+/// the input to the tangent of the output (`J · x_dot`), evaluating a
+/// staged linear program instead of re-running `f`.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let (y, f_lin) = linearize(|x: &Tensor| x.sin(), &Tensor::scalar(0.0));
+/// assert_eq!(y.item(), 0.0);
+/// assert_eq!(f_lin(&Tensor::scalar(2.0)).item(), 2.0); // cos(0) · 2
+/// ```
+///
+/// # Panics
+/// The returned function panics when a tangent's shape or dtype differs from its input's.
+pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl Fn(&I) -> O) {
+    let (y, lin) = linearize_impl(f, x);
+    (y, move |x_dot: &I| lin.apply(x_dot))
+}
+
+/// `f(x)` and its pullback: a function from a cotangent of the output
+/// (`y_bar`, shaped like `f(x)`) to the cotangent of the input (`Jᵀ y_bar`,
+/// shaped like `x`). This is what PyTorch's `y.backward(y_bar)` computes.
+///
+/// The pullback holds only the residuals of the forward pass (the values
+/// its derivative rules need), not the whole computation.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let x = Tensor::from_vec(vec![1.0, 2.0], &[2]);
+/// let (y, pullback) = vjp(|x: &Tensor| x * x, &x);
+/// let x_bar = pullback(&Tensor::from_vec(vec![1.0, 10.0], &[2]));
+/// assert_eq!(x_bar.to_vec::<f64>(), vec![2.0, 40.0]);
+/// # let _ = y;
+/// ```
+///
+/// # Panics
+/// The pullback panics when a cotangent's shape or dtype differs from its output's.
+pub fn vjp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl Fn(&O) -> I) {
+    let (y, lin) = linearize_impl(f, x);
+    (y, move |ct: &O| lin.transpose(ct))
+}
+
+#[track_caller]
+fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str) -> (Tensor, I) {
+    for (i, l) in x.leaves().iter().enumerate() {
+        assert!(
+            l.dtype().is_float(),
+            "{who}: input leaf {i} is {}; gradients are taken with respect to float inputs only \
+             (convert it with .to_dtype(DType::F64), or capture it in the closure instead)",
+            l.dtype()
+        );
+    }
+    let (y, pullback) = vjp(f, x);
+    assert!(
+        y.size() == 1,
+        "{who}: the function must return a scalar, but it returned shape {:?}; reduce it with .sum() or \
+         .mean(), or use vjp or jacrev for the derivative of a non-scalar output",
+        y.shape()
+    );
+    assert!(y.dtype().is_float(), "{who}: the function returned a {} value, which has no gradient", y.dtype());
+    let g = pullback(&Tensor::ones(y.shape(), y.dtype()));
+    (y, g)
+}
+
+/// The gradient of a scalar function: `grad(f)(&x)` has the structure of `x`.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let f = |x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin();
+/// let (d1, d2) = grad(f)(&(Tensor::scalar(2.0), Tensor::scalar(5.0)));
+/// assert_eq!(d1.item(), 5.5);
+/// assert!((d2.item() - 1.716337814536774).abs() < 1e-15);
+/// ```
+///
+/// # Panics
+/// When `f` returns more than one element (the message points to `sum`,
+/// `vjp` and `jacrev`), or an input leaf is not a float tensor.
+pub fn grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
+    move |x: &I| value_and_grad_impl(&f, x, "grad").1
+}
+
+/// The value and the gradient of a scalar function in one pass.
+///
+/// # Panics
+/// As [`grad`].
+pub fn value_and_grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> (Tensor, I) {
+    move |x: &I| value_and_grad_impl(&f, x, "value_and_grad")
+}
