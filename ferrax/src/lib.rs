@@ -34,7 +34,9 @@ pub mod tree;
 pub use crate::array::{Aval, DType};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
-pub use crate::transforms::{grad, jvp, linearize, make_graph, value_and_grad, vjp};
+pub use crate::transforms::{
+    grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
+};
 pub use crate::tree::Tree;
 
 /// The README's examples, compiled and run as doctests.
@@ -47,6 +49,8 @@ pub mod prelude {
     pub use crate::array::{Aval, DType};
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
-    pub use crate::transforms::{grad, jvp, linearize, make_graph, value_and_grad, vjp};
+    pub use crate::transforms::{
+        grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
+    };
     pub use crate::tree::Tree;
 }

@@ -265,3 +265,20 @@ fn grads_of_trees_have_the_input_structure() {
     assert_eq!(g["w"].to_vec::<f64>(), vec![0.5, 0.5]);
     assert_eq!(g["b"].item(), 3.0);
 }
+
+#[test]
+fn vmap_of_random_programs_equals_a_loop() {
+    for seed in 0..300 {
+        let f = random_program(seed);
+        let xs = vec![Tensor::randn(&[4, 3, 3], DType::F64, seed), Tensor::randn(&[4, 3, 3], DType::F64, seed + 500)];
+        let batched = vmap(&f)(&xs);
+        for b in 0..4 {
+            let one: Vec<Tensor> = xs.iter().map(|x| x.slice(0, b, b + 1).squeeze(0)).collect();
+            let want = f(&one);
+            let got = batched.slice(0, b, b + 1).squeeze(0);
+            for (p, q) in got.to_vec::<f64>().iter().zip(want.to_vec::<f64>()) {
+                assert!((p - q).abs() <= 1e-12 * (1.0 + q.abs()), "seed {seed}, member {b}: {p} vs {q}");
+            }
+        }
+    }
+}

@@ -213,6 +213,21 @@ impl Array {
         Array::full(shape, 0.0, dtype)
     }
 
+    /// The `n × n` identity.
+    pub fn eye(n: usize, dtype: DType) -> Array {
+        let mut buf = Array::zeros(&[n, n], dtype);
+        let data = Arc::get_mut(&mut buf.data).expect("a fresh array is not shared");
+        for i in 0..n {
+            match data {
+                Buffer::F32(v) => v[i * n + i] = 1.0,
+                Buffer::F64(v) => v[i * n + i] = 1.0,
+                Buffer::I64(v) => v[i * n + i] = 1,
+                Buffer::Bool(v) => v[i * n + i] = true,
+            }
+        }
+        buf
+    }
+
     /// Builds an array of `dtype` from values given as `f64` (cast as by `as`).
     pub fn from_f64_fn(shape: &[usize], dtype: DType, mut f: impl FnMut(usize) -> f64) -> Array {
         let n: usize = shape.iter().product();

@@ -65,6 +65,15 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// `stop_gradient`, piecewise-constant functions).
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor>;
 
+    /// Vectorisation rule: the primitive applied to inputs that carry an
+    /// extra batch axis (`axes[i]`: where input `i` has it; `None`: the input
+    /// is the same for the whole batch, at least one is `Some`) of length
+    /// `size`. Returns the batched output and where its batch axis is (or
+    /// `None` if the output does not vary across the batch). Rules may move
+    /// batch axes wherever is convenient; unbatched inputs are broadcast only
+    /// where a rule needs it.
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>);
+
     /// Reverse-mode rule, for primitives that can appear linearly in a
     /// tangent program: given the output cotangent `ct` and the inputs
     /// (constants, or linear inputs known only by shape), the cotangent of

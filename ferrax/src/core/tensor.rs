@@ -100,7 +100,7 @@ impl Tensor {
 
     /// The `n × n` identity matrix.
     pub fn eye(n: usize, dtype: DType) -> Tensor {
-        Tensor::from_array(Array::from_f64_fn(&[n, n], dtype, |i| if i / n == i % n { 1.0 } else { 0.0 }))
+        Tensor::from_array(Array::eye(n, dtype))
     }
 
     /// `0, 1, …, n-1`.

@@ -8,8 +8,8 @@ use crate::array::{elementwise, zip_num, zip_to, Array, Aval, DType};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
 use super::{
-    add_tangents, broadcast_or_panic, constant, expect_float, expect_numeric, expect_same_dtype, if_linear, or_zero,
-    to_shape, unbroadcast,
+    add_tangents, batching, broadcast_or_panic, constant, expect_float, expect_numeric, expect_same_dtype, if_linear,
+    or_zero, to_shape, unbroadcast,
 };
 
 /// The output aval of a broadcasting binary op over numeric operands of one dtype.
@@ -49,6 +49,9 @@ macro_rules! arith {
                 let ($x, $y, $tx, $ty, $ans) = (&x[0], &x[1], t[0].as_ref(), t[1].as_ref(), ans);
                 let out: Option<Tensor> = $jvp;
                 out.map(|t| to_shape(t, ans.shape()))
+            }
+            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+                batching::elementwise(self, x, axes)
             }
             $(
                 fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
@@ -165,6 +168,9 @@ impl Primitive for Pow {
             _ => unreachable!("pow: the shape rule admits only float operands of one dtype"),
         }
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::elementwise(self, x, axes)
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
         let (x, y) = (&x[0], &x[1]);
         let dx = t[0].as_ref().map(|t| t * y * x.pow(&(y - 1.0)));
@@ -229,6 +235,9 @@ impl Primitive for Compare {
             CmpOp::Ne => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a != b),
         }
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::elementwise(self, x, axes)
+    }
     fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         None // bool output
     }
@@ -258,6 +267,9 @@ impl Primitive for Select {
         let ab = broadcast_or_panic("select", ins[1].shape(), ins[2].shape());
         let out = broadcast_or_panic("select", ins[0].shape(), &ab);
         elementwise::select_any(ins[0], ins[1], ins[2], &out)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::elementwise(self, x, axes)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
         let (cond, a, b) = (&x[0], &x[1], &x[2]);

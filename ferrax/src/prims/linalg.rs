@@ -3,7 +3,7 @@
 use crate::array::{self, broadcast_shapes, Array, Aval};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{add_tangents, constant, expect_float, expect_same_dtype, if_linear};
+use super::{add_tangents, batching, constant, expect_float, expect_same_dtype, if_linear};
 
 /// The `matmul` primitive: batched `op(a) @ op(b)` where `op` transposes
 /// the last two axes of an operand whose flag is set. Both operands have
@@ -55,6 +55,65 @@ impl Primitive for Matmul {
     fn eval(&self, ins: &[&Array]) -> Array {
         array::matmul(ins[0], ins[1], self.ta, self.tb)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let (a, b) = (&x[0], &x[1]);
+        let mm = |a: &Tensor, b: &Tensor| bind(*self, &[a.clone(), b.clone()]);
+        let vector = |v: &Tensor, bd: usize, len_at: usize| v.rank() == 3 && v.shape()[phys_at(len_at, bd)] == 1;
+        match (axes[0], axes[1]) {
+            // One matrix times a batch of column vectors: the batch of
+            // results is (vectorᵀ · op(a)ᵀ) stacked, one product with the
+            // vectors as rows and no copy. (A [k, 1] or [1, k] vector has the
+            // same layout either way round.)
+            (None, Some(bd)) if a.rank() == 2 && vector(b, bd, if self.tb { 0 } else { 1 }) => {
+                let rows = batching::move_axis(b, bd, 0);
+                let k = rows.size() / size;
+                let out = bind(Matmul { ta: false, tb: !self.ta }, &[rows.reshape(&[size, k]), a.clone()]);
+                let m = out.shape()[1];
+                (out.reshape(&[size, m, 1]), Some(0))
+            }
+            // A batch of row vectors times one matrix: likewise, the rows stack.
+            (Some(bd), None) if b.rank() == 2 && vector(a, bd, if self.ta { 1 } else { 0 }) => {
+                let rows = batching::move_axis(a, bd, 0);
+                let k = rows.size() / size;
+                let out = bind(Matmul { ta: false, tb: self.tb }, &[rows.reshape(&[size, k]), b.clone()]);
+                let n = out.shape()[1];
+                (out.reshape(&[size, 1, n]), Some(0))
+            }
+            // A batch of left operands against one right operand: stack the
+            // batch into the rows of one product instead of repeating `b`.
+            (Some(bd), None) if !self.ta => {
+                let rank = a.rank() - 1; // logical rank
+                let moved = batching::move_axis(a, bd, rank - 2); // [batch.., B, m, k]
+                let mut rows = moved.shape().to_vec();
+                let (bsz, m) = (rows.remove(rank - 2), rows[rank - 2]);
+                rows[rank - 2] = bsz * m;
+                let out = mm(&moved.reshape(&rows), b); // [batch.., B*m, n]
+                let mut shape = out.shape().to_vec();
+                shape[rank - 2] = m;
+                shape.insert(rank - 2, bsz);
+                (out.reshape(&shape), Some(rank - 2))
+            }
+            // One left operand against a batch of right operands: stack the batch into the columns.
+            (None, Some(bd)) if !self.tb => {
+                let rank = b.rank() - 1;
+                let moved = batching::move_axis(b, bd, rank - 1); // [batch.., k, B, n]
+                let mut cols = moved.shape().to_vec();
+                let (bsz, n) = (cols.remove(rank - 1), cols[rank - 1]);
+                cols[rank - 1] = bsz * n;
+                let out = mm(a, &moved.reshape(&cols)); // [batch.., m, B*n]
+                let mut shape = out.shape().to_vec();
+                shape[rank - 1] = n;
+                shape.insert(rank - 1, bsz);
+                (out.reshape(&shape), Some(rank - 1))
+            }
+            // Otherwise the batch becomes a leading batch dimension of both.
+            _ => {
+                let a = batching::batch_first(a, axes[0], size);
+                let b = batching::batch_first(b, axes[1], size);
+                (mm(&a, &b), Some(0))
+            }
+        }
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         let (a, b) = (&x[0], &x[1]);
         let da = t[0].as_ref().map(|ta| bind(*self, &[ta.clone(), b.clone()]));
@@ -84,6 +143,11 @@ impl Primitive for Matmul {
         });
         vec![ct_a, ct_b]
     }
+}
+
+/// The physical position of logical axis `a` of a matrix whose batch axis is at `bd`.
+fn phys_at(a: usize, bd: usize) -> usize {
+    batching::phys(a, bd)
 }
 
 impl Tensor {

@@ -6,6 +6,7 @@
 //! `minimum` and `reduce_max`/`reduce_min` split the derivative evenly, and
 //! `d/dx x^y` at `(0, 0)` is NaN.
 
+pub mod batching;
 pub mod binary;
 pub mod linalg;
 pub mod reduce;

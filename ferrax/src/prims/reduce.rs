@@ -3,6 +3,7 @@
 use crate::array::{Array, Aval, DType};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
+use super::batching::phys;
 use super::{expect_axis, expect_numeric};
 
 /// Checks reduction axes and returns the shape without them.
@@ -14,6 +15,15 @@ fn reduced_aval(op: &str, a: &Aval, axes: &[usize]) -> Aval {
     }
     let shape = a.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
     Aval { dtype: a.dtype, shape }
+}
+
+/// A reduction's axes in a batched operand whose batch axis is at `axes[0]`,
+/// and where the batch axis lands in the result: it stays in place, moved
+/// left by the reduced axes before it.
+fn reduce_axes(logical: &[usize], axes: &[Option<usize>]) -> (Vec<usize>, usize) {
+    let bd = axes[0].expect("the only operand is batched");
+    let physical = logical.iter().map(|&a| phys(a, bd)).collect();
+    (physical, bd - logical.iter().filter(|&&a| a < bd).count())
 }
 
 /// `shape` with the reduced `axes` kept as size 1, so a reduced value broadcasts back.
@@ -37,6 +47,10 @@ impl Primitive for ReduceSum {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         crate::array::reduce_sum(ins[0], &self.axes)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&self.axes, axes);
+        (bind(ReduceSum { axes }, &x[..1]), Some(bd))
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.reduce_sum(&self.axes))
@@ -72,6 +86,10 @@ impl Primitive for ReduceMax {
     fn eval(&self, ins: &[&Array]) -> Array {
         crate::array::reduce_max(ins[0], &self.axes)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&self.axes, axes);
+        (bind(ReduceMax { axes }, &x[..1]), Some(bd))
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
         Some(extreme_jvp(&x[0], t[0].as_ref()?, ans, &self.axes))
     }
@@ -93,6 +111,10 @@ impl Primitive for ReduceMin {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         crate::array::reduce_min(ins[0], &self.axes)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&self.axes, axes);
+        (bind(ReduceMin { axes }, &x[..1]), Some(bd))
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
         Some(extreme_jvp(&x[0], t[0].as_ref()?, ans, &self.axes))
@@ -121,6 +143,10 @@ impl Primitive for Argmax {
     fn eval(&self, ins: &[&Array]) -> Array {
         crate::array::argmax(ins[0], self.axis)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&[self.axis], axes);
+        (bind(Argmax { axis: axes[0] }, &x[..1]), Some(bd))
+    }
     fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         None // integer output
     }
@@ -145,6 +171,10 @@ impl Primitive for Cumsum {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         crate::array::cumsum(ins[0], self.axis, self.reverse)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let bd = axes[0].expect("the only operand is batched");
+        (bind(Cumsum { axis: phys(self.axis, bd), reverse: self.reverse }, &x[..1]), Some(bd))
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))

@@ -5,7 +5,7 @@
 use crate::array::{self, same_shape, Array, Aval, DType};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{constant, expect_axis, if_linear, or_zero, unbroadcast};
+use super::{batching, constant, expect_axis, if_linear, or_zero, unbroadcast};
 
 /// The `broadcast` primitive: numpy-style broadcast to `shape` (new leading
 /// axes, size-1 axes stretched).
@@ -34,6 +34,17 @@ impl Primitive for Broadcast {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         array::broadcast_to(ins[0], &self.shape)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // Batch axis first, then size-1 axes for the ranks the broadcast adds.
+        let front = batching::batch_first(&x[0], axes[0], size);
+        let logical = &front.shape()[1..];
+        let mut shape = vec![size];
+        shape.extend(std::iter::repeat_n(1, self.shape.len() - logical.len()));
+        shape.extend_from_slice(logical);
+        let mut target = vec![size];
+        target.extend_from_slice(&self.shape);
+        (front.reshape(&shape).broadcast_to(&target), Some(0))
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.broadcast_to(&self.shape))
@@ -69,6 +80,17 @@ impl Primitive for Reshape {
     fn eval(&self, ins: &[&Array]) -> Array {
         ins[0].reshape(&self.shape)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // A batch axis at either end survives a reshape of the rest without a copy.
+        if axes[0] == Some(x[0].rank() - 1) && x[0].rank() > 1 {
+            let mut shape = self.shape.clone();
+            shape.push(size);
+            return (x[0].reshape(&shape), Some(self.shape.len()));
+        }
+        let mut shape = vec![size];
+        shape.extend_from_slice(&self.shape);
+        (batching::batch_first(&x[0], axes[0], size).reshape(&shape), Some(0))
+    }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.reshape(&self.shape))
     }
@@ -100,6 +122,10 @@ impl Primitive for Permute {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         array::permute(ins[0], &self.perm)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let perm: Vec<usize> = std::iter::once(0).chain(self.perm.iter().map(|p| p + 1)).collect();
+        (batching::batch_first(&x[0], axes[0], size).permute(&perm), Some(0))
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.permute(&self.perm))
@@ -142,6 +168,13 @@ impl Primitive for Slice {
     fn eval(&self, ins: &[&Array]) -> Array {
         array::slice(ins[0], &self.starts, &self.ends)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let bd = axes[0].expect("the only operand is batched");
+        let (mut starts, mut ends) = (self.starts.clone(), self.ends.clone());
+        starts.insert(bd, 0);
+        ends.insert(bd, size);
+        (bind(Slice { starts, ends }, &x[..1]), Some(bd))
+    }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))
     }
@@ -178,6 +211,13 @@ impl Primitive for Pad {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         array::pad(ins[0], &self.lo, &self.hi)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let bd = axes[0].expect("the only operand is batched");
+        let (mut lo, mut hi) = (self.lo.clone(), self.hi.clone());
+        lo.insert(bd, 0);
+        hi.insert(bd, 0);
+        (bind(Pad { lo, hi }, &x[..1]), Some(bd))
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(bind(self.clone(), &[t[0].clone()?]))
@@ -220,6 +260,10 @@ impl Primitive for Concat {
     fn eval(&self, ins: &[&Array]) -> Array {
         array::concat(ins, self.axis)
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let xs: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
+        (bind(Concat { axis: self.axis + 1 }, &xs), Some(0))
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         let ts: Vec<Tensor> = x.iter().zip(t).map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like())).collect();
         Some(bind(self.clone(), &ts))
@@ -260,6 +304,24 @@ impl Primitive for Gather {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         array::gather(ins[0], self.axis, ins[1])
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let (src, idx) = (&x[0], &x[1]);
+        match (axes[0], axes[1]) {
+            // One index set for every batch member: gather past the batch axis.
+            (Some(bd), None) => {
+                let front = batching::move_axis(src, bd, 0);
+                (front.index_select(self.axis + 1, idx), Some(0))
+            }
+            // One source, a batch of index sets: the indices' batch axis lands at `axis`.
+            (None, Some(bi)) => (src.index_select(self.axis, &batching::move_axis(idx, bi, 0)), Some(self.axis)),
+            // Both batched: fold the batch into the gathered axis and offset each member's indices.
+            _ => {
+                let (src, len) = fold_batch_into_axis(src, axes[0], self.axis, size);
+                let idx = offset_indices(idx, axes[1], size, len);
+                (src.index_select(self.axis, &idx), Some(self.axis))
+            }
+        }
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         Some(t[0].as_ref()?.index_select(self.axis, &x[1]))
@@ -303,6 +365,21 @@ impl Primitive for ScatterAdd {
     fn eval(&self, ins: &[&Array]) -> Array {
         array::scatter_add(ins[0], self.axis, ins[1], ins[2])
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // Fold the batch into the scattered axis, with each member's indices
+        // offset into its own block, and scatter once.
+        let (operand, len) = fold_batch_into_axis(&x[0], axes[0], self.axis, size);
+        let idx = offset_indices(&x[1], axes[1], size, len);
+        let upd = batching::batch_first(&x[2], axes[2], size);
+        let upd = batching::move_axis(&upd, 0, self.axis);
+        let out = operand.scatter_add(self.axis, &idx, &upd);
+        let mut shape = x[0].shape().to_vec();
+        if let Some(bd) = axes[0] {
+            shape.remove(bd);
+        }
+        shape.insert(self.axis, size);
+        (out.reshape(&shape), Some(self.axis))
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
         let t_op = or_zero(t[0].as_ref(), &x[0]).broadcast_to(ans.shape());
         let t_upd = t[2].clone().unwrap_or_else(|| x[2].zeros_like());
@@ -329,6 +406,9 @@ impl Primitive for Convert {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         ins[0].to_dtype(self.dtype)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         // Only float-to-float conversions carry a derivative.
@@ -357,9 +437,35 @@ impl Primitive for StopGradient {
     fn eval(&self, ins: &[&Array]) -> Array {
         ins[0].clone()
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
+    }
     fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         None
     }
+}
+
+/// `x` (batched at `axis`, or broadcast when unbatched) with the batch axis
+/// merged into axis `at` of the logical shape: `[.., size * len, ..]`, member
+/// `b` owning positions `b * len .. (b + 1) * len`. Returns it and `len`.
+fn fold_batch_into_axis(x: &Tensor, axis: Option<usize>, at: usize, size: usize) -> (Tensor, usize) {
+    let front = batching::batch_first(x, axis, size);
+    let moved = batching::move_axis(&front, 0, at);
+    let mut shape = moved.shape().to_vec();
+    let len = shape[at + 1];
+    shape[at] = size * len;
+    shape.remove(at + 1);
+    (moved.reshape(&shape), len)
+}
+
+/// A batch of index sets (batch axis first; unbatched ones broadcast) with
+/// member `b`'s indices shifted by `b * len`, to address a folded axis.
+fn offset_indices(idx: &Tensor, axis: Option<usize>, size: usize, len: usize) -> Tensor {
+    let idx = batching::batch_first(idx, axis, size);
+    let mut shape = vec![1; idx.rank()];
+    shape[0] = size;
+    let offsets = (Tensor::arange(size, DType::I64) * len as f64).reshape(&shape);
+    idx + offsets
 }
 
 impl Tensor {

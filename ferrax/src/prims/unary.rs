@@ -4,7 +4,7 @@ use crate::array::parallel::{CHEAP, COSTLY};
 use crate::array::{map_float, map_num, Array, Aval, FastMath};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{expect_float, expect_numeric};
+use super::{batching, expect_float, expect_numeric};
 
 /// Defines a float-only elementwise primitive and the `Tensor` method that
 /// binds it: kernel and derivative side by side.
@@ -34,6 +34,9 @@ macro_rules! float_unary {
             fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
                 let ($x, $t, $ans) = (&x[0], t[0].as_ref()?, ans);
                 Some($jvp)
+            }
+            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+                batching::unary(self, x, axes)
             }
         }
 
@@ -129,6 +132,9 @@ impl Primitive for Neg {
     fn eval(&self, ins: &[&Array]) -> Array {
         map_num!("neg", ins[0], CHEAP, <T> |v| v.neg())
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
+    }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         let t = t[0].as_ref()?;
         Some(t.neg())
@@ -154,6 +160,9 @@ impl Primitive for Abs {
     fn eval(&self, ins: &[&Array]) -> Array {
         map_num!("abs", ins[0], CHEAP, <T> |v| v.abs())
     }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         // abs'(0) = 1, as JAX: the derivative at the kink is the right-hand one.
         let (x, t) = (&x[0], t[0].as_ref()?);
@@ -176,6 +185,9 @@ impl Primitive for Signum {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         map_num!("signum", ins[0], CHEAP, <T> |v| v.signum())
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
     }
     fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         None // piecewise constant
@@ -200,6 +212,9 @@ impl Primitive for PowI {
     fn eval(&self, ins: &[&Array]) -> Array {
         let n = self.n;
         map_float!("powi", ins[0], CHEAP, |v| v.powi(n))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         let (x, t) = (&x[0], t[0].as_ref()?);

@@ -1,0 +1,187 @@
+//! Vectorising map: `vmap` runs a function written for one example on a
+//! whole batch at once, by pushing a batch axis through every primitive.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::core::{bind_dyn, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::prims::batching::move_axis;
+use crate::tree::Tree;
+
+/// The batch interpretation: a tracer is a value with (or without) a batch axis.
+struct BatchTrace {
+    size: usize,
+}
+
+impl Trace for BatchTrace {
+    fn name(&self) -> &'static str {
+        "vmap"
+    }
+
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
+        let (values, axes): (Vec<Tensor>, Vec<Option<usize>>) = ins
+            .iter()
+            .map(|x| match x.tracer_of(me) {
+                Some(TracerKind::Batch { value, axis }) => (value.clone(), *axis),
+                _ => (x.clone(), None),
+            })
+            .unzip();
+        if axes.iter().all(Option::is_none) {
+            return bind_dyn(prim.clone(), &values);
+        }
+        let (out, axis) = prim.batch(&values, &axes, self.size);
+        let Some(axis) = axis else { return out };
+        let mut logical = out.shape().to_vec();
+        let mapped = logical.remove(axis);
+        assert!(
+            mapped == self.size && logical == aval.shape && out.dtype() == aval.dtype,
+            "internal error: the batch rule of {} gave {} with batch axis {axis} for a logical {} (batch size {})",
+            prim.name(),
+            out.aval(),
+            aval,
+            self.size
+        );
+        Tensor::new_tracer(me, aval, TracerKind::Batch { value: out, axis: Some(axis) })
+    }
+}
+
+/// Resolves a possibly negative axis against `rank`.
+fn resolve(axis: isize, rank: usize) -> Option<usize> {
+    let a = if axis < 0 { axis + rank as isize } else { axis };
+    (0..rank as isize).contains(&a).then_some(a as usize)
+}
+
+#[track_caller]
+fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<isize>], out_axes: &[isize]) -> O {
+    let leaves = xs.leaves();
+    assert!(
+        in_axes.len() == leaves.len(),
+        "vmap: in_axes has {} entries but the input has {} leaves; give one entry per flattened leaf (None for unmapped)",
+        in_axes.len(),
+        leaves.len()
+    );
+    let mut axes = Vec::with_capacity(leaves.len());
+    let mut size: Option<(usize, usize, usize)> = None; // (size, leaf, axis)
+    for (i, (leaf, ax)) in leaves.iter().zip(in_axes).enumerate() {
+        let Some(ax) = *ax else {
+            axes.push(None);
+            continue;
+        };
+        let a = resolve(ax, leaf.rank()).unwrap_or_else(|| {
+            if leaf.rank() == 0 {
+                panic!("vmap: cannot map over axis {ax} of input leaf {i}, which is 0-d; pass None in in_axes to broadcast it");
+            }
+            panic!("vmap: axis {ax} is out of range for input leaf {i} of shape {:?}", leaf.shape())
+        });
+        let n = leaf.shape()[a];
+        match size {
+            None => size = Some((n, i, a)),
+            Some((m, j, b)) if m != n => panic!(
+                "vmap: mapped sizes differ: input leaf {j} has size {m} along axis {b}, input leaf {i} has size {n} along axis {a}"
+            ),
+            _ => {}
+        }
+        axes.push(Some(a));
+    }
+    let (size, ..) =
+        size.unwrap_or_else(|| panic!("vmap: no input is mapped; give at least one in_axes entry that is not None"));
+    let guard = push_frame(Rc::new(BatchTrace { size }));
+    let me = guard.frame();
+    let traced: Vec<Tensor> = leaves
+        .iter()
+        .zip(&axes)
+        .map(|(leaf, axis)| match axis {
+            None => leaf.clone(),
+            Some(a) => {
+                let mut shape = leaf.shape().to_vec();
+                shape.remove(*a);
+                Tensor::new_tracer(
+                    me,
+                    Aval::new(leaf.dtype(), &shape),
+                    TracerKind::Batch { value: leaf.clone(), axis: Some(*a) },
+                )
+            }
+        })
+        .collect();
+    let out = f(&xs.with_leaves(traced));
+    let out_leaves = out.leaves();
+    assert!(
+        out_axes.len() == out_leaves.len() || out_axes.len() == 1,
+        "vmap: out_axes has {} entries but the output has {} leaves; give one per flattened output leaf, or one for all",
+        out_axes.len(),
+        out_leaves.len()
+    );
+    let results: Vec<Tensor> = out_leaves
+        .iter()
+        .enumerate()
+        .map(|(i, y)| {
+            let (value, axis) = match y.tracer_of(me) {
+                Some(TracerKind::Batch { value, axis }) => (value.clone(), *axis),
+                _ => (y.clone(), None),
+            };
+            let want = out_axes[if out_axes.len() == 1 { 0 } else { i }];
+            let rank = value.rank() + axis.is_none() as usize;
+            let to = resolve(want, rank).unwrap_or_else(|| {
+                panic!("vmap: out_axes entry {want} is out of range for output leaf {i} of rank {}", rank - 1)
+            });
+            match axis {
+                Some(a) => move_axis(&value, a, to),
+                // An output that does not depend on a mapped input is the same for every member.
+                None => {
+                    let mut shape = value.shape().to_vec();
+                    shape.insert(to, size);
+                    value.expand_dims(to).broadcast_to(&shape)
+                }
+            }
+        })
+        .collect();
+    drop(guard);
+    out.with_leaves(results)
+}
+
+/// Vectorises `f` over axis 0 of every input leaf: `vmap(f)(&xs)` equals
+/// stacking `f` applied to each slice `xs[i]`, with the batch on axis 0 of
+/// every output leaf — computed in one pass, as batched primitives.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let xs = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+/// let norms = vmap(|x: &Tensor| (x * x).sum().sqrt())(&xs);
+/// assert_eq!(norms.shape(), &[2]);
+/// ```
+///
+/// # Panics
+/// When an input leaf is 0-d or the leaves' sizes along axis 0 differ; when
+/// `f` reads tensor values (a batched value has no single value).
+pub fn vmap<I: Tree, O: Tree>(f: impl Fn(&I) -> O) -> impl Fn(&I) -> O {
+    move |xs: &I| {
+        let n = xs.leaves().len();
+        vmap_impl(&f, xs, &vec![Some(0); n], &[0])
+    }
+}
+
+/// [`vmap`] with chosen axes: `in_axes` has one entry per flattened input
+/// leaf (`None`: the leaf is not mapped and is shared by every member),
+/// `out_axes` one per output leaf (or one for all); negative axes count from
+/// the end.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let xs = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
+/// let w = Tensor::from_vec(vec![10.0, 20.0], &[2]);
+/// // Map the rows of xs (axis 0), share w, put the batch last.
+/// let ys = vmap_axes(|p: &(Tensor, Tensor)| &p.0 * &p.1, &[Some(0), None], &[-1])(&(xs, w));
+/// assert_eq!(ys.shape(), &[2, 3]);
+/// ```
+///
+/// # Panics
+/// When `in_axes` does not have one entry per leaf, an axis is out of
+/// range, a mapped leaf is 0-d, or the mapped sizes differ.
+pub fn vmap_axes<I: Tree, O: Tree>(
+    f: impl Fn(&I) -> O,
+    in_axes: &[Option<isize>],
+    out_axes: &[isize],
+) -> impl Fn(&I) -> O {
+    let (in_axes, out_axes) = (in_axes.to_vec(), out_axes.to_vec());
+    move |xs: &I| vmap_impl(&f, xs, &in_axes, &out_axes)
+}
