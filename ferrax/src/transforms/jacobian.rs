@@ -43,6 +43,14 @@ pub fn jacfwd<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
             .map(|j| {
                 // Tangents: the basis of leaf j (mapped), zeros elsewhere (shared).
                 let mut tangents = zeros.clone();
+                if leaves[j].size() == 1 {
+                    // One column: a plain jvp, no batch to map over.
+                    tangents[j] = Tensor::ones(leaves[j].shape(), leaves[j].dtype());
+                    let col = jvp(&f, x, &x.with_leaves(tangents)).1;
+                    let mut shape = col.shape().to_vec();
+                    shape.extend_from_slice(leaves[j].shape());
+                    return col.reshape(&shape);
+                }
                 tangents[j] = basis(&leaves[j]);
                 let in_axes: Vec<Option<isize>> = (0..leaves.len()).map(|i| (i == j).then_some(0)).collect();
                 let cols =
@@ -66,10 +74,15 @@ pub fn jacfwd<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
 pub fn jacrev<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
     move |x: &I| {
         let (y, pullback) = vjp(&f, x);
-        let rows = vmap(&pullback)(&basis(&y));
+        // One row (a scalar function): a plain pullback, no batch to map over.
+        let (rows, lead) = if y.size() == 1 {
+            (pullback(&Tensor::ones(y.shape(), y.dtype())), 0)
+        } else {
+            (vmap(&pullback)(&basis(&y)), 1)
+        };
         rows.map_leaves(|r| {
             let mut shape = y.shape().to_vec();
-            shape.extend_from_slice(&r.shape()[1..]);
+            shape.extend_from_slice(&r.shape()[lead..]);
             r.reshape(&shape)
         })
     }
