@@ -28,6 +28,7 @@ pub mod core;
 pub mod graph;
 pub mod numeric;
 pub mod prims;
+pub mod symbolic;
 pub mod transforms;
 pub mod tree;
 

@@ -1,0 +1,1 @@
+//! Closed-form expressions: parser, symbolic derivative, simplifier.
