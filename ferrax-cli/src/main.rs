@@ -1,6 +1,18 @@
 //! `ferrax`: demos of automatic differentiation built on the ferrax library.
 
+mod args;
+mod plot;
+mod train;
+
 use ferrax::prelude::*;
+
+const USAGE: &str = "\
+ferrax: automatic differentiation for Rust
+
+usage:
+  ferrax                 the worked example, by forward and reverse mode
+  ferrax train [..]      train an MLP on handwritten digits (ferrax train --help)
+  ferrax help            this text";
 
 /// The classic worked example: `f(x1, x2) = ln(x1) + x1·x2 − sin(x2)`.
 fn worked_example(x: &(Tensor, Tensor)) -> Tensor {
@@ -54,5 +66,25 @@ fn demo() {
 }
 
 fn main() {
-    demo();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let result = match argv.first().map(String::as_str) {
+        None => {
+            demo();
+            Ok(())
+        }
+        Some("train") if argv.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", train::USAGE);
+            Ok(())
+        }
+        Some("train") => train::run(&argv[1..]),
+        Some("help" | "--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}").into()),
+    };
+    if let Err(e) = result {
+        eprintln!("ferrax: {e}");
+        std::process::exit(2);
+    }
 }

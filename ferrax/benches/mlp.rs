@@ -1,7 +1,8 @@
-//! Workload W2 of the peer benchmarks: an MLP 784-512-512-10 with tanh,
+//! Workloads W2 and W3 of the peer benchmarks: an MLP 784-512-512-10 with tanh,
 //! batch 256, f32, softmax cross-entropy. Times the loss alone and the loss
 //! with the gradient of all six parameters, and (printed before the timings)
-//! the peak heap memory of one gradient next to the size of the activations.
+//! the peak heap memory of one gradient next to the size of the activations;
+//! and 100 full-batch SGD steps (W3).
 //!
 //! `cargo bench --bench mlp`
 
@@ -97,6 +98,18 @@ fn w2(c: &mut Criterion) {
     g.bench_function("loss", |b| b.iter(|| black_box(loss(&pr.params, &pr.x, &pr.y))));
     g.bench_function("loss_and_grad", |b| {
         b.iter(|| black_box(value_and_grad(|p: &Vec<Tensor>| loss(p, &pr.x, &pr.y))(&pr.params)))
+    });
+    // W3: 100 full-batch SGD steps (lr 0.1) from the initial parameters.
+    g.sample_size(10);
+    g.bench_function("train_100_sgd_steps", |b| {
+        b.iter(|| {
+            let mut p = pr.params.clone();
+            for _ in 0..100 {
+                let g = grad(|p: &Vec<Tensor>| loss(p, &pr.x, &pr.y))(&p);
+                p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
+            }
+            black_box(p)
+        })
     });
     g.finish();
 }

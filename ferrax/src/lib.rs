@@ -22,11 +22,18 @@
 //! (the primitives and their rules), [`transforms`], [`numeric`]
 //! (finite differences and `check_grads`).
 
+// Lets `#[derive(Tree)]` name `::ferrax` inside this crate too.
+extern crate self as ferrax;
+
 pub mod array;
 mod composite;
 pub mod core;
+pub mod data;
 pub mod graph;
+pub mod io;
+pub mod nn;
 pub mod numeric;
+pub mod optim;
 pub mod prims;
 pub mod symbolic;
 pub mod transforms;
@@ -39,6 +46,7 @@ pub use crate::transforms::{
     grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
 };
 pub use crate::tree::Tree;
+pub use ferrax_derive::Tree;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]
@@ -54,4 +62,5 @@ pub mod prelude {
         grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
     };
     pub use crate::tree::Tree;
+    pub use ferrax_derive::Tree;
 }

@@ -10,7 +10,26 @@ use std::collections::BTreeMap;
 use crate::core::Tensor;
 
 /// A structure whose leaves are tensors: `Tensor`, `Vec<T>`, `[T; N]`,
-/// tuples up to 6, `Option<T>`, `BTreeMap<String, T>` and `()`, nested freely.
+/// tuples up to 6, `Option<T>`, `BTreeMap<String, T>` and `()`, nested
+/// freely — and user structs with `#[derive(Tree)]`:
+///
+/// ```
+/// use ferrax::prelude::*;
+///
+/// #[derive(Tree)]
+/// struct Layer {
+///     w: Tensor,
+///     b: Tensor,
+///     #[tree(skip)]
+///     name: String,
+/// }
+///
+/// let layer = Layer { w: Tensor::ones(&[2, 2], DType::F64), b: Tensor::zeros(&[2], DType::F64), name: "l1".into() };
+/// let g: Layer = grad(|l: &Layer| (l.w.sum() * 2.0 + l.b.sum()))(&layer);
+/// assert_eq!(g.w.to_vec::<f64>(), vec![2.0; 4]);
+/// assert_eq!(g.name, "l1");
+/// assert_eq!(layer.leaf_paths(), vec!["w", "b"]);
+/// ```
 pub trait Tree: Sized {
     /// Appends the leaves, in a fixed order, to `out`.
     fn flatten_into(&self, out: &mut Vec<Tensor>);
@@ -43,6 +62,32 @@ pub trait Tree: Sized {
         out
     }
 
+    /// Appends a name for each leaf, in flattening order, to `out`: the path
+    /// of fields, indices and keys that leads to it, each part followed by a
+    /// `.` (`layers.0.w.`; the final dot is dropped by [`Tree::leaf_paths`]).
+    /// Checkpoints use these as tensor names. The default numbers the leaves.
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        for i in 0..self.leaves().len() {
+            out.push(format!("{prefix}{i}."));
+        }
+    }
+
+    /// The name of each leaf (see [`Tree::paths_into`]); a lone tensor is `value`.
+    fn leaf_paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.paths_into("", &mut out);
+        out.into_iter()
+            .map(|p| {
+                let p = p.trim_end_matches('.');
+                if p.is_empty() {
+                    "value".to_string()
+                } else {
+                    p.to_string()
+                }
+            })
+            .collect()
+    }
+
     /// Applies `f` to every leaf, keeping the structure.
     fn map_leaves(&self, mut f: impl FnMut(&Tensor) -> Tensor) -> Self {
         let leaves = self.leaves().iter().map(&mut f).collect();
@@ -58,6 +103,9 @@ impl Tree for Tensor {
     fn flatten_into(&self, out: &mut Vec<Tensor>) {
         out.push(self.clone());
     }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        out.push(prefix.to_string());
+    }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         next_leaf(leaves)
     }
@@ -65,6 +113,7 @@ impl Tree for Tensor {
 
 impl Tree for () {
     fn flatten_into(&self, _out: &mut Vec<Tensor>) {}
+    fn paths_into(&self, _prefix: &str, _out: &mut Vec<String>) {}
     fn rebuild(&self, _leaves: &mut dyn Iterator<Item = Tensor>) -> Self {}
 }
 
@@ -72,6 +121,11 @@ impl<T: Tree> Tree for Vec<T> {
     fn flatten_into(&self, out: &mut Vec<Tensor>) {
         for x in self {
             x.flatten_into(out);
+        }
+    }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        for (i, x) in self.iter().enumerate() {
+            x.paths_into(&format!("{prefix}{i}."), out);
         }
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
@@ -85,6 +139,11 @@ impl<T: Tree, const N: usize> Tree for [T; N] {
             x.flatten_into(out);
         }
     }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        for (i, x) in self.iter().enumerate() {
+            x.paths_into(&format!("{prefix}{i}."), out);
+        }
+    }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         std::array::from_fn(|i| self[i].rebuild(leaves))
     }
@@ -94,6 +153,11 @@ impl<T: Tree> Tree for Option<T> {
     fn flatten_into(&self, out: &mut Vec<Tensor>) {
         if let Some(x) = self {
             x.flatten_into(out);
+        }
+    }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        if let Some(x) = self {
+            x.paths_into(prefix, out);
         }
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
@@ -107,6 +171,11 @@ impl<T: Tree> Tree for BTreeMap<String, T> {
             v.flatten_into(out);
         }
     }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in self {
+            v.paths_into(&format!("{prefix}{k}."), out);
+        }
+    }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         self.iter().map(|(k, v)| (k.clone(), v.rebuild(leaves))).collect()
     }
@@ -115,6 +184,9 @@ impl<T: Tree> Tree for BTreeMap<String, T> {
 impl<T: Tree> Tree for Box<T> {
     fn flatten_into(&self, out: &mut Vec<Tensor>) {
         (**self).flatten_into(out);
+    }
+    fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+        (**self).paths_into(prefix, out);
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         Box::new((**self).rebuild(leaves))
@@ -129,6 +201,9 @@ macro_rules! tuple_tree {
             }
             fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
                 ($(self.$i.rebuild(leaves),)+)
+            }
+            fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
+                $(self.$i.paths_into(&format!("{prefix}{}.", $i), out);)+
             }
         }
     };

@@ -1,0 +1,130 @@
+//! Saving and loading tensors: any [`Tree`] as **safetensors** (the format
+//! PyTorch, candle and the Hugging Face ecosystem share), single arrays as
+//! numpy's **.npy**.
+//!
+//! Files come from outside the program, so every failure is a typed
+//! [`IoError`] naming what is wrong — never a panic, never a half-loaded
+//! value: loading builds every leaf before it returns anything. Writes go to
+//! a temporary file first and are renamed into place, so a crash never
+//! leaves a truncated checkpoint behind.
+
+mod npy;
+mod safetensors_io;
+
+use std::fmt;
+use std::path::Path;
+
+use crate::array::{Aval, DType};
+
+pub use npy::{load_npy, npy_from_bytes, npy_to_bytes, save_npy};
+pub use safetensors_io::{load_safetensors, load_safetensors_bytes, save_safetensors, to_safetensors_bytes};
+
+/// Why reading or writing tensors failed.
+#[derive(Debug)]
+pub enum IoError {
+    /// The file could not be read or written.
+    Io(std::io::Error),
+    /// The bytes are not a valid file of the expected format (bad magic,
+    /// header, truncated data, …).
+    Format(String),
+    /// The file holds a dtype ferrax cannot represent (f16, u8, …).
+    UnsupportedDtype { name: String, dtype: String },
+    /// A tensor the structure needs is not in the file.
+    Missing { name: String },
+    /// The file has tensors the structure does not (a checkpoint of another model).
+    Unexpected { names: Vec<String> },
+    /// A tensor's dtype or shape differs from the structure's.
+    Mismatch { name: String, expected: Aval, found: Aval },
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoError::Io(e) => write!(f, "i/o error: {e}"),
+            IoError::Format(m) => write!(f, "not a valid file: {m}"),
+            IoError::UnsupportedDtype { name, dtype } => {
+                write!(f, "tensor '{name}' has dtype {dtype}, which ferrax does not support (f32, f64, i64, bool)")
+            }
+            IoError::Missing { name } => write!(f, "tensor '{name}' is missing from the file"),
+            IoError::Unexpected { names } => {
+                write!(f, "the file has tensors the structure does not: {}", names.join(", "))
+            }
+            IoError::Mismatch { name, expected, found } => {
+                write!(f, "tensor '{name}' is {found} in the file but the structure expects {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IoError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        IoError::Io(e)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// renamed into place once complete.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
+}
+
+/// Little-endian bytes of an array's elements.
+fn to_le_bytes(a: &crate::array::Array) -> Vec<u8> {
+    use crate::array::Buffer;
+    match a.buffer() {
+        Buffer::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::Bool(v) => v.iter().map(|&b| b as u8).collect(),
+    }
+}
+
+/// An array of `dtype` and `shape` from little-endian bytes, checked for length and (for bool) values.
+fn from_le_bytes(name: &str, dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<crate::array::Array, IoError> {
+    use crate::array::Array;
+    let n: usize = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| IoError::Format(format!("tensor '{name}': shape {shape:?} is too large")))?;
+    let want =
+        n.checked_mul(dtype.size_of()).ok_or_else(|| IoError::Format(format!("tensor '{name}' is too large")))?;
+    if bytes.len() != want {
+        return Err(IoError::Format(format!(
+            "tensor '{name}': {dtype}{shape:?} needs {want} bytes but {} are present",
+            bytes.len()
+        )));
+    }
+    Ok(match dtype {
+        DType::F32 => {
+            Array::from_vec(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), shape)
+        }
+        DType::F64 => {
+            Array::from_vec(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(), shape)
+        }
+        DType::I64 => {
+            Array::from_vec(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(), shape)
+        }
+        DType::Bool => {
+            if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                return Err(IoError::Format(format!("tensor '{name}': bool byte {b} is neither 0 nor 1")));
+            }
+            Array::from_vec(bytes.iter().map(|&b| b == 1).collect(), shape)
+        }
+    })
+}
