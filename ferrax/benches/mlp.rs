@@ -90,10 +90,42 @@ fn report_memory(pr: &Problem) {
     println!("W2 memory: after dropping it, {:.2} MB remain", (LIVE.load(Ordering::Relaxed) - base) as f64 / 1e6);
 }
 
+/// A deep tanh MLP: 16 layers 512 → 512, batch 256.
+fn deep(ws: &[Tensor], x: &Tensor) -> Tensor {
+    ws.iter().fold(x.clone(), |h, w| h.matmul(w).tanh())
+}
+
+/// The memory a pullback of the 16-layer MLP holds, plain and with each
+/// block of 4 layers checkpointed, and the time of one gradient each way.
+fn report_checkpoint_memory() {
+    let ws: Vec<Tensor> = (0..16).map(|i| Tensor::randn(&[512, 512], DType::F32, 10 + i) * 0.05).collect();
+    let x = Tensor::randn(&[256, 512], DType::F32, 9);
+    let block = checkpoint(|a: &[Tensor]| deep(&a[1..], &a[0]));
+    let plain = |p: &Vec<Tensor>| deep(p, &x).sum();
+    let ckpt = |p: &Vec<Tensor>| {
+        let h = p.chunks(4).fold(x.clone(), |h, ws| block(&[&[h][..], ws].concat()));
+        h.sum()
+    };
+    for (name, f) in [("plain", &plain as &dyn Fn(&Vec<Tensor>) -> Tensor), ("checkpointed every 4 layers", &ckpt)] {
+        let base = LIVE.load(Ordering::Relaxed);
+        let (_, pullback) = vjp(f, &ws);
+        let held = LIVE.load(Ordering::Relaxed) - base;
+        let t = std::time::Instant::now();
+        black_box(pullback(&Tensor::scalar(1.0f32)));
+        println!(
+            "deep MLP (16 x 512, batch 256), {name}: the pullback holds {:.1} MB; the backward pass takes {:.1} ms",
+            held as f64 / 1e6,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    println!("  (one activation is {:.2} MB)", (256 * 512 * 4) as f64 / 1e6);
+}
+
 fn w2(c: &mut Criterion) {
     let pr = problem();
     println!("W2 loss at init: {:.6}", loss(&pr.params, &pr.x, &pr.y).item());
     report_memory(&pr);
+    report_checkpoint_memory();
     let mut g = c.benchmark_group("W2");
     g.bench_function("loss", |b| b.iter(|| black_box(loss(&pr.params, &pr.x, &pr.y))));
     g.bench_function("loss_and_grad", |b| {

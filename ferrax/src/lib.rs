@@ -43,7 +43,8 @@ pub use crate::array::{Aval, DType};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
 pub use crate::transforms::{
-    grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
+    checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, no_grad,
+    value_and_grad, vjp, vmap, vmap_axes, Tape,
 };
 pub use crate::tree::Tree;
 pub use ferrax_derive::Tree;
@@ -59,7 +60,8 @@ pub mod prelude {
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
     pub use crate::transforms::{
-        grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, value_and_grad, vjp, vmap, vmap_axes,
+        checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, no_grad,
+        value_and_grad, vjp, vmap, vmap_axes, Tape,
     };
     pub use crate::tree::Tree;
     pub use ferrax_derive::Tree;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use crate::array::{Array, Aval, DType};
 pub use primitive::{Lin, Primitive};
 pub(crate) use trace::same_aval;
-pub use trace::{bind, bind_dyn, is_live, push_frame, FrameGuard, FrameId, Trace};
+pub use trace::{bind, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace};
 
 /// An n-dimensional value: what users hold and transformations trace.
 ///

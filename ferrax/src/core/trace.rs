@@ -32,6 +32,10 @@ pub trait Trace {
     /// A short name for messages: "jvp", "vmap", "linearize", "jit".
     fn name(&self) -> &'static str;
 
+    /// The trace as `Any`, for code that owns a kind of trace to find its own
+    /// state again from a tracer (the tape does).
+    fn as_any(&self) -> &dyn std::any::Any;
+
     /// Applies `prim` to `ins`, at least one of which is a tracer of frame
     /// `me`; `aval` is the output's abstract value, already checked by the
     /// primitive's shape rule.
@@ -65,13 +69,24 @@ impl FrameGuard {
 
 impl Drop for FrameGuard {
     fn drop(&mut self) {
+        // Transformations nest, so frames normally end in LIFO order. A frame
+        // that outlives one above it (a `Tape` kept past an inner one) is not
+        // removed — that would shift the levels above — but marked dead, so
+        // its tracers read as escaped; dead frames on top are then popped.
         STACK.with(|s| {
             let mut s = s.borrow_mut();
-            let top = s.pop().map(|e| e.id);
-            debug_assert_eq!(top, Some(self.frame.id), "trace frames must be popped in LIFO order");
+            if let Some(e) = s.get_mut(self.frame.level).filter(|e| e.id == self.frame.id) {
+                e.id = DEAD;
+            }
+            while s.last().is_some_and(|e| e.id == DEAD) {
+                s.pop();
+            }
         });
     }
 }
+
+/// The id of a frame that has ended but could not yet be popped.
+const DEAD: u64 = 0;
 
 /// Pushes a new frame for `trace` on top of the stack.
 pub fn push_frame(trace: Rc<dyn Trace>) -> FrameGuard {
@@ -96,6 +111,11 @@ pub(crate) fn trace_of(frame: FrameId, kind: &str) -> Rc<dyn Trace> {
         Some(t) => t,
         None => panic!("{}", escaped_message(kind, frame)),
     }
+}
+
+/// The trace of `frame` when it is live on this thread.
+pub fn live_trace(frame: FrameId) -> Option<Rc<dyn Trace>> {
+    STACK.with(|s| s.borrow().get(frame.level).filter(|e| e.id == frame.id).map(|e| e.trace.clone()))
 }
 
 /// Whether `frame` is still on this thread's stack.

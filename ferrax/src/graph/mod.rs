@@ -244,6 +244,11 @@ impl GraphBuilder {
         out
     }
 
+    /// The graph built so far with these outputs, leaving the builder open.
+    pub fn snapshot(&self, outputs: Vec<Var>) -> Graph {
+        Graph { outputs, ..self.graph.clone() }
+    }
+
     /// The finished graph with these outputs.
     pub fn finish(mut self, outputs: Vec<Var>) -> Graph {
         self.graph.outputs = outputs;

@@ -14,6 +14,10 @@ impl Trace for JvpTrace {
         "jvp"
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
         let mut primals = Vec::with_capacity(ins.len());
         let mut tangents = Vec::with_capacity(ins.len());

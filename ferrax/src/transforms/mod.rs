@@ -2,14 +2,18 @@
 //! `grad` and `value_and_grad` (reverse mode); `vmap` and `vmap_axes`
 //! (vectorisation); `jacfwd`, `jacrev`, `hessian`, `hvp`; `make_graph` (staging).
 
+mod custom;
 mod jacobian;
 mod jvp;
 mod linearize;
 mod staging;
+mod tape;
 mod vmap;
 
+pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jacobian::{hessian, hvp, jacfwd, jacrev};
 pub use jvp::jvp;
 pub use linearize::{grad, linearize, value_and_grad, vjp};
 pub use staging::make_graph;
+pub use tape::{no_grad, Tape};
 pub use vmap::{vmap, vmap_axes};

@@ -12,7 +12,7 @@ use crate::tree::Tree;
 
 /// Records every operation on its tracers as an equation. Values from
 /// outside (concrete arrays, tracers of lower frames) become constants.
-struct StagingTrace {
+pub(crate) struct StagingTrace {
     builder: RefCell<GraphBuilder>,
 }
 
@@ -23,11 +23,21 @@ impl StagingTrace {
             _ => self.builder.borrow_mut().add_const(x),
         }
     }
+
+    /// The graph recorded so far by frame `me`, with these outputs; recording goes on.
+    pub(crate) fn snapshot(&self, me: FrameId, outputs: &[Tensor]) -> Graph {
+        let vars: Vec<Var> = outputs.iter().map(|y| self.var_of(me, y)).collect();
+        self.builder.borrow().snapshot(vars)
+    }
 }
 
 impl Trace for StagingTrace {
     fn name(&self) -> &'static str {
         "staging"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
@@ -55,6 +65,21 @@ impl Staging {
     pub(crate) fn input(&self, aval: Aval) -> Tensor {
         let node = self.trace.builder.borrow_mut().add_input(aval.clone());
         Tensor::new_tracer(self.guard.frame(), aval, TracerKind::Staged { node })
+    }
+
+    /// This staging frame.
+    pub(crate) fn frame(&self) -> FrameId {
+        self.guard.frame()
+    }
+
+    /// The variable of a tracer of this frame (or a new constant for any other value).
+    pub(crate) fn var_of(&self, x: &Tensor) -> Var {
+        self.trace.var_of(self.guard.frame(), x)
+    }
+
+    /// The graph recorded so far, with these outputs; recording goes on.
+    pub(crate) fn snapshot(&self, outputs: &[Tensor]) -> Graph {
+        self.trace.snapshot(self.guard.frame(), outputs)
     }
 
     /// Pops the frame and returns the graph whose outputs are `outputs`

@@ -18,6 +18,10 @@ impl Trace for BatchTrace {
         "vmap"
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
         let (values, axes): (Vec<Tensor>, Vec<Option<usize>>) = ins
             .iter()
