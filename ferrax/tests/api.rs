@@ -1,6 +1,8 @@
 //! The Tensor API: construction, arithmetic, compositions, printing, and
 //! the error messages of misuse.
 
+mod common;
+use common::{assert_slices_close, panic_message};
 use std::collections::BTreeMap;
 
 use ferrax::prelude::*;
@@ -9,19 +11,7 @@ fn t(v: &[f64], shape: &[usize]) -> Tensor {
     Tensor::from_vec(v.to_vec(), shape)
 }
 
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * (1.0 + y.abs()))
-}
-
 /// The message of the panic `f` raises.
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
-    std::panic::set_hook(prev);
-    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap()
-}
 
 #[test]
 fn construction_and_inspection() {
@@ -95,15 +85,15 @@ fn elementwise_functions_use_rust_semantics() {
         (x.ln_1p(), f64::ln_1p),
     ] {
         let want: Vec<f64> = x.to_vec::<f64>().into_iter().map(f).collect();
-        assert!(close(&got.to_vec::<f64>(), &want, 1e-15), "{got} vs {want:?}");
+        assert_slices_close(&got.to_vec::<f64>(), &want, 1e-15);
     }
     // numpy's sign: 0 at ±0
     assert_eq!(x.signum().to_vec::<f64>(), vec![-1.0, -0.0, 0.0, 1.0]);
-    assert!(close(&x.sigmoid().to_vec::<f64>(), &[0.182425523806356, 0.5, 0.5, 0.668187772168166], 1e-14));
+    assert_slices_close(&x.sigmoid().to_vec::<f64>(), &[0.182425523806356, 0.5, 0.5, 0.668187772168166], 1e-14);
     assert_eq!(x.relu().to_vec::<f64>(), vec![0.0, 0.0, 0.0, 0.7]);
     // softplus never overflows and is exact at the extremes
     let s = t(&[-800.0, 0.0, 800.0], &[3]).softplus().to_vec::<f64>();
-    assert!(close(&s, &[0.0, std::f64::consts::LN_2, 800.0], 1e-15), "{s:?}");
+    assert_slices_close(&s, &[0.0, std::f64::consts::LN_2, 800.0], 1e-15);
     assert_eq!(t(&[-1000.0], &[1]).sigmoid().item(), 0.0);
     assert_eq!(t(&[1000.0], &[1]).sigmoid().item(), 1.0);
 }
@@ -129,9 +119,9 @@ fn reductions_and_stable_compositions() {
     let neg_inf = t(&[f64::NEG_INFINITY, f64::NEG_INFINITY], &[2]);
     assert_eq!(neg_inf.logsumexp().item(), f64::NEG_INFINITY);
     let sm = big.softmax(0).to_vec::<f64>();
-    assert!(close(&sm, &[0.09003057317038046, 0.24472847105479764, 0.6652409557748219], 1e-14), "{sm:?}");
+    assert_slices_close(&sm, &[0.09003057317038046, 0.24472847105479764, 0.6652409557748219], 1e-14);
     let lsm = x.log_softmax(1);
-    assert!(close(&lsm.exp().sum_axes(&[1], false).to_vec::<f64>(), &[1.0, 1.0], 1e-15));
+    assert_slices_close(&lsm.exp().sum_axes(&[1], false).to_vec::<f64>(), &[1.0, 1.0], 1e-15);
     let labels = Tensor::from_vec(vec![2i64, 0], &[2]);
     assert_eq!(labels.one_hot(3, DType::F32).to_vec::<f32>(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
 }
@@ -175,7 +165,7 @@ fn matmul_follows_numpy() {
     // each batch entry equals the 2-D product
     let one = batched.slice(0, 3, 4).reshape(&[2, 3]).matmul(&bb.slice(0, 1, 2).reshape(&[3, 4]));
     let from_batch = out.slice(0, 1, 2).slice(1, 3, 4).reshape(&[2, 4]);
-    assert!(close(&one.to_vec::<f64>(), &from_batch.to_vec::<f64>(), 1e-14));
+    assert_slices_close(&one.to_vec::<f64>(), &from_batch.to_vec::<f64>(), 1e-14);
 }
 
 #[test]

@@ -1,26 +1,13 @@
 //! Layers, losses, initialisers, optimisers, checkpoints and the digits
 //! data: each against a hand-computed or numerical reference.
 
+mod common;
+use common::{assert_slices_close, panic_message};
 use ferrax::data::{accuracy, parse_digits_csv, Standardizer};
 use ferrax::io::{self, IoError};
 use ferrax::nn::{self, binary_cross_entropy_with_logits, mse, softmax_cross_entropy, Activation, Init, Linear, Mlp};
 use ferrax::optim::{Adam, Optimizer, Sgd};
 use ferrax::prelude::*;
-
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
-    std::panic::set_hook(prev);
-    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap()
-}
-
-fn close(a: &[f64], b: &[f64], tol: f64) {
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(b) {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{a:?} vs {b:?}");
-    }
-}
 
 fn digits() -> ferrax::data::Dataset {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv")).unwrap();
@@ -40,7 +27,7 @@ fn linear_and_mlp_forward() {
     assert_eq!(m.parameter_count(), 3 * 5 + 5 + 5 * 4 + 4 + 4 * 2 + 2);
     let x = Tensor::randn(&[6, 3], DType::F64, 1);
     let manual = m.layers[2].forward(&m.layers[1].forward(&m.layers[0].forward(&x).tanh()).tanh());
-    close(&m.forward(&x).to_vec::<f64>(), &manual.to_vec::<f64>(), 0.0);
+    assert_slices_close(&m.forward(&x).to_vec::<f64>(), &manual.to_vec::<f64>(), 0.0);
     assert_eq!(
         m.leaf_paths(),
         vec!["layers.0.w", "layers.0.b", "layers.1.w", "layers.1.b", "layers.2.w", "layers.2.b"]
@@ -55,12 +42,12 @@ fn activations_match_their_formulas() {
         .iter()
         .map(|&v| 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()))
         .collect();
-    close(&Activation::Gelu.apply(&x).to_vec::<f64>(), &gelu, 1e-15);
-    close(&Activation::Relu.apply(&x).to_vec::<f64>(), &[0.0, 0.0, 0.0, 0.7, 4.0], 0.0);
+    assert_slices_close(&Activation::Gelu.apply(&x).to_vec::<f64>(), &gelu, 1e-15);
+    assert_slices_close(&Activation::Relu.apply(&x).to_vec::<f64>(), &[0.0, 0.0, 0.0, 0.7, 4.0], 0.0);
     let sig: Vec<f64> = xs.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
-    close(&Activation::Sigmoid.apply(&x).to_vec::<f64>(), &sig, 1e-15);
+    assert_slices_close(&Activation::Sigmoid.apply(&x).to_vec::<f64>(), &sig, 1e-15);
     let sp: Vec<f64> = xs.iter().map(|v| (1.0 + v.exp()).ln()).collect();
-    close(&Activation::Softplus.apply(&x).to_vec::<f64>(), &sp, 1e-15);
+    assert_slices_close(&Activation::Softplus.apply(&x).to_vec::<f64>(), &sp, 1e-15);
     assert_eq!(Activation::parse("tanh"), Some(Activation::Tanh));
     assert_eq!(Activation::parse("swish"), None);
     check_grads(|x: &Tensor| x.gelu(), &x, 2).unwrap();
@@ -73,7 +60,7 @@ fn losses_match_naive_formulas_and_stay_finite() {
     let l = logits.to_vec::<f64>();
     let row = |r: &[f64], k: usize| -(r[k].exp() / r.iter().map(|v| v.exp()).sum::<f64>()).ln();
     let want = (row(&l[..3], 1) + row(&l[3..], 2)) / 2.0;
-    close(&[softmax_cross_entropy(&logits, &labels).item()], &[want], 1e-15);
+    assert_slices_close(&[softmax_cross_entropy(&logits, &labels).item()], &[want], 1e-15);
     // huge logits: a naive softmax overflows, the stable one does not
     // rows [1000, 2000, 500] and [-1000, 0, 3000] with labels 0 and 1: losses 1000 and 3000
     let big = &logits * 1000.0;
@@ -95,13 +82,13 @@ fn losses_match_naive_formulas_and_stay_finite() {
         })
         .sum::<f64>()
         / 3.0;
-    close(&[binary_cross_entropy_with_logits(&z, &y).item()], &[naive], 1e-14);
+    assert_slices_close(&[binary_cross_entropy_with_logits(&z, &y).item()], &[naive], 1e-14);
     let extreme = binary_cross_entropy_with_logits(
         &Tensor::from_vec(vec![-800.0, 800.0], &[2]),
         &Tensor::from_vec(vec![1.0, 0.0], &[2]),
     );
-    close(&[extreme.item()], &[800.0], 1e-15);
-    close(&[mse(&z, &y).item()], &[(4.0 + 1.0 + 4.0) / 3.0], 1e-15);
+    assert_slices_close(&[extreme.item()], &[800.0], 1e-15);
+    assert_slices_close(&[mse(&z, &y).item()], &[(4.0 + 1.0 + 4.0) / 3.0], 1e-15);
 }
 
 #[test]
@@ -144,16 +131,16 @@ fn sgd_steps_match_closed_form() {
     let (p1, s1) = opt.update(&p, &g, &s0);
     // g' = g + 0.01 p; v = g'; p = p - 0.1 v
     let g1 = [0.5 + 0.01, 0.25 - 0.02];
-    close(&p1.to_vec::<f64>(), &[1.0 - 0.1 * g1[0], -2.0 - 0.1 * g1[1]], 1e-15);
+    assert_slices_close(&p1.to_vec::<f64>(), &[1.0 - 0.1 * g1[0], -2.0 - 0.1 * g1[1]], 1e-15);
     let (p2, _) = opt.update(&p1, &g, &s1);
     let pv = p1.to_vec::<f64>();
     let g2 = [0.5 + 0.01 * pv[0], 0.25 + 0.01 * pv[1]];
     let v2 = [0.9 * g1[0] + g2[0], 0.9 * g1[1] + g2[1]];
-    close(&p2.to_vec::<f64>(), &[pv[0] - 0.1 * v2[0], pv[1] - 0.1 * v2[1]], 1e-15);
+    assert_slices_close(&p2.to_vec::<f64>(), &[pv[0] - 0.1 * v2[0], pv[1] - 0.1 * v2[1]], 1e-15);
     let nesterov = Sgd { nesterov: true, ..Sgd::new(0.1).momentum(0.5) };
     let (q, _) = nesterov.update(&p, &g, &nesterov.init(&p));
     // v = g; step = g + 0.5 v = 1.5 g
-    close(&q.to_vec::<f64>(), &[1.0 - 0.15 * 0.5, -2.0 - 0.15 * 0.25], 1e-15);
+    assert_slices_close(&q.to_vec::<f64>(), &[1.0 - 0.15 * 0.5, -2.0 - 0.15 * 0.25], 1e-15);
 }
 
 #[test]
@@ -180,7 +167,7 @@ fn adam_and_adamw_steps_match_closed_form() {
                 let (mh, vh) = (m[i] / (1.0 - 0.9f64.powf(t)), v[i] / (1.0 - 0.999f64.powf(t)));
                 rp[i] -= 0.01 * mh / (vh.sqrt() + 1e-8);
             }
-            close(&p.to_vec::<f64>(), &rp, 1e-14);
+            assert_slices_close(&p.to_vec::<f64>(), &rp, 1e-14);
         }
         assert_eq!(st.step.item(), 3.0);
         assert_eq!(st.step.dtype(), DType::I64);

@@ -1,26 +1,13 @@
 //! Reverse mode: linearize, vjp, grad and value_and_grad; their nesting
 //! with each other and with jvp; the graphs they stage.
 
+mod common;
+use common::{assert_close, panic_message};
 use ferrax::array::Rng;
 use ferrax::prelude::*;
 
 fn s(v: f64) -> Tensor {
     Tensor::scalar(v)
-}
-
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
-    std::panic::set_hook(prev);
-    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap()
-}
-
-fn assert_close(a: &Tensor, b: &Tensor, tol: f64) {
-    assert_eq!(a.shape(), b.shape());
-    for (x, y) in a.to_vec::<f64>().iter().zip(b.to_vec::<f64>()) {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{a} vs {b}");
-    }
 }
 
 fn worked(x: &(Tensor, Tensor)) -> Tensor {

@@ -1,18 +1,12 @@
 //! Forward mode: jvp on the worked example, nesting without perturbation
 //! confusion, trees, symbolic zeros, and escaped tracers.
 
+mod common;
+use common::panic_message;
 use ferrax::prelude::*;
 
 fn s(v: f64) -> Tensor {
     Tensor::scalar(v)
-}
-
-fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let err = std::panic::catch_unwind(f).expect_err("expected a panic");
-    std::panic::set_hook(prev);
-    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap()
 }
 
 fn worked(x: &(Tensor, Tensor)) -> Tensor {

@@ -19,35 +19,37 @@ impl Trace for JvpTrace {
     }
 
     fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
-        let mut primals = Vec::with_capacity(ins.len());
-        let mut tangents = Vec::with_capacity(ins.len());
-        for x in ins {
-            match x.tracer_of(me) {
-                Some(TracerKind::Jvp { primal, tangent }) => {
-                    primals.push(primal.clone());
-                    tangents.push(Some(tangent.clone()));
-                }
-                // A constant, or a value of an outer transformation: its tangent here is zero.
-                _ => {
-                    primals.push(x.clone());
-                    tangents.push(None);
-                }
-            }
-        }
-        let ans = bind_dyn(prim.clone(), &primals);
-        match prim.jvp(&primals, &tangents, &ans) {
-            // A zero tangent needs no tracer: the value is a constant to this frame.
-            None => ans,
-            Some(tangent) => {
-                assert!(
-                    crate::core::same_aval(tangent.aval(), &aval),
-                    "internal error: the jvp rule of {} gave a tangent {} for an output {}",
-                    prim.name(),
-                    tangent.aval(),
-                    aval
-                );
-                Tensor::new_tracer(me, aval, TracerKind::Jvp { primal: ans, tangent })
-            }
+        jvp_step(me, prim, ins, aval, true)
+    }
+}
+
+/// One primitive under a JVP frame `me`: the primal output, and — when
+/// `with_tangent` — its tangent from the primitive's rule, as a tracer of `me`.
+/// Shared by `jvp`, `linearize` and the tape (which turns tangents off under `no_grad`).
+pub(crate) fn jvp_step(
+    me: FrameId,
+    prim: &Arc<dyn Primitive>,
+    ins: &[Tensor],
+    aval: Aval,
+    with_tangent: bool,
+) -> Tensor {
+    let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins.iter().map(|x| unpack(x, me)).unzip();
+    let ans = bind_dyn(prim.clone(), &primals);
+    if !with_tangent {
+        return ans;
+    }
+    match prim.jvp(&primals, &tangents, &ans) {
+        // A zero tangent needs no tracer: the value is a constant to this frame.
+        None => ans,
+        Some(tangent) => {
+            assert!(
+                crate::core::same_aval(tangent.aval(), &aval),
+                "internal error: the jvp rule of {} gave a tangent {} for an output {}",
+                prim.name(),
+                tangent.aval(),
+                aval
+            );
+            Tensor::new_tracer(me, aval, TracerKind::Jvp { primal: ans, tangent })
         }
     }
 }

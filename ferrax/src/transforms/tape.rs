@@ -18,9 +18,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{bind_dyn, live_trace, push_frame, Aval, FrameGuard, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{live_trace, push_frame, Aval, FrameGuard, FrameId, Primitive, Tensor, Trace, TracerKind};
 use crate::graph::{backward_pass, Def};
 
+use super::jvp::jvp_step;
 use super::staging::Staging;
 
 thread_local! {
@@ -69,21 +70,7 @@ impl Trace for TapeTrace {
     }
 
     fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
-        let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins
-            .iter()
-            .map(|x| match x.tracer_of(me) {
-                Some(TracerKind::Jvp { primal, tangent }) => (primal.clone(), Some(tangent.clone())),
-                _ => (x.clone(), None),
-            })
-            .unzip();
-        let ans = bind_dyn(prim.clone(), &primals);
-        if NO_GRAD.with(Cell::get) > 0 {
-            return ans;
-        }
-        match prim.jvp(&primals, &tangents, &ans) {
-            None => ans,
-            Some(tangent) => Tensor::new_tracer(me, aval, TracerKind::Jvp { primal: ans, tangent }),
-        }
+        jvp_step(me, prim, ins, aval, NO_GRAD.with(Cell::get) == 0)
     }
 }
 
