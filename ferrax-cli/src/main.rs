@@ -1,7 +1,10 @@
 //! `ferrax`: demos of automatic differentiation built on the ferrax library.
 
 mod args;
+mod explain;
+mod json;
 mod plot;
+mod trace;
 mod train;
 
 use ferrax::prelude::*;
@@ -11,6 +14,10 @@ ferrax: automatic differentiation for Rust
 
 usage:
   ferrax                 the worked example, by forward and reverse mode
+  ferrax explain \"<expr>\" --at x=1,y=2
+                         four ways to differentiate an expression, with the traces
+                         of forward and reverse mode (ferrax explain --help)
+  ferrax swell [--max N] expression swell: symbolic derivatives against AD graphs
   ferrax train [..]      train an MLP on handwritten digits (ferrax train --help)
   ferrax help            this text";
 
@@ -65,6 +72,41 @@ fn demo() {
     println!("\nthe gradient's computation graph (make_graph(grad(f))):\n{}", make_graph(grad(worked_example), &at));
 }
 
+/// Expression swell measured: the derivative of two families written out as
+/// a tree, shared as a DAG, and the graph ferrax's reverse mode builds.
+fn swell(argv: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    use ferrax::symbolic::{nested_product, nested_sin, Expr};
+    let args = args::Args::parse(argv, &["max"], &[])?;
+    let max: usize = args.parsed("max", 10)?;
+    println!("expression swell: node counts of d/dx f_n(x)");
+    println!("  f_n = sin(sin(...sin(x))) (n times)          f_n = x(x+1)(x+2)...(x+n-1)");
+    println!(
+        "  {:>3} {:>8} {:>6} {:>9}        {:>8} {:>6} {:>9}",
+        "n", "tree", "DAG", "AD graph", "tree", "DAG", "AD graph"
+    );
+    let ad_size = |e: &Expr| {
+        let at = std::collections::BTreeMap::from([("x".to_string(), Tensor::scalar(0.5))]);
+        make_graph(grad(|v: &std::collections::BTreeMap<String, Tensor>| e.to_tensor(v).expect("x is given")), &at)
+            .eqns
+            .len()
+    };
+    for n in 1..=max {
+        let (s, p) = (nested_sin(n), nested_product(n));
+        let (ds, dp) = (s.diff("x"), p.diff("x"));
+        println!(
+            "  {n:>3} {:>8} {:>6} {:>9}        {:>8} {:>6} {:>9}",
+            ds.tree_size(),
+            ds.dag_size(),
+            ad_size(&s),
+            dp.tree_size(),
+            dp.dag_size(),
+            ad_size(&p)
+        );
+    }
+    println!("tree: the derivative written out; DAG: with repeated subexpressions shared; AD graph: equations in make_graph(grad(f))");
+    Ok(())
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let result = match argv.first().map(String::as_str) {
@@ -76,6 +118,12 @@ fn main() {
             println!("{}", train::USAGE);
             Ok(())
         }
+        Some("explain") if argv.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", explain::USAGE);
+            Ok(())
+        }
+        Some("explain") => explain::run(&argv[1..]),
+        Some("swell") => swell(&argv[1..]),
         Some("train") => train::run(&argv[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");

@@ -37,10 +37,10 @@ fn escape(s: &str) -> String {
 /// Tick positions over `[lo, hi]`: powers of ten on a log axis, 1-2-5 steps otherwise.
 fn ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
     if log {
-        return (lo.floor() as i32..=hi.ceil() as i32)
-            .map(f64::from)
-            .filter(|t| *t >= lo - 1e-9 && *t <= hi + 1e-9)
-            .collect();
+        // Whole decades, every second or fourth one when there are many.
+        let (a, b) = ((lo - 1e-9).ceil() as i32, (hi + 1e-9).floor() as i32);
+        let every = ((b - a) / 8 + 1).max(1) as usize;
+        return (a..=b).step_by(every).map(f64::from).collect();
     }
     let span = (hi - lo).max(1e-300);
     let raw = span / 6.0;
@@ -164,11 +164,13 @@ impl Chart {
                 );
             }
             let ly = TOP + 16.0 + 16.0 * i as f64;
+            // The legend box fits the longest name (about 7 px a character at this size).
+            let legend_w = 40.0 + 7.0 * self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+            let legend_x = W - RIGHT - legend_w - 6.0;
             if i == 0 {
                 let _ = writeln!(
                     s,
-                    r##"<rect x="{}" y="{}" width="150" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
-                    W - RIGHT - 156.0,
+                    r##"<rect x="{legend_x}" y="{}" width="{legend_w}" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
                     TOP + 4.0,
                     16.0 * self.series.len() as f64 + 8.0
                 );
@@ -176,10 +178,10 @@ impl Chart {
             let _ = writeln!(
                 s,
                 r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-                W - RIGHT - 150.0,
-                W - RIGHT - 130.0,
+                legend_x + 6.0,
+                legend_x + 26.0,
                 series.color,
-                W - RIGHT - 125.0,
+                legend_x + 31.0,
                 ly + 4.0,
                 escape(&series.name)
             );

@@ -64,3 +64,98 @@ fn bad_command_lines_exit_with_a_message() {
     let (_, stderr, ok) = run(&["frobnicate"]);
     assert!(!ok && stderr.contains("unknown command 'frobnicate'"), "{stderr}");
 }
+
+const WORKED: &str = "ln(x1) + x1*x2 - sin(x2)";
+
+#[test]
+fn explain_shows_the_worked_example_four_ways_with_its_traces() {
+    let (stdout, stderr, ok) = run(&["explain", WORKED, "--at", "x1=2,x2=5"]);
+    assert!(ok, "{stderr}");
+    // the primal trace, ending in y = 11.652
+    assert!(stdout.contains("v_1 = ln v_-1"), "{stdout}");
+    assert!(stdout.contains("y = v_5        =    11.65207146"), "{stdout}");
+    // the tangent trace: the output row's tangents are the partials
+    assert!(stdout.contains("v_5'             5.5   1.716337815"), "{stdout}");
+    // the adjoint trace: x1's adjoint is 5.5
+    let adj = stdout.lines().find(|l| l.trim_start().starts_with("v̄_-1")).expect("the adjoint of v_-1");
+    assert!(adj.trim_end().ends_with("5.5"), "{adj}");
+    assert!(stdout.contains("so ∂f/∂x1 = 5.5, ∂f/∂x2 = 1.716337815"), "{stdout}");
+    // four methods
+    assert!(stdout.contains("symbolic     1/x1 + x2  =  5.5"), "{stdout}");
+    assert!(stdout.contains("symbolic     x1 - cos(x2)  =  1.7163378145367738"), "{stdout}");
+    assert!(stdout.contains("reverse      1.7163378145367738"), "{stdout}");
+    assert!(stdout.contains("agreement: forward vs reverse 0.0e0, AD vs symbolic 0.0e0"), "{stdout}");
+    assert!(stdout.contains("expression swell: f has 9 nodes as a tree"), "{stdout}");
+}
+
+#[test]
+fn explain_json_hessian_and_plot() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plot = dir.join("err.svg");
+    let (stdout, stderr, ok) =
+        run(&["explain", WORKED, "--at", "x1=2,x2=5", "--json", "--hessian", "--plot", plot.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    assert!((j["value"].as_f64().unwrap() - 11.652071455).abs() < 1e-8);
+    assert_eq!(j["gradient"]["x1"]["reverse"].as_f64(), Some(5.5));
+    assert_eq!(j["gradient"]["x1"]["forward"].as_f64(), Some(5.5));
+    assert!((j["gradient"]["x2"]["symbolic_value"].as_f64().unwrap() - 1.716337815).abs() < 1e-9);
+    assert_eq!(j["trace"][0]["adjoint"].as_f64(), Some(5.5));
+    // d²f/dx1² = -1/x1² = -0.25, d²f/dx1dx2 = 1
+    assert_eq!(j["hessian"]["ad"][0][0].as_f64(), Some(-0.25));
+    assert_eq!(j["hessian"]["ad"][0][1].as_f64(), Some(1.0));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() >= 6, "two charts of three lines");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn explain_jacobians_of_vector_functions() {
+    let (stdout, stderr, ok) = run(&["explain", "x*y, sin(x)*y^2", "--at", "x=1,y=2", "--jacobian", "--json"]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let jac = &j["jacobian_forward"];
+    assert_eq!((jac[0][0].as_f64(), jac[0][1].as_f64()), (Some(2.0), Some(1.0)));
+    assert!((jac[1][0].as_f64().unwrap() - 4.0 * 1f64.cos()).abs() < 1e-12);
+    assert_eq!(j["jacobian_reverse_max_difference"].as_f64(), Some(0.0));
+    assert_eq!(j["jacobian_symbolic"][1][1].as_str(), Some("2*sin(x)*y"));
+    // vector inputs: an elementwise function has a diagonal Jacobian
+    let (stdout, _, ok) = run(&["explain", "x^2", "--at", "x=1,2,3", "--jacobian", "--json"]);
+    assert!(ok);
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        j["jacobian_forward"][1].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>(),
+        vec![0.0, 4.0, 0.0]
+    );
+}
+
+#[test]
+fn explain_errors_point_at_the_problem() {
+    let (_, stderr, ok) = run(&["explain", "ln(x1 + * 2)", "--at", "x1=1"]);
+    assert!(!ok);
+    assert!(stderr.contains("unexpected '*' at column 9\n  ln(x1 + * 2)\n          ^"), "{stderr}");
+    let (_, stderr, ok) = run(&["explain", "x + y", "--at", "x=1"]);
+    assert!(!ok && stderr.contains("--at gives no value for y"), "{stderr}");
+    let (_, stderr, ok) = run(&["explain", "x", "--at", "x=1,z=2"]);
+    assert!(!ok && stderr.contains("names variables the expression does not use"), "{stderr}");
+    let (_, stderr, ok) = run(&["explain", "x, y", "--at", "x=1,y=1", "--hessian"]);
+    assert!(!ok && stderr.contains("--hessian and --plot are for a scalar function"), "{stderr}");
+}
+
+#[test]
+fn swell_shows_trees_outgrowing_dags_and_ad_graphs() {
+    let (stdout, stderr, ok) = run(&["swell", "--max", "6"]);
+    assert!(ok, "{stderr}");
+    let row: Vec<usize> = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("6 "))
+        .unwrap()
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    // n, sin: tree DAG AD, product: tree DAG AD
+    let (tree, dag, ad) = (row[4], row[5], row[6]);
+    assert_eq!((tree, dag), (69, 25), "{stdout}");
+    assert!(ad <= dag + 5, "the AD graph grows like the DAG, not the tree: {stdout}");
+}
