@@ -65,6 +65,10 @@ fn overhead(c: &mut Criterion) {
             ))
         })
     });
+    // W1: the worked example's value and both partials, f32, by reverse mode.
+    let at = (Tensor::scalar(2.0f32), Tensor::scalar(5.0f32));
+    let w1 = value_and_grad(|x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin());
+    g.bench_function("w1_value_and_grad", |b| b.iter(|| black_box(w1(&at))));
     g.finish();
 }
 

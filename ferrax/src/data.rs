@@ -118,7 +118,9 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
 /// Per-feature standardisation, fitted on training data.
 #[derive(Clone, Debug)]
 pub struct Standardizer {
+    /// Per-feature mean.
     pub mean: Tensor,
+    /// Per-feature standard deviation (1 for constant features).
     pub std: Tensor,
 }
 

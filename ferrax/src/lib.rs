@@ -22,6 +22,8 @@
 //! (the primitives and their rules), [`transforms`], [`numeric`]
 //! (finite differences and `check_grads`).
 
+#![warn(missing_docs)]
+
 // Lets `#[derive(Tree)]` name `::ferrax` inside this crate too.
 extern crate self as ferrax;
 

@@ -22,14 +22,19 @@ pub trait Element: Copy + Send + Sync + PartialOrd + PartialEq + Debug + Default
 
 /// Elements with arithmetic: `f32`, `f64`, `i64`.
 pub trait Num: Element + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+    /// The additive identity.
     const ZERO: Self;
+    /// The multiplicative identity.
     const ONE: Self;
     /// The smallest value; the identity of `max`.
     const MIN_VALUE: Self;
     /// The largest value; the identity of `min`.
     const MAX_VALUE: Self;
+    /// `-x` (wrapping for integers).
     fn neg(self) -> Self;
+    /// `|x|` (wrapping for `i64::MIN`).
     fn abs(self) -> Self;
+    /// -1, 0 or 1; 0 for ±0, as numpy.
     fn signum(self) -> Self;
     /// Maximum that propagates NaN (as numpy's `maximum` does).
     fn max_nan(self, other: Self) -> Self;

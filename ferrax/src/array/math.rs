@@ -10,8 +10,11 @@
 
 /// Elementary functions as kernels use them: vectorisable for f32, libm for f64.
 pub trait FastMath: Copy {
+    /// `e^x`.
     fn exp_fast(self) -> Self;
+    /// `tanh(x)`.
     fn tanh_fast(self) -> Self;
+    /// `1 / (1 + e^-x)`.
     fn logistic_fast(self) -> Self;
 }
 

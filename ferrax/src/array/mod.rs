@@ -106,9 +106,13 @@ impl fmt::Display for Aval {
 /// The storage of an array: one typed vector, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Buffer {
+    /// f32 elements.
     F32(Vec<f32>),
+    /// f64 elements.
     F64(Vec<f64>),
+    /// i64 elements.
     I64(Vec<i64>),
+    /// bool elements.
     Bool(Vec<bool>),
 }
 

@@ -38,11 +38,24 @@ pub struct Tracer {
 /// What each kind of transformation stores in its tracers.
 pub enum TracerKind {
     /// Forward mode: the primal value and its tangent.
-    Jvp { primal: Tensor, tangent: Tensor },
+    Jvp {
+        /// The value.
+        primal: Tensor,
+        /// Its tangent.
+        tangent: Tensor,
+    },
     /// vmap: the batched value and the axis that is mapped (`None`: not mapped).
-    Batch { value: Tensor, axis: Option<usize> },
+    Batch {
+        /// The value with the batch axis.
+        value: Tensor,
+        /// Where the batch axis is.
+        axis: Option<usize>,
+    },
     /// A node of a graph under construction.
-    Staged { node: usize },
+    Staged {
+        /// The graph variable.
+        node: usize,
+    },
 }
 
 impl TracerKind {

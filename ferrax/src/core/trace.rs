@@ -22,7 +22,9 @@ use super::{Primitive, Repr, Tensor};
 /// so a frame popped and replaced at the same level is never confused with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FrameId {
+    /// Position on the stack: higher levels are inner transformations.
     pub level: usize,
+    /// Unique for the life of the process.
     pub id: u64,
 }
 

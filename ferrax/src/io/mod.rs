@@ -28,13 +28,31 @@ pub enum IoError {
     /// header, truncated data, …).
     Format(String),
     /// The file holds a dtype ferrax cannot represent (f16, u8, …).
-    UnsupportedDtype { name: String, dtype: String },
+    UnsupportedDtype {
+        /// The tensor's name.
+        name: String,
+        /// The dtype as the file names it.
+        dtype: String,
+    },
     /// A tensor the structure needs is not in the file.
-    Missing { name: String },
+    Missing {
+        /// The tensor's name.
+        name: String,
+    },
     /// The file has tensors the structure does not (a checkpoint of another model).
-    Unexpected { names: Vec<String> },
+    Unexpected {
+        /// Their names, sorted.
+        names: Vec<String>,
+    },
     /// A tensor's dtype or shape differs from the structure's.
-    Mismatch { name: String, expected: Aval, found: Aval },
+    Mismatch {
+        /// The tensor's name.
+        name: String,
+        /// What the structure holds.
+        expected: Aval,
+        /// What the file holds.
+        found: Aval,
+    },
 }
 
 impl fmt::Display for IoError {

@@ -34,10 +34,15 @@ impl Linear {
 /// A nonlinearity between layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
+    /// `max(x, 0)`.
     Relu,
+    /// `tanh(x)`.
     Tanh,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// GELU, tanh approximation.
     Gelu,
+    /// `ln(1 + e^x)`.
     Softplus,
     /// No nonlinearity.
     Identity,

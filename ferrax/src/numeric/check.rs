@@ -23,7 +23,9 @@ pub enum Mode {
 /// `|got - expected| <= atol + rtol · |expected|`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
+    /// Absolute part.
     pub atol: f64,
+    /// Relative part, times the magnitude of the expected value.
     pub rtol: f64,
 }
 

@@ -74,6 +74,7 @@ impl Sgd {
 /// [`Sgd`]'s state: the velocity of every parameter.
 #[derive(Clone, Debug, Tree)]
 pub struct SgdState<P> {
+    /// The momentum buffer of every parameter.
     pub velocity: P,
 }
 
@@ -109,9 +110,13 @@ impl Optimizer for Sgd {
 /// `decoupled`: as PyTorch defines them, with bias correction.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adam {
+    /// Learning rate η.
     pub lr: f64,
+    /// Decay of the first-moment estimate β₁.
     pub beta1: f64,
+    /// Decay of the second-moment estimate β₂.
     pub beta2: f64,
+    /// Added to the denominator for stability ε.
     pub eps: f64,
     /// Weight decay: added to the gradient (Adam) or applied to the
     /// parameters directly, `p ← p (1 − η λ)` (AdamW).
@@ -137,7 +142,9 @@ impl Adam {
 pub struct AdamState<P> {
     /// Steps taken, an i64 scalar.
     pub step: Tensor,
+    /// First-moment (mean) estimates.
     pub m: P,
+    /// Second-moment (uncentred variance) estimates.
     pub v: P,
 }
 

@@ -186,17 +186,24 @@ impl Primitive for Pow {
 /// Which comparison a [`Compare`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CmpOp {
+    /// `>`
     Gt,
+    /// `<`
     Lt,
+    /// `>=`
     Ge,
+    /// `<=`
     Le,
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
 }
 
 /// The `compare` primitive: an elementwise comparison giving a bool tensor.
 #[derive(Clone, Copy, Debug)]
 pub struct Compare {
+    /// Which comparison.
     pub op: CmpOp,
 }
 

@@ -11,7 +11,9 @@ use super::{add_tangents, batching, constant, expect_float, expect_same_dtype, i
 /// promotion happen in [`Tensor::matmul`] before this primitive is bound.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Matmul {
+    /// Transpose the last two axes of the left operand.
     pub ta: bool,
+    /// Transpose the last two axes of the right operand.
     pub tb: bool,
 }
 

@@ -34,6 +34,7 @@ pub(crate) fn keep_dims_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
 /// The `reduce_sum` primitive: sums over `axes`, removing them.
 #[derive(Clone, Debug)]
 pub struct ReduceSum {
+    /// The axes summed over.
     pub axes: Vec<usize>,
 }
 
@@ -72,6 +73,7 @@ fn extreme_jvp(x: &Tensor, t: &Tensor, ans: &Tensor, axes: &[usize]) -> Tensor {
 /// The `reduce_max` primitive: maximum over `axes`, removing them.
 #[derive(Clone, Debug)]
 pub struct ReduceMax {
+    /// The axes reduced over.
     pub axes: Vec<usize>,
 }
 
@@ -98,6 +100,7 @@ impl Primitive for ReduceMax {
 /// The `reduce_min` primitive: minimum over `axes`, removing them.
 #[derive(Clone, Debug)]
 pub struct ReduceMin {
+    /// The axes reduced over.
     pub axes: Vec<usize>,
 }
 
@@ -124,6 +127,7 @@ impl Primitive for ReduceMin {
 /// The `argmax` primitive: index (i64) of the first maximum along `axis`.
 #[derive(Clone, Debug)]
 pub struct Argmax {
+    /// The axis searched.
     pub axis: usize,
 }
 
@@ -155,7 +159,9 @@ impl Primitive for Argmax {
 /// The `cumsum` primitive: running sum along `axis` (from the end when `reverse`).
 #[derive(Clone, Debug)]
 pub struct Cumsum {
+    /// The axis summed along.
     pub axis: usize,
+    /// Sum from the end backwards.
     pub reverse: bool,
 }
 

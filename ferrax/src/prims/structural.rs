@@ -11,6 +11,7 @@ use super::{batching, constant, expect_axis, if_linear, or_zero, unbroadcast};
 /// axes, size-1 axes stretched).
 #[derive(Clone, Debug)]
 pub struct Broadcast {
+    /// The target shape.
     pub shape: Vec<usize>,
 }
 
@@ -57,6 +58,7 @@ impl Primitive for Broadcast {
 /// The `reshape` primitive: the same elements in row-major order, another shape.
 #[derive(Clone, Debug)]
 pub struct Reshape {
+    /// The new shape.
     pub shape: Vec<usize>,
 }
 
@@ -102,6 +104,7 @@ impl Primitive for Reshape {
 /// The `permute` primitive: output axis `i` is input axis `perm[i]`.
 #[derive(Clone, Debug)]
 pub struct Permute {
+    /// Output axis `i` is input axis `perm[i]`.
     pub perm: Vec<usize>,
 }
 
@@ -142,7 +145,9 @@ impl Primitive for Permute {
 /// The `slice` primitive: the block `starts[d]..ends[d]` of every axis.
 #[derive(Clone, Debug)]
 pub struct Slice {
+    /// First index kept, per axis.
     pub starts: Vec<usize>,
+    /// One past the last index kept, per axis.
     pub ends: Vec<usize>,
 }
 
@@ -188,7 +193,9 @@ impl Primitive for Slice {
 /// The `pad` primitive: `lo[d]` zeros before and `hi[d]` zeros after each axis.
 #[derive(Clone, Debug)]
 pub struct Pad {
+    /// Zeros before, per axis.
     pub lo: Vec<usize>,
+    /// Zeros after, per axis.
     pub hi: Vec<usize>,
 }
 
@@ -232,6 +239,7 @@ impl Primitive for Pad {
 /// The `concat` primitive: joins its inputs along `axis`.
 #[derive(Clone, Debug)]
 pub struct Concat {
+    /// The axis joined along.
     pub axis: usize,
 }
 
@@ -285,6 +293,7 @@ impl Primitive for Concat {
 /// `x[..axis] ++ idx ++ x[axis+1..]`.
 #[derive(Clone, Debug)]
 pub struct Gather {
+    /// The axis indexed.
     pub axis: usize,
 }
 
@@ -338,6 +347,7 @@ impl Primitive for Gather {
 /// along `axis`; repeated indices accumulate. The transpose of [`Gather`].
 #[derive(Clone, Debug)]
 pub struct ScatterAdd {
+    /// The axis indexed.
     pub axis: usize,
 }
 
@@ -394,6 +404,7 @@ impl Primitive for ScatterAdd {
 /// The `convert` primitive: elements cast to `dtype` (`as` semantics).
 #[derive(Clone, Debug)]
 pub struct Convert {
+    /// The target dtype.
     pub dtype: DType,
 }
 

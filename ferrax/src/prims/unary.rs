@@ -197,6 +197,7 @@ impl Primitive for Signum {
 /// The `powi` primitive: `x^n` for a fixed integer `n`.
 #[derive(Clone, Copy, Debug)]
 pub struct PowI {
+    /// The exponent.
     pub n: i32,
 }
 
