@@ -190,13 +190,38 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
     let out = unsafe {
         build(n, parallel::CHEAP, |s, out: &mut [MaybeUninit<T>]| {
             plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
-                for (i, o) in out[pos - s..pos - s + len].iter_mut().enumerate() {
-                    o.write(if c[oc + i * sc] { x[ox + i * sx] } else { y[oy + i * sy] });
+                let out = &mut out[pos - s..pos - s + len];
+                // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
+                // one loop per combination, so each is a plain vectorisable loop.
+                let (c1, x1, y1) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
+                let (c0, x0, y0) = (c[oc], x[ox], y[oy]);
+                match (sc, sx, sy) {
+                    (1, 1, 1) => vectorized(|| select_run(out, |i| c1[i], |i| x1[i], |i| y1[i])),
+                    (1, 1, 0) => vectorized(|| select_run(out, |i| c1[i], |i| x1[i], |_| y0)),
+                    (1, 0, 1) => vectorized(|| select_run(out, |i| c1[i], |_| x0, |i| y1[i])),
+                    (1, 0, 0) => vectorized(|| select_run(out, |i| c1[i], |_| x0, |_| y0)),
+                    (0, 1, 1) => vectorized(|| select_run(out, |_| c0, |i| x1[i], |i| y1[i])),
+                    (0, 1, 0) => vectorized(|| select_run(out, |_| c0, |i| x1[i], |_| y0)),
+                    (0, 0, 1) => vectorized(|| select_run(out, |_| c0, |_| x0, |i| y1[i])),
+                    _ => select_run(out, |_| c0, |_| x0, |_| y0),
                 }
             });
         })
     };
     Array::from_vec(out, out_shape)
+}
+
+/// The inner loop of [`select`] for one combination of operand strides.
+#[inline(always)]
+fn select_run<T: Element>(
+    out: &mut [MaybeUninit<T>],
+    c: impl Fn(usize) -> bool,
+    x: impl Fn(usize) -> T,
+    y: impl Fn(usize) -> T,
+) {
+    for (i, o) in out.iter_mut().enumerate() {
+        o.write(if c(i) { x(i) } else { y(i) });
+    }
 }
 
 /// Applies a float-only elementwise function, written once for both float
