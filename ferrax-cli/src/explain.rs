@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use ferrax::numeric::default_step;
+use ferrax::numeric::{default_step, numerical_jvp_with_step};
 use ferrax::prelude::*;
 use ferrax::symbolic::{parse, Expr};
 
@@ -209,13 +209,9 @@ struct Report {
 }
 
 fn central_difference(p: &Problem, x: &BTreeMap<String, Tensor>, name: &str, h: f64) -> f64 {
-    let shifted = |s: f64| {
-        let mut v = x.clone();
-        let moved = &v[name] + s;
-        v.insert(name.to_string(), moved);
-        p.eval(&v).item()
-    };
-    (shifted(h) - shifted(-h)) / (2.0 * h)
+    let along: BTreeMap<String, Tensor> =
+        x.keys().map(|k| (k.clone(), Tensor::scalar(if k == name { 1.0 } else { 0.0 }))).collect();
+    numerical_jvp_with_step(|v: &BTreeMap<String, Tensor>| p.eval(v), x, &along, h).item()
 }
 
 fn forward_difference(p: &Problem, x: &BTreeMap<String, Tensor>, name: &str, h: f64) -> f64 {

@@ -150,8 +150,7 @@ fn check_rec<I: Tree, O: Tree>(
                 let jv = numerical_jvp(f, x, &v);
                 let expected = inner(&u.leaves(), &jv.leaves());
                 let got = inner(&pullback(&u).leaves(), &v.leaves());
-                let narrow = x.leaves().iter().chain(&y.leaves()).any(|t| t.dtype() == DType::F32);
-                let t = tol.unwrap_or_else(|| Tolerance::for_dtype(if narrow { DType::F32 } else { DType::F64 }));
+                let t = tol.unwrap_or_else(|| default_tolerance(&x.leaves(), &y.leaves()));
                 // Each product u_i (Jv)_i may be off by its own elementwise tolerance.
                 let abs_u: f64 = u.leaves().iter().flat_map(|t| t.to_vec::<f64>()).map(f64::abs).sum();
                 let allowed = t.atol * abs_u + t.rtol * expected.1;
@@ -173,6 +172,12 @@ fn check_rec<I: Tree, O: Tree>(
         }
     }
     Ok(())
+}
+
+/// The tolerance of the narrowest float dtype among these tensors.
+fn default_tolerance(a: &[Tensor], b: &[Tensor]) -> Tolerance {
+    let narrow = a.iter().chain(b).any(|t| t.dtype() == DType::F32);
+    Tolerance::for_dtype(if narrow { DType::F32 } else { DType::F64 })
 }
 
 /// `(Σ a_i b_i, Σ |a_i b_i|)` over the float leaves.
@@ -199,8 +204,7 @@ fn compare(
     order: usize,
     tol: Option<Tolerance>,
 ) -> Result<(), GradCheckError> {
-    let narrow = inputs.iter().chain(got).any(|t| t.dtype() == DType::F32);
-    let tol = tol.unwrap_or_else(|| Tolerance::for_dtype(if narrow { DType::F32 } else { DType::F64 }));
+    let tol = tol.unwrap_or_else(|| default_tolerance(inputs, got));
     let mut worst: Option<(f64, GradCheckError)> = None;
     for (leaf, (g, e)) in got.iter().zip(expected).enumerate() {
         if !g.dtype().is_float() {

@@ -60,7 +60,7 @@ impl Primitive for Matmul {
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let (a, b) = (&x[0], &x[1]);
         let mm = |a: &Tensor, b: &Tensor| bind(*self, &[a.clone(), b.clone()]);
-        let vector = |v: &Tensor, bd: usize, len_at: usize| v.rank() == 3 && v.shape()[phys_at(len_at, bd)] == 1;
+        let vector = |v: &Tensor, bd: usize, len_at: usize| v.rank() == 3 && v.shape()[batching::phys(len_at, bd)] == 1;
         match (axes[0], axes[1]) {
             // One matrix times a batch of column vectors: the batch of
             // results is (vectorᵀ · op(a)ᵀ) stacked, one product with the
@@ -145,11 +145,6 @@ impl Primitive for Matmul {
         });
         vec![ct_a, ct_b]
     }
-}
-
-/// The physical position of logical axis `a` of a matrix whose batch axis is at `bd`.
-fn phys_at(a: usize, bd: usize) -> usize {
-    batching::phys(a, bd)
 }
 
 impl Tensor {

@@ -163,16 +163,22 @@ impl Primitive for CustomVjp {
         Some(bind(CustomVjpTangent { bwd: self.bwd.clone(), n_res, out }, &args))
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let (fwd, bwd) = (self.fwd.clone(), self.bwd.clone());
+        let fwd = self.fwd.clone();
         let batched = CustomVjp {
             f: vmapped(&self.f),
             fwd: Arc::new(move |xs: &[Tensor]| vmap(|xs: &Vec<Tensor>| fwd(xs))(&xs.to_vec())),
-            bwd: Arc::new(move |res: &[Tensor], ct: &Tensor| {
-                vmap(|p: &(Vec<Tensor>, Tensor)| bwd(&p.0, &p.1))(&(res.to_vec(), ct.clone()))
-            }),
+            bwd: vmapped_bwd(&self.bwd),
         };
         (bind(batched, &all_batched_first(x, axes, size)), Some(0))
     }
+}
+
+/// A backward rule mapped over axis 0 of its residuals and cotangent.
+fn vmapped_bwd(bwd: &Bwd) -> Bwd {
+    let bwd = bwd.clone();
+    Arc::new(move |res: &[Tensor], ct: &Tensor| {
+        vmap(|p: &(Vec<Tensor>, Tensor)| bwd(&p.0, &p.1))(&(res.to_vec(), ct.clone()))
+    })
 }
 
 /// The tangent of a [`CustomVjp`] call: `[residuals.., tangents..]` to the
@@ -208,16 +214,9 @@ impl Primitive for CustomVjpTangent {
         panic!("{NO_FORWARD_MODE}")
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let bwd = self.bwd.clone();
         let mut out = self.out.clone();
         out.shape.insert(0, size);
-        let batched = CustomVjpTangent {
-            bwd: Arc::new(move |res: &[Tensor], ct: &Tensor| {
-                vmap(|p: &(Vec<Tensor>, Tensor)| bwd(&p.0, &p.1))(&(res.to_vec(), ct.clone()))
-            }),
-            n_res: self.n_res,
-            out,
-        };
+        let batched = CustomVjpTangent { bwd: vmapped_bwd(&self.bwd), n_res: self.n_res, out };
         (bind(batched, &all_batched_first(x, axes, size)), Some(0))
     }
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
