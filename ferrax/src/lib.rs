@@ -28,7 +28,7 @@
 extern crate self as ferrax;
 
 pub mod array;
-mod composite;
+pub mod composite;
 pub mod core;
 pub mod data;
 pub mod graph;
@@ -41,9 +41,11 @@ pub mod symbolic;
 pub mod transforms;
 pub mod tree;
 
-pub use crate::array::{Aval, DType};
+pub use crate::array::{Aval, DType, IndexMode};
+pub use crate::composite::{einsum, MatrixNorm};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
+pub use crate::prims::where_;
 pub use crate::transforms::{
     checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, no_grad,
     value_and_grad, vjp, vmap, vmap_axes, Tape,
@@ -58,9 +60,11 @@ pub struct ReadmeDoctests;
 
 /// Everything a user of ferrax needs, in one import.
 pub mod prelude {
-    pub use crate::array::{Aval, DType};
+    pub use crate::array::{Aval, DType, IndexMode};
+    pub use crate::composite::{einsum, MatrixNorm};
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
+    pub use crate::prims::where_;
     pub use crate::transforms::{
         checkpoint, custom_jvp, custom_vjp, grad, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph, no_grad,
         value_and_grad, vjp, vmap, vmap_axes, Tape,

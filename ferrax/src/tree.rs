@@ -215,3 +215,59 @@ tuple_tree!(A 0, B 1, C 2);
 tuple_tree!(A 0, B 1, C 2, D 3);
 tuple_tree!(A 0, B 1, C 2, D 3, E 4);
 tuple_tree!(A 0, B 1, C 2, D 3, E 4, F 5);
+
+/// Leafwise transposition of a list of trees: for each leaf position, that
+/// leaf of every tree, in order. Panics (naming `op`) when the trees do not
+/// all have as many leaves as the first.
+#[track_caller]
+fn leafwise<T: Tree>(op: &str, trees: &[T]) -> Vec<Vec<Tensor>> {
+    let Some(first) = trees.first() else {
+        panic!("tree::{op}: needs at least one tree");
+    };
+    let n = first.leaves().len();
+    let mut columns: Vec<Vec<Tensor>> = vec![Vec::with_capacity(trees.len()); n];
+    for (i, t) in trees.iter().enumerate() {
+        let leaves = t.leaves();
+        if leaves.len() != n {
+            panic!(
+                "tree::{op}: tree {i} has {} leaves but tree 0 has {n}; the trees must share one structure",
+                leaves.len()
+            );
+        }
+        for (column, leaf) in columns.iter_mut().zip(leaves) {
+            column.push(leaf);
+        }
+    }
+    columns
+}
+
+/// The trees, of one structure, stacked leaf by leaf along a new axis at
+/// `axis` (JAX's `jax.tree.map(lambda *xs: jnp.stack(xs, axis), *trees)`):
+/// a list of per-example parameter structures becomes one structure of batches.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let a = (Tensor::scalar(1.0), Tensor::ones(&[2], DType::F64));
+/// let b = (Tensor::scalar(2.0), Tensor::zeros(&[2], DType::F64));
+/// let s = ferrax::tree::stack(&[a, b], 0);
+/// assert_eq!(s.0.to_vec::<f64>(), vec![1.0, 2.0]);
+/// assert_eq!(s.1.shape(), &[2, 2]);
+/// ```
+///
+/// # Panics
+/// When `trees` is empty, the structures differ, or a leaf's shapes differ.
+#[track_caller]
+pub fn stack<T: Tree>(trees: &[T], axis: usize) -> T {
+    let columns = leafwise("stack", trees);
+    trees[0].with_leaves(columns.iter().map(|c| Tensor::stack(c, axis)).collect())
+}
+
+/// The trees, of one structure, joined leaf by leaf along the existing axis `axis`.
+///
+/// # Panics
+/// When `trees` is empty, the structures differ, or a leaf's other dimensions differ.
+#[track_caller]
+pub fn concatenate<T: Tree>(trees: &[T], axis: usize) -> T {
+    let columns = leafwise("concatenate", trees);
+    trees[0].with_leaves(columns.iter().map(|c| Tensor::concat(c, axis)).collect())
+}

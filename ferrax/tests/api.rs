@@ -56,8 +56,12 @@ fn arithmetic_with_tensors_refs_and_scalars_broadcasts() {
     assert_eq!((10.0 - &b).to_vec::<f64>(), vec![0.0, -10.0, -20.0]);
     assert_eq!((-&b).to_vec::<f64>(), vec![-10.0, -20.0, -30.0]);
     assert_eq!((&a / b.clone()).shape(), &[2, 3]);
+    // Integer `/` is true division, as in JAX and numpy; floor_div and rem are the integer forms.
     let i = Tensor::from_vec(vec![7i64, -7], &[2]);
-    assert_eq!((&i / 2.0).to_vec::<i64>(), vec![3, -3]);
+    assert_eq!((&i / 2).dtype(), DType::F64);
+    assert_eq!((&i / 2).to_vec::<f64>(), vec![3.5, -3.5]);
+    assert_eq!(i.floor_div(&Tensor::scalar(2i64)).to_vec::<i64>(), vec![3, -4]);
+    assert_eq!((&i % 2).to_vec::<i64>(), vec![1, -1]);
     assert_eq!(a.maximum(&t(&[3.5], &[1])).to_vec::<f64>(), vec![3.5, 3.5, 3.5, 4.0, 5.0, 6.0]);
     assert_eq!(a.minimum(&t(&[3.5], &[1])).to_vec::<f64>(), vec![1.0, 2.0, 3.0, 3.5, 3.5, 3.5]);
     let c = a.gt(&t(&[2.5], &[]));
@@ -181,11 +185,6 @@ fn misuse_panics_name_the_op_shapes_and_fix() {
             "matmul: inner dimensions differ: [2, 3] @ [4, 5]",
         ),
         (
-            Box::new(|| drop(Tensor::ones(&[2], DType::F64) * Tensor::ones(&[2], DType::F32))),
-            "mul: dtypes differ: f64 and f32; convert one with .to_dtype",
-        ),
-        (Box::new(|| drop(Tensor::arange(3, DType::I64).sin())), "sin: expected a float tensor, got i64"),
-        (
             Box::new(|| drop(Tensor::ones(&[2, 3], DType::F64).reshape(&[4]))),
             "reshape: cannot reshape [2, 3] (6 elements) to [4]",
         ),
@@ -209,8 +208,8 @@ fn misuse_panics_name_the_op_shapes_and_fix() {
             "item: expected a tensor with one element, got shape [3]",
         ),
         (
-            Box::new(|| drop(Tensor::ones(&[3], DType::F64).index_select(0, &Tensor::from_vec(vec![3i64], &[1])))),
-            "index_select: index 3 is out of range for an axis of length 3",
+            Box::new(|| drop(Tensor::ones(&[2, 2], DType::I64).matmul(&Tensor::ones(&[2, 2], DType::I64)))),
+            "matmul: products of i64 matrices are not supported",
         ),
         (
             Box::new(|| drop(Tensor::ones(&[3], DType::F64).index_select(0, &Tensor::ones(&[1], DType::F64)))),
@@ -230,10 +229,6 @@ fn misuse_panics_name_the_op_shapes_and_fix() {
                 drop(Tensor::concat(&[Tensor::ones(&[2, 3], DType::F64), Tensor::ones(&[3, 3], DType::F64)], 1))
             }),
             "concat: cannot join f64[2, 3] with f64[3, 3] along axis 1",
-        ),
-        (
-            Box::new(|| drop(Tensor::arange(3, DType::I64) * 0.5)),
-            "mul: cannot combine a i64 tensor with the number 0.5",
         ),
         (Box::new(|| drop(Tensor::zeros(&[0], DType::F64).argmax(0))), "argmax: axis 0 of shape [0] is empty"),
     ];

@@ -4,7 +4,7 @@ use ferrax::array::Rng;
 use ferrax::core::bind;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::Matmul;
+use ferrax::prims::{Cummax, Cumprod, Matmul};
 
 /// Where a row's random inputs are drawn from, so each primitive is tested
 /// on its valid domain and away from its kinks.
@@ -21,6 +21,10 @@ enum Domain {
     /// rows with kinks where inputs meet (max, comparisons) stay off them
     /// even at f32's larger difference step.
     Lattice(f64),
+    /// A random permutation of `0, 0.5, 1, …` plus noise in [-0.05, 0.05):
+    /// elements at least 0.4 apart, for rows whose kinks are where elements
+    /// of one input meet (sorting, running extremes).
+    Distinct,
 }
 
 /// What a row asserts.
@@ -55,6 +59,7 @@ fn table() -> Vec<Row> {
     let n = Normal;
     let p = Positive;
     let (l0, l1) = (Lattice(0.0), Lattice(0.5));
+    let d = Distinct;
     vec![
         row("neg", &[(&[2, 3], n)], |x| -&x[0]),
         row("sin", &[(&[], n)], |x| x[0].sin()),
@@ -66,6 +71,27 @@ fn table() -> Vec<Row> {
         row("exp_m1", &[(&[3], n)], |x| x[0].exp_m1()),
         row("tanh", &[(&[2, 3], n)], |x| x[0].tanh()),
         row("sqrt", &[(&[3], p)], |x| x[0].sqrt()),
+        row("sinh", &[(&[2, 3], n)], |x| x[0].sinh()),
+        row("cosh", &[(&[2, 3], n)], |x| x[0].cosh()),
+        row("tan", &[(&[4], Range(-1.2, 1.2))], |x| x[0].tan()),
+        row("atan", &[(&[4], n)], |x| x[0].atan()),
+        row("asin", &[(&[4], Range(-0.9, 0.9))], |x| x[0].asin()),
+        row("acos", &[(&[4], Range(-0.9, 0.9))], |x| x[0].acos()),
+        row("asinh", &[(&[4], n)], |x| x[0].asinh()),
+        row("acosh", &[(&[4], Range(1.2, 3.0))], |x| x[0].acosh()),
+        row("atanh", &[(&[4], Range(-0.9, 0.9))], |x| x[0].atanh()),
+        row("erf", &[(&[2, 3], n)], |x| x[0].erf()),
+        row("erfc", &[(&[2, 3], n)], |x| x[0].erfc()),
+        row("erfinv", &[(&[4], Range(-0.9, 0.9))], |x| x[0].erfinv()),
+        row("log2", &[(&[4], p)], |x| x[0].log2()),
+        row("log10", &[(&[4], p)], |x| x[0].log10()),
+        row("exp2", &[(&[4], n)], |x| x[0].exp2()),
+        // The rounding functions are piecewise constant: times x, the derivative is their value.
+        row("floor", &[(&[5], l1)], |x| x[0].floor() * &x[0]),
+        row("ceil", &[(&[5], l1)], |x| x[0].ceil() * &x[0]),
+        row("round", &[(&[5], l0)], |x| x[0].round() * &x[0]),
+        row("trunc", &[(&[5], l1)], |x| x[0].trunc() * &x[0]),
+        row("relu", &[(&[2, 3], l1)], |x| x[0].relu()),
         row("abs", &[(&[7], l1)], |x| x[0].abs()),
         row("signum", &[(&[5], l1)], |x| x[0].signum() * &x[0]),
         row("logistic", &[(&[2, 3], n)], |x| x[0].logistic()),
@@ -84,6 +110,12 @@ fn table() -> Vec<Row> {
         row("max", &[(&[2, 3], l0), (&[2, 3], l1)], |x| x[0].maximum(&x[1])),
         row("max", &[(&[2, 3], l1), (&[3], l0)], |x| x[0].maximum(&x[1])),
         row("min", &[(&[2, 3], l0), (&[1, 3], l1)], |x| x[0].minimum(&x[1])),
+        // x / y stays within (2.07, 2.69) (or its negative): away from the jumps of trunc and floor.
+        row("rem", &[(&[3], Range(3.1, 3.5)), (&[3], Range(1.3, 1.5))], |x| x[0].rem(&x[1])),
+        row("rem", &[(&[2, 3], Range(-3.5, -3.1)), (&[3], Range(1.3, 1.5))], |x| &x[0] % &x[1]),
+        row("floor_div", &[(&[3], Range(3.1, 3.5)), (&[3], Range(1.3, 1.5))], |x| x[0].floor_div(&x[1]) * &x[0]),
+        row("atan2", &[(&[2, 3], n), (&[2, 3], p)], |x| x[0].atan2(&x[1])),
+        row("atan2", &[(&[3], Range(0.5, 2.0)), (&[2, 1], n)], |x| x[0].atan2(&x[1])),
         row("pow", &[(&[2, 3], p), (&[2, 3], n)], |x| x[0].pow(&x[1])),
         row("pow", &[(&[3], p), (&[2, 1], n)], |x| x[0].pow(&x[1])),
         row("compare", &[(&[2, 3], l0), (&[3], l1)], |x| x[0].gt(&x[1]).to_dtype(x[0].dtype()) * &x[0]),
@@ -93,18 +125,29 @@ fn table() -> Vec<Row> {
         row("reduce_sum", &[(&[2, 3, 4], n)], |x| x[0].reduce_sum(&[1])),
         row("reduce_sum", &[(&[2, 3, 4], n)], |x| x[0].reduce_sum(&[0, 2])),
         row("reduce_sum", &[(&[5], n)], |x| x[0].reduce_sum(&[0])),
-        row("reduce_max", &[(&[3, 4], n)], |x| x[0].reduce_max(&[1])),
-        row("reduce_max", &[(&[2, 3, 4], n)], |x| x[0].reduce_max(&[0, 2])),
-        row("reduce_min", &[(&[3, 4], n)], |x| x[0].reduce_min(&[0])),
-        row("argmax", &[(&[3, 4], n)], |x| &x[0] * x[0].argmax(1).to_dtype(x[0].dtype()).expand_dims(1)),
+        row("reduce_max", &[(&[3, 4], d)], |x| x[0].reduce_max(&[1])),
+        row("reduce_max", &[(&[2, 3, 4], d)], |x| x[0].reduce_max(&[0, 2])),
+        row("reduce_min", &[(&[3, 4], d)], |x| x[0].reduce_min(&[0])),
+        row("reduce_prod", &[(&[2, 3, 4], n)], |x| x[0].reduce_prod(&[1])),
+        row("reduce_prod", &[(&[2, 3, 5], n)], |x| x[0].reduce_prod(&[0, 2])),
+        row("argmax", &[(&[3, 4], d)], |x| &x[0] * x[0].argmax(1).to_dtype(x[0].dtype()).expand_dims(1)),
+        row("argmin", &[(&[3, 4], d)], |x| &x[0] * x[0].argmin(0).to_dtype(x[0].dtype())),
+        row("argsort", &[(&[3, 4], d)], |x| &x[0] * x[0].argsort(1).to_dtype(x[0].dtype())),
+        row("argsort", &[(&[5], d)], |x| x[0].sort(0) * x[0].argsort_descending(0).to_dtype(x[0].dtype())),
         row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(0)),
         row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(1)),
+        row("cumprod", &[(&[5, 2], n)], |x| x[0].cumprod(0)),
+        row("cumprod", &[(&[2, 4], n)], |x| bind(Cumprod { axis: 1, reverse: true }, &x[..1])),
+        row("cummax", &[(&[6, 2], d)], |x| x[0].cummax(0)),
+        row("cummax", &[(&[2, 3], d)], |x| bind(Cummax { axis: 1, reverse: true }, &x[..1])),
+        row("cummin", &[(&[2, 7], d)], |x| x[0].cummin(1)),
         row("broadcast", &[(&[3], n)], |x| x[0].broadcast_to(&[2, 3])),
         row("broadcast", &[(&[2, 1], n)], |x| x[0].broadcast_to(&[4, 2, 3])),
         row("reshape", &[(&[2, 3], n)], |x| x[0].reshape(&[3, 2])),
         row("permute", &[(&[2, 3, 4], n)], |x| x[0].permute(&[2, 0, 1])),
         row("slice", &[(&[4, 5], n)], |x| x[0].slice(1, 1, 4)),
         row("pad", &[(&[2, 3], n)], |x| x[0].pad(&[1, 0], &[2, 1])),
+        row("rev", &[(&[2, 3, 4], n)], |x| x[0].flip(&[0, 2])),
         row("concat", &[(&[2, 1], n), (&[2, 3], n), (&[2, 2], n)], |x| Tensor::concat(x, 1)),
         row("gather", &[(&[5, 3], n)], |x| x[0].index_select(0, &idx(&[2, 0, 4, 2], &[2, 2]))),
         row("scatter_add", &[(&[5, 3], n), (&[4, 3], n)], |x| x[0].scatter_add(0, &idx(&[1, 3, 1, 0], &[4]), &x[1])),
@@ -135,8 +178,13 @@ fn inputs(row: &Row, dtype: DType, seed: u64) -> Vec<Tensor> {
         .iter()
         .map(|(shape, dom)| {
             let n: usize = shape.iter().product();
+            let mut ranks: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                ranks.swap(i, rng.below(i + 1));
+            }
             let v: Vec<f64> = (0..n)
-                .map(|_| match dom {
+                .map(|i| match dom {
+                    Distinct => ranks[i] as f64 * 0.5 + rng.uniform_in(-0.05, 0.05),
                     Normal => rng.normal(),
                     Positive => rng.uniform_in(0.5, 2.0),
                     Range(lo, hi) => rng.uniform_in(*lo, *hi),

@@ -42,6 +42,13 @@ pub trait Num: Element + Add<Output = Self> + Sub<Output = Self> + Mul<Output = 
     fn min_nan(self, other: Self) -> Self;
     /// `true` for NaN (never for integers).
     fn is_nan_like(self) -> bool;
+    /// The remainder of truncating division, with the sign of `self` (Rust's
+    /// `%`, C's `fmod`, JAX's `lax.rem`). Integers: `x rem 0 = x`, never a panic.
+    fn rem_trunc(self, other: Self) -> Self;
+    /// Division rounded toward negative infinity (numpy's `floor_divide`).
+    /// Integers follow XLA: `x / 0` is -1 before the rounding adjustment, so
+    /// `x // 0` is -2 for `x != 0` and -1 for 0; `i64::MIN // -1` wraps.
+    fn floor_div(self, other: Self) -> Self;
 }
 
 /// Floating-point elements: `f32`, `f64`.
@@ -143,6 +150,32 @@ macro_rules! float_num {
                     other
                 }
             }
+            #[inline(always)]
+            fn rem_trunc(self, other: Self) -> Self {
+                self % other
+            }
+            #[inline(always)]
+            fn floor_div(self, other: Self) -> Self {
+                // numpy's npy_divmod: exact where floor(a / b) is not (1 // 0.1 is 9).
+                let m = self % other;
+                if other == 0.0 {
+                    return self / other;
+                }
+                let mut div = (self - m) / other;
+                if m != 0.0 && ((other < 0.0) != (m < 0.0)) {
+                    div -= 1.0;
+                }
+                if div != 0.0 {
+                    let f = div.floor();
+                    if div - f > 0.5 {
+                        f + 1.0
+                    } else {
+                        f
+                    }
+                } else {
+                    (0.0 as $t).copysign(self / other)
+                }
+            }
         }
         impl Float for $t {
             const EPSILON: Self = <$t>::EPSILON;
@@ -181,5 +214,22 @@ impl Num for i64 {
     #[inline(always)]
     fn is_nan_like(self) -> bool {
         false
+    }
+    #[inline(always)]
+    fn rem_trunc(self, other: Self) -> Self {
+        if other == 0 {
+            self
+        } else {
+            self.wrapping_rem(other)
+        }
+    }
+    #[inline(always)]
+    fn floor_div(self, other: Self) -> Self {
+        let div = if other == 0 { -1 } else { self.wrapping_div(other) };
+        if self.signum() != other.signum() && self.rem_trunc(other) != 0 {
+            div.wrapping_sub(1)
+        } else {
+            div
+        }
     }
 }

@@ -2,11 +2,37 @@
 
 use super::{map_buffer, Array, Element};
 
-/// Checks every index against the axis length; an index out of range is a
-/// programmer error that must not turn into a wrong number.
-fn check_indices(name: &str, idx: &[i64], len: usize) {
-    if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= len) {
-        panic!("{name}: index {bad} is out of range for an axis of length {len}");
+/// What an index outside its axis does, after a negative index has been
+/// wrapped once (`-1` is the last position), as JAX's modes do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IndexMode {
+    /// A gather reads a fill value — NaN for floats, `i64::MIN` for
+    /// integers, `true` for bool (JAX's `jnp.take`) — and a scatter drops
+    /// the update.
+    #[default]
+    Fill,
+    /// As `Fill`, but a gather reads zero: the tangent and the transpose of
+    /// a gather or scatter, where a dropped value contributes nothing.
+    FillZero,
+    /// The index is clamped to the nearest position (JAX's `clip`, and what
+    /// `x[i]` indexing does).
+    Clip,
+}
+
+impl IndexMode {
+    /// The position `i` addresses in an axis of length `len`, or `None` when
+    /// it addresses nothing.
+    #[inline]
+    pub fn resolve(self, i: i64, len: usize) -> Option<usize> {
+        let n = len as i64;
+        let i = if i < 0 { i.wrapping_add(n) } else { i };
+        if (0..n).contains(&i) {
+            Some(i as usize)
+        } else if self == IndexMode::Clip && n > 0 {
+            Some(i.clamp(0, n - 1) as usize)
+        } else {
+            None
+        }
     }
 }
 
@@ -15,27 +41,56 @@ fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
 }
 
+/// The value a `Fill` gather reads where an index addresses nothing.
+trait FillValue: Element {
+    const FILL: Self;
+}
+
+impl FillValue for f32 {
+    const FILL: f32 = f32::NAN;
+}
+impl FillValue for f64 {
+    const FILL: f64 = f64::NAN;
+}
+impl FillValue for i64 {
+    const FILL: i64 = i64::MIN;
+}
+impl FillValue for bool {
+    const FILL: bool = true;
+}
+
 /// Picks entries of `x` along `axis` by the i64 indices in `idx` (any
-/// shape). The result's shape is `x[..axis] ++ idx ++ x[axis+1..]`.
-///
-/// # Panics
-/// When an index is negative or not less than the axis length.
-pub fn gather(x: &Array, axis: usize, idx: &Array) -> Array {
+/// shape). The result's shape is `x[..axis] ++ idx ++ x[axis+1..]`. Indices
+/// outside the axis are handled by `mode`; none is an error.
+pub fn gather(x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
     let ix = idx.as_slice::<i64>();
     let (outer, len, inner) = around(x.shape(), axis);
-    check_indices("index_select", ix, len);
     let shape: Vec<usize> =
         x.shape()[..axis].iter().chain(idx.shape()).chain(&x.shape()[axis + 1..]).copied().collect();
-    let buf = map_buffer!(x.buffer(), v => gather_typed(v, outer, len, inner, ix));
+    let resolved: Vec<Option<usize>> = ix.iter().map(|&i| mode.resolve(i, len)).collect();
+    let buf = map_buffer!(x.buffer(), v => gather_typed(v, outer, len, inner, &resolved, mode));
     Array::new(&shape, buf)
 }
 
-fn gather_typed<T: Element>(v: &[T], outer: usize, len: usize, inner: usize, ix: &[i64]) -> Vec<T> {
+fn gather_typed<T: FillValue>(
+    v: &[T],
+    outer: usize,
+    len: usize,
+    inner: usize,
+    ix: &[Option<usize>],
+    mode: IndexMode,
+) -> Vec<T> {
+    let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
     let mut out = Vec::with_capacity(outer * ix.len() * inner);
     for o in 0..outer {
         for &i in ix {
-            let start = (o * len + i as usize) * inner;
-            out.extend_from_slice(&v[start..start + inner]);
+            match i {
+                Some(i) => {
+                    let start = (o * len + i) * inner;
+                    out.extend_from_slice(&v[start..start + inner]);
+                }
+                None => out.extend(std::iter::repeat_n(fill, inner)),
+            }
         }
     }
     out
@@ -44,14 +99,13 @@ fn gather_typed<T: Element>(v: &[T], outer: usize, len: usize, inner: usize, ix:
 /// `operand` with `updates` added at the positions `idx` selects along
 /// `axis`; repeated indices accumulate. `updates` has the shape
 /// `operand[..axis] ++ idx ++ operand[axis+1..]`, as [`gather`] produces.
-///
-/// # Panics
-/// When an index is out of range.
-pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array) -> Array {
+/// Updates at indices outside the axis are dropped (or, with
+/// [`IndexMode::Clip`], land on the nearest position).
+pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
     let ix = idx.as_slice::<i64>();
     let (outer, len, inner) = around(operand.shape(), axis);
-    check_indices("scatter_add", ix, len);
-    let buf = map_buffer!(operand.buffer(), v => scatter_typed(v, updates, outer, len, inner, ix));
+    let resolved: Vec<Option<usize>> = ix.iter().map(|&i| mode.resolve(i, len)).collect();
+    let buf = map_buffer!(operand.buffer(), v => scatter_typed(v, updates, outer, len, inner, &resolved));
     Array::new(operand.shape(), buf)
 }
 
@@ -61,13 +115,14 @@ fn scatter_typed<T: Element + AddAssign>(
     outer: usize,
     len: usize,
     inner: usize,
-    ix: &[i64],
+    ix: &[Option<usize>],
 ) -> Vec<T> {
     let u = updates.as_slice::<T>();
     let mut out = v.to_vec();
     for o in 0..outer {
-        for (j, &i) in ix.iter().enumerate() {
-            let dst = (o * len + i as usize) * inner;
+        for (j, i) in ix.iter().enumerate() {
+            let Some(i) = *i else { continue };
+            let dst = (o * len + i) * inner;
             let src = (o * ix.len() + j) * inner;
             for k in 0..inner {
                 out[dst + k].add_assign(u[src + k]);

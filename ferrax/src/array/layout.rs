@@ -197,3 +197,37 @@ fn concat_typed<T: Element>(_first: &[T], xs: &[&Array], axis: usize, shape: &[u
     }
     out
 }
+
+/// The elements in reverse order along each of `axes`.
+pub fn rev(x: &Array, axes: &[usize]) -> Array {
+    let buf = map_buffer!(x.buffer(), v => rev_typed(v, x.shape(), axes));
+    Array::new(x.shape(), buf)
+}
+
+fn rev_typed<T: Element>(v: &[T], shape: &[usize], axes: &[usize]) -> Vec<T> {
+    let n: usize = shape.iter().product();
+    let Some((&inner, outer_dims)) = shape.split_last() else { return v.to_vec() };
+    if n == 0 {
+        return Vec::new();
+    }
+    let st = strides(shape);
+    let last = shape.len() - 1;
+    let flip_inner = axes.contains(&last);
+    let mut out = Vec::with_capacity(n);
+    for row in 0..n / inner {
+        // The source row: each reversed outer axis reads from the other end.
+        let (mut off, mut r) = (0, row);
+        for d in (0..outer_dims.len()).rev() {
+            let i = r % shape[d];
+            r /= shape[d];
+            off += if axes.contains(&d) { shape[d] - 1 - i } else { i } * st[d];
+        }
+        let src = &v[off..off + inner];
+        if flip_inner {
+            out.extend(src.iter().rev());
+        } else {
+            out.extend_from_slice(src);
+        }
+    }
+    out
+}

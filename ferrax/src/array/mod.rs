@@ -16,19 +16,25 @@ pub mod parallel;
 mod random;
 mod reduce;
 pub mod simd;
+mod sort;
+mod special;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
-pub(crate) use elementwise::{map_float, map_num, zip_num, zip_to};
-pub use index::{gather, scatter_add};
-pub use layout::{broadcast_to, concat, pad, permute, slice};
+pub(crate) use elementwise::{map_float, map_num, zip_float, zip_num, zip_to};
+pub use index::{gather, scatter_add, IndexMode};
+pub use layout::{broadcast_to, concat, pad, permute, rev, slice};
 pub use math::FastMath;
 pub use matmul::matmul;
 pub use random::Rng;
-pub use reduce::{argmax, cumsum, reduce_max, reduce_min, reduce_shape, reduce_sum};
+pub use reduce::{
+    arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce_prod, reduce_shape, reduce_sum, Cumulative,
+};
+pub use sort::argsort;
+pub use special::Special;
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +61,34 @@ impl DType {
             DType::F32 => 4,
             DType::F64 | DType::I64 => 8,
             DType::Bool => 1,
+        }
+    }
+
+    /// The dtype two operands of a binary operation are converted to before
+    /// it runs: the least upper bound in JAX's promotion lattice, which for
+    /// ferrax's dtypes is the chain `bool < i64 < f32 < f64`. So `i64` with
+    /// `f32` is `f32` (as in JAX, unlike numpy's `f64`).
+    ///
+    /// ```
+    /// # use ferrax::DType;
+    /// assert_eq!(DType::I64.promote(DType::F32), DType::F32);
+    /// assert_eq!(DType::F32.promote(DType::F64), DType::F64);
+    /// assert_eq!(DType::Bool.promote(DType::I64), DType::I64);
+    /// ```
+    pub fn promote(self, other: DType) -> DType {
+        if self.lattice_rank() >= other.lattice_rank() {
+            self
+        } else {
+            other
+        }
+    }
+
+    fn lattice_rank(self) -> u8 {
+        match self {
+            DType::Bool => 0,
+            DType::I64 => 1,
+            DType::F32 => 2,
+            DType::F64 => 3,
         }
     }
 }

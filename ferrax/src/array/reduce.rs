@@ -169,6 +169,19 @@ pub fn reduce_sum(x: &Array, axes: &[usize]) -> Array {
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
+/// Product over `axes` (removed from the shape); 1 over an empty axis.
+pub fn reduce_prod(x: &Array, axes: &[usize]) -> Array {
+    let axes = norm_axes("reduce_prod", x.shape(), axes);
+    let buf = numeric_dispatch!("reduce_prod", x, <T> reduce_num::<T>(
+        x,
+        &axes,
+        T::ONE,
+        |r| r.iter().fold(T::ONE, |a, &b| a * b),
+        |a, b| a * b
+    ));
+    Array::new(&reduce_shape(x.shape(), &axes), buf)
+}
+
 /// Maximum over `axes`; NaN propagates. Reducing an empty axis gives -inf (i64::MIN).
 pub fn reduce_max(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_max", x.shape(), axes);
@@ -195,7 +208,9 @@ pub fn reduce_min(x: &Array, axes: &[usize]) -> Array {
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
-fn argmax_typed<T: Num>(x: &[T], r: Runs) -> Vec<i64> {
+/// The index of the element that `better` prefers over every earlier one,
+/// in each run: the first NaN, or else the first extreme (numpy's rule).
+fn arg_extreme_typed<T: Num>(x: &[T], r: Runs, better: impl Fn(T, T) -> bool + Sync) -> Vec<i64> {
     let mut out = vec![0i64; r.outer * r.inner];
     fill_chunks(&mut out, r.reduced.max(1), |start, chunk| {
         for (i, o) in chunk.iter_mut().enumerate() {
@@ -205,11 +220,10 @@ fn argmax_typed<T: Num>(x: &[T], r: Runs) -> Vec<i64> {
             let mut best_v = x[base];
             for k in 1..r.reduced {
                 let v = x[base + k * r.inner];
-                // The first NaN wins, as in numpy; otherwise the first maximum.
                 if best_v.is_nan_like() {
                     break;
                 }
-                if v > best_v || v.is_nan_like() {
+                if better(v, best_v) || v.is_nan_like() {
                     best = k;
                     best_v = v;
                 }
@@ -220,24 +234,46 @@ fn argmax_typed<T: Num>(x: &[T], r: Runs) -> Vec<i64> {
     out
 }
 
-/// Index of the first maximum along `axis` (removed from the shape), as i64.
+/// Index of the first maximum (`max`) or minimum along `axis` (removed from
+/// the shape), as i64; a NaN counts as the extreme, as in numpy and JAX.
 ///
 /// # Panics
 /// When the axis is empty.
-pub fn argmax(x: &Array, axis: usize) -> Array {
-    let axes = norm_axes("argmax", x.shape(), &[axis]);
-    assert!(x.shape()[axis] > 0, "argmax: axis {axis} of shape {:?} is empty", x.shape());
+pub fn arg_extreme(x: &Array, axis: usize, max: bool) -> Array {
+    let name = if max { "argmax" } else { "argmin" };
+    let axes = norm_axes(name, x.shape(), &[axis]);
+    assert!(x.shape()[axis] > 0, "{name}: axis {axis} of shape {:?} is empty", x.shape());
     let r = runs(x.shape(), &axes).expect("one axis is always one run");
+    fn go<T: Num>(d: &[T], r: Runs, max: bool) -> Vec<i64> {
+        if max {
+            arg_extreme_typed(d, r, |v, best| v > best)
+        } else {
+            arg_extreme_typed(d, r, |v, best| v < best)
+        }
+    }
     let v = match x.buffer() {
-        Buffer::F32(d) => argmax_typed(d, r),
-        Buffer::F64(d) => argmax_typed(d, r),
-        Buffer::I64(d) => argmax_typed(d, r),
-        Buffer::Bool(_) => panic!("argmax: expected a numeric array, got bool"),
+        Buffer::F32(d) => go(d, r, max),
+        Buffer::F64(d) => go(d, r, max),
+        Buffer::I64(d) => go(d, r, max),
+        Buffer::Bool(_) => panic!("{name}: expected a numeric array, got bool"),
     };
     Array::from_vec(v, &reduce_shape(x.shape(), &axes))
 }
 
-fn cumsum_typed<T: Num>(x: &[T], r: Runs, reverse: bool) -> Vec<T> {
+/// Which running reduction [`cumulative`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cumulative {
+    /// Running sum.
+    Sum,
+    /// Running product.
+    Prod,
+    /// Running maximum (NaN propagates).
+    Max,
+    /// Running minimum (NaN propagates).
+    Min,
+}
+
+fn cumulative_typed<T: Num>(x: &[T], r: Runs, reverse: bool, op: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::ZERO; x.len()];
     let block = r.reduced * r.inner;
     if block == 0 {
@@ -255,7 +291,7 @@ fn cumsum_typed<T: Num>(x: &[T], r: Runs, reverse: bool) -> Vec<T> {
                 None => dst[row..row + r.inner].copy_from_slice(&src[row..row + r.inner]),
                 Some(p) => {
                     for j in 0..r.inner {
-                        dst[row + j] = dst[p + j] + src[row + j];
+                        dst[row + j] = op(dst[p + j], src[row + j]);
                     }
                 }
             }
@@ -273,14 +309,27 @@ fn cumsum_typed<T: Num>(x: &[T], r: Runs, reverse: bool) -> Vec<T> {
     out
 }
 
-/// Cumulative sum along `axis`; with `reverse`, from the end backwards.
-pub fn cumsum(x: &Array, axis: usize, reverse: bool) -> Array {
-    let axes = norm_axes("cumsum", x.shape(), &[axis]);
+/// A running reduction along `axis`; with `reverse`, from the end backwards.
+pub fn cumulative(x: &Array, axis: usize, reverse: bool, op: Cumulative) -> Array {
+    let axes = norm_axes("cumulative", x.shape(), &[axis]);
     let r = Runs {
         outer: x.shape()[..axes[0]].iter().product(),
         reduced: x.shape()[axes[0]],
         inner: x.shape()[axes[0] + 1..].iter().product(),
     };
-    let buf = numeric_dispatch!("cumsum", x, <T> cumsum_typed::<T>(x.as_slice(), r, reverse));
+    fn go<T: Num>(x: &[T], r: Runs, reverse: bool, op: Cumulative) -> Vec<T> {
+        match op {
+            Cumulative::Sum => cumulative_typed(x, r, reverse, |a, b| a + b),
+            Cumulative::Prod => cumulative_typed(x, r, reverse, |a, b| a * b),
+            Cumulative::Max => cumulative_typed(x, r, reverse, |a: T, b| a.max_nan(b)),
+            Cumulative::Min => cumulative_typed(x, r, reverse, |a: T, b| a.min_nan(b)),
+        }
+    }
+    let buf = numeric_dispatch!("cumulative", x, <T> go::<T>(x.as_slice(), r, reverse, op));
     Array::new(x.shape(), buf)
+}
+
+/// Cumulative sum along `axis`; with `reverse`, from the end backwards.
+pub fn cumsum(x: &Array, axis: usize, reverse: bool) -> Array {
+    cumulative(x, axis, reverse, Cumulative::Sum)
 }

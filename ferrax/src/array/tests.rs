@@ -181,10 +181,10 @@ fn max_propagates_nan_and_argmax_takes_first() {
     let m = reduce_max(&x, &[1]).to_vec::<f64>();
     assert!(m[0].is_nan());
     assert_eq!(m[1], 3.0);
-    assert_eq!(argmax(&x, 1).to_vec::<i64>(), vec![1, 0]);
+    assert_eq!(arg_extreme(&x, 1, true).to_vec::<i64>(), vec![1, 0]);
     let y = Array::from_vec(vec![1.0, 5.0, 5.0, 0.0, 9.0, 2.0], &[3, 2]);
-    assert_eq!(argmax(&y, 0).to_vec::<i64>(), vec![2, 0]);
-    assert_eq!(argmax(&y, 1).to_vec::<i64>(), vec![1, 0, 0]);
+    assert_eq!(arg_extreme(&y, 0, true).to_vec::<i64>(), vec![2, 0]);
+    assert_eq!(arg_extreme(&y, 1, true).to_vec::<i64>(), vec![1, 0, 0]);
 }
 
 #[test]
@@ -299,7 +299,7 @@ fn broadcast_slice_pad_concat_match_loops() {
 fn gather_and_scatter_add_are_adjoint_loops() {
     let x = random(&[3, 5, 2], 13);
     let idx = Array::from_vec(vec![4i64, 0, 4, 2], &[2, 2]);
-    let g = gather(&x, 1, &idx);
+    let g = gather(&x, 1, &idx, IndexMode::Fill);
     assert_eq!(g.shape(), &[3, 2, 2, 2]);
     let iv = idx.to_vec::<i64>();
     let want: Vec<f64> = (0..g.size())
@@ -312,7 +312,7 @@ fn gather_and_scatter_add_are_adjoint_loops() {
     assert_close(&g, &want, 0.0);
 
     let upd = random(&[3, 2, 2, 2], 14);
-    let s = scatter_add(&x, 1, &idx, &upd);
+    let s = scatter_add(&x, 1, &idx, &upd, IndexMode::Fill);
     let mut want = x.to_vec::<f64>();
     for i in 0..upd.size() {
         let o = unravel(i, &[3, 2, 2, 2]);
@@ -323,9 +323,24 @@ fn gather_and_scatter_add_are_adjoint_loops() {
 }
 
 #[test]
-#[should_panic(expected = "index_select: index 5 is out of range for an axis of length 5")]
-fn gather_rejects_out_of_range_indices() {
-    gather(&random(&[5], 1), 0, &Array::from_vec(vec![5i64], &[1]));
+fn out_of_range_indices_follow_the_mode() {
+    let x = Array::from_vec(vec![0.0, 1.0, 2.0, 3.0, 4.0], &[5]);
+    let idx = Array::from_vec(vec![-1i64, 5, -6, 2], &[4]);
+    let fill = gather(&x, 0, &idx, IndexMode::Fill).to_vec::<f64>();
+    assert_eq!((fill[0], fill[3]), (4.0, 2.0));
+    assert!(fill[1].is_nan() && fill[2].is_nan());
+    assert_eq!(gather(&x, 0, &idx, IndexMode::FillZero).to_vec::<f64>(), vec![4.0, 0.0, 0.0, 2.0]);
+    assert_eq!(gather(&x, 0, &idx, IndexMode::Clip).to_vec::<f64>(), vec![4.0, 4.0, 0.0, 2.0]);
+    let ints = Array::from_vec(vec![7i64, 8], &[2]);
+    assert_eq!(gather(&ints, 0, &Array::from_vec(vec![2i64], &[1]), IndexMode::Fill).to_vec::<i64>(), vec![i64::MIN]);
+    let ones = Array::full(&[4], 1.0, DType::F64);
+    let dropped = scatter_add(&Array::zeros(&[5], DType::F64), 0, &idx, &ones, IndexMode::Fill);
+    assert_eq!(dropped.to_vec::<f64>(), vec![0.0, 0.0, 1.0, 0.0, 1.0]);
+    let clipped = scatter_add(&Array::zeros(&[5], DType::F64), 0, &idx, &ones, IndexMode::Clip);
+    assert_eq!(clipped.to_vec::<f64>(), vec![1.0, 0.0, 1.0, 0.0, 2.0]);
+    // An empty axis has no position to clamp to.
+    let empty = gather(&Array::zeros(&[0], DType::F64), 0, &Array::from_vec(vec![0i64], &[1]), IndexMode::Clip);
+    assert!(empty.to_vec::<f64>()[0].is_nan());
 }
 
 #[test]

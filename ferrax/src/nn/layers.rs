@@ -40,8 +40,10 @@ pub enum Activation {
     Tanh,
     /// `1 / (1 + e^-x)`.
     Sigmoid,
-    /// GELU, tanh approximation.
+    /// GELU, exact (`x Φ(x)`, PyTorch's default).
     Gelu,
+    /// GELU, tanh approximation (JAX's default).
+    GeluTanh,
     /// `ln(1 + e^x)`.
     Softplus,
     /// No nonlinearity.
@@ -56,6 +58,7 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Sigmoid => x.sigmoid(),
             Activation::Gelu => x.gelu(),
+            Activation::GeluTanh => x.gelu_tanh(),
             Activation::Softplus => x.softplus(),
             Activation::Identity => x.clone(),
         }
@@ -64,18 +67,20 @@ impl Activation {
     /// The initialiser that suits it: He for ReLU-like, Glorot otherwise.
     pub fn suggested_init(self) -> Init {
         match self {
-            Activation::Relu | Activation::Gelu => Init::HeNormal,
+            Activation::Relu | Activation::Gelu | Activation::GeluTanh => Init::HeNormal,
             _ => Init::GlorotUniform,
         }
     }
 
-    /// The activation named `name` (`relu`, `tanh`, `sigmoid`, `gelu`, `softplus`, `identity`).
+    /// The activation named `name` (`relu`, `tanh`, `sigmoid`, `gelu`,
+    /// `gelu_tanh`, `softplus`, `identity`).
     pub fn parse(name: &str) -> Option<Activation> {
         Some(match name {
             "relu" => Activation::Relu,
             "tanh" => Activation::Tanh,
             "sigmoid" => Activation::Sigmoid,
             "gelu" => Activation::Gelu,
+            "gelu_tanh" => Activation::GeluTanh,
             "softplus" => Activation::Softplus,
             "identity" => Activation::Identity,
             _ => return None,

@@ -44,16 +44,5 @@ pub fn dropout(x: &Tensor, rate: f64, seed: u64) -> Tensor {
     x * mask / (1.0 - rate)
 }
 
-impl Tensor {
-    /// GELU, the tanh approximation (JAX's default):
-    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-    #[track_caller]
-    pub fn gelu(&self) -> Tensor {
-        let c = (2.0 / std::f64::consts::PI).sqrt();
-        let inner = (self + self.powi(3) * 0.044715) * c;
-        self * (inner.tanh() + 1.0) * 0.5
-    }
-}
-
 /// The dtype every parameter of a new layer gets unless chosen.
 pub const DEFAULT_DTYPE: DType = DType::F32;

@@ -4,27 +4,45 @@
 use std::ops;
 
 use crate::array::parallel::{CHEAP, COSTLY};
-use crate::array::{elementwise, zip_num, zip_to, Array, Aval, DType};
+use crate::array::{elementwise, zip_float, zip_num, zip_to, Array, Aval, DType};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
+use super::promote::{inexact, promote_pair, with_scalar, Scalar};
 use super::{
     add_tangents, batching, broadcast_or_panic, constant, expect_float, expect_numeric, expect_same_dtype, if_linear,
     or_zero, to_shape, unbroadcast,
 };
 
-/// The output aval of a broadcasting binary op over numeric operands of one dtype.
+/// The output aval of a broadcasting binary op over operands of one dtype:
+/// numeric (`num`) or float (`float`).
 #[track_caller]
-fn numeric_binary_shape(op: &str, ins: &[&Aval]) -> Aval {
+fn binary_shape(op: &str, float_only: bool, ins: &[&Aval]) -> Aval {
     expect_same_dtype(op, ins[0], ins[1]);
-    expect_numeric(op, ins[0]);
+    if float_only {
+        expect_float(op, ins[0]);
+    } else {
+        expect_numeric(op, ins[0]);
+    }
     Aval { dtype: ins[0].dtype, shape: broadcast_or_panic(op, &ins[0].shape, &ins[1].shape) }
 }
 
-/// Defines an arithmetic primitive: its kernel over f32/f64/i64 and its jvp.
+/// The kernel of an arithmetic primitive: generic over the `Num` types
+/// (f32, f64, i64), or written once for each float type.
+macro_rules! arith_kernel {
+    (num, $cost:ident, $name:literal, $ins:expr, $out:expr, |$a:ident, $b:ident| $kernel:expr) => {
+        zip_num!($name, $ins[0], $ins[1], $out, $cost, <T> |$a, $b| $kernel)
+    };
+    (float, $cost:ident, $name:literal, $ins:expr, $out:expr, |$a:ident, $b:ident| $kernel:expr) => {
+        zip_float!($name, $ins[0], $ins[1], $out, $cost, |$a, $b| $kernel)
+    };
+}
+
+/// Defines an arithmetic primitive: its dtypes (`num` or `float`) and
+/// kernel cost, its kernel and its jvp (and transpose, when linear).
 macro_rules! arith {
     (
-        $(#[$doc:meta])* $Prim:ident, $name:literal,
-        kernel: <$T:ident> |$a:ident, $b:ident| $kernel:expr,
+        $(#[$doc:meta])* $Prim:ident, $name:literal, $kind:ident($cost:ident),
+        kernel: |$a:ident, $b:ident| $kernel:expr,
         jvp: |$x:ident, $y:ident, $tx:ident, $ty:ident, $ans:ident| $jvp:expr
         $(, transpose: |$ct:ident, $ins:ident| $transpose:expr)?
     ) => {
@@ -38,11 +56,11 @@ macro_rules! arith {
             }
             #[track_caller]
             fn shape(&self, ins: &[&Aval]) -> Aval {
-                numeric_binary_shape($name, ins)
+                binary_shape($name, stringify!($kind) == "float", ins)
             }
             fn eval(&self, ins: &[&Array]) -> Array {
                 let out = broadcast_or_panic($name, ins[0].shape(), ins[1].shape());
-                zip_num!($name, ins[0], ins[1], &out, CHEAP, <$T> |$a, $b| $kernel)
+                arith_kernel!($kind, $cost, $name, ins, &out, |$a, $b| $kernel)
             }
             #[allow(unused_variables)]
             fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
@@ -65,8 +83,8 @@ macro_rules! arith {
 
 arith!(
     /// The `add` primitive.
-    Add, "add",
-    kernel: <T> |a, b| a + b,
+    Add, "add", num(CHEAP),
+    kernel: |a, b| a + b,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.cloned()),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -76,8 +94,8 @@ arith!(
 
 arith!(
     /// The `sub` primitive.
-    Sub, "sub",
-    kernel: <T> |a, b| a - b,
+    Sub, "sub", num(CHEAP),
+    kernel: |a, b| a - b,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -87,8 +105,8 @@ arith!(
 
 arith!(
     /// The `mul` primitive.
-    Mul, "mul",
-    kernel: <T> |a, b| a * b,
+    Mul, "mul", num(CHEAP),
+    kernel: |a, b| a * b,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * y), ty.map(|t| x * t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(&(ct * constant("mul", &ins[1])), &a.shape)),
@@ -97,9 +115,10 @@ arith!(
 );
 
 arith!(
-    /// The `div` primitive (truncating for integers).
-    Div, "div",
-    kernel: <T> |a, b| a / b,
+    /// The `div` primitive: true division of floats (the `/` operator
+    /// converts integer operands to f64 first, as JAX does).
+    Div, "div", float(CHEAP),
+    kernel: |a, b| a / b,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t / y), ty.map(|t| -(t * ans) / y)),
     transpose: |ct, ins| {
         // Linear only in the numerator: x / c.
@@ -109,79 +128,76 @@ arith!(
 );
 
 arith!(
+    /// The `rem` primitive: the remainder of truncating division, with the
+    /// dividend's sign (Rust's `%`, JAX's `lax.rem`); `x rem 0` is `x` for integers.
+    Rem, "rem", num(CHEAP),
+    kernel: |a, b| a.rem_trunc(b),
+    // rem(x, y) = x - trunc(x / y) y, and trunc is piecewise constant.
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -(t * (x / y).trunc())))
+);
+
+arith!(
+    /// The `floor_div` primitive: division rounded toward negative infinity
+    /// (numpy's `floor_divide`); its derivative is zero.
+    FloorDiv, "floor_div", num(CHEAP),
+    kernel: |a, b| a.floor_div(b),
+    jvp: |x, y, tx, ty, ans| None
+);
+
+arith!(
     /// The `max` primitive (numpy's `maximum`; NaN propagates). Where both
     /// arguments are equal the derivative is split evenly between them.
-    Max, "max",
-    kernel: <T> |a, b| a.max_nan(b),
-    jvp: |x, y, tx, ty, ans| {
-        let wx = balanced(x, y, ans);
-        add_tangents(tx.map(|t| t * &wx), ty.map(|t| t * (1.0 - &wx)))
-    }
+    Max, "max", num(CHEAP),
+    kernel: |a, b| a.max_nan(b),
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * balanced(x, y, ans)), ty.map(|t| t * balanced(y, x, ans)))
 );
 
 arith!(
     /// The `min` primitive (numpy's `minimum`; NaN propagates), with ties
     /// splitting the derivative evenly.
-    Min, "min",
-    kernel: <T> |a, b| a.min_nan(b),
-    jvp: |x, y, tx, ty, ans| {
-        let wx = balanced(x, y, ans);
-        add_tangents(tx.map(|t| t * &wx), ty.map(|t| t * (1.0 - &wx)))
-    }
+    Min, "min", num(CHEAP),
+    kernel: |a, b| a.min_nan(b),
+    jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * balanced(x, y, ans)), ty.map(|t| t * balanced(y, x, ans)))
 );
 
 /// The share of the derivative of `max(x, y)` or `min(x, y)` that belongs
-/// to `x`: 1 where `x` alone gave the answer, ½ on a tie, 0 otherwise.
+/// to `x`: 1 where `x` alone gave the answer, ½ on a tie, 0 otherwise — and
+/// 0 for both where the answer is NaN, since then neither equals it (JAX's
+/// `_balanced_eq`).
 fn balanced(x: &Tensor, y: &Tensor, ans: &Tensor) -> Tensor {
     let dt = ans.dtype();
     let x_won = x.eq(ans).to_dtype(dt);
     let y_won = y.eq(ans).to_dtype(dt);
-    x_won * (1.0 - y_won * 0.5)
+    x_won / (y_won + 1.0)
 }
 
-/// The `pow` primitive: `x^y` for float tensors.
-///
-/// `d/dx` is `y x^(y-1)`, NaN at `(0, 0)` as in JAX; `d/dy` is
-/// `ln(x) x^y` with the `x = 0` term taken as 0 (its limit for `y > 0`).
-#[derive(Clone, Copy, Debug)]
-pub struct Pow;
+arith!(
+    /// The `atan2` primitive: the angle of the point `(y = self, x = other)`.
+    Atan2, "atan2", float(COSTLY),
+    kernel: |a, b| a.atan2(b),
+    jvp: |x, y, tx, ty, ans| {
+        let r2 = x * x + y * y;
+        add_tangents(tx.map(|t| t * y / &r2), ty.map(|t| -(t * x) / &r2))
+    }
+);
 
-impl Primitive for Pow {
-    fn name(&self) -> &'static str {
-        "pow"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        expect_same_dtype("pow", ins[0], ins[1]);
-        expect_float("pow", ins[0]);
-        Aval { dtype: ins[0].dtype, shape: broadcast_or_panic("pow", &ins[0].shape, &ins[1].shape) }
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        let out = broadcast_or_panic("pow", ins[0].shape(), ins[1].shape());
-        match (ins[0].buffer(), ins[1].buffer()) {
-            (crate::array::Buffer::F32(a), crate::array::Buffer::F32(b)) => {
-                Array::from_vec(elementwise::zip(a, ins[0].shape(), b, ins[1].shape(), &out, COSTLY, f32::powf), &out)
-            }
-            (crate::array::Buffer::F64(a), crate::array::Buffer::F64(b)) => {
-                Array::from_vec(elementwise::zip(a, ins[0].shape(), b, ins[1].shape(), &out, COSTLY, f64::powf), &out)
-            }
-            _ => unreachable!("pow: the shape rule admits only float operands of one dtype"),
-        }
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        batching::elementwise(self, x, axes)
-    }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
-        let (x, y) = (&x[0], &x[1]);
-        let dx = t[0].as_ref().map(|t| t * y * x.pow(&(y - 1.0)));
-        let dy = t[1].as_ref().map(|t| {
+arith!(
+    /// The `pow` primitive: `x^y` for float tensors.
+    ///
+    /// `d/dx` is `y x^(y-1)`, NaN at `(0, 0)` as in JAX; `d/dy` is
+    /// `ln(x) x^y` with the `x = 0` term taken as 0 (its limit for `y > 0`).
+    Pow, "pow", float(COSTLY),
+    kernel: |a, b| a.powf(b),
+    jvp: |x, y, tx, ty, ans| {
+        let dx = tx.map(|t| t * y * x.pow(&(y - 1.0)));
+        let dy = ty.map(|t| {
             let x_is_zero = x.eq(&x.zeros_scalar());
             let safe_x = x_is_zero.select(&Tensor::ones(&[], x.dtype()), x);
             t * safe_x.ln() * ans
         });
-        add_tangents(dx, dy).map(|t| to_shape(t, ans.shape()))
+        add_tangents(dx, dy)
     }
-}
+);
 
 /// Which comparison a [`Compare`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -295,87 +311,113 @@ impl Primitive for Select {
     }
 }
 
-/// A 0-d tensor of `like`'s dtype holding `v`, for mixing `f64` into tensor arithmetic.
+/// `a op b` after promotion to a common dtype.
 #[track_caller]
-fn scalar_like(op: &str, v: f64, like: &Tensor) -> Tensor {
-    match like.dtype() {
-        DType::F32 | DType::F64 => Tensor::full(&[], v, like.dtype()),
-        DType::I64 if v.fract() == 0.0 && v.abs() < 9.2e18 => Tensor::full(&[], v, DType::I64),
-        dt => panic!(
-            "{op}: cannot combine a {dt} tensor with the number {v}; convert the tensor with .to_dtype(DType::F64)"
-        ),
-    }
+fn binary<P: Primitive>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
+    let (a, b) = promote_pair(a, b);
+    bind(prim, &[a, b])
 }
 
+/// `a / b`: true division, integer and bool operands as f64.
+#[track_caller]
+fn true_div(a: &Tensor, b: &Tensor) -> Tensor {
+    binary(Div, &inexact(a), &inexact(b))
+}
+
+/// `x op s` or `s op x` (`scalar_first`) for a weakly typed Rust number.
+#[track_caller]
+fn with_number<P: Primitive>(prim: P, x: &Tensor, s: Scalar, scalar_first: bool) -> Tensor {
+    let (x, s) = with_scalar(x, s);
+    bind(prim, &if scalar_first { [s, x] } else { [x, s] })
+}
+
+/// [`with_number`] for `/`, which is true division.
+#[track_caller]
+fn div_number(x: &Tensor, s: Scalar, scalar_first: bool) -> Tensor {
+    let s = match s {
+        Scalar::Int(v) if !x.dtype().is_float() => Scalar::Float(v as f64),
+        s => s,
+    };
+    with_number(Div, &inexact(x), s, scalar_first)
+}
+
+/// Implements an operator for every mix of `Tensor`, `&Tensor`, `f64` and
+/// `i64`: through the primitive `$Prim` after promotion, or through the
+/// functions `$tensors(a, b)` and `$number(x, scalar, scalar_first)`.
+/// (Functions, not closures: a closure would end the `#[track_caller]`
+/// chain, and misuse would be reported here instead of at the user's line.)
 macro_rules! operator {
-    ($Trait:ident, $method:ident, $Prim:ident, $name:literal) => {
-        impl ops::$Trait<&Tensor> for &Tensor {
+    ($Trait:ident, $method:ident, $Prim:ident) => {
+        operator!(@all $Trait, $method, (|a, b| binary($Prim, a, b)), (|x, s, first| with_number($Prim, x, s, first)));
+    };
+    ($Trait:ident, $method:ident, fn $tensors:ident, fn $number:ident) => {
+        operator!(@all $Trait, $method, (|a, b| $tensors(a, b)), (|x, s, first| $number(x, s, first)));
+    };
+    (@all $Trait:ident, $method:ident, (|$a:ident, $b:ident| $tensors:expr), (|$x:ident, $s:ident, $first:ident| $number:expr)) => {
+        operator!(@tensors $Trait, $method, |$a, $b| $tensors, Tensor, Tensor);
+        operator!(@tensors $Trait, $method, |$a, $b| $tensors, Tensor, &Tensor);
+        operator!(@tensors $Trait, $method, |$a, $b| $tensors, &Tensor, Tensor);
+        operator!(@tensors $Trait, $method, |$a, $b| $tensors, &Tensor, &Tensor);
+        operator!(@number $Trait, $method, |$x, $s, $first| $number, f64);
+        operator!(@number $Trait, $method, |$x, $s, $first| $number, i64);
+    };
+    (@tensors $Trait:ident, $method:ident, |$a:ident, $b:ident| $tensors:expr, $A:ty, $B:ty) => {
+        impl ops::$Trait<$B> for $A {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: $B) -> Tensor {
+                let ($a, $b): (&Tensor, &Tensor) = (self.as_ref(), rhs.as_ref());
+                $tensors
+            }
+        }
+    };
+    (@number $Trait:ident, $method:ident, |$x:ident, $s:ident, $first:ident| $number:expr, $N:ty) => {
+        impl ops::$Trait<$N> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: $N) -> Tensor {
+                let ($x, $s, $first) = (self, Scalar::from(rhs), false);
+                $number
+            }
+        }
+        impl ops::$Trait<$N> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: $N) -> Tensor {
+                let ($x, $s, $first) = (&self, Scalar::from(rhs), false);
+                $number
+            }
+        }
+        impl ops::$Trait<&Tensor> for $N {
             type Output = Tensor;
             #[track_caller]
             fn $method(self, rhs: &Tensor) -> Tensor {
-                bind($Prim, &[self.clone(), rhs.clone()])
+                let ($x, $s, $first) = (rhs, Scalar::from(self), true);
+                $number
             }
         }
-        impl ops::$Trait<Tensor> for &Tensor {
+        impl ops::$Trait<Tensor> for $N {
             type Output = Tensor;
             #[track_caller]
             fn $method(self, rhs: Tensor) -> Tensor {
-                bind($Prim, &[self.clone(), rhs])
-            }
-        }
-        impl ops::$Trait<&Tensor> for Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: &Tensor) -> Tensor {
-                bind($Prim, &[self, rhs.clone()])
-            }
-        }
-        impl ops::$Trait<Tensor> for Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor {
-                bind($Prim, &[self, rhs])
-            }
-        }
-        impl ops::$Trait<f64> for &Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: f64) -> Tensor {
-                let r = scalar_like($name, rhs, self);
-                bind($Prim, &[self.clone(), r])
-            }
-        }
-        impl ops::$Trait<f64> for Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: f64) -> Tensor {
-                let r = scalar_like($name, rhs, &self);
-                bind($Prim, &[self, r])
-            }
-        }
-        impl ops::$Trait<&Tensor> for f64 {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: &Tensor) -> Tensor {
-                let l = scalar_like($name, self, rhs);
-                bind($Prim, &[l, rhs.clone()])
-            }
-        }
-        impl ops::$Trait<Tensor> for f64 {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor {
-                let l = scalar_like($name, self, &rhs);
-                bind($Prim, &[l, rhs])
+                let ($x, $s, $first) = (&rhs, Scalar::from(self), true);
+                $number
             }
         }
     };
 }
 
-operator!(Add, add, Add, "add");
-operator!(Sub, sub, Sub, "sub");
-operator!(Mul, mul, Mul, "mul");
-operator!(Div, div, Div, "div");
+operator!(Add, add, Add);
+operator!(Sub, sub, Sub);
+operator!(Mul, mul, Mul);
+operator!(Div, div, fn true_div, fn div_number);
+operator!(Rem, rem, Rem);
+
+impl AsRef<Tensor> for Tensor {
+    fn as_ref(&self) -> &Tensor {
+        self
+    }
+}
 
 impl ops::Neg for &Tensor {
     type Output = Tensor;
@@ -397,51 +439,96 @@ macro_rules! comparison {
     ($(#[$doc:meta])* $method:ident, $op:ident) => {
         $(#[$doc])*
         ///
+        /// The operands are promoted to a common dtype first.
+        ///
         /// # Panics
-        /// When the dtypes differ or the shapes do not broadcast.
+        /// When the shapes do not broadcast.
         #[track_caller]
         pub fn $method(&self, other: &Tensor) -> Tensor {
-            bind(Compare { op: CmpOp::$op }, &[self.clone(), other.clone()])
+            binary(Compare { op: CmpOp::$op }, self, other)
         }
     };
 }
 
 impl Tensor {
-    /// Elementwise maximum (numpy's `maximum`), broadcasting.
+    /// Elementwise maximum (numpy's `maximum`), broadcasting. NaN
+    /// propagates; ties split the derivative evenly.
     ///
     /// # Panics
-    /// When the dtypes differ or the shapes do not broadcast.
+    /// When the shapes do not broadcast or an operand is bool.
     #[track_caller]
     pub fn maximum(&self, other: &Tensor) -> Tensor {
-        bind(Max, &[self.clone(), other.clone()])
+        binary(Max, self, other)
     }
 
-    /// Elementwise minimum (numpy's `minimum`), broadcasting.
+    /// Elementwise minimum (numpy's `minimum`), broadcasting. NaN
+    /// propagates; ties split the derivative evenly.
     ///
     /// # Panics
-    /// When the dtypes differ or the shapes do not broadcast.
+    /// When the shapes do not broadcast or an operand is bool.
     #[track_caller]
     pub fn minimum(&self, other: &Tensor) -> Tensor {
-        bind(Min, &[self.clone(), other.clone()])
+        binary(Min, self, other)
     }
 
-    /// `self^exponent` elementwise, broadcasting; float tensors only.
+    /// `self^exponent` elementwise, broadcasting (integer operands are
+    /// computed in f64).
     ///
     /// # Panics
-    /// When the tensors are not floats of one dtype or do not broadcast.
+    /// When the shapes do not broadcast.
     #[track_caller]
     pub fn pow(&self, exponent: &Tensor) -> Tensor {
-        bind(Pow, &[self.clone(), exponent.clone()])
+        binary(Pow, &inexact(self), &inexact(exponent))
     }
 
-    /// `self^p` for a float exponent.
-    ///
-    /// # Panics
-    /// When the tensor is not a float tensor.
+    /// `self^p` for a float exponent (an integer tensor is computed in f64).
     #[track_caller]
     pub fn powf(&self, p: f64) -> Tensor {
-        expect_float("powf", self.aval());
-        self.pow(&scalar_like("powf", p, self))
+        with_number(Pow, &inexact(self), Scalar::Float(p), false)
+    }
+
+    /// The four-quadrant arctangent of `self / other`: the angle of the
+    /// point `(other, self)`, in `[-π, π]`. Broadcasting.
+    ///
+    /// # Panics
+    /// When the shapes do not broadcast.
+    #[track_caller]
+    pub fn atan2(&self, other: &Tensor) -> Tensor {
+        binary(Atan2, &inexact(self), &inexact(other))
+    }
+
+    /// Division rounded toward negative infinity (numpy's `floor_divide`,
+    /// Python's `//`), broadcasting. Its derivative is zero. For integers
+    /// `x // 0` does not panic: it gives XLA's answer (-2, or -1 for 0).
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let x = Tensor::from_vec(vec![7i64, -7], &[2]);
+    /// assert_eq!(x.floor_div(&Tensor::scalar(2i64)).to_vec::<i64>(), vec![3, -4]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the shapes do not broadcast or an operand is bool.
+    #[track_caller]
+    pub fn floor_div(&self, other: &Tensor) -> Tensor {
+        binary(FloorDiv, self, other)
+    }
+
+    /// The remainder of truncating division, with the sign of `self`
+    /// (Rust's `%`, which is also this operation on tensors; JAX's
+    /// `lax.rem`). For integers `x rem 0` is `x`, not a panic.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let x = Tensor::from_vec(vec![7i64, -7], &[2]);
+    /// assert_eq!((&x % 2).to_vec::<i64>(), vec![1, -1]);
+    /// ```
+    ///
+    /// # Panics
+    /// When the shapes do not broadcast or an operand is bool.
+    #[track_caller]
+    pub fn rem(&self, other: &Tensor) -> Tensor {
+        binary(Rem, self, other)
     }
 
     comparison!(
@@ -469,12 +556,32 @@ impl Tensor {
         ne, Ne
     );
 
-    /// `self ? on_true : on_false` elementwise, for a bool `self`; all three broadcast.
+    /// `self ? on_true : on_false` elementwise, for a bool `self`; all three
+    /// broadcast, and the branches are promoted to a common dtype.
     ///
     /// # Panics
-    /// When `self` is not bool, the branches' dtypes differ, or the shapes do not broadcast.
+    /// When `self` is not bool or the shapes do not broadcast.
     #[track_caller]
     pub fn select(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
-        bind(Select, &[self.clone(), on_true.clone(), on_false.clone()])
+        let (a, b) = promote_pair(on_true, on_false);
+        bind(Select, &[self.clone(), a, b])
     }
+}
+
+/// `cond ? on_true : on_false` elementwise (numpy's and JAX's `where`; the
+/// name `where` is a Rust keyword). All three broadcast; the branches are
+/// promoted to a common dtype.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let x = Tensor::from_vec(vec![-1.0, 2.0], &[2]);
+/// let y = ferrax::where_(&x.gt(&Tensor::scalar(0.0)), &x, &Tensor::scalar(0.0));
+/// assert_eq!(y.to_vec::<f64>(), vec![0.0, 2.0]);
+/// ```
+///
+/// # Panics
+/// When `cond` is not bool or the shapes do not broadcast.
+#[track_caller]
+pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+    cond.select(on_true, on_false)
 }

@@ -3,6 +3,7 @@
 use crate::array::{self, broadcast_shapes, Array, Aval};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
+use super::promote::promote_pair;
 use super::{add_tangents, batching, constant, expect_float, expect_same_dtype, if_linear};
 
 /// The `matmul` primitive: batched `op(a) @ op(b)` where `op` transposes
@@ -68,7 +69,7 @@ impl Primitive for Matmul {
             // same layout either way round.)
             (None, Some(bd)) if a.rank() == 2 && vector(b, bd, if self.tb { 0 } else { 1 }) => {
                 let rows = batching::move_axis(b, bd, 0);
-                let k = rows.size() / size;
+                let k: usize = rows.shape()[1..].iter().product();
                 let out = bind(Matmul { ta: false, tb: !self.ta }, &[rows.reshape(&[size, k]), a.clone()]);
                 let m = out.shape()[1];
                 (out.reshape(&[size, m, 1]), Some(0))
@@ -76,7 +77,7 @@ impl Primitive for Matmul {
             // A batch of row vectors times one matrix: likewise, the rows stack.
             (Some(bd), None) if b.rank() == 2 && vector(a, bd, if self.ta { 1 } else { 0 }) => {
                 let rows = batching::move_axis(a, bd, 0);
-                let k = rows.size() / size;
+                let k: usize = rows.shape()[1..].iter().product();
                 let out = bind(Matmul { ta: false, tb: self.tb }, &[rows.reshape(&[size, k]), b.clone()]);
                 let n = out.shape()[1];
                 (out.reshape(&[size, 1, n]), Some(0))
@@ -159,16 +160,26 @@ impl Tensor {
     /// assert_eq!(a.matmul(&v).to_vec::<f64>(), vec![3.0, 7.0]);
     /// ```
     ///
+    /// The operands are promoted to a common dtype first.
+    ///
     /// # Panics
     /// When an operand is 0-d, the inner dimensions differ, the batch
-    /// dimensions do not broadcast, or the operands are not floats of one dtype.
+    /// dimensions do not broadcast, or the operands are integer or bool.
     #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Tensor {
-        let (sa, sb) = (self.shape(), other.shape());
+        let (this, other) = promote_pair(self, other);
+        if !this.dtype().is_float() {
+            panic!(
+                "matmul: products of {} matrices are not supported (JAX computes them; ferrax's GEMM is \
+                 for floats); convert the operands with .to_dtype(DType::F64)",
+                this.dtype()
+            );
+        }
+        let (sa, sb) = (this.shape(), other.shape());
         if sa.is_empty() || sb.is_empty() {
             panic!("matmul: operands must have at least one axis, got {sa:?} @ {sb:?}; use * for scalars");
         }
-        let a = if sa.len() == 1 { self.reshape(&[1, sa[0]]) } else { self.clone() };
+        let a = if sa.len() == 1 { this.reshape(&[1, sa[0]]) } else { this.clone() };
         let b = if sb.len() == 1 { other.reshape(&[sb[0], 1]) } else { other.clone() };
         let (ra, rb) = (a.rank(), b.rank());
         let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);

@@ -8,19 +8,28 @@
 
 pub mod batching;
 pub mod binary;
+pub mod indexing;
 pub mod linalg;
+pub mod promote;
 pub mod reduce;
+pub mod scan;
 pub mod structural;
 pub mod unary;
 
 use crate::array::{broadcast_shapes, Aval, DType};
 use crate::core::{Lin, Tensor};
 
-pub use binary::{Add, CmpOp, Compare, Div, Max, Min, Mul, Pow, Select, Sub};
+pub use binary::{where_, Add, Atan2, CmpOp, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
+pub use indexing::{Argsort, Gather, ScatterAdd};
 pub use linalg::Matmul;
-pub use reduce::{Argmax, Cumsum, ReduceMax, ReduceMin, ReduceSum};
-pub use structural::{Broadcast, Concat, Convert, Gather, Pad, Permute, Reshape, ScatterAdd, Slice, StopGradient};
-pub use unary::{Abs, Cos, Exp, ExpM1, Ln, Ln1p, Logistic, Neg, PowI, Signum, Sin, Sqrt, Tanh};
+pub use promote::Scalar;
+pub use reduce::{Argmax, Argmin, ReduceMax, ReduceMin, ReduceProd, ReduceSum};
+pub use scan::{associative_scan, Cummax, Cummin, Cumprod, Cumsum};
+pub use structural::{Broadcast, Concat, Convert, Pad, Permute, Reshape, Rev, Slice, StopGradient};
+pub use unary::{
+    Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Ln, Ln1p,
+    Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt, Tan, Tanh, Trunc,
+};
 
 /// Panics unless `a` is a float dtype.
 #[track_caller]

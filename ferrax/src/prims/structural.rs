@@ -1,11 +1,11 @@
-//! Primitives that move or select data: broadcast, reshape, permute,
-//! slice, pad, concat, gather, scatter-add; and dtype conversion and
-//! `stop_gradient`.
+//! Primitives that move data: broadcast, reshape, permute, slice, pad,
+//! rev, concat; and dtype conversion and `stop_gradient`.
 
 use crate::array::{self, same_shape, Array, Aval, DType};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
-use super::{batching, constant, expect_axis, if_linear, or_zero, unbroadcast};
+use super::promote::promote_all;
+use super::{batching, expect_axis, if_linear, unbroadcast};
 
 /// The `broadcast` primitive: numpy-style broadcast to `shape` (new leading
 /// axes, size-1 axes stretched).
@@ -236,6 +236,40 @@ impl Primitive for Pad {
     }
 }
 
+/// The `rev` primitive: the elements in reverse order along each of `axes`.
+#[derive(Clone, Debug)]
+pub struct Rev {
+    /// The axes reversed.
+    pub axes: Vec<usize>,
+}
+
+impl Primitive for Rev {
+    fn name(&self) -> &'static str {
+        "rev"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        for &a in &self.axes {
+            expect_axis("flip", a, &ins[0].shape);
+        }
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        array::rev(ins[0], &self.axes)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let bd = axes[0].expect("the only operand is batched");
+        let shifted = self.axes.iter().map(|&a| batching::phys(a, bd)).collect();
+        (bind(Rev { axes: shifted }, &x[..1]), Some(bd))
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(bind(self.clone(), std::slice::from_ref(ct)))]
+    }
+}
+
 /// The `concat` primitive: joins its inputs along `axis`.
 #[derive(Clone, Debug)]
 pub struct Concat {
@@ -285,119 +319,6 @@ impl Primitive for Concat {
                 if_linear(lin, |_| ct.slice(self.axis, at - len, at))
             })
             .collect()
-    }
-}
-
-/// The `gather` primitive: entries of input 0 along `axis` picked by the
-/// i64 indices of input 1 (numpy's `take`). Output shape
-/// `x[..axis] ++ idx ++ x[axis+1..]`.
-#[derive(Clone, Debug)]
-pub struct Gather {
-    /// The axis indexed.
-    pub axis: usize,
-}
-
-impl Primitive for Gather {
-    fn name(&self) -> &'static str {
-        "gather"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        let (x, idx) = (ins[0], ins[1]);
-        expect_axis("index_select", self.axis, &x.shape);
-        if idx.dtype != DType::I64 {
-            panic!("index_select: indices must be i64, got {}; convert them with .to_dtype(DType::I64)", idx.dtype);
-        }
-        let shape = x.shape[..self.axis].iter().chain(&idx.shape).chain(&x.shape[self.axis + 1..]).copied().collect();
-        Aval { dtype: x.dtype, shape }
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        array::gather(ins[0], self.axis, ins[1])
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let (src, idx) = (&x[0], &x[1]);
-        match (axes[0], axes[1]) {
-            // One index set for every batch member: gather past the batch axis.
-            (Some(bd), None) => {
-                let front = batching::move_axis(src, bd, 0);
-                (front.index_select(self.axis + 1, idx), Some(0))
-            }
-            // One source, a batch of index sets: the indices' batch axis lands at `axis`.
-            (None, Some(bi)) => (src.index_select(self.axis, &batching::move_axis(idx, bi, 0)), Some(self.axis)),
-            // Both batched: fold the batch into the gathered axis and offset each member's indices.
-            _ => {
-                let (src, len) = fold_batch_into_axis(src, axes[0], self.axis, size);
-                let idx = offset_indices(idx, axes[1], size, len);
-                (src.index_select(self.axis, &idx), Some(self.axis))
-            }
-        }
-    }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        Some(t[0].as_ref()?.index_select(self.axis, &x[1]))
-    }
-    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
-        let idx = constant("gather", &ins[1]);
-        let x = ins[0].aval();
-        vec![Some(Tensor::zeros(&x.shape, x.dtype).scatter_add(self.axis, idx, ct)), None]
-    }
-}
-
-/// The `scatter_add` primitive: input 0 (the operand) plus input 2 (the
-/// updates) added at the positions that the i64 indices of input 1 pick
-/// along `axis`; repeated indices accumulate. The transpose of [`Gather`].
-#[derive(Clone, Debug)]
-pub struct ScatterAdd {
-    /// The axis indexed.
-    pub axis: usize,
-}
-
-impl Primitive for ScatterAdd {
-    fn name(&self) -> &'static str {
-        "scatter_add"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        let (x, idx, upd) = (ins[0], ins[1], ins[2]);
-        expect_axis("scatter_add", self.axis, &x.shape);
-        if idx.dtype != DType::I64 {
-            panic!("scatter_add: indices must be i64, got {}; convert them with .to_dtype(DType::I64)", idx.dtype);
-        }
-        let want: Vec<usize> =
-            x.shape[..self.axis].iter().chain(&idx.shape).chain(&x.shape[self.axis + 1..]).copied().collect();
-        if upd.shape != want || upd.dtype != x.dtype {
-            panic!(
-                "scatter_add: updates must be {}{want:?} (operand {} with the indices' shape {:?} at axis {}), got {}",
-                x.dtype, x, idx.shape, self.axis, upd
-            );
-        }
-        x.clone()
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        array::scatter_add(ins[0], self.axis, ins[1], ins[2])
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        // Fold the batch into the scattered axis, with each member's indices
-        // offset into its own block, and scatter once.
-        let (operand, len) = fold_batch_into_axis(&x[0], axes[0], self.axis, size);
-        let idx = offset_indices(&x[1], axes[1], size, len);
-        let upd = batching::batch_first(&x[2], axes[2], size);
-        let upd = batching::move_axis(&upd, 0, self.axis);
-        let out = operand.scatter_add(self.axis, &idx, &upd);
-        let mut shape = x[0].shape().to_vec();
-        if let Some(bd) = axes[0] {
-            shape.remove(bd);
-        }
-        shape.insert(self.axis, size);
-        (out.reshape(&shape), Some(self.axis))
-    }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
-        let t_op = or_zero(t[0].as_ref(), &x[0]).broadcast_to(ans.shape());
-        let t_upd = t[2].clone().unwrap_or_else(|| x[2].zeros_like());
-        Some(bind(self.clone(), &[t_op, x[1].clone(), t_upd]))
-    }
-    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
-        let idx = constant("scatter_add", &ins[1]);
-        vec![if_linear(&ins[0], |_| ct.clone()), None, if_linear(&ins[2], |_| ct.index_select(self.axis, idx))]
     }
 }
 
@@ -456,29 +377,6 @@ impl Primitive for StopGradient {
     }
 }
 
-/// `x` (batched at `axis`, or broadcast when unbatched) with the batch axis
-/// merged into axis `at` of the logical shape: `[.., size * len, ..]`, member
-/// `b` owning positions `b * len .. (b + 1) * len`. Returns it and `len`.
-fn fold_batch_into_axis(x: &Tensor, axis: Option<usize>, at: usize, size: usize) -> (Tensor, usize) {
-    let front = batching::batch_first(x, axis, size);
-    let moved = batching::move_axis(&front, 0, at);
-    let mut shape = moved.shape().to_vec();
-    let len = shape[at + 1];
-    shape[at] = size * len;
-    shape.remove(at + 1);
-    (moved.reshape(&shape), len)
-}
-
-/// A batch of index sets (batch axis first; unbatched ones broadcast) with
-/// member `b`'s indices shifted by `b * len`, to address a folded axis.
-fn offset_indices(idx: &Tensor, axis: Option<usize>, size: usize, len: usize) -> Tensor {
-    let idx = batching::batch_first(idx, axis, size);
-    let mut shape = vec![1; idx.rank()];
-    shape[0] = size;
-    let offsets = (Tensor::arange(size, DType::I64) * len as f64).reshape(&shape);
-    idx + offsets
-}
-
 impl Tensor {
     /// Broadcasts to `shape` under numpy's rules.
     ///
@@ -516,14 +414,14 @@ impl Tensor {
         bind(Permute { perm: perm.to_vec() }, std::slice::from_ref(self))
     }
 
-    /// Swaps the last two axes (the matrix transpose, batched).
-    ///
-    /// # Panics
-    /// When the tensor has fewer than two axes.
+    /// Swaps the last two axes (the matrix transpose, batched). A 1-d or
+    /// 0-d tensor is returned unchanged, as numpy's `.T` does.
     #[track_caller]
     pub fn t(&self) -> Tensor {
         let r = self.rank();
-        assert!(r >= 2, "t: expected at least 2 axes, got shape {:?}; use reshape for vectors", self.shape());
+        if r < 2 {
+            return self.clone();
+        }
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(r - 2, r - 1);
         self.permute(&perm)
@@ -602,18 +500,41 @@ impl Tensor {
         bind(Pad { lo: lo.to_vec(), hi: hi.to_vec() }, std::slice::from_ref(self))
     }
 
-    /// Joins tensors along an existing axis.
+    /// The elements in reverse order along each of `axes` (jax.numpy's `flip`).
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let x = Tensor::arange(3, DType::F64);
+    /// assert_eq!(x.flip(&[0]).to_vec::<f64>(), vec![2.0, 1.0, 0.0]);
+    /// ```
     ///
     /// # Panics
-    /// When `xs` is empty, or the dtypes or other dimensions differ.
+    /// When an axis is out of range.
+    #[track_caller]
+    pub fn flip(&self, axes: &[usize]) -> Tensor {
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        axes.dedup();
+        if axes.iter().all(|&a| a < self.rank() && self.shape()[a] <= 1) {
+            return self.clone();
+        }
+        bind(Rev { axes }, std::slice::from_ref(self))
+    }
+
+    /// Joins tensors along an existing axis, promoting them to a common dtype.
+    ///
+    /// # Panics
+    /// When `xs` is empty, or the other dimensions differ.
     #[track_caller]
     pub fn concat(xs: &[Tensor], axis: usize) -> Tensor {
-        assert!(!xs.is_empty(), "concat: needs at least one tensor");
+        if xs.is_empty() {
+            panic!("concat: needs at least one tensor");
+        }
         if xs.len() == 1 {
             expect_axis("concat", axis, xs[0].shape());
             return xs[0].clone();
         }
-        bind(Concat { axis }, xs)
+        bind(Concat { axis }, &promote_all(xs))
     }
 
     /// Joins tensors of one shape along a new axis at position `axis`.
@@ -633,27 +554,6 @@ impl Tensor {
         }
         let expanded: Vec<Tensor> = xs.iter().map(|x| x.expand_dims(axis)).collect();
         Tensor::concat(&expanded, axis)
-    }
-
-    /// Picks entries along `axis` by i64 indices of any shape (numpy's
-    /// `take`): the result's shape is `self[..axis] ++ idx ++ self[axis+1..]`.
-    ///
-    /// # Panics
-    /// When the indices are not i64, or (on evaluation) one is out of range.
-    #[track_caller]
-    pub fn index_select(&self, axis: usize, idx: &Tensor) -> Tensor {
-        bind(Gather { axis }, &[self.clone(), idx.clone()])
-    }
-
-    /// `self` plus `updates` added at the entries along `axis` that `idx`
-    /// picks; repeated indices accumulate. `updates` has the shape
-    /// `index_select(axis, idx)` would give.
-    ///
-    /// # Panics
-    /// When the shapes or dtypes do not fit, or (on evaluation) an index is out of range.
-    #[track_caller]
-    pub fn scatter_add(&self, axis: usize, idx: &Tensor, updates: &Tensor) -> Tensor {
-        bind(ScatterAdd { axis }, &[self.clone(), idx.clone(), updates.clone()])
     }
 
     /// The elements converted to `dtype` (`as` semantics: floats to

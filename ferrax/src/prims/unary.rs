@@ -1,9 +1,12 @@
 //! Elementwise functions of one argument.
 
+use std::f64::consts::{FRAC_2_SQRT_PI, LN_10, LN_2, PI};
+
 use crate::array::parallel::{CHEAP, COSTLY};
-use crate::array::{map_float, map_num, Array, Aval, FastMath};
+use crate::array::{map_float, map_num, Array, Aval, FastMath, Special};
 use crate::core::{bind, Lin, Primitive, Tensor};
 
+use super::promote::inexact;
 use super::{batching, expect_float, expect_numeric};
 
 /// Defines a float-only elementwise primitive and the `Tensor` method that
@@ -43,11 +46,10 @@ macro_rules! float_unary {
         impl Tensor {
             $(#[$doc])*
             ///
-            /// # Panics
-            /// When the tensor is not a float tensor.
+            /// Integer and bool tensors are computed in f64.
             #[track_caller]
             pub fn $method(&self) -> Tensor {
-                bind($Prim, std::slice::from_ref(self))
+                bind($Prim, &[inexact(self)])
             }
         }
     };
@@ -115,6 +117,209 @@ float_unary!(
     kernel: |v| v.logistic_fast(),
     jvp: |x, t, ans| t * (ans * (1.0 - ans))
 );
+
+float_unary!(
+    /// Hyperbolic sine, elementwise; finite wherever the result is.
+    Sinh, "sinh", sinh,
+    kernel: |v| v.sinh(),
+    jvp: |x, t, ans| t * x.cosh()
+);
+
+float_unary!(
+    /// Hyperbolic cosine, elementwise; finite wherever the result is
+    /// (`cosh(710)` is 1.117e308).
+    Cosh, "cosh", cosh,
+    kernel: |v| v.cosh(),
+    jvp: |x, t, ans| t * x.sinh()
+);
+
+float_unary!(
+    /// Tangent, elementwise.
+    Tan, "tan", tan,
+    kernel: |v| v.tan(),
+    jvp: |x, t, ans| t * (ans * ans + 1.0)
+);
+
+float_unary!(
+    /// Arctangent, elementwise, in `(-π/2, π/2)`.
+    Atan, "atan", atan,
+    kernel: |v| v.atan(),
+    jvp: |x, t, ans| t / (x * x + 1.0)
+);
+
+float_unary!(
+    /// Arcsine, elementwise; NaN outside `[-1, 1]`.
+    Asin, "asin", asin,
+    kernel: |v| v.asin(),
+    jvp: |x, t, ans| t / ((1.0 - x) * (x + 1.0)).sqrt()
+);
+
+float_unary!(
+    /// Arccosine, elementwise; NaN outside `[-1, 1]`.
+    Acos, "acos", acos,
+    kernel: |v| v.acos(),
+    jvp: |x, t, ans| -(t / ((1.0 - x) * (x + 1.0)).sqrt())
+);
+
+float_unary!(
+    /// Inverse hyperbolic sine, elementwise.
+    Asinh, "asinh", asinh,
+    kernel: |v| v.asinh(),
+    jvp: |x, t, ans| t / (x * x + 1.0).sqrt()
+);
+
+float_unary!(
+    /// Inverse hyperbolic cosine, elementwise; NaN below 1.
+    Acosh, "acosh", acosh,
+    kernel: |v| v.acosh(),
+    jvp: |x, t, ans| t / ((x - 1.0) * (x + 1.0)).sqrt()
+);
+
+float_unary!(
+    /// Inverse hyperbolic tangent, elementwise; ±∞ at ±1, NaN beyond.
+    Atanh, "atanh", atanh,
+    kernel: |v| v.atanh(),
+    jvp: |x, t, ans| t / ((1.0 - x) * (x + 1.0))
+);
+
+float_unary!(
+    /// The error function `erf(x) = 2/√π ∫₀ˣ e^(-s²) ds`, elementwise.
+    Erf, "erf", erf,
+    kernel: |v| Special::erf(v),
+    jvp: |x, t, ans| t * (-(x * x)).exp() * FRAC_2_SQRT_PI
+);
+
+float_unary!(
+    /// The complementary error function `1 - erf(x)`, accurate where
+    /// `erf(x)` is near 1.
+    Erfc, "erfc", erfc,
+    kernel: |v| Special::erfc(v),
+    jvp: |x, t, ans| -(t * (-(x * x)).exp() * FRAC_2_SQRT_PI)
+);
+
+float_unary!(
+    /// The inverse error function on `(-1, 1)`: ±∞ at ±1, NaN beyond.
+    Erfinv, "erfinv", erfinv,
+    kernel: |v| Special::erfinv(v),
+    jvp: |x, t, ans| t * (ans * ans).exp() * (PI.sqrt() / 2.0)
+);
+
+float_unary!(
+    /// Base-2 logarithm, elementwise (exact at powers of two).
+    Log2, "log2", log2,
+    kernel: |v| v.log2(),
+    jvp: |x, t, ans| t / (x * LN_2)
+);
+
+float_unary!(
+    /// Base-10 logarithm, elementwise (exact at powers of ten).
+    Log10, "log10", log10,
+    kernel: |v| v.log10(),
+    jvp: |x, t, ans| t / (x * LN_10)
+);
+
+float_unary!(
+    /// `2^x`, elementwise.
+    Exp2, "exp2", exp2,
+    kernel: |v| v.exp2(),
+    jvp: |x, t, ans| t * ans * LN_2
+);
+
+/// Defines a rounding primitive: float kernel, zero derivative, and a
+/// method that leaves integer and bool tensors as they are (as JAX does).
+macro_rules! rounding {
+    ($(#[$doc:meta])* $Prim:ident, $name:literal, $method:ident, kernel: |$v:ident| $kernel:expr) => {
+        #[doc = concat!("The `", $name, "` primitive.")]
+        #[derive(Clone, Copy, Debug)]
+        pub struct $Prim;
+
+        impl Primitive for $Prim {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            #[track_caller]
+            fn shape(&self, ins: &[&Aval]) -> Aval {
+                expect_float($name, ins[0]);
+                ins[0].clone()
+            }
+            fn eval(&self, ins: &[&Array]) -> Array {
+                map_float!($name, ins[0], CHEAP, |$v| $kernel)
+            }
+            fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+                None // piecewise constant
+            }
+            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+                batching::unary(self, x, axes)
+            }
+        }
+
+        impl Tensor {
+            $(#[$doc])*
+            /// Its derivative is zero; integer and bool tensors are returned unchanged.
+            #[track_caller]
+            pub fn $method(&self) -> Tensor {
+                if self.dtype().is_float() {
+                    bind($Prim, std::slice::from_ref(self))
+                } else {
+                    self.clone()
+                }
+            }
+        }
+    };
+}
+
+rounding!(
+    /// The largest integer not above each element.
+    Floor, "floor", floor,
+    kernel: |v| v.floor()
+);
+
+rounding!(
+    /// The smallest integer not below each element.
+    Ceil, "ceil", ceil,
+    kernel: |v| v.ceil()
+);
+
+rounding!(
+    /// The nearest integer, ties to even (numpy's and JAX's `round`; Rust's
+    /// `round_ties_even`, not `f64::round`).
+    Round, "round", round,
+    kernel: |v| v.round_ties_even()
+);
+
+rounding!(
+    /// The integer part, rounding toward zero.
+    Trunc, "trunc", trunc,
+    kernel: |v| v.trunc()
+);
+
+/// The `relu` primitive: `max(x, 0)`, NaN propagating, with derivative 0
+/// at 0 (JAX's rule). A primitive rather than a `select`, whose NaN test
+/// would send NaN to 0, and rather than `maximum`, whose tie at 0 would
+/// split the derivative.
+#[derive(Clone, Copy, Debug)]
+pub struct Relu;
+
+impl Primitive for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_numeric("relu", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        map_num!("relu", ins[0], CHEAP, <T> |v| v.max_nan(T::ZERO))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (x, t) = (&x[0], t[0].as_ref()?);
+        Some(x.gt(&x.zeros_scalar()).select(t, &t.zeros_scalar()))
+    }
+}
 
 /// The `neg` primitive.
 #[derive(Clone, Copy, Debug)]
@@ -262,6 +467,27 @@ impl Tensor {
     #[track_caller]
     pub fn powi(&self, n: i32) -> Tensor {
         bind(PowI { n }, std::slice::from_ref(self))
+    }
+
+    /// `max(x, 0)` elementwise: NaN stays NaN, and the derivative at 0 is 0 (as JAX).
+    ///
+    /// # Panics
+    /// For a bool tensor.
+    #[track_caller]
+    pub fn relu(&self) -> Tensor {
+        bind(Relu, std::slice::from_ref(self))
+    }
+
+    /// `ln(1 + x)`: an alias of [`Tensor::ln_1p`] under jax.numpy's name.
+    #[track_caller]
+    pub fn log1p(&self) -> Tensor {
+        self.ln_1p()
+    }
+
+    /// `e^x - 1`: an alias of [`Tensor::exp_m1`] under jax.numpy's name.
+    #[track_caller]
+    pub fn expm1(&self) -> Tensor {
+        self.exp_m1()
     }
 
     /// A 0-d zero of this tensor's dtype (broadcasts against anything).

@@ -1,8 +1,17 @@
 //! Tensor functions built from primitives. They have no derivative rules of
 //! their own: differentiation sees only the primitives they are made of.
 
+mod einsum;
+mod indexing;
+mod math;
+mod norms;
+
+pub use einsum::einsum;
+pub use norms::MatrixNorm;
+
 use crate::array::DType;
 use crate::core::Tensor;
+use crate::prims::promote::inexact;
 use crate::prims::reduce::keep_dims_shape;
 
 /// Sorted, de-duplicated axes.
@@ -36,36 +45,23 @@ impl Tensor {
         }
     }
 
-    /// Mean of all elements, as a 0-d tensor.
-    ///
-    /// # Panics
-    /// When the tensor is not a float tensor.
+    /// Mean of all elements, as a 0-d tensor (f64 for an integer or bool tensor).
     #[track_caller]
     pub fn mean(&self) -> Tensor {
         let all: Vec<usize> = (0..self.rank()).collect();
         self.mean_axes(&all, false)
     }
 
-    /// Mean over `axes`; with `keep_dims` they stay as size-1 axes.
+    /// Mean over `axes`; with `keep_dims` they stay as size-1 axes. The
+    /// mean of an integer or bool tensor is f64; of an empty axis, NaN.
     ///
     /// # Panics
-    /// When an axis is out of range or the tensor is not a float tensor.
+    /// When an axis is out of range.
     #[track_caller]
     pub fn mean_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
-        crate::prims::expect_float("mean", self.aval());
         let axes = norm(axes);
         let count: usize = axes.iter().map(|&a| self.shape().get(a).copied().unwrap_or(1)).product();
-        self.sum_axes(&axes, keep_dims) / count as f64
-    }
-
-    /// Variance over `axes` (population variance, dividing by the count).
-    ///
-    /// # Panics
-    /// When an axis is out of range or the tensor is not a float tensor.
-    #[track_caller]
-    pub fn var_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
-        let centred = self - self.mean_axes(axes, true);
-        (&centred * &centred).mean_axes(axes, keep_dims)
+        inexact(self).sum_axes(&axes, keep_dims) / count as f64
     }
 
     /// Maximum over `axes`; with `keep_dims` they stay as size-1 axes.
@@ -126,18 +122,19 @@ impl Tensor {
     /// When an axis is out of range or the tensor is not a float tensor.
     #[track_caller]
     pub fn logsumexp_axes(&self, axes: &[usize], keep_dims: bool) -> Tensor {
-        crate::prims::expect_float("logsumexp", self.aval());
+        let x = inexact(self);
+        let axes = &norm(axes);
         // The shift is a constant to differentiation; taking the maximum of a
         // stopped value keeps max's own derivative rule from running at all.
-        let m = self.stop_gradient().max_axes(axes, true);
+        let m = x.stop_gradient().max_axes(axes, true);
         // A slice of all -inf (or an infinite maximum) must not produce inf - inf.
-        let finite = m.abs().lt(&Tensor::full(&[], f64::INFINITY, self.dtype()));
+        let finite = m.abs().lt(&Tensor::full(&[], f64::INFINITY, x.dtype()));
         let m = finite.select(&m, &m.zeros_scalar());
-        let s = (self - &m).exp().sum_axes(axes, true).ln() + &m;
+        let s = (&x - &m).exp().sum_axes(axes, true).ln() + &m;
         if keep_dims {
             s
         } else {
-            s.reshape(&crate::array::reduce_shape(self.shape(), axes))
+            s.reshape(&crate::array::reduce_shape(x.shape(), axes))
         }
     }
 
@@ -154,7 +151,8 @@ impl Tensor {
     /// When the axis is out of range or the tensor is not a float tensor.
     #[track_caller]
     pub fn softmax(&self, axis: usize) -> Tensor {
-        let e = (self - self.stop_gradient().max_axes(&[axis], true)).exp();
+        let x = inexact(self);
+        let e = (&x - x.stop_gradient().max_axes(&[axis], true)).exp();
         &e / e.sum_axes(&[axis], true)
     }
 
@@ -164,20 +162,14 @@ impl Tensor {
     /// When the axis is out of range or the tensor is not a float tensor.
     #[track_caller]
     pub fn log_softmax(&self, axis: usize) -> Tensor {
-        self - self.logsumexp_axes(&[axis], true)
+        let x = inexact(self);
+        &x - x.logsumexp_axes(&[axis], true)
     }
 
     /// The logistic sigmoid `1 / (1 + e^-x)`.
     #[track_caller]
     pub fn sigmoid(&self) -> Tensor {
         self.logistic()
-    }
-
-    /// `max(x, 0)`, with derivative 0 at 0 (as JAX).
-    #[track_caller]
-    pub fn relu(&self) -> Tensor {
-        let zero = self.zeros_scalar();
-        self.gt(&zero).select(self, &zero)
     }
 
     /// `ln(1 + e^x)`, computed as `max(x, 0) + ln_1p(e^-|x|)` so it never
@@ -199,24 +191,6 @@ impl Tensor {
     #[track_caller]
     pub fn recip(&self) -> Tensor {
         1.0 / self
-    }
-
-    /// Tangent, `sin / cos`.
-    #[track_caller]
-    pub fn tan(&self) -> Tensor {
-        self.sin() / self.cos()
-    }
-
-    /// Hyperbolic sine, accurate near 0.
-    #[track_caller]
-    pub fn sinh(&self) -> Tensor {
-        (self.exp_m1() - (-self).exp_m1()) * 0.5
-    }
-
-    /// Hyperbolic cosine.
-    #[track_caller]
-    pub fn cosh(&self) -> Tensor {
-        (self.exp() + (-self).exp()) * 0.5
     }
 
     /// One-hot rows: an integer tensor of class indices `[..]` becomes
