@@ -95,6 +95,40 @@ pub trait Tree: Sized {
     }
 }
 
+/// What user functions given to [`custom_jvp`](crate::custom_jvp),
+/// [`custom_vjp`](crate::custom_vjp) and [`checkpoint`](crate::checkpoint)
+/// take by reference: any [`Tree`], or a slice of tensors (`&[Tensor]`).
+pub trait TreeRef {
+    /// An owned value of this structure (`Vec<Tensor>` for a slice).
+    type Owned: Tree + std::borrow::Borrow<Self>;
+
+    /// The leaves in order.
+    fn ref_leaves(&self) -> Vec<Tensor>;
+
+    /// An owned value of `self`'s structure with these leaves.
+    fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> Self::Owned;
+}
+
+impl<T: Tree> TreeRef for T {
+    type Owned = T;
+    fn ref_leaves(&self) -> Vec<Tensor> {
+        self.leaves()
+    }
+    fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> T {
+        self.with_leaves(leaves)
+    }
+}
+
+impl TreeRef for [Tensor] {
+    type Owned = Vec<Tensor>;
+    fn ref_leaves(&self) -> Vec<Tensor> {
+        self.to_vec()
+    }
+    fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> Vec<Tensor> {
+        leaves
+    }
+}
+
 fn next_leaf(leaves: &mut dyn Iterator<Item = Tensor>) -> Tensor {
     leaves.next().unwrap_or_else(|| panic!("Tree::rebuild: ran out of leaves; the structure has more"))
 }

@@ -5,6 +5,7 @@
 //! tracer themselves; they call [`bind`], which routes them to the right
 //! transformation.
 
+pub mod context;
 mod primitive;
 mod tensor;
 mod trace;

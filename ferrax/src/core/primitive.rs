@@ -84,10 +84,6 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// tangent program: their jvp multiplies the tangent by a constant.
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
         let _ = (ct, ins);
-        panic!(
-            "{} is not linear, so it has no transpose rule; a jvp rule applied it to a tangent \
-             (an internal error: jvp rules must be linear in their tangents)",
-            self.name()
-        )
+        panic!("{}", super::context::nonlinear_message(self.name()))
     }
 }

@@ -29,6 +29,9 @@ pub struct Eqn {
     pub inputs: Vec<Var>,
     /// The variable it defines.
     pub out: Var,
+    /// The user rule (`custom_jvp`, …) that applied it, so errors in
+    /// transposing it can name the user's code.
+    pub origin: Option<&'static str>,
 }
 
 /// What defines a variable.
@@ -166,6 +169,28 @@ impl Graph {
         self.outputs.iter().map(|&v| env[v].clone().expect("outputs are defined")).collect()
     }
 
+    /// The graph with every constant that is a tracer (a value of an
+    /// enclosing transformation, captured by the staged function) turned
+    /// into an extra input after the others, and those tracers in order —
+    /// JAX's closure conversion: the caller passes them back in explicitly,
+    /// so enclosing transformations see them as operands.
+    pub fn hoist_traced_consts(mut self) -> (Graph, Vec<Tensor>) {
+        let mut hoisted = Vec::new();
+        let mut consts = Vec::new();
+        for (v, t) in std::mem::take(&mut self.consts) {
+            if t.is_tracer() {
+                self.defs[v] = Def::Input(self.inputs.len());
+                self.inputs.push(v);
+                hoisted.push(t);
+            } else {
+                self.defs[v] = Def::Const(consts.len());
+                consts.push((v, t));
+            }
+        }
+        self.consts = consts;
+        (self, hoisted)
+    }
+
     /// The index of the last equation reading each variable (`None`: none
     /// does, or an output reads it).
     fn last_uses(&self) -> Vec<Option<usize>> {
@@ -240,7 +265,8 @@ impl GraphBuilder {
     /// A new equation `prim(inputs)` whose output is `aval`.
     pub fn add_eqn(&mut self, prim: Arc<dyn Primitive>, inputs: Vec<Var>, aval: Aval) -> Var {
         let out = self.new_var(aval, Def::Eqn(self.graph.eqns.len()));
-        self.graph.eqns.push(Eqn { prim, inputs, out });
+        let origin = crate::core::context::user_rule();
+        self.graph.eqns.push(Eqn { prim, inputs, out, origin });
         out
     }
 

@@ -49,7 +49,10 @@ pub fn backward_pass(graph: &Graph, cts: &[Option<Tensor>]) -> Vec<Option<Tensor
                 Def::Input(_) | Def::Eqn(_) => Lin::Linear(graph.avals[v].clone()),
             })
             .collect();
-        let in_cts = e.prim.transpose(&ct, &lins);
+        let in_cts = {
+            let _origin = crate::core::context::transposing(e.origin);
+            e.prim.transpose(&ct, &lins)
+        };
         debug_assert_eq!(in_cts.len(), e.inputs.len(), "{}: one cotangent per input", e.prim.name());
         for ((&v, lin), ct) in e.inputs.iter().zip(&lins).zip(in_cts) {
             if let (Some(ct), true) = (ct, lin.is_linear()) {

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{bind_dyn, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{bind_dyn, context, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
 use crate::tree::Tree;
 
 /// The JVP interpretation: a tracer is a (primal, tangent) pair.
@@ -34,7 +34,10 @@ pub(crate) fn jvp_step(
     with_tangent: bool,
 ) -> Tensor {
     let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins.iter().map(|x| unpack(x, me)).unzip();
-    let ans = bind_dyn(prim.clone(), &primals);
+    let ans = {
+        let _inner = context::computing_inner_primal();
+        bind_dyn(prim.clone(), &primals)
+    };
     if !with_tangent {
         return ans;
     }

@@ -1,0 +1,165 @@
+//! Custom derivative rules and checkpointing: trees in and out, closures
+//! over values of enclosing transformations, forward over reverse, and
+//! errors that name the user's rule.
+
+mod common;
+use common::{assert_close, panic_message};
+use ferrax::numeric::{check_grads_with, Mode};
+use ferrax::prelude::*;
+
+fn sin_with_vjp() -> impl Fn(&[Tensor]) -> Tensor {
+    custom_vjp(
+        |x: &[Tensor]| x[0].sin(),
+        |x: &[Tensor]| (x[0].sin(), vec![x[0].cos()]),
+        |res: &[Tensor], ct: &Tensor| vec![&res[0] * ct],
+    )
+}
+
+#[test]
+fn hessians_and_hvps_differentiate_custom_vjp_forward_over_reverse() {
+    // As in JAX: the forward pass is differentiated through fwd, the backward through bwd.
+    let f = sin_with_vjp();
+    let x = Tensor::from_vec(vec![0.3, 0.7, -1.2], &[3]);
+    let loss = |x: &Tensor| (f(std::slice::from_ref(x)) * x).sum();
+    let plain = |x: &Tensor| (x.sin() * x).sum();
+    assert_close(&hessian(loss)(&x), &hessian(plain)(&x), 1e-15);
+    let v = Tensor::from_vec(vec![1.0, -2.0, 0.5], &[3]);
+    assert_close(&hvp(loss, &x, &v), &hvp(plain, &x, &v), 1e-15);
+    // grad of grad: the same second derivative, reverse over reverse
+    let gg = grad(|x: &Tensor| grad(loss)(x).sum())(&x);
+    assert_close(&gg, &grad(|x: &Tensor| grad(plain)(x).sum())(&x), 1e-15);
+    // and a checkpoint inside a hessian
+    let block = checkpoint(|x: &[Tensor]| x[0].tanh() * &x[0]);
+    let h = hessian(|x: &Tensor| block(std::slice::from_ref(x)).sum())(&x);
+    assert_close(&h, &hessian(|x: &Tensor| (x.tanh() * x).sum())(&x), 1e-14);
+}
+
+#[test]
+fn rules_take_and_return_trees() {
+    // f(a, b) = (a·b, sin a) with its product rule, as a pair in and a pair out.
+    let f = custom_jvp(
+        |p: &(Tensor, Tensor)| (&p.0 * &p.1, p.0.sin()),
+        |p: &(Tensor, Tensor), t: &(Tensor, Tensor)| (&t.0 * &p.1 + &p.0 * &t.1, &t.0 * p.0.cos()),
+    );
+    let x = (Tensor::from_vec(vec![0.5, 2.0], &[2]), Tensor::from_vec(vec![3.0, -1.0], &[2]));
+    let plain = |p: &(Tensor, Tensor)| (&p.0 * &p.1, p.0.sin());
+    let v = (Tensor::from_vec(vec![1.0, 0.5], &[2]), Tensor::from_vec(vec![-1.0, 2.0], &[2]));
+    let (got, want) = (jvp(&f, &x, &v), jvp(plain, &x, &v));
+    for (g, w) in [(&got.1 .0, &want.1 .0), (&got.1 .1, &want.1 .1), (&got.0 .0, &want.0 .0)] {
+        assert_close(g, w, 1e-15);
+    }
+    let scalar = |p: &(Tensor, Tensor)| {
+        let (a, b) = f(p);
+        (a * 2.0 + b).sum()
+    };
+    let g = grad(scalar)(&x);
+    let gp = grad(|p: &(Tensor, Tensor)| (&p.0 * &p.1 * 2.0 + p.0.sin()).sum())(&x);
+    assert_close(&g.0, &gp.0, 1e-15);
+    assert_close(&g.1, &gp.1, 1e-15);
+    check_grads(scalar, &x, 2).unwrap();
+
+    // custom_vjp with a tree of residuals and a pair of outputs
+    let g2 = custom_vjp(
+        |p: &(Tensor, Tensor)| (&p.0 * &p.1, p.1.exp()),
+        |p: &(Tensor, Tensor)| ((&p.0 * &p.1, p.1.exp()), (p.0.clone(), p.1.clone(), p.1.exp())),
+        |r: &(Tensor, Tensor, Tensor), ct: &(Tensor, Tensor)| (&ct.0 * &r.1, &ct.0 * &r.0 + &ct.1 * &r.2),
+    );
+    let loss = |p: &(Tensor, Tensor)| {
+        let (a, b) = g2(p);
+        (a + b * 0.5).sum()
+    };
+    let gp = grad(|p: &(Tensor, Tensor)| (&p.0 * &p.1 + p.1.exp() * 0.5).sum())(&x);
+    let g = grad(loss)(&x);
+    assert_close(&g.0, &gp.0, 1e-15);
+    assert_close(&g.1, &gp.1, 1e-15);
+    // (reverse mode only: a custom vjp has no forward-mode derivative)
+    check_grads_with(loss, &x, 1, &[Mode::Reverse], None).unwrap();
+}
+
+#[test]
+fn closures_over_vmapped_values_are_converted_not_refused() {
+    let ys = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]);
+    // custom_jvp whose function and rule both capture a batched value
+    let per = vmap(|y: &Tensor| {
+        let (y1, y2) = (y.clone(), y.clone());
+        let f = custom_jvp(
+            move |x: &[Tensor]| (&x[0] * &y1).sin(),
+            move |x: &[Tensor], t: &[Tensor]| &t[0] * &y2 * (&x[0] * &y2).cos(),
+        );
+        let g = grad(|x: &Tensor| f(std::slice::from_ref(x)))(&Tensor::scalar(0.5));
+        g
+    })(&ys);
+    assert_close(&per, &(&ys * (&ys * 0.5).cos()), 1e-15);
+    // custom_vjp whose backward rule captures it
+    let per = vmap(|y: &Tensor| {
+        let (y1, y2, y3) = (y.clone(), y.clone(), y.clone());
+        let f = custom_vjp(
+            move |x: &[Tensor]| &x[0] * &y1,
+            move |x: &[Tensor]| (&x[0] * &y2, vec![]),
+            move |_r: &[Tensor], ct: &Tensor| vec![ct * &y3],
+        );
+        let g = grad(|x: &Tensor| f(std::slice::from_ref(x)))(&Tensor::scalar(0.5));
+        g
+    })(&ys);
+    assert_close(&per, &ys, 0.0);
+    // checkpoint capturing a parameter of an enclosing grad: differentiated like an input
+    let w = Tensor::scalar(3.0);
+    let g = grad(|w: &Tensor| {
+        let w = w.clone();
+        let f = checkpoint(move |x: &[Tensor]| (&x[0] * &w).sin());
+        f(&[Tensor::scalar(2.0)])
+    })(&w);
+    assert_close(&g, &(Tensor::scalar(6.0).cos() * 2.0), 1e-15);
+}
+
+#[test]
+fn misused_rules_are_reported_as_the_users() {
+    // a differentiated capture
+    let msg = panic_message(|| {
+        drop(grad(|w: &Tensor| {
+            let w = w.clone();
+            let f = custom_jvp(move |x: &[Tensor]| &x[0] * &w, |_x: &[Tensor], t: &[Tensor]| t[0].clone());
+            f(&[Tensor::scalar(2.0)])
+        })(&Tensor::scalar(3.0)))
+    });
+    assert!(msg.contains("custom_jvp: the function or one of its rules captured a value that an enclosing"), "{msg}");
+    // a tangent of the wrong shape
+    let msg = panic_message(|| {
+        let f = custom_jvp(|x: &[Tensor]| x[0].sum(), |_x: &[Tensor], t: &[Tensor]| t[0].clone());
+        drop(f(&[Tensor::ones(&[3], DType::F64)]))
+    });
+    assert!(msg.contains("custom_jvp: your rule returned a tangent f64[3] for output 0, which is f64[]"), "{msg}");
+    // a rule that is not linear in its tangent, found by reverse mode
+    let msg = panic_message(|| {
+        let f = custom_jvp(|x: &[Tensor]| x[0].sin(), |x: &[Tensor], t: &[Tensor]| t[0].sin() * x[0].cos());
+        let g = grad(|x: &Tensor| f(std::slice::from_ref(x)))(&Tensor::scalar(1.0));
+        drop(g)
+    });
+    assert!(msg.contains("custom_jvp: your derivative rule is not linear in its tangent: it applies `sin`"), "{msg}");
+    // a backward rule with the wrong number or shape of cotangents
+    let msg = panic_message(|| {
+        let f = custom_vjp(
+            |x: &[Tensor]| &x[0] * &x[1],
+            |x: &[Tensor]| (&x[0] * &x[1], vec![]),
+            |_r: &[Tensor], ct: &Tensor| vec![ct.clone()],
+        );
+        drop(f(&[Tensor::scalar(1.0), Tensor::scalar(2.0)]))
+    });
+    assert!(msg.contains("custom_vjp: your rule returned 1 cotangents for 2 inputs"), "{msg}");
+    let msg = panic_message(|| {
+        let f = custom_vjp(
+            |x: &[Tensor]| x[0].sum(),
+            |x: &[Tensor]| (x[0].sum(), vec![]),
+            |_r: &[Tensor], ct: &Tensor| vec![ct.clone()],
+        );
+        drop(f(&[Tensor::ones(&[2], DType::F64)]))
+    });
+    assert!(msg.contains("custom_vjp: your rule returned a cotangent f64[] for input 0, which is f64[2]"), "{msg}");
+    // plain forward mode through a custom vjp
+    let msg = panic_message(|| {
+        let f = sin_with_vjp();
+        let out = jvp(|x: &Tensor| f(std::slice::from_ref(x)), &Tensor::scalar(0.3), &Tensor::scalar(1.0));
+        drop(out)
+    });
+    assert!(msg.contains("custom_vjp: a function with a custom vjp has no forward-mode derivative"), "{msg}");
+}
