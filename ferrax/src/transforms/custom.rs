@@ -37,6 +37,8 @@ use super::vmap::vmap;
 type Fun = Arc<dyn Fn(&[Tensor]) -> Tensor + Send + Sync>;
 /// A jvp rule: (all operands, tangents of the function's own inputs) to one output tangent.
 type Rule = Arc<dyn Fn(&[Tensor], &[Tensor]) -> Tensor + Send + Sync>;
+/// A function of flat operands giving every output leaf (and residuals).
+type Funs = Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>;
 /// A backward rule: (residuals and captured values, output cotangent) to input cotangents.
 type Bwd = Arc<dyn Fn(&[Tensor], &Tensor) -> Vec<Tensor> + Send + Sync>;
 
@@ -264,7 +266,7 @@ struct CustomVjp {
     /// The function's output leaf `k`.
     f: Fun,
     /// `fwd` on `[x, fwd's captures]`: every output leaf, then the residuals.
-    fwd: Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>,
+    fwd: Funs,
     /// `bwd` on `[residuals, bwd's captures]` and leaf `k`'s cotangent.
     bwd: Bwd,
     n_x: usize,
