@@ -269,3 +269,23 @@ fn vmap_of_random_programs_equals_a_loop() {
         }
     }
 }
+
+#[test]
+fn gradients_with_auxiliary_outputs() {
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]);
+    let y = Tensor::from_vec(vec![0.0, 1.0, 0.0], &[3]);
+    let f = |w: &Tensor| {
+        let pred = w * &x;
+        let hits = pred.gt(&Tensor::scalar(2.5)).sum(); // an integer metric rides along
+        ((&pred - &y).square().mean(), (pred, hits))
+    };
+    let w = Tensor::scalar(0.5);
+    let ((loss, (pred, hits)), g) = value_and_grad_with_aux(f)(&w);
+    assert_eq!(loss.item(), ((0.5f64).powi(2) + 0.0 + 1.5f64.powi(2)) / 3.0);
+    assert_eq!(pred.to_vec::<f64>(), vec![0.5, 1.0, 1.5]);
+    assert_eq!((hits.dtype(), hits.item()), (DType::I64, 0.0));
+    // d/dw mean((w x - y)²) = mean(2 (w x - y) x)
+    assert_eq!(g.item(), (2.0 * 0.5 * 1.0 + 0.0 + 2.0 * 1.5 * 3.0) / 3.0);
+    let (g2, (pred2, _)) = grad_with_aux(f)(&w);
+    assert_eq!((g2.item(), pred2.to_vec::<f64>()), (g.item(), pred.to_vec::<f64>()));
+}

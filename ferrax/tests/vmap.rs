@@ -209,3 +209,44 @@ fn vmap_composes_with_make_graph() {
     let text = g.to_string();
     assert!(text.contains("reduce_sum[axes=[1]]"), "{text}");
 }
+
+#[test]
+fn jacobians_of_trees_nest_output_structure_over_input_structure() {
+    // f(a, b) = (a ⊗ b summed over b's axis 1, sin(a)), a: [3], b: [2, 4]
+    let f = |p: &(Tensor, Tensor)| ((p.1.sum_axes(&[1], false).expand_dims(1) * &p.0).sum_axes(&[0], false), p.0.sin());
+    let x = (Tensor::randn(&[3], DType::F64, 1), Tensor::randn(&[2, 4], DType::F64, 2));
+    let fwd = jacfwd(f)(&x);
+    let rev = jacrev(f)(&x);
+    // ((∂out0/∂a, ∂out0/∂b), (∂out1/∂a, ∂out1/∂b)), each of shape out.shape ++ in.shape
+    let shapes = [
+        (&fwd.0 .0, &rev.0 .0, vec![3, 3]),
+        (&fwd.0 .1, &rev.0 .1, vec![3, 2, 4]),
+        (&fwd.1 .0, &rev.1 .0, vec![3, 3]),
+        (&fwd.1 .1, &rev.1 .1, vec![3, 2, 4]),
+    ];
+    for (a, b, shape) in shapes {
+        assert_eq!(a.shape(), shape.as_slice());
+        assert_close(a, b, 1e-14);
+    }
+    // closed forms: ∂ sin(a)/∂a = diag(cos a), ∂ sin(a)/∂b = 0
+    assert_close(&fwd.1 .0, &(Tensor::eye(3, DType::F64) * x.0.cos()), 1e-15);
+    assert_eq!(fwd.1 .1.abs().max().item(), 0.0);
+    // against central differences, block by block
+    let num_a = numerical_jacobian(|a: &Tensor| f(&(a.clone(), x.1.clone())).0, &x.0);
+    let num_b = numerical_jacobian(|b: &Tensor| f(&(x.0.clone(), b.clone())).0, &x.1);
+    assert_close(&fwd.0 .0, &num_a, 1e-8);
+    assert_close(&fwd.0 .1, &num_b, 1e-8);
+}
+
+#[test]
+fn hessians_of_trees_are_blocks_of_blocks() {
+    // f(a, b) = Σ a² b + sin(b)·b, closed-form second derivatives
+    let f = |p: &(Tensor, Tensor)| (&p.0 * &p.0 * &p.1 + p.1.sin() * &p.1).sum();
+    let x = (Tensor::from_vec(vec![0.5, -1.0], &[2]), Tensor::from_vec(vec![2.0, 0.3], &[2]));
+    let ((aa, ab), (ba, bb)) = hessian(f)(&x);
+    let eye = Tensor::eye(2, DType::F64);
+    assert_close(&aa, &(&eye * (&x.1 * 2.0)), 1e-15);
+    assert_close(&ab, &(&eye * (&x.0 * 2.0)), 1e-15);
+    assert_close(&ba, &ab, 1e-15);
+    assert_close(&bb, &(&eye * (x.1.cos() * 2.0 - x.1.sin() * &x.1)), 1e-15);
+}

@@ -134,23 +134,37 @@ pub fn vjp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl Fn(&O) 
 }
 
 #[track_caller]
-fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str) -> (Tensor, I) {
+fn check_float_inputs<I: Tree>(x: &I, who: &str) {
     for (i, l) in x.leaves().iter().enumerate() {
-        assert!(
-            l.dtype().is_float(),
-            "{who}: input leaf {i} is {}; gradients are taken with respect to float inputs only \
-             (convert it with .to_dtype(DType::F64), or capture it in the closure instead)",
-            l.dtype()
+        if !l.dtype().is_float() {
+            panic!(
+                "{who}: input leaf {i} is {}; gradients are taken with respect to float inputs only \
+                 (convert it with .to_dtype(DType::F64), or capture it in the closure instead)",
+                l.dtype()
+            );
+        }
+    }
+}
+
+#[track_caller]
+fn check_scalar_output(y: &Tensor, who: &str) {
+    if y.size() != 1 {
+        panic!(
+            "{who}: the function must return a scalar, but it returned shape {:?}; reduce it with .sum() or \
+             .mean(), or use vjp or jacrev for the derivative of a non-scalar output",
+            y.shape()
         );
     }
+    if !y.dtype().is_float() {
+        panic!("{who}: the function returned a {} value, which has no gradient", y.dtype());
+    }
+}
+
+#[track_caller]
+fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str) -> (Tensor, I) {
+    check_float_inputs(x, who);
     let (y, pullback) = vjp(f, x);
-    assert!(
-        y.size() == 1,
-        "{who}: the function must return a scalar, but it returned shape {:?}; reduce it with .sum() or \
-         .mean(), or use vjp or jacrev for the derivative of a non-scalar output",
-        y.shape()
-    );
-    assert!(y.dtype().is_float(), "{who}: the function returned a {} value, which has no gradient", y.dtype());
+    check_scalar_output(&y, who);
     let g = pullback(&Tensor::ones(y.shape(), y.dtype()));
     (y, g)
 }
@@ -178,4 +192,48 @@ pub fn grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
 /// As [`grad`].
 pub fn value_and_grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> (Tensor, I) {
     move |x: &I| value_and_grad_impl(&f, x, "value_and_grad")
+}
+
+/// [`value_and_grad`] for a function that also returns auxiliary data (JAX's
+/// `has_aux=True`): `f` returns `(loss, aux)`; the result is
+/// `((loss, aux), gradient)`. `aux` — metrics, predictions, new state — is
+/// not differentiated.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let f = |w: &Tensor| {
+///     let pred = w * 3.0;
+///     ((&pred - 1.0).square().sum(), pred)
+/// };
+/// let ((loss, pred), g) = value_and_grad_with_aux(f)(&Tensor::scalar(1.0));
+/// assert_eq!((loss.item(), pred.item(), g.item()), (4.0, 3.0, 12.0));
+/// ```
+///
+/// # Panics
+/// As [`grad`].
+pub fn value_and_grad_with_aux<I: Tree, A: Tree>(f: impl Fn(&I) -> (Tensor, A)) -> impl Fn(&I) -> ((Tensor, A), I) {
+    move |x: &I| with_aux_impl(&f, x, "value_and_grad_with_aux")
+}
+
+/// [`grad`] for a function that also returns auxiliary data: `f` returns
+/// `(loss, aux)`; the result is `(gradient, aux)`, as JAX's `grad(f, has_aux=True)`.
+///
+/// # Panics
+/// As [`grad`].
+pub fn grad_with_aux<I: Tree, A: Tree>(f: impl Fn(&I) -> (Tensor, A)) -> impl Fn(&I) -> (I, A) {
+    move |x: &I| {
+        let ((_, aux), g) = with_aux_impl(&f, x, "grad_with_aux");
+        (g, aux)
+    }
+}
+
+#[track_caller]
+fn with_aux_impl<I: Tree, A: Tree>(f: &impl Fn(&I) -> (Tensor, A), x: &I, who: &str) -> ((Tensor, A), I) {
+    check_float_inputs(x, who);
+    let (out, pullback) = vjp(f, x);
+    let (y, aux) = &out;
+    check_scalar_output(y, who);
+    let zero_aux = aux.map_leaves(Tensor::zeros_like);
+    let g = pullback(&(Tensor::ones(y.shape(), y.dtype()), zero_aux));
+    (out, g)
 }

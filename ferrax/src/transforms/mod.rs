@@ -11,9 +11,9 @@ mod tape;
 mod vmap;
 
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
-pub use jacobian::{hessian, hvp, jacfwd, jacrev};
+pub use jacobian::{hessian, hvp, jacfwd, jacrev, JacobianOut};
 pub use jvp::jvp;
-pub use linearize::{grad, linearize, value_and_grad, vjp};
+pub use linearize::{grad, grad_with_aux, linearize, value_and_grad, value_and_grad_with_aux, vjp};
 pub use staging::make_graph;
 pub use tape::{no_grad, Tape};
 pub use vmap::{vmap, vmap_axes};
