@@ -129,8 +129,12 @@ impl TreeRef for [Tensor] {
     }
 }
 
+#[track_caller]
 fn next_leaf(leaves: &mut dyn Iterator<Item = Tensor>) -> Tensor {
-    leaves.next().unwrap_or_else(|| panic!("Tree::rebuild: ran out of leaves; the structure has more"))
+    match leaves.next() {
+        Some(leaf) => leaf,
+        None => panic!("Tree::rebuild: ran out of leaves; the structure has more"),
+    }
 }
 
 impl Tree for Tensor {

@@ -187,8 +187,9 @@ impl Tensor {
         if k != k2 {
             panic!("matmul: inner dimensions differ: {sa:?} @ {sb:?}");
         }
-        let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2])
-            .unwrap_or_else(|| panic!("matmul: batch dimensions do not broadcast: {sa:?} @ {sb:?}"));
+        let Some(batch) = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2]) else {
+            panic!("matmul: batch dimensions do not broadcast: {sa:?} @ {sb:?}");
+        };
         let out = if rb == 2 && ra > 2 {
             // A stack of rows times one matrix is one big product: no need to copy `b` per batch.
             let rows: usize = batch.iter().product::<usize>() * m;

@@ -58,12 +58,15 @@ pub(crate) fn expect_same_dtype(op: &str, a: &Aval, b: &Aval) {
 /// The broadcast shape of `a` and `b`, or a panic naming both.
 #[track_caller]
 pub(crate) fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
-    broadcast_shapes(a, b).unwrap_or_else(|| {
-        panic!(
+    // A `match`, not `unwrap_or_else`: a panic inside a closure would report
+    // this file instead of the caller's line.
+    match broadcast_shapes(a, b) {
+        Some(shape) => shape,
+        None => panic!(
             "{op}: cannot broadcast shapes {a:?} and {b:?}; dimensions must be equal or 1, \
              aligned from the right (reshape or expand_dims one of them)"
-        )
-    })
+        ),
+    }
 }
 
 /// Panics unless an axis is within `rank`.
@@ -116,9 +119,12 @@ pub(crate) fn if_linear(lin: &Lin, ct: impl FnOnce(&Aval) -> Tensor) -> Option<T
 /// The value of an input that a transpose rule needs to be constant.
 #[track_caller]
 pub(crate) fn constant<'a>(op: &str, lin: &'a Lin) -> &'a Tensor {
-    lin.value().unwrap_or_else(|| {
-        panic!("{op}: both operands are linear, so the program being transposed is not linear (an internal error)")
-    })
+    match lin.value() {
+        Some(v) => v,
+        None => {
+            panic!("{op}: both operands are linear, so the program being transposed is not linear (an internal error)")
+        }
+    }
 }
 
 /// A tangent, or a scalar zero of `like`'s dtype standing for a symbolic zero.

@@ -283,7 +283,7 @@ impl Primitive for Concat {
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
-        let first = ins.first().unwrap_or_else(|| panic!("concat: needs at least one tensor"));
+        let Some(first) = ins.first() else { panic!("concat: needs at least one tensor") };
         expect_axis("concat", self.axis, &first.shape);
         for a in ins {
             let same_rest =

@@ -4,6 +4,8 @@
 //! The derivative rules are the primitives' `jvp` rules and nothing else, so
 //! forward and reverse mode cannot disagree.
 
+use std::panic::Location;
+
 use crate::array::Aval;
 use crate::core::Tensor;
 use crate::graph::{backward_pass, Graph};
@@ -23,6 +25,8 @@ struct Linear<I, O> {
     /// Output structure (placeholder leaves).
     out_tree: O,
     out_avals: Vec<Aval>,
+    /// Where the transformation was applied, for messages.
+    at: &'static Location<'static>,
 }
 
 fn placeholder_tree<T: Tree>(t: &T) -> T {
@@ -30,7 +34,9 @@ fn placeholder_tree<T: Tree>(t: &T) -> T {
     t.map_leaves(|_| p.clone())
 }
 
+#[track_caller]
 fn linearize_impl<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, Linear<I, O>) {
+    let at = Location::caller();
     let xs = x.leaves();
     let staging = Staging::new();
     // Integer and bool leaves carry no tangent: jvp ignores what is passed for them.
@@ -44,24 +50,23 @@ fn linearize_impl<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, Linea
         in_avals: xs.iter().map(|l| l.aval().clone()).collect(),
         out_tree: placeholder_tree(&y),
         out_avals: y.leaves().iter().map(|l| l.aval().clone()).collect(),
+        at,
     };
     (y, lin)
 }
 
 impl<I: Tree, O: Tree> Linear<I, O> {
-    #[track_caller]
     fn apply(&self, x_dot: &I) -> O {
         let ts = x_dot.leaves();
-        check_avals("linearized function", "tangent", "input", &ts, &self.in_avals);
+        check_avals(("linearized function", "linearize", self.at), "tangent", "input", &ts, &self.in_avals);
         let float_ts: Vec<Tensor> =
             ts.into_iter().zip(&self.in_avals).filter(|(_, a)| a.dtype.is_float()).map(|(t, _)| t).collect();
         self.out_tree.with_leaves(self.graph.eval(&float_ts))
     }
 
-    #[track_caller]
     fn transpose(&self, ct: &O) -> I {
         let cts = ct.leaves();
-        check_avals("pullback", "cotangent", "output", &cts, &self.out_avals);
+        check_avals(("pullback", "vjp", self.at), "cotangent", "output", &cts, &self.out_avals);
         let mut in_cts = backward_pass(&self.graph, &cts.into_iter().map(Some).collect::<Vec<_>>()).into_iter();
         let leaves = self
             .in_avals
@@ -75,20 +80,25 @@ impl<I: Tree, O: Tree> Linear<I, O> {
     }
 }
 
-#[track_caller]
-fn check_avals(who: &str, what: &str, of: &str, got: &[Tensor], want: &[Aval]) {
-    assert!(
-        got.len() == want.len(),
-        "{who}: expected {} {what} leaves (one per {of} leaf), got {}",
-        want.len(),
-        got.len()
-    );
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g.aval() == w || !w.dtype.is_float(),
-            "{who}: {what} {i} is {} but its {of} is {w}; pass a {what} of the {of}'s shape and dtype",
-            g.aval()
+/// Checks the leaves given to a linearized function or pullback; `who` is
+/// (the function, the transformation that made it, where it was applied).
+fn check_avals(who: (&str, &str, &Location), what: &str, of: &str, got: &[Tensor], want: &[Aval]) {
+    let (name, made_by, at) = who;
+    if got.len() != want.len() {
+        panic!(
+            "{name}: expected {} {what} leaves (one per {of} leaf), got {} ({made_by} applied at {at})",
+            want.len(),
+            got.len()
         );
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if g.aval() != w && w.dtype.is_float() {
+            panic!(
+                "{name}: {what} {i} is {} but its {of} is {w}; pass a {what} of the {of}'s shape and dtype \
+                 ({made_by} applied at {at})",
+                g.aval()
+            );
+        }
     }
 }
 
@@ -105,6 +115,7 @@ fn check_avals(who: &str, what: &str, of: &str, got: &[Tensor], want: &[Aval]) {
 ///
 /// # Panics
 /// The returned function panics when a tangent's shape or dtype differs from its input's.
+#[track_caller]
 pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl Fn(&I) -> O) {
     let (y, lin) = linearize_impl(f, x);
     (y, move |x_dot: &I| lin.apply(x_dot))
@@ -128,43 +139,41 @@ pub fn linearize<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl F
 ///
 /// # Panics
 /// The pullback panics when a cotangent's shape or dtype differs from its output's.
+#[track_caller]
 pub fn vjp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, x: &I) -> (O, impl Fn(&O) -> I) {
     let (y, lin) = linearize_impl(f, x);
     (y, move |ct: &O| lin.transpose(ct))
 }
 
-#[track_caller]
-fn check_float_inputs<I: Tree>(x: &I, who: &str) {
+fn check_float_inputs<I: Tree>(x: &I, who: &str, at: &Location) {
     for (i, l) in x.leaves().iter().enumerate() {
         if !l.dtype().is_float() {
             panic!(
                 "{who}: input leaf {i} is {}; gradients are taken with respect to float inputs only \
-                 (convert it with .to_dtype(DType::F64), or capture it in the closure instead)",
+                 (convert it with .to_dtype(DType::F64), or capture it in the closure instead) ({who} applied at {at})",
                 l.dtype()
             );
         }
     }
 }
 
-#[track_caller]
-fn check_scalar_output(y: &Tensor, who: &str) {
+fn check_scalar_output(y: &Tensor, who: &str, at: &Location) {
     if y.size() != 1 {
         panic!(
             "{who}: the function must return a scalar, but it returned shape {:?}; reduce it with .sum() or \
-             .mean(), or use vjp or jacrev for the derivative of a non-scalar output",
+             .mean(), or use vjp or jacrev for the derivative of a non-scalar output ({who} applied at {at})",
             y.shape()
         );
     }
     if !y.dtype().is_float() {
-        panic!("{who}: the function returned a {} value, which has no gradient", y.dtype());
+        panic!("{who}: the function returned a {} value, which has no gradient ({who} applied at {at})", y.dtype());
     }
 }
 
-#[track_caller]
-fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str) -> (Tensor, I) {
-    check_float_inputs(x, who);
+fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str, at: &Location) -> (Tensor, I) {
+    check_float_inputs(x, who, at);
     let (y, pullback) = vjp(f, x);
-    check_scalar_output(&y, who);
+    check_scalar_output(&y, who, at);
     let g = pullback(&Tensor::ones(y.shape(), y.dtype()));
     (y, g)
 }
@@ -182,16 +191,20 @@ fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str) -> 
 /// # Panics
 /// When `f` returns more than one element (the message points to `sum`,
 /// `vjp` and `jacrev`), or an input leaf is not a float tensor.
+#[track_caller]
 pub fn grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> I {
-    move |x: &I| value_and_grad_impl(&f, x, "grad").1
+    let at = Location::caller();
+    move |x: &I| value_and_grad_impl(&f, x, "grad", at).1
 }
 
 /// The value and the gradient of a scalar function in one pass.
 ///
 /// # Panics
 /// As [`grad`].
+#[track_caller]
 pub fn value_and_grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> (Tensor, I) {
-    move |x: &I| value_and_grad_impl(&f, x, "value_and_grad")
+    let at = Location::caller();
+    move |x: &I| value_and_grad_impl(&f, x, "value_and_grad", at)
 }
 
 /// [`value_and_grad`] for a function that also returns auxiliary data (JAX's
@@ -211,8 +224,10 @@ pub fn value_and_grad<I: Tree>(f: impl Fn(&I) -> Tensor) -> impl Fn(&I) -> (Tens
 ///
 /// # Panics
 /// As [`grad`].
+#[track_caller]
 pub fn value_and_grad_with_aux<I: Tree, A: Tree>(f: impl Fn(&I) -> (Tensor, A)) -> impl Fn(&I) -> ((Tensor, A), I) {
-    move |x: &I| with_aux_impl(&f, x, "value_and_grad_with_aux")
+    let at = Location::caller();
+    move |x: &I| with_aux_impl(&f, x, "value_and_grad_with_aux", at)
 }
 
 /// [`grad`] for a function that also returns auxiliary data: `f` returns
@@ -220,19 +235,25 @@ pub fn value_and_grad_with_aux<I: Tree, A: Tree>(f: impl Fn(&I) -> (Tensor, A)) 
 ///
 /// # Panics
 /// As [`grad`].
+#[track_caller]
 pub fn grad_with_aux<I: Tree, A: Tree>(f: impl Fn(&I) -> (Tensor, A)) -> impl Fn(&I) -> (I, A) {
+    let at = Location::caller();
     move |x: &I| {
-        let ((_, aux), g) = with_aux_impl(&f, x, "grad_with_aux");
+        let ((_, aux), g) = with_aux_impl(&f, x, "grad_with_aux", at);
         (g, aux)
     }
 }
 
-#[track_caller]
-fn with_aux_impl<I: Tree, A: Tree>(f: &impl Fn(&I) -> (Tensor, A), x: &I, who: &str) -> ((Tensor, A), I) {
-    check_float_inputs(x, who);
+fn with_aux_impl<I: Tree, A: Tree>(
+    f: &impl Fn(&I) -> (Tensor, A),
+    x: &I,
+    who: &str,
+    at: &Location,
+) -> ((Tensor, A), I) {
+    check_float_inputs(x, who, at);
     let (out, pullback) = vjp(f, x);
     let (y, aux) = &out;
-    check_scalar_output(y, who);
+    check_scalar_output(y, who, at);
     let zero_aux = aux.map_leaves(Tensor::zeros_like);
     let g = pullback(&(Tensor::ones(y.shape(), y.dtype()), zero_aux));
     (out, g)

@@ -1,6 +1,7 @@
 //! Vectorising map: `vmap` runs a function written for one example on a
 //! whole batch at once, by pushing a batch axis through every primitive.
 
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -55,15 +56,22 @@ fn resolve(axis: isize, rank: usize) -> Option<usize> {
     (0..rank as isize).contains(&a).then_some(a as usize)
 }
 
-#[track_caller]
-fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<isize>], out_axes: &[isize]) -> O {
+fn vmap_impl<I: Tree, O: Tree>(
+    f: &impl Fn(&I) -> O,
+    xs: &I,
+    in_axes: &[Option<isize>],
+    out_axes: &[isize],
+    at: &Location,
+) -> O {
     let leaves = xs.leaves();
-    assert!(
-        in_axes.len() == leaves.len(),
-        "vmap: in_axes has {} entries but the input has {} leaves; give one entry per flattened leaf (None for unmapped)",
-        in_axes.len(),
-        leaves.len()
-    );
+    if in_axes.len() != leaves.len() {
+        panic!(
+            "vmap: in_axes has {} entries but the input has {} leaves; give one entry per flattened leaf (None for \
+             unmapped) (vmap applied at {at})",
+            in_axes.len(),
+            leaves.len()
+        );
+    }
     let mut axes = Vec::with_capacity(leaves.len());
     let mut size: Option<(usize, usize, usize)> = None; // (size, leaf, axis)
     for (i, (leaf, ax)) in leaves.iter().zip(in_axes).enumerate() {
@@ -71,24 +79,32 @@ fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<i
             axes.push(None);
             continue;
         };
-        let a = resolve(ax, leaf.rank()).unwrap_or_else(|| {
+        let Some(a) = resolve(ax, leaf.rank()) else {
             if leaf.rank() == 0 {
-                panic!("vmap: cannot map over axis {ax} of input leaf {i}, which is 0-d; pass None in in_axes to broadcast it");
+                panic!(
+                    "vmap: cannot map over axis {ax} of input leaf {i}, which is 0-d; pass None in in_axes to \
+                     broadcast it (vmap applied at {at})"
+                );
             }
-            panic!("vmap: axis {ax} is out of range for input leaf {i} of shape {:?}", leaf.shape())
-        });
+            panic!(
+                "vmap: axis {ax} is out of range for input leaf {i} of shape {:?} (vmap applied at {at})",
+                leaf.shape()
+            )
+        };
         let n = leaf.shape()[a];
         match size {
             None => size = Some((n, i, a)),
             Some((m, j, b)) if m != n => panic!(
-                "vmap: mapped sizes differ: input leaf {j} has size {m} along axis {b}, input leaf {i} has size {n} along axis {a}"
+                "vmap: mapped sizes differ: input leaf {j} has size {m} along axis {b}, input leaf {i} has size {n} \
+                 along axis {a} (vmap applied at {at})"
             ),
             _ => {}
         }
         axes.push(Some(a));
     }
-    let (size, ..) =
-        size.unwrap_or_else(|| panic!("vmap: no input is mapped; give at least one in_axes entry that is not None"));
+    let Some((size, ..)) = size else {
+        panic!("vmap: no input is mapped; give at least one in_axes entry that is not None (vmap applied at {at})");
+    };
     let guard = push_frame(Rc::new(BatchTrace { size }));
     let me = guard.frame();
     let traced: Vec<Tensor> = leaves
@@ -109,12 +125,14 @@ fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<i
         .collect();
     let out = f(&xs.with_leaves(traced));
     let out_leaves = out.leaves();
-    assert!(
-        out_axes.len() == out_leaves.len() || out_axes.len() == 1,
-        "vmap: out_axes has {} entries but the output has {} leaves; give one per flattened output leaf, or one for all",
-        out_axes.len(),
-        out_leaves.len()
-    );
+    if out_axes.len() != out_leaves.len() && out_axes.len() != 1 {
+        panic!(
+            "vmap: out_axes has {} entries but the output has {} leaves; give one per flattened output leaf, or one \
+             for all (vmap applied at {at})",
+            out_axes.len(),
+            out_leaves.len()
+        );
+    }
     let results: Vec<Tensor> = out_leaves
         .iter()
         .enumerate()
@@ -125,9 +143,12 @@ fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<i
             };
             let want = out_axes[if out_axes.len() == 1 { 0 } else { i }];
             let rank = value.rank() + axis.is_none() as usize;
-            let to = resolve(want, rank).unwrap_or_else(|| {
-                panic!("vmap: out_axes entry {want} is out of range for output leaf {i} of rank {}", rank - 1)
-            });
+            let Some(to) = resolve(want, rank) else {
+                panic!(
+                    "vmap: out_axes entry {want} is out of range for output leaf {i} of rank {} (vmap applied at {at})",
+                    rank - 1
+                )
+            };
             match axis {
                 Some(a) => move_axis(&value, a, to),
                 // An output that does not depend on a mapped input is the same for every member.
@@ -157,10 +178,12 @@ fn vmap_impl<I: Tree, O: Tree>(f: &impl Fn(&I) -> O, xs: &I, in_axes: &[Option<i
 /// # Panics
 /// When an input leaf is 0-d or the leaves' sizes along axis 0 differ; when
 /// `f` reads tensor values (a batched value has no single value).
+#[track_caller]
 pub fn vmap<I: Tree, O: Tree>(f: impl Fn(&I) -> O) -> impl Fn(&I) -> O {
+    let at = Location::caller();
     move |xs: &I| {
         let n = xs.leaves().len();
-        vmap_impl(&f, xs, &vec![Some(0); n], &[0])
+        vmap_impl(&f, xs, &vec![Some(0); n], &[0], at)
     }
 }
 
@@ -181,11 +204,12 @@ pub fn vmap<I: Tree, O: Tree>(f: impl Fn(&I) -> O) -> impl Fn(&I) -> O {
 /// # Panics
 /// When `in_axes` does not have one entry per leaf, an axis is out of
 /// range, a mapped leaf is 0-d, or the mapped sizes differ.
+#[track_caller]
 pub fn vmap_axes<I: Tree, O: Tree>(
     f: impl Fn(&I) -> O,
     in_axes: &[Option<isize>],
     out_axes: &[isize],
 ) -> impl Fn(&I) -> O {
-    let (in_axes, out_axes) = (in_axes.to_vec(), out_axes.to_vec());
-    move |xs: &I| vmap_impl(&f, xs, &in_axes, &out_axes)
+    let (in_axes, out_axes, at) = (in_axes.to_vec(), out_axes.to_vec(), Location::caller());
+    move |xs: &I| vmap_impl(&f, xs, &in_axes, &out_axes, at)
 }
