@@ -40,6 +40,8 @@ fn direct_misuse_is_reported_at_the_callers_line() {
     let (a1, a2, a3, a4, a5, a6, a7, a8, a9) =
         (a.clone(), a.clone(), a.clone(), a.clone(), a.clone(), a.clone(), a.clone(), a.clone(), a.clone());
     let fidx = Tensor::ones(&[1], DType::F64);
+    let (v1, v2, v3) = (Tensor::ones(&[2], DType::F64), Tensor::ones(&[2], DType::F64), Tensor::ones(&[3], DType::F64));
+    let (m1, i0, s0) = (Tensor::ones(&[2, 1], DType::F64), Tensor::scalar(0i64), Tensor::scalar(1.0));
     let cases: Vec<Case> = vec![
         (line!(), "add: cannot broadcast", Box::new(move || drop(&a1 + &v))),
         (line!(), "matmul: inner dimensions differ", Box::new(move || drop(a2.matmul(&a2)))),
@@ -49,26 +51,14 @@ fn direct_misuse_is_reported_at_the_callers_line() {
         (line!(), "slice: the block", Box::new(move || drop(a6.slice(1, 2, 5)))),
         (line!(), "index_select: indices must be i64", Box::new(move || drop(a7.index_select(0, &fidx)))),
         (line!(), "select: the condition must be a bool", Box::new(move || drop(a8.select(&a8, &a8)))),
-        (line!(), "item: expected a tensor with one element", Box::new(move || drop(a9.item()))),
+        (line!(), "item: expected a tensor with one element", Box::new(move || _ = a9.item())),
         (line!(), "shape [2, 2] holds 4", Box::new(|| drop(Tensor::from_vec(vec![1.0], &[2, 2])))),
         (line!(), "expand_dims: axis 5", Box::new(|| drop(Tensor::ones(&[2], DType::F64).expand_dims(5)))),
         (line!(), "split: axis 0 of shape [3]", Box::new(|| drop(Tensor::ones(&[3], DType::F64).split(2, 0)))),
         (line!(), "einsum: operand 0's subscripts", Box::new(|| drop(einsum("ij->i", &[Tensor::scalar(1.0)])))),
-        (
-            line!(),
-            "concat: cannot join",
-            Box::new(|| drop(Tensor::concat(&[Tensor::ones(&[2], DType::F64), Tensor::ones(&[2, 1], DType::F64)], 0))),
-        ),
-        (
-            line!(),
-            "take_along_axis: indices",
-            Box::new(|| drop(Tensor::ones(&[2], DType::F64).take_along_axis(&Tensor::scalar(0i64), 0))),
-        ),
-        (
-            line!(),
-            "jvp: tangent 0 is f64[3]",
-            Box::new(|| drop(jvp(|x: &Tensor| x.sin(), &Tensor::scalar(1.0), &Tensor::ones(&[3], DType::F64)))),
-        ),
+        (line!(), "concat: cannot join", Box::new(move || drop(Tensor::concat(&[v1, m1], 0)))),
+        (line!(), "take_along_axis: indices", Box::new(move || drop(v2.take_along_axis(&i0, 0)))),
+        (line!(), "jvp: tangent 0 is f64[3]", Box::new(move || drop(jvp(|x: &Tensor| x.sin(), &s0, &v3)))),
         (line!(), "argmax: axis 0 of shape [0] is empty", Box::new(|| drop(Tensor::zeros(&[0], DType::F64).argmax(0)))),
     ];
     let mut wrong = Vec::new();
