@@ -336,55 +336,73 @@ fn axis_choices(n: usize) -> Vec<Vec<Option<isize>>> {
 
 /// `x` with a batch of `size` distinct copies inserted at `axis` (negative: from the end).
 fn batched_input(x: &Tensor, axis: isize, size: usize, seed: u64) -> Tensor {
+    let at = if axis < 0 { (x.rank() as isize + 1 + axis) as usize } else { axis as usize };
+    if size == 0 {
+        let mut shape = x.shape().to_vec();
+        shape.insert(at, 0);
+        return Tensor::zeros(&shape, x.dtype());
+    }
     let members: Vec<Tensor> =
         (0..size).map(|b| x + Tensor::randn(x.shape(), x.dtype(), seed + b as u64) * 0.1).collect();
-    let at = if axis < 0 { (x.rank() as isize + 1 + axis) as usize } else { axis as usize };
     Tensor::stack(&members, at)
 }
 
 #[test]
 fn every_primitive_batches_like_a_loop() {
-    const B: usize = 3;
     let mut failures = Vec::new();
     for (i, row) in table().iter().enumerate() {
         let dtype = row.dtype.unwrap_or(DType::F64);
         let x = inputs(row, dtype, 77 + i as u64);
-        for in_axes in axis_choices(x.len()) {
-            let batched: Vec<Tensor> = x
-                .iter()
-                .zip(&in_axes)
-                .enumerate()
-                .map(|(k, (v, a))| match a {
-                    Some(a) => batched_input(v, *a, B, 100 * k as u64),
-                    None => v.clone(),
-                })
-                .collect();
-            let got = vmap_axes(|xs: &Vec<Tensor>| (row.f)(xs), &in_axes, &[0])(&batched);
-            let members: Vec<Tensor> = (0..B)
-                .map(|b| {
-                    let xs: Vec<Tensor> = batched
-                        .iter()
-                        .zip(&in_axes)
-                        .map(|(v, a)| match a {
-                            Some(a) => {
-                                let ax = if *a < 0 { (v.rank() as isize + a) as usize } else { *a as usize };
-                                v.slice(ax, b, b + 1).squeeze(ax)
-                            }
-                            None => v.clone(),
-                        })
-                        .collect();
-                    (row.f)(&xs)
-                })
-                .collect();
-            let want = Tensor::stack(&members, 0);
-            let ok = got.shape() == want.shape()
-                && got
-                    .to_vec::<f64>()
+        let one = (row.f)(&x);
+        // Batches of 3, of 1, and empty ones: the batch rules must handle a size-0 axis.
+        for size in [3, 1, 0] {
+            for in_axes in axis_choices(x.len()) {
+                let batched: Vec<Tensor> = x
                     .iter()
-                    .zip(want.to_vec::<f64>())
-                    .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs()));
-            if !ok {
-                failures.push(format!("row {i} ({}) with in_axes {in_axes:?}: got {got:?}, want {want:?}", row.prim));
+                    .zip(&in_axes)
+                    .enumerate()
+                    .map(|(k, (v, a))| match a {
+                        Some(a) => batched_input(v, *a, size, 100 * k as u64),
+                        None => v.clone(),
+                    })
+                    .collect();
+                let got = vmap_axes(|xs: &Vec<Tensor>| (row.f)(xs), &in_axes, &[0])(&batched);
+                let members: Vec<Tensor> = (0..size)
+                    .map(|b| {
+                        let xs: Vec<Tensor> = batched
+                            .iter()
+                            .zip(&in_axes)
+                            .map(|(v, a)| match a {
+                                Some(a) => {
+                                    let ax = if *a < 0 { (v.rank() as isize + a) as usize } else { *a as usize };
+                                    v.slice(ax, b, b + 1).squeeze(ax)
+                                }
+                                None => v.clone(),
+                            })
+                            .collect();
+                        (row.f)(&xs)
+                    })
+                    .collect();
+                let want = if size == 0 {
+                    let mut shape = vec![0];
+                    shape.extend_from_slice(one.shape());
+                    Tensor::zeros(&shape, one.dtype())
+                } else {
+                    Tensor::stack(&members, 0)
+                };
+                let ok = got.shape() == want.shape()
+                    && got.dtype() == want.dtype()
+                    && got
+                        .to_vec::<f64>()
+                        .iter()
+                        .zip(want.to_vec::<f64>())
+                        .all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+                if !ok {
+                    failures.push(format!(
+                        "row {i} ({}) with batch {size}, in_axes {in_axes:?}: got {got:?}, want {want:?}",
+                        row.prim
+                    ));
+                }
             }
         }
     }
