@@ -2,8 +2,12 @@
 //!
 //! Automatic differentiation for Rust, built the way JAX is: n-dimensional
 //! [`Tensor`]s and composable function transformations over ordinary
-//! closures. Forward mode ([`jvp`]) is here; every transformation nests
-//! inside every other without confusing their perturbations.
+//! closures — forward mode ([`jvp`]), reverse mode ([`vjp`], [`grad`],
+//! [`linearize`]), vectorisation ([`vmap`]), Jacobians and Hessians
+//! ([`jacfwd`], [`jacrev`], [`hessian`]), custom rules ([`custom_jvp`],
+//! [`custom_vjp`], [`checkpoint`]) and a PyTorch-style [`Tape`]. Every
+//! transformation nests inside every other without confusing their
+//! perturbations.
 //!
 //! ```
 //! use ferrax::prelude::*;
@@ -15,12 +19,18 @@
 //! let (y, dy) = jvp(f, &at, &along_x1);
 //! assert!((y.item() - 11.652071455).abs() < 1e-8);
 //! assert!((dy.item() - 5.5).abs() < 1e-12);
+//! // Every partial derivative at once, by reverse mode.
+//! let (d1, d2) = grad(f)(&at);
+//! assert_eq!(d1.item(), 5.5);
+//! assert!((d2.item() - 1.716337815).abs() < 1e-9);
 //! ```
 //!
 //! The layers, bottom up: [`array`] (concrete arrays and CPU kernels),
 //! [`core`] (tensors, primitives, `bind` and the trace stack), [`prims`]
-//! (the primitives and their rules), [`transforms`], [`numeric`]
-//! (finite differences and `check_grads`).
+//! (the primitives and their rules), [`composite`] (functions built from
+//! them), [`graph`] (staged programs), [`transforms`], [`numeric`] (finite
+//! differences and `check_grads`), [`symbolic`], and [`nn`], [`optim`],
+//! [`io`], [`data`] for models and training.
 
 #![warn(missing_docs)]
 
