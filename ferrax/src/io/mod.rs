@@ -4,9 +4,9 @@
 //!
 //! Files come from outside the program, so every failure is a typed
 //! [`IoError`] naming what is wrong — never a panic, never a half-loaded
-//! value: loading builds every leaf before it returns anything. Writes go to
-//! a temporary file first and are renamed into place, so a crash never
-//! leaves a truncated checkpoint behind.
+//! value: loading builds every leaf before it returns anything. Writes go
+//! through [`write_atomically`], so neither a crash nor a second writer
+//! ever leaves a truncated or mixed file behind.
 
 mod npy;
 mod safetensors_io;
@@ -17,7 +17,10 @@ use std::path::Path;
 use crate::array::{Aval, DType};
 
 pub use npy::{load_npy, npy_from_bytes, npy_to_bytes, save_npy};
-pub use safetensors_io::{load_safetensors, load_safetensors_bytes, save_safetensors, to_safetensors_bytes};
+pub use safetensors_io::{
+    load_safetensors, load_safetensors_bytes, load_safetensors_metadata, safetensors_metadata_bytes, save_safetensors,
+    save_safetensors_with_metadata, to_safetensors_bytes, to_safetensors_bytes_with_metadata,
+};
 
 /// Why reading or writing tensors failed.
 #[derive(Debug)]
@@ -89,16 +92,64 @@ impl From<std::io::Error> for IoError {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// renamed into place once complete.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
+/// Writes `bytes` to `path` so that readers, and the file system after a
+/// crash or power loss, see either the old file or the new one, whole:
+/// the bytes go to a temporary file of a unique name in the target's
+/// directory, which is flushed to disk and then renamed over the target,
+/// and the directory is flushed so the rename itself is durable. Two
+/// writers at once never share a temporary file; the last rename wins.
+///
+/// ```
+/// let path = std::env::temp_dir().join("ferrax-doc-atomic.txt");
+/// ferrax::io::write_atomically(&path, b"whole").unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+/// ```
+pub fn write_atomically(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), IoError> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        IoError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))
     })?;
+    let (tmp, mut file) = create_temporary(&dir, name)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    sync_directory(&dir)?;
+    Ok(())
+}
+
+/// A new file `.{name}.{unique}.tmp` in `dir`, created exclusively.
+fn create_temporary(dir: &Path, name: &std::ffi::OsStr) -> Result<(std::path::PathBuf, std::fs::File), IoError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    loop {
+        let unique = format!("{}.{}.{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{unique}.tmp"));
+        let tmp = dir.join(tmp_name);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Flushes a directory's entries (the rename) to disk, where the platform allows.
+fn sync_directory(dir: &Path) -> Result<(), IoError> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 

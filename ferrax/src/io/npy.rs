@@ -18,10 +18,12 @@ fn descr(d: DType) -> &'static str {
     }
 }
 
-/// The `.npy` bytes of a tensor (format version 1.0).
+/// The `.npy` bytes of a tensor (format version 1.0). A value traced by
+/// `jvp`, `grad` or a tape is saved as its value.
 ///
 /// # Panics
-/// For a traced value inside a transformation.
+/// For a value traced by `vmap` or a staging transformation (`make_graph`,
+/// `linearize`'s tangents), which stands for no single array.
 pub fn npy_to_bytes(t: &Tensor) -> Vec<u8> {
     let a = t.to_array();
     let shape = match a.shape() {
@@ -69,8 +71,11 @@ pub fn npy_from_bytes(bytes: &[u8]) -> Result<Tensor, IoError> {
     }
     let (header_len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => return Err(IoError::Format(format!("npy version {v} is not supported"))),
+        2 | 3 if bytes.len() < 12 => {
+            return Err(IoError::Format("npy file is truncated: its header length is cut off".into()))
+        }
+        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(IoError::Format(format!("npy version {v} is not supported (1, 2 and 3 are)"))),
     };
     let end = start
         .checked_add(header_len)

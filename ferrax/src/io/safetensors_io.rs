@@ -1,6 +1,6 @@
 //! Trees of tensors as safetensors files, named by their leaf paths.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -31,23 +31,39 @@ fn from_st(name: &str, d: Dtype) -> Result<DType, IoError> {
 }
 
 /// The safetensors bytes of a tree: one tensor per leaf, named by its path
-/// (`layers.0.w`, see [`Tree::leaf_paths`]).
+/// (`layers.0.w`, see [`Tree::leaf_paths`]). A leaf traced by `jvp`, `grad`
+/// or a tape is saved as its value.
 ///
 /// # Panics
 /// When two leaves have the same path (a custom `Tree` impl naming badly),
-/// or a leaf is a traced value inside a transformation.
+/// or a leaf is traced by `vmap` or a staging transformation (`make_graph`,
+/// `linearize`'s tangents), where it stands for no single array.
+#[track_caller]
 pub fn to_safetensors_bytes<T: Tree>(tree: &T) -> Vec<u8> {
+    to_safetensors_bytes_with_metadata(tree, &BTreeMap::new())
+}
+
+/// [`to_safetensors_bytes`] with string metadata in the header (the
+/// format's `__metadata__`: what a checkpoint needs beside its tensors).
+///
+/// # Panics
+/// As [`to_safetensors_bytes`].
+#[track_caller]
+pub fn to_safetensors_bytes_with_metadata<T: Tree>(tree: &T, metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let names = tree.leaf_paths();
     let arrays: Vec<_> = tree.leaves().iter().map(Tensor::to_array).collect();
     let bytes: Vec<Vec<u8>> = arrays.iter().map(to_le_bytes).collect();
     let mut seen = BTreeSet::new();
     let mut views = Vec::with_capacity(names.len());
     for ((name, a), data) in names.iter().zip(&arrays).zip(&bytes) {
-        assert!(seen.insert(name.clone()), "save_safetensors: two leaves are both named '{name}'");
+        if !seen.insert(name.clone()) {
+            panic!("save_safetensors: two leaves are both named '{name}'");
+        }
         let view = TensorView::new(to_st(a.dtype()), a.shape().to_vec(), data).expect("a consistent view");
         views.push((name.clone(), view));
     }
-    safetensors::tensor::serialize(views, None).expect("serialising tensors in memory")
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    safetensors::tensor::serialize(views, metadata).expect("serialising tensors in memory")
 }
 
 /// Saves a tree of tensors as a safetensors file (written atomically).
@@ -62,6 +78,26 @@ pub fn to_safetensors_bytes<T: Tree>(tree: &T) -> Vec<u8> {
 /// ```
 pub fn save_safetensors<T: Tree>(path: impl AsRef<Path>, tree: &T) -> Result<(), IoError> {
     write_atomically(path.as_ref(), &to_safetensors_bytes(tree))
+}
+
+/// [`save_safetensors`] with string metadata in the header.
+pub fn save_safetensors_with_metadata<T: Tree>(
+    path: impl AsRef<Path>,
+    tree: &T,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), IoError> {
+    write_atomically(path.as_ref(), &to_safetensors_bytes_with_metadata(tree, metadata))
+}
+
+/// The string metadata of a safetensors file's header (empty when it has none).
+pub fn load_safetensors_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>, IoError> {
+    safetensors_metadata_bytes(&std::fs::read(path)?)
+}
+
+/// [`load_safetensors_metadata`] from bytes in memory.
+pub fn safetensors_metadata_bytes(bytes: &[u8]) -> Result<BTreeMap<String, String>, IoError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| IoError::Format(format!("safetensors: {e}")))?;
+    Ok(meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default())
 }
 
 /// Loads a safetensors file into a tree shaped like `template`: every leaf
