@@ -4,33 +4,58 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
 
 use ferrax::numeric::{default_step, numerical_jvp_with_step};
 use ferrax::prelude::*;
-use ferrax::symbolic::{parse, Expr};
+use ferrax::symbolic::{parse, Constant, Expr, Func};
+use serde_json::{json, Value};
+use unicode_width::UnicodeWidthStr;
 
-use crate::args::Args;
-use crate::json::Json;
+use crate::output::{check_svg, failed, out, outln, usage, Failure};
 use crate::plot::{stack, Chart, Series};
 use crate::trace::{traces, Traces};
 
-pub const USAGE: &str = "\
-ferrax explain \"<expression>\" --at x1=2,x2=5 [options]
-  Differentiates an expression four ways — symbolically, by central
-  differences, by forward mode and by reverse mode — and shows the
-  evaluation trace, the forward-mode tangent trace and the reverse-mode
-  adjoint trace that automatic differentiation computes.
+/// `ferrax explain`'s options.
+#[derive(clap::Args)]
+#[command(after_help = expression_help())]
+pub struct Args {
+    /// The expression, quoted; several comma-separated expressions make a vector function
+    expression: String,
+    /// The point: NAME=V,NAME=V; NAME=V1,V2,V3 gives a vector (elementwise)
+    #[arg(long, default_value = "")]
+    at: String,
+    /// Also the Hessian (scalar functions of scalars)
+    #[arg(long)]
+    hessian: bool,
+    /// The Jacobian (vector functions)
+    #[arg(long)]
+    jacobian: bool,
+    /// Print everything as JSON
+    #[arg(long)]
+    json: bool,
+    /// Draw the numerical-differentiation error against the step h, with the AD error beside it (an .svg file)
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
 
-  Expressions: numbers, variables, + - * / ^, unary minus, parentheses,
-  sin cos tan exp ln log sqrt tanh sigmoid abs, the constants pi and e.
-  Several comma-separated expressions make a vector function.
-
-  --at NAME=V,NAME=V  the point; NAME=V1,V2,V3 gives a vector (elementwise)
-  --hessian           also the Hessian (scalar functions of scalars)
-  --jacobian          the Jacobian (vector functions)
-  --json              print everything as JSON
-  --plot FILE.svg     numerical-differentiation error against the step h,
-                      with the AD error beside it";
+/// The expression language, for `--help`: every function and constant the parser accepts.
+fn expression_help() -> String {
+    let functions: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+    let constants: Vec<String> =
+        [Constant::Pi, Constant::E].iter().map(|c| format!("{} = {}", c.name(), c.value())).collect();
+    format!(
+        "Differentiates an expression four ways — symbolically, by central differences, by forward mode and by \
+         reverse mode — and shows the evaluation trace, the forward-mode tangent trace and the reverse-mode \
+         adjoint trace that automatic differentiation computes.\n\n\
+         Expressions: numbers, variables, + - * / ^ (right-associative), unary minus, parentheses;\n\
+         functions: {} (and log, the same as ln);\n\
+         constants: {} (so they cannot be variable names).\n\n\
+         Example: ferrax explain \"ln(x1) + x1*x2 - sin(x2)\" --at x1=2,x2=5",
+        functions.join(", "),
+        constants.join(", ")
+    )
+}
 
 /// An expression and the point to differentiate it at.
 struct Problem {
@@ -124,6 +149,12 @@ fn parse_at(s: &str) -> Result<BTreeMap<String, Vec<f64>>, String> {
         let (name, value) = match part.split_once('=') {
             Some((n, v)) => {
                 let n = n.trim().to_string();
+                if let Some(c) = Constant::from_name(&n) {
+                    return Err(format!(
+                        "--at: '{n}' is the constant {n} = {}, not a variable; give your variable another name",
+                        c.value()
+                    ));
+                }
                 if at.contains_key(&n) {
                     return Err(format!("--at: '{n}' is given twice"));
                 }
@@ -145,9 +176,11 @@ fn setup(source: &str, at: &str) -> Result<Problem, String> {
     let mut exprs = Vec::new();
     for (offset, piece) in split_outputs(source) {
         let e = parse(piece).map_err(|e| {
-            // Report the column in the whole input, with the caret under it.
-            let col = offset + e.column();
-            format!("{} at column {col}\n  {source}\n  {}^", e.kind(), " ".repeat(col - 1))
+            // The column in the whole input, in characters; the caret placed
+            // by display width, so it lines up under wide characters too.
+            let col = source[..offset].chars().count() + e.column();
+            let before: String = source.chars().take(col - 1).collect();
+            format!("{} at column {col}\n  {source}\n  {}^", e.kind(), " ".repeat(before.width()))
         })?;
         exprs.push(e);
     }
@@ -191,6 +224,43 @@ fn num(v: f64) -> String {
     }
 }
 
+/// Every digit of an `f64` (the shortest text that reads back as the same
+/// number), in scientific notation when it is huge or tiny.
+fn full(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && (v.abs() >= 1e16 || v.abs() < 1e-5) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `s` padded with spaces to `width` columns of display width.
+fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(s.width())))
+}
+
+/// How far apart two derivatives are, relative to their size; NaN (and one
+/// side infinite) is disagreement, never agreement.
+fn relative_difference(a: f64, b: f64) -> f64 {
+    if a == b {
+        return 0.0; // equal, infinities of one sign included
+    }
+    if !a.is_finite() || !b.is_finite() {
+        return f64::INFINITY;
+    }
+    (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
+}
+
+/// The largest relative difference between two lists, as text.
+fn agreement(a: &[f64], b: &[f64]) -> String {
+    let worst = a.iter().zip(b).map(|(x, y)| relative_difference(*x, *y)).fold(0.0, f64::max);
+    if worst.is_infinite() {
+        "disagree (NaN or infinite)".to_string()
+    } else {
+        format!("{worst:.1e}")
+    }
+}
+
 /// Rows of numbers.
 type Matrix = Vec<Vec<f64>>;
 
@@ -206,6 +276,55 @@ struct Report {
     /// (by AD, symbolically), when asked for.
     hessian: Option<(Matrix, Matrix)>,
     swell: (usize, usize, usize, usize, usize), // f tree, f dag, grad tree, grad dag, AD graph equations
+    /// What a reader must know to trust the numbers: a point outside a
+    /// function's domain, a non-finite input, a kink.
+    notes: Vec<String>,
+}
+
+/// Notes on the evaluation: inputs that are not finite, the first
+/// operation that left its domain (or overflowed), and kinks where AD and
+/// the symbolic engine take different one-sided derivatives.
+fn evaluation_notes(names: &[String], t: &Traces) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (n, v) in names.iter().zip(&t.values) {
+        if !v.is_finite() {
+            notes.push(format!("{n} is {v}: every value computed from it is meaningless"));
+        }
+    }
+    let n_in = names.len();
+    let left = t
+        .applications
+        .iter()
+        .enumerate()
+        .find(|(k, (_, args))| !t.values[n_in + k].is_finite() && args.iter().all(|a| a.is_finite()));
+    if let Some((k, (name, args))) = left {
+        let result = t.values[n_in + k];
+        let a = |i: usize| num(args[i]);
+        let what = match (*name, args.len()) {
+            ("ln", _) | ("sqrt", _) | ("tan", _) => format!("{name} at {}", a(0)),
+            ("div", 2) if args[1] == 0.0 => format!("{}/0", a(0)),
+            ("div", 2) => format!("{}/{} (it overflows)", a(0), a(1)),
+            ("pow", 2) => format!("{}^{}", a(0), a(1)),
+            ("powi", 1) => format!("{}^n", a(0)),
+            ("exp", _) => format!("exp at {} (it overflows)", a(0)),
+            _ => format!("{name} at {}", args.iter().map(|v| num(*v)).collect::<Vec<_>>().join(", ")),
+        };
+        notes.push(format!(
+            "the point is outside the domain: {what} is {result} (in {}); the derivatives below are not meaningful \
+             there",
+            t.labels[n_in + k]
+        ));
+    }
+    for (k, (name, args)) in t.applications.iter().enumerate() {
+        if *name == "abs" && args[0] == 0.0 {
+            notes.push(format!(
+                "abs at 0 (in {}) is a kink: AD takes the right-hand derivative 1 there (abs'(0) = 1, as JAX), the \
+                 symbolic derivative sign(x) takes 0; both are subgradients, and they differ below",
+                t.labels[n_in + k]
+            ));
+        }
+    }
+    notes
 }
 
 fn central_difference(p: &Problem, x: &BTreeMap<String, Tensor>, name: &str, h: f64) -> f64 {
@@ -274,7 +393,13 @@ fn scalar_report(p: &Problem, want_hessian: bool) -> Report {
         grads.iter().map(Expr::dag_size).sum(),
         make_graph(grad(f), &x).eqns.len(),
     );
-    Report { value: value.item(), traces, names, symbolic, numerical, forward, reverse, hessian, swell }
+    let notes = evaluation_notes(&names, &traces);
+    Report { value: value.item(), traces, names, symbolic, numerical, forward, reverse, hessian, swell, notes }
+}
+
+/// A label for the output row that is not also a variable's name.
+fn output_label(names: &[String]) -> &'static str {
+    ["y", "f", "out", "result"].into_iter().find(|l| !names.iter().any(|n| n == l)).unwrap_or("output")
 }
 
 fn print_scalar(p: &Problem, r: &Report) -> String {
@@ -283,13 +408,14 @@ fn print_scalar(p: &Problem, r: &Report) -> String {
     let _ = writeln!(s, "f({}) = {}   at {}\n", r.names.join(", "), p.source, at.join(", "));
     let t = &r.traces;
     let n_in = r.names.len();
-    let width = t.ops.iter().map(String::len).chain(r.names.iter().map(String::len)).max().unwrap_or(4).max(8);
+    let y = output_label(&r.names);
+    let width = t.ops.iter().map(|o| o.width()).chain(r.names.iter().map(|n| n.width())).max().unwrap_or(4).max(8);
     let _ = writeln!(s, "evaluation trace (the primal computation, as ferrax stages it)");
     for (i, label) in t.labels.iter().enumerate() {
         let what = if i < n_in { r.names[i].clone() } else { t.ops[i - n_in].clone() };
-        let _ = writeln!(s, "  {label:>5} = {what:<width$} = {:>14}", num(t.values[i]));
+        let _ = writeln!(s, "  {label:>5} = {} = {:>14}", pad(&what, width), num(t.values[i]));
     }
-    let _ = writeln!(s, "  {:>5} = {:<width$} = {:>14}\n", "y", t.labels[t.output], num(t.values[t.output]));
+    let _ = writeln!(s, "  {y:>5} = {} = {:>14}\n", pad(&t.labels[t.output], width), num(t.values[t.output]));
 
     let _ = writeln!(s, "forward mode (tangent trace: one pass per input direction)");
     let header: String = r.names.iter().map(|n| format!("{:>14}", format!("d/d{n}"))).collect();
@@ -300,19 +426,30 @@ fn print_scalar(p: &Problem, r: &Report) -> String {
     }
     let _ = writeln!(s);
 
-    let _ = writeln!(s, "reverse mode (adjoint trace: one backward pass for all inputs; v̄ = ∂y/∂v)");
+    let _ = writeln!(s, "reverse mode (adjoint trace: one backward pass for all inputs; v̄ = ∂{y}/∂v)");
+    let formulas: Vec<String> = (0..t.labels.len())
+        .map(|i| {
+            let formula = if i == t.output {
+                format!("{y}̄ (seed)")
+            } else {
+                t.consumers[i]
+                    .iter()
+                    .map(|&k| format!("v̄{}·∂{}/∂{}", &t.labels[k][1..], t.labels[k], t.labels[i]))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            };
+            if formula.is_empty() {
+                format!("0 ({y} does not depend on it)")
+            } else {
+                formula
+            }
+        })
+        .collect();
+    // Display widths, not character counts: v̄ is two characters in one column.
+    let formula_width = formulas.iter().map(|f| f.width()).max().unwrap_or(0).max(40);
     for i in (0..t.labels.len()).rev() {
-        let formula = if i == t.output {
-            "ȳ (seed)".to_string()
-        } else {
-            t.consumers[i]
-                .iter()
-                .map(|&k| format!("v̄{}·∂{}/∂{}", &t.labels[k][1..], t.labels[k], t.labels[i]))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        };
-        let formula = if formula.is_empty() { "0 (y does not depend on it)".to_string() } else { formula };
-        let _ = writeln!(s, "  v̄{:<4} = {:<40} = {:>14}", &t.labels[i][1..], formula, num(t.adjoints[i]));
+        let label = format!("v̄{}", &t.labels[i][1..]);
+        let _ = writeln!(s, "  {} = {} = {:>14}", pad(&label, 6), pad(&formulas[i], formula_width), num(t.adjoints[i]));
     }
     let xs: Vec<String> = r.names.iter().zip(&t.adjoints).map(|(n, a)| format!("∂f/∂{n} = {}", num(*a))).collect();
     let _ = writeln!(s, "  so {}\n", xs.join(", "));
@@ -324,24 +461,27 @@ fn print_scalar(p: &Problem, r: &Report) -> String {
         let (numv, h) = r.numerical[j];
         let _ = writeln!(s, "  ∂f/∂{n}");
         // Every digit of each f64, so the numerical error is visible and AD's absence of one is too.
-        let _ = writeln!(s, "    symbolic     {sym_text}  =  {sym}");
+        let _ = writeln!(s, "    symbolic     {sym_text}  =  {}", full(*sym));
         let _ = writeln!(
             s,
-            "    numerical    {numv}   (central difference, h = {h:.1e}; error {:.1e})",
+            "    numerical    {}   (central difference, h = {h:.1e}; error {:.1e})",
+            full(numv),
             (numv - sym).abs()
         );
-        let _ = writeln!(s, "    forward      {}   (jvp along {n})", r.forward[j]);
-        let _ = writeln!(s, "    reverse      {}   (grad)", r.reverse[j]);
+        let _ = writeln!(s, "    forward      {}   (jvp along {n})", full(r.forward[j]));
+        let _ = writeln!(s, "    reverse      {}   (grad)", full(r.reverse[j]));
     }
-    let max_diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    for note in &r.notes {
+        let _ = writeln!(s, "  note: {note}");
+    }
     let syms: Vec<f64> = r.symbolic.iter().map(|x| x.1).collect();
     let nums: Vec<f64> = r.numerical.iter().map(|x| x.0).collect();
     let _ = writeln!(
         s,
-        "  agreement: forward vs reverse {:.1e}, AD vs symbolic {:.1e}, numerical vs symbolic {:.1e}",
-        max_diff(&r.forward, &r.reverse),
-        max_diff(&r.reverse, &syms),
-        max_diff(&nums, &syms)
+        "  agreement (largest relative difference): forward vs reverse {}, AD vs symbolic {}, numerical vs symbolic {}",
+        agreement(&r.forward, &r.reverse),
+        agreement(&r.reverse, &syms),
+        agreement(&nums, &syms)
     );
     if let Some((ad, sym)) = &r.hessian {
         let _ = writeln!(s, "\nHessian (AD: jacfwd of jacrev; symbolic: each partial differentiated again)");
@@ -350,8 +490,8 @@ fn print_scalar(p: &Problem, r: &Report) -> String {
             let srow: String = b.iter().map(|v| format!("{:>14}", num(*v))).collect();
             let _ = writeln!(s, "  AD {row}    symbolic {srow}");
         }
-        let worst = ad.iter().flatten().zip(sym.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-        let _ = writeln!(s, "  agreement: {worst:.1e}");
+        let (flat_ad, flat_sym): (Vec<f64>, Vec<f64>) = ad.iter().flatten().zip(sym.iter().flatten()).unzip();
+        let _ = writeln!(s, "  agreement (largest relative difference): {}", agreement(&flat_ad, &flat_sym));
     }
     let (ft, fd, gt, gd, ad) = r.swell;
     let _ = writeln!(
@@ -362,73 +502,54 @@ fn print_scalar(p: &Problem, r: &Report) -> String {
     s
 }
 
-fn json_scalar(p: &Problem, r: &Report) -> Json {
+fn json_scalar(p: &Problem, r: &Report) -> Value {
     let t = &r.traces;
     let n_in = r.names.len();
-    let rows = |f: &dyn Fn(usize) -> Json| Json::Arr((0..t.labels.len()).map(f).collect());
-    let per_var =
-        |f: &dyn Fn(usize) -> Json| Json::Obj(r.names.iter().enumerate().map(|(j, n)| (n.clone(), f(j))).collect());
-    Json::obj(vec![
-        ("expression", Json::Str(p.source.clone())),
-        ("at", Json::Obj(r.names.iter().zip(&t.values).map(|(n, v)| (n.clone(), Json::Num(*v))).collect())),
-        ("value", Json::Num(r.value)),
-        (
-            "trace",
-            rows(&|i| {
-                let op = if i < n_in { r.names[i].clone() } else { t.ops[i - n_in].clone() };
-                Json::obj(vec![
-                    ("v", Json::Str(t.labels[i].clone())),
-                    ("op", Json::Str(op)),
-                    ("value", Json::Num(t.values[i])),
-                    (
-                        "tangents",
-                        Json::Obj(
-                            r.names.iter().enumerate().map(|(j, n)| (n.clone(), Json::Num(t.tangents[j][i]))).collect(),
-                        ),
-                    ),
-                    ("adjoint", Json::Num(t.adjoints[i])),
-                ])
-            }),
-        ),
-        ("output", Json::Str(t.labels[t.output].clone())),
-        (
-            "gradient",
-            per_var(&|j| {
-                Json::obj(vec![
-                    ("symbolic", Json::Str(r.symbolic[j].0.clone())),
-                    ("symbolic_value", Json::Num(r.symbolic[j].1)),
-                    ("numerical", Json::Num(r.numerical[j].0)),
-                    ("numerical_step", Json::Num(r.numerical[j].1)),
-                    ("forward", Json::Num(r.forward[j])),
-                    ("reverse", Json::Num(r.reverse[j])),
-                ])
-            }),
-        ),
-        (
-            "hessian",
-            match &r.hessian {
-                None => Json::Null,
-                Some((ad, sym)) => Json::obj(vec![
-                    ("ad", Json::Arr(ad.iter().map(|r| Json::nums(r)).collect())),
-                    ("symbolic", Json::Arr(sym.iter().map(|r| Json::nums(r)).collect())),
-                ]),
-            },
-        ),
-        (
-            "swell",
-            Json::obj(vec![
-                ("f_tree", Json::Num(r.swell.0 as f64)),
-                ("f_dag", Json::Num(r.swell.1 as f64)),
-                ("gradient_tree", Json::Num(r.swell.2 as f64)),
-                ("gradient_dag", Json::Num(r.swell.3 as f64)),
-                ("ad_graph_equations", Json::Num(r.swell.4 as f64)),
-            ]),
-        ),
-    ])
+    let per_var = |f: &dyn Fn(usize) -> Value| -> Value {
+        Value::Object(r.names.iter().enumerate().map(|(j, n)| (n.clone(), f(j))).collect())
+    };
+    let trace: Vec<Value> = (0..t.labels.len())
+        .map(|i| {
+            let op = if i < n_in { r.names[i].clone() } else { t.ops[i - n_in].clone() };
+            json!({
+                "v": t.labels[i],
+                "op": op,
+                "value": t.values[i],
+                "tangents": per_var(&|j| json!(t.tangents[j][i])),
+                "adjoint": t.adjoints[i],
+            })
+        })
+        .collect();
+    json!({
+        "expression": p.source,
+        "at": per_var(&|j| json!(t.values[j])),
+        "value": r.value,
+        "trace": trace,
+        "output": t.labels[t.output],
+        "gradient": per_var(&|j| json!({
+            "symbolic": r.symbolic[j].0,
+            "symbolic_value": r.symbolic[j].1,
+            "numerical": r.numerical[j].0,
+            "numerical_step": r.numerical[j].1,
+            "forward": r.forward[j],
+            "reverse": r.reverse[j],
+        })),
+        "hessian": r.hessian.as_ref().map(|(ad, sym)| json!({"ad": ad, "symbolic": sym})),
+        "notes": r.notes,
+        "swell": {
+            "f_tree": r.swell.0,
+            "f_dag": r.swell.1,
+            "gradient_tree": r.swell.2,
+            "gradient_dag": r.swell.3,
+            "ad_graph_equations": r.swell.4,
+        },
+    })
 }
 
 /// The error of central and forward differences against the symbolic
-/// derivative over steps 1e-16 … 1, beside the AD error, one chart per variable.
+/// derivative over steps 1e-16 … 1, beside the AD error, one chart per
+/// variable. Steps whose difference quotient is not finite are left out,
+/// and the chart says how many.
 fn error_plot(p: &Problem, r: &Report) -> String {
     let x = p.tensors();
     let hs: Vec<f64> = (0..=64).map(|k| 10f64.powf(-16.0 + 0.25 * k as f64)).collect();
@@ -440,18 +561,30 @@ fn error_plot(p: &Problem, r: &Report) -> String {
         .enumerate()
         .map(|(j, n)| {
             let exact = r.symbolic[j].1;
-            let series = |name: &str, color, f: &dyn Fn(f64) -> f64| Series {
-                name: name.into(),
-                points: hs.iter().map(|&h| (h, floor((f(h) - exact).abs(), exact))).collect(),
-                color,
-                dashed: false,
+            let mut left_out = 0;
+            let mut series = |name: &str, color, f: &dyn Fn(f64) -> f64| {
+                let points: Vec<(f64, f64)> = hs.iter().map(|&h| (h, floor((f(h) - exact).abs(), exact))).collect();
+                left_out += points.iter().filter(|(_, e)| !e.is_finite()).count();
+                Series { name: name.into(), points, color, dashed: false }
             };
+            let forward = series("forward difference", "#ff7f0e", &|h| forward_difference(p, &x, n, h));
+            let central = series("central difference", "#1f77b4", &|h| central_difference(p, &x, n, h));
             let ad_error = (r.reverse[j] - exact).abs();
             let ad = floor(ad_error, exact);
             let ad_name = if ad_error == 0.0 {
-                "automatic differentiation (error 0, drawn at ε/100)".to_string()
+                "AD (error 0, drawn at ε/100)".to_string()
             } else {
-                format!("automatic differentiation (error {ad_error:.1e})")
+                format!("AD (error {ad_error:.1e})")
+            };
+            let note = if !exact.is_finite() {
+                Some(format!("∂f/∂{n} is {exact} at this point: there is no error to draw"))
+            } else if left_out > 0 {
+                Some(format!(
+                    "{left_out} of {} steps give a NaN or infinite difference quotient; left out",
+                    2 * hs.len()
+                ))
+            } else {
+                None
             };
             Chart {
                 title: format!("error of ∂f/∂{n} against the step h"),
@@ -460,8 +593,8 @@ fn error_plot(p: &Problem, r: &Report) -> String {
                 log_x: true,
                 log_y: true,
                 series: vec![
-                    series("forward difference", "#ff7f0e", &|h| forward_difference(p, &x, n, h)),
-                    series("central difference", "#1f77b4", &|h| central_difference(p, &x, n, h)),
+                    forward,
+                    central,
                     Series {
                         name: ad_name,
                         points: vec![(hs[0], ad), (hs[hs.len() - 1], ad)],
@@ -469,6 +602,7 @@ fn error_plot(p: &Problem, r: &Report) -> String {
                         dashed: true,
                     },
                 ],
+                note,
             }
         })
         .collect();
@@ -476,7 +610,7 @@ fn error_plot(p: &Problem, r: &Report) -> String {
 }
 
 /// The Jacobian of a vector function by jacfwd, jacrev, central differences and (for scalar variables) symbolically.
-fn vector_report(p: &Problem, want_jacobian: bool, as_json: bool) -> Result<String, String> {
+fn vector_report(p: &Problem, want_jacobian: bool, as_json: bool) -> String {
     let x = p.tensors();
     let y = p.eval(&x);
     let mut s = String::new();
@@ -488,30 +622,34 @@ fn vector_report(p: &Problem, want_jacobian: bool, as_json: bool) -> Result<Stri
     let _ = writeln!(s, "value {} = {y}", y.aval());
     let graph = make_graph(|v: &BTreeMap<String, Tensor>| p.eval(v), &x);
     let _ = writeln!(s, "\nthe staged computation:\n{graph}");
-    let mut json = vec![("expression", Json::Str(p.source.clone())), ("value", Json::nums(&y.to_vec::<f64>()))];
+    let mut json = serde_json::Map::new();
+    json.insert("expression".into(), json!(p.source));
+    json.insert("value".into(), json!(y.to_vec::<f64>()));
     if want_jacobian {
         let xf = p.flat_point();
         let jf = jacfwd(|v: &Tensor| p.flat(v))(&xf);
         let jr = jacrev(|v: &Tensor| p.flat(v))(&xf);
         let jn = numerical_jacobian(|v: &Tensor| p.flat(v), &xf);
-        let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().item();
+        let diff = |a: &Tensor, b: &Tensor| agreement(&a.to_vec::<f64>(), &b.to_vec::<f64>());
         let _ = writeln!(s, "\nJacobian [outputs × inputs], by jacfwd (vmap of jvp):\n{jf}");
         let _ = writeln!(
             s,
-            "by jacrev (vmap of vjp) it differs by {:.1e}; by central differences by {:.1e}",
+            "by jacrev (vmap of vjp) it differs by {} (relative); by central differences by {}",
             diff(&jf, &jr),
             diff(&jf, &jn)
         );
-        json.push((
-            "jacobian_forward",
-            Json::Arr((0..jf.shape()[0]).map(|i| Json::nums(&jf.slice(0, i, i + 1).to_vec::<f64>())).collect()),
-        ));
-        json.push(("jacobian_reverse_max_difference", Json::Num(diff(&jf, &jr))));
-        json.push(("jacobian_numerical_max_difference", Json::Num(diff(&jf, &jn))));
+        let rows: Vec<Vec<f64>> = (0..jf.shape()[0]).map(|i| jf.slice(0, i, i + 1).to_vec::<f64>()).collect();
+        let largest = |a: &Tensor, b: &Tensor| {
+            let (a, b) = (a.to_vec::<f64>(), b.to_vec::<f64>());
+            a.iter().zip(&b).map(|(x, y)| relative_difference(*x, *y)).fold(0.0, f64::max)
+        };
+        json.insert("jacobian_forward".into(), json!(rows));
+        json.insert("jacobian_reverse_max_difference".into(), json!(largest(&jf, &jr)));
+        json.insert("jacobian_numerical_max_difference".into(), json!(largest(&jf, &jn)));
         if p.scalar_vars() {
             let point: BTreeMap<String, f64> = p.at.iter().map(|(k, v)| (k.clone(), v[0])).collect();
             let _ = writeln!(s, "symbolically:");
-            let mut rows = Vec::new();
+            let mut symbolic = Vec::new();
             for e in &p.exprs {
                 let cells: Vec<(String, f64)> = p
                     .names()
@@ -524,51 +662,59 @@ fn vector_report(p: &Problem, want_jacobian: bool, as_json: bool) -> Result<Stri
                     "  [{}]",
                     cells.iter().map(|(t, v)| format!("{t} = {}", num(*v))).collect::<Vec<_>>().join(",  ")
                 );
-                rows.push(Json::Arr(cells.into_iter().map(|(t, _)| Json::Str(t)).collect()));
+                symbolic.push(cells.into_iter().map(|(t, _)| t).collect::<Vec<_>>());
             }
-            json.push(("jacobian_symbolic", Json::Arr(rows)));
+            json.insert("jacobian_symbolic".into(), json!(symbolic));
         }
     } else {
         let _ = writeln!(s, "(pass --jacobian for the Jacobian)");
     }
-    Ok(if as_json { Json::obj(json).pretty() } else { s })
+    if as_json {
+        serde_json::to_string_pretty(&Value::Object(json)).expect("JSON values serialise")
+    } else {
+        s
+    }
 }
 
-pub fn run(argv: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(argv, &["at", "plot"], &["hessian", "jacobian", "json"])?;
-    let source = match args.positional.as_slice() {
-        [e] => e.clone(),
-        [] => return Err(format!("explain needs an expression\n\n{USAGE}").into()),
-        more => return Err(format!("explain takes one expression (quote it), got {}", more.len()).into()),
-    };
-    let problem = setup(&source, args.value("at").unwrap_or(""))?;
-    if !problem.is_scalar() || problem.at.is_empty() {
-        if args.switch("hessian") || args.value("plot").is_some() {
-            return Err("--hessian and --plot are for a scalar function of scalar variables".into());
+pub fn run(args: Args) -> Result<(), Failure> {
+    // Refuse what can be refused before computing anything.
+    if let Some(path) = &args.plot {
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            return Err(usage(format!(
+                "--plot {}: ferrax draws its plots as SVG; give a file name ending in .svg",
+                path.display()
+            )));
         }
-        println!(
-            "{}",
-            vector_report(
-                &problem,
-                args.switch("jacobian") || !problem.at.is_empty() && problem.exprs.len() > 1,
-                args.switch("json")
-            )?
-        );
+    }
+    let problem = setup(&args.expression, &args.at).map_err(usage)?;
+    if !problem.is_scalar() || problem.at.is_empty() {
+        if args.hessian || args.plot.is_some() {
+            return Err(usage("--hessian and --plot are for a scalar function of scalar variables"));
+        }
+        let want_jacobian = args.jacobian || !problem.at.is_empty() && problem.exprs.len() > 1;
+        out!("{}\n", vector_report(&problem, want_jacobian, args.json));
         return Ok(());
     }
-    let report = scalar_report(&problem, args.switch("hessian"));
-    if args.switch("json") {
-        println!("{}", json_scalar(&problem, &report).pretty());
-    } else {
-        print!("{}", print_scalar(&problem, &report));
+    if let Some(path) = &args.plot {
+        check_svg("--plot", path)?;
     }
-    if let Some(path) = args.value("plot") {
-        if !path.ends_with(".svg") {
-            return Err(format!("--plot {path}: ferrax draws SVG; give a file name ending in .svg").into());
+    let report = scalar_report(&problem, args.hessian);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&json_scalar(&problem, &report)).expect("JSON values serialise"));
+    } else {
+        if args.jacobian {
+            outln!(
+                "(--jacobian: f is a scalar function of scalars, so its Jacobian is the gradient, shown four ways \
+                 below; the option is for vector functions)\n"
+            );
         }
-        std::fs::write(path, error_plot(&problem, &report)).map_err(|e| format!("--plot {path}: {e}"))?;
-        if !args.switch("json") {
-            println!("wrote the error-against-step plot to {path}");
+        out!("{}", print_scalar(&problem, &report));
+    }
+    if let Some(path) = &args.plot {
+        ferrax::io::write_atomically(path, error_plot(&problem, &report).as_bytes())
+            .map_err(|e| failed(format!("--plot {}: {e}", path.display())))?;
+        if !args.json {
+            outln!("wrote the error-against-step plot to {}", path.display());
         }
     }
     Ok(())

@@ -21,13 +21,16 @@ pub struct Chart {
     pub log_x: bool,
     pub log_y: bool,
     pub series: Vec<Series>,
+    /// A line of text under the title (what was left out, and why).
+    pub note: Option<String>,
 }
 
 const W: f64 = 640.0;
-const H: f64 = 400.0;
+const H: f64 = 420.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
-const TOP: f64 = 40.0;
+/// Room for the title, the note and one row of legend entries above the plot area.
+const TOP: f64 = 76.0;
 const BOTTOM: f64 = 50.0;
 
 fn escape(s: &str) -> String {
@@ -152,7 +155,18 @@ impl Chart {
             (TOP + H - BOTTOM) / 2.0,
             escape(&self.y_label)
         );
-        for (i, (series, pts)) in self.series.iter().zip(&visible).enumerate() {
+        if let Some(note) = &self.note {
+            let _ = writeln!(
+                s,
+                r##"<text x="{}" y="40" text-anchor="middle" fill="#555">{}</text>"##,
+                W / 2.0,
+                escape(note)
+            );
+        }
+        // The legend: one row above the plot area, so it never covers the data.
+        let mut legend_x = LEFT;
+        let legend_y = TOP - 14.0;
+        for (series, pts) in self.series.iter().zip(&visible) {
             let path: Vec<String> = pts.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
             let dash = if series.dashed { r#" stroke-dasharray="6 4""# } else { "" };
             if !path.is_empty() {
@@ -163,28 +177,24 @@ impl Chart {
                     series.color
                 );
             }
-            let ly = TOP + 16.0 + 16.0 * i as f64;
-            // The legend box fits the longest name (about 7 px a character at this size).
-            let legend_w = 40.0 + 7.0 * self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
-            let legend_x = W - RIGHT - legend_w - 6.0;
-            if i == 0 {
-                let _ = writeln!(
-                    s,
-                    r##"<rect x="{legend_x}" y="{}" width="{legend_w}" height="{}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##,
-                    TOP + 4.0,
-                    16.0 * self.series.len() as f64 + 8.0
-                );
+            // Markers where there are few points: a single epoch is one point, which a line cannot show.
+            if pts.len() <= 20 && !series.dashed {
+                for (x, y) in pts {
+                    let _ =
+                        writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#, px(*x), py(*y), series.color);
+                }
             }
             let _ = writeln!(
                 s,
-                r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
-                legend_x + 6.0,
-                legend_x + 26.0,
+                r#"<line x1="{legend_x}" y1="{legend_y}" x2="{}" y2="{legend_y}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+                legend_x + 20.0,
                 series.color,
-                legend_x + 31.0,
-                ly + 4.0,
+                legend_x + 25.0,
+                legend_y + 4.0,
                 escape(&series.name)
             );
+            // About 7 px a character at this size.
+            legend_x += 45.0 + 7.0 * series.name.chars().count() as f64;
         }
         s.push_str("</svg>\n");
         s

@@ -12,6 +12,8 @@ pub struct Traces {
     pub labels: Vec<String>,
     /// What computes each equation, in the labels of its operands.
     pub ops: Vec<String>,
+    /// Each equation's primitive and the values of its operands.
+    pub applications: Vec<(&'static str, Vec<f64>)>,
     /// Values of the inputs, then of each equation's output.
     pub values: Vec<f64>,
     /// `tangents[j][i]`: the tangent of variable row `i` along input `j`.
@@ -112,6 +114,13 @@ pub fn traces(g: &Graph, inputs: &[Tensor]) -> Traces {
         .collect();
     let eqn_values = eval_rows(g, inputs, None);
     let values: Vec<f64> = inputs.iter().chain(&eqn_values).map(Tensor::item).collect();
+    let value_of = |v: usize| match g.defs[v] {
+        Def::Input(i) => inputs[i].item(),
+        Def::Const(c) => g.consts[c].1.item(),
+        Def::Eqn(k) => eqn_values[k].item(),
+    };
+    let applications =
+        g.eqns.iter().map(|e| (e.prim.name(), e.inputs.iter().map(|&v| value_of(v)).collect())).collect();
 
     // Forward mode: one jvp per input direction gives the tangent of every row.
     let tangents = (0..inputs.len())
@@ -147,6 +156,7 @@ pub fn traces(g: &Graph, inputs: &[Tensor]) -> Traces {
     Traces {
         labels: vars.iter().map(|&v| labels[v].clone()).collect(),
         ops,
+        applications,
         values,
         tangents,
         adjoints,

@@ -1,44 +1,192 @@
 //! `ferrax train`: an MLP classifier on the UCI handwritten digits.
+//!
+//! Every option is checked before any work; the checkpoint carries what is
+//! needed to use and to resume the model (widths, activation, input
+//! scaling, seed, split, batch size, a fingerprint of the data), and
+//! `--resume` refuses options that contradict it.
 
-use std::io::{IsTerminal, Write};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferrax::data::{accuracy, parse_digits_csv, Dataset, Standardizer};
-use ferrax::io::{load_safetensors, save_safetensors};
+use ferrax::io::{load_safetensors, load_safetensors_metadata, save_safetensors_with_metadata};
 use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
 use ferrax::optim::{Adam, AdamState, Optimizer};
 use ferrax::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::Args;
+use crate::output::{check_svg, check_writable, failed, outln, usage, Failure};
 use crate::plot::{stack, Chart, Series};
 
 /// The digits data, compiled into the binary (see data/README.md for its source and licence).
 const DIGITS_CSV: &str = include_str!("../../data/digits.csv");
 
-pub const USAGE: &str = "\
-ferrax train [options]
-  Trains an MLP on the UCI handwritten digits (1,797 8x8 images, 10 classes)
-  with Adam and softmax cross-entropy, prints the test accuracy and saves a
-  checkpoint (parameters, optimizer state, epoch) as safetensors.
+/// The checkpoint format this version writes and reads.
+const FORMAT: &str = "ferrax-train-digits-mlp/2";
 
-  --epochs N        epochs to train (default 30)
-  --batch N         minibatch size (default 64)
-  --lr X            Adam learning rate (default 0.001)
-  --hidden A,B,..   hidden widths (default 128,64)
-  --activation F    relu, tanh, sigmoid, gelu, softplus (default relu)
-  --seed N          seed for the split, the initial weights and the batches (default 0)
-  --out FILE        checkpoint to write (default digits-mlp.safetensors)
-  --resume FILE     continue from a checkpoint written with the same model options
-  --plot FILE.svg   draw the loss and accuracy curves
-  --data FILE       a digits CSV to use instead of the built-in copy";
+/// The fraction of the examples held out for testing.
+const TEST_FRACTION: f64 = 0.2;
 
-/// What a checkpoint holds: the model, the optimizer state and the epochs done.
+/// More parameters than this are refused before anything is allocated:
+/// with Adam's two moments and a gradient, 2^28 f32 parameters need 4 GiB.
+const MAX_PARAMETERS: u128 = 1 << 28;
+
+/// `ferrax train`'s options. Those that define the run (widths, activation,
+/// seed, batch size, data) default to the checkpoint's under `--resume`.
+#[derive(clap::Args)]
+#[command(after_help = "Trains an MLP on the UCI handwritten digits (1,797 8x8 images, 10 classes) with Adam and \
+softmax cross-entropy, prints the test accuracy, and saves a checkpoint after every epoch: the parameters, the \
+optimizer state, the epoch, the input scaling, and what the run was (widths, activation, seed, split, batch, data).")]
+pub struct Args {
+    /// Epochs to train (at least 1)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: u32,
+    /// Minibatch size [default: 64]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: Option<u32>,
+    /// Adam learning rate, a finite positive number
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_finite, allow_negative_numbers = true)]
+    lr: f64,
+    /// Hidden widths, comma-separated [default: 128,64]
+    #[arg(long, value_parser = widths)]
+    hidden: Option<Widths>,
+    /// relu, tanh, sigmoid, gelu, gelu_tanh, softplus or identity [default: relu]
+    #[arg(long, value_parser = activation)]
+    activation: Option<Activation>,
+    /// Seed for the split, the initial weights and the batches [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Checkpoint to write (after every epoch, atomically)
+    #[arg(long, default_value = "digits-mlp.safetensors")]
+    out: PathBuf,
+    /// Continue from a checkpoint; options that contradict it are refused
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Draw the loss and accuracy curves (an .svg file)
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// A digits CSV to use instead of the built-in copy
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// Hidden widths, as a clap value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Widths(Vec<usize>);
+
+fn positive_finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite positive number")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
+fn widths(s: &str) -> Result<Widths, String> {
+    let ws = s
+        .split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(0) => Err("a width of 0 leaves no units in the layer".to_string()),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!("'{}' is not a width", w.trim())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Widths(ws))
+}
+
+fn activation(s: &str) -> Result<Activation, String> {
+    Activation::parse(s).ok_or_else(|| "expected relu, tanh, sigmoid, gelu, gelu_tanh, softplus or identity".into())
+}
+
+fn activation_name(a: Activation) -> &'static str {
+    match a {
+        Activation::Relu => "relu",
+        Activation::Tanh => "tanh",
+        Activation::Sigmoid => "sigmoid",
+        Activation::Gelu => "gelu",
+        Activation::GeluTanh => "gelu_tanh",
+        Activation::Softplus => "softplus",
+        Activation::Identity => "identity",
+    }
+}
+
+/// What a checkpoint holds: the model, the optimizer state, the epochs
+/// done, and the input scaling the model was trained with.
 #[derive(Tree)]
 struct Checkpoint {
     model: Mlp,
     optimizer: AdamState<Mlp>,
     /// Epochs completed, an i64 scalar.
     epoch: Tensor,
+    /// Per-pixel mean and standard deviation of the training inputs.
+    scaling: (Tensor, Tensor),
+}
+
+/// What defines a run: a resumed run must have the same.
+#[derive(Clone, Debug, PartialEq)]
+struct Run {
+    widths: Vec<usize>,
+    activation: Activation,
+    seed: u64,
+    batch: usize,
+    test_fraction: f64,
+    /// Where the data came from, and a fingerprint of its text.
+    data: String,
+    data_hash: u64,
+}
+
+impl Run {
+    fn metadata(&self, lr: f64) -> BTreeMap<String, String> {
+        let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        BTreeMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("widths".to_string(), list(&self.widths)),
+            ("activation".to_string(), activation_name(self.activation).to_string()),
+            ("seed".to_string(), self.seed.to_string()),
+            ("batch".to_string(), self.batch.to_string()),
+            ("test_fraction".to_string(), self.test_fraction.to_string()),
+            ("data".to_string(), self.data.clone()),
+            ("data_hash".to_string(), format!("{:016x}", self.data_hash)),
+            ("lr".to_string(), lr.to_string()),
+        ])
+    }
+
+    fn from_metadata(path: &Path, meta: &BTreeMap<String, String>) -> Result<Run, Failure> {
+        let bad = |what: &str| usage(format!("--resume {}: {what}", path.display()));
+        match meta.get("format") {
+            Some(f) if f == FORMAT => {}
+            Some(f) => return Err(bad(&format!("a checkpoint of format '{f}', not '{FORMAT}'"))),
+            None => return Err(bad("not a ferrax train checkpoint (its header has no run description)")),
+        }
+        let get = |k: &str| meta.get(k).ok_or_else(|| bad(&format!("the checkpoint's header lacks '{k}'")));
+        let parse_err = |k: &str| bad(&format!("the checkpoint's '{k}' cannot be read"));
+        let widths = get("widths")?
+            .split(',')
+            .map(|w| w.parse::<usize>().ok().filter(|&w| w > 0))
+            .collect::<Option<Vec<_>>>()
+            .filter(|w| w.len() >= 2 && w[0] == 64 && *w.last().unwrap() == 10)
+            .ok_or_else(|| parse_err("widths"))?;
+        Ok(Run {
+            widths,
+            activation: Activation::parse(get("activation")?).ok_or_else(|| parse_err("activation"))?,
+            seed: get("seed")?.parse().map_err(|_| parse_err("seed"))?,
+            batch: get("batch")?.parse().ok().filter(|&b| b > 0).ok_or_else(|| parse_err("batch"))?,
+            test_fraction: get("test_fraction")?
+                .parse()
+                .ok()
+                .filter(|f: &f64| *f > 0.0 && *f < 1.0)
+                .ok_or_else(|| parse_err("test_fraction"))?,
+            data: get("data")?.clone(),
+            data_hash: u64::from_str_radix(get("data_hash")?, 16).map_err(|_| parse_err("data_hash"))?,
+        })
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint of the data's text, to notice a resumed
+/// run on other data.
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// One epoch's numbers.
@@ -48,136 +196,255 @@ struct EpochStats {
     test_acc: f64,
 }
 
-pub fn run(argv: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse(
-        argv,
-        &["epochs", "batch", "lr", "hidden", "activation", "seed", "out", "resume", "plot", "data"],
-        &[],
-    )?;
-    let epochs: usize = args.parsed("epochs", 30)?;
-    let batch: usize = args.parsed("batch", 64)?;
-    let lr: f64 = args.parsed("lr", 1e-3)?;
-    let seed: u64 = args.parsed("seed", 0)?;
-    let hidden: Vec<usize> = args
-        .value("hidden")
-        .unwrap_or("128,64")
-        .split(',')
-        .map(|w| w.trim().parse().map_err(|_| format!("--hidden: '{w}' is not a width")))
-        .collect::<Result<_, _>>()?;
-    let act_name = args.value("activation").unwrap_or("relu");
-    let activation = Activation::parse(act_name).ok_or_else(|| format!("--activation: unknown '{act_name}'"))?;
-    let out = args.value("out").unwrap_or("digits-mlp.safetensors").to_string();
-
-    let text = match args.value("data") {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--data {path}: {e}"))?,
-        None => DIGITS_CSV.to_string(),
+/// The options merged with the checkpoint being resumed: an option given on
+/// the command line must agree with the checkpoint.
+fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u64) -> Result<Run, Failure> {
+    let fresh = Run {
+        widths: [64].into_iter().chain(args.hidden.clone().map_or(vec![128, 64], |w| w.0)).chain([10]).collect(),
+        activation: args.activation.unwrap_or(Activation::Relu),
+        seed: args.seed.unwrap_or(0),
+        batch: args.batch.map_or(64, |b| b as usize),
+        test_fraction: TEST_FRACTION,
+        data: data.to_string(),
+        data_hash,
     };
-    let data = parse_digits_csv(&text)?;
-    let (train, test) = data.split(0.2, seed);
-    let scaler = Standardizer::fit(&train.x);
+    let Some((path, old)) = resumed else { return Ok(fresh) };
+    let refuse = |flag: &str, given: String, saved: String| {
+        usage(format!(
+            "{flag} {given} contradicts --resume {}, which was trained with {flag} {saved}; leave {flag} out to \
+             continue that run",
+            path.display()
+        ))
+    };
+    if let Some(h) = &args.hidden {
+        if old.widths[1..old.widths.len() - 1] != h.0[..] {
+            let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+            return Err(refuse("--hidden", list(&h.0), list(&old.widths[1..old.widths.len() - 1])));
+        }
+    }
+    if let Some(a) = args.activation.filter(|&a| a != old.activation) {
+        return Err(refuse("--activation", activation_name(a).into(), activation_name(old.activation).into()));
+    }
+    if let Some(s) = args.seed.filter(|&s| s != old.seed) {
+        // The seed fixes the split: another seed would test on training examples.
+        return Err(refuse("--seed", s.to_string(), old.seed.to_string()));
+    }
+    if let Some(b) = args.batch.filter(|&b| b as usize != old.batch) {
+        return Err(refuse("--batch", b.to_string(), old.batch.to_string()));
+    }
+    if data_hash != old.data_hash {
+        return Err(usage(format!(
+            "--resume {}: the checkpoint was trained on {} and this run reads {data} (other examples); the test \
+             split would no longer be held out",
+            path.display(),
+            old.data
+        )));
+    }
+    Ok(old.clone())
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    // Everything that can be refused is refused before any work, and before
+    // anything is written.
+    if let Some(p) = &args.plot {
+        if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            return Err(usage(format!(
+                "--plot {}: ferrax draws its plots as SVG; give a file name ending in .svg",
+                p.display()
+            )));
+        }
+    }
+    let (text, source) = match &args.data {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| usage(format!("--data {}: {e}", path.display())))?,
+            path.display().to_string(),
+        ),
+        None => (DIGITS_CSV.to_string(), "the built-in digits".to_string()),
+    };
+    let data = parse_digits_csv(&text).map_err(|e| usage(format!("--data {source}: {e}")))?;
+    let resumed = match &args.resume {
+        Some(path) => {
+            let meta =
+                load_safetensors_metadata(path).map_err(|e| usage(format!("--resume {}: {e}", path.display())))?;
+            Some((path.as_path(), Run::from_metadata(path, &meta)?))
+        }
+        None => None,
+    };
+    let run = resolve(&args, resumed.as_ref().map(|(p, r)| (*p, r)), &source, fingerprint(&text))?;
+    let parameters: u128 = run.widths.windows(2).map(|w| (w[0] as u128 + 1) * w[1] as u128).sum();
+    if parameters > MAX_PARAMETERS {
+        return Err(usage(format!(
+            "--hidden: widths {:?} make {parameters} parameters, more than the {MAX_PARAMETERS} this command trains \
+             (4 GiB with Adam's state)",
+            &run.widths[1..run.widths.len() - 1]
+        )));
+    }
+    let (train, test) = data.split(run.test_fraction, run.seed);
+    if train.is_empty() || test.is_empty() {
+        return Err(usage(format!(
+            "--data {source}: {} examples are too few to hold out {}% for testing; give at least 3",
+            data.len(),
+            100.0 * run.test_fraction
+        )));
+    }
+
+    check_writable("--out", &args.out)?;
+    if let Some(p) = &args.plot {
+        check_svg("--plot", p)?;
+    }
+
+    let opt = Adam::new(args.lr);
+    let mut model = Mlp::new(&run.widths, run.activation, DType::F32, run.seed);
+    let mut state = opt.init(&model);
+    let mut scaling = {
+        let s = Standardizer::fit(&train.x);
+        (s.mean, s.std)
+    };
+    let steps_per_epoch = train.len().div_ceil(run.batch);
+    let mut start_epoch = 0;
+    if let Some((path, _)) = &resumed {
+        let template = Checkpoint { model, optimizer: state, epoch: Tensor::scalar(0i64), scaling };
+        let c = load_safetensors(path, &template).map_err(|e| usage(format!("--resume {}: {e}", path.display())))?;
+        start_epoch = checked_epoch(path, &c, steps_per_epoch)?;
+        (model, state, scaling) = (c.model, c.optimizer, c.scaling);
+        outln!("resumed from {} after epoch {start_epoch}", path.display());
+    }
+    let scaler = Standardizer { mean: scaling.0.clone(), std: scaling.1.clone() };
     let (train, test) = (
         Dataset { x: scaler.apply(&train.x), y: train.y.clone() },
         Dataset { x: scaler.apply(&test.x), y: test.y.clone() },
     );
-
-    let mut widths = vec![64];
-    widths.extend(&hidden);
-    widths.push(10);
-    let opt = Adam::new(lr);
-    let mut model = Mlp::new(&widths, activation, DType::F32, seed);
-    let mut state = opt.init(&model);
-    let mut start_epoch = 0;
-    if let Some(path) = args.value("resume") {
-        let template = Checkpoint { model: model.clone(), optimizer: state.clone(), epoch: Tensor::scalar(0i64) };
-        let c = load_safetensors(path, &template).map_err(|e| format!("--resume {path}: {e}"))?;
-        (model, state, start_epoch) = (c.model, c.optimizer, c.epoch.item() as usize);
-        println!("resumed from {path} after epoch {start_epoch}");
-    }
-    println!(
-        "digits: {} training and {} test examples; MLP {widths:?} ({} parameters, {act_name}); Adam lr {lr}, batch {batch}",
+    outln!(
+        "digits: {} training and {} test examples; MLP {:?} ({} parameters, {}); Adam lr {}, batch {}",
         train.len(),
         test.len(),
-        model.parameter_count()
+        run.widths,
+        model.parameter_count(),
+        activation_name(run.activation),
+        args.lr,
+        run.batch
     );
 
     let loss_fn = |m: &Mlp, d: &Dataset| softmax_cross_entropy(&m.forward(&d.x), &d.y);
-    let tty = std::io::stdout().is_terminal();
+    let epochs = args.epochs as usize;
+    let last = start_epoch + epochs;
     let mut history = Vec::new();
-    for epoch in start_epoch..start_epoch + epochs {
+    for epoch in start_epoch..last {
         let t0 = Instant::now();
-        let batches = train.batches(batch, seed.wrapping_add(1 + epoch as u64));
+        let batches = train.batches(run.batch, run.seed.wrapping_add(1 + epoch as u64));
+        let bar = progress_bar(batches.len(), epoch + 1, last);
         let mut total = 0.0;
         for (i, b) in batches.iter().enumerate() {
             let (loss, g) = value_and_grad(|m: &Mlp| loss_fn(m, b))(&model);
-            (model, state) = opt.update(&model, &g, &state);
-            total += loss.item() * b.len() as f64;
-            if tty {
-                let done = i + 1;
-                let bar: String = (0..20).map(|k| if k * batches.len() < done * 20 { '#' } else { '-' }).collect();
-                print!(
-                    "\repoch {:>3}/{} [{bar}] loss {:.4}",
+            let loss = loss.item();
+            if !loss.is_finite() {
+                bar.abandon();
+                return Err(failed(format!(
+                    "training diverged: the loss is {loss} at epoch {}, batch {}; {} keeps the model after epoch {epoch} \
+                     (try a smaller --lr)",
                     epoch + 1,
-                    start_epoch + epochs,
-                    total / (done * batch).min(train.len()) as f64
-                );
-                let _ = std::io::stdout().flush();
+                    i + 1,
+                    args.out.display()
+                )));
             }
+            (model, state) = opt.update(&model, &g, &state);
+            total += loss * b.len() as f64;
+            bar.set_message(format!("loss {:.4}", total / ((i + 1) * run.batch).min(train.len()) as f64));
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         let secs = t0.elapsed().as_secs_f64();
         let stats = EpochStats {
             loss: total / train.len() as f64,
             train_acc: accuracy(&model.forward(&train.x), &train.y),
             test_acc: accuracy(&model.forward(&test.x), &test.y),
         };
-        let line = format!(
-            "epoch {:>3}/{} [####################] loss {:.4}  train acc {:.1}%  test acc {:.1}%  {:.0} examples/s",
+        outln!(
+            "epoch {:>3}/{last} loss {:.4}  train acc {:.1}%  test acc {:.1}%  {:.0} examples/s",
             epoch + 1,
-            start_epoch + epochs,
             stats.loss,
             100.0 * stats.train_acc,
             100.0 * stats.test_acc,
             train.len() as f64 / secs
         );
-        if tty {
-            print!("\r{line}\x1b[K\n");
-        } else {
-            println!("{line}");
-        }
         history.push(stats);
+        let checkpoint = Checkpoint {
+            model: model.clone(),
+            optimizer: state.clone(),
+            epoch: Tensor::scalar((epoch + 1) as i64),
+            scaling: scaling.clone(),
+        };
+        save_safetensors_with_metadata(&args.out, &checkpoint, &run.metadata(args.lr))
+            .map_err(|e| failed(format!("--out {}: {e}", args.out.display())))?;
     }
     let final_acc = accuracy(&model.forward(&test.x), &test.y);
-    println!("test accuracy: {:.2}% ({} examples)", 100.0 * final_acc, test.len());
-    let checkpoint = Checkpoint { model, optimizer: state, epoch: Tensor::scalar((start_epoch + epochs) as i64) };
-    save_safetensors(&out, &checkpoint).map_err(|e| format!("{out}: {e}"))?;
-    println!("saved the model and optimizer state to {out}");
-    if let Some(path) = args.value("plot") {
-        let xs: Vec<f64> = (start_epoch + 1..=start_epoch + epochs).map(|e| e as f64).collect();
-        let line = |name: &str, f: &dyn Fn(&EpochStats) -> f64, color| Series {
-            name: name.into(),
-            points: xs.iter().zip(&history).map(|(x, s)| (*x, f(s))).collect(),
-            color,
-            dashed: false,
-        };
-        let charts = [
-            Chart {
-                title: "training loss".into(),
-                x_label: "epoch".into(),
-                y_label: "cross-entropy".into(),
-                log_x: false,
-                log_y: true,
-                series: vec![line("train loss", &|s| s.loss, "#1f77b4")],
-            },
-            Chart {
-                title: "accuracy".into(),
-                x_label: "epoch".into(),
-                y_label: "accuracy".into(),
-                log_x: false,
-                log_y: false,
-                series: vec![line("train", &|s| s.train_acc, "#1f77b4"), line("test", &|s| s.test_acc, "#d62728")],
-            },
-        ];
-        std::fs::write(path, stack(&charts)).map_err(|e| format!("--plot {path}: {e}"))?;
-        println!("wrote the training curves to {path}");
+    outln!("test accuracy: {:.2}% ({} examples)", 100.0 * final_acc, test.len());
+    outln!("saved the model, optimizer state and run description to {}", args.out.display());
+    if let Some(path) = &args.plot {
+        let svg = curves(start_epoch, &history);
+        ferrax::io::write_atomically(path, svg.as_bytes())
+            .map_err(|e| failed(format!("--plot {}: {e}", path.display())))?;
+        outln!("wrote the training curves to {}", path.display());
     }
     Ok(())
+}
+
+/// The checkpoint's epoch, checked against its optimizer's step count: with
+/// a fixed batch size each epoch takes the same number of steps, so a
+/// counter edited by hand shows.
+fn checked_epoch(path: &Path, c: &Checkpoint, steps_per_epoch: usize) -> Result<usize, Failure> {
+    let (epoch, step) = (c.epoch.item(), c.optimizer.step.item());
+    let tampered = |why: String| usage(format!("--resume {}: {why}; the checkpoint was altered", path.display()));
+    if epoch < 0.0 || epoch.fract() != 0.0 || epoch > 1e12 {
+        return Err(tampered(format!("its epoch counter is {epoch}")));
+    }
+    if step != epoch * steps_per_epoch as f64 {
+        return Err(tampered(format!(
+            "its epoch counter ({epoch}) and optimizer step count ({step}) disagree: {steps_per_epoch} steps make an \
+             epoch"
+        )));
+    }
+    Ok(epoch as usize)
+}
+
+/// A progress bar for one epoch's batches, drawn on standard error when it
+/// is a terminal (and nowhere otherwise).
+fn progress_bar(batches: usize, epoch: usize, last: usize) -> ProgressBar {
+    let bar = ProgressBar::new(batches as u64);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:20}] {msg}").expect("a valid template");
+    bar.set_style(style.progress_chars("#>-"));
+    bar.set_prefix(format!("{epoch:>3}/{last}"));
+    bar
+}
+
+/// The loss and accuracy curves, one point per epoch.
+fn curves(start_epoch: usize, history: &[EpochStats]) -> String {
+    let xs: Vec<f64> = (start_epoch + 1..=start_epoch + history.len()).map(|e| e as f64).collect();
+    let line = |name: &str, f: &dyn Fn(&EpochStats) -> f64, color| Series {
+        name: name.into(),
+        points: xs.iter().zip(history).map(|(x, s)| (*x, f(s))).collect(),
+        color,
+        dashed: false,
+    };
+    let charts = [
+        Chart {
+            title: "training loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            log_x: false,
+            log_y: true,
+            series: vec![line("train loss", &|s| s.loss, "#1f77b4")],
+            note: None,
+        },
+        Chart {
+            title: "accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            log_x: false,
+            log_y: false,
+            series: vec![line("train", &|s| s.train_acc, "#1f77b4"), line("test", &|s| s.test_acc, "#d62728")],
+            note: None,
+        },
+    ];
+    stack(&charts)
 }

@@ -25,7 +25,7 @@
 //! assert!((d2.item() - 1.716337815).abs() < 1e-9);
 //! ```
 //!
-//! The layers, bottom up: [`array`] (concrete arrays and CPU kernels),
+//! The layers, bottom up: [`array`](mod@array) (concrete arrays and CPU kernels),
 //! [`core`] (tensors, primitives, `bind` and the trace stack), [`prims`]
 //! (the primitives and their rules), [`composite`] (functions built from
 //! them), [`graph`] (staged programs), [`transforms`], [`numeric`] (finite

@@ -65,7 +65,7 @@ impl TracerKind {
         match self {
             TracerKind::Jvp { .. } => "jvp",
             TracerKind::Batch { .. } => "vmap",
-            TracerKind::Staged { .. } => "a staging transformation (linearize, vjp, make_graph or jit)",
+            TracerKind::Staged { .. } => "a staging transformation (linearize, vjp or make_graph)",
         }
     }
 }

@@ -156,7 +156,7 @@ impl Tensor {
     ///
     /// # Panics
     /// Under `vmap`, where the tensor stands for a whole batch, and under
-    /// staging transformations (`jit`, `make_graph`, the tangent side of
+    /// staging transformations (`make_graph`, the tangent side of
     /// `linearize`), where values are not known while tracing; and for a
     /// tracer that escaped its transformation.
     #[track_caller]
@@ -177,8 +177,8 @@ impl Tensor {
                              or read the values outside vmap."
                         ),
                         TracerKind::Staged { .. } => panic!(
-                            "cannot read the values of a tensor while it is being staged (jit, \
-                             make_graph, linearize): only its shape {} is known. Use tensor \
+                            "cannot read the values of a tensor while it is being staged (make_graph, \
+                             the tangents of linearize and vjp): only its shape {} is known. Use tensor \
                              operations (select for branches) instead.",
                             t.aval
                         ),

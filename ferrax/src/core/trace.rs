@@ -31,7 +31,7 @@ pub struct FrameId {
 /// A transformation's interpretation of primitives: what a frame does with
 /// an operation that involves its tracers.
 pub trait Trace {
-    /// A short name for messages: "jvp", "vmap", "linearize", "jit".
+    /// A short name for messages: "jvp", "vmap", "staging", "tape".
     fn name(&self) -> &'static str;
 
     /// The trace as `Any`, for code that owns a kind of trace to find its own

@@ -1,5 +1,5 @@
 //! The staged program: a graph of primitive applications, as `make_graph`,
-//! `linearize` and `jit` build it.
+//! `linearize` and the tape build it.
 //!
 //! Every value in a graph is a variable, numbered in order of creation:
 //! an input, a constant (a tensor captured while tracing — for a linear

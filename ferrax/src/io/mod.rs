@@ -1,4 +1,4 @@
-//! Saving and loading tensors: any [`Tree`] as **safetensors** (the format
+//! Saving and loading tensors: any [`Tree`](crate::Tree) as **safetensors** (the format
 //! PyTorch, candle and the Hugging Face ecosystem share), single arrays as
 //! numpy's **.npy**.
 //!
