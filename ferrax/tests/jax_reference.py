@@ -17,9 +17,9 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import jax.scipy.special as jss  # noqa: E402
+import jax.scipy.special as jss  # noqa: E402, F401 -- used by the snippets
 import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
+from jax import lax  # noqa: E402, F401 -- used by the snippets
 
 # (group, [(name, snippet), ...]) in the order of the Rust tests.
 CASES = [
@@ -44,13 +44,17 @@ CASES = [
             ("cummax_nan", "lax.cummax(jnp.array([3.0, 1.0, jnp.nan, 4.0]), axis=0)"),
             ("cummin_nan", "lax.cummin(jnp.array([3.0, 1.0, 2.0, jnp.nan, 0.0]), axis=0)"),
             ("clip_nan", "jnp.clip(jnp.array([jnp.nan, -5.0, 5.0, 0.5]), -1.0, 1.0)"),
-            ("clip_nan_bounds", "jnp.clip(jnp.array([0.5, 0.5]), jnp.array([jnp.nan, 0.0]), jnp.array([1.0, jnp.nan]))"),
+            (
+                "clip_nan_bounds",
+                "jnp.clip(jnp.array([0.5, 0.5]), jnp.array([jnp.nan, 0.0]), jnp.array([1.0, jnp.nan]))",
+            ),
             ("grad_clip_nan", "jax.grad(lambda x: jnp.clip(x, -1.0, 1.0))(jnp.nan)"),
             ("softplus_nan", "jax.nn.softplus(jnp.array([jnp.nan, -jnp.inf, jnp.inf]))"),
             ("sigmoid_nan", "jax.nn.sigmoid(jnp.array([jnp.nan, -jnp.inf, jnp.inf]))"),
             (
                 "logaddexp_nan",
-                "jnp.logaddexp(jnp.array([jnp.nan, 1.0, jnp.nan, jnp.nan]), jnp.array([1.0, jnp.nan, jnp.inf, -jnp.inf]))",
+                "jnp.logaddexp(jnp.array([jnp.nan, 1.0, jnp.nan, jnp.nan]), "
+                "jnp.array([1.0, jnp.nan, jnp.inf, -jnp.inf]))",
             ),
             ("grad_softplus_nan", "jax.grad(jax.nn.softplus)(jnp.nan)"),
             ("grad_sigmoid_nan", "jax.grad(jax.nn.sigmoid)(jnp.nan)"),
@@ -99,7 +103,8 @@ CASES = [
             ("log_sigmoid_f32", "jax.nn.log_sigmoid(jnp.array([88.7, 89.0, 104.0, -104.0], dtype=jnp.float32))"),
             (
                 "logsumexp_f32",
-                "jax.nn.logsumexp(jnp.array([[88.7, 89.0], [104.0, 104.0], [-104.0, -104.0]], dtype=jnp.float32), axis=1)",
+                "jax.nn.logsumexp(jnp.array([[88.7, 89.0], [104.0, "
+                "104.0], [-104.0, -104.0]], dtype=jnp.float32), axis=1)",
             ),
             (
                 "logaddexp_large",
@@ -150,11 +155,15 @@ CASES = [
                 "take_clip",
                 'jnp.take(jnp.array([10.0, 20.0, 30.0, 40.0, 50.0]), jnp.array([-1, 5, -6, 2]), mode="clip")',
             ),
-            ("take_axis1_fill", "jnp.take(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), jnp.array([2, -4, -3]), axis=1)"),
+            (
+                "take_axis1_fill",
+                "jnp.take(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), jnp.array([2, -4, -3]), axis=1)",
+            ),
             ("scatter_add_drops", "jnp.zeros(5).at[jnp.array([-1, 5, -6, 2, 2])].add(1.0)"),
             (
                 "grad_take_fill",
-                "jax.grad(lambda x: jnp.take(x, jnp.array([-1, 5, -6, 2])).sum())(jnp.array([10.0, 20.0, 30.0, 40.0, 50.0]))",
+                "jax.grad(lambda x: jnp.take(x, jnp.array([-1, 5, -6, "
+                "2])).sum())(jnp.array([10.0, 20.0, 30.0, 40.0, 50.0]))",
             ),
             (
                 "grad_take_clip",
@@ -163,7 +172,8 @@ CASES = [
             ),
             (
                 "take_along_axis_fill",
-                "jnp.take_along_axis(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), jnp.array([[0, 3], [-1, 1]]), axis=1)",
+                "jnp.take_along_axis(jnp.array([[1.0, 2.0, 3.0], [4.0, "
+                "5.0, 6.0]]), jnp.array([[0, 3], [-1, 1]]), axis=1)",
             ),
             (
                 "grad_take_along_axis_fill",
@@ -172,17 +182,22 @@ CASES = [
             ),
             (
                 "vmap_take_batched_indices",
-                "jax.vmap(jnp.take)(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), jnp.array([[3, -1, -4], [3, 0, -3]]))",
+                "jax.vmap(jnp.take)(jnp.array([[1.0, 2.0, 3.0], [4.0, "
+                "5.0, 6.0]]), jnp.array([[3, -1, -4], [3, 0, -3]]))",
             ),
             (
                 "vmap_take_shared_indices",
-                "jax.vmap(lambda x: jnp.take(x, jnp.array([3, -1, -4])))(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))",
+                "jax.vmap(lambda x: jnp.take(x, jnp.array([3, -1, "
+                "-4])))(jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))",
             ),
             (
                 "vmap_take_i64",
                 "jax.vmap(jnp.take)(jnp.array([[1, 2, 3], [4, 5, 6]]), jnp.array([[3, -1, -4], [3, 0, -3]]))",
             ),
-            ("vmap_scatter_add_drops", "jax.vmap(lambda i: jnp.zeros(3).at[i].add(1.0))(jnp.array([[3, -1], [-4, 0]]))"),
+            (
+                "vmap_scatter_add_drops",
+                "jax.vmap(lambda i: jnp.zeros(3).at[i].add(1.0))(jnp.array([[3, -1], [-4, 0]]))",
+            ),
             ("one_hot_out_of_range", "jax.nn.one_hot(jnp.array([0, 2, -1, 3]), 3)"),
         ],
     ),
@@ -220,7 +235,10 @@ CASES = [
             ),
             # ferrax deliberately differs here: its norm has derivative 0 at the zero vector.
             ("grad_norm2_zero", "jax.grad(jnp.linalg.norm)(jnp.zeros(3))"),
-            ("grad_clip_bounds", "jax.grad(lambda x: jnp.clip(x, -1.0, 1.0).sum())(jnp.array([-1.0, 1.0, 0.0, 2.0, -2.0]))"),
+            (
+                "grad_clip_bounds",
+                "jax.grad(lambda x: jnp.clip(x, -1.0, 1.0).sum())(jnp.array([-1.0, 1.0, 0.0, 2.0, -2.0]))",
+            ),
             ("grad_sort_ties", "jax.grad(lambda x: jnp.sort(x)[0])(jnp.array([2.0, 1.0, 1.0]))"),
             ("grad_cummax_ties", "jax.grad(lambda x: lax.cummax(x, axis=0).sum())(jnp.array([1.0, 1.0, 1.0, 0.0]))"),
             ("grad_cumprod_zero", "jax.grad(lambda x: jnp.cumprod(x).sum())(jnp.array([1.0, 0.0, 2.0, 3.0]))"),
@@ -268,7 +286,10 @@ CASES = [
             ("log10_powers_of_ten", "jnp.log10(jnp.array([1000.0, 1e-3, 100.0, 1.0]))"),
             ("exp2_integers", "jnp.exp2(jnp.array([3.0, -1.0, 10.0, 0.0]))"),
             ("log2_log10_exp2", "jnp.array([jnp.log2(10.0), jnp.log10(2.0), jnp.exp2(0.5), jnp.exp2(-0.5)])"),
-            ("expm1_log1p", "jnp.array([jnp.expm1(1e-10), jnp.expm1(-1e-10), jnp.log1p(1e-10), jnp.log1p(-1.0), jnp.log1p(-2.0)])"),
+            (
+                "expm1_log1p",
+                "jnp.array([jnp.expm1(1e-10), jnp.expm1(-1e-10), jnp.log1p(1e-10), jnp.log1p(-1.0), jnp.log1p(-2.0)])",
+            ),
             (
                 "arctan2_quadrants",
                 "jnp.arctan2(jnp.array([1.0, 1.0, -1.0, -1.0, 0.0, -0.0, 0.0, 1.0, jnp.inf]), "
@@ -287,7 +308,10 @@ CASES = [
                 'jnp.einsum("bij,bjk->bik", jnp.arange(12.0).reshape(2, 2, 3), jnp.arange(12.0).reshape(2, 3, 2))',
             ),
             ("einsum_outer", 'jnp.einsum("i,j->ij", jnp.arange(3.0), jnp.arange(2.0) + 1.0)'),
-            ("einsum_ellipsis", 'jnp.einsum("...ij,...jk", jnp.arange(12.0).reshape(2, 2, 3), jnp.arange(6.0).reshape(3, 2))'),
+            (
+                "einsum_ellipsis",
+                'jnp.einsum("...ij,...jk", jnp.arange(12.0).reshape(2, 2, 3), jnp.arange(6.0).reshape(3, 2))',
+            ),
             ("einsum_transpose", 'jnp.einsum("ij->ji", jnp.arange(6.0).reshape(2, 3))'),
             ("einsum_implicit_sorted", 'jnp.einsum("ji", jnp.arange(6.0).reshape(2, 3))'),
             ("einsum_repeated_then_sum", 'jnp.einsum("iij->j", jnp.arange(12.0).reshape(2, 2, 3))'),
