@@ -14,8 +14,10 @@ pub enum IndexMode {
     /// As `Fill`, but a gather reads zero: the tangent and the transpose of
     /// a gather or scatter, where a dropped value contributes nothing.
     FillZero,
-    /// The index is clamped to the nearest position (JAX's `clip`, and what
-    /// `x[i]` indexing does).
+    /// The index is clamped to the nearest position, after a negative one
+    /// has counted from the end — as JAX's `x[i]` indexing does; the
+    /// gradient goes to the position read. (jnp.take's `mode="clip"` clamps
+    /// without counting from the end first: -1 reads position 0 there.)
     Clip,
 }
 

@@ -67,7 +67,7 @@ impl Tensor {
     }
 
     /// Variance over `axes`, dividing by `count - ddof` (`ddof = 1` is the
-    /// unbiased sample variance).
+    /// unbiased sample variance); NaN when `ddof` is at least the count.
     ///
     /// # Panics
     /// When an axis is out of range.
@@ -77,7 +77,9 @@ impl Tensor {
         let axes = norm(axes);
         let count: usize = axes.iter().map(|&a| x.shape().get(a).copied().unwrap_or(1)).product();
         let centred = &x - x.mean_axes(&axes, true);
-        (&centred * &centred).sum_axes(&axes, keep_dims) / (count as f64 - ddof as f64)
+        // No degrees of freedom left: NaN, as JAX (numpy divides by zero and gives inf).
+        let dof = if count > ddof { (count - ddof) as f64 } else { f64::NAN };
+        (&centred * &centred).sum_axes(&axes, keep_dims) / dof
     }
 
     /// Variance of all elements.
@@ -113,7 +115,9 @@ impl Tensor {
 
     /// `ln(e^self + e^other)`, elementwise, without overflow: the larger
     /// argument plus `ln_1p(e^-|self - other|)`. Its derivative is the
-    /// softmax weight of each argument, ½ each where they are equal.
+    /// softmax weight of each argument, ½ each where they are equal. Where
+    /// one argument is +∞ the derivative with respect to the other is 0
+    /// (JAX's rule gives `e^b` there, from replacing ∞ by 0 inside it).
     ///
     /// ```
     /// # use ferrax::prelude::*;
