@@ -12,7 +12,7 @@ use ferrax::symbolic::{parse, Constant, Expr, Func};
 use serde_json::{json, Value};
 use unicode_width::UnicodeWidthStr;
 
-use crate::output::{check_svg, failed, out, outln, usage, Failure};
+use crate::output::{check_svg_name, failed, out, outln, prepare_outputs, usage, Failure};
 use crate::plot::{stack, Chart, Series};
 use crate::trace::{traces, Traces};
 
@@ -679,12 +679,7 @@ fn vector_report(p: &Problem, want_jacobian: bool, as_json: bool) -> String {
 pub fn run(args: Args) -> Result<(), Failure> {
     // Refuse what can be refused before computing anything.
     if let Some(path) = &args.plot {
-        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
-            return Err(usage(format!(
-                "--plot {}: ferrax draws its plots as SVG; give a file name ending in .svg",
-                path.display()
-            )));
-        }
+        check_svg_name("--plot", path)?;
     }
     let problem = setup(&args.expression, &args.at).map_err(usage)?;
     if !problem.is_scalar() || problem.at.is_empty() {
@@ -696,7 +691,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     if let Some(path) = &args.plot {
-        check_svg("--plot", path)?;
+        prepare_outputs(&[("--plot", path)])?;
     }
     let report = scalar_report(&problem, args.hessian);
     if args.json {

@@ -64,36 +64,47 @@ pub fn failed(message: impl Into<String>) -> Failure {
     Failure::Run(message.into())
 }
 
-/// Checks, before any work, that `path` can be written: its directory
-/// exists (it is created, with a message, if missing) and accepts a new
-/// file. `flag` names the option in messages.
-pub fn check_writable(flag: &str, path: &std::path::Path) -> Result<(), Failure> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if path.is_dir() {
-        return Err(usage(format!("{flag} {}: is a directory; give a file name", path.display())));
+/// Checks, before any work, that each `(flag, path)` can be written: the
+/// path is not a directory, and its directory exists or can be made under
+/// the nearest one that does, which accepts a new file. Only when every
+/// path passes are missing directories created, each with a message — so a
+/// refusal writes nothing.
+pub fn prepare_outputs(outputs: &[(&str, &std::path::Path)]) -> Result<(), Failure> {
+    let mut to_create = Vec::new();
+    for &(flag, path) in outputs {
+        if path.is_dir() {
+            return Err(usage(format!("{flag} {}: is a directory; give a file name", path.display())));
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let existing = dir.ancestors().find(|a| a.as_os_str().is_empty() || a.exists()).unwrap_or(&dir);
+        let existing = if existing.as_os_str().is_empty() { std::path::Path::new(".") } else { existing };
+        if !existing.is_dir() {
+            return Err(usage(format!("{flag} {}: cannot create a file under {}", path.display(), existing.display())));
+        }
+        let probe = existing.join(format!(".ferrax-write-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .map_err(|e| usage(format!("{flag} {}: cannot write in {}: {e}", path.display(), existing.display())))?;
+        let _ = std::fs::remove_file(&probe);
+        if !dir.exists() {
+            to_create.push((flag, dir));
+        }
     }
-    if !dir.exists() {
+    for (flag, dir) in to_create {
         std::fs::create_dir_all(&dir)
-            .map_err(|e| usage(format!("{flag} {}: cannot create directory {}: {e}", path.display(), dir.display())))?;
+            .map_err(|e| usage(format!("{flag}: cannot create directory {}: {e}", dir.display())))?;
         eprintln!("ferrax: created directory {} for {flag}", dir.display());
     }
-    let probe = dir.join(format!(".ferrax-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| usage(format!("{flag} {}: cannot write in {}: {e}", path.display(), dir.display())))?;
-    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
 /// Checks that a plot file name ends in `.svg`, the one format ferrax draws.
-pub fn check_svg(flag: &str, path: &std::path::Path) -> Result<(), Failure> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("svg") => check_writable(flag, path),
-        _ => Err(usage(format!(
-            "{flag} {}: ferrax draws its plots as SVG; give a file name ending in .svg",
-            path.display()
-        ))),
+pub fn check_svg_name(flag: &str, path: &std::path::Path) -> Result<(), Failure> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+        Ok(())
+    } else {
+        Err(usage(format!("{flag} {}: ferrax draws its plots as SVG; give a file name ending in .svg", path.display())))
     }
 }

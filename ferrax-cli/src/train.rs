@@ -16,7 +16,7 @@ use ferrax::optim::{Adam, AdamState, Optimizer};
 use ferrax::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::{check_svg, check_writable, failed, outln, usage, Failure};
+use crate::output::{check_svg_name, failed, outln, prepare_outputs, usage, Failure};
 use crate::plot::{stack, Chart, Series};
 
 /// The digits data, compiled into the binary (see data/README.md for its source and licence).
@@ -247,12 +247,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // Everything that can be refused is refused before any work, and before
     // anything is written.
     if let Some(p) = &args.plot {
-        if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
-            return Err(usage(format!(
-                "--plot {}: ferrax draws its plots as SVG; give a file name ending in .svg",
-                p.display()
-            )));
-        }
+        check_svg_name("--plot", p)?;
     }
     let (text, source) = match &args.data {
         Some(path) => (
@@ -288,10 +283,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )));
     }
 
-    check_writable("--out", &args.out)?;
-    if let Some(p) = &args.plot {
-        check_svg("--plot", p)?;
-    }
+    let mut outputs = vec![("--out", args.out.as_path())];
+    outputs.extend(args.plot.as_deref().map(|p| ("--plot", p)));
+    prepare_outputs(&outputs)?;
 
     let opt = Adam::new(args.lr);
     let mut model = Mlp::new(&run.widths, run.activation, DType::F32, run.seed);
@@ -321,7 +315,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         run.widths,
         model.parameter_count(),
         activation_name(run.activation),
-        args.lr,
+        readable(args.lr),
         run.batch
     );
 
@@ -340,14 +334,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
             if !loss.is_finite() {
                 bar.abandon();
                 return Err(failed(format!(
-                    "training diverged: the loss is {loss} at epoch {}, batch {}; {} keeps the model after epoch {epoch} \
-                     (try a smaller --lr)",
+                    "training diverged: the loss is {loss} at epoch {}, batch {}; {} (try a smaller --lr)",
                     epoch + 1,
                     i + 1,
-                    args.out.display()
+                    kept(&args.out, epoch, start_epoch)
                 )));
             }
             (model, state) = opt.update(&model, &g, &state);
+            if let Some(bad) =
+                model.leaf_paths().iter().zip(model.leaves()).find(|(_, p)| !p.abs().max().item().is_finite())
+            {
+                bar.abandon();
+                return Err(failed(format!(
+                    "training diverged: the update of epoch {}, batch {} made {} non-finite; {} (try a smaller --lr)",
+                    epoch + 1,
+                    i + 1,
+                    bad.0,
+                    kept(&args.out, epoch, start_epoch)
+                )));
+            }
             total += loss * b.len() as f64;
             bar.set_message(format!("loss {:.4}", total / ((i + 1) * run.batch).min(train.len()) as f64));
             bar.inc(1);
@@ -387,6 +392,24 @@ pub fn run(args: Args) -> Result<(), Failure> {
         outln!("wrote the training curves to {}", path.display());
     }
     Ok(())
+}
+
+/// What a diverged run leaves in the checkpoint file.
+fn kept(out: &Path, epoch: usize, start_epoch: usize) -> String {
+    if epoch == start_epoch {
+        format!("{} is left as it was", out.display())
+    } else {
+        format!("{} keeps the model after epoch {epoch}", out.display())
+    }
+}
+
+/// A number as a person reads it: `0.001`, `1e300`.
+fn readable(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-4) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// The checkpoint's epoch, checked against its optimizer's step count: with

@@ -85,6 +85,11 @@ fn train_checks_output_paths_first() {
     // One epoch's plot shows its point.
     let svg = std::fs::read_to_string(dir.join("runs/p.svg")).unwrap();
     assert!(svg.contains("<circle"), "a single epoch is drawn as a marker");
+    // When one output cannot be written, no directory is made for the other.
+    let out = ferrax_in(&dir, &["train", "--epochs", "1", "--out", "fresh/m.safetensors", "--plot", "/proc/x.svg"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--plot /proc/x.svg: cannot write in /proc"), "{}", out.stderr);
+    assert!(!dir.join("fresh").exists(), "a refused run made a directory");
     // An unwritable place is refused before any work.
     let out = ferrax_in(&dir, &["train", "--epochs", "1", "--out", "runs/a/m.safetensors/x.safetensors"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
@@ -263,17 +268,24 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let out = ferrax_in(&dir, &["train", "--epochs", "1"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let good = std::fs::read(dir.join("digits-mlp.safetensors")).unwrap();
-    // An absurd learning rate: the weights blow up and the loss becomes NaN.
+    // An absurd learning rate: the weights blow up (or the loss becomes NaN).
     let out = ferrax_in(&dir, &["train", "--epochs", "3", "--lr", "1e300", "--resume", "digits-mlp.safetensors"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("training diverged: the loss is"), "{}", out.stderr);
+    assert!(out.stderr.contains("training diverged: the"), "{}", out.stderr);
     assert!(!out.stdout.contains("test accuracy"), "{}", out.stdout);
     let after = std::fs::read(dir.join("digits-mlp.safetensors")).unwrap();
     // Either the first epoch of this run diverged (the file is untouched) or a
     // later one did (the file holds the last finite epoch, which still loads).
-    if out.stderr.contains("at epoch 2,") {
+    if out.stderr.contains("is left as it was") {
         assert_eq!(after, good);
     }
+    // One update to infinite weights, with a finite loss before it: caught by
+    // the parameter check, nothing saved.
+    let out =
+        ferrax_in(&dir, &["train", "--epochs", "1", "--batch", "4096", "--lr", "1e300", "--out", "inf.safetensors"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("made layers.0.w non-finite; inf.safetensors is left as it was"), "{}", out.stderr);
+    assert!(!dir.join("inf.safetensors").exists());
     let out =
         ferrax_in(&dir, &["train", "--epochs", "1", "--resume", "digits-mlp.safetensors", "--out", "x.safetensors"]);
     assert!(out.stdout.contains("resumed from"), "the kept checkpoint loads: {}", out.stderr);

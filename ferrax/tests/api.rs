@@ -61,6 +61,12 @@ fn arithmetic_with_tensors_refs_and_scalars_broadcasts() {
     assert_eq!((&i / 2).dtype(), DType::F64);
     assert_eq!((&i / 2).to_vec::<f64>(), vec![3.5, -3.5]);
     assert_eq!(i.floor_div(&Tensor::scalar(2i64)).to_vec::<i64>(), vec![3, -4]);
+    // Promoted together first, then made a float: f32 / i64 is f32, as f32 * i64 is.
+    let f = Tensor::from_vec(vec![1.0f32, 3.0], &[2]);
+    assert_eq!((&f / &i).dtype(), DType::F32);
+    assert_eq!(f.pow(&i).dtype(), DType::F32);
+    assert_eq!(f.atan2(&i).dtype(), DType::F32);
+    assert_eq!((Tensor::from_vec(vec![true, false], &[2]).sum() / &i).dtype(), DType::F64);
     assert_eq!((&i % 2).to_vec::<i64>(), vec![1, -1]);
     assert_eq!(a.maximum(&t(&[3.5], &[1])).to_vec::<f64>(), vec![3.5, 3.5, 3.5, 4.0, 5.0, 6.0]);
     assert_eq!(a.minimum(&t(&[3.5], &[1])).to_vec::<f64>(), vec![1.0, 2.0, 3.0, 3.5, 3.5, 3.5]);

@@ -35,6 +35,25 @@ fn hessians_and_hvps_differentiate_custom_vjp_forward_over_reverse() {
 }
 
 #[test]
+fn plain_forward_mode_inside_forward_over_reverse_still_refuses_a_custom_vjp() {
+    // A jvp started inside another frame's primal computation (here by
+    // re-running a checkpoint forward) is plain forward mode: it must refuse
+    // the custom vjp, not differentiate its forward function silently.
+    let ste = custom_vjp(
+        |x: &[Tensor]| x[0].round(),
+        |x: &[Tensor]| (x[0].round(), vec![]),
+        |_r: &[Tensor], ct: &Tensor| vec![ct.clone()],
+    );
+    let block = checkpoint(move |x: &[Tensor]| ste(x));
+    let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+        let v = Tensor::scalar(1.0);
+        let out = jvp(|x: &Tensor| jvp(|y: &Tensor| block(std::slice::from_ref(y)), x, &v).1, &Tensor::scalar(0.3), &v);
+        drop(out)
+    }));
+    assert!(msg.contains("custom_vjp: a function with a custom vjp has no forward-mode derivative"), "{msg}");
+}
+
+#[test]
 fn rules_take_and_return_trees() {
     // f(a, b) = (a·b, sin a) with its product rule, as a pair in and a pair out.
     let f = custom_jvp(
@@ -136,6 +155,25 @@ fn misused_rules_are_reported_as_the_users() {
         drop(g)
     });
     assert!(msg.contains("custom_jvp: your derivative rule is not linear in its tangent: it applies `sin`"), "{msg}");
+    // … also when it multiplies two tangents, or divides by one
+    for (rule, op) in [
+        (
+            Box::new(|_x: &[Tensor], t: &[Tensor]| &t[0] * &t[0])
+                as Box<dyn Fn(&[Tensor], &[Tensor]) -> Tensor + Send + Sync>,
+            "`mul` with both operands",
+        ),
+        (Box::new(|x: &[Tensor], t: &[Tensor]| &x[0] / &t[0]), "`div` with the divisor"),
+    ] {
+        let msg = panic_message(std::panic::AssertUnwindSafe(|| {
+            let f = custom_jvp(|x: &[Tensor]| x[0].sin(), rule);
+            let g = grad(|x: &Tensor| f(std::slice::from_ref(x)))(&Tensor::scalar(1.0));
+            drop(g)
+        }));
+        assert!(
+            msg.contains(&format!("custom_jvp: your derivative rule is not linear in its tangent: it applies {op}")),
+            "{msg}"
+        );
+    }
     // a backward rule with the wrong number or shape of cotangents
     let msg = panic_message(|| {
         let f = custom_vjp(

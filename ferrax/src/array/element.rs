@@ -36,6 +36,13 @@ pub trait Num: Element + Add<Output = Self> + Sub<Output = Self> + Mul<Output = 
     fn abs(self) -> Self;
     /// -1, 0 or 1; 0 for ±0, as numpy.
     fn signum(self) -> Self;
+    /// `self + other`, wrapping around for integers (as JAX and numpy do; a
+    /// plain `+` would panic on overflow in debug builds and wrap in release).
+    fn wadd(self, other: Self) -> Self;
+    /// `self - other`, wrapping for integers.
+    fn wsub(self, other: Self) -> Self;
+    /// `self * other`, wrapping for integers.
+    fn wmul(self, other: Self) -> Self;
     /// Maximum that propagates NaN (as numpy's `maximum` does).
     fn max_nan(self, other: Self) -> Self;
     /// Minimum that propagates NaN.
@@ -112,6 +119,18 @@ macro_rules! float_num {
                 } else {
                     self
                 }
+            }
+            #[inline(always)]
+            fn wadd(self, other: Self) -> Self {
+                self + other
+            }
+            #[inline(always)]
+            fn wsub(self, other: Self) -> Self {
+                self - other
+            }
+            #[inline(always)]
+            fn wmul(self, other: Self) -> Self {
+                self * other
             }
             #[inline(always)]
             fn max_nan(self, other: Self) -> Self {
@@ -202,6 +221,18 @@ impl Num for i64 {
     #[inline(always)]
     fn signum(self) -> Self {
         i64::signum(self)
+    }
+    #[inline(always)]
+    fn wadd(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+    #[inline(always)]
+    fn wsub(self, other: Self) -> Self {
+        self.wrapping_sub(other)
+    }
+    #[inline(always)]
+    fn wmul(self, other: Self) -> Self {
+        self.wrapping_mul(other)
     }
     #[inline(always)]
     fn max_nan(self, other: Self) -> Self {

@@ -111,7 +111,7 @@ pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, m
     Array::new(operand.shape(), buf)
 }
 
-fn scatter_typed<T: Element + AddAssign>(
+fn scatter_typed<T: Element + Accumulate>(
     v: &[T],
     updates: &Array,
     outer: usize,
@@ -127,32 +127,34 @@ fn scatter_typed<T: Element + AddAssign>(
             let dst = (o * len + i) * inner;
             let src = (o * ix.len() + j) * inner;
             for k in 0..inner {
-                out[dst + k].add_assign(u[src + k]);
+                out[dst + k].accumulate(u[src + k]);
             }
         }
     }
     out
 }
 
-/// In-place addition for every element type; for bool it is logical or.
-pub trait AddAssign: Copy {
-    fn add_assign(&mut self, other: Self);
+/// How a scatter adds an update into an element, for every element type:
+/// addition (wrapping for integers), and logical or for bool.
+pub trait Accumulate: Copy {
+    /// `self += other`.
+    fn accumulate(&mut self, other: Self);
 }
 
-macro_rules! add_assign {
+macro_rules! accumulate {
     ($($t:ty),*) => {$(
-        impl AddAssign for $t {
+        impl Accumulate for $t {
             #[inline]
-            fn add_assign(&mut self, other: Self) {
-                *self += other;
+            fn accumulate(&mut self, other: Self) {
+                *self = crate::array::Num::wadd(*self, other);
             }
         }
     )*};
 }
-add_assign!(f32, f64, i64);
+accumulate!(f32, f64, i64);
 
-impl AddAssign for bool {
-    fn add_assign(&mut self, other: Self) {
+impl Accumulate for bool {
+    fn accumulate(&mut self, other: Self) {
         *self |= other;
     }
 }

@@ -37,19 +37,19 @@ fn sum_slice<T: Num>(x: &[T]) -> T {
     const BLOCK: usize = 256;
     if x.len() > BLOCK {
         let mid = (x.len() / 2).next_multiple_of(8);
-        return sum_slice(&x[..mid]) + sum_slice(&x[mid..]);
+        return sum_slice(&x[..mid]).wadd(sum_slice(&x[mid..]));
     }
     let mut acc = [T::ZERO; 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
         for i in 0..8 {
-            acc[i] = acc[i] + c[i];
+            acc[i] = acc[i].wadd(c[i]);
         }
     }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    let mut s = (acc[0].wadd(acc[1]).wadd(acc[2].wadd(acc[3]))).wadd(acc[4].wadd(acc[5]).wadd(acc[6].wadd(acc[7])));
     for &v in rest {
-        s = s + v;
+        s = s.wadd(v);
     }
     s
 }
@@ -165,7 +165,7 @@ macro_rules! numeric_dispatch {
 /// Sum over `axes` (removed from the shape).
 pub fn reduce_sum(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_sum", x.shape(), axes);
-    let buf = numeric_dispatch!("reduce_sum", x, <T> reduce_num::<T>(x, &axes, T::ZERO, sum_slice, |a, b| a + b));
+    let buf = numeric_dispatch!("reduce_sum", x, <T> reduce_num::<T>(x, &axes, T::ZERO, sum_slice, |a, b| a.wadd(b)));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
@@ -176,8 +176,8 @@ pub fn reduce_prod(x: &Array, axes: &[usize]) -> Array {
         x,
         &axes,
         T::ONE,
-        |r| r.iter().fold(T::ONE, |a, &b| a * b),
-        |a, b| a * b
+        |r| r.iter().fold(T::ONE, |a, &b| a.wmul(b)),
+        |a, b| a.wmul(b)
     ));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
@@ -319,8 +319,8 @@ pub fn cumulative(x: &Array, axis: usize, reverse: bool, op: Cumulative) -> Arra
     };
     fn go<T: Num>(x: &[T], r: Runs, reverse: bool, op: Cumulative) -> Vec<T> {
         match op {
-            Cumulative::Sum => cumulative_typed(x, r, reverse, |a, b| a + b),
-            Cumulative::Prod => cumulative_typed(x, r, reverse, |a, b| a * b),
+            Cumulative::Sum => cumulative_typed(x, r, reverse, |a: T, b| a.wadd(b)),
+            Cumulative::Prod => cumulative_typed(x, r, reverse, |a: T, b| a.wmul(b)),
             Cumulative::Max => cumulative_typed(x, r, reverse, |a: T, b| a.max_nan(b)),
             Cumulative::Min => cumulative_typed(x, r, reverse, |a: T, b| a.min_nan(b)),
         }

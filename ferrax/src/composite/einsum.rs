@@ -132,7 +132,7 @@ pub fn einsum(subscripts: &str, operands: &[Tensor]) -> Tensor {
         let (b, b_term) = sum_unneeded(b, b_term, &[later.clone(), acc_term.clone()].concat());
         (acc, acc_term) = contract(acc, acc_term, b, b_term, &later);
     }
-    // Broadcast any output ellipsis axes an operand lacked, then order as asked.
+    // Order the kept axes as the output asks.
     let perm: Vec<usize> = out.iter().map(|c| acc_term.iter().position(|d| d == c).expect("kept")).collect();
     acc.permute(&perm)
 }

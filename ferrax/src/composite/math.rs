@@ -130,7 +130,8 @@ impl Tensor {
     /// When the shapes do not broadcast.
     #[track_caller]
     pub fn logaddexp(&self, other: &Tensor) -> Tensor {
-        let (a, b) = promote_pair(&inexact(self), &inexact(other));
+        let (a, b) = promote_pair(self, other);
+        let (a, b) = (inexact(&a), inexact(&b));
         let d = &a - &b;
         // The branch at d = 0 and abs'(0) = 1 make the two halves ½ each.
         let larger = d.ge(&d.zeros_scalar()).select(&a, &b);

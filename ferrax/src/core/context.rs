@@ -3,16 +3,18 @@
 //! JVP), so errors can name the user's rule and custom rules can do what
 //! JAX does in each case.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     /// The user rule whose operations are being traced, if any.
     static USER_RULE: Cell<Option<&'static str>> = const { Cell::new(None) };
     /// The user rule an equation being transposed came from, if any.
     static TRANSPOSING: Cell<Option<&'static str>> = const { Cell::new(None) };
-    /// How many JVP frames are computing the primal of an operation of a
-    /// higher JVP frame, below this point of the stack.
-    static INNER_PRIMAL: Cell<usize> = const { Cell::new(0) };
+    /// The levels of the JVP frames that are computing the primal of one of
+    /// their operations, innermost last.
+    static INNER_PRIMAL: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The level of the JVP frame whose rule is being applied.
+    static RULE_LEVEL: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// Restores a thread-local cell's previous value when dropped, also on panic.
@@ -49,17 +51,51 @@ pub fn transposing(who: Option<&'static str>) -> Restore<Option<&'static str>> {
 }
 
 /// Marks the operations until the guard drops as the primal computation of
-/// an operation of a higher JVP frame.
-pub fn computing_inner_primal() -> Restore<usize> {
-    let depth = INNER_PRIMAL.with(Cell::get);
-    set(&INNER_PRIMAL, depth + 1)
+/// an operation of the JVP frame at `level`.
+pub fn computing_primal_of(level: usize) -> PrimalGuard {
+    INNER_PRIMAL.with(|s| s.borrow_mut().push(level));
+    PrimalGuard(())
 }
 
-/// Whether a JVP frame is computing a primal for a higher one: a custom
-/// vjp met here is differentiated through its forward function, as JAX
-/// does, since only the higher frame's tangents are transposed.
+/// Ends a [`computing_primal_of`] scope when dropped, also on panic.
+pub struct PrimalGuard(());
+
+impl Drop for PrimalGuard {
+    fn drop(&mut self) {
+        INNER_PRIMAL.with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// Marks the JVP rule applied until the guard drops as applied by the frame at `level`.
+pub fn applying_rule_at(level: usize) -> Restore<Option<usize>> {
+    set(&RULE_LEVEL, Some(level))
+}
+
+/// Whether the JVP frame applying the current rule is computing a primal
+/// for a higher JVP frame — forward over reverse (`hessian`, `hvp`, grad of
+/// grad). A custom vjp met there is differentiated through its forward
+/// function, as JAX does, since only the higher frame's tangents are
+/// transposed. Frames started inside that computation (a `jvp` a rule
+/// calls) sit above it and are not affected.
 pub fn is_inner_primal() -> bool {
-    INNER_PRIMAL.with(Cell::get) > 0
+    let Some(rule) = RULE_LEVEL.with(Cell::get) else { return false };
+    INNER_PRIMAL.with(|s| s.borrow().iter().any(|&level| level > rule))
+}
+
+/// The panic message of a transpose rule that finds the tangent where a
+/// constant must be (`x * t` with both depending on the tangent, `c / t`):
+/// the user's rule is named when the equation came from one.
+pub fn not_linear_in_operand(prim: &str, what: &str) -> String {
+    match TRANSPOSING.with(Cell::get) {
+        Some(who) => format!(
+            "{who}: your derivative rule is not linear in its tangent: it applies `{prim}` with {what} \
+             depending on the tangent. Reverse mode transposes the rule, so it may only add tangents, multiply \
+             them by values computed from the primal inputs, and reshape, slice or sum them"
+        ),
+        None => format!(
+            "{prim}: {what} depends on the tangent, so the program being transposed is not linear (an internal error)"
+        ),
+    }
 }
 
 /// The panic message of a transpose rule asked of a nonlinear primitive:

@@ -84,7 +84,7 @@ macro_rules! arith {
 arith!(
     /// The `add` primitive.
     Add, "add", num(CHEAP),
-    kernel: |a, b| a + b,
+    kernel: |a, b| a.wadd(b),
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.cloned()),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -95,7 +95,7 @@ arith!(
 arith!(
     /// The `sub` primitive.
     Sub, "sub", num(CHEAP),
-    kernel: |a, b| a - b,
+    kernel: |a, b| a.wsub(b),
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -106,7 +106,7 @@ arith!(
 arith!(
     /// The `mul` primitive.
     Mul, "mul", num(CHEAP),
-    kernel: |a, b| a * b,
+    kernel: |a, b| a.wmul(b),
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * y), ty.map(|t| x * t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(&(ct * constant("mul", &ins[1])), &a.shape)),
@@ -122,7 +122,9 @@ arith!(
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t / y), ty.map(|t| -(t * ans) / y)),
     transpose: |ct, ins| {
         // Linear only in the numerator: x / c.
-        assert!(!ins[1].is_linear(), "div: the divisor of a linear program must be a constant (an internal error)");
+        if ins[1].is_linear() {
+            panic!("{}", crate::core::context::not_linear_in_operand("div", "the divisor"));
+        }
         vec![if_linear(&ins[0], |a| unbroadcast(&(ct / constant("div", &ins[1])), &a.shape)), None]
     }
 );
@@ -318,10 +320,19 @@ fn binary<P: Primitive>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
     bind(prim, &[a, b])
 }
 
-/// `a / b`: true division, integer and bool operands as f64.
+/// `a / b`: true division. The operands are promoted together first, then
+/// to f64 if that is not a float (so f32 / i64 is f32, as in JAX).
 #[track_caller]
 fn true_div(a: &Tensor, b: &Tensor) -> Tensor {
-    binary(Div, &inexact(a), &inexact(b))
+    float_binary(Div, a, b)
+}
+
+/// A float-only binary primitive: operands promoted together, then to f64
+/// when the common dtype is integer or bool.
+#[track_caller]
+fn float_binary<P: Primitive>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
+    let (a, b) = promote_pair(a, b);
+    bind(prim, &[inexact(&a), inexact(&b)])
 }
 
 /// `x op s` or `s op x` (`scalar_first`) for a weakly typed Rust number.
@@ -478,7 +489,7 @@ impl Tensor {
     /// When the shapes do not broadcast.
     #[track_caller]
     pub fn pow(&self, exponent: &Tensor) -> Tensor {
-        binary(Pow, &inexact(self), &inexact(exponent))
+        float_binary(Pow, self, exponent)
     }
 
     /// `self^p` for a float exponent (an integer tensor is computed in f64).
@@ -494,7 +505,7 @@ impl Tensor {
     /// When the shapes do not broadcast.
     #[track_caller]
     pub fn atan2(&self, other: &Tensor) -> Tensor {
-        binary(Atan2, &inexact(self), &inexact(other))
+        float_binary(Atan2, self, other)
     }
 
     /// Division rounded toward negative infinity (numpy's `floor_divide`,

@@ -121,9 +121,7 @@ pub(crate) fn if_linear(lin: &Lin, ct: impl FnOnce(&Aval) -> Tensor) -> Option<T
 pub(crate) fn constant<'a>(op: &str, lin: &'a Lin) -> &'a Tensor {
     match lin.value() {
         Some(v) => v,
-        None => {
-            panic!("{op}: both operands are linear, so the program being transposed is not linear (an internal error)")
-        }
+        None => panic!("{}", crate::core::context::not_linear_in_operand(op, "both operands")),
     }
 }
 

@@ -231,7 +231,10 @@ impl Tensor {
         bind(ReduceProd { axes: axes.to_vec() }, &[x])
     }
 
-    /// Maximum over `axes`, which are removed from the shape.
+    /// Maximum over `axes`, which are removed from the shape. Over an empty
+    /// axis it is the identity, -∞ (`i64::MIN`), where JAX raises: a
+    /// deliberate difference, so that `logsumexp` and `softmax`, built on it,
+    /// are defined for empty axes as JAX's are.
     ///
     /// # Panics
     /// When an axis is out of range or the tensor is bool.
@@ -243,7 +246,8 @@ impl Tensor {
         bind(ReduceMax { axes: axes.to_vec() }, std::slice::from_ref(self))
     }
 
-    /// Minimum over `axes`, which are removed from the shape.
+    /// Minimum over `axes`, which are removed from the shape; +∞
+    /// (`i64::MAX`) over an empty axis, as [`Tensor::reduce_max`].
     ///
     /// # Panics
     /// When an axis is out of range or the tensor is bool.

@@ -35,13 +35,17 @@ pub(crate) fn jvp_step(
 ) -> Tensor {
     let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins.iter().map(|x| unpack(x, me)).unzip();
     let ans = {
-        let _inner = context::computing_inner_primal();
+        let _primal = context::computing_primal_of(me.level);
         bind_dyn(prim.clone(), &primals)
     };
     if !with_tangent {
         return ans;
     }
-    match prim.jvp(&primals, &tangents, &ans) {
+    let tangent = {
+        let _rule = context::applying_rule_at(me.level);
+        prim.jvp(&primals, &tangents, &ans)
+    };
+    match tangent {
         // A zero tangent needs no tracer: the value is a constant to this frame.
         None => ans,
         Some(tangent) => {
