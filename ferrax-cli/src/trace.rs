@@ -2,7 +2,7 @@
 //! way the classic tables of automatic differentiation lay them out —
 //! computed by ferrax's own graph, `jvp` and `vjp`.
 
-use ferrax::core::bind_dyn;
+use ferrax::core::{bind_dyn, label, Param, Primitive};
 use ferrax::graph::{Def, Graph};
 use ferrax::prelude::*;
 
@@ -27,23 +27,20 @@ pub struct Traces {
 }
 
 /// How an equation reads, from its primitive and operand labels.
-fn describe(name: &str, debug: &str, args: &[String]) -> String {
+fn describe(prim: &dyn Primitive, args: &[String]) -> String {
     let infix = |sym: &str| format!("{} {sym} {}", args[0], args[1]);
-    match name {
+    match prim.name() {
         "add" => infix("+"),
         "sub" => infix("-"),
         "mul" => infix("*"),
         "div" => infix("/"),
         "pow" => infix("^"),
         "neg" => format!("-{}", args[0]),
-        "powi" => {
-            let n = debug.split("n: ").nth(1).and_then(|s| s.trim_end_matches([' ', '}']).parse::<i32>().ok());
-            match n {
-                Some(n) => format!("{} ^ {n}", args[0]),
-                None => format!("powi {}", args[0]),
-            }
-        }
-        _ => format!("{name} {}", args.join(" ")),
+        "powi" => match prim.params().first() {
+            Some((_, Param::Int(n))) => format!("{} ^ {n}", args[0]),
+            _ => format!("powi {}", args[0]),
+        },
+        _ => format!("{} {}", label(prim), args.join(" ")),
     }
 }
 
@@ -52,7 +49,7 @@ fn describe(name: &str, debug: &str, args: &[String]) -> String {
 fn rows(g: &Graph) -> (Vec<usize>, Vec<Option<usize>>) {
     let mut row_of = vec![None; g.avals.len()];
     let mut vars = Vec::new();
-    for &v in g.inputs.iter().chain(g.eqns.iter().map(|e| &e.out)) {
+    for &v in g.inputs.iter().chain(g.eqns.iter().flat_map(|e| &e.outs)) {
         row_of[v] = Some(vars.len());
         vars.push(v);
     }
@@ -73,11 +70,12 @@ fn eval_rows(g: &Graph, inputs: &[Tensor], deltas: Option<&[Tensor]>) -> Vec<Ten
     let mut outs = Vec::with_capacity(g.eqns.len());
     for (k, e) in g.eqns.iter().enumerate() {
         let args: Vec<Tensor> = e.inputs.iter().map(|&v| env[v].clone().expect("defined before use")).collect();
-        let mut y = bind_dyn(e.prim.clone(), &args);
+        // Expressions are made of primitives with one output.
+        let mut y = bind_dyn(e.prim.clone(), &args).swap_remove(0);
         if let Some(d) = deltas {
             y = y + &d[k];
         }
-        env[e.out] = Some(y.clone());
+        env[e.outs[0]] = Some(y.clone());
         outs.push(y);
     }
     outs
@@ -109,7 +107,7 @@ pub fn traces(g: &Graph, inputs: &[Tensor]) -> Traces {
         .iter()
         .map(|e| {
             let args: Vec<String> = e.inputs.iter().map(|&v| labels[v].clone()).collect();
-            describe(e.prim.name(), &format!("{:?}", e.prim), &args)
+            describe(&*e.prim, &args)
         })
         .collect();
     let eqn_values = eval_rows(g, inputs, None);
@@ -143,7 +141,7 @@ pub fn traces(g: &Graph, inputs: &[Tensor]) -> Traces {
 
     let mut consumers = vec![Vec::new(); vars.len()];
     for e in &g.eqns {
-        let reader = row_of[e.out].expect("equations are rows");
+        let reader = row_of[e.outs[0]].expect("equations are rows");
         for &v in &e.inputs {
             if let Some(r) = row_of[v] {
                 if !consumers[r].contains(&reader) {

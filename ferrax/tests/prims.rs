@@ -1,10 +1,11 @@
 //! Every primitive's derivative rules against finite differences, from one table.
 
+use ferrax::array::ReduceOp;
 use ferrax::array::Rng;
 use ferrax::core::bind;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::{Cummax, Cumprod, Matmul};
+use ferrax::prims::{Matmul, Scan};
 
 /// Where a row's random inputs are drawn from, so each primitive is tested
 /// on its valid domain and away from its kinks.
@@ -133,13 +134,18 @@ fn table() -> Vec<Row> {
         row("argmax", &[(&[3, 4], d)], |x| &x[0] * x[0].argmax(1).to_dtype(x[0].dtype()).expand_dims(1)),
         row("argmin", &[(&[3, 4], d)], |x| &x[0] * x[0].argmin(0).to_dtype(x[0].dtype())),
         row("argsort", &[(&[3, 4], d)], |x| &x[0] * x[0].argsort(1).to_dtype(x[0].dtype())),
-        row("argsort", &[(&[5], d)], |x| x[0].sort(0) * x[0].argsort_descending(0).to_dtype(x[0].dtype())),
+        row("argsort", &[(&[5], d)], |x| &x[0] * x[0].argsort_descending(0).to_dtype(x[0].dtype())),
+        row("sort", &[(&[3, 4], d)], |x| x[0].sort(1)),
+        row("sort", &[(&[5, 2], d)], |x| {
+            let (v, i) = x[0].sort_descending_with_indices(0);
+            v * i.to_dtype(x[0].dtype())
+        }),
         row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(0)),
         row("cumsum", &[(&[3, 4], n)], |x| x[0].cumsum(1)),
         row("cumprod", &[(&[5, 2], n)], |x| x[0].cumprod(0)),
-        row("cumprod", &[(&[2, 4], n)], |x| bind(Cumprod { axis: 1, reverse: true }, &x[..1])),
+        row("cumprod", &[(&[2, 4], n)], |x| bind(Scan { op: ReduceOp::Prod, axis: 1, reverse: true }, &x[..1])),
         row("cummax", &[(&[6, 2], d)], |x| x[0].cummax(0)),
-        row("cummax", &[(&[2, 3], d)], |x| bind(Cummax { axis: 1, reverse: true }, &x[..1])),
+        row("cummax", &[(&[2, 3], d)], |x| bind(Scan { op: ReduceOp::Max, axis: 1, reverse: true }, &x[..1])),
         row("cummin", &[(&[2, 7], d)], |x| x[0].cummin(1)),
         row("broadcast", &[(&[3], n)], |x| x[0].broadcast_to(&[2, 3])),
         row("broadcast", &[(&[2, 1], n)], |x| x[0].broadcast_to(&[4, 2, 3])),
@@ -243,54 +249,16 @@ fn every_primitive_passes_check_grads_in_f32() {
     run_table(DType::F32, &[Mode::Forward, Mode::Reverse]);
 }
 
-/// The names of all primitives, read from the source: the `name` rule of
-/// each `impl Primitive`, and the name argument of the macros that define
-/// primitive families.
-fn primitive_names_in_source() -> Vec<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/prims");
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            let t = line.trim();
-            // `fn name(&self) -> &'static str {` followed by `"literal"`
-            if t.starts_with("fn name(&self) -> &'static str") {
-                if let Some(lit) = lines.get(i + 1).and_then(|l| quoted(l.trim())) {
-                    names.push(lit);
-                }
-            }
-            // A macro invocation line `Prim, "name", ...`
-            let mut parts = t.splitn(3, ", ");
-            if let (Some(ty), Some(name)) = (parts.next(), parts.next()) {
-                let is_type = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && ty.chars().all(|c| c.is_ascii_alphanumeric());
-                if is_type {
-                    if let Some(lit) = quoted(name.trim_end_matches(',')) {
-                        names.push(lit);
-                    }
-                }
-            }
-        }
-    }
-    names.sort();
-    names.dedup();
-    names
-}
-
-fn quoted(s: &str) -> Option<String> {
-    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
-    inner.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()).then(|| inner.to_string())
-}
-
 #[test]
 fn every_primitive_has_a_row_in_the_table() {
-    let names = primitive_names_in_source();
-    assert!(names.len() >= 38, "found only {} primitives in the source: {names:?}", names.len());
+    let mut names: Vec<&str> = ferrax::prims::all().iter().map(|p| p.name()).collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 60, "the registry lists only {} primitives: {names:?}", names.len());
     let rows: Vec<&str> = table().iter().map(|r| r.prim).collect();
-    let missing: Vec<&String> = names.iter().filter(|n| !rows.contains(&n.as_str())).collect();
+    let missing: Vec<&&str> = names.iter().filter(|n| !rows.contains(n)).collect();
     assert!(missing.is_empty(), "primitives without a gradient-check row: {missing:?}");
-    let unknown: Vec<&&str> = rows.iter().filter(|r| !names.iter().any(|n| n == **r)).collect();
+    let unknown: Vec<&&str> = rows.iter().filter(|r| !names.contains(r)).collect();
     assert!(unknown.is_empty(), "table rows naming no primitive: {unknown:?}");
 }
 

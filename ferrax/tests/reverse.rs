@@ -257,7 +257,7 @@ fn make_graph_prints_the_computation_and_its_gradient() {
 fn the_graph_checker_rejects_inconsistent_graphs() {
     let mut g = make_graph(|x: &Tensor| x.sum_axes(&[0], false), &Tensor::ones(&[3, 2], DType::F64));
     assert!(g.check().is_ok());
-    let out = g.eqns[0].out;
+    let out = g.eqns[0].outs[0];
     g.avals[out] = Aval::new(DType::F64, &[3]);
     let err = g.check().unwrap_err();
     assert!(err.to_string().contains("reduce_sum gives f64[2] but its output is declared f64[3]"), "{err}");

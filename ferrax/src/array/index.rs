@@ -22,6 +22,15 @@ pub enum IndexMode {
 }
 
 impl IndexMode {
+    /// The mode's name: `fill`, `fill_zero`, `clip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexMode::Fill => "fill",
+            IndexMode::FillZero => "fill_zero",
+            IndexMode::Clip => "clip",
+        }
+    }
+
     /// The position `i` addresses in an axis of length `len`, or `None` when
     /// it addresses nothing.
     #[inline]

@@ -5,6 +5,7 @@
 //! is generic over the element type and has a contiguous fast path; kernels
 //! over large arrays split their work across threads (see [`parallel`]).
 
+mod backend;
 mod element;
 pub(crate) mod elementwise;
 mod format;
@@ -12,6 +13,7 @@ mod index;
 mod layout;
 mod math;
 mod matmul;
+mod ops;
 pub mod parallel;
 mod random;
 mod reduce;
@@ -22,6 +24,7 @@ mod special;
 use std::fmt;
 use std::sync::Arc;
 
+pub use backend::{backend, backend_of, Backend, Cpu, Device};
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
 pub(crate) use elementwise::{map_float, map_num, zip_float, zip_num, zip_to};
@@ -29,11 +32,10 @@ pub use index::{gather, scatter_add, IndexMode};
 pub use layout::{broadcast_to, concat, pad, permute, rev, slice};
 pub use math::FastMath;
 pub use matmul::matmul;
+pub use ops::{BinaryOp, CompareOp, LayoutOp, ReduceOp, UnaryOp};
 pub use random::Rng;
-pub use reduce::{
-    arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce_prod, reduce_shape, reduce_sum, Cumulative,
-};
-pub use sort::argsort;
+pub use reduce::{arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce_prod, reduce_shape, reduce_sum};
+pub use sort::{argsort, sort};
 pub use special::Special;
 
 /// The element type of an array.
@@ -170,13 +172,20 @@ impl Buffer {
     }
 }
 
-/// A concrete n-dimensional array: dtype, shape and row-major data.
+/// Where an array's elements are: one variant per [`Device`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    /// In host memory.
+    Cpu(Buffer),
+}
+
+/// A concrete n-dimensional array: dtype, shape and row-major data on a device.
 ///
 /// Cloning is cheap (the data is shared); arrays are immutable.
 #[derive(Clone)]
 pub struct Array {
     aval: Aval,
-    data: Arc<Buffer>,
+    storage: Arc<Storage>,
 }
 
 /// Applies `$body` to the typed vector inside a buffer, whatever its dtype.
@@ -217,7 +226,7 @@ impl Array {
             "Array::new: shape {shape:?} holds {size} elements but the data has {}",
             data.len()
         );
-        Array { aval: Aval { dtype: data.dtype(), shape: shape.to_vec() }, data: Arc::new(data) }
+        Array { aval: Aval { dtype: data.dtype(), shape: shape.to_vec() }, storage: Arc::new(Storage::Cpu(data)) }
     }
 
     /// An array from a typed vector and a shape.
@@ -254,7 +263,7 @@ impl Array {
     /// The `n × n` identity.
     pub fn eye(n: usize, dtype: DType) -> Array {
         let mut buf = Array::zeros(&[n, n], dtype);
-        let data = Arc::get_mut(&mut buf.data).expect("a fresh array is not shared");
+        let Storage::Cpu(data) = Arc::get_mut(&mut buf.storage).expect("a fresh array is not shared");
         for i in 0..n {
             match data {
                 Buffer::F32(v) => v[i * n + i] = 1.0,
@@ -295,7 +304,7 @@ impl Array {
 
     /// Number of elements.
     pub fn size(&self) -> usize {
-        self.data.len()
+        self.buffer().len()
     }
 
     /// Number of dimensions.
@@ -303,9 +312,23 @@ impl Array {
         self.aval.shape.len()
     }
 
-    /// The underlying buffer.
+    /// The elements, in host memory.
     pub fn buffer(&self) -> &Buffer {
-        &self.data
+        match &*self.storage {
+            Storage::Cpu(b) => b,
+        }
+    }
+
+    /// Where the elements are.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The device the array lives on.
+    pub fn device(&self) -> Device {
+        match &*self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+        }
     }
 
     /// The data as a typed slice.
@@ -314,7 +337,7 @@ impl Array {
     /// When the array's dtype is not `T`'s.
     #[track_caller]
     pub fn as_slice<T: Element>(&self) -> &[T] {
-        match T::slice(&self.data) {
+        match T::slice(self.buffer()) {
             Some(s) => s,
             None => panic!(
                 "as_slice: the array holds {} but {} was asked for; convert it with to_dtype first",
@@ -326,15 +349,15 @@ impl Array {
 
     /// The elements converted to `T` by `as`-cast semantics.
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
-        if let Some(s) = T::slice(&self.data) {
+        if let Some(s) = T::slice(self.buffer()) {
             return s.to_vec();
         }
-        with_buffer!(&*self.data, v => v.iter().map(|x| T::from_f64(x.to_f64())).collect())
+        with_buffer!(self.buffer(), v => v.iter().map(|x| T::from_f64(x.to_f64())).collect())
     }
 
     /// The element at flat index `i`, as `f64`.
     pub fn get_f64(&self, i: usize) -> f64 {
-        with_buffer!(&*self.data, v => v[i].to_f64())
+        with_buffer!(self.buffer(), v => v[i].to_f64())
     }
 
     /// The same data with another shape of the same size (no copy).
@@ -350,7 +373,7 @@ impl Array {
             self.shape(),
             self.size()
         );
-        Array { aval: Aval { dtype: self.dtype(), shape: shape.to_vec() }, data: self.data.clone() }
+        Array { aval: Aval { dtype: self.dtype(), shape: shape.to_vec() }, storage: self.storage.clone() }
     }
 
     /// The elements converted to `dtype`; a cheap clone when it already is.
@@ -358,7 +381,7 @@ impl Array {
         if dtype == self.dtype() {
             return self.clone();
         }
-        let buf = with_buffer!(&*self.data, v => match dtype {
+        let buf = with_buffer!(self.buffer(), v => match dtype {
             DType::F32 => Buffer::F32(v.iter().map(|x| f32::from_f64(x.to_f64())).collect()),
             DType::F64 => Buffer::F64(v.iter().map(|x| x.to_f64()).collect()),
             DType::I64 => Buffer::I64(v.iter().map(|x| i64::from_f64(x.to_f64())).collect()),
@@ -373,7 +396,7 @@ impl Array {
         if self.aval != other.aval {
             return false;
         }
-        match (&*self.data, &*other.data) {
+        match (self.buffer(), other.buffer()) {
             (Buffer::F32(a), Buffer::F32(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
             (Buffer::F64(a), Buffer::F64(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
             (a, b) => a == b,

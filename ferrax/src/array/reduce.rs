@@ -2,7 +2,7 @@
 
 use super::layout::permute;
 use super::parallel::{self, fill_chunks};
-use super::{Array, Buffer, DType, Num};
+use super::{Array, Buffer, DType, Num, ReduceOp};
 
 /// The three-run form `[outer, reduced, inner]` of a shape whose reduced axes are contiguous.
 #[derive(Clone, Copy)]
@@ -239,7 +239,12 @@ fn arg_extreme_typed<T: Num>(x: &[T], r: Runs, better: impl Fn(T, T) -> bool + S
 ///
 /// # Panics
 /// When the axis is empty.
-pub fn arg_extreme(x: &Array, axis: usize, max: bool) -> Array {
+pub fn arg_extreme(x: &Array, axis: usize, op: ReduceOp) -> Array {
+    let max = match op {
+        ReduceOp::Max => true,
+        ReduceOp::Min => false,
+        other => panic!("arg_extreme: {other} has no position; use Max or Min"),
+    };
     let name = if max { "argmax" } else { "argmin" };
     let axes = norm_axes(name, x.shape(), &[axis]);
     assert!(x.shape()[axis] > 0, "{name}: axis {axis} of shape {:?} is empty", x.shape());
@@ -258,19 +263,6 @@ pub fn arg_extreme(x: &Array, axis: usize, max: bool) -> Array {
         Buffer::Bool(_) => panic!("{name}: expected a numeric array, got bool"),
     };
     Array::from_vec(v, &reduce_shape(x.shape(), &axes))
-}
-
-/// Which running reduction [`cumulative`] computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cumulative {
-    /// Running sum.
-    Sum,
-    /// Running product.
-    Prod,
-    /// Running maximum (NaN propagates).
-    Max,
-    /// Running minimum (NaN propagates).
-    Min,
 }
 
 fn cumulative_typed<T: Num>(x: &[T], r: Runs, reverse: bool, op: impl Fn(T, T) -> T + Sync) -> Vec<T> {
@@ -310,19 +302,19 @@ fn cumulative_typed<T: Num>(x: &[T], r: Runs, reverse: bool, op: impl Fn(T, T) -
 }
 
 /// A running reduction along `axis`; with `reverse`, from the end backwards.
-pub fn cumulative(x: &Array, axis: usize, reverse: bool, op: Cumulative) -> Array {
+pub fn cumulative(x: &Array, axis: usize, reverse: bool, op: ReduceOp) -> Array {
     let axes = norm_axes("cumulative", x.shape(), &[axis]);
     let r = Runs {
         outer: x.shape()[..axes[0]].iter().product(),
         reduced: x.shape()[axes[0]],
         inner: x.shape()[axes[0] + 1..].iter().product(),
     };
-    fn go<T: Num>(x: &[T], r: Runs, reverse: bool, op: Cumulative) -> Vec<T> {
+    fn go<T: Num>(x: &[T], r: Runs, reverse: bool, op: ReduceOp) -> Vec<T> {
         match op {
-            Cumulative::Sum => cumulative_typed(x, r, reverse, |a: T, b| a.wadd(b)),
-            Cumulative::Prod => cumulative_typed(x, r, reverse, |a: T, b| a.wmul(b)),
-            Cumulative::Max => cumulative_typed(x, r, reverse, |a: T, b| a.max_nan(b)),
-            Cumulative::Min => cumulative_typed(x, r, reverse, |a: T, b| a.min_nan(b)),
+            ReduceOp::Sum => cumulative_typed(x, r, reverse, |a: T, b| a.wadd(b)),
+            ReduceOp::Prod => cumulative_typed(x, r, reverse, |a: T, b| a.wmul(b)),
+            ReduceOp::Max => cumulative_typed(x, r, reverse, |a: T, b| a.max_nan(b)),
+            ReduceOp::Min => cumulative_typed(x, r, reverse, |a: T, b| a.min_nan(b)),
         }
     }
     let buf = numeric_dispatch!("cumulative", x, <T> go::<T>(x.as_slice(), r, reverse, op));
@@ -331,5 +323,5 @@ pub fn cumulative(x: &Array, axis: usize, reverse: bool, op: Cumulative) -> Arra
 
 /// Cumulative sum along `axis`; with `reverse`, from the end backwards.
 pub fn cumsum(x: &Array, axis: usize, reverse: bool) -> Array {
-    cumulative(x, axis, reverse, Cumulative::Sum)
+    cumulative(x, axis, reverse, ReduceOp::Sum)
 }

@@ -19,6 +19,31 @@ fn is_nan<T: PartialOrd>(v: &T) -> bool {
     v.partial_cmp(v).is_none()
 }
 
+/// Each run along `axis` sorted, stably, and the indices that sort it (see [`argsort`]).
+pub fn sort(x: &Array, axis: usize, descending: bool) -> (Array, Array) {
+    let idx = argsort(x, axis, descending);
+    let shape = x.shape();
+    let (outer, len, inner) =
+        (shape[..axis].iter().product::<usize>(), shape[axis], shape[axis + 1..].iter().product::<usize>());
+    let order = idx.as_slice::<i64>();
+    let buf = super::map_buffer!(x.buffer(), v => take_typed(v, order, outer, len, inner));
+    (Array::new(shape, buf), idx)
+}
+
+/// `v` rearranged along its middle axis by `order` (positions within each run).
+fn take_typed<T: Element>(v: &[T], order: &[i64], outer: usize, len: usize, inner: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    for o in 0..outer {
+        for k in 0..len {
+            for c in 0..inner {
+                let at = (o * len + k) * inner + c;
+                out.push(v[(o * len + order[at] as usize) * inner + c]);
+            }
+        }
+    }
+    out
+}
+
 /// The indices that sort each run along `axis`, stably (equal elements keep
 /// their order); with `descending`, largest first, equal ones still in order.
 pub fn argsort(x: &Array, axis: usize, descending: bool) -> Array {

@@ -181,10 +181,10 @@ fn max_propagates_nan_and_argmax_takes_first() {
     let m = reduce_max(&x, &[1]).to_vec::<f64>();
     assert!(m[0].is_nan());
     assert_eq!(m[1], 3.0);
-    assert_eq!(arg_extreme(&x, 1, true).to_vec::<i64>(), vec![1, 0]);
+    assert_eq!(arg_extreme(&x, 1, ReduceOp::Max).to_vec::<i64>(), vec![1, 0]);
     let y = Array::from_vec(vec![1.0, 5.0, 5.0, 0.0, 9.0, 2.0], &[3, 2]);
-    assert_eq!(arg_extreme(&y, 0, true).to_vec::<i64>(), vec![2, 0]);
-    assert_eq!(arg_extreme(&y, 1, true).to_vec::<i64>(), vec![1, 0, 0]);
+    assert_eq!(arg_extreme(&y, 0, ReduceOp::Max).to_vec::<i64>(), vec![2, 0]);
+    assert_eq!(arg_extreme(&y, 1, ReduceOp::Max).to_vec::<i64>(), vec![1, 0, 0]);
 }
 
 #[test]

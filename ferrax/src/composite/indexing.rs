@@ -84,7 +84,7 @@ impl Tensor {
     /// When the axis is out of range.
     #[track_caller]
     pub fn sort(&self, axis: usize) -> Tensor {
-        self.take_along_axis(&self.argsort(axis), axis)
+        self.sort_with_indices(axis).0
     }
 
     /// The `k` largest elements along the last axis, largest first, and
@@ -108,8 +108,8 @@ impl Tensor {
             panic!("top_k: k = {k} exceeds the last axis of shape {:?}", self.shape());
         }
         let last = self.rank() - 1;
-        let indices = self.argsort_descending(last).slice(last, 0, k);
-        (self.take_along_axis(&indices, last), indices)
+        let (values, indices) = self.sort_descending_with_indices(last);
+        (values.slice(last, 0, k), indices.slice(last, 0, k))
     }
 
     /// The elements shifted by `shift` positions along `axis`, wrapping

@@ -13,9 +13,9 @@ mod trace;
 use std::sync::Arc;
 
 pub use crate::array::{Array, Aval, DType};
-pub use primitive::{Lin, Primitive};
+pub use primitive::{label, Kind, Lin, Param, Params, Primitive, SingleOutput};
 pub(crate) use trace::same_aval;
-pub use trace::{bind, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace};
+pub use trace::{bind, bind_all, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace};
 
 /// An n-dimensional value: what users hold and transformations trace.
 ///

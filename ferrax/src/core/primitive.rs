@@ -1,8 +1,8 @@
 //! The `Primitive` trait: one implementation per primitive holds all of its rules.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 
-use crate::array::{Array, Aval};
+use crate::array::{Array, Aval, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
 
 use super::Tensor;
 
@@ -39,51 +39,223 @@ impl Lin {
     }
 }
 
+/// A parameter value of a primitive, as data: printable, comparable and
+/// hashable, so graphs can be printed and compared without reading `Debug`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Param {
+    /// A flag.
+    Bool(bool),
+    /// An integer (an exponent, an offset).
+    Int(i64),
+    /// A count or an axis.
+    Usize(usize),
+    /// Axes, a shape, a permutation, offsets.
+    List(Vec<usize>),
+    /// A dtype.
+    DType(DType),
+    /// A named choice: an op (`gt`), a mode (`fill`).
+    Name(&'static str),
+    /// The identity of a user function (custom rules): equal only for the same closure.
+    Id(usize),
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Bool(b) => write!(f, "{b}"),
+            Param::Int(i) => write!(f, "{i}"),
+            Param::Usize(u) => write!(f, "{u}"),
+            Param::List(v) => write!(f, "{v:?}"),
+            Param::DType(d) => write!(f, "{d}"),
+            Param::Name(n) => f.write_str(n),
+            Param::Id(i) => write!(f, "#{i:x}"),
+        }
+    }
+}
+
+/// A primitive's parameters: named values, in a fixed order.
+pub type Params = Vec<(&'static str, Param)>;
+
+/// What a primitive computes, for passes that treat families alike (a
+/// fusion pass groups elementwise ops; a backend generates their kernels).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An elementwise function of one operand.
+    Unary(UnaryOp),
+    /// An elementwise function of two operands.
+    Binary(BinaryOp),
+    /// An elementwise comparison.
+    Compare(CompareOp),
+    /// `cond ? a : b`, elementwise.
+    Select,
+    /// An elementwise dtype conversion.
+    Convert(DType),
+    /// A reduction over axes.
+    Reduce(ReduceOp),
+    /// The position of an extreme along an axis.
+    ArgReduce(ReduceOp),
+    /// A running reduction along an axis.
+    Scan(ReduceOp),
+    /// Moves elements without arithmetic (broadcast, reshape, permute, slice, pad, rev, concat).
+    Layout,
+    /// A contraction (matrix products).
+    Contraction,
+    /// Selects or places elements by index (gather, scatter, sort).
+    Index,
+    /// Calls user code (custom rules, checkpoints).
+    Call,
+    /// Nothing a pass may assume (`stop_gradient`: the identity, but not to differentiation).
+    Opaque,
+}
+
 /// A primitive operation: the unit every tensor operation is made of.
 ///
-/// Each primitive is one type (holding its parameters, like `ReduceSum {
-/// axes }`) whose impl holds all of its rules, so adding one touches one place.
-/// Rules are written with [`Tensor`] operations, so every rule is itself
-/// traceable: that is what lets transformations nest.
+/// Each primitive is one type (holding its parameters, like `Reduce { op,
+/// axes }`) whose impl holds all of its rules, so adding one touches one
+/// place. Rules are written with [`Tensor`] operations, so every rule is
+/// itself traceable: that is what lets transformations nest. A primitive
+/// has one output or several (`sort` gives values and indices); those with
+/// one implement [`SingleOutput`] instead, which is the same contract with
+/// one output, and get this trait from it.
 pub trait Primitive: Debug + Send + Sync + 'static {
     /// The primitive's name, as it appears in graphs and error messages.
     fn name(&self) -> &'static str;
 
-    /// Abstract evaluation: the output's dtype and shape from the inputs'.
+    /// The parameters, as data (the graph printer shows them; equal
+    /// primitives have equal names and parameters).
+    fn params(&self) -> Params;
+
+    /// What family the primitive belongs to.
+    fn kind(&self) -> Kind;
+
+    /// Abstract evaluation: each output's dtype and shape from the inputs'.
     /// Misuse (incompatible shapes, wrong dtypes) panics here with a message
     /// that names the operation, the shapes or dtypes, and the fix.
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Vec<Aval>;
+
+    /// Computes every output on concrete arrays. Called only after `shape`
+    /// accepted the inputs.
+    fn eval(&self, ins: &[&Array]) -> Vec<Array>;
+
+    /// Forward-mode rule: each output's tangent, given the primal inputs
+    /// `x`, their tangents `t` (`None` is a symbolic zero; at least one is
+    /// `Some`) and the primal outputs `ans`. Must be linear in `t`. `None`
+    /// for an output whose tangent is identically zero (integer outputs,
+    /// `stop_gradient`, piecewise-constant functions).
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>>;
+
+    /// Vectorisation rule: the primitive applied to inputs that carry an
+    /// extra batch axis (`axes[i]`: where input `i` has it; `None`: the input
+    /// is the same for the whole batch, at least one is `Some`) of length
+    /// `size`. Returns the batched outputs and where each one's batch axis is
+    /// (or `None` for an output that does not vary across the batch). Rules
+    /// may move batch axes wherever is convenient; unbatched inputs are
+    /// broadcast only where a rule needs it.
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>);
+
+    /// Reverse-mode rule, for primitives that can appear linearly in a
+    /// tangent program: given the outputs' cotangents (`None`: zero) and the
+    /// inputs (constants, or linear inputs known only by shape), the
+    /// cotangent of each linear input (`None`: zero, or a constant input).
+    /// Written with `Tensor` operations, so transposition is itself traceable.
+    ///
+    /// The default is for nonlinear primitives, which never appear in a
+    /// tangent program: their jvp multiplies the tangent by a constant.
+    fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let _ = (cts, ins);
+        panic!("{}", super::context::nonlinear_message(self.name()))
+    }
+}
+
+/// The rules of a primitive with one output — most of them. Every type that
+/// implements this is a [`Primitive`].
+pub trait SingleOutput: Debug + Send + Sync + 'static {
+    /// The primitive's name, as it appears in graphs and error messages.
+    fn name(&self) -> &'static str;
+
+    /// The parameters, as data.
+    fn params(&self) -> Params;
+
+    /// What family the primitive belongs to.
+    fn kind(&self) -> Kind;
+
+    /// The output's dtype and shape from the inputs' (see [`Primitive::shape`]).
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval;
 
     /// Computes on concrete arrays. Called only after `shape` accepted the inputs.
     fn eval(&self, ins: &[&Array]) -> Array;
 
-    /// Forward-mode rule: the output tangent, given the primal inputs `x`,
-    /// their tangents `t` (`None` is a symbolic zero; at least one is
-    /// `Some`) and the primal output `ans`. Must be linear in `t`. Returns
-    /// `None` when the tangent is identically zero (integer outputs,
-    /// `stop_gradient`, piecewise-constant functions).
+    /// The output's tangent (see [`Primitive::jvp`]); `None` when it is zero.
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor>;
 
-    /// Vectorisation rule: the primitive applied to inputs that carry an
-    /// extra batch axis (`axes[i]`: where input `i` has it; `None`: the input
-    /// is the same for the whole batch, at least one is `Some`) of length
-    /// `size`. Returns the batched output and where its batch axis is (or
-    /// `None` if the output does not vary across the batch). Rules may move
-    /// batch axes wherever is convenient; unbatched inputs are broadcast only
-    /// where a rule needs it.
+    /// The batched output and where its batch axis is (see [`Primitive::batch`]).
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>);
 
-    /// Reverse-mode rule, for primitives that can appear linearly in a
-    /// tangent program: given the output cotangent `ct` and the inputs
-    /// (constants, or linear inputs known only by shape), the cotangent of
-    /// each linear input (`None`: zero, or a constant input). Written with
-    /// `Tensor` operations, so transposition is itself traceable.
-    ///
-    /// The default is for nonlinear primitives, which never appear in a
-    /// tangent program: their jvp multiplies the tangent by a constant.
+    /// The cotangents of the linear inputs from the output's cotangent (see
+    /// [`Primitive::transpose`]). The default is for nonlinear primitives.
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
         let _ = (ct, ins);
         panic!("{}", super::context::nonlinear_message(self.name()))
     }
+}
+
+impl<P: SingleOutput> Primitive for P {
+    fn name(&self) -> &'static str {
+        SingleOutput::name(self)
+    }
+    fn params(&self) -> Params {
+        SingleOutput::params(self)
+    }
+    fn kind(&self) -> Kind {
+        SingleOutput::kind(self)
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Vec<Aval> {
+        vec![SingleOutput::shape(self, ins)]
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        vec![SingleOutput::eval(self, ins)]
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
+        vec![SingleOutput::jvp(self, x, t, &ans[0])]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        let (out, axis) = SingleOutput::batch(self, x, axes, size);
+        (vec![out], vec![axis])
+    }
+    fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
+        match &cts[0] {
+            Some(ct) => SingleOutput::transpose(self, ct, ins),
+            None => vec![None; ins.len()],
+        }
+    }
+}
+
+/// Primitives are equal when their names and parameters are: what a graph
+/// pass needs to merge equal equations, or a cache to key by a program.
+impl PartialEq for dyn Primitive {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.params() == other.params()
+    }
+}
+
+impl Eq for dyn Primitive {}
+
+impl std::hash::Hash for dyn Primitive {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+        self.params().hash(state);
+    }
+}
+
+/// A primitive's name with its parameters, as graphs print it: `name[k=v, …]`.
+pub fn label(prim: &dyn Primitive) -> String {
+    let params = prim.params();
+    if params.is_empty() {
+        return prim.name().to_string();
+    }
+    let parts: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{}[{}]", prim.name(), parts.join(", "))
 }

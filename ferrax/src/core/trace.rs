@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::array::{Array, Aval};
 
-use super::{Primitive, Repr, Tensor};
+use super::{Primitive, Repr, SingleOutput, Tensor};
 
 /// Identifies a frame: its level on the stack and a process-wide unique id,
 /// so a frame popped and replaced at the same level is never confused with it.
@@ -39,9 +39,9 @@ pub trait Trace {
     fn as_any(&self) -> &dyn std::any::Any;
 
     /// Applies `prim` to `ins`, at least one of which is a tracer of frame
-    /// `me`; `aval` is the output's abstract value, already checked by the
-    /// primitive's shape rule.
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor;
+    /// `me`; `avals` are the outputs' abstract values, already checked by
+    /// the primitive's shape rule.
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor>;
 }
 
 struct Entry {
@@ -134,24 +134,32 @@ pub(crate) fn escaped_message(kind: &str, frame: FrameId) -> String {
     )
 }
 
-/// Applies a primitive to tensors: evaluates it on arrays when no input is
-/// traced, otherwise hands it to the highest-level transformation among the
-/// inputs. Every tensor operation goes through here.
+/// Applies a primitive with one output to tensors: evaluates it on arrays
+/// when no input is traced, otherwise hands it to the highest-level
+/// transformation among the inputs. Every tensor operation goes through here
+/// (or [`bind_all`], for several outputs).
 ///
 /// # Panics
-/// When the primitive's shape rule rejects the inputs, or an input is a
-/// tracer whose transformation has ended.
+/// When the primitive's shape rule rejects the inputs, an input is a tracer
+/// whose transformation has ended, or the inputs live on different devices.
 #[track_caller]
-pub fn bind<P: Primitive>(prim: P, ins: &[Tensor]) -> Tensor {
+pub fn bind<P: SingleOutput>(prim: P, ins: &[Tensor]) -> Tensor {
+    let mut outs = bind_all(prim, ins);
+    outs.pop().expect("a single-output primitive gives one output")
+}
+
+/// [`bind`] for a primitive with any number of outputs.
+#[track_caller]
+pub fn bind_all<P: Primitive>(prim: P, ins: &[Tensor]) -> Vec<Tensor> {
     match top_frame(ins) {
         None => eval_eager(&prim, ins),
         Some(frame) => bind_traced(Arc::new(prim), ins, frame),
     }
 }
 
-/// [`bind`] for a primitive already behind an `Arc` (graph interpreters, trace rules).
+/// [`bind_all`] for a primitive already behind an `Arc` (graph interpreters, trace rules).
 #[track_caller]
-pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Tensor {
+pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Vec<Tensor> {
     match top_frame(ins) {
         None => eval_eager(&*prim, ins),
         Some(frame) => bind_traced(prim, ins, frame),
@@ -176,19 +184,21 @@ fn top_frame(ins: &[Tensor]) -> Option<FrameId> {
 }
 
 #[track_caller]
-fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Tensor {
+fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Vec<Tensor> {
     let arrays: Vec<&Array> = ins.iter().map(|x| x.array().expect("no tracers here")).collect();
     let avals: Vec<&Aval> = arrays.iter().map(|a| a.aval()).collect();
-    let aval = prim.shape(&avals);
-    let out = prim.eval(&arrays);
+    let want = prim.shape(&avals);
+    // Placement: the inputs must share a device (the message names both).
+    crate::array::backend_of(&arrays);
+    let outs = prim.eval(&arrays);
     assert!(
-        same_aval(out.aval(), &aval),
-        "internal error: {} computed {} where its shape rule promised {}",
+        outs.len() == want.len() && outs.iter().zip(&want).all(|(o, w)| same_aval(o.aval(), w)),
+        "internal error: {} computed {:?} where its shape rule promised {:?}",
         prim.name(),
-        out.aval(),
-        aval
+        outs.iter().map(|o| o.aval().to_string()).collect::<Vec<_>>(),
+        want.iter().map(Aval::to_string).collect::<Vec<_>>()
     );
-    Tensor::from_array(out)
+    outs.into_iter().map(Tensor::from_array).collect()
 }
 
 /// `a == b` without `memcmp`: for the one- or two-element shapes of scalar
@@ -199,9 +209,9 @@ pub(crate) fn same_aval(a: &Aval, b: &Aval) -> bool {
 }
 
 #[track_caller]
-fn bind_traced(prim: Arc<dyn Primitive>, ins: &[Tensor], frame: FrameId) -> Tensor {
+fn bind_traced(prim: Arc<dyn Primitive>, ins: &[Tensor], frame: FrameId) -> Vec<Tensor> {
     let avals: Vec<&Aval> = ins.iter().map(Tensor::aval).collect();
-    let aval = prim.shape(&avals);
+    let out_avals = prim.shape(&avals);
     let trace = trace_of(frame, "a transformation");
-    trace.process(frame, &prim, ins, aval)
+    trace.process(frame, &prim, ins, out_avals)
 }

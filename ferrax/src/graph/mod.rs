@@ -20,15 +20,15 @@ pub use transpose::backward_pass;
 /// A variable of a graph.
 pub type Var = usize;
 
-/// One primitive application: `out = prim(inputs…)`.
+/// One primitive application: `outs… = prim(inputs…)`.
 #[derive(Clone, Debug)]
 pub struct Eqn {
     /// The primitive, with its parameters.
     pub prim: Arc<dyn Primitive>,
     /// Its operands.
     pub inputs: Vec<Var>,
-    /// The variable it defines.
-    pub out: Var,
+    /// The variables it defines, one per output of the primitive.
+    pub outs: Vec<Var>,
     /// The user rule (`custom_jvp`, …) that applied it, so errors in
     /// transposing it can name the user's code.
     pub origin: Option<&'static str>,
@@ -41,7 +41,7 @@ pub enum Def {
     Input(usize),
     /// The `i`-th constant.
     Const(usize),
-    /// The output of the `i`-th equation.
+    /// An output of the `i`-th equation.
     Eqn(usize),
 }
 
@@ -105,17 +105,24 @@ impl Graph {
             }
             let ins: Vec<&Aval> = e.inputs.iter().map(|&v| &self.avals[v]).collect();
             let shape_rule = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.prim.shape(&ins)));
+            let declared: Vec<&Aval> = e.outs.iter().map(|&v| &self.avals[v]).collect();
             match shape_rule {
-                Ok(aval) if aval == self.avals[e.out] => defined[e.out] = true,
-                Ok(aval) => {
+                Ok(avals) if avals.iter().collect::<Vec<_>>() == declared => {
+                    for &v in &e.outs {
+                        defined[v] = true;
+                    }
+                }
+                Ok(avals) => {
+                    let show = |a: Vec<&Aval>| match a.as_slice() {
+                        [one] => one.to_string(),
+                        many => format!("({})", many.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")),
+                    };
+                    let (got, want) = (show(avals.iter().collect()), show(declared));
+                    let what = if e.outs.len() == 1 { "its output is" } else { "its outputs are" };
                     return Err(GraphError {
                         eqn: i,
-                        message: format!(
-                            "{} gives {aval} but its output is declared {}",
-                            e.prim.name(),
-                            self.avals[e.out]
-                        ),
-                    })
+                        message: format!("{} gives {got} but {what} declared {want}", e.prim.name()),
+                    });
                 }
                 Err(p) => {
                     let why = p.downcast_ref::<String>().cloned().unwrap_or_else(|| "shape rule panicked".into());
@@ -159,7 +166,9 @@ impl Graph {
         let last_use = self.last_uses();
         for (i, e) in self.eqns.iter().enumerate() {
             let args: Vec<Tensor> = e.inputs.iter().map(|&v| env[v].clone().expect("defined before use")).collect();
-            env[e.out] = Some(bind_dyn(e.prim.clone(), &args));
+            for (&v, y) in e.outs.iter().zip(bind_dyn(e.prim.clone(), &args)) {
+                env[v] = Some(y);
+            }
             for &v in &e.inputs {
                 if last_use[v] == Some(i) && matches!(self.defs[v], Def::Eqn(_)) {
                     env[v] = None;
@@ -262,12 +271,13 @@ impl GraphBuilder {
         v
     }
 
-    /// A new equation `prim(inputs)` whose output is `aval`.
-    pub fn add_eqn(&mut self, prim: Arc<dyn Primitive>, inputs: Vec<Var>, aval: Aval) -> Var {
-        let out = self.new_var(aval, Def::Eqn(self.graph.eqns.len()));
+    /// A new equation `prim(inputs)` whose outputs are `avals`; their variables.
+    pub fn add_eqn(&mut self, prim: Arc<dyn Primitive>, inputs: Vec<Var>, avals: Vec<Aval>) -> Vec<Var> {
+        let k = self.graph.eqns.len();
+        let outs: Vec<Var> = avals.into_iter().map(|a| self.new_var(a, Def::Eqn(k))).collect();
         let origin = crate::core::context::user_rule();
-        self.graph.eqns.push(Eqn { prim, inputs, out, origin });
-        out
+        self.graph.eqns.push(Eqn { prim, inputs, outs: outs.clone(), origin });
+        outs
     }
 
     /// The graph built so far with these outputs, leaving the builder open.

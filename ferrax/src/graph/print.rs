@@ -4,6 +4,7 @@
 use std::fmt::{self, Write};
 
 use super::{Def, Graph};
+use crate::core::label;
 
 /// Variable names as jaxprs have them: a, b, …, z, ba, bb, …
 fn var_name(mut v: usize) -> String {
@@ -17,20 +18,6 @@ fn var_name(mut v: usize) -> String {
     }
     s.reverse();
     String::from_utf8(s).expect("ascii")
-}
-
-/// `name[param=value, …]` from a primitive's `Debug` form (`Name { param: value }`).
-fn prim_label(prim: &dyn crate::core::Primitive) -> String {
-    let debug = format!("{prim:?}");
-    let params = match (debug.find('{'), debug.rfind('}')) {
-        (Some(a), Some(b)) if a < b => debug[a + 1..b].trim().replace(": ", "="),
-        _ => String::new(),
-    };
-    if params.is_empty() {
-        prim.name().to_string()
-    } else {
-        format!("{}[{params}]", prim.name())
-    }
 }
 
 impl fmt::Display for Graph {
@@ -47,7 +34,8 @@ impl fmt::Display for Graph {
         }
         for e in &self.eqns {
             let args: Vec<String> = e.inputs.iter().map(|&v| var_name(v)).collect();
-            writeln!(f, "    {} = {} {}", typed(e.out), prim_label(&*e.prim), args.join(" "))?;
+            let outs: Vec<String> = e.outs.iter().map(|&v| typed(v)).collect();
+            writeln!(f, "    {} = {} {}", outs.join(" "), label(&*e.prim), args.join(" "))?;
         }
         let outs: Vec<String> = self.outputs.iter().map(|&v| var_name(v)).collect();
         write!(f, "  in ({}) }}", outs.join(", "))
@@ -69,14 +57,16 @@ impl Graph {
             let (label, shape) = match def {
                 Def::Input(i) => (format!("in{i} {}\\n{}", var_name(v), self.avals[v]), "ellipse"),
                 Def::Const(_) => (format!("{}\\n{}", var_name(v), self.avals[v]), "box"),
-                Def::Eqn(e) => (format!("{}\\n{}", prim_label(&*self.eqns[*e].prim), self.avals[v]), "ellipse"),
+                Def::Eqn(e) => (format!("{}\\n{}", label(&*self.eqns[*e].prim), self.avals[v]), "ellipse"),
             };
             let periph = if self.outputs.contains(&v) { 2 } else { 1 };
             let _ = writeln!(s, "  v{v} [label=\"{}\", shape={shape}, peripheries={periph}];", label.replace('"', "'"));
         }
         for e in &self.eqns {
             for &i in &e.inputs {
-                let _ = writeln!(s, "  v{i} -> v{};", e.out);
+                for &o in &e.outs {
+                    let _ = writeln!(s, "  v{i} -> v{o};");
+                }
             }
         }
         s.push_str("}\n");

@@ -40,7 +40,10 @@ pub fn backward_pass(graph: &Graph, cts: &[Option<Tensor>]) -> Vec<Option<Tensor
         accumulate(&mut ct_of[v], ct.clone());
     }
     for e in graph.eqns.iter().rev() {
-        let Some(ct) = ct_of[e.out].take() else { continue };
+        let cts: Vec<Option<Tensor>> = e.outs.iter().map(|&v| ct_of[v].take()).collect();
+        if cts.iter().all(Option::is_none) {
+            continue;
+        }
         let lins: Vec<Lin> = e
             .inputs
             .iter()
@@ -51,7 +54,7 @@ pub fn backward_pass(graph: &Graph, cts: &[Option<Tensor>]) -> Vec<Option<Tensor
             .collect();
         let in_cts = {
             let _origin = crate::core::context::transposing(e.origin);
-            e.prim.transpose(&ct, &lins)
+            e.prim.transpose(&cts, &lins)
         };
         debug_assert_eq!(in_cts.len(), e.inputs.len(), "{}: one cotangent per input", e.prim.name());
         for ((&v, lin), ct) in e.inputs.iter().zip(&lins).zip(in_cts) {

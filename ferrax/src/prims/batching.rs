@@ -1,6 +1,6 @@
 //! Helpers shared by the batch (vmap) rules.
 
-use crate::core::{bind, Primitive, Tensor};
+use crate::core::{bind, SingleOutput, Tensor};
 
 /// The physical axis of logical axis `a` in a value whose batch axis is `bd`.
 pub(crate) fn phys(a: usize, bd: usize) -> usize {
@@ -40,7 +40,7 @@ pub(crate) fn batch_first(x: &Tensor, axis: Option<usize>, size: usize) -> Tenso
 /// there (a copy only when their batch axis is elsewhere), and unbatched
 /// operands get a size-1 axis inserted where the batch axis falls among
 /// their own axes (a reshape, never a copy).
-pub(crate) fn elementwise<P: Primitive + Clone>(
+pub(crate) fn elementwise<P: SingleOutput + Clone>(
     prim: &P,
     x: &[Tensor],
     axes: &[Option<usize>],
@@ -73,6 +73,10 @@ pub(crate) fn elementwise<P: Primitive + Clone>(
 
 /// The batch rule of a primitive with one operand that acts on each element
 /// (or each logical axis it is told about) independently: the batch axis stays put.
-pub(crate) fn unary<P: Primitive + Clone>(prim: &P, x: &[Tensor], axes: &[Option<usize>]) -> (Tensor, Option<usize>) {
+pub(crate) fn unary<P: SingleOutput + Clone>(
+    prim: &P,
+    x: &[Tensor],
+    axes: &[Option<usize>],
+) -> (Tensor, Option<usize>) {
     (bind(prim.clone(), std::slice::from_ref(&x[0])), axes[0])
 }

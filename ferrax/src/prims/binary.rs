@@ -3,9 +3,8 @@
 
 use std::ops;
 
-use crate::array::parallel::{CHEAP, COSTLY};
-use crate::array::{elementwise, zip_float, zip_num, zip_to, Array, Aval, DType};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, Array, Aval, BinaryOp, CompareOp, DType};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::promote::{inexact, promote_pair, with_scalar, Scalar};
 use super::{
@@ -26,23 +25,12 @@ fn binary_shape(op: &str, float_only: bool, ins: &[&Aval]) -> Aval {
     Aval { dtype: ins[0].dtype, shape: broadcast_or_panic(op, &ins[0].shape, &ins[1].shape) }
 }
 
-/// The kernel of an arithmetic primitive: generic over the `Num` types
-/// (f32, f64, i64), or written once for each float type.
-macro_rules! arith_kernel {
-    (num, $cost:ident, $name:literal, $ins:expr, $out:expr, |$a:ident, $b:ident| $kernel:expr) => {
-        zip_num!($name, $ins[0], $ins[1], $out, $cost, <T> |$a, $b| $kernel)
-    };
-    (float, $cost:ident, $name:literal, $ins:expr, $out:expr, |$a:ident, $b:ident| $kernel:expr) => {
-        zip_float!($name, $ins[0], $ins[1], $out, $cost, |$a, $b| $kernel)
-    };
-}
-
-/// Defines an arithmetic primitive: its dtypes (`num` or `float`) and
-/// kernel cost, its kernel and its jvp (and transpose, when linear).
+/// Defines an arithmetic primitive over numeric (`num`) or float (`float`)
+/// operands: its op (its CPU kernel is in `array::ops` under the same name),
+/// its jvp and, when linear, its transpose.
 macro_rules! arith {
     (
-        $(#[$doc:meta])* $Prim:ident, $name:literal, $kind:ident($cost:ident),
-        kernel: |$a:ident, $b:ident| $kernel:expr,
+        $(#[$doc:meta])* $Prim:ident, $name:literal, $kind:ident,
         jvp: |$x:ident, $y:ident, $tx:ident, $ty:ident, $ans:ident| $jvp:expr
         $(, transpose: |$ct:ident, $ins:ident| $transpose:expr)?
     ) => {
@@ -50,17 +38,22 @@ macro_rules! arith {
         #[derive(Clone, Copy, Debug)]
         pub struct $Prim;
 
-        impl Primitive for $Prim {
+        impl SingleOutput for $Prim {
             fn name(&self) -> &'static str {
                 $name
+            }
+            fn params(&self) -> Params {
+                Vec::new()
+            }
+            fn kind(&self) -> Kind {
+                Kind::Binary(BinaryOp::$Prim)
             }
             #[track_caller]
             fn shape(&self, ins: &[&Aval]) -> Aval {
                 binary_shape($name, stringify!($kind) == "float", ins)
             }
             fn eval(&self, ins: &[&Array]) -> Array {
-                let out = broadcast_or_panic($name, ins[0].shape(), ins[1].shape());
-                arith_kernel!($kind, $cost, $name, ins, &out, |$a, $b| $kernel)
+                backend_of(ins).binary(BinaryOp::$Prim, ins[0], ins[1])
             }
             #[allow(unused_variables)]
             fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
@@ -83,8 +76,7 @@ macro_rules! arith {
 
 arith!(
     /// The `add` primitive.
-    Add, "add", num(CHEAP),
-    kernel: |a, b| a.wadd(b),
+    Add, "add", num,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.cloned()),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -94,8 +86,7 @@ arith!(
 
 arith!(
     /// The `sub` primitive.
-    Sub, "sub", num(CHEAP),
-    kernel: |a, b| a.wsub(b),
+    Sub, "sub", num,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(ct, &a.shape)),
@@ -105,8 +96,7 @@ arith!(
 
 arith!(
     /// The `mul` primitive.
-    Mul, "mul", num(CHEAP),
-    kernel: |a, b| a.wmul(b),
+    Mul, "mul", num,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * y), ty.map(|t| x * t)),
     transpose: |ct, ins| vec![
         if_linear(&ins[0], |a| unbroadcast(&(ct * constant("mul", &ins[1])), &a.shape)),
@@ -117,8 +107,7 @@ arith!(
 arith!(
     /// The `div` primitive: true division of floats (the `/` operator
     /// converts integer operands to f64 first, as JAX does).
-    Div, "div", float(CHEAP),
-    kernel: |a, b| a / b,
+    Div, "div", float,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t / y), ty.map(|t| -(t * ans) / y)),
     transpose: |ct, ins| {
         // Linear only in the numerator: x / c.
@@ -132,8 +121,7 @@ arith!(
 arith!(
     /// The `rem` primitive: the remainder of truncating division, with the
     /// dividend's sign (Rust's `%`, JAX's `lax.rem`); `x rem 0` is `x` for integers.
-    Rem, "rem", num(CHEAP),
-    kernel: |a, b| a.rem_trunc(b),
+    Rem, "rem", num,
     // rem(x, y) = x - trunc(x / y) y, and trunc is piecewise constant.
     jvp: |x, y, tx, ty, ans| add_tangents(tx.cloned(), ty.map(|t| -(t * (x / y).trunc())))
 );
@@ -141,24 +129,21 @@ arith!(
 arith!(
     /// The `floor_div` primitive: division rounded toward negative infinity
     /// (numpy's `floor_divide`); its derivative is zero.
-    FloorDiv, "floor_div", num(CHEAP),
-    kernel: |a, b| a.floor_div(b),
+    FloorDiv, "floor_div", num,
     jvp: |x, y, tx, ty, ans| None
 );
 
 arith!(
     /// The `max` primitive (numpy's `maximum`; NaN propagates). Where both
     /// arguments are equal the derivative is split evenly between them.
-    Max, "max", num(CHEAP),
-    kernel: |a, b| a.max_nan(b),
+    Max, "max", num,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * balanced(x, y, ans)), ty.map(|t| t * balanced(y, x, ans)))
 );
 
 arith!(
     /// The `min` primitive (numpy's `minimum`; NaN propagates), with ties
     /// splitting the derivative evenly.
-    Min, "min", num(CHEAP),
-    kernel: |a, b| a.min_nan(b),
+    Min, "min", num,
     jvp: |x, y, tx, ty, ans| add_tangents(tx.map(|t| t * balanced(x, y, ans)), ty.map(|t| t * balanced(y, x, ans)))
 );
 
@@ -175,8 +160,7 @@ fn balanced(x: &Tensor, y: &Tensor, ans: &Tensor) -> Tensor {
 
 arith!(
     /// The `atan2` primitive: the angle of the point `(y = self, x = other)`.
-    Atan2, "atan2", float(COSTLY),
-    kernel: |a, b| a.atan2(b),
+    Atan2, "atan2", float,
     jvp: |x, y, tx, ty, ans| {
         let r2 = x * x + y * y;
         add_tangents(tx.map(|t| t * y / &r2), ty.map(|t| -(t * x) / &r2))
@@ -188,8 +172,7 @@ arith!(
     ///
     /// `d/dx` is `y x^(y-1)`, NaN at `(0, 0)` as in JAX; `d/dy` is
     /// `ln(x) x^y` with the `x = 0` term taken as 0 (its limit for `y > 0`).
-    Pow, "pow", float(COSTLY),
-    kernel: |a, b| a.powf(b),
+    Pow, "pow", float,
     jvp: |x, y, tx, ty, ans| {
         let dx = tx.map(|t| t * y * x.pow(&(y - 1.0)));
         let dy = ty.map(|t| {
@@ -201,64 +184,34 @@ arith!(
     }
 );
 
-/// Which comparison a [`Compare`] makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    /// `>`
-    Gt,
-    /// `<`
-    Lt,
-    /// `>=`
-    Ge,
-    /// `<=`
-    Le,
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-}
+/// Which comparison a [`Compare`] makes (the op vocabulary's name for it).
+pub type CmpOp = CompareOp;
 
 /// The `compare` primitive: an elementwise comparison giving a bool tensor.
 #[derive(Clone, Copy, Debug)]
 pub struct Compare {
     /// Which comparison.
-    pub op: CmpOp,
+    pub op: CompareOp,
 }
 
-impl Compare {
-    fn op_name(&self) -> &'static str {
-        match self.op {
-            CmpOp::Gt => "gt",
-            CmpOp::Lt => "lt",
-            CmpOp::Ge => "ge",
-            CmpOp::Le => "le",
-            CmpOp::Eq => "eq",
-            CmpOp::Ne => "ne",
-        }
-    }
-}
-
-impl Primitive for Compare {
+impl SingleOutput for Compare {
     fn name(&self) -> &'static str {
         "compare"
     }
+    fn params(&self) -> Params {
+        vec![("op", Param::Name(self.op.name()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Compare(self.op)
+    }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
-        let op = self.op_name();
+        let op = self.op.name();
         expect_same_dtype(op, ins[0], ins[1]);
         Aval { dtype: DType::Bool, shape: broadcast_or_panic(op, &ins[0].shape, &ins[1].shape) }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        let out = broadcast_or_panic(self.op_name(), ins[0].shape(), ins[1].shape());
-        let name = self.op_name();
-        match self.op {
-            CmpOp::Gt => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a > b),
-            CmpOp::Lt => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a < b),
-            CmpOp::Ge => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a >= b),
-            CmpOp::Le => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a <= b),
-            CmpOp::Eq => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a == b),
-            CmpOp::Ne => zip_to!(name, ins[0], ins[1], &out, CHEAP, bool, <T> |a, b| a != b),
-        }
+        backend_of(ins).compare(self.op, ins[0], ins[1])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         batching::elementwise(self, x, axes)
@@ -272,9 +225,15 @@ impl Primitive for Compare {
 #[derive(Clone, Copy, Debug)]
 pub struct Select;
 
-impl Primitive for Select {
+impl SingleOutput for Select {
     fn name(&self) -> &'static str {
         "select"
+    }
+    fn params(&self) -> Params {
+        Vec::new()
+    }
+    fn kind(&self) -> Kind {
+        Kind::Select
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -289,9 +248,7 @@ impl Primitive for Select {
         Aval { dtype: ins[1].dtype, shape: broadcast_or_panic("select", &ins[0].shape, &ab) }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        let ab = broadcast_or_panic("select", ins[1].shape(), ins[2].shape());
-        let out = broadcast_or_panic("select", ins[0].shape(), &ab);
-        elementwise::select_any(ins[0], ins[1], ins[2], &out)
+        backend_of(ins).select(ins[0], ins[1], ins[2])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         batching::elementwise(self, x, axes)
@@ -315,7 +272,7 @@ impl Primitive for Select {
 
 /// `a op b` after promotion to a common dtype.
 #[track_caller]
-fn binary<P: Primitive>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
+fn binary<P: SingleOutput>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
     let (a, b) = promote_pair(a, b);
     bind(prim, &[a, b])
 }
@@ -330,14 +287,14 @@ fn true_div(a: &Tensor, b: &Tensor) -> Tensor {
 /// A float-only binary primitive: operands promoted together, then to f64
 /// when the common dtype is integer or bool.
 #[track_caller]
-fn float_binary<P: Primitive>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
+fn float_binary<P: SingleOutput>(prim: P, a: &Tensor, b: &Tensor) -> Tensor {
     let (a, b) = promote_pair(a, b);
     bind(prim, &[inexact(&a), inexact(&b)])
 }
 
 /// `x op s` or `s op x` (`scalar_first`) for a weakly typed Rust number.
 #[track_caller]
-fn with_number<P: Primitive>(prim: P, x: &Tensor, s: Scalar, scalar_first: bool) -> Tensor {
+fn with_number<P: SingleOutput>(prim: P, x: &Tensor, s: Scalar, scalar_first: bool) -> Tensor {
     let (x, s) = with_scalar(x, s);
     bind(prim, &if scalar_first { [s, x] } else { [x, s] })
 }

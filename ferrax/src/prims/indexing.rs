@@ -3,8 +3,8 @@
 //! follow an [`IndexMode`] — the same eagerly and under every
 //! transformation, which is what the batch rules below take care of.
 
-use crate::array::{self, Array, Aval, DType, IndexMode};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, Array, Aval, DType, IndexMode};
+use crate::core::{bind, bind_all, Kind, Lin, Param, Params, Primitive, SingleOutput, Tensor};
 
 use super::{batching, constant, expect_axis, if_linear, or_zero};
 
@@ -20,9 +20,15 @@ pub struct Gather {
     pub mode: IndexMode,
 }
 
-impl Primitive for Gather {
+impl SingleOutput for Gather {
     fn name(&self) -> &'static str {
         "gather"
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis)), ("mode", Param::Name(self.mode.name()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Index
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -35,7 +41,7 @@ impl Primitive for Gather {
         Aval { dtype: x.dtype, shape }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::gather(ins[0], self.axis, ins[1], self.mode)
+        backend_of(ins).gather(ins[0], self.axis, ins[1], self.mode)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let (src, idx) = (&x[0], &x[1]);
@@ -83,9 +89,15 @@ pub struct ScatterAdd {
     pub mode: IndexMode,
 }
 
-impl Primitive for ScatterAdd {
+impl SingleOutput for ScatterAdd {
     fn name(&self) -> &'static str {
         "scatter_add"
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis)), ("mode", Param::Name(self.mode.name()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Index
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -105,7 +117,7 @@ impl Primitive for ScatterAdd {
         x.clone()
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::scatter_add(ins[0], self.axis, ins[1], ins[2], self.mode)
+        backend_of(ins).scatter_add(ins[0], self.axis, ins[1], ins[2], self.mode)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         // Fold the batch into the scattered axis, with each member's indices
@@ -149,9 +161,15 @@ pub struct Argsort {
     pub descending: bool,
 }
 
-impl Primitive for Argsort {
+impl SingleOutput for Argsort {
     fn name(&self) -> &'static str {
         "argsort"
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis)), ("descending", Param::Bool(self.descending))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Index
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -159,7 +177,7 @@ impl Primitive for Argsort {
         Aval { dtype: DType::I64, shape: ins[0].shape.clone() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::argsort(ins[0], self.axis, self.descending)
+        backend_of(ins).sort(ins[0], self.axis, self.descending).1
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         let bd = axes[0].expect("the only operand is batched");
@@ -168,6 +186,48 @@ impl Primitive for Argsort {
     }
     fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
         None // integer output
+    }
+}
+
+/// The `sort` primitive: two outputs, the elements sorted along `axis` —
+/// stably, NaN last, `-0.0` equal to `0.0`, largest first when
+/// `descending` — and the indices (i64) that sort them. Each tangent moves
+/// with its element.
+#[derive(Clone, Debug)]
+pub struct Sort {
+    /// The axis sorted along.
+    pub axis: usize,
+    /// Largest first (ties still in their original order).
+    pub descending: bool,
+}
+
+impl Primitive for Sort {
+    fn name(&self) -> &'static str {
+        "sort"
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis)), ("descending", Param::Bool(self.descending))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Index
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Vec<Aval> {
+        expect_axis("sort", self.axis, &ins[0].shape);
+        vec![ins[0].clone(), Aval { dtype: DType::I64, shape: ins[0].shape.clone() }]
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        let (values, indices) = backend_of(ins).sort(ins[0], self.axis, self.descending);
+        vec![values, indices]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        let bd = axes[0].expect("the only operand is batched");
+        let prim = Sort { axis: batching::phys(self.axis, bd), descending: self.descending };
+        (bind_all(prim, &x[..1]), vec![Some(bd), Some(bd)])
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
+        let moved = t[0].as_ref().map(|t| t.take_along_axis(&ans[1], self.axis));
+        vec![moved, None]
     }
 }
 
@@ -217,9 +277,37 @@ pub(crate) fn resolve_indices(idx: &Tensor, len: usize, mode: IndexMode) -> (Ten
 }
 
 impl Tensor {
+    /// The elements sorted along `axis` and the indices that sort them
+    /// (stably, NaN last), from one primitive with two outputs.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let (v, i) = Tensor::from_vec(vec![3.0, 1.0, 2.0], &[3]).sort_with_indices(0);
+    /// assert_eq!((v.to_vec::<f64>(), i.to_vec::<i64>()), (vec![1.0, 2.0, 3.0], vec![1, 2, 0]));
+    /// ```
+    ///
+    /// # Panics
+    /// When the axis is out of range.
+    #[track_caller]
+    pub fn sort_with_indices(&self, axis: usize) -> (Tensor, Tensor) {
+        let mut outs = bind_all(Sort { axis, descending: false }, std::slice::from_ref(self));
+        let indices = outs.pop().expect("two outputs");
+        (outs.pop().expect("two outputs"), indices)
+    }
+
+    /// [`Tensor::sort_with_indices`], largest first.
+    ///
+    /// # Panics
+    /// When the axis is out of range.
+    #[track_caller]
+    pub fn sort_descending_with_indices(&self, axis: usize) -> (Tensor, Tensor) {
+        let mut outs = bind_all(Sort { axis, descending: true }, std::slice::from_ref(self));
+        let indices = outs.pop().expect("two outputs");
+        (outs.pop().expect("two outputs"), indices)
+    }
+
     /// The indices that sort `self` along `axis`, stably (equal elements
-    /// keep their order; NaN sorts last): `x.take_along_axis(&x.argsort(a), a)`
-    /// is [`Tensor::sort`].
+    /// keep their order; NaN sorts last).
     ///
     /// # Panics
     /// When the axis is out of range.

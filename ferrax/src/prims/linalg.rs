@@ -1,7 +1,7 @@
 //! Matrix products.
 
-use crate::array::{self, broadcast_shapes, Array, Aval};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, broadcast_shapes, Array, Aval};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::promote::promote_pair;
 use super::{add_tangents, batching, constant, expect_float, expect_same_dtype, if_linear};
@@ -30,9 +30,15 @@ impl Matmul {
     }
 }
 
-impl Primitive for Matmul {
+impl SingleOutput for Matmul {
     fn name(&self) -> &'static str {
         "matmul"
+    }
+    fn params(&self) -> Params {
+        vec![("ta", Param::Bool(self.ta)), ("tb", Param::Bool(self.tb))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Contraction
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -56,7 +62,7 @@ impl Primitive for Matmul {
         Aval { dtype: a.dtype, shape }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::matmul(ins[0], ins[1], self.ta, self.tb)
+        backend_of(ins).matmul(ins[0], ins[1], self.ta, self.tb)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let (a, b) = (&x[0], &x[1]);

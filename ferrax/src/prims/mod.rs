@@ -12,6 +12,7 @@ pub mod indexing;
 pub mod linalg;
 pub mod promote;
 pub mod reduce;
+pub mod registry;
 pub mod scan;
 pub mod structural;
 pub mod unary;
@@ -20,11 +21,12 @@ use crate::array::{broadcast_shapes, Aval, DType};
 use crate::core::{Lin, Tensor};
 
 pub use binary::{where_, Add, Atan2, CmpOp, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
-pub use indexing::{Argsort, Gather, ScatterAdd};
+pub use indexing::{Argsort, Gather, ScatterAdd, Sort};
 pub use linalg::Matmul;
 pub use promote::Scalar;
-pub use reduce::{Argmax, Argmin, ReduceMax, ReduceMin, ReduceProd, ReduceSum};
-pub use scan::{associative_scan, Cummax, Cummin, Cumprod, Cumsum};
+pub use reduce::{ArgReduce, Reduce};
+pub use registry::all;
+pub use scan::{associative_scan, Scan};
 pub use structural::{Broadcast, Concat, Convert, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 pub use unary::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Ln, Ln1p,

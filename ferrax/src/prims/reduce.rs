@@ -1,7 +1,7 @@
 //! Reductions over axes, and argmax / argmin.
 
-use crate::array::{self, Array, Aval, DType};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, Array, Aval, DType, ReduceOp};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::batching::phys;
 use super::{expect_axis, expect_numeric};
@@ -31,80 +31,65 @@ pub(crate) fn keep_dims_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
     shape.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect()
 }
 
-/// Defines a reduction primitive over `axes` (removed from the shape): its
-/// kernel, its jvp and, for the linear one, its transpose.
-macro_rules! reduction {
-    (
-        $(#[$doc:meta])* $Prim:ident, $name:literal, $op:literal, kernel: $kernel:path,
-        jvp: |$x:ident, $t:ident, $ans:ident, $axes:ident| $jvp:expr
-        $(, transpose: |$ct:ident, $ins:ident, $taxes:ident| $transpose:expr)?
-    ) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $Prim {
-            /// The axes reduced over.
-            pub axes: Vec<usize>,
-        }
-
-        impl Primitive for $Prim {
-            fn name(&self) -> &'static str {
-                $name
-            }
-            #[track_caller]
-            fn shape(&self, ins: &[&Aval]) -> Aval {
-                reduced_aval($op, ins[0], &self.axes)
-            }
-            fn eval(&self, ins: &[&Array]) -> Array {
-                $kernel(ins[0], &self.axes)
-            }
-            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-                let (axes, bd) = reduce_axes(&self.axes, axes);
-                (bind($Prim { axes }, &x[..1]), Some(bd))
-            }
-            #[allow(unused_variables)]
-            fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
-                let ($x, $t, $ans, $axes) = (&x[0], t[0].as_ref()?, ans, &self.axes[..]);
-                Some($jvp)
-            }
-            $(
-                fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
-                    let ($ct, $ins, $taxes) = (ct, ins, &self.axes[..]);
-                    $transpose
-                }
-            )?
-        }
-    };
+/// The `reduce` primitive: `op` over `axes` (sorted, distinct), which are
+/// removed; named `reduce_sum`, `reduce_prod`, `reduce_max`, `reduce_min`.
+/// Max and min propagate NaN and share the derivative evenly between ties;
+/// the product's derivative is exact where the input has zeros; the sum is
+/// linear.
+#[derive(Clone, Debug)]
+pub struct Reduce {
+    /// Which reduction.
+    pub op: ReduceOp,
+    /// The axes reduced over.
+    pub axes: Vec<usize>,
 }
 
-reduction!(
-    /// The `reduce_sum` primitive: sums over `axes`, removing them.
-    ReduceSum, "reduce_sum", "sum", kernel: array::reduce_sum,
-    jvp: |x, t, ans, axes| t.reduce_sum(axes),
-    transpose: |ct, ins, axes| {
-        let x = ins[0].aval();
-        vec![Some(ct.reshape(&keep_dims_shape(&x.shape, axes)).broadcast_to(&x.shape))]
+impl SingleOutput for Reduce {
+    fn name(&self) -> &'static str {
+        match self.op {
+            ReduceOp::Sum => "reduce_sum",
+            ReduceOp::Prod => "reduce_prod",
+            ReduceOp::Max => "reduce_max",
+            ReduceOp::Min => "reduce_min",
+        }
     }
-);
-
-reduction!(
-    /// The `reduce_max` primitive: maximum over `axes`, removing them (NaN
-    /// propagates; ties share the derivative evenly).
-    ReduceMax, "reduce_max", "max", kernel: array::reduce_max,
-    jvp: |x, t, ans, axes| extreme_jvp(x, t, ans, axes)
-);
-
-reduction!(
-    /// The `reduce_min` primitive: minimum over `axes`, removing them.
-    ReduceMin, "reduce_min", "min", kernel: array::reduce_min,
-    jvp: |x, t, ans, axes| extreme_jvp(x, t, ans, axes)
-);
-
-reduction!(
-    /// The `reduce_prod` primitive: product over `axes`, removing them; 1
-    /// over an empty axis. Its derivative is exact where inputs are zero.
-    ReduceProd, "reduce_prod", "prod", kernel: array::reduce_prod,
-    jvp: |x, t, ans, axes| prod_jvp(x, t, axes)
-);
+    fn params(&self) -> Params {
+        vec![("axes", Param::List(self.axes.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Reduce(self.op)
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        reduced_aval(self.op.name(), ins[0], &self.axes)
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        backend_of(ins).reduce(self.op, ins[0], &self.axes)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&self.axes, axes);
+        (bind(Reduce { op: self.op, axes }, &x[..1]), Some(bd))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
+        let (x, t, axes) = (&x[0], t[0].as_ref()?, &self.axes[..]);
+        Some(match self.op {
+            ReduceOp::Sum => t.reduce_sum(axes),
+            ReduceOp::Prod => prod_jvp(x, t, axes),
+            ReduceOp::Max | ReduceOp::Min => extreme_jvp(x, t, ans, axes),
+        })
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        match self.op {
+            ReduceOp::Sum => {
+                let x = ins[0].aval();
+                vec![Some(ct.reshape(&keep_dims_shape(&x.shape, &self.axes)).broadcast_to(&x.shape))]
+            }
+            ReduceOp::Prod | ReduceOp::Max | ReduceOp::Min => {
+                panic!("{}", crate::core::context::nonlinear_message(SingleOutput::name(self)))
+            }
+        }
+    }
+}
 
 /// The derivative of a max or min reduction: the tangent averaged over the
 /// positions that attain the extreme, so ties share it evenly (NaN where
@@ -153,54 +138,54 @@ fn pad_first(rank: usize) -> Vec<usize> {
     (0..rank).map(|d| usize::from(d == 0)).collect()
 }
 
-/// Defines an index-of-extreme primitive (i64 output, no derivative).
-macro_rules! arg_reduction {
-    ($(#[$doc:meta])* $Prim:ident, $name:literal, max: $max:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $Prim {
-            /// The axis searched.
-            pub axis: usize,
-        }
-
-        impl Primitive for $Prim {
-            fn name(&self) -> &'static str {
-                $name
-            }
-            #[track_caller]
-            fn shape(&self, ins: &[&Aval]) -> Aval {
-                let mut out = reduced_aval($name, ins[0], &[self.axis]);
-                if ins[0].shape[self.axis] == 0 {
-                    panic!("{}: axis {} of shape {:?} is empty; there is no extreme", $name, self.axis, ins[0].shape);
-                }
-                out.dtype = DType::I64;
-                out
-            }
-            fn eval(&self, ins: &[&Array]) -> Array {
-                array::arg_extreme(ins[0], self.axis, $max)
-            }
-            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-                let (axes, bd) = reduce_axes(&[self.axis], axes);
-                (bind($Prim { axis: axes[0] }, &x[..1]), Some(bd))
-            }
-            fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-                None // integer output
-            }
-        }
-    };
+/// The `arg_reduce` primitive: the index (i64) of the first maximum (`op`
+/// = `Max`, named `argmax`) or minimum (`argmin`) along `axis`; a NaN
+/// counts as the extreme.
+#[derive(Clone, Debug)]
+pub struct ArgReduce {
+    /// `Max` or `Min`.
+    pub op: ReduceOp,
+    /// The axis searched.
+    pub axis: usize,
 }
 
-arg_reduction!(
-    /// The `argmax` primitive: index (i64) of the first maximum along `axis`
-    /// (of the first NaN, where there is one).
-    Argmax, "argmax", max: true
-);
-
-arg_reduction!(
-    /// The `argmin` primitive: index (i64) of the first minimum along `axis`
-    /// (of the first NaN, where there is one).
-    Argmin, "argmin", max: false
-);
+impl SingleOutput for ArgReduce {
+    fn name(&self) -> &'static str {
+        match self.op {
+            ReduceOp::Min => "argmin",
+            ReduceOp::Max | ReduceOp::Sum | ReduceOp::Prod => "argmax",
+        }
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::ArgReduce(self.op)
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let name = SingleOutput::name(self);
+        if !matches!(self.op, ReduceOp::Max | ReduceOp::Min) {
+            panic!("arg_reduce: {} has no position of an extreme; use Max or Min", self.op);
+        }
+        let mut out = reduced_aval(name, ins[0], &[self.axis]);
+        if ins[0].shape[self.axis] == 0 {
+            panic!("{name}: axis {} of shape {:?} is empty; there is no extreme", self.axis, ins[0].shape);
+        }
+        out.dtype = DType::I64;
+        out
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        backend_of(ins).arg_reduce(self.op, ins[0], self.axis)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let (axes, bd) = reduce_axes(&[self.axis], axes);
+        (bind(ArgReduce { op: self.op, axis: axes[0] }, &x[..1]), Some(bd))
+    }
+    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        None // integer output
+    }
+}
 
 impl Tensor {
     /// Sum over `axes`, which are removed from the shape (the primitive
@@ -214,7 +199,7 @@ impl Tensor {
         if axes.is_empty() {
             return x;
         }
-        bind(ReduceSum { axes: axes.to_vec() }, &[x])
+        bind(Reduce { op: ReduceOp::Sum, axes: axes.to_vec() }, &[x])
     }
 
     /// Product over `axes`, which are removed from the shape; a bool tensor
@@ -228,7 +213,7 @@ impl Tensor {
         if axes.is_empty() {
             return x;
         }
-        bind(ReduceProd { axes: axes.to_vec() }, &[x])
+        bind(Reduce { op: ReduceOp::Prod, axes: axes.to_vec() }, &[x])
     }
 
     /// Maximum over `axes`, which are removed from the shape. Over an empty
@@ -243,7 +228,7 @@ impl Tensor {
         if axes.is_empty() {
             return self.clone();
         }
-        bind(ReduceMax { axes: axes.to_vec() }, std::slice::from_ref(self))
+        bind(Reduce { op: ReduceOp::Max, axes: axes.to_vec() }, std::slice::from_ref(self))
     }
 
     /// Minimum over `axes`, which are removed from the shape; +∞
@@ -256,7 +241,7 @@ impl Tensor {
         if axes.is_empty() {
             return self.clone();
         }
-        bind(ReduceMin { axes: axes.to_vec() }, std::slice::from_ref(self))
+        bind(Reduce { op: ReduceOp::Min, axes: axes.to_vec() }, std::slice::from_ref(self))
     }
 
     /// Index of the first maximum along `axis` (removed from the shape), as
@@ -266,7 +251,7 @@ impl Tensor {
     /// When the axis is out of range or empty.
     #[track_caller]
     pub fn argmax(&self, axis: usize) -> Tensor {
-        bind(Argmax { axis }, std::slice::from_ref(self))
+        bind(ArgReduce { op: ReduceOp::Max, axis }, std::slice::from_ref(self))
     }
 
     /// Index of the first minimum along `axis` (removed from the shape), as
@@ -276,6 +261,6 @@ impl Tensor {
     /// When the axis is out of range or empty.
     #[track_caller]
     pub fn argmin(&self, axis: usize) -> Tensor {
-        bind(Argmin { axis }, std::slice::from_ref(self))
+        bind(ArgReduce { op: ReduceOp::Min, axis }, std::slice::from_ref(self))
     }
 }

@@ -7,93 +7,84 @@
 //! pairs: exact where `cumprod` meets zeros, and splitting ties of
 //! `cummax`/`cummin` exactly as JAX does.
 
-use crate::array::{self, Array, Aval, Cumulative};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, Array, Aval, ReduceOp};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::batching::phys;
 use super::{expect_axis, expect_numeric};
 
-/// Defines a cumulative primitive along `axis` (from the end when `reverse`).
-macro_rules! cumulative {
-    (
-        $(#[$doc:meta])* $Prim:ident, $name:literal, $op:ident,
-        jvp: |$x:ident, $t:ident, $prim:ident| $jvp:expr
-        $(, transpose: |$ct:ident, $tprim:ident| $transpose:expr)?
-    ) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $Prim {
-            /// The axis scanned along.
-            pub axis: usize,
-            /// Scan from the end backwards.
-            pub reverse: bool,
-        }
-
-        impl Primitive for $Prim {
-            fn name(&self) -> &'static str {
-                $name
-            }
-            #[track_caller]
-            fn shape(&self, ins: &[&Aval]) -> Aval {
-                expect_numeric($name, ins[0]);
-                expect_axis($name, self.axis, &ins[0].shape);
-                ins[0].clone()
-            }
-            fn eval(&self, ins: &[&Array]) -> Array {
-                array::cumulative(ins[0], self.axis, self.reverse, Cumulative::$op)
-            }
-            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-                let bd = axes[0].expect("the only operand is batched");
-                (bind($Prim { axis: phys(self.axis, bd), reverse: self.reverse }, &x[..1]), Some(bd))
-            }
-            #[allow(unused_variables)]
-            fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-                let ($x, $t, $prim) = (&x[0], t[0].as_ref()?, self);
-                Some($jvp)
-            }
-            $(
-                fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
-                    let ($ct, $tprim) = (ct, self);
-                    $transpose
-                }
-            )?
-        }
-    };
+/// The `scan` primitive: the running `op` along `axis`, from the end when
+/// `reverse`; named `cumsum`, `cumprod`, `cummax`, `cummin`. The sum is
+/// linear (its transpose sums from the other end); the others'
+/// derivatives are the jvp of an associative scan.
+#[derive(Clone, Debug)]
+pub struct Scan {
+    /// Which running reduction.
+    pub op: ReduceOp,
+    /// The axis scanned along.
+    pub axis: usize,
+    /// Scan from the end backwards.
+    pub reverse: bool,
 }
 
-cumulative!(
-    /// The `cumsum` primitive: running sum along `axis`.
-    Cumsum, "cumsum", Sum,
-    jvp: |x, t, p| bind(p.clone(), std::slice::from_ref(t)),
-    // Each input element feeds the sums at and after it: the transpose sums from the other end.
-    transpose: |ct, p| vec![Some(bind(Cumsum { axis: p.axis, reverse: !p.reverse }, std::slice::from_ref(ct)))]
-);
-
-cumulative!(
-    /// The `cumprod` primitive: running product along `axis`.
-    Cumprod, "cumprod", Prod,
-    jvp: |x, t, p| scan_tangent(x, t, p.axis, p.reverse, |a, ta, b, tb| (a * b, ta * b + a * tb))
-);
-
-cumulative!(
-    /// The `cummax` primitive: running maximum along `axis` (NaN propagates).
-    Cummax, "cummax", Max,
-    jvp: |x, t, p| scan_tangent(x, t, p.axis, p.reverse, |a, ta, b, tb| {
-        let m = a.maximum(b);
-        let tm = ta * balanced(a, b, &m) + tb * balanced(b, a, &m);
-        (m, tm)
-    })
-);
-
-cumulative!(
-    /// The `cummin` primitive: running minimum along `axis` (NaN propagates).
-    Cummin, "cummin", Min,
-    jvp: |x, t, p| scan_tangent(x, t, p.axis, p.reverse, |a, ta, b, tb| {
-        let m = a.minimum(b);
-        let tm = ta * balanced(a, b, &m) + tb * balanced(b, a, &m);
-        (m, tm)
-    })
-);
+impl SingleOutput for Scan {
+    fn name(&self) -> &'static str {
+        match self.op {
+            ReduceOp::Sum => "cumsum",
+            ReduceOp::Prod => "cumprod",
+            ReduceOp::Max => "cummax",
+            ReduceOp::Min => "cummin",
+        }
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis)), ("reverse", Param::Bool(self.reverse))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Scan(self.op)
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let name = SingleOutput::name(self);
+        expect_numeric(name, ins[0]);
+        expect_axis(name, self.axis, &ins[0].shape);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        backend_of(ins).scan(self.op, ins[0], self.axis, self.reverse)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let bd = axes[0].expect("the only operand is batched");
+        (bind(Scan { axis: phys(self.axis, bd), ..self.clone() }, &x[..1]), Some(bd))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (x, t, (axis, reverse)) = (&x[0], t[0].as_ref()?, (self.axis, self.reverse));
+        Some(match self.op {
+            ReduceOp::Sum => bind(self.clone(), std::slice::from_ref(t)),
+            ReduceOp::Prod => scan_tangent(x, t, axis, reverse, |a, ta, b, tb| (a * b, ta * b + a * tb)),
+            ReduceOp::Max => scan_tangent(x, t, axis, reverse, |a, ta, b, tb| {
+                let m = a.maximum(b);
+                let tm = ta * balanced(a, b, &m) + tb * balanced(b, a, &m);
+                (m, tm)
+            }),
+            ReduceOp::Min => scan_tangent(x, t, axis, reverse, |a, ta, b, tb| {
+                let m = a.minimum(b);
+                let tm = ta * balanced(a, b, &m) + tb * balanced(b, a, &m);
+                (m, tm)
+            }),
+        })
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        match self.op {
+            // Each input element feeds the sums at and after it: the transpose sums from the other end.
+            ReduceOp::Sum => {
+                vec![Some(bind(Scan { reverse: !self.reverse, ..self.clone() }, std::slice::from_ref(ct)))]
+            }
+            ReduceOp::Prod | ReduceOp::Max | ReduceOp::Min => {
+                panic!("{}", crate::core::context::nonlinear_message(SingleOutput::name(self)))
+            }
+        }
+    }
+}
 
 /// `x`'s share of the derivative of `max(x, y)` or `min(x, y)` (see the
 /// binary `max` primitive).
@@ -216,7 +207,7 @@ impl Tensor {
         } else {
             self.clone()
         };
-        bind(Cumsum { axis, reverse: false }, &[x])
+        bind(Scan { op: ReduceOp::Sum, axis, reverse: false }, &[x])
     }
 
     /// Running product along `axis`; its derivative is exact where the input has zeros.
@@ -225,7 +216,7 @@ impl Tensor {
     /// When the axis is out of range or the tensor is bool.
     #[track_caller]
     pub fn cumprod(&self, axis: usize) -> Tensor {
-        bind(Cumprod { axis, reverse: false }, std::slice::from_ref(self))
+        bind(Scan { op: ReduceOp::Prod, axis, reverse: false }, std::slice::from_ref(self))
     }
 
     /// Running maximum along `axis` (NaN propagates).
@@ -234,7 +225,7 @@ impl Tensor {
     /// When the axis is out of range or the tensor is bool.
     #[track_caller]
     pub fn cummax(&self, axis: usize) -> Tensor {
-        bind(Cummax { axis, reverse: false }, std::slice::from_ref(self))
+        bind(Scan { op: ReduceOp::Max, axis, reverse: false }, std::slice::from_ref(self))
     }
 
     /// Running minimum along `axis` (NaN propagates).
@@ -243,6 +234,6 @@ impl Tensor {
     /// When the axis is out of range or the tensor is bool.
     #[track_caller]
     pub fn cummin(&self, axis: usize) -> Tensor {
-        bind(Cummin { axis, reverse: false }, std::slice::from_ref(self))
+        bind(Scan { op: ReduceOp::Min, axis, reverse: false }, std::slice::from_ref(self))
     }
 }

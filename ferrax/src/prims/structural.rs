@@ -1,8 +1,8 @@
 //! Primitives that move data: broadcast, reshape, permute, slice, pad,
 //! rev, concat; and dtype conversion and `stop_gradient`.
 
-use crate::array::{self, same_shape, Array, Aval, DType};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, same_shape, Array, Aval, DType, LayoutOp};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::promote::promote_all;
 use super::{batching, expect_axis, if_linear, unbroadcast};
@@ -15,9 +15,15 @@ pub struct Broadcast {
     pub shape: Vec<usize>,
 }
 
-impl Primitive for Broadcast {
+impl SingleOutput for Broadcast {
     fn name(&self) -> &'static str {
         "broadcast"
+    }
+    fn params(&self) -> Params {
+        vec![("shape", Param::List(self.shape.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -34,7 +40,7 @@ impl Primitive for Broadcast {
         Aval { dtype: ins[0].dtype, shape: self.shape.clone() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::broadcast_to(ins[0], &self.shape)
+        backend_of(ins).layout(&LayoutOp::Broadcast(self.shape.clone()), ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         // Batch axis first, then size-1 axes for the ranks the broadcast adds.
@@ -62,9 +68,15 @@ pub struct Reshape {
     pub shape: Vec<usize>,
 }
 
-impl Primitive for Reshape {
+impl SingleOutput for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
+    }
+    fn params(&self) -> Params {
+        vec![("shape", Param::List(self.shape.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -108,9 +120,15 @@ pub struct Permute {
     pub perm: Vec<usize>,
 }
 
-impl Primitive for Permute {
+impl SingleOutput for Permute {
     fn name(&self) -> &'static str {
         "permute"
+    }
+    fn params(&self) -> Params {
+        vec![("perm", Param::List(self.perm.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -124,7 +142,7 @@ impl Primitive for Permute {
         Aval { dtype: ins[0].dtype, shape: self.perm.iter().map(|&p| ins[0].shape[p]).collect() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::permute(ins[0], &self.perm)
+        backend_of(ins).layout(&LayoutOp::Permute(self.perm.clone()), ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let perm: Vec<usize> = std::iter::once(0).chain(self.perm.iter().map(|p| p + 1)).collect();
@@ -151,9 +169,15 @@ pub struct Slice {
     pub ends: Vec<usize>,
 }
 
-impl Primitive for Slice {
+impl SingleOutput for Slice {
     fn name(&self) -> &'static str {
         "slice"
+    }
+    fn params(&self) -> Params {
+        vec![("starts", Param::List(self.starts.clone())), ("ends", Param::List(self.ends.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -171,7 +195,7 @@ impl Primitive for Slice {
         Aval { dtype: ins[0].dtype, shape: self.starts.iter().zip(&self.ends).map(|(a, b)| b - a).collect() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::slice(ins[0], &self.starts, &self.ends)
+        backend_of(ins).layout(&LayoutOp::Slice { starts: self.starts.clone(), ends: self.ends.clone() }, ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let bd = axes[0].expect("the only operand is batched");
@@ -199,9 +223,15 @@ pub struct Pad {
     pub hi: Vec<usize>,
 }
 
-impl Primitive for Pad {
+impl SingleOutput for Pad {
     fn name(&self) -> &'static str {
         "pad"
+    }
+    fn params(&self) -> Params {
+        vec![("lo", Param::List(self.lo.clone())), ("hi", Param::List(self.hi.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -217,7 +247,7 @@ impl Primitive for Pad {
         Aval { dtype: ins[0].dtype, shape: (0..s.len()).map(|d| self.lo[d] + s[d] + self.hi[d]).collect() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::pad(ins[0], &self.lo, &self.hi)
+        backend_of(ins).layout(&LayoutOp::Pad { lo: self.lo.clone(), hi: self.hi.clone() }, ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         let bd = axes[0].expect("the only operand is batched");
@@ -243,9 +273,15 @@ pub struct Rev {
     pub axes: Vec<usize>,
 }
 
-impl Primitive for Rev {
+impl SingleOutput for Rev {
     fn name(&self) -> &'static str {
         "rev"
+    }
+    fn params(&self) -> Params {
+        vec![("axes", Param::List(self.axes.clone()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -255,7 +291,7 @@ impl Primitive for Rev {
         ins[0].clone()
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::rev(ins[0], &self.axes)
+        backend_of(ins).layout(&LayoutOp::Rev(self.axes.clone()), ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         let bd = axes[0].expect("the only operand is batched");
@@ -277,9 +313,15 @@ pub struct Concat {
     pub axis: usize,
 }
 
-impl Primitive for Concat {
+impl SingleOutput for Concat {
     fn name(&self) -> &'static str {
         "concat"
+    }
+    fn params(&self) -> Params {
+        vec![("axis", Param::Usize(self.axis))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -300,7 +342,7 @@ impl Primitive for Concat {
         Aval { dtype: first.dtype, shape }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        array::concat(ins, self.axis)
+        backend_of(ins).concat(ins, self.axis)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         let xs: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
@@ -329,15 +371,21 @@ pub struct Convert {
     pub dtype: DType,
 }
 
-impl Primitive for Convert {
+impl SingleOutput for Convert {
     fn name(&self) -> &'static str {
         "convert"
+    }
+    fn params(&self) -> Params {
+        vec![("dtype", Param::DType(self.dtype))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Convert(self.dtype)
     }
     fn shape(&self, ins: &[&Aval]) -> Aval {
         Aval { dtype: self.dtype, shape: ins[0].shape.clone() }
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        ins[0].to_dtype(self.dtype)
+        backend_of(ins).convert(ins[0], self.dtype)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         batching::unary(self, x, axes)
@@ -359,9 +407,15 @@ impl Primitive for Convert {
 #[derive(Clone, Copy, Debug)]
 pub struct StopGradient;
 
-impl Primitive for StopGradient {
+impl SingleOutput for StopGradient {
     fn name(&self) -> &'static str {
         "stop_gradient"
+    }
+    fn params(&self) -> Params {
+        Vec::new()
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
     }
     fn shape(&self, ins: &[&Aval]) -> Aval {
         ins[0].clone()

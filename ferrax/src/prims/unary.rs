@@ -2,28 +2,38 @@
 
 use std::f64::consts::{FRAC_2_SQRT_PI, LN_10, LN_2, PI};
 
-use crate::array::parallel::{CHEAP, COSTLY};
-use crate::array::{map_float, map_num, Array, Aval, FastMath, Special};
-use crate::core::{bind, Lin, Primitive, Tensor};
+use crate::array::{backend_of, Array, Aval, UnaryOp};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::promote::inexact;
 use super::{batching, expect_float, expect_numeric};
 
 /// Defines a float-only elementwise primitive and the `Tensor` method that
-/// binds it: kernel and derivative side by side.
+/// binds it: its op (whose CPU kernel is in `array::ops`, under the same
+/// name) and its derivative side by side.
+///
+/// Adding an elementwise function is a variant with its kernel line in
+/// `array::ops::UnaryOp`, and one invocation here — `erf` was added so:
+/// `Erf => map_float!(name, x, COSTLY, |v| Special::erf(v))` in the op table,
+/// and `float_unary!(Erf, "erf", erf, jvp: |x, t, ans| …)` below.
 macro_rules! float_unary {
     (
         $(#[$doc:meta])* $Prim:ident, $name:literal, $method:ident,
-        kernel: |$v:ident| $kernel:expr,
         jvp: |$x:ident, $t:ident, $ans:ident| $jvp:expr
     ) => {
-        #[doc = concat!("The `", $name, "` primitive.")]
+        #[doc = concat!("The `", $name, "` primitive: [`UnaryOp::", stringify!($Prim), "`] elementwise.")]
         #[derive(Clone, Copy, Debug)]
         pub struct $Prim;
 
-        impl Primitive for $Prim {
+        impl SingleOutput for $Prim {
             fn name(&self) -> &'static str {
                 $name
+            }
+            fn params(&self) -> Params {
+                Vec::new()
+            }
+            fn kind(&self) -> Kind {
+                Kind::Unary(UnaryOp::$Prim)
             }
             #[track_caller]
             fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -31,7 +41,7 @@ macro_rules! float_unary {
                 ins[0].clone()
             }
             fn eval(&self, ins: &[&Array]) -> Array {
-                map_float!($name, ins[0], COSTLY, |$v| $kernel)
+                backend_of(ins).unary(UnaryOp::$Prim, ins[0])
             }
             #[allow(unused_variables)]
             fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
@@ -58,70 +68,60 @@ macro_rules! float_unary {
 float_unary!(
     /// Sine, elementwise.
     Sin, "sin", sin,
-    kernel: |v| v.sin(),
     jvp: |x, t, ans| t * x.cos()
 );
 
 float_unary!(
     /// Cosine, elementwise.
     Cos, "cos", cos,
-    kernel: |v| v.cos(),
     jvp: |x, t, ans| -(t * x.sin())
 );
 
 float_unary!(
     /// `e^x`, elementwise.
     Exp, "exp", exp,
-    kernel: |v| v.exp_fast(),
     jvp: |x, t, ans| t * ans
 );
 
 float_unary!(
     /// Natural logarithm, elementwise.
     Ln, "ln", ln,
-    kernel: |v| v.ln(),
     jvp: |x, t, ans| t / x
 );
 
 float_unary!(
     /// `ln(1 + x)`, accurate for small `x`.
     Ln1p, "ln_1p", ln_1p,
-    kernel: |v| v.ln_1p(),
     jvp: |x, t, ans| t / (x + 1.0)
 );
 
 float_unary!(
     /// `e^x - 1`, accurate for small `x`.
     ExpM1, "exp_m1", exp_m1,
-    kernel: |v| v.exp_m1(),
     jvp: |x, t, ans| t * (ans + 1.0)
 );
 
 float_unary!(
     /// Hyperbolic tangent, elementwise.
     Tanh, "tanh", tanh,
-    kernel: |v| v.tanh_fast(),
     jvp: |x, t, ans| t * (1.0 - ans * ans)
 );
 
 float_unary!(
     /// Square root, elementwise.
     Sqrt, "sqrt", sqrt,
-    kernel: |v| v.sqrt(),
     jvp: |x, t, ans| t / (ans * 2.0)
 );
 
 float_unary!(
     /// The logistic function `1 / (1 + e^-x)`, computed without overflow.
     Logistic, "logistic", logistic,
-    kernel: |v| v.logistic_fast(),
     jvp: |x, t, ans| t * (ans * (1.0 - ans))
 );
 
 float_unary!(
     /// Hyperbolic sine, elementwise; finite wherever the result is.
     Sinh, "sinh", sinh,
-    kernel: |v| v.sinh(),
     jvp: |x, t, ans| t * x.cosh()
 );
 
@@ -129,63 +129,54 @@ float_unary!(
     /// Hyperbolic cosine, elementwise; finite wherever the result is
     /// (`cosh(710)` is 1.117e308).
     Cosh, "cosh", cosh,
-    kernel: |v| v.cosh(),
     jvp: |x, t, ans| t * x.sinh()
 );
 
 float_unary!(
     /// Tangent, elementwise.
     Tan, "tan", tan,
-    kernel: |v| v.tan(),
     jvp: |x, t, ans| t * (ans * ans + 1.0)
 );
 
 float_unary!(
     /// Arctangent, elementwise, in `(-π/2, π/2)`.
     Atan, "atan", atan,
-    kernel: |v| v.atan(),
     jvp: |x, t, ans| t / (x * x + 1.0)
 );
 
 float_unary!(
     /// Arcsine, elementwise; NaN outside `[-1, 1]`.
     Asin, "asin", asin,
-    kernel: |v| v.asin(),
     jvp: |x, t, ans| t / ((1.0 - x) * (x + 1.0)).sqrt()
 );
 
 float_unary!(
     /// Arccosine, elementwise; NaN outside `[-1, 1]`.
     Acos, "acos", acos,
-    kernel: |v| v.acos(),
     jvp: |x, t, ans| -(t / ((1.0 - x) * (x + 1.0)).sqrt())
 );
 
 float_unary!(
     /// Inverse hyperbolic sine, elementwise.
     Asinh, "asinh", asinh,
-    kernel: |v| v.asinh(),
     jvp: |x, t, ans| t / (x * x + 1.0).sqrt()
 );
 
 float_unary!(
     /// Inverse hyperbolic cosine, elementwise; NaN below 1.
     Acosh, "acosh", acosh,
-    kernel: |v| v.acosh(),
     jvp: |x, t, ans| t / ((x - 1.0) * (x + 1.0)).sqrt()
 );
 
 float_unary!(
     /// Inverse hyperbolic tangent, elementwise; ±∞ at ±1, NaN beyond.
     Atanh, "atanh", atanh,
-    kernel: |v| v.atanh(),
     jvp: |x, t, ans| t / ((1.0 - x) * (x + 1.0))
 );
 
 float_unary!(
     /// The error function `erf(x) = 2/√π ∫₀ˣ e^(-s²) ds`, elementwise.
     Erf, "erf", erf,
-    kernel: |v| Special::erf(v),
     jvp: |x, t, ans| t * (-(x * x)).exp() * FRAC_2_SQRT_PI
 );
 
@@ -193,49 +184,50 @@ float_unary!(
     /// The complementary error function `1 - erf(x)`, accurate where
     /// `erf(x)` is near 1.
     Erfc, "erfc", erfc,
-    kernel: |v| Special::erfc(v),
     jvp: |x, t, ans| -(t * (-(x * x)).exp() * FRAC_2_SQRT_PI)
 );
 
 float_unary!(
     /// The inverse error function on `(-1, 1)`: ±∞ at ±1, NaN beyond.
     Erfinv, "erfinv", erfinv,
-    kernel: |v| Special::erfinv(v),
     jvp: |x, t, ans| t * (ans * ans).exp() * (PI.sqrt() / 2.0)
 );
 
 float_unary!(
     /// Base-2 logarithm, elementwise (exact at powers of two).
     Log2, "log2", log2,
-    kernel: |v| v.log2(),
     jvp: |x, t, ans| t / (x * LN_2)
 );
 
 float_unary!(
     /// Base-10 logarithm, elementwise (exact at powers of ten).
     Log10, "log10", log10,
-    kernel: |v| v.log10(),
     jvp: |x, t, ans| t / (x * LN_10)
 );
 
 float_unary!(
     /// `2^x`, elementwise.
     Exp2, "exp2", exp2,
-    kernel: |v| v.exp2(),
     jvp: |x, t, ans| t * ans * LN_2
 );
 
 /// Defines a rounding primitive: float kernel, zero derivative, and a
 /// method that leaves integer and bool tensors as they are (as JAX does).
 macro_rules! rounding {
-    ($(#[$doc:meta])* $Prim:ident, $name:literal, $method:ident, kernel: |$v:ident| $kernel:expr) => {
-        #[doc = concat!("The `", $name, "` primitive.")]
+    ($(#[$doc:meta])* $Prim:ident, $name:literal, $method:ident) => {
+        #[doc = concat!("The `", $name, "` primitive: [`UnaryOp::", stringify!($Prim), "`] elementwise.")]
         #[derive(Clone, Copy, Debug)]
         pub struct $Prim;
 
-        impl Primitive for $Prim {
+        impl SingleOutput for $Prim {
             fn name(&self) -> &'static str {
                 $name
+            }
+            fn params(&self) -> Params {
+                Vec::new()
+            }
+            fn kind(&self) -> Kind {
+                Kind::Unary(UnaryOp::$Prim)
             }
             #[track_caller]
             fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -243,7 +235,7 @@ macro_rules! rounding {
                 ins[0].clone()
             }
             fn eval(&self, ins: &[&Array]) -> Array {
-                map_float!($name, ins[0], CHEAP, |$v| $kernel)
+                backend_of(ins).unary(UnaryOp::$Prim, ins[0])
             }
             fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
                 None // piecewise constant
@@ -270,134 +262,100 @@ macro_rules! rounding {
 
 rounding!(
     /// The largest integer not above each element.
-    Floor, "floor", floor,
-    kernel: |v| v.floor()
+    Floor, "floor", floor
 );
 
 rounding!(
     /// The smallest integer not below each element.
-    Ceil, "ceil", ceil,
-    kernel: |v| v.ceil()
+    Ceil, "ceil", ceil
 );
 
 rounding!(
     /// The nearest integer, ties to even (numpy's and JAX's `round`; Rust's
     /// `round_ties_even`, not `f64::round`).
-    Round, "round", round,
-    kernel: |v| v.round_ties_even()
+    Round, "round", round
 );
 
 rounding!(
     /// The integer part, rounding toward zero.
-    Trunc, "trunc", trunc,
-    kernel: |v| v.trunc()
+    Trunc, "trunc", trunc
 );
 
-/// The `relu` primitive: `max(x, 0)`, NaN propagating, with derivative 0
-/// at 0 (JAX's rule). A primitive rather than a `select`, whose NaN test
-/// would send NaN to 0, and rather than `maximum`, whose tie at 0 would
-/// split the derivative.
-#[derive(Clone, Copy, Debug)]
-pub struct Relu;
+/// Defines an elementwise primitive of one numeric operand (integers too):
+/// its op, its jvp and, when linear, its transpose.
+macro_rules! numeric_unary {
+    (
+        $(#[$doc:meta])* $Prim:ident, $name:literal, $op:ident,
+        jvp: |$x:ident, $t:ident| $jvp:expr
+        $(, transpose: |$ct:ident| $transpose:expr)?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $Prim;
 
-impl Primitive for Relu {
-    fn name(&self) -> &'static str {
-        "relu"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        expect_numeric("relu", ins[0]);
-        ins[0].clone()
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        map_num!("relu", ins[0], CHEAP, <T> |v| v.max_nan(T::ZERO))
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        batching::unary(self, x, axes)
-    }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        let (x, t) = (&x[0], t[0].as_ref()?);
-        Some(x.gt(&x.zeros_scalar()).select(t, &t.zeros_scalar()))
-    }
+        impl SingleOutput for $Prim {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> Params {
+                Vec::new()
+            }
+            fn kind(&self) -> Kind {
+                Kind::Unary(UnaryOp::$op)
+            }
+            #[track_caller]
+            fn shape(&self, ins: &[&Aval]) -> Aval {
+                expect_numeric($name, ins[0]);
+                ins[0].clone()
+            }
+            fn eval(&self, ins: &[&Array]) -> Array {
+                backend_of(ins).unary(UnaryOp::$op, ins[0])
+            }
+            fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+                batching::unary(self, x, axes)
+            }
+            #[allow(unused_variables)]
+            fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+                let ($x, $t) = (&x[0], t[0].as_ref()?);
+                $jvp
+            }
+            $(
+                fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+                    let $ct = ct;
+                    $transpose
+                }
+            )?
+        }
+    };
 }
 
-/// The `neg` primitive.
-#[derive(Clone, Copy, Debug)]
-pub struct Neg;
+numeric_unary!(
+    /// The `relu` primitive: `max(x, 0)`, NaN propagating, with derivative
+    /// 0 at 0 (JAX's rule). A primitive rather than a `select`, whose NaN
+    /// test would send NaN to 0, and rather than `maximum`, whose tie at 0
+    /// would split the derivative.
+    Relu, "relu", Relu,
+    jvp: |x, t| Some(x.gt(&x.zeros_scalar()).select(t, &t.zeros_scalar()))
+);
 
-impl Primitive for Neg {
-    fn name(&self) -> &'static str {
-        "neg"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        expect_numeric("neg", ins[0]);
-        ins[0].clone()
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        map_num!("neg", ins[0], CHEAP, <T> |v| v.neg())
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        batching::unary(self, x, axes)
-    }
-    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        let t = t[0].as_ref()?;
-        Some(t.neg())
-    }
-    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
-        vec![Some(ct.neg())]
-    }
-}
+numeric_unary!(
+    /// The `neg` primitive.
+    Neg, "neg", Neg,
+    jvp: |x, t| Some(t.neg()),
+    transpose: |ct| vec![Some(ct.neg())]
+);
 
-/// The `abs` primitive.
-#[derive(Clone, Copy, Debug)]
-pub struct Abs;
+numeric_unary!(
+    /// The `abs` primitive; its derivative at 0 is 1, as JAX's (the right-hand one).
+    Abs, "abs", Abs,
+    jvp: |x, t| Some(x.ge(&x.zeros_scalar()).select(t, &-t))
+);
 
-impl Primitive for Abs {
-    fn name(&self) -> &'static str {
-        "abs"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        expect_numeric("abs", ins[0]);
-        ins[0].clone()
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        map_num!("abs", ins[0], CHEAP, <T> |v| v.abs())
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        batching::unary(self, x, axes)
-    }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        // abs'(0) = 1, as JAX: the derivative at the kink is the right-hand one.
-        let (x, t) = (&x[0], t[0].as_ref()?);
-        Some(x.ge(&x.zeros_scalar()).select(t, &-t))
-    }
-}
-
-/// The `signum` primitive: -1, 0 or 1 (0 at 0, as numpy).
-#[derive(Clone, Copy, Debug)]
-pub struct Signum;
-
-impl Primitive for Signum {
-    fn name(&self) -> &'static str {
-        "signum"
-    }
-    #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        expect_numeric("signum", ins[0]);
-        ins[0].clone()
-    }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        map_num!("signum", ins[0], CHEAP, <T> |v| v.signum())
-    }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        batching::unary(self, x, axes)
-    }
-    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        None // piecewise constant
-    }
-}
+numeric_unary!(
+    /// The `signum` primitive: -1, 0 or 1 (0 at 0, as numpy); piecewise constant.
+    Signum, "signum", Sign,
+    jvp: |x, t| None
+);
 
 /// The `powi` primitive: `x^n` for a fixed integer `n`.
 #[derive(Clone, Copy, Debug)]
@@ -406,9 +364,15 @@ pub struct PowI {
     pub n: i32,
 }
 
-impl Primitive for PowI {
+impl SingleOutput for PowI {
     fn name(&self) -> &'static str {
         "powi"
+    }
+    fn params(&self) -> Params {
+        vec![("n", Param::Int(self.n.into()))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Unary(UnaryOp::PowI(self.n))
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -416,8 +380,7 @@ impl Primitive for PowI {
         ins[0].clone()
     }
     fn eval(&self, ins: &[&Array]) -> Array {
-        let n = self.n;
-        map_float!("powi", ins[0], CHEAP, |v| v.powi(n))
+        backend_of(ins).unary(UnaryOp::PowI(self.n), ins[0])
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
         batching::unary(self, x, axes)

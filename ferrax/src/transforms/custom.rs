@@ -1,29 +1,28 @@
 //! User-defined derivative rules — `custom_jvp`, `custom_vjp` — and
-//! rematerialisation, `checkpoint`. Each wraps a function as primitives
-//! whose rules call back into user code, so it composes with every
-//! transformation like a built-in primitive.
+//! rematerialisation, `checkpoint`. Each wraps a function as one primitive
+//! (with one output per leaf of the function's output) whose rules call back
+//! into user code, so it composes with every transformation like a built-in
+//! primitive.
 //!
-//! At each call the user's function and rules are staged on abstract
-//! inputs, which gives the output structure and shapes (so the rules can be
-//! checked at once, and no output has to be computed to learn its shape),
-//! and *closure-converts* them as JAX does: values of enclosing
+//! The user's function and rules are staged on abstract inputs, once per
+//! input signature (shapes and dtypes): that gives the output structure and
+//! shapes without computing anything, lets the rules be checked at once,
+//! and *closure-converts* them as JAX does — values of enclosing
 //! transformations that the closures captured (a batch of an enclosing
 //! `vmap`, a parameter of an enclosing `grad`) become explicit operands, so
-//! those transformations see them. A checkpointed function is
-//! differentiated with respect to what it captured like any input; a custom
-//! rule cannot say how its output depends on a captured value that is being
-//! differentiated, so that case is refused with a message.
-//!
-//! Each output leaf is its own primitive application (several-output
-//! primitives are the design issue's); a function with several outputs is
-//! evaluated once per output.
+//! those transformations see them. A call that captured such values is
+//! staged anew each time (the values change); others reuse the staging. A
+//! checkpointed function is differentiated with respect to what it captured
+//! like any input; a custom rule cannot say how its output depends on a
+//! captured value that is being differentiated, so that case is refused.
 
 use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::array::{Array, Aval};
-use crate::core::{bind, context, Lin, Primitive, Tensor};
+use crate::core::{bind_all, context, Kind, Lin, Param, Params, Primitive, Tensor};
 use crate::graph::Graph;
 use crate::prims::batching::batch_first;
 use crate::tree::{Tree, TreeRef};
@@ -33,14 +32,10 @@ use super::linearize::vjp;
 use super::staging::Staging;
 use super::vmap::vmap;
 
-/// A function of flat operands giving one output leaf.
-type Fun = Arc<dyn Fn(&[Tensor]) -> Tensor + Send + Sync>;
-/// A jvp rule: (all operands, tangents of the function's own inputs) to one output tangent.
-type Rule = Arc<dyn Fn(&[Tensor], &[Tensor]) -> Tensor + Send + Sync>;
-/// A function of flat operands giving every output leaf (and residuals).
-type Funs = Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>;
-/// A backward rule: (residuals and captured values, output cotangent) to input cotangents.
-type Bwd = Arc<dyn Fn(&[Tensor], &Tensor) -> Vec<Tensor> + Send + Sync>;
+/// A function of flat operands giving flat outputs.
+type Fun = Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>;
+/// A jvp rule: (all operands, tangents of the function's own inputs) to the output tangents.
+type Rule = Arc<dyn Fn(&[Tensor], &[Tensor]) -> Vec<Tensor> + Send + Sync>;
 
 /// A user function staged on abstract inputs: its graph (captured tracers
 /// hoisted to inputs after the others), the structure of its output, and
@@ -77,10 +72,11 @@ fn avals_of(xs: &[Tensor]) -> Vec<Aval> {
     xs.iter().map(|x| x.aval().clone()).collect()
 }
 
-/// Output leaf `k` of `graph` evaluated on `args` (with `bind`, so enclosing
-/// transformations trace it).
-fn leaf_of(graph: &Graph, args: &[Tensor], k: usize) -> Tensor {
-    graph.eval(args).swap_remove(k)
+/// The graph as a function of its inputs (evaluated with `bind`, so
+/// enclosing transformations trace it).
+fn as_fun(graph: &Arc<Graph>) -> Fun {
+    let g = graph.clone();
+    Arc::new(move |args: &[Tensor]| g.eval(args))
 }
 
 /// `f` mapped over axis 0 of every input (all inputs are batched there).
@@ -99,11 +95,29 @@ fn dense(x: &[Tensor], t: &[Option<Tensor>]) -> Vec<Tensor> {
     x.iter().zip(t).map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like())).collect()
 }
 
-/// `aval` with a leading batch axis of `size`.
-fn batched_aval(aval: &Aval, size: usize) -> Aval {
-    let mut shape = vec![size];
-    shape.extend_from_slice(&aval.shape);
-    Aval { dtype: aval.dtype, shape }
+/// Every aval with a leading batch axis of `size`.
+fn batched_avals(avals: &[Aval], size: usize) -> Vec<Aval> {
+    avals
+        .iter()
+        .map(|a| {
+            let mut shape = vec![size];
+            shape.extend_from_slice(&a.shape);
+            Aval { dtype: a.dtype, shape }
+        })
+        .collect()
+}
+
+/// Concrete arrays as tensors.
+fn tensors(ins: &[&Array]) -> Vec<Tensor> {
+    ins.iter().map(|a| Tensor::from_array((*a).clone())).collect()
+}
+
+/// Every output concrete: the user's function may not return a value it
+/// captured from an enclosing transformation without passing it in.
+fn arrays(who: &str, outs: Vec<Tensor>) -> Vec<Array> {
+    outs.iter()
+        .map(|y| y.array().cloned().unwrap_or_else(|| panic!("{who}: internal error: a traced output")))
+        .collect()
 }
 
 /// Panics when a captured value (an operand past the function's own
@@ -134,14 +148,40 @@ fn check_rule_avals(who: &str, what: &str, got: &[Aval], want: &[Aval], of: &str
     }
 }
 
-/// The primitive behind output leaf `k` of a [`custom_jvp`] function.
+/// The identity of a user function, for primitive equality: the address of its shared closure.
+fn id_of<T: ?Sized>(f: &Arc<T>) -> usize {
+    Arc::as_ptr(f) as *const () as usize
+}
+
+/// Stagings per input signature, kept only when nothing traced was captured.
+struct Cache<T>(Mutex<HashMap<Vec<Aval>, Arc<T>>>);
+
+impl<T> Cache<T> {
+    fn new() -> Cache<T> {
+        Cache(Mutex::new(HashMap::new()))
+    }
+
+    /// The staging for `avals`: cached, or made by `make` (and cached when `reusable` says so).
+    fn get(&self, avals: &[Aval], make: impl FnOnce() -> T, reusable: impl Fn(&T) -> bool) -> Arc<T> {
+        if let Some(hit) = self.0.lock().expect("no panic while holding the cache").get(avals) {
+            return hit.clone();
+        }
+        let made = Arc::new(make());
+        if reusable(&made) {
+            self.0.lock().expect("no panic while holding the cache").insert(avals.to_vec(), made.clone());
+        }
+        made
+    }
+}
+
+/// The primitive behind a [`custom_jvp`] function: one output per leaf.
 /// Operands: the function's own inputs (`n_x`), then what it and its rule captured.
 #[derive(Clone)]
 struct CustomJvp {
     f: Fun,
     rule: Rule,
     n_x: usize,
-    out: Aval,
+    outs: Vec<Aval>,
 }
 
 impl fmt::Debug for CustomJvp {
@@ -154,20 +194,25 @@ impl Primitive for CustomJvp {
     fn name(&self) -> &'static str {
         "custom_jvp"
     }
-    fn shape(&self, _ins: &[&Aval]) -> Aval {
-        self.out.clone()
+    fn params(&self) -> Params {
+        vec![("fun", Param::Id(id_of(&self.f))), ("rule", Param::Id(id_of(&self.rule)))]
     }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        let xs: Vec<Tensor> = ins.iter().map(|a| Tensor::from_array((*a).clone())).collect();
-        (self.f)(&xs).to_array()
+    fn kind(&self) -> Kind {
+        Kind::Call
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
+        self.outs.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        arrays("custom_jvp", (self.f)(&tensors(ins)))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
         refuse_differentiated_captures("custom_jvp", t, self.n_x);
         let tx = dense(&x[..self.n_x], &t[..self.n_x]);
         let _rule = context::in_user_rule("custom_jvp");
-        Some((self.rule)(x, &tx))
+        (self.rule)(x, &tx).into_iter().map(Some).collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
         let rule = self.rule.clone();
         let batched = CustomJvp {
             f: vmapped(&self.f),
@@ -175,10 +220,18 @@ impl Primitive for CustomJvp {
                 vmap(|p: &(Vec<Tensor>, Vec<Tensor>)| rule(&p.0, &p.1))(&(xs.to_vec(), ts.to_vec()))
             }),
             n_x: self.n_x,
-            out: batched_aval(&self.out, size),
+            outs: batched_avals(&self.outs, size),
         };
-        (bind(batched, &all_batched_first(x, axes, size)), Some(0))
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, vec![Some(0); n])
     }
+}
+
+/// What a [`custom_jvp`] call stages: the function and the rule.
+struct JvpStaging<O> {
+    f: Staged<O>,
+    rule: Staged<O>,
 }
 
 /// `f` with a derivative rule of your own: `rule(x, x_dot)` returns the
@@ -192,9 +245,10 @@ impl Primitive for CustomJvp {
 /// For numerical stability (a safe derivative for a formula whose naive
 /// derivative overflows) or a surrogate gradient. The inputs are any
 /// [`Tree`] or a slice of tensors; the output any tree. `f` and `rule` are
-/// traced on abstract values at each call (so they may not read tensor
-/// values; use `select` for branches); a tangent of the wrong shape is
-/// reported then.
+/// traced on abstract values once per input signature (so they may not
+/// read tensor values — use `select` for branches — and a closure should
+/// compute the same function at each call, as under JAX's `jit`); a tangent
+/// of the wrong shape is reported then.
 ///
 /// ```
 /// # use ferrax::prelude::*;
@@ -219,62 +273,61 @@ where
     I: TreeRef + ?Sized,
     O: Tree,
 {
+    let cache: Cache<JvpStaging<O>> = Cache::new();
     move |x: &I| {
         let xs = x.ref_leaves();
         let avals = avals_of(&xs);
         let n_x = xs.len();
-        let sf = stage(&avals, |ins| call_with(x, ins, &f));
-        let both: Vec<Aval> = avals.iter().chain(&avals).cloned().collect();
-        let sr = stage(&both, |mut ins| {
-            let ts = ins.split_off(n_x);
-            let _rule = context::in_user_rule("custom_jvp");
-            call_with(x, ins, |x| call_with(x, ts, |t| rule(x, t)))
-        });
-        let out_avals = sf.out_avals();
-        check_rule_avals("custom_jvp", "tangent", &sr.out_avals(), &out_avals, "output");
-        let n_f = sf.captured.len();
+        let staged = cache.get(
+            &avals,
+            || {
+                let f = stage(&avals, |ins| call_with(x, ins, &f));
+                let both: Vec<Aval> = avals.iter().chain(&avals).cloned().collect();
+                let rule = stage(&both, |mut ins| {
+                    let ts = ins.split_off(n_x);
+                    let _rule = context::in_user_rule("custom_jvp");
+                    call_with(x, ins, |x| call_with(x, ts, |t| rule(x, t)))
+                });
+                check_rule_avals("custom_jvp", "tangent", &rule.out_avals(), &f.out_avals(), "output");
+                JvpStaging { f, rule }
+            },
+            |s| s.f.captured.is_empty() && s.rule.captured.is_empty(),
+        );
+        let n_f = staged.f.captured.len();
         let mut operands = xs;
-        operands.extend(sf.captured.iter().cloned());
-        operands.extend(sr.captured.iter().cloned());
-        let outs = out_avals
-            .into_iter()
-            .enumerate()
-            .map(|(k, out)| {
-                let (gf, gr) = (sf.graph.clone(), sr.graph.clone());
-                let prim = CustomJvp {
-                    f: Arc::new(move |args: &[Tensor]| leaf_of(&gf, &args[..n_x + n_f], k)),
-                    rule: Arc::new(move |args: &[Tensor], tx: &[Tensor]| {
-                        let rule_args: Vec<Tensor> =
-                            args[..n_x].iter().chain(tx).chain(&args[n_x + n_f..]).cloned().collect();
-                        leaf_of(&gr, &rule_args, k)
-                    }),
-                    n_x,
-                    out,
-                };
-                bind(prim, &operands)
-            })
-            .collect();
-        sf.out.with_leaves(outs)
+        operands.extend(staged.f.captured.iter().cloned());
+        operands.extend(staged.rule.captured.iter().cloned());
+        let (gf, gr) = (staged.f.graph.clone(), staged.rule.graph.clone());
+        let prim = CustomJvp {
+            // f's graph takes [x, f's captures]; the rule's the rest.
+            f: Arc::new(move |args: &[Tensor]| gf.eval(&args[..n_x + n_f])),
+            rule: Arc::new(move |args: &[Tensor], tx: &[Tensor]| {
+                let rule_args: Vec<Tensor> = args[..n_x].iter().chain(tx).chain(&args[n_x + n_f..]).cloned().collect();
+                gr.eval(&rule_args)
+            }),
+            n_x,
+            outs: staged.f.out_avals(),
+        };
+        staged.f.out.with_leaves(bind_all(prim, &operands))
     }
 }
 
-/// The primitive behind output leaf `k` of a [`custom_vjp`] function.
-/// Operands: the function's own inputs (`n_x`), what `f` captured, what
-/// `fwd` captured (`n_fwd`), what `bwd` captured (`n_bwd`).
+/// The primitive behind a [`custom_vjp`] function. Its outputs are the
+/// function's output leaves (`n_out`) and then the residuals: one run of
+/// `fwd` gives both, so differentiating a call never runs the forward pass
+/// twice. Operands: the function's own inputs (`n_x`), what `fwd`
+/// captured, then what `bwd` captured (`n_bwd`).
 #[derive(Clone)]
 struct CustomVjp {
-    /// The function's output leaf `k`.
-    f: Fun,
     /// `fwd` on `[x, fwd's captures]`: every output leaf, then the residuals.
-    fwd: Funs,
-    /// `bwd` on `[residuals, bwd's captures]` and leaf `k`'s cotangent.
-    bwd: Bwd,
+    fwd: Fun,
+    /// `bwd` on `[residuals, bwd's captures]` and the outputs' cotangents.
+    bwd: Rule,
     n_x: usize,
-    n_f: usize,
-    n_fwd: usize,
+    n_bwd: usize,
     n_out: usize,
-    k: usize,
-    out: Aval,
+    /// The avals of the outputs and then of the residuals.
+    outs: Vec<Aval>,
 }
 
 impl fmt::Debug for CustomVjp {
@@ -283,77 +336,79 @@ impl fmt::Debug for CustomVjp {
     }
 }
 
-impl CustomVjp {
-    fn fwd_args(&self, x: &[Tensor]) -> Vec<Tensor> {
-        let fwd_start = self.n_x + self.n_f;
-        x[..self.n_x].iter().chain(&x[fwd_start..fwd_start + self.n_fwd]).cloned().collect()
-    }
-}
-
 impl Primitive for CustomVjp {
     fn name(&self) -> &'static str {
         "custom_vjp"
     }
-    fn shape(&self, _ins: &[&Aval]) -> Aval {
-        self.out.clone()
+    fn params(&self) -> Params {
+        vec![("fwd", Param::Id(id_of(&self.fwd))), ("bwd", Param::Id(id_of(&self.bwd)))]
     }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        let xs: Vec<Tensor> = ins.iter().map(|a| Tensor::from_array((*a).clone())).collect();
-        (self.f)(&xs).to_array()
+    fn kind(&self) -> Kind {
+        Kind::Call
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
+        self.outs.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        let x = tensors(ins);
+        arrays("custom_vjp", (self.fwd)(&x[..x.len() - self.n_bwd]))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
         refuse_differentiated_captures("custom_vjp", t, self.n_x);
         let tx = dense(&x[..self.n_x], &t[..self.n_x]);
-        let fwd_args = self.fwd_args(x);
+        let fwd_args = &x[..x.len() - self.n_bwd];
         if context::is_inner_primal() {
             // This frame computes a primal for a higher JVP frame (forward
             // over reverse: hessian, hvp, grad of grad). Only the higher
             // frame's tangents are transposed through `bwd`; here, as in
             // JAX, `fwd` is ordinary code and is differentiated as such.
-            let (fwd, k, n_x) = (self.fwd.clone(), self.k, self.n_x);
+            let (fwd, n_x) = (self.fwd.clone(), self.n_x);
             let rest = fwd_args[n_x..].to_vec();
-            let of_x = move |xs: &Vec<Tensor>| fwd(&[xs.clone(), rest.clone()].concat()).swap_remove(k);
-            return Some(jvp(of_x, &fwd_args[..n_x].to_vec(), &tx).1);
+            let of_x = move |xs: &Vec<Tensor>| fwd(&[xs.clone(), rest.clone()].concat());
+            return jvp(of_x, &fwd_args[..n_x].to_vec(), &tx).1.into_iter().map(Some).collect();
         }
-        // The tangent is a linear primitive over the residuals whose only
-        // use is to be transposed: its transpose is the user's backward rule.
-        let residuals = (self.fwd)(&fwd_args).split_off(self.n_out);
-        let bwd_start = self.n_x + self.n_f + self.n_fwd;
-        let mut args = residuals;
-        args.extend(x[bwd_start..].iter().cloned());
+        // The outputs' tangent is a linear primitive over the residuals
+        // (this call's own outputs: no second forward pass) whose only use
+        // is to be transposed: its transpose is the user's backward rule.
+        let mut args: Vec<Tensor> = ans[self.n_out..].to_vec();
+        args.extend(x[x.len() - self.n_bwd..].iter().cloned());
         let n_const = args.len();
         args.extend(tx);
-        Some(bind(CustomVjpTangent { bwd: self.bwd.clone(), n_const, out: self.out.clone() }, &args))
+        let tangent = CustomVjpTangent { bwd: self.bwd.clone(), n_const, outs: self.outs[..self.n_out].to_vec() };
+        let mut tangents: Vec<Option<Tensor>> = bind_all(tangent, &args).into_iter().map(Some).collect();
+        // The residuals are constants to the derivative.
+        tangents.extend(std::iter::repeat_n(None, self.outs.len() - self.n_out));
+        tangents
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let fwd = self.fwd.clone();
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
         let batched = CustomVjp {
-            f: vmapped(&self.f),
-            fwd: Arc::new(move |xs: &[Tensor]| vmap(|xs: &Vec<Tensor>| fwd(xs))(&xs.to_vec())),
+            fwd: vmapped(&self.fwd),
             bwd: vmapped_bwd(&self.bwd),
-            out: batched_aval(&self.out, size),
+            outs: batched_avals(&self.outs, size),
             ..self.clone()
         };
-        (bind(batched, &all_batched_first(x, axes, size)), Some(0))
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, vec![Some(0); n])
     }
 }
 
-/// A backward rule mapped over axis 0 of its residuals and cotangent.
-fn vmapped_bwd(bwd: &Bwd) -> Bwd {
+/// A backward rule mapped over axis 0 of its residuals and cotangents.
+fn vmapped_bwd(bwd: &Rule) -> Rule {
     let bwd = bwd.clone();
-    Arc::new(move |res: &[Tensor], ct: &Tensor| {
-        vmap(|p: &(Vec<Tensor>, Tensor)| bwd(&p.0, &p.1))(&(res.to_vec(), ct.clone()))
+    Arc::new(move |res: &[Tensor], cts: &[Tensor]| {
+        vmap(|p: &(Vec<Tensor>, Vec<Tensor>)| bwd(&p.0, &p.1))(&(res.to_vec(), cts.to_vec()))
     })
 }
 
 /// The tangent of a [`CustomVjp`] call: `[residuals and bwd's captures
-/// (n_const), tangents..]` to the output tangent, defined only through its
-/// transpose.
+/// (n_const), tangents..]` to the outputs' tangents, defined only through
+/// its transpose.
 #[derive(Clone)]
 struct CustomVjpTangent {
-    bwd: Bwd,
+    bwd: Rule,
     n_const: usize,
-    out: Aval,
+    outs: Vec<Aval>,
 }
 
 impl fmt::Debug for CustomVjpTangent {
@@ -370,28 +425,53 @@ impl Primitive for CustomVjpTangent {
     fn name(&self) -> &'static str {
         "custom_vjp_tangent"
     }
-    fn shape(&self, _ins: &[&Aval]) -> Aval {
-        self.out.clone()
+    fn params(&self) -> Params {
+        vec![("bwd", Param::Id(id_of(&self.bwd))), ("residuals", Param::Usize(self.n_const))]
     }
-    fn eval(&self, _ins: &[&Array]) -> Array {
+    fn kind(&self) -> Kind {
+        Kind::Call
+    }
+    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
+        self.outs.clone()
+    }
+    fn eval(&self, _ins: &[&Array]) -> Vec<Array> {
         panic!("{NO_FORWARD_MODE}")
     }
-    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
         panic!("{NO_FORWARD_MODE}")
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let batched =
-            CustomVjpTangent { bwd: vmapped_bwd(&self.bwd), n_const: self.n_const, out: batched_aval(&self.out, size) };
-        (bind(batched, &all_batched_first(x, axes, size)), Some(0))
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        let batched = CustomVjpTangent {
+            bwd: vmapped_bwd(&self.bwd),
+            n_const: self.n_const,
+            outs: batched_avals(&self.outs, size),
+        };
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, vec![Some(0); n])
     }
-    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+    fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let consts: Vec<Tensor> = ins[..self.n_const]
             .iter()
             .map(|l| l.value().cloned().expect("custom_vjp residuals are constants of the tangent program"))
             .collect();
-        let cts = (self.bwd)(&consts, ct);
-        std::iter::repeat_n(None, self.n_const).chain(cts.into_iter().map(Some)).collect()
+        let cts: Vec<Tensor> = cts
+            .iter()
+            .zip(&self.outs)
+            .map(|(ct, a)| ct.clone().unwrap_or_else(|| Tensor::zeros(&a.shape, a.dtype)))
+            .collect();
+        let in_cts = (self.bwd)(&consts, &cts);
+        std::iter::repeat_n(None, self.n_const).chain(in_cts.into_iter().map(Some)).collect()
     }
+}
+
+/// What a [`custom_vjp`] call stages: the function (for its output's
+/// structure, checked against `fwd`'s), `fwd` and `bwd`.
+struct VjpStaging<O, R> {
+    f: Staged<O>,
+    fwd: Staged<(O, R)>,
+    bwd: Staged<Vec<Tensor>>,
+    n_res: usize,
 }
 
 /// `f` with a reverse-mode rule of your own: `fwd(x)` returns the output
@@ -402,6 +482,11 @@ impl Primitive for CustomVjpTangent {
 /// forward pass is differentiated through `fwd` and the backward pass
 /// through `bwd`. Plain forward mode (`jvp`) panics, as a vjp rule says
 /// nothing about it — use [`custom_jvp`] for both modes.
+///
+/// Calls run `fwd` (and keep its residuals for a backward pass), never `f`
+/// and `fwd` both: `f` is traced only to check that `fwd` returns its
+/// output. All three are traced once per input signature, as in
+/// [`custom_jvp`].
 ///
 /// ```
 /// # use ferrax::prelude::*;
@@ -416,9 +501,9 @@ impl Primitive for CustomVjpTangent {
 /// ```
 ///
 /// # Panics
-/// When `bwd`'s cotangents do not match the input's leaves, shapes and
-/// dtypes (checked at each call, by tracing `bwd`); when an enclosing
-/// transformation differentiates a value the functions captured.
+/// When `fwd` does not return `f`'s output, or `bwd`'s cotangents do not
+/// match the input's leaves, shapes and dtypes (checked when traced); when
+/// an enclosing transformation differentiates a value the functions captured.
 pub fn custom_vjp<I, O, R>(
     f: impl Fn(&I) -> O + Send + Sync + 'static,
     fwd: impl Fn(&I) -> (O, R::Owned) + Send + Sync + 'static,
@@ -429,69 +514,63 @@ where
     O: Tree,
     R: TreeRef + ?Sized,
 {
+    let cache: Cache<VjpStaging<O, R::Owned>> = Cache::new();
     move |x: &I| {
         let xs = x.ref_leaves();
         let avals = avals_of(&xs);
         let n_x = xs.len();
-        let sf = stage(&avals, |ins| call_with(x, ins, &f));
-        let sfwd = stage(&avals, |ins| call_with(x, ins, &fwd));
-        let out_avals = sf.out_avals();
-        let n_out = out_avals.len();
-        let fwd_avals = sfwd.out_avals();
-        let (fwd_out, res_avals) = fwd_avals.split_at(n_out.min(fwd_avals.len()));
-        if fwd_out != out_avals.as_slice() {
-            panic!(
-                "custom_vjp: fwd returned outputs {} but the function returns {}; fwd must return the \
-                 function's output as the first element of its pair",
-                list(fwd_out),
-                list(&out_avals)
-            );
-        }
-        let bwd_in: Vec<Aval> = res_avals.iter().chain(&out_avals).cloned().collect();
-        let (res_template, out_template) = (&sfwd.out.1, &sf.out);
-        let n_res = res_avals.len();
-        let sb = stage(&bwd_in, |mut ins| {
-            let cts = ins.split_off(n_res);
-            let res = res_template.with_leaves(ins);
-            let ct = out_template.with_leaves(cts);
-            bwd(Borrow::<R>::borrow(&res), &ct)
-        });
-        check_rule_avals("custom_vjp", "cotangent", &sb.out_avals(), &avals, "input");
-        let (n_f, n_fwd) = (sf.captured.len(), sfwd.captured.len());
+        let staged = cache.get(
+            &avals,
+            || {
+                let sf = stage(&avals, |ins| call_with(x, ins, &f));
+                let sfwd = stage(&avals, |ins| call_with(x, ins, &fwd));
+                let out_avals = sf.out_avals();
+                let n_out = out_avals.len();
+                let fwd_avals = sfwd.out_avals();
+                let (fwd_out, res_avals) = fwd_avals.split_at(n_out.min(fwd_avals.len()));
+                if fwd_out != out_avals.as_slice() {
+                    panic!(
+                        "custom_vjp: fwd returned outputs {} but the function returns {}; fwd must return the \
+                         function's output as the first element of its pair",
+                        list(fwd_out),
+                        list(&out_avals)
+                    );
+                }
+                let bwd_in: Vec<Aval> = res_avals.iter().chain(&out_avals).cloned().collect();
+                let n_res = res_avals.len();
+                let (res_template, out_template) = (&sfwd.out.1, &sf.out);
+                let sb = stage(&bwd_in, |mut ins| {
+                    let cts = ins.split_off(n_res);
+                    let res = res_template.with_leaves(ins);
+                    let ct = out_template.with_leaves(cts);
+                    bwd(Borrow::<R>::borrow(&res), &ct).ref_leaves()
+                });
+                check_rule_avals("custom_vjp", "cotangent", &sb.out_avals(), &avals, "input");
+                VjpStaging { f: sf, fwd: sfwd, bwd: sb, n_res }
+            },
+            |s| s.fwd.captured.is_empty() && s.bwd.captured.is_empty(),
+        );
+        let n_out = staged.f.out_avals().len();
         let mut operands = xs;
-        operands.extend(sf.captured.iter().cloned());
-        operands.extend(sfwd.captured.iter().cloned());
-        operands.extend(sb.captured.iter().cloned());
-        let zeros: Vec<Tensor> = out_avals.iter().map(|a| Tensor::zeros(&a.shape, a.dtype)).collect();
-        let outs = out_avals
-            .iter()
-            .enumerate()
-            .map(|(k, out)| {
-                let (gf, gfwd, gb) = (sf.graph.clone(), sfwd.graph.clone(), sb.graph.clone());
-                let zeros = zeros.clone();
-                let prim = CustomVjp {
-                    f: Arc::new(move |args: &[Tensor]| leaf_of(&gf, &args[..n_x + n_f], k)),
-                    fwd: Arc::new(move |args: &[Tensor]| gfwd.eval(args)),
-                    // Leaf k's cotangent, zeros for the others: bwd is linear in it,
-                    // so the backward pass sums the leaves' contributions.
-                    bwd: Arc::new(move |consts: &[Tensor], ct: &Tensor| {
-                        let (res, captured) = consts.split_at(n_res);
-                        let mut cts = zeros.clone();
-                        cts[k] = ct.clone();
-                        let args: Vec<Tensor> = res.iter().chain(&cts).chain(captured).cloned().collect();
-                        gb.eval(&args)
-                    }),
-                    n_x,
-                    n_f,
-                    n_fwd,
-                    n_out,
-                    k,
-                    out: out.clone(),
-                };
-                bind(prim, &operands)
-            })
-            .collect();
-        sf.out.with_leaves(outs)
+        operands.extend(staged.fwd.captured.iter().cloned());
+        operands.extend(staged.bwd.captured.iter().cloned());
+        let (gb, n_res) = (staged.bwd.graph.clone(), staged.n_res);
+        let prim = CustomVjp {
+            fwd: as_fun(&staged.fwd.graph),
+            // bwd's graph takes [residuals, cotangents, its captures].
+            bwd: Arc::new(move |consts: &[Tensor], cts: &[Tensor]| {
+                let (res, captured) = consts.split_at(n_res);
+                let args: Vec<Tensor> = res.iter().chain(cts).chain(captured).cloned().collect();
+                gb.eval(&args)
+            }),
+            n_x,
+            n_bwd: staged.bwd.captured.len(),
+            n_out,
+            outs: staged.fwd.out_avals(),
+        };
+        let mut outs = bind_all(prim, &operands);
+        outs.truncate(n_out);
+        staged.f.out.with_leaves(outs)
     }
 }
 
@@ -500,12 +579,12 @@ fn list(avals: &[Aval]) -> String {
     format!("({})", parts.join(", "))
 }
 
-/// The primitive behind output leaf `k` of a [`checkpoint`]ed function;
+/// The primitive behind a [`checkpoint`]ed function: one output per leaf;
 /// operands are its inputs and then what it captured, all differentiable.
 #[derive(Clone)]
 struct Checkpoint {
     f: Fun,
-    out: Aval,
+    outs: Vec<Aval>,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -518,33 +597,43 @@ impl Primitive for Checkpoint {
     fn name(&self) -> &'static str {
         "checkpoint"
     }
-    fn shape(&self, _ins: &[&Aval]) -> Aval {
-        self.out.clone()
+    fn params(&self) -> Params {
+        vec![("fun", Param::Id(id_of(&self.f)))]
     }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        let xs: Vec<Tensor> = ins.iter().map(|a| Tensor::from_array((*a).clone())).collect();
-        (self.f)(&xs).to_array()
+    fn kind(&self) -> Kind {
+        Kind::Call
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
+        self.outs.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        arrays("checkpoint", (self.f)(&tensors(ins)))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
         // Residuals: the inputs alone. The inside is recomputed by whoever
         // evaluates or transposes the tangent.
         let mut args = x.to_vec();
         args.extend(dense(x, t));
-        Some(bind(CheckpointTangent { f: self.f.clone(), out: self.out.clone() }, &args))
+        bind_all(CheckpointTangent { f: self.f.clone(), outs: self.outs.clone() }, &args)
+            .into_iter()
+            .map(Some)
+            .collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let batched = Checkpoint { f: vmapped(&self.f), out: batched_aval(&self.out, size) };
-        (bind(batched, &all_batched_first(x, axes, size)), Some(0))
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        let batched = Checkpoint { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, vec![Some(0); n])
     }
 }
 
-/// `[x.., x_dot..]` to the tangent of a checkpointed function: linear in
+/// `[x.., x_dot..]` to the tangents of a checkpointed function: linear in
 /// `x_dot`, computed by re-running the function inside a jvp (forward) or vjp
 /// (transpose).
 #[derive(Clone)]
 struct CheckpointTangent {
     f: Fun,
-    out: Aval,
+    outs: Vec<Aval>,
 }
 
 impl fmt::Debug for CheckpointTangent {
@@ -568,30 +657,43 @@ impl Primitive for CheckpointTangent {
     fn name(&self) -> &'static str {
         "checkpoint_tangent"
     }
-    fn shape(&self, _ins: &[&Aval]) -> Aval {
-        self.out.clone()
+    fn params(&self) -> Params {
+        vec![("fun", Param::Id(id_of(&self.f)))]
     }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        let xs: Vec<Tensor> = ins.iter().map(|a| Tensor::from_array((*a).clone())).collect();
-        (self.as_fun())(&xs).to_array()
+    fn kind(&self) -> Kind {
+        Kind::Call
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
+        self.outs.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+        arrays("checkpoint", (self.as_fun())(&tensors(ins)))
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
         // Second order: differentiate the recomputation itself, checkpointed again.
         let mut args = x.to_vec();
         args.extend(dense(x, t));
-        Some(bind(CheckpointTangent { f: self.as_fun(), out: self.out.clone() }, &args))
+        let again = CheckpointTangent { f: self.as_fun(), outs: self.outs.clone() };
+        bind_all(again, &args).into_iter().map(Some).collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let batched = CheckpointTangent { f: vmapped(&self.f), out: batched_aval(&self.out, size) };
-        (bind(batched, &all_batched_first(x, axes, size)), Some(0))
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+        let batched = CheckpointTangent { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, vec![Some(0); n])
     }
-    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+    fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let n = ins.len() / 2;
         let x: Vec<Tensor> =
             ins[..n].iter().map(|l| l.value().cloned().expect("checkpoint inputs are residuals")).collect();
+        let cts: Vec<Tensor> = cts
+            .iter()
+            .zip(&self.outs)
+            .map(|(ct, a)| ct.clone().unwrap_or_else(|| Tensor::zeros(&a.shape, a.dtype)))
+            .collect();
         let f = self.f.clone();
         let (_, pullback) = vjp(|x: &Vec<Tensor>| f(x), &x);
-        std::iter::repeat_n(None, n).chain(pullback(ct).into_iter().map(Some)).collect()
+        std::iter::repeat_n(None, n).chain(pullback(&cts).into_iter().map(Some)).collect()
     }
 }
 
@@ -600,7 +702,7 @@ impl Primitive for CheckpointTangent {
 /// captured) and recomputes the inside during the backward pass — trading
 /// compute for the memory of `f`'s intermediate values. Same derivatives in
 /// every mode, also with respect to values `f` captured from an enclosing
-/// transformation.
+/// transformation. `f` is traced once per input signature, as in [`custom_jvp`].
 ///
 /// ```
 /// # use ferrax::prelude::*;
@@ -616,20 +718,14 @@ where
     I: TreeRef + ?Sized,
     O: Tree,
 {
+    let cache: Cache<Staged<O>> = Cache::new();
     move |x: &I| {
         let xs = x.ref_leaves();
-        let sf = stage(&avals_of(&xs), |ins| call_with(x, ins, &f));
+        let avals = avals_of(&xs);
+        let staged = cache.get(&avals, || stage(&avals, |ins| call_with(x, ins, &f)), |s| s.captured.is_empty());
         let mut operands = xs;
-        operands.extend(sf.captured.iter().cloned());
-        let outs = sf
-            .out_avals()
-            .into_iter()
-            .enumerate()
-            .map(|(k, out)| {
-                let g = sf.graph.clone();
-                bind(Checkpoint { f: Arc::new(move |args: &[Tensor]| leaf_of(&g, args, k)), out }, &operands)
-            })
-            .collect();
-        sf.out.with_leaves(outs)
+        operands.extend(staged.captured.iter().cloned());
+        let prim = Checkpoint { f: as_fun(&staged.graph), outs: staged.out_avals() };
+        staged.out.with_leaves(bind_all(prim, &operands))
     }
 }

@@ -18,21 +18,22 @@ impl Trace for JvpTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
-        jvp_step(me, prim, ins, aval, true)
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+        jvp_step(me, prim, ins, avals, true)
     }
 }
 
-/// One primitive under a JVP frame `me`: the primal output, and — when
-/// `with_tangent` — its tangent from the primitive's rule, as a tracer of `me`.
-/// Shared by `jvp`, `linearize` and the tape (which turns tangents off under `no_grad`).
+/// One primitive under a JVP frame `me`: the primal outputs, and — when
+/// `with_tangent` — their tangents from the primitive's rule, as tracers of
+/// `me`. Shared by `jvp`, `linearize` and the tape (which turns tangents off
+/// under `no_grad`).
 pub(crate) fn jvp_step(
     me: FrameId,
     prim: &Arc<dyn Primitive>,
     ins: &[Tensor],
-    aval: Aval,
+    avals: Vec<Aval>,
     with_tangent: bool,
-) -> Tensor {
+) -> Vec<Tensor> {
     let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins.iter().map(|x| unpack(x, me)).unzip();
     let ans = {
         let _primal = context::computing_primal_of(me.level);
@@ -41,24 +42,35 @@ pub(crate) fn jvp_step(
     if !with_tangent {
         return ans;
     }
-    let tangent = {
+    let out_tangents = {
         let _rule = context::applying_rule_at(me.level);
         prim.jvp(&primals, &tangents, &ans)
     };
-    match tangent {
-        // A zero tangent needs no tracer: the value is a constant to this frame.
-        None => ans,
-        Some(tangent) => {
-            assert!(
-                crate::core::same_aval(tangent.aval(), &aval),
-                "internal error: the jvp rule of {} gave a tangent {} for an output {}",
-                prim.name(),
-                tangent.aval(),
-                aval
-            );
-            Tensor::new_tracer(me, aval, TracerKind::Jvp { primal: ans, tangent })
-        }
-    }
+    assert!(
+        out_tangents.len() == ans.len(),
+        "internal error: the jvp rule of {} gave {} tangents for {} outputs",
+        prim.name(),
+        out_tangents.len(),
+        ans.len()
+    );
+    ans.into_iter()
+        .zip(out_tangents)
+        .zip(avals)
+        .map(|((primal, tangent), aval)| match tangent {
+            // A zero tangent needs no tracer: the value is a constant to this frame.
+            None => primal,
+            Some(tangent) => {
+                assert!(
+                    crate::core::same_aval(tangent.aval(), &aval),
+                    "internal error: the jvp rule of {} gave a tangent {} for an output {}",
+                    prim.name(),
+                    tangent.aval(),
+                    aval
+                );
+                Tensor::new_tracer(me, aval, TracerKind::Jvp { primal, tangent })
+            }
+        })
+        .collect()
 }
 
 /// Splits a value seen by frame `me` into its primal and tangent (`None`: zero).

@@ -40,10 +40,14 @@ impl Trace for StagingTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
         let vars: Vec<Var> = ins.iter().map(|x| self.var_of(me, x)).collect();
-        let node = self.builder.borrow_mut().add_eqn(prim.clone(), vars, aval.clone());
-        Tensor::new_tracer(me, aval, TracerKind::Staged { node })
+        let nodes = self.builder.borrow_mut().add_eqn(prim.clone(), vars, avals.clone());
+        nodes
+            .into_iter()
+            .zip(avals)
+            .map(|(node, aval)| Tensor::new_tracer(me, aval, TracerKind::Staged { node }))
+            .collect()
     }
 }
 

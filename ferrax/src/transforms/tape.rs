@@ -69,8 +69,8 @@ impl Trace for TapeTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
-        jvp_step(me, prim, ins, aval, NO_GRAD.with(Cell::get) == 0)
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+        jvp_step(me, prim, ins, avals, NO_GRAD.with(Cell::get) == 0)
     }
 }
 

@@ -23,7 +23,7 @@ impl Trace for BatchTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], aval: Aval) -> Tensor {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
         let (values, axes): (Vec<Tensor>, Vec<Option<usize>>) = ins
             .iter()
             .map(|x| match x.tracer_of(me) {
@@ -34,19 +34,33 @@ impl Trace for BatchTrace {
         if axes.iter().all(Option::is_none) {
             return bind_dyn(prim.clone(), &values);
         }
-        let (out, axis) = prim.batch(&values, &axes, self.size);
-        let Some(axis) = axis else { return out };
-        let mut logical = out.shape().to_vec();
-        let mapped = logical.remove(axis);
+        let (outs, out_axes) = prim.batch(&values, &axes, self.size);
         assert!(
-            mapped == self.size && logical == aval.shape && out.dtype() == aval.dtype,
-            "internal error: the batch rule of {} gave {} with batch axis {axis} for a logical {} (batch size {})",
+            outs.len() == avals.len() && out_axes.len() == avals.len(),
+            "internal error: the batch rule of {} gave {} outputs for {}",
             prim.name(),
-            out.aval(),
-            aval,
-            self.size
+            outs.len(),
+            avals.len()
         );
-        Tensor::new_tracer(me, aval, TracerKind::Batch { value: out, axis: Some(axis) })
+        outs.into_iter()
+            .zip(out_axes)
+            .zip(avals)
+            .map(|((out, axis), aval)| {
+                let Some(axis) = axis else { return out };
+                let mut logical = out.shape().to_vec();
+                let mapped = logical.remove(axis);
+                assert!(
+                    mapped == self.size && logical == aval.shape && out.dtype() == aval.dtype,
+                    "internal error: the batch rule of {} gave {} with batch axis {axis} for a logical {} (batch \
+                     size {})",
+                    prim.name(),
+                    out.aval(),
+                    aval,
+                    self.size
+                );
+                Tensor::new_tracer(me, aval, TracerKind::Batch { value: out, axis: Some(axis) })
+            })
+            .collect()
     }
 }
 

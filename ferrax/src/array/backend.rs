@@ -1,0 +1,158 @@
+//! The device seam: where arrays live, and the one trait through which
+//! primitives reach the kernels of a device.
+//!
+//! Every method takes op values ([`UnaryOp`], [`ReduceOp`], [`LayoutOp`], …),
+//! never one method per operation, so a backend implements a table, not a
+//! growing list. The CPU backend is the kernels of this module's siblings.
+//! Placement follows JAX: a computation runs on the device of its inputs,
+//! and inputs on two different devices are an error naming both.
+
+use std::fmt;
+
+use super::ops::{convert_cpu, select_cpu, BinaryOp, CompareOp, LayoutOp, ReduceOp, UnaryOp};
+use super::{broadcast_shapes, Array, DType, IndexMode};
+
+/// A device arrays can live on. Only the CPU today; a GPU backend adds a variant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Device {
+    /// The host's processors.
+    #[default]
+    Cpu,
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+        }
+    }
+}
+
+/// The kernels of one device. Inputs have been checked by the primitives'
+/// shape rules: dtypes agree where they must, shapes broadcast, axes exist.
+pub trait Backend: Send + Sync {
+    /// The device whose arrays this backend computes on.
+    fn device(&self) -> Device;
+    /// An elementwise function of one array.
+    fn unary(&self, op: UnaryOp, x: &Array) -> Array;
+    /// An elementwise function of two arrays of one dtype, broadcasting.
+    fn binary(&self, op: BinaryOp, a: &Array, b: &Array) -> Array;
+    /// An elementwise comparison, broadcasting, giving bool.
+    fn compare(&self, op: CompareOp, a: &Array, b: &Array) -> Array;
+    /// `cond ? a : b`, all three broadcasting.
+    fn select(&self, cond: &Array, a: &Array, b: &Array) -> Array;
+    /// The elements converted to `dtype` (`as` semantics).
+    fn convert(&self, x: &Array, dtype: DType) -> Array;
+    /// A reduction over `axes` (sorted, distinct), which are removed.
+    fn reduce(&self, op: ReduceOp, x: &Array, axes: &[usize]) -> Array;
+    /// The index of the first extreme along `axis` (`op` is `Max` or `Min`), as i64.
+    fn arg_reduce(&self, op: ReduceOp, x: &Array, axis: usize) -> Array;
+    /// The running reduction along `axis`, from the end when `reverse`.
+    fn scan(&self, op: ReduceOp, x: &Array, axis: usize, reverse: bool) -> Array;
+    /// A change of layout.
+    fn layout(&self, op: &LayoutOp, x: &Array) -> Array;
+    /// The arrays joined along `axis`.
+    fn concat(&self, xs: &[&Array], axis: usize) -> Array;
+    /// Entries of `x` along `axis` picked by i64 indices.
+    fn gather(&self, x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array;
+    /// `x` with `updates` added at the positions the indices pick.
+    fn scatter_add(&self, x: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array;
+    /// The runs along `axis` sorted, stably (NaN last), and the indices (i64)
+    /// that sort them; largest first when `descending`.
+    fn sort(&self, x: &Array, axis: usize, descending: bool) -> (Array, Array);
+    /// Batched `op(a) @ op(b)`, `op` transposing the last two axes where flagged.
+    fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array;
+}
+
+/// The CPU kernels.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    fn unary(&self, op: UnaryOp, x: &Array) -> Array {
+        op.cpu(x)
+    }
+    fn binary(&self, op: BinaryOp, a: &Array, b: &Array) -> Array {
+        op.cpu(a, b, &out_shape(op.name(), a, b))
+    }
+    fn compare(&self, op: CompareOp, a: &Array, b: &Array) -> Array {
+        op.cpu(a, b, &out_shape(op.name(), a, b))
+    }
+    fn select(&self, cond: &Array, a: &Array, b: &Array) -> Array {
+        let ab = out_shape("select", a, b);
+        let out = broadcast_shapes(cond.shape(), &ab).expect("checked by the shape rule");
+        select_cpu(cond, a, b, &out)
+    }
+    fn convert(&self, x: &Array, dtype: DType) -> Array {
+        convert_cpu(x, dtype)
+    }
+    fn reduce(&self, op: ReduceOp, x: &Array, axes: &[usize]) -> Array {
+        match op {
+            ReduceOp::Sum => super::reduce::reduce_sum(x, axes),
+            ReduceOp::Prod => super::reduce::reduce_prod(x, axes),
+            ReduceOp::Max => super::reduce::reduce_max(x, axes),
+            ReduceOp::Min => super::reduce::reduce_min(x, axes),
+        }
+    }
+    fn arg_reduce(&self, op: ReduceOp, x: &Array, axis: usize) -> Array {
+        super::reduce::arg_extreme(x, axis, op)
+    }
+    fn scan(&self, op: ReduceOp, x: &Array, axis: usize, reverse: bool) -> Array {
+        super::reduce::cumulative(x, axis, reverse, op)
+    }
+    fn layout(&self, op: &LayoutOp, x: &Array) -> Array {
+        op.cpu(x)
+    }
+    fn concat(&self, xs: &[&Array], axis: usize) -> Array {
+        super::layout::concat(xs, axis)
+    }
+    fn gather(&self, x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
+        super::index::gather(x, axis, idx, mode)
+    }
+    fn scatter_add(&self, x: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
+        super::index::scatter_add(x, axis, idx, updates, mode)
+    }
+    fn sort(&self, x: &Array, axis: usize, descending: bool) -> (Array, Array) {
+        super::sort::sort(x, axis, descending)
+    }
+    fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array {
+        super::matmul::matmul(a, b, ta, tb)
+    }
+}
+
+fn out_shape(op: &str, a: &Array, b: &Array) -> Vec<usize> {
+    match broadcast_shapes(a.shape(), b.shape()) {
+        Some(s) => s,
+        None => unreachable!("{op}: the shape rule admits only broadcastable operands"),
+    }
+}
+
+/// The backend of a device.
+pub fn backend(device: Device) -> &'static dyn Backend {
+    match device {
+        Device::Cpu => &Cpu,
+    }
+}
+
+/// The backend a computation on `ins` runs on: their device.
+///
+/// # Panics
+/// When the inputs live on different devices; the message names both.
+#[track_caller]
+pub fn backend_of(ins: &[&Array]) -> &'static dyn Backend {
+    let mut device: Option<Device> = None;
+    for a in ins {
+        match device {
+            None => device = Some(a.device()),
+            Some(d) if d != a.device() => panic!(
+                "an operation mixes arrays on {d} and on {}; move them to one device first with device_put",
+                a.device()
+            ),
+            Some(_) => {}
+        }
+    }
+    backend(device.unwrap_or_default())
+}
