@@ -51,7 +51,7 @@ pub mod symbolic;
 pub mod transforms;
 pub mod tree;
 
-pub use crate::array::{Aval, DType, IndexMode};
+pub use crate::array::{Aval, DType, Device, IndexMode};
 pub use crate::composite::{einsum, MatrixNorm};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
@@ -60,7 +60,7 @@ pub use crate::transforms::{
     checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jvp, linearize, make_graph,
     no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
 };
-pub use crate::tree::Tree;
+pub use crate::tree::{device_put, Tree};
 pub use ferrax_derive::Tree;
 
 /// The README's examples, compiled and run as doctests.
@@ -70,7 +70,7 @@ pub struct ReadmeDoctests;
 
 /// Everything a user of ferrax needs, in one import.
 pub mod prelude {
-    pub use crate::array::{Aval, DType, IndexMode};
+    pub use crate::array::{Aval, DType, Device, IndexMode};
     pub use crate::composite::{einsum, MatrixNorm};
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
@@ -79,6 +79,6 @@ pub mod prelude {
         checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jvp, linearize,
         make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
     };
-    pub use crate::tree::Tree;
+    pub use crate::tree::{device_put, Tree};
     pub use ferrax_derive::Tree;
 }

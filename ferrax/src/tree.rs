@@ -309,3 +309,19 @@ pub fn concatenate<T: Tree>(trees: &[T], axis: usize) -> T {
     let columns = leafwise("concatenate", trees);
     trees[0].with_leaves(columns.iter().map(|c| Tensor::concat(c, axis)).collect())
 }
+
+/// Every leaf of `tree` on `device` (JAX's `device_put`): a computation
+/// runs on the device of its inputs, so this is how data is placed. A leaf
+/// already there is shared, not copied; a traced leaf is moved by a
+/// primitive that differentiates as the identity.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let params = (Tensor::ones(&[2], DType::F32), Tensor::scalar(1.0));
+/// let placed = device_put(&params, Device::Cpu);
+/// assert_eq!(placed.0.device(), Device::Cpu);
+/// ```
+#[track_caller]
+pub fn device_put<T: Tree>(tree: &T, device: crate::array::Device) -> T {
+    tree.map_leaves(|l| l.to_device(device))
+}

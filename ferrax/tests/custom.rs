@@ -201,3 +201,43 @@ fn misused_rules_are_reported_as_the_users() {
     });
     assert!(msg.contains("custom_vjp: a function with a custom vjp has no forward-mode derivative"), "{msg}");
 }
+
+#[test]
+fn functions_are_traced_once_per_signature() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static TRACED: AtomicUsize = AtomicUsize::new(0);
+    let f = custom_jvp(
+        |x: &[Tensor]| {
+            TRACED.fetch_add(1, Ordering::Relaxed);
+            x[0].sin()
+        },
+        |x: &[Tensor], t: &[Tensor]| &t[0] * x[0].cos(),
+    );
+    for _ in 0..3 {
+        let _ = f(&[Tensor::ones(&[3], DType::F64)]);
+        let _ = grad(|x: &Tensor| f(std::slice::from_ref(x)).sum())(&Tensor::ones(&[3], DType::F64));
+    }
+    assert_eq!(TRACED.load(Ordering::Relaxed), 1, "one signature, one trace");
+    let _ = f(&[Tensor::ones(&[4], DType::F64)]);
+    assert_eq!(TRACED.load(Ordering::Relaxed), 2, "a new signature is traced");
+    // A function that captures a batched value is traced at each call: the value changes.
+    let ys = Tensor::from_vec(vec![1.0, 2.0], &[2]);
+    for _ in 0..2 {
+        let out = vmap(|y: &Tensor| {
+            let y = y.clone();
+            let g = checkpoint(move |x: &[Tensor]| &x[0] * &y);
+            g(&[Tensor::scalar(3.0)])
+        })(&ys);
+        assert_eq!(out.to_vec::<f64>(), vec![3.0, 6.0]);
+    }
+}
+
+#[test]
+fn a_custom_vjp_runs_its_forward_pass_once_under_grad() {
+    // The staged gradient shows every operation run: one custom_vjp (fwd,
+    // giving the output and the residual cos x), and no second sin or cos.
+    let f = sin_with_vjp();
+    let g = make_graph(grad(|x: &Tensor| f(std::slice::from_ref(x)).sum()), &Tensor::ones(&[3], DType::F64));
+    let count = |name: &str| g.eqns.iter().filter(|e| e.prim.name() == name).count();
+    assert_eq!((count("custom_vjp"), count("sin"), count("cos")), (1, 0, 0), "{g}");
+}

@@ -160,6 +160,7 @@ fn table() -> Vec<Row> {
         row("convert", &[(&[3], l1)], |x| x[0].to_dtype(DType::I64).to_dtype(x[0].dtype()) * &x[0]),
         // f32 to f64: its derivative is checked at f32's step and tolerance in both tables.
         Row { dtype: Some(DType::F32), ..row("convert", &[(&[3], n)], |x| x[0].to_dtype(DType::F64).sin()) },
+        row("device_put", &[(&[2, 3], n)], |x| x[0].to_device(Device::Cpu).sin()),
         Row {
             prim: "stop_gradient",
             inputs: vec![(vec![3], n)],

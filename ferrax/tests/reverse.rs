@@ -320,3 +320,23 @@ fn gradients_with_auxiliary_outputs() {
     let (g2, (pred2, _)) = grad_with_aux(f)(&w);
     assert_eq!((g2.item(), pred2.to_vec::<f64>()), (g.item(), pred.to_vec::<f64>()));
 }
+
+#[test]
+fn graphs_print_parameters_and_several_outputs() {
+    let g = make_graph(
+        |x: &Tensor| {
+            let (v, i) = x.sort_with_indices(0);
+            v.sum_axes(&[0], false) + i.to_dtype(DType::F64).sum()
+        },
+        &Tensor::ones(&[3], DType::F64),
+    );
+    let text = g.to_string();
+    assert!(text.contains("b:f64[3] c:i64[3] = sort[axis=0, descending=false] a"), "{text}");
+    assert!(text.contains("reduce_sum[axes=[0]] b"), "{text}");
+    assert!(text.contains("convert[dtype=f64] c"), "{text}");
+    g.check().unwrap();
+    // Primitives compare and hash by name and parameters.
+    let (a, b) = (&g.eqns[1].prim, &g.eqns[3].prim);
+    assert_eq!(a.name(), "reduce_sum");
+    assert!(**a == **b && **a != *g.eqns[0].prim, "{}", ferrax::core::label(&**a));
+}

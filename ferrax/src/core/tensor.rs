@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::array::{Array, DType, Element, Rng};
+use crate::array::{Array, DType, Device, Element, Rng};
 
 use super::trace::escaped_message;
 use super::{is_live, Repr, Tensor, TracerKind};
@@ -144,6 +144,21 @@ impl Tensor {
     /// Number of elements.
     pub fn size(&self) -> usize {
         self.aval().size()
+    }
+
+    /// The device the tensor's values live on. A tracer reports the device
+    /// of the value it stands for; a value being staged (`make_graph`, the
+    /// tangents of `linearize`) has none yet and reports the default device,
+    /// where the staged program runs today.
+    pub fn device(&self) -> Device {
+        match &*self.0 {
+            Repr::Array(a) => a.device(),
+            Repr::Tracer(t) => match &t.kind {
+                TracerKind::Jvp { primal, .. } => primal.device(),
+                TracerKind::Batch { value, .. } => value.device(),
+                TracerKind::Staged { .. } => Device::default(),
+            },
+        }
     }
 
     /// `true` for a traced value.

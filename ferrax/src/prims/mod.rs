@@ -27,7 +27,7 @@ pub use promote::Scalar;
 pub use reduce::{ArgReduce, Reduce};
 pub use registry::all;
 pub use scan::{associative_scan, Scan};
-pub use structural::{Broadcast, Concat, Convert, Pad, Permute, Reshape, Rev, Slice, StopGradient};
+pub use structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 pub use unary::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Ln, Ln1p,
     Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt, Tan, Tanh, Trunc,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::array::{CompareOp, DType, IndexMode, ReduceOp};
+use crate::array::{CompareOp, DType, Device, IndexMode, ReduceOp};
 use crate::core::Primitive;
 
 use super::binary::{Add, Atan2, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
@@ -12,7 +12,7 @@ use super::indexing::{Argsort, Gather, ScatterAdd, Sort};
 use super::linalg::Matmul;
 use super::reduce::{ArgReduce, Reduce};
 use super::scan::Scan;
-use super::structural::{Broadcast, Concat, Convert, Pad, Permute, Reshape, Rev, Slice, StopGradient};
+use super::structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 use super::unary::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Ln, Ln1p,
     Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt, Tan, Tanh, Trunc,
@@ -75,6 +75,7 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Concat { axis: 0 }),
         Arc::new(Convert { dtype: DType::F32 }),
         Arc::new(StopGradient),
+        Arc::new(DevicePut { device: Device::Cpu }),
         Arc::new(Gather { axis: 0, mode: IndexMode::Fill }),
         Arc::new(ScatterAdd { axis: 0, mode: IndexMode::Fill }),
         Arc::new(Argsort { axis: 0, descending: false }),

@@ -1,7 +1,7 @@
 //! Primitives that move data: broadcast, reshape, permute, slice, pad,
 //! rev, concat; and dtype conversion and `stop_gradient`.
 
-use crate::array::{backend_of, same_shape, Array, Aval, DType, LayoutOp};
+use crate::array::{backend_of, same_shape, Array, Aval, DType, Device, LayoutOp};
 use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
 use super::promote::promote_all;
@@ -403,6 +403,48 @@ impl SingleOutput for Convert {
     }
 }
 
+/// The `device_put` primitive: the same values on `device` (JAX's
+/// `device_put`); the identity to every derivative, whose cotangent goes
+/// back to the device the input was on.
+#[derive(Clone, Copy, Debug)]
+pub struct DevicePut {
+    /// Where the result lives.
+    pub device: Device,
+}
+
+impl SingleOutput for DevicePut {
+    fn name(&self) -> &'static str {
+        "device_put"
+    }
+    fn params(&self) -> Params {
+        vec![(
+            "device",
+            Param::Name(match self.device {
+                Device::Cpu => "cpu",
+            }),
+        )]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Layout
+    }
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        ins[0].to_device(self.device)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        batching::unary(self, x, axes)
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        Some(bind(*self, &[t[0].clone()?]))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let from = ins[0].value().map_or(Device::default(), Tensor::device);
+        vec![Some(bind(DevicePut { device: from }, std::slice::from_ref(ct)))]
+    }
+}
+
 /// The `stop_gradient` primitive: the identity, with a zero derivative.
 #[derive(Clone, Copy, Debug)]
 pub struct StopGradient;
@@ -618,6 +660,15 @@ impl Tensor {
             return self.clone();
         }
         bind(Convert { dtype }, std::slice::from_ref(self))
+    }
+
+    /// The same values on `device` (see [`device_put`](crate::device_put)).
+    #[track_caller]
+    pub fn to_device(&self, device: Device) -> Tensor {
+        if !self.is_tracer() && self.device() == device {
+            return self.clone();
+        }
+        bind(DevicePut { device }, std::slice::from_ref(self))
     }
 
     /// The same value, treated as a constant by differentiation.
