@@ -2,9 +2,17 @@
 
 use std::fmt::{self, Debug};
 
+use smallvec::SmallVec;
+
 use crate::array::{Array, Aval, BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
 
 use super::Tensor;
+
+/// The outputs of one primitive application: a vector that holds up to two
+/// without allocating. Nearly every primitive has one output and the hot
+/// path of eager and traced evaluation must not pay a heap allocation per
+/// operation for the few (`sort`) that have two.
+pub type Outs<T> = SmallVec<[T; 2]>;
 
 /// How an input of a primitive appears in a linear (tangent) program being
 /// transposed: either a known value, or a linear input whose cotangent is wanted.
@@ -132,18 +140,18 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// Misuse (incompatible shapes, wrong dtypes) panics here with a message
     /// that names the operation, the shapes or dtypes, and the fix.
     #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Vec<Aval>;
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval>;
 
     /// Computes every output on concrete arrays. Called only after `shape`
     /// accepted the inputs.
-    fn eval(&self, ins: &[&Array]) -> Vec<Array>;
+    fn eval(&self, ins: &[&Array]) -> Outs<Array>;
 
     /// Forward-mode rule: each output's tangent, given the primal inputs
     /// `x`, their tangents `t` (`None` is a symbolic zero; at least one is
     /// `Some`) and the primal outputs `ans`. Must be linear in `t`. `None`
     /// for an output whose tangent is identically zero (integer outputs,
     /// `stop_gradient`, piecewise-constant functions).
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>>;
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>>;
 
     /// Vectorisation rule: the primitive applied to inputs that carry an
     /// extra batch axis (`axes[i]`: where input `i` has it; `None`: the input
@@ -152,7 +160,7 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// (or `None` for an output that does not vary across the batch). Rules
     /// may move batch axes wherever is convenient; unbatched inputs are
     /// broadcast only where a rule needs it.
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>);
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>);
 
     /// Reverse-mode rule, for primitives that can appear linearly in a
     /// tangent program: given the outputs' cotangents (`None`: zero) and the
@@ -212,18 +220,18 @@ impl<P: SingleOutput> Primitive for P {
         SingleOutput::kind(self)
     }
     #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Vec<Aval> {
-        vec![SingleOutput::shape(self, ins)]
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        smallvec::smallvec![SingleOutput::shape(self, ins)]
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
-        vec![SingleOutput::eval(self, ins)]
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        smallvec::smallvec![SingleOutput::eval(self, ins)]
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
-        vec![SingleOutput::jvp(self, x, t, &ans[0])]
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        smallvec::smallvec![SingleOutput::jvp(self, x, t, &ans[0])]
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let (out, axis) = SingleOutput::batch(self, x, axes, size);
-        (vec![out], vec![axis])
+        (smallvec::smallvec![out], smallvec::smallvec![axis])
     }
     fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         match &cts[0] {

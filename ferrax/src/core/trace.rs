@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use crate::array::{Array, Aval};
 
-use super::{Primitive, Repr, SingleOutput, Tensor};
+use smallvec::SmallVec;
+
+use super::{Outs, Primitive, Repr, SingleOutput, Tensor};
 
 /// Identifies a frame: its level on the stack and a process-wide unique id,
 /// so a frame popped and replaced at the same level is never confused with it.
@@ -41,7 +43,7 @@ pub trait Trace {
     /// Applies `prim` to `ins`, at least one of which is a tracer of frame
     /// `me`; `avals` are the outputs' abstract values, already checked by
     /// the primitive's shape rule.
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor>;
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Outs<Aval>) -> Outs<Tensor>;
 }
 
 struct Entry {
@@ -144,13 +146,27 @@ pub(crate) fn escaped_message(kind: &str, frame: FrameId) -> String {
 /// whose transformation has ended, or the inputs live on different devices.
 #[track_caller]
 pub fn bind<P: SingleOutput>(prim: P, ins: &[Tensor]) -> Tensor {
-    let mut outs = bind_all(prim, ins);
-    outs.pop().expect("a single-output primitive gives one output")
+    match top_frame(ins) {
+        // Most operations are eager and have one output: no vectors at all.
+        None => {
+            let arrays = arrays_of(ins);
+            let avals: Inputs<&Aval> = small(arrays.iter().map(|a| a.aval()));
+            let want = prim.shape(&avals);
+            crate::array::backend_of(&arrays);
+            let out = prim.eval(&arrays);
+            check_outputs(&prim, std::slice::from_ref(out.aval()), std::slice::from_ref(&want));
+            Tensor::from_array(out)
+        }
+        Some(frame) => {
+            let mut outs = bind_traced(Arc::new(prim), ins, frame);
+            outs.pop().expect("a single-output primitive gives one output")
+        }
+    }
 }
 
 /// [`bind`] for a primitive with any number of outputs.
 #[track_caller]
-pub fn bind_all<P: Primitive>(prim: P, ins: &[Tensor]) -> Vec<Tensor> {
+pub fn bind_all<P: Primitive>(prim: P, ins: &[Tensor]) -> Outs<Tensor> {
     match top_frame(ins) {
         None => eval_eager(&prim, ins),
         Some(frame) => bind_traced(Arc::new(prim), ins, frame),
@@ -159,11 +175,27 @@ pub fn bind_all<P: Primitive>(prim: P, ins: &[Tensor]) -> Vec<Tensor> {
 
 /// [`bind_all`] for a primitive already behind an `Arc` (graph interpreters, trace rules).
 #[track_caller]
-pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Vec<Tensor> {
+pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Outs<Tensor> {
     match top_frame(ins) {
         None => eval_eager(&*prim, ins),
         Some(frame) => bind_traced(prim, ins, frame),
     }
+}
+
+/// Operands of one operation: inline up to four, the most any common primitive takes.
+type Inputs<T> = SmallVec<[T; 4]>;
+
+/// Collects into a `SmallVec` by pushing. `SmallVec`'s own `FromIterator`
+/// reserves through a generic path that cost about a hundred instructions a
+/// call under callgrind — more than a scalar operation's kernel — where a
+/// push to inline storage is a compare and a store.
+#[inline]
+pub(crate) fn small<A: smallvec::Array>(items: impl IntoIterator<Item = A::Item>) -> SmallVec<A> {
+    let mut v = SmallVec::new();
+    for x in items {
+        v.push(x);
+    }
+    v
 }
 
 /// The highest-level frame among the inputs' tracers; checks that every one is live.
@@ -183,22 +215,36 @@ fn top_frame(ins: &[Tensor]) -> Option<FrameId> {
     top
 }
 
+fn arrays_of(ins: &[Tensor]) -> Inputs<&Array> {
+    small(ins.iter().map(|x| x.array().expect("no tracers here")))
+}
+
 #[track_caller]
-fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Vec<Tensor> {
-    let arrays: Vec<&Array> = ins.iter().map(|x| x.array().expect("no tracers here")).collect();
-    let avals: Vec<&Aval> = arrays.iter().map(|a| a.aval()).collect();
+fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Outs<Tensor> {
+    let arrays = arrays_of(ins);
+    let avals: Inputs<&Aval> = small(arrays.iter().map(|a| a.aval()));
     let want = prim.shape(&avals);
     // Placement: the inputs must share a device (the message names both).
     crate::array::backend_of(&arrays);
     let outs = prim.eval(&arrays);
+    {
+        let got: Outs<&Aval> = small(outs.iter().map(Array::aval));
+        check_outputs(prim, &got, &want);
+    }
+    small(outs.into_iter().map(Tensor::from_array))
+}
+
+/// The kernel computed what the shape rule promised: a wrong kernel must not
+/// hand out a value whose shape disagrees with every trace of the same program.
+fn check_outputs<P: Primitive + ?Sized, A: std::borrow::Borrow<Aval>>(prim: &P, got: &[A], want: &[Aval]) {
+    let agree = got.len() == want.len() && got.iter().zip(want).all(|(o, w)| same_aval(o.borrow(), w));
     assert!(
-        outs.len() == want.len() && outs.iter().zip(&want).all(|(o, w)| same_aval(o.aval(), w)),
+        agree,
         "internal error: {} computed {:?} where its shape rule promised {:?}",
         prim.name(),
-        outs.iter().map(|o| o.aval().to_string()).collect::<Vec<_>>(),
+        got.iter().map(|o| o.borrow().to_string()).collect::<Vec<_>>(),
         want.iter().map(Aval::to_string).collect::<Vec<_>>()
     );
-    outs.into_iter().map(Tensor::from_array).collect()
 }
 
 /// `a == b` without `memcmp`: for the one- or two-element shapes of scalar
@@ -209,8 +255,8 @@ pub(crate) fn same_aval(a: &Aval, b: &Aval) -> bool {
 }
 
 #[track_caller]
-fn bind_traced(prim: Arc<dyn Primitive>, ins: &[Tensor], frame: FrameId) -> Vec<Tensor> {
-    let avals: Vec<&Aval> = ins.iter().map(Tensor::aval).collect();
+fn bind_traced(prim: Arc<dyn Primitive>, ins: &[Tensor], frame: FrameId) -> Outs<Tensor> {
+    let avals: Inputs<&Aval> = small(ins.iter().map(Tensor::aval));
     let out_avals = prim.shape(&avals);
     let trace = trace_of(frame, "a transformation");
     trace.process(frame, &prim, ins, out_avals)

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::array::Aval;
-use crate::core::{bind_dyn, Primitive, Tensor};
+use crate::core::{bind_dyn, small, Outs, Primitive, Tensor};
 
 pub use transpose::backward_pass;
 
@@ -28,7 +28,7 @@ pub struct Eqn {
     /// Its operands.
     pub inputs: Vec<Var>,
     /// The variables it defines, one per output of the primitive.
-    pub outs: Vec<Var>,
+    pub outs: Outs<Var>,
     /// The user rule (`custom_jvp`, …) that applied it, so errors in
     /// transposing it can name the user's code.
     pub origin: Option<&'static str>,
@@ -272,9 +272,9 @@ impl GraphBuilder {
     }
 
     /// A new equation `prim(inputs)` whose outputs are `avals`; their variables.
-    pub fn add_eqn(&mut self, prim: Arc<dyn Primitive>, inputs: Vec<Var>, avals: Vec<Aval>) -> Vec<Var> {
+    pub fn add_eqn(&mut self, prim: Arc<dyn Primitive>, inputs: Vec<Var>, avals: &[Aval]) -> Outs<Var> {
         let k = self.graph.eqns.len();
-        let outs: Vec<Var> = avals.into_iter().map(|a| self.new_var(a, Def::Eqn(k))).collect();
+        let outs: Outs<Var> = small(avals.iter().map(|a| self.new_var(a.clone(), Def::Eqn(k))));
         let origin = crate::core::context::user_rule();
         self.graph.eqns.push(Eqn { prim, inputs, outs: outs.clone(), origin });
         outs

@@ -1,6 +1,6 @@
 //! Transposition of a linear graph: the backward pass of reverse mode.
 
-use crate::core::{Lin, Tensor};
+use crate::core::{small, Lin, Outs, Tensor};
 
 use super::{Def, Graph};
 
@@ -40,7 +40,7 @@ pub fn backward_pass(graph: &Graph, cts: &[Option<Tensor>]) -> Vec<Option<Tensor
         accumulate(&mut ct_of[v], ct.clone());
     }
     for e in graph.eqns.iter().rev() {
-        let cts: Vec<Option<Tensor>> = e.outs.iter().map(|&v| ct_of[v].take()).collect();
+        let cts: Outs<Option<Tensor>> = small(e.outs.iter().map(|&v| ct_of[v].take()));
         if cts.iter().all(Option::is_none) {
             continue;
         }

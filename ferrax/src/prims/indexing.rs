@@ -3,8 +3,10 @@
 //! follow an [`IndexMode`] — the same eagerly and under every
 //! transformation, which is what the batch rules below take care of.
 
+use smallvec::smallvec;
+
 use crate::array::{backend_of, Array, Aval, DType, IndexMode};
-use crate::core::{bind, bind_all, Kind, Lin, Param, Params, Primitive, SingleOutput, Tensor};
+use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 
 use super::{batching, constant, expect_axis, if_linear, or_zero};
 
@@ -212,22 +214,22 @@ impl Primitive for Sort {
         Kind::Index
     }
     #[track_caller]
-    fn shape(&self, ins: &[&Aval]) -> Vec<Aval> {
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
         expect_axis("sort", self.axis, &ins[0].shape);
-        vec![ins[0].clone(), Aval { dtype: DType::I64, shape: ins[0].shape.clone() }]
+        smallvec![ins[0].clone(), Aval { dtype: DType::I64, shape: ins[0].shape.clone() }]
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         let (values, indices) = backend_of(ins).sort(ins[0], self.axis, self.descending);
-        vec![values, indices]
+        smallvec![values, indices]
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let bd = axes[0].expect("the only operand is batched");
         let prim = Sort { axis: batching::phys(self.axis, bd), descending: self.descending };
-        (bind_all(prim, &x[..1]), vec![Some(bd), Some(bd)])
+        (bind_all(prim, &x[..1]), smallvec![Some(bd), Some(bd)])
     }
-    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
         let moved = t[0].as_ref().map(|t| t.take_along_axis(&ans[1], self.axis));
-        vec![moved, None]
+        smallvec![moved, None]
     }
 }
 

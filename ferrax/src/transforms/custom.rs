@@ -22,7 +22,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::array::{Array, Aval};
-use crate::core::{bind_all, context, Kind, Lin, Param, Params, Primitive, Tensor};
+use crate::core::{bind_all, context, Kind, Lin, Outs, Param, Params, Primitive, Tensor};
 use crate::graph::Graph;
 use crate::prims::batching::batch_first;
 use crate::tree::{Tree, TreeRef};
@@ -114,7 +114,7 @@ fn tensors(ins: &[&Array]) -> Vec<Tensor> {
 
 /// Every output concrete: the user's function may not return a value it
 /// captured from an enclosing transformation without passing it in.
-fn arrays(who: &str, outs: Vec<Tensor>) -> Vec<Array> {
+fn arrays(who: &str, outs: Vec<Tensor>) -> Outs<Array> {
     outs.iter()
         .map(|y| y.array().cloned().unwrap_or_else(|| panic!("{who}: internal error: a traced output")))
         .collect()
@@ -200,19 +200,19 @@ impl Primitive for CustomJvp {
     fn kind(&self) -> Kind {
         Kind::Call
     }
-    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
-        self.outs.clone()
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         arrays("custom_jvp", (self.f)(&tensors(ins)))
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         refuse_differentiated_captures("custom_jvp", t, self.n_x);
         let tx = dense(&x[..self.n_x], &t[..self.n_x]);
         let _rule = context::in_user_rule("custom_jvp");
         (self.rule)(x, &tx).into_iter().map(Some).collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let rule = self.rule.clone();
         let batched = CustomJvp {
             f: vmapped(&self.f),
@@ -224,7 +224,7 @@ impl Primitive for CustomJvp {
         };
         let outs = bind_all(batched, &all_batched_first(x, axes, size));
         let n = outs.len();
-        (outs, vec![Some(0); n])
+        (outs, smallvec::smallvec![Some(0); n])
     }
 }
 
@@ -308,7 +308,7 @@ where
             n_x,
             outs: staged.f.out_avals(),
         };
-        staged.f.out.with_leaves(bind_all(prim, &operands))
+        staged.f.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 }
 
@@ -346,14 +346,14 @@ impl Primitive for CustomVjp {
     fn kind(&self) -> Kind {
         Kind::Call
     }
-    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
-        self.outs.clone()
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         let x = tensors(ins);
         arrays("custom_vjp", (self.fwd)(&x[..x.len() - self.n_bwd]))
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
         refuse_differentiated_captures("custom_vjp", t, self.n_x);
         let tx = dense(&x[..self.n_x], &t[..self.n_x]);
         let fwd_args = &x[..x.len() - self.n_bwd];
@@ -375,12 +375,12 @@ impl Primitive for CustomVjp {
         let n_const = args.len();
         args.extend(tx);
         let tangent = CustomVjpTangent { bwd: self.bwd.clone(), n_const, outs: self.outs[..self.n_out].to_vec() };
-        let mut tangents: Vec<Option<Tensor>> = bind_all(tangent, &args).into_iter().map(Some).collect();
+        let mut tangents: Outs<Option<Tensor>> = bind_all(tangent, &args).into_iter().map(Some).collect();
         // The residuals are constants to the derivative.
         tangents.extend(std::iter::repeat_n(None, self.outs.len() - self.n_out));
         tangents
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = CustomVjp {
             fwd: vmapped(&self.fwd),
             bwd: vmapped_bwd(&self.bwd),
@@ -389,7 +389,7 @@ impl Primitive for CustomVjp {
         };
         let outs = bind_all(batched, &all_batched_first(x, axes, size));
         let n = outs.len();
-        (outs, vec![Some(0); n])
+        (outs, smallvec::smallvec![Some(0); n])
     }
 }
 
@@ -431,16 +431,16 @@ impl Primitive for CustomVjpTangent {
     fn kind(&self) -> Kind {
         Kind::Call
     }
-    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
-        self.outs.clone()
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
     }
-    fn eval(&self, _ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, _ins: &[&Array]) -> Outs<Array> {
         panic!("{NO_FORWARD_MODE}")
     }
-    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, _x: &[Tensor], _t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         panic!("{NO_FORWARD_MODE}")
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = CustomVjpTangent {
             bwd: vmapped_bwd(&self.bwd),
             n_const: self.n_const,
@@ -448,7 +448,7 @@ impl Primitive for CustomVjpTangent {
         };
         let outs = bind_all(batched, &all_batched_first(x, axes, size));
         let n = outs.len();
-        (outs, vec![Some(0); n])
+        (outs, smallvec::smallvec![Some(0); n])
     }
     fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let consts: Vec<Tensor> = ins[..self.n_const]
@@ -570,7 +570,7 @@ where
         };
         let mut outs = bind_all(prim, &operands);
         outs.truncate(n_out);
-        staged.f.out.with_leaves(outs)
+        staged.f.out.with_leaves(outs.into_vec())
     }
 }
 
@@ -603,13 +603,13 @@ impl Primitive for Checkpoint {
     fn kind(&self) -> Kind {
         Kind::Call
     }
-    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
-        self.outs.clone()
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         arrays("checkpoint", (self.f)(&tensors(ins)))
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // Residuals: the inputs alone. The inside is recomputed by whoever
         // evaluates or transposes the tangent.
         let mut args = x.to_vec();
@@ -619,11 +619,11 @@ impl Primitive for Checkpoint {
             .map(Some)
             .collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = Checkpoint { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
         let outs = bind_all(batched, &all_batched_first(x, axes, size));
         let n = outs.len();
-        (outs, vec![Some(0); n])
+        (outs, smallvec::smallvec![Some(0); n])
     }
 }
 
@@ -663,24 +663,24 @@ impl Primitive for CheckpointTangent {
     fn kind(&self) -> Kind {
         Kind::Call
     }
-    fn shape(&self, _ins: &[&Aval]) -> Vec<Aval> {
-        self.outs.clone()
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
     }
-    fn eval(&self, ins: &[&Array]) -> Vec<Array> {
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         arrays("checkpoint", (self.as_fun())(&tensors(ins)))
     }
-    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Vec<Option<Tensor>> {
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // Second order: differentiate the recomputation itself, checkpointed again.
         let mut args = x.to_vec();
         args.extend(dense(x, t));
         let again = CheckpointTangent { f: self.as_fun(), outs: self.outs.clone() };
         bind_all(again, &args).into_iter().map(Some).collect()
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Vec<Tensor>, Vec<Option<usize>>) {
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = CheckpointTangent { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
         let outs = bind_all(batched, &all_batched_first(x, axes, size));
         let n = outs.len();
-        (outs, vec![Some(0); n])
+        (outs, smallvec::smallvec![Some(0); n])
     }
     fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let n = ins.len() / 2;
@@ -726,6 +726,6 @@ where
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
         let prim = Checkpoint { f: as_fun(&staged.graph), outs: staged.out_avals() };
-        staged.out.with_leaves(bind_all(prim, &operands))
+        staged.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{bind_dyn, context, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{bind_dyn, context, push_frame, small, Aval, FrameId, Outs, Primitive, Tensor, Trace, TracerKind};
 use crate::tree::Tree;
 
 /// The JVP interpretation: a tracer is a (primal, tangent) pair.
@@ -18,7 +18,7 @@ impl Trace for JvpTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Outs<Aval>) -> Outs<Tensor> {
         jvp_step(me, prim, ins, avals, true)
     }
 }
@@ -31,10 +31,16 @@ pub(crate) fn jvp_step(
     me: FrameId,
     prim: &Arc<dyn Primitive>,
     ins: &[Tensor],
-    avals: Vec<Aval>,
+    avals: Outs<Aval>,
     with_tangent: bool,
-) -> Vec<Tensor> {
-    let (primals, tangents): (Vec<Tensor>, Vec<Option<Tensor>>) = ins.iter().map(|x| unpack(x, me)).unzip();
+) -> Outs<Tensor> {
+    let mut primals: smallvec::SmallVec<[Tensor; 4]> = smallvec::SmallVec::new();
+    let mut tangents: smallvec::SmallVec<[Option<Tensor>; 4]> = smallvec::SmallVec::new();
+    for x in ins {
+        let (p, t) = unpack(x, me);
+        primals.push(p);
+        tangents.push(t);
+    }
     let ans = {
         let _primal = context::computing_primal_of(me.level);
         bind_dyn(prim.clone(), &primals)
@@ -53,24 +59,20 @@ pub(crate) fn jvp_step(
         out_tangents.len(),
         ans.len()
     );
-    ans.into_iter()
-        .zip(out_tangents)
-        .zip(avals)
-        .map(|((primal, tangent), aval)| match tangent {
-            // A zero tangent needs no tracer: the value is a constant to this frame.
-            None => primal,
-            Some(tangent) => {
-                assert!(
-                    crate::core::same_aval(tangent.aval(), &aval),
-                    "internal error: the jvp rule of {} gave a tangent {} for an output {}",
-                    prim.name(),
-                    tangent.aval(),
-                    aval
-                );
-                Tensor::new_tracer(me, aval, TracerKind::Jvp { primal, tangent })
-            }
-        })
-        .collect()
+    small(ans.into_iter().zip(out_tangents).zip(avals).map(|((primal, tangent), aval)| match tangent {
+        // A zero tangent needs no tracer: the value is a constant to this frame.
+        None => primal,
+        Some(tangent) => {
+            assert!(
+                crate::core::same_aval(tangent.aval(), &aval),
+                "internal error: the jvp rule of {} gave a tangent {} for an output {}",
+                prim.name(),
+                tangent.aval(),
+                aval
+            );
+            Tensor::new_tracer(me, aval, TracerKind::Jvp { primal, tangent })
+        }
+    }))
 }
 
 /// Splits a value seen by frame `me` into its primal and tangent (`None`: zero).

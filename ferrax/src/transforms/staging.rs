@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{push_frame, Aval, FrameGuard, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{push_frame, small, Aval, FrameGuard, FrameId, Outs, Primitive, Tensor, Trace, TracerKind};
 use crate::graph::{Graph, GraphBuilder, Var};
 use crate::tree::Tree;
 
@@ -40,14 +40,12 @@ impl Trace for StagingTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Outs<Aval>) -> Outs<Tensor> {
         let vars: Vec<Var> = ins.iter().map(|x| self.var_of(me, x)).collect();
-        let nodes = self.builder.borrow_mut().add_eqn(prim.clone(), vars, avals.clone());
-        nodes
-            .into_iter()
-            .zip(avals)
-            .map(|(node, aval)| Tensor::new_tracer(me, aval, TracerKind::Staged { node }))
-            .collect()
+        let nodes = self.builder.borrow_mut().add_eqn(prim.clone(), vars, &avals);
+        small(
+            nodes.into_iter().zip(avals).map(|(node, aval)| Tensor::new_tracer(me, aval, TracerKind::Staged { node })),
+        )
     }
 }
 

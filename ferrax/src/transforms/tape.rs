@@ -18,7 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{live_trace, push_frame, Aval, FrameGuard, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{live_trace, push_frame, Aval, FrameGuard, FrameId, Outs, Primitive, Tensor, Trace, TracerKind};
 use crate::graph::{backward_pass, Def};
 
 use super::jvp::jvp_step;
@@ -69,7 +69,7 @@ impl Trace for TapeTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Outs<Aval>) -> Outs<Tensor> {
         jvp_step(me, prim, ins, avals, NO_GRAD.with(Cell::get) == 0)
     }
 }

@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::core::{bind_dyn, push_frame, Aval, FrameId, Primitive, Tensor, Trace, TracerKind};
+use crate::core::{bind_dyn, push_frame, Aval, FrameId, Outs, Primitive, Tensor, Trace, TracerKind};
 use crate::prims::batching::move_axis;
 use crate::tree::Tree;
 
@@ -23,7 +23,7 @@ impl Trace for BatchTrace {
         self
     }
 
-    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Vec<Aval>) -> Vec<Tensor> {
+    fn process(&self, me: FrameId, prim: &Arc<dyn Primitive>, ins: &[Tensor], avals: Outs<Aval>) -> Outs<Tensor> {
         let (values, axes): (Vec<Tensor>, Vec<Option<usize>>) = ins
             .iter()
             .map(|x| match x.tracer_of(me) {
