@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use super::parallel::{self, build};
-use super::simd::vectorized;
+use super::simd::{dispatch, vectorized, Isa, Kernel};
 use super::{strides, Array, Element};
 
 /// The shape two shapes broadcast to under numpy's rules, or `None`.
@@ -34,6 +34,39 @@ pub fn map<T: Element, U: Element>(x: &[T], cost: usize, f: impl Fn(T) -> U + Sy
                     o.write(f(v));
                 }
             })
+        })
+    }
+}
+
+/// An elementwise function whose arithmetic depends on the SIMD level
+/// (through [`crate::array::simd::madd`]).
+pub trait IsaFn<T, U>: Sync {
+    /// The function at one element, with the arithmetic of `I`.
+    fn call<I: Isa>(&self, v: T) -> U;
+}
+
+/// `f` applied to every element, compiled per SIMD level, split across
+/// threads when large.
+pub fn map_isa<T: Element, U: Element>(x: &[T], cost: usize, f: impl IsaFn<T, U>) -> Vec<U> {
+    struct Loop<'a, T, U, F> {
+        src: &'a [T],
+        out: &'a mut [MaybeUninit<U>],
+        f: &'a F,
+    }
+    impl<T: Copy, U, F: IsaFn<T, U>> Kernel for Loop<'_, T, U, F> {
+        type Out = ();
+        #[inline(always)]
+        fn run<I: Isa>(self) {
+            for (o, &v) in self.out.iter_mut().zip(self.src) {
+                o.write(self.f.call::<I>(v));
+            }
+        }
+    }
+    // SAFETY: each chunk is written in full by the zip over its own length.
+    unsafe {
+        build(x.len(), cost, |start, out: &mut [MaybeUninit<U>]| {
+            let src = &x[start..start + out.len()];
+            dispatch(Loop { src, out, f: &f })
         })
     }
 }

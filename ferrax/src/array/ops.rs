@@ -8,9 +8,10 @@
 
 use std::fmt;
 
-use super::elementwise::select_any;
+use super::elementwise::{map_isa, select_any, IsaFn};
 use super::parallel::{CHEAP, COSTLY};
-use super::{map_float, map_num, zip_float, zip_num, zip_to, Array, DType, FastMath, Special};
+use super::simd::Isa;
+use super::{map_float, map_num, zip_float, zip_num, zip_to, Array, Buffer, DType, FastMath, Special};
 
 /// An elementwise function of one array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,11 +148,11 @@ impl UnaryOp {
             Atan => map_float!(name, x, COSTLY, |v| v.atan()),
             Sinh => map_float!(name, x, COSTLY, |v| v.sinh()),
             Cosh => map_float!(name, x, COSTLY, |v| v.cosh()),
-            Tanh => map_float!(name, x, COSTLY, |v| v.tanh_fast()),
+            Tanh => map_fast(name, x, FastTanh),
             Asinh => map_float!(name, x, COSTLY, |v| v.asinh()),
             Acosh => map_float!(name, x, COSTLY, |v| v.acosh()),
             Atanh => map_float!(name, x, COSTLY, |v| v.atanh()),
-            Exp => map_float!(name, x, COSTLY, |v| v.exp_fast()),
+            Exp => map_fast(name, x, FastExp),
             Exp2 => map_float!(name, x, COSTLY, |v| v.exp2()),
             ExpM1 => map_float!(name, x, COSTLY, |v| v.exp_m1()),
             Ln => map_float!(name, x, COSTLY, |v| v.ln()),
@@ -159,7 +160,7 @@ impl UnaryOp {
             Log2 => map_float!(name, x, COSTLY, |v| v.log2()),
             Log10 => map_float!(name, x, COSTLY, |v| v.log10()),
             Sqrt => map_float!(name, x, COSTLY, |v| v.sqrt()),
-            Logistic => map_float!(name, x, COSTLY, |v| v.logistic_fast()),
+            Logistic => map_fast(name, x, FastLogistic),
             Erf => map_float!(name, x, COSTLY, |v| Special::erf(v)),
             Erfc => map_float!(name, x, COSTLY, |v| Special::erfc(v)),
             Erfinv => map_float!(name, x, COSTLY, |v| Special::erfinv(v)),
@@ -209,6 +210,30 @@ impl UnaryOp {
             Trunc => "trunc",
         }
     }
+}
+
+/// The vectorised elementary functions of [`FastMath`], as kernels.
+macro_rules! fast_fns {
+    ($($name:ident => $method:ident),*) => {$(
+        struct $name;
+        impl<T: FastMath + Sync> IsaFn<T, T> for $name {
+            #[inline(always)]
+            fn call<I: Isa>(&self, v: T) -> T {
+                v.$method::<I>()
+            }
+        }
+    )*};
+}
+fast_fns!(FastExp => exp_in, FastTanh => tanh_in, FastLogistic => logistic_in);
+
+/// `f` on every element of a float array, compiled per SIMD level.
+fn map_fast<F: IsaFn<f32, f32> + IsaFn<f64, f64>>(name: &str, x: &Array, f: F) -> Array {
+    let buf = match x.buffer() {
+        Buffer::F32(d) => Buffer::F32(map_isa(d, COSTLY, f)),
+        Buffer::F64(d) => Buffer::F64(map_isa(d, COSTLY, f)),
+        _ => panic!("{name}: expected a float array, got {}", x.dtype()),
+    };
+    Array::new(x.shape(), buf)
 }
 
 /// An elementwise function of two arrays of one dtype, broadcasting.
