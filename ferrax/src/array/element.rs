@@ -14,6 +14,8 @@ pub trait Element: Copy + Send + Sync + PartialOrd + PartialEq + Debug + Default
     fn slice(buf: &Buffer) -> Option<&[Self]>;
     /// Wraps a vector of this element type in a [`Buffer`].
     fn into_buffer(v: Vec<Self>) -> Buffer;
+    /// The vector inside `buf`, or `None` when it holds another dtype.
+    fn from_buffer(buf: Buffer) -> Option<Vec<Self>>;
     /// Lossless for every value of `f32`, `i64` up to 2^53 and `bool`.
     fn to_f64(self) -> f64;
     /// `as`-cast semantics: floats round, integers truncate toward zero, bool is `v != 0`.
@@ -76,6 +78,12 @@ macro_rules! element {
             }
             fn into_buffer(v: Vec<Self>) -> Buffer {
                 Buffer::$variant(v)
+            }
+            fn from_buffer(buf: Buffer) -> Option<Vec<Self>> {
+                match buf {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
             }
             #[allow(clippy::redundant_closure_call)]
             fn to_f64(self) -> f64 {

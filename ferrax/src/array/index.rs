@@ -92,7 +92,7 @@ fn gather_typed<T: FillValue>(
     mode: IndexMode,
 ) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
-    let mut out = Vec::with_capacity(outer * ix.len() * inner);
+    let mut out = super::pool::with_capacity(outer * ix.len() * inner);
     for o in 0..outer {
         for &i in ix {
             match i {

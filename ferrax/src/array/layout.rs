@@ -2,7 +2,7 @@
 //! pad and concatenate.
 
 use super::parallel::{self, fill_chunks};
-use super::{map_buffer, strides, Array, Element};
+use super::{map_buffer, pool, strides, Array, Element};
 
 /// Copies the elements of a strided view of `src` into a new row-major
 /// vector of `shape`: element `i` of the output (multi-index `ix`) is
@@ -36,7 +36,7 @@ fn strided_copy<T: Element>(src: &[T], base: usize, src_strides: &[usize], shape
     }
     let inner = dims[last];
     let s_in = st[last];
-    let mut out = vec![T::default(); n];
+    let mut out = pool::filled(n, T::default());
     fill_chunks(&mut out, parallel::CHEAP, |start, chunk| {
         let mut pos = start;
         let end = start + chunk.len();
@@ -73,7 +73,7 @@ fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usi
     let k = dims.len();
     let (rows, cols) = (dims[k - 2], dims[k - 1]);
     let (s_col, s_row) = (st[k - 1], st[k - 2]);
-    let mut out = vec![T::default(); n];
+    let mut out = pool::filled(n, T::default());
     let plane = rows * cols;
     let outer_dims = &dims[..k - 2];
     let outer_st = &st[..k - 2];
@@ -155,7 +155,7 @@ pub fn pad(x: &Array, lo: &[usize], hi: &[usize]) -> Array {
 
 fn pad_typed<T: Element>(v: &[T], in_shape: &[usize], lo: &[usize], shape: &[usize]) -> Vec<T> {
     let out_st = strides(shape);
-    let mut out = vec![T::default(); shape.iter().product()];
+    let mut out = pool::filled(shape.iter().product(), T::default());
     let inner = in_shape.last().copied().unwrap_or(1);
     if inner == 0 || v.is_empty() {
         return out;
@@ -185,7 +185,7 @@ fn concat_typed<T: Element>(_first: &[T], xs: &[&Array], axis: usize, shape: &[u
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let out_block = shape[axis] * inner;
-    let mut out = vec![T::default(); shape.iter().product()];
+    let mut out = pool::filled(shape.iter().product(), T::default());
     let mut at = 0;
     for x in xs {
         let blk = x.shape()[axis] * inner;
@@ -213,7 +213,7 @@ fn rev_typed<T: Element>(v: &[T], shape: &[usize], axes: &[usize]) -> Vec<T> {
     let st = strides(shape);
     let last = shape.len() - 1;
     let flip_inner = axes.contains(&last);
-    let mut out = Vec::with_capacity(n);
+    let mut out = pool::with_capacity(n);
     for row in 0..n / inner {
         // The source row: each reversed outer axis reads from the other end.
         let (mut off, mut r) = (0, row);

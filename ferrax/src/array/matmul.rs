@@ -49,7 +49,7 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
     }
     // Not zeroed first: `gemm` with `read_dst = false` writes every element
     // of its output without reading it, and zeroing cost 2% of W2.
-    let mut out: Vec<T> = Vec::with_capacity(len);
+    let mut out: Vec<T> = super::pool::with_capacity(len);
     let spare = &mut out.spare_capacity_mut()[..len];
     let (sa, sb, sc) = (d.m * d.k, d.k * d.n, d.m * d.n);
     let flops = 2 * d.m * d.n * d.k;

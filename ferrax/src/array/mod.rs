@@ -15,6 +15,7 @@ mod math;
 mod matmul;
 mod ops;
 pub mod parallel;
+pub mod pool;
 mod random;
 mod reduce;
 pub mod simd;
@@ -177,6 +178,13 @@ impl Buffer {
 pub enum Storage {
     /// In host memory.
     Cpu(Buffer),
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let Storage::Cpu(buf) = self;
+        pool::recycle(std::mem::replace(buf, Buffer::Bool(Vec::new())));
+    }
 }
 
 /// A concrete n-dimensional array: dtype, shape and row-major data on a device.

@@ -54,12 +54,12 @@ pub fn fill_chunks<U: Send>(out: &mut [U], cost: usize, fill: impl Fn(usize, &mu
 ///
 /// # Safety
 /// `fill` must write every element of every chunk it is given.
-pub unsafe fn build<U: Send + Copy>(
+pub unsafe fn build<U: super::Element>(
     n: usize,
     cost: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
 ) -> Vec<U> {
-    let mut out: Vec<U> = Vec::with_capacity(n);
+    let mut out: Vec<U> = super::pool::with_capacity(n);
     let spare = &mut out.spare_capacity_mut()[..n];
     if worth_splitting(n, cost) {
         let c = chunk_len(n, cost);

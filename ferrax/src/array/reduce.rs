@@ -64,7 +64,7 @@ fn reduce_runs<T: Num>(
     step: impl Fn(T, T) -> T + Sync,
 ) -> Vec<T> {
     let n_out = r.outer * r.inner;
-    let mut out = vec![init; n_out];
+    let mut out = super::pool::filled(n_out, init);
     if r.reduced == 0 {
         return out;
     }
@@ -266,7 +266,7 @@ pub fn arg_extreme(x: &Array, axis: usize, op: ReduceOp) -> Array {
 }
 
 fn cumulative_typed<T: Num>(x: &[T], r: Runs, reverse: bool, op: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
+    let mut out = super::pool::filled(x.len(), T::ZERO);
     let block = r.reduced * r.inner;
     if block == 0 {
         return out;

@@ -1,0 +1,171 @@
+//! Reuse of large array buffers.
+//!
+//! Eager code allocates a fresh output for every operation. For buffers of
+//! more than a few pages the C allocator hands memory back to the kernel on
+//! free and takes it again on the next allocation, and every page of it is
+//! then faulted in and zeroed anew: on a W5 Hessian that was a fifth of the
+//! time (`perf`: `exc_page_fault`, `clear_page_erms`). Buffers of at least
+//! [`MIN_BYTES`] are therefore allocated with a capacity rounded up to a size
+//! class (four per octave, so at most a quarter is unused) and, when their
+//! array is dropped, kept here for the next allocation of the same class —
+//! up to [`MAX_BYTES`] in all, beyond which they are freed as before.
+//! [`trim`] frees what is kept.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{Buffer, DType, Element};
+
+/// Buffers smaller than this come from the allocator and go back to it.
+pub const MIN_BYTES: usize = 1 << 16;
+/// The most memory the pool keeps.
+pub const MAX_BYTES: usize = 256 << 20;
+
+#[derive(Default)]
+struct Pool {
+    /// Free buffers by (dtype, capacity in elements); their length is 0.
+    free: HashMap<(DType, usize), Vec<Buffer>>,
+    bytes: usize,
+}
+
+impl Pool {
+    /// A kept buffer of `dtype` with capacity `cap`, if there is one.
+    fn take(&mut self, dtype: DType, cap: usize) -> Option<Buffer> {
+        let buf = self.free.get_mut(&(dtype, cap))?.pop()?;
+        self.bytes -= bytes_of(&buf);
+        Some(buf)
+    }
+
+    /// Keeps `buf` if it is of a pooled size class and there is room.
+    fn put(&mut self, mut buf: Buffer) {
+        let cap = capacity_of(&buf);
+        let bytes = bytes_of(&buf);
+        if cap == 0 || class(cap, bytes / cap) != Some(cap) || self.bytes + bytes > MAX_BYTES {
+            return; // not allocated here (a user's vector, or a small one), or no room: freed
+        }
+        match &mut buf {
+            Buffer::F32(v) => v.clear(),
+            Buffer::F64(v) => v.clear(),
+            Buffer::I64(v) => v.clear(),
+            Buffer::Bool(v) => v.clear(),
+        }
+        self.bytes += bytes;
+        self.free.entry((buf.dtype(), cap)).or_default().push(buf);
+    }
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn lock() -> std::sync::MutexGuard<'static, Option<Pool>> {
+    // A panic while the lock was held cannot leave the map inconsistent
+    // (every update is one insert or remove), so a poisoned lock is usable.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The smallest size class of at least `n` elements of `size` bytes, or
+/// `None` when such a buffer is too small to pool.
+fn class(n: usize, size: usize) -> Option<usize> {
+    if n.saturating_mul(size) < MIN_BYTES {
+        return None;
+    }
+    // Four classes per octave: 2^k times 1, 1.25, 1.5 and 1.75.
+    let top = usize::BITS - 1 - n.leading_zeros();
+    let quarter = 1usize << (top - 2);
+    Some(n.div_ceil(quarter) * quarter)
+}
+
+fn bytes_of(buf: &Buffer) -> usize {
+    match buf {
+        Buffer::F32(v) => v.capacity() * 4,
+        Buffer::F64(v) => v.capacity() * 8,
+        Buffer::I64(v) => v.capacity() * 8,
+        Buffer::Bool(v) => v.capacity(),
+    }
+}
+
+fn capacity_of(buf: &Buffer) -> usize {
+    match buf {
+        Buffer::F32(v) => v.capacity(),
+        Buffer::F64(v) => v.capacity(),
+        Buffer::I64(v) => v.capacity(),
+        Buffer::Bool(v) => v.capacity(),
+    }
+}
+
+/// An empty vector with room for at least `n` elements, reused where the
+/// pool has one of its size class.
+pub fn with_capacity<T: Element>(n: usize) -> Vec<T> {
+    let Some(cap) = class(n, std::mem::size_of::<T>()) else { return Vec::with_capacity(n) };
+    let reused = lock().as_mut().and_then(|pool| pool.take(T::DTYPE, cap));
+    reused.and_then(T::from_buffer).unwrap_or_else(|| Vec::with_capacity(cap))
+}
+
+/// A vector of `n` copies of `value`, its memory reused where possible.
+pub fn filled<T: Element>(n: usize, value: T) -> Vec<T> {
+    let mut v = with_capacity(n);
+    v.resize(n, value);
+    v
+}
+
+/// Keeps `buf` for reuse when it is of a pooled size class and there is room.
+pub(super) fn recycle(buf: Buffer) {
+    if bytes_of(&buf) < MIN_BYTES {
+        return; // too small to be kept: skip the lock
+    }
+    lock().get_or_insert_with(Pool::default).put(buf);
+}
+
+/// Frees every buffer the pool keeps; returns how many bytes that was.
+///
+/// ```
+/// let kept = ferrax::array::pool::trim();
+/// assert_eq!(ferrax::array::pool::trim(), 0);
+/// # let _ = kept;
+/// ```
+pub fn trim() -> usize {
+    let taken = lock().take();
+    taken.map_or(0, |pool| pool.bytes)
+}
+
+/// How many bytes the pool keeps now.
+pub fn kept_bytes() -> usize {
+    lock().as_ref().map_or(0, |pool| pool.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_up_by_at_most_a_quarter() {
+        assert_eq!(class(100, 4), None);
+        for n in [16_384usize, 16_385, 20_000, 65_536, 100_000, 1 << 20, (1 << 20) + 1] {
+            let c = class(n, 4).unwrap();
+            assert!(c >= n && c - n <= n / 4 + 1, "{n} -> {c}");
+            assert_eq!(class(c, 4), Some(c), "a class is its own class");
+        }
+    }
+
+    #[test]
+    fn a_kept_buffer_is_reused_by_its_class_only() {
+        let mut pool = Pool::default();
+        let n = 3 * (1 << 17) + 5;
+        let cap = class(n, 8).unwrap();
+        let mut v: Vec<f64> = Vec::with_capacity(cap);
+        v.resize(n, 1.5);
+        let ptr = v.as_ptr();
+        pool.put(Buffer::F64(v));
+        assert_eq!(pool.bytes, cap * 8);
+        assert!(pool.take(DType::F32, cap).is_none(), "another dtype does not take it");
+        let again = pool.take(DType::F64, cap).unwrap();
+        assert_eq!(pool.bytes, 0);
+        let again = f64::from_buffer(again).unwrap();
+        assert_eq!((again.as_ptr(), again.len()), (ptr, 0), "the same memory, empty");
+        // A user's vector of an odd capacity is not kept, nor anything past the cap.
+        pool.put(Buffer::F64(Vec::with_capacity(cap + 1)));
+        assert_eq!(pool.bytes, 0);
+        pool.bytes = MAX_BYTES - 8;
+        pool.put(Buffer::F64(again));
+        assert_eq!(pool.bytes, MAX_BYTES - 8);
+    }
+}
