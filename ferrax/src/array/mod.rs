@@ -255,10 +255,10 @@ impl Array {
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
         let n: usize = shape.iter().product();
         let buf = match dtype {
-            DType::F32 => Buffer::F32(vec![value as f32; n]),
-            DType::F64 => Buffer::F64(vec![value; n]),
-            DType::I64 => Buffer::I64(vec![value as i64; n]),
-            DType::Bool => Buffer::Bool(vec![value != 0.0; n]),
+            DType::F32 => Buffer::F32(pool::filled(n, value as f32)),
+            DType::F64 => Buffer::F64(pool::filled(n, value)),
+            DType::I64 => Buffer::I64(pool::filled(n, value as i64)),
+            DType::Bool => Buffer::Bool(pool::filled(n, value != 0.0)),
         };
         Array::new(shape, buf)
     }

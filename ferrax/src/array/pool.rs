@@ -11,7 +11,7 @@
 //! up to [`MAX_BYTES`] in all, beyond which they are freed as before.
 //! [`trim`] frees what is kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::{Buffer, DType, Element};
@@ -26,6 +26,12 @@ struct Pool {
     /// Free buffers by (dtype, capacity in elements); their length is 0.
     free: HashMap<(DType, usize), Vec<Buffer>>,
     bytes: usize,
+    /// The addresses of the buffers the pool allocated, free or in use. Only
+    /// those are kept when dropped: a buffer from elsewhere whose capacity
+    /// happens to be a size class would otherwise be kept where no
+    /// allocation of the pool asks for it, and the pool would fill up with
+    /// memory nobody takes.
+    ours: HashSet<usize>,
 }
 
 impl Pool {
@@ -36,12 +42,15 @@ impl Pool {
         Some(buf)
     }
 
-    /// Keeps `buf` if it is of a pooled size class and there is room.
+    /// Keeps `buf` if the pool allocated it and there is room.
     fn put(&mut self, mut buf: Buffer) {
-        let cap = capacity_of(&buf);
-        let bytes = bytes_of(&buf);
-        if cap == 0 || class(cap, bytes / cap) != Some(cap) || self.bytes + bytes > MAX_BYTES {
-            return; // not allocated here (a user's vector, or a small one), or no room: freed
+        let (cap, bytes, addr) = (capacity_of(&buf), bytes_of(&buf), address_of(&buf));
+        if !self.ours.contains(&addr) || cap == 0 || class(cap, bytes / cap) != Some(cap) {
+            return; // not allocated here (or reallocated since): freed
+        }
+        if self.bytes + bytes > MAX_BYTES {
+            self.ours.remove(&addr);
+            return; // no room: freed
         }
         match &mut buf {
             Buffer::F32(v) => v.clear(),
@@ -83,6 +92,15 @@ fn bytes_of(buf: &Buffer) -> usize {
     }
 }
 
+fn address_of(buf: &Buffer) -> usize {
+    match buf {
+        Buffer::F32(v) => v.as_ptr() as usize,
+        Buffer::F64(v) => v.as_ptr() as usize,
+        Buffer::I64(v) => v.as_ptr() as usize,
+        Buffer::Bool(v) => v.as_ptr() as usize,
+    }
+}
+
 fn capacity_of(buf: &Buffer) -> usize {
     match buf {
         Buffer::F32(v) => v.capacity(),
@@ -96,8 +114,14 @@ fn capacity_of(buf: &Buffer) -> usize {
 /// pool has one of its size class.
 pub fn with_capacity<T: Element>(n: usize) -> Vec<T> {
     let Some(cap) = class(n, std::mem::size_of::<T>()) else { return Vec::with_capacity(n) };
-    let reused = lock().as_mut().and_then(|pool| pool.take(T::DTYPE, cap));
-    reused.and_then(T::from_buffer).unwrap_or_else(|| Vec::with_capacity(cap))
+    let mut guard = lock();
+    let pool = guard.get_or_insert_with(Pool::default);
+    if let Some(v) = pool.take(T::DTYPE, cap).and_then(T::from_buffer) {
+        return v;
+    }
+    let v = Vec::with_capacity(cap);
+    pool.ours.insert(v.as_ptr() as usize);
+    v
 }
 
 /// A vector of `n` copies of `value`, its memory reused where possible.
@@ -123,8 +147,14 @@ pub(super) fn recycle(buf: Buffer) {
 /// # let _ = kept;
 /// ```
 pub fn trim() -> usize {
-    let taken = lock().take();
-    taken.map_or(0, |pool| pool.bytes)
+    let mut guard = lock();
+    let Some(pool) = guard.as_mut() else { return 0 };
+    let bytes = pool.bytes;
+    for buf in pool.free.drain().flat_map(|(_, list)| list) {
+        pool.ours.remove(&address_of(&buf));
+    }
+    pool.bytes = 0;
+    bytes
 }
 
 /// How many bytes the pool keeps now.
@@ -154,6 +184,9 @@ mod tests {
         let mut v: Vec<f64> = Vec::with_capacity(cap);
         v.resize(n, 1.5);
         let ptr = v.as_ptr();
+        pool.put(Buffer::F64(v.clone()));
+        assert_eq!(pool.bytes, 0, "a buffer the pool did not allocate is not kept");
+        pool.ours.insert(ptr as usize);
         pool.put(Buffer::F64(v));
         assert_eq!(pool.bytes, cap * 8);
         assert!(pool.take(DType::F32, cap).is_none(), "another dtype does not take it");
@@ -161,11 +194,10 @@ mod tests {
         assert_eq!(pool.bytes, 0);
         let again = f64::from_buffer(again).unwrap();
         assert_eq!((again.as_ptr(), again.len()), (ptr, 0), "the same memory, empty");
-        // A user's vector of an odd capacity is not kept, nor anything past the cap.
-        pool.put(Buffer::F64(Vec::with_capacity(cap + 1)));
-        assert_eq!(pool.bytes, 0);
+        // Nothing is kept past the cap, and the pool forgets what it frees.
         pool.bytes = MAX_BYTES - 8;
         pool.put(Buffer::F64(again));
         assert_eq!(pool.bytes, MAX_BYTES - 8);
+        assert!(pool.ours.is_empty());
     }
 }
