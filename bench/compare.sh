@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# ferrax beside JAX and PyTorch on the workloads of ../shared/bench, in one run.
+#
+#   bench/compare.sh                        every workload, every system, 2 s each
+#   bench/compare.sh --only W2_grad,W3      a subset (names: `peers.py list`)
+#   bench/compare.sh --systems torch        only some peers (jax_jit,jax_eager,torch,torch_compile)
+#   bench/compare.sh --seconds 1            shorter timing per workload
+#   bench/compare.sh --write BENCHMARKS.md  also write the table there
+#
+# Installs JAX and PyTorch into bench/.venv from the Python package registry
+# the first time (about 3 GB: PyPI's torch is the CUDA build, which runs on
+# the CPU too). Every (system, workload) runs in its own process, one after
+# the other per workload, so that the times compare within one sitting and
+# each peak-memory figure belongs to one workload.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+seconds=2
+only=""
+systems="jax_jit,jax_eager,torch,torch_compile"
+write=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --seconds) seconds=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
+        --systems) systems=$2; shift 2 ;;
+        --write) write=$2; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+venv=${FERRAX_BENCH_VENV:-$here/.venv}
+py=$venv/bin/python
+if ! "$py" -c "import jax, torch" 2>/dev/null; then
+    echo "installing JAX and PyTorch into $venv (once; several minutes)" >&2
+    python3 -m venv "$venv"
+    "$py" -m pip install -q -U pip
+    "$py" -m pip install -q -r "$here/requirements.txt"
+fi
+
+(cd "$root" && cargo build --release --quiet --example workload)
+ferrax=$root/target/release/examples/workload
+
+workloads=${only//,/ }
+[[ -n $workloads ]] || workloads=$("$py" "$here/peers.py" list)
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+# A process that dies (out of memory, a crash in a peer) is recorded as skipped.
+record() {
+    local system=$1 workload=$2
+    shift 2
+    local line
+    if line=$("$@" 2>/dev/null | tail -n 1) && [[ $line == "{"* ]]; then
+        echo "$line" >>"$results"
+    else
+        printf '{"system": "%s", "workload": "%s", "skipped": "the process failed"}\n' "$system" "$workload" >>"$results"
+    fi
+}
+
+for w in $workloads; do
+    echo "  $w" >&2
+    record ferrax "$w" "$ferrax" "$w" --seconds "$seconds"
+    for s in ${systems//,/ }; do
+        record "$s" "$w" "$py" "$here/peers.py" "$s" "$w" --seconds "$seconds"
+    done
+done
+
+"$py" "$here/report.py" "$results" ${write:+--write "$write"}

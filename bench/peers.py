@@ -1,0 +1,309 @@
+"""The benchmark workloads of ../shared/bench in JAX and PyTorch, one per process.
+
+    python peers.py SYSTEM WORKLOAD [--seconds S]
+    python peers.py list
+
+SYSTEM is jax_jit, jax_eager, torch or torch_compile. Prints one JSON line
+with the median and minimum time of one call and the process's peak resident
+memory during the timed calls, or {"skipped": reason} where the system has no
+sensible form of the workload. Timing matches ferrax's `workload` example:
+two warm-up calls (compilation happens there), then calls until S seconds
+have passed and at least five; JAX results are waited for with
+block_until_ready. Inputs are normal draws of the defined shapes and dtypes.
+"""
+
+import json
+import sys
+import time
+
+WORKLOADS = [
+    "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
+    "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M",
+]
+SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile"]
+
+
+class Skip(Exception):
+    """This system has no sensible form of this workload."""
+
+
+def memory_kb(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def timed(call, seconds):
+    call()
+    call()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2], times[0], len(times)
+
+
+def inputs(workload):
+    """numpy inputs of the workload's shapes, as in ../shared/bench/README.md."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    if workload.startswith("W2") or workload == "W3":
+        w = [(rng.normal(size=s) * 0.05).astype(f32) for s in [(784, 512), (512, 512), (512, 10)]]
+        b = [np.zeros(n, f32) for n in (512, 512, 10)]
+        x = rng.normal(size=(256, 784)).astype(f32)
+        y = np.eye(10, dtype=f32)[rng.integers(0, 10, size=256)]
+        return [w[0], b[0], w[1], b[1], w[2], b[2]], x, y
+    if workload.startswith("W4"):
+        w1, w2 = (rng.normal(size=(256, 256)) * 0.05 for _ in range(2))
+        return w1, w2, rng.normal(size=256)
+    if workload.startswith("W5"):
+        a = rng.normal(size=(300, 200)) * 0.05
+        return a, rng.normal(size=200), rng.normal(size=200)
+    if workload == "W6":
+        w = (rng.normal(size=128) * 0.05).astype(f32)
+        x = rng.normal(size=(512, 128)).astype(f32)
+        y = rng.integers(0, 2, size=512).astype(f32)
+        return w, np.zeros((), f32), x, y
+    if workload.startswith("W7"):
+        dt = f32 if workload == "W7_f32" else np.float64
+        return rng.normal(size=(1024, 1024)).astype(dt), rng.normal(size=(1024, 1024)).astype(dt)
+    return rng.normal(size=1 << 20).astype(f32)
+
+
+def jax_call(workload, jit):
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    wrap = jax.jit if jit else (lambda f, **_: f)
+
+    def ready(f):
+        return lambda: jax.block_until_ready(f())
+
+    def mlp_loss(p, x, y):
+        h1 = jnp.tanh(x @ p[0] + p[1])
+        h2 = jnp.tanh(h1 @ p[2] + p[3])
+        z = h2 @ p[4] + p[5]
+        m = jax.lax.stop_gradient(z.max(axis=1, keepdims=True))
+        lse = m[:, 0] + jnp.log(jnp.exp(z - m).sum(axis=1))
+        return jnp.mean(lse - (y * z).sum(axis=1))
+
+    if workload == "W1":
+        f = lambda x1, x2: jnp.log(x1) + x1 * x2 - jnp.sin(x2)  # noqa: E731
+        g = wrap(jax.value_and_grad(f, argnums=(0, 1)))
+        x1, x2 = jnp.float32(2.0), jnp.float32(5.0)
+        return ready(lambda: g(x1, x2))
+    if workload.startswith("W2") or workload == "W3":
+        p, x, y = inputs(workload)
+        p, x, y = [jnp.asarray(a) for a in p], jnp.asarray(x), jnp.asarray(y)
+        if workload == "W2_loss":
+            f = wrap(mlp_loss)
+            return ready(lambda: f(p, x, y))
+        if workload == "W2_grad":
+            f = wrap(jax.value_and_grad(mlp_loss))
+            return ready(lambda: f(p, x, y))
+        step = lambda p: [a - 0.1 * g for a, g in zip(p, jax.grad(mlp_loss)(p, x, y))]  # noqa: E731
+        if jit:
+            train = jax.jit(lambda p: jax.lax.fori_loop(0, 100, lambda i, p: step(p), p))
+            return ready(lambda: train(p))
+
+        def train_eager():
+            q = p
+            for _ in range(100):
+                q = step(q)
+            return q
+
+        return ready(train_eager)
+    if workload.startswith("W4"):
+        w1, w2, x = (jnp.asarray(a) for a in inputs(workload))
+        f = lambda x: jnp.tanh(w2 @ jnp.tanh(w1 @ x))  # noqa: E731
+        j = wrap(jax.jacfwd(f) if workload == "W4_jacfwd" else jax.jacrev(f))
+        return ready(lambda: j(x))
+    if workload.startswith("W5"):
+        a, x, v = (jnp.asarray(t) for t in inputs(workload))
+
+        def f(x):
+            z = a @ x
+            return jnp.sum(jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))) + 0.5 * jnp.sum(x * x)
+
+        if workload == "W5_hessian":
+            h = wrap(jax.hessian(f))
+            return ready(lambda: h(x))
+        hv = wrap(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])
+        return ready(lambda: hv(x, v))
+    if workload == "W6":
+        w, b, x, y = (jnp.asarray(t) for t in inputs(workload))
+
+        def loss(p, xi, yi):
+            z = xi @ p[0] + p[1]
+            return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z))) - yi * z
+
+        per_example = wrap(jax.vmap(jax.grad(loss), in_axes=(None, 0, 0)))
+        return ready(lambda: per_example((w, b), x, y))
+    if workload.startswith("W7"):
+        a, b = (jnp.asarray(t) for t in inputs(workload))
+        mm = wrap(jnp.matmul)
+        return ready(lambda: mm(a, b))
+    x = jnp.asarray(inputs(workload))
+    op = {"memcpy_1M": jnp.copy, "exp_1M": jnp.exp, "tanh_1M": jnp.tanh}[workload]
+    k = wrap(op)
+    return ready(lambda: k(x))
+
+
+def torch_call(workload, compiled):
+    import torch
+
+    torch.set_grad_enabled(True)
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    maybe = torch.compile if compiled else (lambda f: f)
+
+    def mlp_loss(p, x, y):
+        h1 = torch.tanh(x @ p[0] + p[1])
+        h2 = torch.tanh(h1 @ p[2] + p[3])
+        z = h2 @ p[4] + p[5]
+        m = z.max(dim=1, keepdim=True).values.detach()
+        lse = m[:, 0] + torch.log(torch.exp(z - m).sum(dim=1))
+        return (lse - (y * z).sum(dim=1)).mean()
+
+    if workload == "W1":
+        if compiled:
+            raise Skip("a scalar workload: compilation has nothing to fuse")
+        x1 = torch.tensor(2.0, requires_grad=True)
+        x2 = torch.tensor(5.0, requires_grad=True)
+
+        def call():
+            v = torch.log(x1) + x1 * x2 - torch.sin(x2)
+            return v, torch.autograd.grad(v, (x1, x2))
+
+        return call
+    if workload.startswith("W2") or workload == "W3":
+        p, x, y = inputs(workload)
+        p0, x, y = [t(a) for a in p], t(x), t(y)
+        if workload == "W2_loss":
+            f = maybe(mlp_loss)
+
+            def loss_only():
+                with torch.no_grad():
+                    return f(p0, x, y)
+
+            return loss_only
+        p = [a.clone().requires_grad_(True) for a in p0]
+
+        def loss_and_grad(p):
+            v = mlp_loss(p, x, y)
+            return v, torch.autograd.grad(v, p)
+
+        if workload == "W2_grad":
+            f = maybe(loss_and_grad)
+            return lambda: f(p)
+        g = maybe(loss_and_grad)
+
+        def train():
+            q = [a.clone().requires_grad_(True) for a in p0]
+            for _ in range(100):
+                _, gs = g(q)
+                with torch.no_grad():
+                    q = [(a - 0.1 * d).requires_grad_(True) for a, d in zip(q, gs)]
+            return q
+
+        return train
+    if compiled and not workload.startswith("W7") and workload not in ("exp_1M", "tanh_1M", "memcpy_1M"):
+        raise Skip("torch.func transformations under torch.compile are not measured")
+    from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap
+
+    if workload.startswith("W4"):
+        w1, w2, x = (t(a) for a in inputs(workload))
+        f = lambda x: torch.tanh(w2 @ torch.tanh(w1 @ x))  # noqa: E731
+        j = jacfwd(f) if workload == "W4_jacfwd" else jacrev(f)
+        return lambda: j(x)
+    if workload.startswith("W5"):
+        a, x, v = (t(s) for s in inputs(workload))
+
+        def f(x):
+            z = a @ x
+            return torch.sum(torch.clamp(z, min=0) + torch.log1p(torch.exp(-torch.abs(z)))) + 0.5 * torch.sum(x * x)
+
+        if workload == "W5_hessian":
+            h = hessian(f)
+            return lambda: h(x)
+        # Double backward: the faster of PyTorch's two HVPs (torch.func's jvp of grad is 4x slower).
+        xg = x.clone().requires_grad_(True)
+
+        def hv():
+            (g,) = torch.autograd.grad(f(xg), xg, create_graph=True)
+            return torch.autograd.grad(g, xg, v)
+
+        return hv
+    if workload == "W6":
+        w, b, x, y = (t(s) for s in inputs(workload))
+
+        def loss(p, xi, yi):
+            z = xi @ p[0] + p[1]
+            return torch.clamp(z, min=0) + torch.log1p(torch.exp(-torch.abs(z))) - yi * z
+
+        per_example = vmap(grad(loss), in_dims=(None, 0, 0))
+        return lambda: per_example((w, b), x, y)
+    if workload.startswith("W7"):
+        a, b = (t(s) for s in inputs(workload))
+        mm = maybe(torch.matmul)
+        return lambda: mm(a, b)
+    x = t(inputs(workload))
+    if workload == "memcpy_1M":
+        dst = torch.empty_like(x)
+        return lambda: dst.copy_(x)
+    op = {"exp_1M": torch.exp, "tanh_1M": torch.tanh}[workload]
+    k = maybe(op)
+
+    def elementwise():
+        with torch.no_grad():
+            return k(x)
+
+    return elementwise
+
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["list"]:
+        print(" ".join(WORKLOADS))
+        return
+    if len(args) < 2 or args[0] not in SYSTEMS or args[1] not in WORKLOADS:
+        sys.exit(f"usage: peers.py {{{','.join(SYSTEMS)}}} WORKLOAD [--seconds S]; peers.py list")
+    system, workload = args[0], args[1]
+    seconds = float(args[args.index("--seconds") + 1]) if "--seconds" in args else 2.0
+    out = {"system": system, "workload": workload}
+    try:
+        if system.startswith("jax"):
+            call = jax_call(workload, jit=system == "jax_jit")
+        else:
+            call = torch_call(workload, compiled=system == "torch_compile")
+        out["rss_before_kb"] = memory_kb("VmRSS:")
+        reset_peak()
+        median, best, reps = timed(call, seconds)
+        out.update(median_s=median, min_s=best, reps=reps, peak_rss_kb=memory_kb("VmHWM:"))
+    except Skip as e:
+        out["skipped"] = str(e)
+    except Exception as e:  # noqa: BLE001 - a peer that fails is reported, not fatal to the run
+        out["skipped"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

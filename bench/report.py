@@ -1,0 +1,143 @@
+"""The table of bench/compare.sh: one row per workload, one column per system.
+
+    python report.py RESULTS.jsonl [--write FILE]
+
+RESULTS holds one JSON line per (system, workload) from `workload` (ferrax)
+and peers.py. Prints markdown: the machine, the medians, ferrax's time over
+the best peer's and over PyTorch eager's, and the peak resident memory of each
+process. With --write, FILE gets the same text.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+SYSTEMS = [
+    ("ferrax", "ferrax eager"),
+    ("jax_jit", "JAX jit"),
+    ("jax_eager", "JAX eager"),
+    ("torch", "PyTorch eager"),
+    ("torch_compile", "torch.compile"),
+]
+ISA = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile"]
+
+
+HEADER = """# Benchmarks
+
+The latest table of `bench/compare.sh`: ferrax's eager API against JAX (jit and
+eager) and PyTorch (eager, and `torch.compile` where it applies) on the
+workloads of `../shared/bench`, measured in one run on one machine. Figures from
+another machine or another run do not compare: rerun the script.
+
+"""
+
+
+def machine():
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = " ".join(x for x in ISA if x in flags) or "unknown"
+    hypervisor = ", virtual machine" if "hypervisor" in flags else ""
+    return f"{model}; {os.cpu_count()} logical cores{hypervisor}; {isa}"
+
+
+def versions():
+    out = []
+    for cmd, name in [(["rustc", "--version"], None)]:
+        try:
+            out.append(subprocess.run(cmd, capture_output=True, text=True).stdout.strip())
+        except OSError:
+            pass
+    for module in ["jax", "torch"]:
+        try:
+            out.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    return ", ".join(out)
+
+
+def fmt_time(s):
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def main():
+    args = sys.argv[1:]
+    rows = {}
+    order = []
+    with open(args[0]) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["workload"] not in rows:
+                order.append(r["workload"])
+            rows.setdefault(r["workload"], {})[r["system"]] = r
+    present = [(k, name) for k, name in SYSTEMS if any(k in rows[w] for w in order)]
+    lines = [
+        f"Machine: {machine()}. Measured {datetime.date.today()} with {versions()}.",
+        "",
+        "Median time of one call (each system and workload in its own process, one after the other).",
+        "",
+        "| workload | " + " | ".join(name for _, name in present) + " | ferrax ÷ best peer | ferrax ÷ PyTorch |",
+        "|---" * (len(present) + 3) + "|",
+    ]
+    notes = set()
+    for w in order:
+        r = rows[w]
+        cells = []
+        for k, _ in present:
+            x = r.get(k)
+            if x is None:
+                cells.append("")
+            elif "skipped" in x:
+                cells.append("—")
+                notes.add(f"{k} {w}: {x['skipped']}")
+            else:
+                cells.append(fmt_time(x["median_s"]))
+        mine = r.get("ferrax", {}).get("median_s")
+        peers = [x["median_s"] for k, x in r.items() if k != "ferrax" and "median_s" in x]
+        best = f"{mine / min(peers):.2f}" if mine and peers else ""
+        torch = r.get("torch", {}).get("median_s")
+        vs_torch = f"{mine / torch:.2f}" if mine and torch else ""
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {best} | {vs_torch} |")
+    lines += [
+        "",
+        "Peak resident memory of the process during the timed calls, MB (in brackets: before them,"
+        " after imports and inputs).",
+        "",
+        "| workload | " + " | ".join(name for _, name in present) + " |",
+        "|---" * (len(present) + 1) + "|",
+    ]
+    for w in order:
+        cells = []
+        for k, _ in present:
+            x = rows[w].get(k)
+            if x is None or "peak_rss_kb" not in x:
+                cells.append("")
+            else:
+                cells.append(f"{x['peak_rss_kb'] / 1024:.0f} ({x['rss_before_kb'] / 1024:.0f})")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", "Not measured:", ""] + [f"- {n}" for n in sorted(notes)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if "--write" in args:
+        with open(args[args.index("--write") + 1], "w") as f:
+            f.write(HEADER + text)
+
+
+if __name__ == "__main__":
+    main()

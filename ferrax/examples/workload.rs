@@ -1,0 +1,240 @@
+//! One benchmark workload of `../shared/bench` (W1–W7, and three elementwise
+//! kernels), timed in this process, printed as one JSON line.
+//!
+//! `bench/compare.sh` runs it once per workload beside the same workloads in
+//! JAX and PyTorch (`bench/peers.py`), so that each process's peak resident
+//! memory belongs to one workload. Timing is the same on both sides: two
+//! warm-up calls, then calls until `--seconds` have passed (at least five),
+//! and the median and minimum of the single-call times.
+//!
+//! ```sh
+//! cargo run --release --example workload -- W2_grad --seconds 2
+//! cargo run --release --example workload -- list
+//! ```
+//!
+//! The inputs have the workloads' shapes and dtypes, drawn from ferrax's own
+//! generator; `peer_workloads` checks the results on the peers' exact inputs.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ferrax::array::parallel::{fill_chunks, CHEAP};
+use ferrax::prelude::*;
+
+/// The workloads, each with what it times.
+const WORKLOADS: &[(&str, &str)] = &[
+    ("W1", "scalar value and both partials of ln(x1) + x1 x2 - sin(x2)"),
+    ("W2_loss", "MLP 784-512-512-10 loss, batch 256, f32"),
+    ("W2_grad", "MLP loss and the gradient of its 6 parameters"),
+    ("W3", "100 full-batch SGD steps of the MLP"),
+    ("W4_jacfwd", "256x256 Jacobian of tanh(W2 tanh(W1 x)), forward mode, f64"),
+    ("W4_jacrev", "the same Jacobian, reverse mode"),
+    ("W5_hessian", "200x200 Hessian of sum softplus(Ax) + |x|^2/2, f64"),
+    ("W5_hvp", "one Hessian-vector product of the same function"),
+    ("W6", "512 per-example gradients of a logistic loss, 128 features, f32"),
+    ("W7_f32", "1024x1024 matrix product, f32"),
+    ("W7_f64", "1024x1024 matrix product, f64"),
+    ("memcpy_1M", "copy of 2^20 f32 into an allocated buffer, threaded"),
+    ("exp_1M", "exp of 2^20 f32"),
+    ("tanh_1M", "tanh of 2^20 f32"),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        eprintln!("usage: workload NAME [--seconds S]   (workload list: the names)");
+        std::process::exit(2);
+    };
+    if name == "list" {
+        for (n, what) in WORKLOADS {
+            println!("{n:12} {what}");
+        }
+        return;
+    }
+    let seconds = match args.iter().position(|a| a == "--seconds") {
+        Some(i) => match args.get(i + 1).and_then(|s| s.parse::<f64>().ok()) {
+            Some(s) if s > 0.0 => s,
+            _ => {
+                eprintln!("--seconds needs a positive number");
+                std::process::exit(2);
+            }
+        },
+        None => 2.0,
+    };
+    let Some(mut run) = workload(name) else {
+        eprintln!("unknown workload {name:?}; `workload list` names them");
+        std::process::exit(2);
+    };
+    let before = memory_kb("VmRSS:");
+    reset_peak();
+    let (median, min, reps) = time(&mut *run, seconds);
+    let peak = memory_kb("VmHWM:");
+    println!(
+        "{{\"system\": \"ferrax\", \"workload\": \"{name}\", \"median_s\": {median:e}, \"min_s\": {min:e}, \
+         \"reps\": {reps}, \"rss_before_kb\": {before}, \"peak_rss_kb\": {peak}}}"
+    );
+}
+
+/// Calls `f` twice, then until `seconds` have passed and at least five
+/// times; the median and minimum single-call time and the number of calls.
+fn time(f: &mut dyn FnMut(), seconds: f64) -> (f64, f64, usize) {
+    f();
+    f();
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0], times.len())
+}
+
+/// A field of `/proc/self/status` in kB (0 where there is no such file).
+fn memory_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS, so that the peak read
+/// afterwards belongs to the timed calls (Linux ≥ 4.0; a no-op elsewhere).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn normal(shape: &[usize], dtype: DType, seed: u64, scale: f64) -> Tensor {
+    Tensor::randn(shape, dtype, seed) * scale
+}
+
+/// The MLP of W2/W3: parameters, inputs, one-hot labels.
+fn mlp_problem() -> (Vec<Tensor>, Tensor, Tensor) {
+    let f32 = DType::F32;
+    let params = vec![
+        normal(&[784, 512], f32, 1, 0.05),
+        Tensor::zeros(&[512], f32),
+        normal(&[512, 512], f32, 2, 0.05),
+        Tensor::zeros(&[512], f32),
+        normal(&[512, 10], f32, 3, 0.05),
+        Tensor::zeros(&[10], f32),
+    ];
+    let x = Tensor::randn(&[256, 784], f32, 4);
+    let labels = Tensor::from_vec((0..256).map(|i| (i * 7 % 10) as i64).collect(), &[256]);
+    (params, x, labels.one_hot(10, f32))
+}
+
+fn mlp_loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
+    let h1 = (x.matmul(&p[0]) + &p[1]).tanh();
+    let h2 = (h1.matmul(&p[2]) + &p[3]).tanh();
+    let z = h2.matmul(&p[4]) + &p[5];
+    (z.logsumexp_axes(&[1], false) - (y * &z).sum_axes(&[1], false)).mean()
+}
+
+/// The workload's timed call, with its inputs built.
+fn workload(name: &str) -> Option<Box<dyn FnMut()>> {
+    let f64_ = DType::F64;
+    Some(match name {
+        "W1" => {
+            let x = (Tensor::scalar(2.0f32), Tensor::scalar(5.0f32));
+            let f = |x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin();
+            Box::new(move || {
+                black_box(value_and_grad(f)(&x));
+            })
+        }
+        "W2_loss" => {
+            let (p, x, y) = mlp_problem();
+            Box::new(move || {
+                black_box(mlp_loss(&p, &x, &y));
+            })
+        }
+        "W2_grad" => {
+            let (p, x, y) = mlp_problem();
+            Box::new(move || {
+                black_box(value_and_grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(&p));
+            })
+        }
+        "W3" => {
+            let (p0, x, y) = mlp_problem();
+            Box::new(move || {
+                let mut p = p0.clone();
+                for _ in 0..100 {
+                    let g = grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(&p);
+                    p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
+                }
+                black_box(p);
+            })
+        }
+        "W4_jacfwd" | "W4_jacrev" => {
+            let (w1, w2) = (normal(&[256, 256], f64_, 1, 0.05), normal(&[256, 256], f64_, 2, 0.05));
+            let x = Tensor::randn(&[256], f64_, 3);
+            let forward = name == "W4_jacfwd";
+            Box::new(move || {
+                let f = |x: &Tensor| w2.matmul(&w1.matmul(x).tanh()).tanh();
+                black_box(if forward { jacfwd(f)(&x) } else { jacrev(f)(&x) });
+            })
+        }
+        "W5_hessian" | "W5_hvp" => {
+            let a = normal(&[300, 200], f64_, 1, 0.05);
+            let (x, v) = (Tensor::randn(&[200], f64_, 2), Tensor::randn(&[200], f64_, 3));
+            let full = name == "W5_hessian";
+            Box::new(move || {
+                let f = |x: &Tensor| a.matmul(x).softplus().sum() + x.square().sum() * 0.5;
+                black_box(if full { hessian(f)(&x) } else { hvp(f, &x, &v) });
+            })
+        }
+        "W6" => {
+            let f32 = DType::F32;
+            let params = (normal(&[128], f32, 1, 0.05), Tensor::zeros(&[], f32));
+            let x = Tensor::randn(&[512, 128], f32, 2);
+            let y = Tensor::from_vec((0..512).map(|i| ((i * 31 + 7) % 2) as f32).collect(), &[512]);
+            let loss = |p: &(Tensor, Tensor), x: &Tensor, y: &Tensor| {
+                let z = x.matmul(&p.0) + &p.1;
+                (z.softplus() - y * &z).sum()
+            };
+            let per_example = vmap_axes(
+                move |a: &((Tensor, Tensor), Tensor, Tensor)| grad(|p: &(Tensor, Tensor)| loss(p, &a.1, &a.2))(&a.0),
+                &[None, None, Some(0), Some(0)],
+                &[0],
+            );
+            let args = (params, x, y);
+            Box::new(move || {
+                black_box(per_example(&args));
+            })
+        }
+        "W7_f32" | "W7_f64" => {
+            let dtype = if name == "W7_f32" { DType::F32 } else { f64_ };
+            let (a, b) = (Tensor::randn(&[1024, 1024], dtype, 1), Tensor::randn(&[1024, 1024], dtype, 2));
+            Box::new(move || {
+                black_box(a.matmul(&b));
+            })
+        }
+        "memcpy_1M" | "exp_1M" | "tanh_1M" => {
+            let x = Tensor::randn(&[1 << 20], DType::F32, 1);
+            // The copy is into a vector allocated once, split across threads
+            // as ferrax's kernels are: the memory bandwidth the two kernels
+            // are judged against, without allocation.
+            let raw: Vec<f32> = x.to_vec();
+            let mut dst = vec![0.0f32; raw.len()];
+            let op = name.to_string();
+            Box::new(move || match op.as_str() {
+                "memcpy_1M" => {
+                    fill_chunks(&mut dst, CHEAP, |start, chunk| {
+                        chunk.copy_from_slice(&raw[start..start + chunk.len()])
+                    });
+                    black_box(&mut dst);
+                }
+                "exp_1M" => {
+                    black_box(x.exp());
+                }
+                _ => {
+                    black_box(x.tanh());
+                }
+            })
+        }
+        _ => return None,
+    })
+}
