@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ferrax beside JAX and PyTorch on the workloads of ../shared/bench, in one run.
+# ferrax (eager and jit) beside JAX and PyTorch on the workloads of ../shared/bench, in one run.
 #
 #   bench/compare.sh                        every workload, every system, 2 s each
 #   bench/compare.sh --only W2_grad,W3      a subset (names: `peers.py list`)
@@ -63,6 +63,7 @@ record() {
 for w in $workloads; do
     echo "  $w" >&2
     record ferrax "$w" "$ferrax" "$w" --seconds "$seconds"
+    record ferrax_jit "$w" "$ferrax" "$w" --seconds "$seconds" --jit
     for s in ${systems//,/ }; do
         record "$s" "$w" "$py" "$here/peers.py" "$s" "$w" --seconds "$seconds"
     done

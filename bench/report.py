@@ -17,6 +17,7 @@ import sys
 
 SYSTEMS = [
     ("ferrax", "ferrax eager"),
+    ("ferrax_jit", "ferrax jit"),
     ("jax_jit", "JAX jit"),
     ("jax_eager", "JAX eager"),
     ("torch", "PyTorch eager"),
@@ -27,8 +28,8 @@ ISA = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx51
 
 HEADER = """# Benchmarks
 
-The latest table of `bench/compare.sh`: ferrax's eager API against JAX (jit and
-eager) and PyTorch (eager, and `torch.compile` where it applies) on the
+The latest table of `bench/compare.sh`: ferrax (eager, and through `jit`)
+against JAX (jit and eager) and PyTorch (eager, and `torch.compile` where it applies) on the
 workloads of `../shared/bench`, measured in one run on one machine. Figures from
 another machine or another run do not compare: rerun the script.
 
@@ -91,8 +92,9 @@ def main():
         "",
         "Median time of one call (each system and workload in its own process, one after the other).",
         "",
-        "| workload | " + " | ".join(name for _, name in present) + " | ferrax ÷ best peer | ferrax ÷ PyTorch |",
-        "|---" * (len(present) + 3) + "|",
+        "| workload | " + " | ".join(name for _, name in present)
+        + " | eager ÷ best peer | eager ÷ PyTorch | jit ÷ JAX jit |",
+        "|---" * (len(present) + 4) + "|",
     ]
     notes = set()
     for w in order:
@@ -108,11 +110,13 @@ def main():
             else:
                 cells.append(fmt_time(x["median_s"]))
         mine = r.get("ferrax", {}).get("median_s")
-        peers = [x["median_s"] for k, x in r.items() if k != "ferrax" and "median_s" in x]
+        peers = [x["median_s"] for k, x in r.items() if not k.startswith("ferrax") and "median_s" in x]
         best = f"{mine / min(peers):.2f}" if mine and peers else ""
         torch = r.get("torch", {}).get("median_s")
         vs_torch = f"{mine / torch:.2f}" if mine and torch else ""
-        lines.append(f"| {w} | " + " | ".join(cells) + f" | {best} | {vs_torch} |")
+        fj, jj = r.get("ferrax_jit", {}).get("median_s"), r.get("jax_jit", {}).get("median_s")
+        vs_jax = f"{fj / jj:.2f}" if fj and jj else ""
+        lines.append(f"| {w} | " + " | ".join(cells) + f" | {best} | {vs_torch} | {vs_jax} |")
     lines += [
         "",
         "Peak resident memory of the process during the timed calls, MB (in brackets: before them,"

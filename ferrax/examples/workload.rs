@@ -9,6 +9,7 @@
 //!
 //! ```sh
 //! cargo run --release --example workload -- W2_grad --seconds 2
+//! cargo run --release --example workload -- W2_grad --jit   # through jit
 //! cargo run --release --example workload -- list
 //! ```
 //!
@@ -42,7 +43,7 @@ const WORKLOADS: &[(&str, &str)] = &[
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(name) = args.first() else {
-        eprintln!("usage: workload NAME [--seconds S]   (workload list: the names)");
+        eprintln!("usage: workload NAME [--seconds S] [--jit]   (workload list: the names)");
         std::process::exit(2);
     };
     if name == "list" {
@@ -61,8 +62,13 @@ fn main() {
         },
         None => 2.0,
     };
-    let Some(mut run) = workload(name) else {
-        eprintln!("unknown workload {name:?}; `workload list` names them");
+    let jitted = args.iter().any(|a| a == "--jit");
+    if jitted && name == "memcpy_1M" {
+        println!("{{\"system\": \"ferrax_jit\", \"workload\": \"{name}\", \"skipped\": \"a copy: nothing to jit\"}}");
+        return;
+    }
+    let Some(mut run) = workload(name, jitted) else {
+        eprintln!("unknown workload {name:?}{}; `workload list` names them", if jitted { " under --jit" } else { "" });
         std::process::exit(2);
     };
     let before = memory_kb("VmRSS:");
@@ -70,8 +76,9 @@ fn main() {
     let (median, min, reps) = time(&mut *run, seconds);
     let peak = memory_kb("VmHWM:");
     println!(
-        "{{\"system\": \"ferrax\", \"workload\": \"{name}\", \"median_s\": {median:e}, \"min_s\": {min:e}, \
-         \"reps\": {reps}, \"rss_before_kb\": {before}, \"peak_rss_kb\": {peak}}}"
+        "{{\"system\": \"{}\", \"workload\": \"{name}\", \"median_s\": {median:e}, \"min_s\": {min:e}, \
+         \"reps\": {reps}, \"rss_before_kb\": {before}, \"peak_rss_kb\": {peak}}}",
+        if jitted { "ferrax_jit" } else { "ferrax" }
     );
 }
 
@@ -134,35 +141,53 @@ fn mlp_loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
     (z.logsumexp_axes(&[1], false) - (y * &z).sum_axes(&[1], false)).mean()
 }
 
-/// The workload's timed call, with its inputs built.
-fn workload(name: &str) -> Option<Box<dyn FnMut()>> {
+/// One SGD step's gradient, eager or jitted.
+type Step = dyn Fn(&Vec<Tensor>) -> Vec<Tensor>;
+
+/// `f(x)` as a timed call: eager, or through `jit(f)` (traced before timing, in the warm-up calls).
+fn call<I, O>(f: impl Fn(&I) -> O + Send + Sync + 'static, x: I, jitted: bool) -> Box<dyn FnMut()>
+where
+    I: Tree + 'static,
+    O: Tree + Send + Sync + 'static,
+{
+    if jitted {
+        let g = jit(f);
+        Box::new(move || {
+            black_box(g(&x));
+        })
+    } else {
+        Box::new(move || {
+            black_box(f(&x));
+        })
+    }
+}
+
+/// The workload's timed call, with its inputs built; with `jitted`, the
+/// function a user would jit is (the loss and gradient, the whole Jacobian,
+/// one SGD step's gradient).
+fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
     let f64_ = DType::F64;
     Some(match name {
         "W1" => {
             let x = (Tensor::scalar(2.0f32), Tensor::scalar(5.0f32));
-            let f = |x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin();
-            Box::new(move || {
-                black_box(value_and_grad(f)(&x));
-            })
+            call(value_and_grad(|x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin()), x, jitted)
         }
         "W2_loss" => {
             let (p, x, y) = mlp_problem();
-            Box::new(move || {
-                black_box(mlp_loss(&p, &x, &y));
-            })
+            call(move |p: &Vec<Tensor>| mlp_loss(p, &x, &y), p, jitted)
         }
         "W2_grad" => {
             let (p, x, y) = mlp_problem();
-            Box::new(move || {
-                black_box(value_and_grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(&p));
-            })
+            call(value_and_grad(move |p: &Vec<Tensor>| mlp_loss(p, &x, &y)), p, jitted)
         }
         "W3" => {
             let (p0, x, y) = mlp_problem();
+            let step = grad(move |p: &Vec<Tensor>| mlp_loss(p, &x, &y));
+            let step: Box<Step> = if jitted { Box::new(jit(step)) } else { Box::new(step) };
             Box::new(move || {
                 let mut p = p0.clone();
                 for _ in 0..100 {
-                    let g = grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(&p);
+                    let g = step(&p);
                     p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
                 }
                 black_box(p);
@@ -171,20 +196,22 @@ fn workload(name: &str) -> Option<Box<dyn FnMut()>> {
         "W4_jacfwd" | "W4_jacrev" => {
             let (w1, w2) = (normal(&[256, 256], f64_, 1, 0.05), normal(&[256, 256], f64_, 2, 0.05));
             let x = Tensor::randn(&[256], f64_, 3);
-            let forward = name == "W4_jacfwd";
-            Box::new(move || {
-                let f = |x: &Tensor| w2.matmul(&w1.matmul(x).tanh()).tanh();
-                black_box(if forward { jacfwd(f)(&x) } else { jacrev(f)(&x) });
-            })
+            let f = move |x: &Tensor| w2.matmul(&w1.matmul(x).tanh()).tanh();
+            if name == "W4_jacfwd" {
+                call(jacfwd(f), x, jitted)
+            } else {
+                call(jacrev(f), x, jitted)
+            }
         }
         "W5_hessian" | "W5_hvp" => {
             let a = normal(&[300, 200], f64_, 1, 0.05);
             let (x, v) = (Tensor::randn(&[200], f64_, 2), Tensor::randn(&[200], f64_, 3));
-            let full = name == "W5_hessian";
-            Box::new(move || {
-                let f = |x: &Tensor| a.matmul(x).softplus().sum() + x.square().sum() * 0.5;
-                black_box(if full { hessian(f)(&x) } else { hvp(f, &x, &v) });
-            })
+            let f = move |x: &Tensor| a.matmul(x).softplus().sum() + x.square().sum() * 0.5;
+            if name == "W5_hessian" {
+                call(hessian(f), x, jitted)
+            } else {
+                call(move |xv: &(Tensor, Tensor)| hvp(&f, &xv.0, &xv.1), (x, v), jitted)
+            }
         }
         "W6" => {
             let f32 = DType::F32;
@@ -200,39 +227,24 @@ fn workload(name: &str) -> Option<Box<dyn FnMut()>> {
                 &[None, None, Some(0), Some(0)],
                 &[0],
             );
-            let args = (params, x, y);
-            Box::new(move || {
-                black_box(per_example(&args));
-            })
+            call(per_example, (params, x, y), jitted)
         }
         "W7_f32" | "W7_f64" => {
             let dtype = if name == "W7_f32" { DType::F32 } else { f64_ };
             let (a, b) = (Tensor::randn(&[1024, 1024], dtype, 1), Tensor::randn(&[1024, 1024], dtype, 2));
-            Box::new(move || {
-                black_box(a.matmul(&b));
-            })
+            call(|ab: &(Tensor, Tensor)| ab.0.matmul(&ab.1), (a, b), jitted)
         }
-        "memcpy_1M" | "exp_1M" | "tanh_1M" => {
-            let x = Tensor::randn(&[1 << 20], DType::F32, 1);
+        "exp_1M" => call(|x: &Tensor| x.exp(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "tanh_1M" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "memcpy_1M" if !jitted => {
             // The copy is into a vector allocated once, split across threads
             // as ferrax's kernels are: the memory bandwidth the two kernels
             // are judged against, without allocation.
-            let raw: Vec<f32> = x.to_vec();
+            let raw: Vec<f32> = Tensor::randn(&[1 << 20], DType::F32, 1).to_vec();
             let mut dst = vec![0.0f32; raw.len()];
-            let op = name.to_string();
-            Box::new(move || match op.as_str() {
-                "memcpy_1M" => {
-                    fill_chunks(&mut dst, CHEAP, |start, chunk| {
-                        chunk.copy_from_slice(&raw[start..start + chunk.len()])
-                    });
-                    black_box(&mut dst);
-                }
-                "exp_1M" => {
-                    black_box(x.exp());
-                }
-                _ => {
-                    black_box(x.tanh());
-                }
+            Box::new(move || {
+                fill_chunks(&mut dst, CHEAP, |start, chunk| chunk.copy_from_slice(&raw[start..start + chunk.len()]));
+                black_box(&mut dst);
             })
         }
         _ => return None,

@@ -6,6 +6,7 @@
 //! graph these are the residuals of the forward pass), or the output of one
 //! equation. Equations are in evaluation order.
 
+mod optimize;
 mod print;
 mod transpose;
 
@@ -202,7 +203,7 @@ impl Graph {
 
     /// The index of the last equation reading each variable (`None`: none
     /// does, or an output reads it).
-    fn last_uses(&self) -> Vec<Option<usize>> {
+    pub(crate) fn last_uses(&self) -> Vec<Option<usize>> {
         let mut last = vec![None; self.avals.len()];
         for (i, e) in self.eqns.iter().enumerate() {
             for &v in &e.inputs {

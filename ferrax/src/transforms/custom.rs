@@ -33,20 +33,20 @@ use super::staging::Staging;
 use super::vmap::vmap;
 
 /// A function of flat operands giving flat outputs.
-type Fun = Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>;
+pub(super) type Fun = Arc<dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync>;
 /// A jvp rule: (all operands, tangents of the function's own inputs) to the output tangents.
 type Rule = Arc<dyn Fn(&[Tensor], &[Tensor]) -> Vec<Tensor> + Send + Sync>;
 
 /// A user function staged on abstract inputs: its graph (captured tracers
 /// hoisted to inputs after the others), the structure of its output, and
 /// the tracers, to be passed back in.
-struct Staged<O> {
-    graph: Arc<Graph>,
-    out: O,
-    captured: Vec<Tensor>,
+pub(super) struct Staged<O> {
+    pub(super) graph: Arc<Graph>,
+    pub(super) out: O,
+    pub(super) captured: Vec<Tensor>,
 }
 
-fn stage<O: Tree>(avals: &[Aval], f: impl FnOnce(Vec<Tensor>) -> O) -> Staged<O> {
+pub(super) fn stage<O: Tree>(avals: &[Aval], f: impl FnOnce(Vec<Tensor>) -> O) -> Staged<O> {
     let staging = Staging::new();
     let ins: Vec<Tensor> = avals.iter().map(|a| staging.input(a.clone())).collect();
     let out = f(ins);
@@ -57,24 +57,24 @@ fn stage<O: Tree>(avals: &[Aval], f: impl FnOnce(Vec<Tensor>) -> O) -> Staged<O>
 }
 
 impl<O> Staged<O> {
-    fn out_avals(&self) -> Vec<Aval> {
+    pub(super) fn out_avals(&self) -> Vec<Aval> {
         self.graph.outputs.iter().map(|&v| self.graph.avals[v].clone()).collect()
     }
 }
 
 /// `x`'s structure with these leaves, as the `&I` a user function takes.
-fn call_with<I: TreeRef + ?Sized, R>(x: &I, leaves: Vec<Tensor>, f: impl FnOnce(&I) -> R) -> R {
+pub(super) fn call_with<I: TreeRef + ?Sized, R>(x: &I, leaves: Vec<Tensor>, f: impl FnOnce(&I) -> R) -> R {
     let owned = x.with_leaves_owned(leaves);
     f(Borrow::<I>::borrow(&owned))
 }
 
-fn avals_of(xs: &[Tensor]) -> Vec<Aval> {
+pub(super) fn avals_of(xs: &[Tensor]) -> Vec<Aval> {
     xs.iter().map(|x| x.aval().clone()).collect()
 }
 
 /// The graph as a function of its inputs (evaluated with `bind`, so
 /// enclosing transformations trace it).
-fn as_fun(graph: &Arc<Graph>) -> Fun {
+pub(super) fn as_fun(graph: &Arc<Graph>) -> Fun {
     let g = graph.clone();
     Arc::new(move |args: &[Tensor]| g.eval(args))
 }
@@ -86,17 +86,17 @@ fn vmapped(f: &Fun) -> Fun {
 }
 
 /// Every input with its batch axis first (unbatched ones broadcast).
-fn all_batched_first(x: &[Tensor], axes: &[Option<usize>], size: usize) -> Vec<Tensor> {
+pub(super) fn all_batched_first(x: &[Tensor], axes: &[Option<usize>], size: usize) -> Vec<Tensor> {
     x.iter().zip(axes).map(|(v, &a)| batch_first(v, a, size)).collect()
 }
 
 /// Tangents with symbolic zeros made explicit.
-fn dense(x: &[Tensor], t: &[Option<Tensor>]) -> Vec<Tensor> {
+pub(super) fn dense(x: &[Tensor], t: &[Option<Tensor>]) -> Vec<Tensor> {
     x.iter().zip(t).map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like())).collect()
 }
 
 /// Every aval with a leading batch axis of `size`.
-fn batched_avals(avals: &[Aval], size: usize) -> Vec<Aval> {
+pub(super) fn batched_avals(avals: &[Aval], size: usize) -> Vec<Aval> {
     avals
         .iter()
         .map(|a| {
@@ -108,13 +108,13 @@ fn batched_avals(avals: &[Aval], size: usize) -> Vec<Aval> {
 }
 
 /// Concrete arrays as tensors.
-fn tensors(ins: &[&Array]) -> Vec<Tensor> {
+pub(super) fn tensors(ins: &[&Array]) -> Vec<Tensor> {
     ins.iter().map(|a| Tensor::from_array((*a).clone())).collect()
 }
 
 /// Every output concrete: the user's function may not return a value it
 /// captured from an enclosing transformation without passing it in.
-fn arrays(who: &str, outs: Vec<Tensor>) -> Outs<Array> {
+pub(super) fn arrays(who: &str, outs: Vec<Tensor>) -> Outs<Array> {
     outs.iter()
         .map(|y| y.array().cloned().unwrap_or_else(|| panic!("{who}: internal error: a traced output")))
         .collect()
@@ -149,7 +149,7 @@ fn check_rule_avals(who: &str, what: &str, got: &[Aval], want: &[Aval], of: &str
 }
 
 /// The identity of a user function, for primitive equality: the address of its shared closure.
-fn id_of<T: ?Sized>(f: &Arc<T>) -> usize {
+pub(super) fn id_of<T: ?Sized>(f: &Arc<T>) -> usize {
     Arc::as_ptr(f) as *const () as usize
 }
 
@@ -631,9 +631,9 @@ impl Primitive for Checkpoint {
 /// `x_dot`, computed by re-running the function inside a jvp (forward) or vjp
 /// (transpose).
 #[derive(Clone)]
-struct CheckpointTangent {
-    f: Fun,
-    outs: Vec<Aval>,
+pub(super) struct CheckpointTangent {
+    pub(super) f: Fun,
+    pub(super) outs: Vec<Aval>,
 }
 
 impl fmt::Debug for CheckpointTangent {

@@ -1,9 +1,10 @@
 //! Function transformations: `jvp` (forward mode); `linearize`, `vjp`,
 //! `grad` and `value_and_grad` (reverse mode); `vmap` and `vmap_axes`
-//! (vectorisation); `jacfwd`, `jacrev`, `hessian`, `hvp`; `make_graph` (staging).
+//! (vectorisation); `jacfwd`, `jacrev`, `hessian`, `hvp`; `jit`; `make_graph` (staging).
 
 mod custom;
 mod jacobian;
+mod jit;
 mod jvp;
 mod linearize;
 mod staging;
@@ -12,6 +13,7 @@ mod vmap;
 
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jacobian::{hessian, hvp, jacfwd, jacrev, JacobianOut};
+pub use jit::{jit, Jit, JitStats};
 pub use jvp::jvp;
 pub use linearize::{grad, grad_with_aux, linearize, value_and_grad, value_and_grad_with_aux, vjp};
 pub use staging::make_graph;

@@ -1,0 +1,256 @@
+//! `jit`: stage a function once per input signature, simplify the graph,
+//! cache it, and run it without tracing.
+//!
+//! A call of a jitted function is one primitive, [`JitCall`], whose operands
+//! are the function's inputs (and the values of enclosing transformations it
+//! captured). Its evaluation interprets the cached graph directly on arrays:
+//! no tracing, no tree handling and no `bind` per operation. Under `jvp`,
+//! `grad` and `vmap` it has rules like `checkpoint`'s, so jit composes with
+//! every transformation in both orders; `jit(grad(f))` stages the gradient
+//! itself and is the fast form, as in JAX.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::array::{Array, Aval};
+use crate::core::{bind_all, Kind, Outs, Param, Params, Primitive, Tensor};
+use crate::graph::{Def, Graph};
+use crate::tree::{Tree, TreeRef};
+
+use super::custom::{
+    all_batched_first, as_fun, avals_of, batched_avals, call_with, dense, id_of, stage, CheckpointTangent, Staged,
+};
+use super::vmap::vmap;
+
+/// How often a jitted function was staged and how often a staged program was reused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Calls that traced the function (a new input signature, or captured tracers).
+    pub traces: usize,
+    /// Calls that ran a cached program.
+    pub hits: usize,
+}
+
+/// A jitted function with its cache: call it, see its program, count its traces.
+///
+/// [`jit`] returns the same thing as a plain closure.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// use ferrax::transforms::Jit;
+/// let f = Jit::new(|x: &Tensor| (x.sin() * x).sum());
+/// let x = Tensor::from_vec(vec![0.5, 1.0], &[2]);
+/// let y = f.call(&x);
+/// assert!((y.item() - (0.5f64.sin() * 0.5 + 1.0f64.sin())).abs() < 1e-15);
+/// f.call(&x);
+/// assert_eq!((f.stats().traces, f.stats().hits), (1, 1));
+/// assert!(f.lower(&x).to_string().contains("reduce_sum"));
+/// ```
+pub struct Jit<I: ?Sized, O, F> {
+    f: F,
+    cache: Mutex<HashMap<Vec<Aval>, Arc<Staged<O>>>>,
+    traces: AtomicUsize,
+    hits: AtomicUsize,
+    _input: std::marker::PhantomData<fn(&I)>,
+}
+
+impl<I, O, F> Jit<I, O, F>
+where
+    I: TreeRef + ?Sized,
+    O: Tree,
+    F: Fn(&I) -> O,
+{
+    /// `f`, to be staged at its first call with each input signature.
+    pub fn new(f: F) -> Jit<I, O, F> {
+        Jit {
+            f,
+            cache: Mutex::new(HashMap::new()),
+            traces: AtomicUsize::new(0),
+            hits: AtomicUsize::new(0),
+            _input: std::marker::PhantomData,
+        }
+    }
+
+    /// The staged, simplified program for inputs like `x`, from the cache or traced now.
+    fn staged(&self, x: &I, xs: &[Tensor]) -> Arc<Staged<O>> {
+        let avals = avals_of(xs);
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&avals) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return hit.clone();
+        }
+        self.traces.fetch_add(1, Ordering::Relaxed);
+        let traced =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage(&avals, |ins| call_with(x, ins, &self.f))));
+        let mut staged = match traced {
+            Ok(s) => s,
+            Err(p) => {
+                let why = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!(
+                    "jit: tracing the function failed. Under jit a tensor stands for every value of its shape \
+                     and dtype, so its values cannot be read (item, to_vec, a Rust `if` on a tensor): compute \
+                     with tensor operations instead (where_ for a branch), or call the function without jit. \
+                     The error was: {why}"
+                );
+            }
+        };
+        staged.graph = Arc::new(staged.graph.optimized());
+        let staged = Arc::new(staged);
+        // With captured tracers the program belongs to this call's enclosing transformation only.
+        if staged.captured.is_empty() {
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(avals, staged.clone());
+        }
+        staged
+    }
+
+    /// `f(x)`, through the cached program for `x`'s signature.
+    pub fn call(&self, x: &I) -> O {
+        let xs = x.ref_leaves();
+        let staged = self.staged(x, &xs);
+        let mut operands = xs;
+        operands.extend(staged.captured.iter().cloned());
+        let prim = JitCall { graph: staged.graph.clone(), outs: staged.out_avals(), batched: Default::default() };
+        staged.out.with_leaves(bind_all(prim, &operands).into_vec())
+    }
+
+    /// The simplified program that a call with inputs like `x` runs, as
+    /// `jax.jit(f).lower(x)` shows it; its `Display` prints one equation a line.
+    pub fn lower(&self, x: &I) -> Graph {
+        let xs = x.ref_leaves();
+        (*self.staged(x, &xs).graph).clone()
+    }
+
+    /// How many calls traced the function and how many reused a program.
+    pub fn stats(&self) -> JitStats {
+        JitStats { traces: self.traces.load(Ordering::Relaxed), hits: self.hits.load(Ordering::Relaxed) }
+    }
+}
+
+/// Just-in-time staging: `jit(f)` computes what `f` does, but traces `f` only
+/// once per input signature (the shapes and dtypes of its input leaves),
+/// simplifies the program (shared subexpressions, dead code) and runs it
+/// from then on without tracing. Every transformation applies to it, in
+/// either order; `jit(grad(f))` is the fast form of a gradient. The
+/// function is `Send + Sync`, and its cache is shared by the threads
+/// that call it.
+///
+/// Under jit a tensor stands for all values of its shape and dtype: reading
+/// values (`item`, `to_vec`, a Rust `if` on a tensor) panics while tracing,
+/// with a message that says so, and leaves the cache as it was. Tensors the
+/// function captures are constants of the program. Results are bit for bit
+/// those of the function run eagerly: nothing is reordered.
+///
+/// Use [`Jit`] to see the program or count traces. Not yet: fusion of
+/// elementwise operations, and static (untraced) arguments.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let loss = |w: &Tensor| (w.tanh() * w).sum();
+/// let fast_grad = jit(grad(loss));
+/// let w = Tensor::from_vec(vec![0.1, -0.4, 2.0], &[3]);
+/// assert_eq!(fast_grad(&w).to_vec::<f64>(), grad(loss)(&w).to_vec::<f64>());
+/// ```
+pub fn jit<I, O>(f: impl Fn(&I) -> O + Send + Sync) -> impl Fn(&I) -> O + Send + Sync
+where
+    I: TreeRef + ?Sized,
+    O: Tree + Send + Sync,
+{
+    let jitted = Jit::new(f);
+    move |x: &I| jitted.call(x)
+}
+
+/// The primitive of one call of a jitted function: its operands are the
+/// function's inputs and then what it captured.
+#[derive(Clone)]
+struct JitCall {
+    graph: Arc<Graph>,
+    outs: Vec<Aval>,
+    /// The program mapped over a leading axis of every operand, by batch size.
+    batched: Arc<Mutex<HashMap<usize, Arc<Graph>>>>,
+}
+
+impl fmt::Debug for JitCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JitCall({} equations)", self.graph.eqns.len())
+    }
+}
+
+impl Primitive for JitCall {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+    fn params(&self) -> Params {
+        vec![("program", Param::Id(id_of(&self.graph)))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Call
+    }
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        interpret(&self.graph, ins)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        // As checkpoint: the tangent is a function of the inputs and their
+        // tangents, linear in the latter, transposed through a vjp of the program.
+        let mut args = x.to_vec();
+        args.extend(dense(x, t));
+        bind_all(CheckpointTangent { f: as_fun(&self.graph), outs: self.outs.clone() }, &args)
+            .into_iter()
+            .map(Some)
+            .collect()
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        let graph = self
+            .batched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(size)
+            .or_insert_with(|| {
+                let in_avals: Vec<Aval> = self.graph.inputs.iter().map(|&v| self.graph.avals[v].clone()).collect();
+                let f = as_fun(&self.graph);
+                let staged = stage(&batched_avals(&in_avals, size), |ins| vmap(|xs: &Vec<Tensor>| f(xs))(&ins));
+                Arc::new(staged.graph.optimized())
+            })
+            .clone();
+        let batched = JitCall { graph, outs: batched_avals(&self.outs, size), batched: Default::default() };
+        let outs = bind_all(batched, &all_batched_first(x, axes, size));
+        let n = outs.len();
+        (outs, smallvec::smallvec![Some(0); n])
+    }
+}
+
+/// Runs `graph` on concrete inputs, each equation's primitive evaluated
+/// directly; intermediates are dropped after their last use.
+fn interpret(graph: &Graph, ins: &[&Array]) -> Outs<Array> {
+    let mut env: Vec<Option<Array>> = vec![None; graph.avals.len()];
+    for (&v, a) in graph.inputs.iter().zip(ins) {
+        env[v] = Some((*a).clone());
+    }
+    for (v, t) in &graph.consts {
+        env[*v] =
+            Some(t.array().cloned().expect("jit: a program's constants are concrete (captured tracers are operands)"));
+    }
+    let last_use = graph.last_uses();
+    for (i, e) in graph.eqns.iter().enumerate() {
+        let outs = {
+            let args: Vec<&Array> = e.inputs.iter().map(|&v| env[v].as_ref().expect("defined before use")).collect();
+            e.prim.eval(&args)
+        };
+        for (&v, y) in e.outs.iter().zip(outs) {
+            env[v] = Some(y);
+        }
+        for &v in &e.inputs {
+            if last_use[v] == Some(i) && matches!(graph.defs[v], Def::Eqn(_)) {
+                env[v] = None;
+            }
+        }
+    }
+    graph.outputs.iter().map(|&v| env[v].clone().expect("outputs are defined")).collect()
+}

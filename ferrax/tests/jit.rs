@@ -1,0 +1,166 @@
+//! `jit`: results equal to eager ones bit for bit, one trace per signature,
+//! and every transformation composed with it in both orders.
+
+use ferrax::prelude::*;
+use ferrax::transforms::{Jit, JitStats};
+
+// `&Vec`, not a slice: the function's input is the tree `Vec<Tensor>`.
+#[allow(clippy::ptr_arg)]
+fn mlp_loss(p: &Vec<Tensor>) -> Tensor {
+    let x = Tensor::from_vec((0..12).map(|i| (i as f64 * 0.37).sin()).collect(), &[4, 3]);
+    let h = (x.matmul(&p[0]) + &p[1]).tanh();
+    (h.matmul(&p[2]).logsumexp_axes(&[1], false) - h.sum_axes(&[1], false)).mean()
+}
+
+fn params() -> Vec<Tensor> {
+    vec![
+        Tensor::randn(&[3, 5], DType::F64, 1) * 0.5,
+        Tensor::randn(&[5], DType::F64, 2) * 0.1,
+        Tensor::randn(&[5, 2], DType::F64, 3) * 0.5,
+    ]
+}
+
+fn same(a: &Tensor, b: &Tensor) -> bool {
+    a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vec::<f64>() == b.to_vec::<f64>()
+}
+
+fn all_same(a: &[Tensor], b: &[Tensor]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+}
+
+#[test]
+fn results_are_bit_for_bit_and_traced_once_per_signature() {
+    let f = Jit::new(mlp_loss);
+    let p = params();
+    assert!(same(&f.call(&p), &mlp_loss(&p)));
+    let q: Vec<Tensor> = p.iter().map(|t| t * 1.5).collect();
+    assert!(same(&f.call(&q), &mlp_loss(&q)));
+    assert_eq!(f.stats(), JitStats { traces: 1, hits: 1 });
+    // Another shape is another signature.
+    let wide = vec![
+        Tensor::randn(&[3, 7], DType::F64, 4),
+        Tensor::zeros(&[7], DType::F64),
+        Tensor::randn(&[7, 2], DType::F64, 5),
+    ];
+    assert!(same(&f.call(&wide), &mlp_loss(&wide)));
+    assert_eq!(f.stats(), JitStats { traces: 2, hits: 1 });
+}
+
+#[test]
+fn the_program_is_simplified() {
+    let f = Jit::new(|x: &Tensor| {
+        let _unused = x.exp().sum();
+        x.sin() * x.sin()
+    });
+    let x = Tensor::from_vec(vec![0.3, 0.6], &[2]);
+    let program = f.lower(&x).to_string();
+    assert_eq!(program, "{ lambda a:f64[2] .\n    b:f64[2] = sin a\n    c:f64[2] = mul b b\n  in (c) }");
+    assert!(same(&f.call(&x), &(x.sin() * x.sin())));
+}
+
+#[test]
+fn jit_of_grad_and_grad_of_jit_equal_grad() {
+    let p = params();
+    let want = grad(mlp_loss)(&p);
+    assert!(all_same(&jit(grad(mlp_loss))(&p), &want), "jit(grad(f))");
+    // grad of a jitted function recomputes through the program: equal up to rounding order.
+    let got = grad(jit(mlp_loss))(&p);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs().max().item() < 1e-15, "grad(jit(f))");
+    }
+    let (v, g) = jit(value_and_grad(mlp_loss))(&p);
+    assert!(same(&v, &mlp_loss(&p)) && all_same(&g, &want));
+}
+
+#[test]
+fn gradients_of_a_jitted_function_check_to_second_order() {
+    let f = jit(|x: &Tensor| (x.sin() * x.exp()).sum() + x.tanh().square().sum());
+    let x = Tensor::from_vec(vec![0.3, -0.7, 1.1], &[3]);
+    check_grads(&f, &x, 2).unwrap();
+    let h = hessian(&f)(&x);
+    let eager = hessian(|x: &Tensor| (x.sin() * x.exp()).sum() + x.tanh().square().sum())(&x);
+    assert!((h - eager).abs().max().item() < 1e-13);
+    let jf = jacfwd(jit(|x: &Tensor| x.sin() * x))(&x);
+    let jr = jacrev(|x: &Tensor| x.sin() * x)(&x);
+    assert!((jf - jr).abs().max().item() < 1e-15);
+}
+
+#[test]
+fn vmap_and_jit_compose_both_ways() {
+    let f = |x: &Tensor| (x.matmul(&x.t()) + x.sum()).tanh();
+    let xs = Tensor::randn(&[4, 3, 2], DType::F64, 7);
+    let want = vmap(f)(&xs);
+    assert!(same(&jit(vmap(f))(&xs), &want), "jit(vmap(f))");
+    assert!(same(&vmap(jit(f))(&xs), &want), "vmap(jit(f))");
+    assert!(same(&jit(jit(f))(&xs.slice(0, 0, 1).squeeze(0)), &f(&xs.slice(0, 0, 1).squeeze(0))), "jit(jit(f))");
+    // Per-example gradients through a jitted loss.
+    let loss = jit(|p: &(Tensor, Tensor)| (p.0.matmul(&p.1)).tanh().sum());
+    let w = Tensor::randn(&[2], DType::F64, 8);
+    let per_example = vmap_axes(
+        |a: &(Tensor, Tensor)| grad(|w: &Tensor| loss(&(a.0.clone(), w.clone())))(&a.1),
+        &[Some(0), None],
+        &[0],
+    );
+    let eager =
+        vmap_axes(|a: &(Tensor, Tensor)| grad(|w: &Tensor| a.0.matmul(w).tanh().sum())(&a.1), &[Some(0), None], &[0]);
+    let (got, want) = (per_example(&(xs.clone(), w.clone())), eager(&(xs, w)));
+    assert!((got - want).abs().max().item() < 1e-15);
+}
+
+#[test]
+fn captured_tensors_are_constants_and_captured_tracers_are_operands() {
+    let a = Tensor::from_vec(vec![2.0, 3.0], &[2]);
+    let f = Jit::new(|x: &Tensor| x * &a);
+    let x = Tensor::from_vec(vec![1.0, -1.0], &[2]);
+    assert_eq!(f.call(&x).to_vec::<f64>(), vec![2.0, -3.0]);
+    // Inside grad, the jitted function closes over the differentiated value.
+    let g = grad(|w: &Tensor| jit(|x: &Tensor| (x * w).sin().sum())(&x))(&a);
+    let want = grad(|w: &Tensor| (&x * w).sin().sum())(&a);
+    assert!((g - want).abs().max().item() < 1e-15);
+}
+
+#[test]
+fn custom_rules_and_checkpoint_inside_jit() {
+    let softclip = custom_jvp(|x: &Tensor| x.tanh(), |x: &Tensor, t: &Tensor| t * (1.0 - x.tanh().square()));
+    let block = checkpoint(|x: &Tensor| x.sin().exp());
+    let f = |x: &Tensor| (softclip(x) + block(x)).sum();
+    let x = Tensor::from_vec(vec![0.2, 0.9], &[2]);
+    assert!(same(&jit(f)(&x), &f(&x)));
+    assert!(all_same(&[jit(grad(f))(&x)], &[grad(f)(&x)]));
+}
+
+#[test]
+fn reading_a_traced_value_panics_and_the_next_call_works() {
+    let bad = jit(|x: &Tensor| if x.sum().item() > 0.0 { x.sin() } else { x.cos() });
+    let x = Tensor::from_vec(vec![1.0, 2.0], &[2]);
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bad(&x))).unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("jit: tracing the function failed") && msg.contains("where_"), "{msg}");
+    // Nothing is left behind: eager code, other jitted functions and transformations work.
+    assert_eq!((x.sin() * 2.0).to_vec::<f64>(), vec![2.0 * 1f64.sin(), 2.0 * 2f64.sin()]);
+    let good = jit(|x: &Tensor| where_(&x.sum().gt(&Tensor::scalar(0.0)), &x.sin(), &x.cos()));
+    assert!(same(&good(&x), &x.sin()));
+    assert!(same(&grad(|x: &Tensor| good(x).sum())(&x), &x.cos()));
+}
+
+#[test]
+fn a_jitted_function_is_shared_between_threads() {
+    let f = std::sync::Arc::new(Jit::new(mlp_loss));
+    let p = params();
+    let want = mlp_loss(&p);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (f, p, want) = (f.clone(), p.clone(), want.clone());
+            s.spawn(move || {
+                for _ in 0..10 {
+                    assert!(same(&f.call(&p), &want));
+                }
+            });
+        }
+    });
+    let stats = f.stats();
+    assert_eq!(stats.traces + stats.hits, 40);
+    assert!(stats.traces <= 4, "at most one trace per thread racing for the first call: {stats:?}");
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&jit(mlp_loss));
+}
