@@ -81,6 +81,18 @@ impl std::fmt::Display for GraphError {
 impl std::error::Error for GraphError {}
 
 impl Graph {
+    /// A graph with no variables.
+    fn empty() -> Graph {
+        Graph {
+            avals: Vec::new(),
+            defs: Vec::new(),
+            inputs: Vec::new(),
+            consts: Vec::new(),
+            eqns: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
     /// Checks every equation against its primitive's shape rule and the
     /// variable numbering (each operand defined before use). Run after every
     /// graph is built in debug builds; tests call it directly.
@@ -234,17 +246,7 @@ impl Default for GraphBuilder {
 impl GraphBuilder {
     /// An empty graph.
     pub fn new() -> GraphBuilder {
-        GraphBuilder {
-            graph: Graph {
-                avals: Vec::new(),
-                defs: Vec::new(),
-                inputs: Vec::new(),
-                consts: Vec::new(),
-                eqns: Vec::new(),
-                outputs: Vec::new(),
-            },
-            const_ids: HashMap::new(),
-        }
+        GraphBuilder { graph: Graph::empty(), const_ids: HashMap::new() }
     }
 
     fn new_var(&mut self, aval: Aval, def: Def) -> Var {

@@ -76,14 +76,7 @@ impl Graph {
         }
         // Renumber in the original order: inputs, live constants, kept equations.
         let mut new_of: Vec<Option<Var>> = vec![None; n];
-        let mut out = Graph {
-            avals: Vec::new(),
-            defs: Vec::new(),
-            inputs: Vec::new(),
-            consts: Vec::new(),
-            eqns: Vec::new(),
-            outputs: Vec::new(),
-        };
+        let mut out = Graph::empty();
         let fresh = |out: &mut Graph, new_of: &mut [Option<Var>], old: Var, def: Def| {
             out.avals.push(self.avals[old].clone());
             out.defs.push(def);
