@@ -57,8 +57,8 @@ pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
 pub use crate::prims::where_;
 pub use crate::transforms::{
-    checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jvp, linearize,
-    make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
+    checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jit_static, jvp,
+    linearize, make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
 };
 pub use crate::tree::{device_put, Tree};
 pub use ferrax_derive::Tree;
@@ -76,8 +76,9 @@ pub mod prelude {
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
     pub use crate::prims::where_;
     pub use crate::transforms::{
-        checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jvp, linearize,
-        make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
+        checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jit_static, jvp,
+        linearize, make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut,
+        Tape,
     };
     pub use crate::tree::{device_put, Tree};
     pub use ferrax_derive::Tree;

@@ -164,3 +164,24 @@ fn a_jitted_function_is_shared_between_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     send_sync(&jit(mlp_loss));
 }
+
+#[test]
+fn static_arguments_steer_the_program_and_key_the_cache() {
+    // The number of steps decides the program's length: a static argument.
+    let euler = Jit::with_static(|y: &Tensor, steps: &usize| {
+        let h = 1.0 / *steps as f64;
+        (0..*steps).fold(y.clone(), |y, _| &y + &(y.sin() * h))
+    });
+    let y0 = Tensor::from_vec(vec![0.5, 1.0], &[2]);
+    let eager = |steps: usize| (0..steps).fold(y0.clone(), |y, _| &y + &(y.sin() * (1.0 / steps as f64)));
+    assert!(same(&euler.call_static(&y0, &4), &eager(4)));
+    assert!(same(&euler.call_static(&y0, &10), &eager(10)));
+    assert!(same(&euler.call_static(&y0, &4), &eager(4)));
+    assert_eq!(euler.stats(), JitStats { traces: 2, hits: 1 });
+    assert_eq!(euler.lower_static(&y0, &4).eqns.len(), 12, "three equations per step");
+    // Static arguments compose with differentiation of the traced ones.
+    let f = jit_static(|y: &Tensor, steps: &usize| (0..*steps).fold(y.clone(), |y, _| &y + &(y.sin() * 0.1)).sum());
+    let g = grad(|y: &Tensor| f(y, &3))(&y0);
+    let want = grad(|y: &Tensor| (0..3).fold(y.clone(), |y, _| &y + &(y.sin() * 0.1)).sum())(&y0);
+    assert!((g - want).abs().max().item() < 1e-15);
+}

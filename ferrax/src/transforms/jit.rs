@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +34,9 @@ pub struct JitStats {
     pub hits: usize,
 }
 
+/// What a program is cached by: the input leaves' avals and the static value.
+type Key<S> = (Vec<Aval>, S);
+
 /// A jitted function with its cache: call it, see its program, count its traces.
 ///
 /// [`jit`] returns the same thing as a plain closure.
@@ -48,22 +52,21 @@ pub struct JitStats {
 /// assert_eq!((f.stats().traces, f.stats().hits), (1, 1));
 /// assert!(f.lower(&x).to_string().contains("reduce_sum"));
 /// ```
-pub struct Jit<I: ?Sized, O, F> {
+pub struct Jit<I: ?Sized, O, F, S = ()> {
     f: F,
-    cache: Mutex<HashMap<Vec<Aval>, Arc<Staged<O>>>>,
+    cache: Mutex<HashMap<Key<S>, Arc<Staged<O>>>>,
     traces: AtomicUsize,
     hits: AtomicUsize,
     _input: std::marker::PhantomData<fn(&I)>,
 }
 
-impl<I, O, F> Jit<I, O, F>
+impl<I, O, F, S> Jit<I, O, F, S>
 where
     I: TreeRef + ?Sized,
     O: Tree,
-    F: Fn(&I) -> O,
+    S: Hash + Eq + Clone,
 {
-    /// `f`, to be staged at its first call with each input signature.
-    pub fn new(f: F) -> Jit<I, O, F> {
+    fn with_fn(f: F) -> Jit<I, O, F, S> {
         Jit {
             f,
             cache: Mutex::new(HashMap::new()),
@@ -73,16 +76,18 @@ where
         }
     }
 
-    /// The staged, simplified program for inputs like `x`, from the cache or traced now.
-    fn staged(&self, x: &I, xs: &[Tensor]) -> Arc<Staged<O>> {
-        let avals = avals_of(xs);
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&avals) {
+    /// The staged, simplified program for inputs like `x` and the static
+    /// value `s`, from the cache or traced now by `call`.
+    fn staged(&self, x: &I, xs: &[Tensor], s: &S, call: impl Fn(&F, &I) -> O) -> Arc<Staged<O>> {
+        let key = (avals_of(xs), s.clone());
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return hit.clone();
         }
         self.traces.fetch_add(1, Ordering::Relaxed);
-        let traced =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage(&avals, |ins| call_with(x, ins, &self.f))));
+        let traced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stage(&key.0, |ins| call_with(x, ins, |x: &I| call(&self.f, x)))
+        }));
         let mut staged = match traced {
             Ok(s) => s,
             Err(p) => {
@@ -94,8 +99,9 @@ where
                 panic!(
                     "jit: tracing the function failed. Under jit a tensor stands for every value of its shape \
                      and dtype, so its values cannot be read (item, to_vec, a Rust `if` on a tensor): compute \
-                     with tensor operations instead (where_ for a branch), or call the function without jit. \
-                     The error was: {why}"
+                     with tensor operations instead (where_ for a branch), pass what decides the program's \
+                     structure as a static argument (Jit::with_static, jit_static), or call the function \
+                     without jit. The error was: {why}"
                 );
             }
         };
@@ -103,31 +109,85 @@ where
         let staged = Arc::new(staged);
         // With captured tracers the program belongs to this call's enclosing transformation only.
         if staged.captured.is_empty() {
-            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(avals, staged.clone());
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, staged.clone());
         }
         staged
     }
 
-    /// `f(x)`, through the cached program for `x`'s signature.
-    pub fn call(&self, x: &I) -> O {
+    fn run(&self, x: &I, s: &S, call: impl Fn(&F, &I) -> O) -> O {
         let xs = x.ref_leaves();
-        let staged = self.staged(x, &xs);
+        let staged = self.staged(x, &xs, s, call);
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
         let prim = JitCall { graph: staged.graph.clone(), outs: staged.out_avals(), batched: Default::default() };
         staged.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 
+    /// How many calls traced the function and how many reused a program.
+    pub fn stats(&self) -> JitStats {
+        JitStats { traces: self.traces.load(Ordering::Relaxed), hits: self.hits.load(Ordering::Relaxed) }
+    }
+}
+
+impl<I, O, F> Jit<I, O, F>
+where
+    I: TreeRef + ?Sized,
+    O: Tree,
+    F: Fn(&I) -> O,
+{
+    /// `f`, to be staged at its first call with each input signature.
+    pub fn new(f: F) -> Jit<I, O, F> {
+        Jit::with_fn(f)
+    }
+
+    /// `f(x)`, through the cached program for `x`'s signature.
+    pub fn call(&self, x: &I) -> O {
+        self.run(x, &(), |f, x| f(x))
+    }
+
     /// The simplified program that a call with inputs like `x` runs, as
     /// `jax.jit(f).lower(x)` shows it; its `Display` prints one equation a line.
     pub fn lower(&self, x: &I) -> Graph {
         let xs = x.ref_leaves();
-        (*self.staged(x, &xs).graph).clone()
+        (*self.staged(x, &xs, &(), |f, x| f(x)).graph).clone()
+    }
+}
+
+impl<I, O, F, S> Jit<I, O, F, S>
+where
+    I: TreeRef + ?Sized,
+    O: Tree,
+    S: Hash + Eq + Clone,
+    F: Fn(&I, &S) -> O,
+{
+    /// `f` with a static argument: a value that is not traced but decides
+    /// the program's structure (a number of steps, a flag, a shape), as
+    /// JAX's `static_argnums`. Programs are cached per input signature and
+    /// static value, so each distinct value traces once.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// use ferrax::transforms::Jit;
+    /// let power = Jit::with_static(|x: &Tensor, n: &u32| (0..*n).fold(Tensor::ones(x.shape(), x.dtype()), |acc, _| acc * x));
+    /// let x = Tensor::from_vec(vec![2.0, 3.0], &[2]);
+    /// assert_eq!(power.call_static(&x, &3).to_vec::<f64>(), vec![8.0, 27.0]);
+    /// assert_eq!(power.call_static(&x, &2).to_vec::<f64>(), vec![4.0, 9.0]);
+    /// power.call_static(&x, &3);
+    /// assert_eq!((power.stats().traces, power.stats().hits), (2, 1));
+    /// ```
+    pub fn with_static(f: F) -> Jit<I, O, F, S> {
+        Jit::with_fn(f)
     }
 
-    /// How many calls traced the function and how many reused a program.
-    pub fn stats(&self) -> JitStats {
-        JitStats { traces: self.traces.load(Ordering::Relaxed), hits: self.hits.load(Ordering::Relaxed) }
+    /// `f(x, s)`, through the cached program for `x`'s signature and `s`.
+    pub fn call_static(&self, x: &I, s: &S) -> O {
+        self.run(x, s, |f, x| f(x, s))
+    }
+
+    /// The simplified program of a call with inputs like `x` and static value `s`.
+    pub fn lower_static(&self, x: &I, s: &S) -> Graph {
+        let xs = x.ref_leaves();
+        (*self.staged(x, &xs, s, |f, x| f(x, s)).graph).clone()
     }
 }
 
@@ -145,8 +205,9 @@ where
 /// function captures are constants of the program. Results are bit for bit
 /// those of the function run eagerly: nothing is reordered.
 ///
-/// Use [`Jit`] to see the program or count traces. Not yet: fusion of
-/// elementwise operations, and static (untraced) arguments.
+/// Use [`Jit`] to see the program or count traces, and [`jit_static`] for
+/// arguments that decide the program's structure. Not yet: fusion of
+/// elementwise operations.
 ///
 /// ```
 /// # use ferrax::prelude::*;
@@ -162,6 +223,26 @@ where
 {
     let jitted = Jit::new(f);
     move |x: &I| jitted.call(x)
+}
+
+/// [`jit`] with a static argument `s`: not traced, part of the cache key,
+/// free to steer Rust control flow (see [`Jit::with_static`]).
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// use ferrax::transforms::jit_static;
+/// let smooth = jit_static(|x: &Tensor, relu: &bool| if *relu { x.relu() } else { x.softplus() });
+/// let x = Tensor::from_vec(vec![-1.0, 2.0], &[2]);
+/// assert_eq!(smooth(&x, &true).to_vec::<f64>(), vec![0.0, 2.0]);
+/// ```
+pub fn jit_static<I, S, O>(f: impl Fn(&I, &S) -> O + Send + Sync) -> impl Fn(&I, &S) -> O + Send + Sync
+where
+    I: TreeRef + ?Sized,
+    S: Hash + Eq + Clone + Send + Sync,
+    O: Tree + Send + Sync,
+{
+    let jitted = Jit::with_static(f);
+    move |x: &I, s: &S| jitted.call_static(x, s)
 }
 
 /// The primitive of one call of a jitted function: its operands are the

@@ -13,7 +13,7 @@ mod vmap;
 
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jacobian::{hessian, hvp, jacfwd, jacrev, JacobianOut};
-pub use jit::{jit, Jit, JitStats};
+pub use jit::{jit, jit_static, Jit, JitStats};
 pub use jvp::jvp;
 pub use linearize::{grad, grad_with_aux, linearize, value_and_grad, value_and_grad_with_aux, vjp};
 pub use staging::make_graph;
