@@ -185,3 +185,18 @@ fn static_arguments_steer_the_program_and_key_the_cache() {
     let want = grad(|y: &Tensor| (0..3).fold(y.clone(), |y, _| &y + &(y.sin() * 0.1)).sum())(&y0);
     assert!((g - want).abs().max().item() < 1e-15);
 }
+
+#[test]
+fn inputs_of_another_structure_get_their_own_program() {
+    use std::collections::BTreeMap;
+    // Same leaves, other keys: the function reads them by name, so a shared program would be wrong.
+    let f = Jit::new(|m: &BTreeMap<String, Tensor>| {
+        let w = m.get("w").map(|w| w * 2.0).unwrap_or_else(|| Tensor::scalar(0.0));
+        let b = m.get("b").cloned().unwrap_or_else(|| Tensor::scalar(100.0));
+        w + b
+    });
+    let one = |k: &str, v: f64| BTreeMap::from([(k.to_string(), Tensor::scalar(v))]);
+    assert_eq!(f.call(&one("w", 3.0)).item(), 106.0);
+    assert_eq!(f.call(&one("b", 3.0)).item(), 3.0);
+    assert_eq!(f.stats(), JitStats { traces: 2, hits: 0 });
+}

@@ -34,8 +34,9 @@ pub struct JitStats {
     pub hits: usize,
 }
 
-/// What a program is cached by: the input leaves' avals and the static value.
-type Key<S> = (Vec<Aval>, S);
+/// What a program is cached by: the input leaves' avals, their paths in the
+/// input tree (its structure: a map's keys, a struct's fields) and the static value.
+type Key<S> = (Vec<Aval>, Vec<String>, S);
 
 /// A jitted function with its cache: call it, see its program, count its traces.
 ///
@@ -79,7 +80,7 @@ where
     /// The staged, simplified program for inputs like `x` and the static
     /// value `s`, from the cache or traced now by `call`.
     fn staged(&self, x: &I, xs: &[Tensor], s: &S, call: impl Fn(&F, &I) -> O) -> Arc<Staged<O>> {
-        let key = (avals_of(xs), s.clone());
+        let key = (avals_of(xs), structure(x, xs), s.clone());
         if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return hit.clone();
@@ -192,7 +193,8 @@ where
 }
 
 /// Just-in-time staging: `jit(f)` computes what `f` does, but traces `f` only
-/// once per input signature (the shapes and dtypes of its input leaves),
+/// once per input signature (the input's structure and the shapes and
+/// dtypes of its leaves),
 /// simplifies the program (shared subexpressions, dead code) and runs it
 /// from then on without tracing. Every transformation applies to it, in
 /// either order; `jit(grad(f))` is the fast form of a gradient. The
@@ -243,6 +245,12 @@ where
 {
     let jitted = Jit::with_static(f);
     move |x: &I, s: &S| jitted.call_static(x, s)
+}
+
+/// The paths of `x`'s leaves: two inputs with the same leaves in another
+/// structure (a map with other keys) must not share a program.
+fn structure<I: TreeRef + ?Sized>(x: &I, xs: &[Tensor]) -> Vec<String> {
+    x.with_leaves_owned(xs.to_vec()).leaf_paths()
 }
 
 /// The primitive of one call of a jitted function: its operands are the
