@@ -241,3 +241,36 @@ fn a_custom_vjp_runs_its_forward_pass_once_under_grad() {
     let count = |name: &str| g.eqns.iter().filter(|e| e.prim.name() == name).count();
     assert_eq!((count("custom_vjp"), count("sin"), count("cos")), (1, 0, 0), "{g}");
 }
+
+#[test]
+fn inputs_of_another_structure_are_staged_again() {
+    use std::collections::BTreeMap;
+    // The same leaves under other keys: each function reads its input by
+    // name, so a staging shared between the two structures would be wrong.
+    fn read(m: &BTreeMap<String, Tensor>) -> Tensor {
+        match m.get("w") {
+            Some(w) => w * 2.0,
+            None => m.values().next().unwrap() * 100.0,
+        }
+    }
+    let one = |k: &str| BTreeMap::from([(k.to_string(), Tensor::scalar(3.0))]);
+    let f = custom_jvp(read, |m: &BTreeMap<String, Tensor>, t: &BTreeMap<String, Tensor>| {
+        let k = if m.contains_key("w") { 2.0 } else { 100.0 };
+        t.values().next().unwrap() * k
+    });
+    let g = custom_vjp(
+        read,
+        |m: &BTreeMap<String, Tensor>| (read(m), m.clone()),
+        |m: &BTreeMap<String, Tensor>, ct: &Tensor| {
+            m.keys().map(|k| (k.clone(), ct * if k == "w" { 2.0 } else { 100.0 })).collect::<BTreeMap<_, _>>()
+        },
+    );
+    let c = checkpoint(read);
+    for h in [&f as &dyn Fn(&BTreeMap<String, Tensor>) -> Tensor, &g, &c] {
+        assert_eq!(h(&one("w")).item(), 6.0);
+        assert_eq!(h(&one("b")).item(), 300.0);
+    }
+    assert_eq!(grad(&f)(&one("b"))["b"].item(), 100.0);
+    assert_eq!(grad(&g)(&one("b"))["b"].item(), 100.0);
+    assert_eq!(grad(&c)(&one("w"))["w"].item(), 2.0);
+}

@@ -154,24 +154,43 @@ pub(super) fn id_of<T: ?Sized>(f: &Arc<T>) -> usize {
 }
 
 /// Stagings per input signature, kept only when nothing traced was captured.
-struct Cache<T>(Mutex<HashMap<Vec<Aval>, Arc<T>>>);
+struct Cache<T>(Mutex<HashMap<Signature, Arc<T>>>);
+
+/// What a staging is cached by: the input leaves' avals and their paths.
+type Signature = (Vec<Aval>, Vec<String>);
 
 impl<T> Cache<T> {
     fn new() -> Cache<T> {
         Cache(Mutex::new(HashMap::new()))
     }
 
-    /// The staging for `avals`: cached, or made by `make` (and cached when `reusable` says so).
-    fn get(&self, avals: &[Aval], make: impl FnOnce() -> T, reusable: impl Fn(&T) -> bool) -> Arc<T> {
-        if let Some(hit) = self.0.lock().expect("no panic while holding the cache").get(avals) {
+    /// The staging for inputs with these leaves' `avals` and the structure
+    /// of `x`: cached, or made by `make` (and cached when `reusable` says so).
+    fn get<I: TreeRef + ?Sized>(
+        &self,
+        x: &I,
+        xs: &[Tensor],
+        avals: &[Aval],
+        make: impl FnOnce() -> T,
+        reusable: impl Fn(&T) -> bool,
+    ) -> Arc<T> {
+        let key = (avals.to_vec(), structure(x, xs));
+        if let Some(hit) = self.0.lock().expect("no panic while holding the cache").get(&key) {
             return hit.clone();
         }
         let made = Arc::new(make());
         if reusable(&made) {
-            self.0.lock().expect("no panic while holding the cache").insert(avals.to_vec(), made.clone());
+            self.0.lock().expect("no panic while holding the cache").insert(key, made.clone());
         }
         made
     }
+}
+
+/// The paths of `x`'s leaves (its structure: a map's keys, a struct's
+/// fields). Two inputs with the same leaves in other structures must not
+/// share a staged program: the function may read them by name.
+pub(super) fn structure<I: TreeRef + ?Sized>(x: &I, xs: &[Tensor]) -> Vec<String> {
+    x.with_leaves_owned(xs.to_vec()).leaf_paths()
 }
 
 /// The primitive behind a [`custom_jvp`] function: one output per leaf.
@@ -279,6 +298,8 @@ where
         let avals = avals_of(&xs);
         let n_x = xs.len();
         let staged = cache.get(
+            x,
+            &xs,
             &avals,
             || {
                 let f = stage(&avals, |ins| call_with(x, ins, &f));
@@ -520,6 +541,8 @@ where
         let avals = avals_of(&xs);
         let n_x = xs.len();
         let staged = cache.get(
+            x,
+            &xs,
             &avals,
             || {
                 let sf = stage(&avals, |ins| call_with(x, ins, &f));
@@ -722,7 +745,8 @@ where
     move |x: &I| {
         let xs = x.ref_leaves();
         let avals = avals_of(&xs);
-        let staged = cache.get(&avals, || stage(&avals, |ins| call_with(x, ins, &f)), |s| s.captured.is_empty());
+        let staged =
+            cache.get(x, &xs, &avals, || stage(&avals, |ins| call_with(x, ins, &f)), |s| s.captured.is_empty());
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
         let prim = Checkpoint { f: as_fun(&staged.graph), outs: staged.out_avals() };

@@ -21,7 +21,8 @@ use crate::graph::{Def, Graph};
 use crate::tree::{Tree, TreeRef};
 
 use super::custom::{
-    all_batched_first, as_fun, avals_of, batched_avals, call_with, dense, id_of, stage, CheckpointTangent, Staged,
+    all_batched_first, as_fun, avals_of, batched_avals, call_with, dense, id_of, stage, structure, CheckpointTangent,
+    Staged,
 };
 use super::vmap::vmap;
 
@@ -245,12 +246,6 @@ where
 {
     let jitted = Jit::with_static(f);
     move |x: &I, s: &S| jitted.call_static(x, s)
-}
-
-/// The paths of `x`'s leaves: two inputs with the same leaves in another
-/// structure (a map with other keys) must not share a program.
-fn structure<I: TreeRef + ?Sized>(x: &I, xs: &[Tensor]) -> Vec<String> {
-    x.with_leaves_owned(xs.to_vec()).leaf_paths()
 }
 
 /// The primitive of one call of a jitted function: its operands are the
