@@ -200,3 +200,30 @@ fn inputs_of_another_structure_get_their_own_program() {
     assert_eq!(f.call(&one("b", 3.0)).item(), 3.0);
     assert_eq!(f.stats(), JitStats { traces: 2, hits: 0 });
 }
+
+#[test]
+fn constants_are_folded_and_identities_removed_bit_for_bit() {
+    let c = Tensor::from_vec(vec![0.5, 2.0], &[2]);
+    let big = Tensor::ones(&[1 << 17], DType::F64);
+    let f = Jit::new(|x: &Tensor| {
+        let scale = c.exp() * 3.0; // known before the program runs: folded
+        let y = -(-(x * 1.0)); // identities
+        let y = y.reshape(&[2]).to_dtype(DType::F64);
+        let kept = x + 0.0; // not an identity: -0 + 0 is +0
+        let large = big.sum(); // its operand is large, but the sum is small: folded
+        (y * scale + kept) * large
+    });
+    let x = Tensor::from_vec(vec![-0.0, 1.5], &[2]);
+    let program = f.lower(&x).to_string();
+    let eager = {
+        let scale = c.exp() * 3.0;
+        (-(-(&x * 1.0)) * scale + (&x + 0.0)) * big.sum()
+    };
+    assert!(same(&f.call(&x), &eager), "{program}");
+    assert!(!program.contains("exp") && !program.contains("neg") && !program.contains("reshape"), "{program}");
+    assert!(!program.contains("reduce_sum"), "the sum of a constant is folded:\n{program}");
+    assert_eq!(program.matches("add").count(), 2, "x + 0 stays:\n{program}");
+    assert_eq!(program.matches(" = mul").count(), 2, "x * 1 goes:\n{program}");
+    // The sign of zero survives, as eagerly.
+    assert!(f.call(&x).to_vec::<f64>()[0].is_sign_positive());
+}

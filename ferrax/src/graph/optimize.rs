@@ -8,7 +8,58 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::{Def, Eqn, Graph, Var};
-use crate::core::Primitive;
+use crate::array::{Array, Aval};
+use crate::core::{Primitive, Tensor};
+
+/// Constants larger than this are not computed ahead: the program would
+/// carry another copy of them.
+const FOLD_MAX_ELEMENTS: usize = 1 << 16;
+
+/// The outputs of `e` computed now, when every operand is known and the
+/// outputs are small.
+fn foldable(e: &Eqn, ins: &[Var], known: &[Option<Tensor>], avals: &[Aval]) -> Option<Vec<Tensor>> {
+    let values: Vec<Array> = ins.iter().map(|&v| known[v].as_ref()?.array().cloned()).collect::<Option<_>>()?;
+    if e.outs.iter().any(|&o| avals[o].shape.iter().product::<usize>() > FOLD_MAX_ELEMENTS) {
+        return None;
+    }
+    let refs: Vec<&Array> = values.iter().collect();
+    Some(e.prim.eval(&refs).into_iter().map(Tensor::from_array).collect())
+}
+
+/// The operand `e` returns unchanged, bit for bit: a reshape, broadcast or
+/// conversion to its own aval, a product with a known tensor of ones that
+/// does not broadcast, the negation of a negation.
+fn identity(
+    e: &Eqn,
+    ins: &[Var],
+    known: &[Option<Tensor>],
+    producer: &[Option<usize>],
+    eqns: &[Eqn],
+    avals: &[Aval],
+    rep: &[Var],
+) -> Option<Var> {
+    let out = &avals[*e.outs.first()?];
+    match (e.prim.name(), ins) {
+        ("reshape" | "broadcast" | "convert", &[x]) if &avals[x] == out => Some(x),
+        ("mul", &[a, b]) => {
+            let is_one = |v: Var| {
+                known[v].as_ref().and_then(|t| t.array()).is_some_and(|a| (0..a.size()).all(|i| a.get_f64(i) == 1.0))
+            };
+            if is_one(b) && &avals[a] == out {
+                Some(a)
+            } else if is_one(a) && &avals[b] == out {
+                Some(b)
+            } else {
+                None
+            }
+        }
+        ("neg", &[x]) => {
+            let inner = &eqns[producer[x]?];
+            (inner.prim.name() == "neg").then(|| rep[inner.inputs[0]])
+        }
+        _ => None,
+    }
+}
 
 /// An equation's identity for sharing: its primitive with parameters and its operands.
 struct Key(Arc<dyn Primitive>, Vec<Var>);
@@ -29,10 +80,15 @@ impl Hash for Key {
 }
 
 impl Graph {
-    /// This graph with repeated equations computed once (the same primitive
-    /// and parameters on the same operands) and with the equations and
-    /// constants that no output depends on removed. Inputs are kept, so the
-    /// signature does not change.
+    /// This graph simplified, every value bit for bit as before: equations
+    /// whose operands are all known computed now (constant folding, for
+    /// results up to 65 536 elements); operations that return an operand
+    /// unchanged removed (`x * 1` without broadcasting, `-(-x)`, reshapes,
+    /// broadcasts and conversions to the same shape and dtype); repeated
+    /// equations computed once (the same primitive and parameters on the
+    /// same operands); and the equations and constants that no output
+    /// depends on dropped. Inputs are kept, so the signature does not change.
+    /// (`x + 0` is kept: it turns -0 into +0.)
     ///
     /// ```
     /// # use ferrax::prelude::*;
@@ -42,12 +98,35 @@ impl Graph {
     /// ```
     pub fn optimized(&self) -> Graph {
         let n = self.avals.len();
-        // Common subexpressions: each variable's representative.
+        // Each variable's representative: itself, the first of equal
+        // subexpressions, or the operand an identity operation returns.
         let mut rep: Vec<Var> = (0..n).collect();
+        // The value of every variable known before the program runs.
+        let mut known: Vec<Option<Tensor>> = vec![None; n];
+        for (v, t) in &self.consts {
+            known[*v] = Some(t.clone());
+        }
+        // The equation defining each variable.
+        let mut producer: Vec<Option<usize>> = vec![None; n];
+        let mut folded: Vec<(Var, Tensor)> = Vec::new();
         let mut seen: HashMap<Key, usize> = HashMap::new();
         let mut shared = vec![false; self.eqns.len()];
         for (i, e) in self.eqns.iter().enumerate() {
-            let key = Key(e.prim.clone(), e.inputs.iter().map(|&v| rep[v]).collect());
+            let ins: Vec<Var> = e.inputs.iter().map(|&v| rep[v]).collect();
+            if let Some(values) = foldable(e, &ins, &known, &self.avals) {
+                for (&o, t) in e.outs.iter().zip(values) {
+                    known[o] = Some(t.clone());
+                    folded.push((o, t));
+                }
+                shared[i] = true;
+                continue;
+            }
+            if let Some(same) = identity(e, &ins, &known, &producer, &self.eqns, &self.avals, &rep) {
+                rep[e.outs[0]] = same;
+                shared[i] = true;
+                continue;
+            }
+            let key = Key(e.prim.clone(), ins);
             match seen.get(&key) {
                 Some(&j) => {
                     for (&o, &first) in e.outs.iter().zip(&self.eqns[j].outs) {
@@ -57,6 +136,9 @@ impl Graph {
                 }
                 None => {
                     seen.insert(key, i);
+                    for &o in &e.outs {
+                        producer[o] = Some(i);
+                    }
                 }
             }
         }
@@ -87,7 +169,7 @@ impl Graph {
             let nv = fresh(&mut out, &mut new_of, v, Def::Input(k));
             out.inputs.push(nv);
         }
-        for (v, t) in &self.consts {
+        for (v, t) in self.consts.iter().chain(&folded) {
             if live[*v] {
                 let def = Def::Const(out.consts.len());
                 let nv = fresh(&mut out, &mut new_of, *v, def);
