@@ -208,6 +208,8 @@ macro_rules! with_buffer {
     };
 }
 
+pub(crate) use with_buffer;
+
 /// Like [`with_buffer`], wrapping the `Vec` the body returns back into a buffer of the same dtype.
 macro_rules! map_buffer {
     ($buf:expr, $v:ident => $body:expr) => {

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{Buffer, DType, Element};
+use super::{with_buffer, Buffer, DType, Element};
 
 /// Buffers smaller than this come from the allocator and go back to it.
 pub const MIN_BYTES: usize = 1 << 16;
@@ -52,12 +52,7 @@ impl Pool {
             self.ours.remove(&addr);
             return; // no room: freed
         }
-        match &mut buf {
-            Buffer::F32(v) => v.clear(),
-            Buffer::F64(v) => v.clear(),
-            Buffer::I64(v) => v.clear(),
-            Buffer::Bool(v) => v.clear(),
-        }
+        with_buffer!(&mut buf, v => v.clear());
         self.bytes += bytes;
         self.free.entry((buf.dtype(), cap)).or_default().push(buf);
     }
@@ -84,30 +79,18 @@ fn class(n: usize, size: usize) -> Option<usize> {
 }
 
 fn bytes_of(buf: &Buffer) -> usize {
-    match buf {
-        Buffer::F32(v) => v.capacity() * 4,
-        Buffer::F64(v) => v.capacity() * 8,
-        Buffer::I64(v) => v.capacity() * 8,
-        Buffer::Bool(v) => v.capacity(),
+    fn of<T>(v: &Vec<T>) -> usize {
+        v.capacity() * std::mem::size_of::<T>()
     }
+    with_buffer!(buf, v => of(v))
 }
 
 fn address_of(buf: &Buffer) -> usize {
-    match buf {
-        Buffer::F32(v) => v.as_ptr() as usize,
-        Buffer::F64(v) => v.as_ptr() as usize,
-        Buffer::I64(v) => v.as_ptr() as usize,
-        Buffer::Bool(v) => v.as_ptr() as usize,
-    }
+    with_buffer!(buf, v => v.as_ptr() as usize)
 }
 
 fn capacity_of(buf: &Buffer) -> usize {
-    match buf {
-        Buffer::F32(v) => v.capacity(),
-        Buffer::F64(v) => v.capacity(),
-        Buffer::I64(v) => v.capacity(),
-        Buffer::Bool(v) => v.capacity(),
-    }
+    with_buffer!(buf, v => v.capacity())
 }
 
 /// An empty vector with room for at least `n` elements, reused where the

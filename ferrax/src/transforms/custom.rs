@@ -85,9 +85,28 @@ fn vmapped(f: &Fun) -> Fun {
     Arc::new(move |xs: &[Tensor]| vmap(|xs: &Vec<Tensor>| f(xs))(&xs.to_vec()))
 }
 
-/// Every input with its batch axis first (unbatched ones broadcast).
-pub(super) fn all_batched_first(x: &[Tensor], axes: &[Option<usize>], size: usize) -> Vec<Tensor> {
-    x.iter().zip(axes).map(|(v, &a)| batch_first(v, a, size)).collect()
+/// `batched` (a primitive over inputs batched on axis 0) applied to `x`
+/// with every batch axis moved first (unbatched inputs broadcast); every
+/// output is batched on axis 0. The batch rule of the primitives here.
+pub(super) fn bind_batched_first<P: Primitive + 'static>(
+    batched: P,
+    x: &[Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    let inputs: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batch_first(v, a, size)).collect();
+    let outs = bind_all(batched, &inputs);
+    let n = outs.len();
+    (outs, smallvec::smallvec![Some(0); n])
+}
+
+/// The tangents of a call of `f` (outputs `outs`) at `x` with tangents `t`,
+/// as a [`CheckpointTangent`]: linear in `t`, recomputing `f` when evaluated
+/// or transposed. The jvp rule of the checkpointed and jitted calls.
+pub(super) fn checkpoint_tangents(f: Fun, outs: &[Aval], x: &[Tensor], t: &[Option<Tensor>]) -> Outs<Option<Tensor>> {
+    let mut args = x.to_vec();
+    args.extend(dense(x, t));
+    bind_all(CheckpointTangent { f, outs: outs.to_vec() }, &args).into_iter().map(Some).collect()
 }
 
 /// Tangents with symbolic zeros made explicit.
@@ -241,9 +260,7 @@ impl Primitive for CustomJvp {
             n_x: self.n_x,
             outs: batched_avals(&self.outs, size),
         };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(batched, x, axes, size)
     }
 }
 
@@ -408,9 +425,7 @@ impl Primitive for CustomVjp {
             outs: batched_avals(&self.outs, size),
             ..self.clone()
         };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(batched, x, axes, size)
     }
 }
 
@@ -467,9 +482,7 @@ impl Primitive for CustomVjpTangent {
             n_const: self.n_const,
             outs: batched_avals(&self.outs, size),
         };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(batched, x, axes, size)
     }
     fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let consts: Vec<Tensor> = ins[..self.n_const]
@@ -635,18 +648,11 @@ impl Primitive for Checkpoint {
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // Residuals: the inputs alone. The inside is recomputed by whoever
         // evaluates or transposes the tangent.
-        let mut args = x.to_vec();
-        args.extend(dense(x, t));
-        bind_all(CheckpointTangent { f: self.f.clone(), outs: self.outs.clone() }, &args)
-            .into_iter()
-            .map(Some)
-            .collect()
+        checkpoint_tangents(self.f.clone(), &self.outs, x, t)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = Checkpoint { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(batched, x, axes, size)
     }
 }
 
@@ -694,16 +700,11 @@ impl Primitive for CheckpointTangent {
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // Second order: differentiate the recomputation itself, checkpointed again.
-        let mut args = x.to_vec();
-        args.extend(dense(x, t));
-        let again = CheckpointTangent { f: self.as_fun(), outs: self.outs.clone() };
-        bind_all(again, &args).into_iter().map(Some).collect()
+        checkpoint_tangents(self.as_fun(), &self.outs, x, t)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let batched = CheckpointTangent { f: vmapped(&self.f), outs: batched_avals(&self.outs, size) };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(batched, x, axes, size)
     }
     fn transpose(&self, cts: &[Option<Tensor>], ins: &[Lin]) -> Vec<Option<Tensor>> {
         let n = ins.len() / 2;

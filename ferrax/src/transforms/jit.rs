@@ -21,7 +21,7 @@ use crate::graph::{Def, Graph};
 use crate::tree::{Tree, TreeRef};
 
 use super::custom::{
-    all_batched_first, as_fun, avals_of, batched_avals, call_with, dense, id_of, stage, structure, CheckpointTangent,
+    as_fun, avals_of, batched_avals, bind_batched_first, call_with, checkpoint_tangents, id_of, stage, structure,
     Staged,
 };
 use super::vmap::vmap;
@@ -121,7 +121,7 @@ where
         let staged = self.staged(x, &xs, s, call);
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
-        let prim = JitCall { graph: staged.graph.clone(), outs: staged.out_avals(), batched: Default::default() };
+        let prim = JitCall::new(staged.graph.clone(), staged.out_avals());
         staged.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 
@@ -258,6 +258,12 @@ struct JitCall {
     batched: Arc<Mutex<HashMap<usize, Arc<Graph>>>>,
 }
 
+impl JitCall {
+    fn new(graph: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
+        JitCall { graph, outs, batched: Default::default() }
+    }
+}
+
 impl fmt::Debug for JitCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "JitCall({} equations)", self.graph.eqns.len())
@@ -283,12 +289,7 @@ impl Primitive for JitCall {
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // As checkpoint: the tangent is a function of the inputs and their
         // tangents, linear in the latter, transposed through a vjp of the program.
-        let mut args = x.to_vec();
-        args.extend(dense(x, t));
-        bind_all(CheckpointTangent { f: as_fun(&self.graph), outs: self.outs.clone() }, &args)
-            .into_iter()
-            .map(Some)
-            .collect()
+        checkpoint_tangents(as_fun(&self.graph), &self.outs, x, t)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         let graph = self
@@ -303,10 +304,7 @@ impl Primitive for JitCall {
                 Arc::new(staged.graph.optimized())
             })
             .clone();
-        let batched = JitCall { graph, outs: batched_avals(&self.outs, size), batched: Default::default() };
-        let outs = bind_all(batched, &all_batched_first(x, axes, size));
-        let n = outs.len();
-        (outs, smallvec::smallvec![Some(0); n])
+        bind_batched_first(JitCall::new(graph, batched_avals(&self.outs, size)), x, axes, size)
     }
 }
 
