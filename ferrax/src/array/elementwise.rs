@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use super::parallel::{self, build};
-use super::simd::{dispatch, vectorized, Isa, Kernel};
+use super::simd::vectorized;
 use super::{strides, Array, Element};
 
 /// The shape two shapes broadcast to under numpy's rules, or `None`.
@@ -38,50 +38,17 @@ pub fn map<T: Element, U: Element>(x: &[T], cost: usize, f: impl Fn(T) -> U + Sy
     }
 }
 
-/// An elementwise function whose arithmetic depends on the SIMD level
-/// (through [`crate::array::simd::madd`]).
-pub trait IsaFn<T, U>: Sync {
-    /// The function at one element, with the arithmetic of `I`.
-    fn call<I: Isa>(&self, v: T) -> U;
-}
-
-/// `f` applied to every element, compiled per SIMD level, split across
-/// threads when large.
-pub fn map_isa<T: Element, U: Element>(x: &[T], cost: usize, f: impl IsaFn<T, U>) -> Vec<U> {
-    struct Loop<'a, T, U, F> {
-        src: &'a [T],
-        out: &'a mut [MaybeUninit<U>],
-        f: &'a F,
-    }
-    impl<T: Copy, U, F: IsaFn<T, U>> Kernel for Loop<'_, T, U, F> {
-        type Out = ();
-        #[inline(always)]
-        fn run<I: Isa>(self) {
-            for (o, &v) in self.out.iter_mut().zip(self.src) {
-                o.write(self.f.call::<I>(v));
-            }
-        }
-    }
-    // SAFETY: each chunk is written in full by the zip over its own length.
-    unsafe {
-        build(x.len(), cost, |start, out: &mut [MaybeUninit<U>]| {
-            let src = &x[start..start + out.len()];
-            dispatch(Loop { src, out, f: &f })
-        })
-    }
-}
-
 /// How N operands, each broadcast to one output shape, are walked: the
 /// output's dimensions with adjacent ones merged wherever every operand is
 /// contiguous (or broadcast) across both, and each operand's stride per
 /// merged dimension (0 where it is broadcast).
-struct Plan<const N: usize> {
+pub(super) struct Plan<const N: usize> {
     dims: Vec<usize>,
     strides: [Vec<usize>; N],
 }
 
 impl<const N: usize> Plan<N> {
-    fn new(out: &[usize], shapes: [&[usize]; N]) -> Plan<N> {
+    pub(super) fn new(out: &[usize], shapes: [&[usize]; N]) -> Plan<N> {
         let rank = out.len();
         let full: [Vec<usize>; N] = std::array::from_fn(|k| {
             let s = shapes[k];
@@ -131,7 +98,7 @@ impl<const N: usize> Plan<N> {
 
     /// Calls `seg(out_start, offsets, len, inner_strides)` for each run of
     /// consecutive output elements in `start..end` that lie in one innermost row.
-    fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
+    pub(super) fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
         let last = self.dims.len() - 1;
         let inner = self.dims[last];
         let inner_strides: [usize; N] = std::array::from_fn(|k| self.strides[k][last]);
@@ -257,26 +224,7 @@ fn select_run<T: Element>(
     }
 }
 
-/// Applies a float-only elementwise function, written once for both float
-/// types: `map_float!(op_name, array, cost, |v| v.sin())`.
-macro_rules! map_float {
-    ($name:expr, $x:expr, $cost:expr, |$v:ident| $body:expr) => {{
-        let x: &$crate::array::Array = $x;
-        let buf = match x.buffer() {
-            $crate::array::Buffer::F32(d) => {
-                $crate::array::Buffer::F32($crate::array::elementwise::map(d, $cost, |$v: f32| $body))
-            }
-            $crate::array::Buffer::F64(d) => {
-                $crate::array::Buffer::F64($crate::array::elementwise::map(d, $cost, |$v: f64| $body))
-            }
-            _ => panic!("{}: expected a float array, got {}", $name, x.dtype()),
-        };
-        $crate::array::Array::new(x.shape(), buf)
-    }};
-}
-pub(crate) use map_float;
-
-/// Like [`map_float`] for the numeric types (f32, f64, i64), with the
+/// An elementwise function over the numeric types (f32, f64, i64), with the
 /// element type's name bound to `$T` so the body can use `Num` methods.
 macro_rules! map_num {
     ($name:expr, $x:expr, $cost:expr, <$T:ident> |$v:ident| $body:expr) => {{

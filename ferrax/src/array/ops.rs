@@ -8,10 +8,14 @@
 
 use std::fmt;
 
-use super::elementwise::{map_isa, select_any, IsaFn};
-use super::parallel::{CHEAP, COSTLY};
-use super::simd::Isa;
-use super::{map_float, map_num, zip_float, zip_num, zip_to, Array, Buffer, DType, FastMath, Special};
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+use super::elementwise::select_any;
+use super::fused::FloatRuns;
+use super::parallel::{build, CHEAP, COSTLY};
+use super::simd::{dispatch, vectorized, Isa, Kernel};
+use super::{map_num, zip_float, zip_num, zip_to, Array, Buffer, DType, FastMath, Num, Special};
 
 /// An elementwise function of one array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -134,40 +138,34 @@ impl UnaryOp {
     pub(crate) fn cpu(self, x: &Array) -> Array {
         use UnaryOp::*;
         let name = self.name();
+        let cost = self.cost();
+        // SAFETY (both float arms): `unary` writes every element of the chunk it is given.
+        let buf = match x.buffer() {
+            Buffer::F32(d) => {
+                Buffer::F32(unsafe { build(d.len(), cost, |s, o| f32::unary(self, &d[s..s + o.len()], o)) })
+            }
+            Buffer::F64(d) => {
+                Buffer::F64(unsafe { build(d.len(), cost, |s, o| f64::unary(self, &d[s..s + o.len()], o)) })
+            }
+            _ => {
+                return match self {
+                    Neg => map_num!(name, x, CHEAP, <T> |v| v.neg()),
+                    Abs => map_num!(name, x, CHEAP, <T> |v| v.abs()),
+                    Sign => map_num!(name, x, CHEAP, <T> |v| v.signum()),
+                    Relu => map_num!(name, x, CHEAP, <T> |v| v.max_nan(T::ZERO)),
+                    _ => panic!("{name}: expected a float array, got {}", x.dtype()),
+                }
+            }
+        };
+        Array::new(x.shape(), buf)
+    }
+
+    /// Per-element cost, for deciding when to split across threads.
+    pub(crate) fn cost(self) -> usize {
+        use UnaryOp::*;
         match self {
-            Neg => map_num!(name, x, CHEAP, <T> |v| v.neg()),
-            Abs => map_num!(name, x, CHEAP, <T> |v| v.abs()),
-            Sign => map_num!(name, x, CHEAP, <T> |v| v.signum()),
-            Relu => map_num!(name, x, CHEAP, <T> |v| v.max_nan(T::ZERO)),
-            PowI(n) => map_float!(name, x, CHEAP, |v| v.powi(n)),
-            Sin => map_float!(name, x, COSTLY, |v| v.sin()),
-            Cos => map_float!(name, x, COSTLY, |v| v.cos()),
-            Tan => map_float!(name, x, COSTLY, |v| v.tan()),
-            Asin => map_float!(name, x, COSTLY, |v| v.asin()),
-            Acos => map_float!(name, x, COSTLY, |v| v.acos()),
-            Atan => map_float!(name, x, COSTLY, |v| v.atan()),
-            Sinh => map_float!(name, x, COSTLY, |v| v.sinh()),
-            Cosh => map_float!(name, x, COSTLY, |v| v.cosh()),
-            Tanh => map_fast(name, x, FastTanh),
-            Asinh => map_float!(name, x, COSTLY, |v| v.asinh()),
-            Acosh => map_float!(name, x, COSTLY, |v| v.acosh()),
-            Atanh => map_float!(name, x, COSTLY, |v| v.atanh()),
-            Exp => map_fast(name, x, FastExp),
-            Exp2 => map_float!(name, x, COSTLY, |v| v.exp2()),
-            ExpM1 => map_float!(name, x, COSTLY, |v| v.exp_m1()),
-            Ln => map_float!(name, x, COSTLY, |v| v.ln()),
-            Ln1p => map_float!(name, x, COSTLY, |v| v.ln_1p()),
-            Log2 => map_float!(name, x, COSTLY, |v| v.log2()),
-            Log10 => map_float!(name, x, COSTLY, |v| v.log10()),
-            Sqrt => map_float!(name, x, COSTLY, |v| v.sqrt()),
-            Logistic => map_fast(name, x, FastLogistic),
-            Erf => map_float!(name, x, COSTLY, |v| Special::erf(v)),
-            Erfc => map_float!(name, x, COSTLY, |v| Special::erfc(v)),
-            Erfinv => map_float!(name, x, COSTLY, |v| Special::erfinv(v)),
-            Floor => map_float!(name, x, CHEAP, |v| v.floor()),
-            Ceil => map_float!(name, x, CHEAP, |v| v.ceil()),
-            Round => map_float!(name, x, CHEAP, |v| v.round_ties_even()),
-            Trunc => map_float!(name, x, CHEAP, |v| v.trunc()),
+            Neg | Abs | Sign | Relu | PowI(_) | Floor | Ceil | Round | Trunc => CHEAP,
+            _ => COSTLY,
         }
     }
 
@@ -212,29 +210,153 @@ impl UnaryOp {
     }
 }
 
+/// `f` on every element of a contiguous run.
+#[inline(always)]
+fn each<T: Copy, U>(x: &[T], out: &mut [MaybeUninit<U>], f: impl Fn(T) -> U) {
+    vectorized(|| {
+        for (o, &v) in out.iter_mut().zip(x) {
+            o.write(f(v));
+        }
+    })
+}
+
+/// `f(a, b)` on the elements of two contiguous runs.
+#[inline(always)]
+fn each2<T: Copy, U>(a: &[T], b: &[T], out: &mut [MaybeUninit<U>], f: impl Fn(T, T) -> U) {
+    vectorized(|| {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            o.write(f(x, y));
+        }
+    })
+}
+
+/// The float kernel of every op, written once and compiled for f32 and f64:
+/// what the eager kernels run on each chunk and fused programs on each tile.
+macro_rules! float_runs {
+    ($($t:ty),*) => {$(
+        impl FloatRuns for $t {
+            fn unary(op: UnaryOp, x: &[$t], out: &mut [MaybeUninit<$t>]) {
+                use UnaryOp::*;
+                // `Num::` where the inherent method differs (`signum` is ±1 at ±0).
+                match op {
+                    Neg => each(x, out, |v: $t| -v),
+                    Abs => each(x, out, |v: $t| Num::abs(v)),
+                    Sign => each(x, out, |v: $t| Num::signum(v)),
+                    Relu => each(x, out, |v: $t| v.max_nan(0.0)),
+                    // `powi` is a library call per element (repeated squaring);
+                    // the small exponents get its products written out, in its
+                    // order, so they vectorise and give the same bits.
+                    PowI(2) => each(x, out, |v: $t| v * v),
+                    PowI(3) => each(x, out, |v: $t| v * (v * v)),
+                    PowI(4) => each(x, out, |v: $t| (v * v) * (v * v)),
+                    PowI(-1) => each(x, out, |v: $t| 1.0 / v),
+                    PowI(-2) => each(x, out, |v: $t| 1.0 / (v * v)),
+                    PowI(n) => each(x, out, |v: $t| v.powi(n)),
+                    Sin => each(x, out, |v: $t| v.sin()),
+                    Cos => each(x, out, |v: $t| v.cos()),
+                    Tan => each(x, out, |v: $t| v.tan()),
+                    Asin => each(x, out, |v: $t| v.asin()),
+                    Acos => each(x, out, |v: $t| v.acos()),
+                    Atan => each(x, out, |v: $t| v.atan()),
+                    Sinh => each(x, out, |v: $t| v.sinh()),
+                    Cosh => each(x, out, |v: $t| v.cosh()),
+                    Tanh => dispatch(Fast::<_, FastTanh>::new(x, out)),
+                    Asinh => each(x, out, |v: $t| v.asinh()),
+                    Acosh => each(x, out, |v: $t| v.acosh()),
+                    Atanh => each(x, out, |v: $t| v.atanh()),
+                    Exp => dispatch(Fast::<_, FastExp>::new(x, out)),
+                    Exp2 => each(x, out, |v: $t| v.exp2()),
+                    ExpM1 => each(x, out, |v: $t| v.exp_m1()),
+                    Ln => each(x, out, |v: $t| v.ln()),
+                    Ln1p => each(x, out, |v: $t| v.ln_1p()),
+                    Log2 => each(x, out, |v: $t| v.log2()),
+                    Log10 => each(x, out, |v: $t| v.log10()),
+                    Sqrt => each(x, out, |v: $t| v.sqrt()),
+                    Logistic => dispatch(Fast::<_, FastLogistic>::new(x, out)),
+                    Erf => each(x, out, |v: $t| Special::erf(v)),
+                    Erfc => each(x, out, |v: $t| Special::erfc(v)),
+                    Erfinv => each(x, out, |v: $t| Special::erfinv(v)),
+                    Floor => each(x, out, |v: $t| v.floor()),
+                    Ceil => each(x, out, |v: $t| v.ceil()),
+                    Round => each(x, out, |v: $t| v.round_ties_even()),
+                    Trunc => each(x, out, |v: $t| v.trunc()),
+                }
+            }
+
+            fn binary(op: BinaryOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
+                use BinaryOp::*;
+                match op {
+                    Add => each2(a, b, out, |x: $t, y| x + y),
+                    Sub => each2(a, b, out, |x: $t, y| x - y),
+                    Mul => each2(a, b, out, |x: $t, y| x * y),
+                    Div => each2(a, b, out, |x: $t, y| x / y),
+                    Rem => each2(a, b, out, |x: $t, y| x.rem_trunc(y)),
+                    FloorDiv => each2(a, b, out, |x: $t, y| x.floor_div(y)),
+                    Max => each2(a, b, out, |x: $t, y| x.max_nan(y)),
+                    Min => each2(a, b, out, |x: $t, y| x.min_nan(y)),
+                    Pow => each2(a, b, out, |x: $t, y| x.powf(y)),
+                    Atan2 => each2(a, b, out, |x: $t, y| x.atan2(y)),
+                }
+            }
+
+            fn compare(op: CompareOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
+                use CompareOp::*;
+                let mask = |c: bool| if c { 1.0 } else { 0.0 };
+                match op {
+                    Gt => each2(a, b, out, |x: $t, y| mask(x > y)),
+                    Lt => each2(a, b, out, |x: $t, y| mask(x < y)),
+                    Ge => each2(a, b, out, |x: $t, y| mask(x >= y)),
+                    Le => each2(a, b, out, |x: $t, y| mask(x <= y)),
+                    Eq => each2(a, b, out, |x: $t, y| mask(x == y)),
+                    Ne => each2(a, b, out, |x: $t, y| mask(x != y)),
+                }
+            }
+        }
+    )*};
+}
+float_runs!(f32, f64);
+
+/// A vectorised elementary function over a run, compiled per SIMD level.
+struct Fast<'a, T, F> {
+    x: &'a [T],
+    out: &'a mut [MaybeUninit<T>],
+    f: PhantomData<F>,
+}
+
+impl<'a, T, F> Fast<'a, T, F> {
+    fn new(x: &'a [T], out: &'a mut [MaybeUninit<T>]) -> Self {
+        Fast { x, out, f: PhantomData }
+    }
+}
+
+impl<T: FastMath, F: FastFn> Kernel for Fast<'_, T, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        for (o, &v) in self.out.iter_mut().zip(self.x) {
+            o.write(F::call::<I, T>(v));
+        }
+    }
+}
+
+/// One of [`FastMath`]'s functions, chosen by type.
+trait FastFn {
+    fn call<I: Isa, T: FastMath>(v: T) -> T;
+}
+
 /// The vectorised elementary functions of [`FastMath`], as kernels.
 macro_rules! fast_fns {
     ($($name:ident => $method:ident),*) => {$(
         struct $name;
-        impl<T: FastMath + Sync> IsaFn<T, T> for $name {
+        impl FastFn for $name {
             #[inline(always)]
-            fn call<I: Isa>(&self, v: T) -> T {
+            fn call<I: Isa, T: FastMath>(v: T) -> T {
                 v.$method::<I>()
             }
         }
     )*};
 }
 fast_fns!(FastExp => exp_in, FastTanh => tanh_in, FastLogistic => logistic_in);
-
-/// `f` on every element of a float array, compiled per SIMD level.
-fn map_fast<F: IsaFn<f32, f32> + IsaFn<f64, f64>>(name: &str, x: &Array, f: F) -> Array {
-    let buf = match x.buffer() {
-        Buffer::F32(d) => Buffer::F32(map_isa(d, COSTLY, f)),
-        Buffer::F64(d) => Buffer::F64(map_isa(d, COSTLY, f)),
-        _ => panic!("{name}: expected a float array, got {}", x.dtype()),
-    };
-    Array::new(x.shape(), buf)
-}
 
 /// An elementwise function of two arrays of one dtype, broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -59,10 +59,10 @@ fn unary_map_matches_loop_on_every_shape_and_dtype() {
     for shape in shapes() {
         let x = random(&shape, 1);
         let want: Vec<f64> = x.to_vec::<f64>().iter().map(|v| v.sin()).collect();
-        assert_close(&map_float!("sin", &x, 1, |v| v.sin()), &want, 0.0);
+        assert_close(&UnaryOp::Sin.cpu(&x), &want, 0.0);
         let x32 = x.to_dtype(DType::F32);
         let want32: Vec<f64> = x32.to_vec::<f32>().iter().map(|v| v.sin() as f64).collect();
-        let got32 = map_float!("sin", &x32, 1, |v| v.sin());
+        let got32 = UnaryOp::Sin.cpu(&x32);
         assert_eq!(got32.dtype(), DType::F32);
         assert_close(&got32, &want32, 0.0);
         assert_eq!(got32.shape(), &shape[..]);
@@ -405,4 +405,25 @@ fn display_follows_numpy() {
     }
     let big = Array::from_f64_fn(&[2000], DType::I64, |i| i as f64);
     assert_eq!(big.to_string(), "[   0    1    2 ... 1997 1998 1999]");
+}
+
+#[test]
+fn small_integer_powers_give_the_bits_of_powi() {
+    // The kernel writes x^2, x^3, x^4, x^-1, x^-2 as products; they must agree with `powi`.
+    let values: Vec<f64> = (0..4000)
+        .map(|i| ((i as f64) * 0.618_034).sin() * 10f64.powi(i % 40 - 20))
+        .chain([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 1e300, -1e-300])
+        .collect();
+    let x64 = Array::from_vec(values.clone(), &[values.len()]);
+    let x32 = x64.to_dtype(DType::F32);
+    for n in [2, 3, 4, -1, -2, 5, -3] {
+        let got = UnaryOp::PowI(n).cpu(&x64);
+        for (g, v) in got.as_slice::<f64>().iter().zip(&values) {
+            assert!(g.to_bits() == v.powi(n).to_bits() || (g.is_nan() && v.powi(n).is_nan()), "{v}^{n}: {g}");
+        }
+        let got = UnaryOp::PowI(n).cpu(&x32);
+        for (g, v) in got.as_slice::<f32>().iter().zip(x32.as_slice::<f32>()) {
+            assert!(g.to_bits() == v.powi(n).to_bits() || (g.is_nan() && v.powi(n).is_nan()), "{v}^{n}: {g}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use super::{batching, expect_float, expect_numeric};
 ///
 /// Adding an elementwise function is a variant with its kernel line in
 /// `array::ops::UnaryOp`, and one invocation here — `erf` was added so:
-/// `Erf => map_float!(name, x, COSTLY, |v| Special::erf(v))` in the op table,
+/// `Erf => each(x, out, |v: $t| Special::erf(v))` in the op table,
 /// and `float_unary!(Erf, "erf", erf, jvp: |x, t, ans| …)` below.
 macro_rules! float_unary {
     (

@@ -1,0 +1,410 @@
+//! Fused elementwise programs: several elementwise operations over arrays of
+//! one shape run as one pass over tiles of a thousand elements, so that the
+//! intermediate values live in a few cache-resident registers and never
+//! become arrays (numexpr's approach). Each operation of a tile runs the same
+//! vectorised loop as the eager kernel, so results are bit for bit those of
+//! the operations run one at a time.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::elementwise::Plan;
+use super::parallel::{chunk_len, worth_splitting, CHEAP};
+use super::simd::vectorized;
+use super::{pool, Array, BinaryOp, CompareOp, DType, Float, UnaryOp};
+
+/// Elements per tile: one register of f64 is 8 KiB, so a program with a
+/// handful of live values stays in the L1 and L2 caches, while the loop of
+/// each operation is long enough that its dispatch costs little.
+const TILE: usize = 1024;
+
+/// One operation of a fused program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FusedOp {
+    /// An elementwise function of one operand.
+    Unary(UnaryOp),
+    /// An elementwise function of two operands.
+    Binary(BinaryOp),
+    /// A comparison; its result is a bool array.
+    Compare(CompareOp),
+    /// `cond ? a : b`; the condition is a comparison's result or a bool input.
+    Select,
+}
+
+/// Where an operation reads an operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    /// An input of the program: an array of the output's shape or one that
+    /// broadcasts to it.
+    Input(usize),
+    /// The result of an earlier step.
+    Step(usize),
+}
+
+/// One step: an operation and its operands.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedStep {
+    /// What it computes.
+    pub op: FusedOp,
+    /// What it reads.
+    pub args: Vec<Operand>,
+}
+
+/// A straight-line program of elementwise steps over float arrays of one
+/// dtype and shape, with its registers allocated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FusedProgram {
+    steps: Vec<FusedStep>,
+    /// The step whose value each output is.
+    outputs: Vec<usize>,
+    /// Where each step writes its value.
+    places: Vec<Place>,
+    n_regs: usize,
+    /// Per-element cost of the whole program, in units of a cheap op.
+    cost: usize,
+}
+
+/// The float kernels a fused program runs on contiguous runs of one length.
+/// Comparisons give masks in the float type (1 or 0), so a program keeps
+/// one register type.
+pub(crate) trait FloatRuns: Float {
+    /// `op` on every element of `x`.
+    fn unary(op: UnaryOp, x: &[Self], out: &mut [MaybeUninit<Self>]);
+    /// `op` on the elements of `a` and `b`.
+    fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
+    /// `op(a, b)` as 1 or 0.
+    fn compare(op: CompareOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
+}
+
+impl FusedProgram {
+    /// A program of `steps` returning the values of the steps in `outputs`.
+    ///
+    /// # Panics
+    /// When a step reads a later step, has the wrong number of operands,
+    /// or an output names no step.
+    pub fn new(steps: Vec<FusedStep>, outputs: Vec<usize>) -> FusedProgram {
+        let mut last_use: Vec<usize> = (0..steps.len()).collect();
+        for (i, s) in steps.iter().enumerate() {
+            let arity = match s.op {
+                FusedOp::Unary(_) => 1,
+                FusedOp::Binary(_) | FusedOp::Compare(_) => 2,
+                FusedOp::Select => 3,
+            };
+            assert_eq!(s.args.len(), arity, "fused program: step {i} ({:?}) takes {arity} operands", s.op);
+            for a in &s.args {
+                if let Operand::Step(j) = *a {
+                    assert!(j < i, "fused program: step {i} reads step {j}, which is not computed before it");
+                    last_use[j] = i;
+                }
+            }
+        }
+        for &o in &outputs {
+            assert!(o < steps.len(), "fused program: output step {o} of {}", steps.len());
+            last_use[o] = usize::MAX;
+        }
+        // An output is computed straight into its array, which later steps
+        // read; other steps take a register. A step's register is taken
+        // before its operands' are freed, so no step writes what it reads.
+        let (mut places, mut free, mut n_regs) = (Vec::with_capacity(steps.len()), Vec::new(), 0);
+        for (i, s) in steps.iter().enumerate() {
+            let place = match outputs.iter().position(|&o| o == i) {
+                Some(k) => Place::Out(k),
+                None => Place::Reg(free.pop().unwrap_or_else(|| {
+                    n_regs += 1;
+                    n_regs - 1
+                })),
+            };
+            places.push(place);
+            for a in &s.args {
+                if let Operand::Step(j) = *a {
+                    if let Place::Reg(r) = places[j] {
+                        if last_use[j] == i && !free.contains(&r) {
+                            free.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        let cost = steps
+            .iter()
+            .map(|s| match s.op {
+                FusedOp::Unary(op) => op.cost(),
+                _ => CHEAP,
+            })
+            .sum();
+        FusedProgram { steps, outputs, places, n_regs, cost }
+    }
+
+    /// The steps, in order.
+    pub fn steps(&self) -> &[FusedStep] {
+        &self.steps
+    }
+
+    /// The steps whose values are returned.
+    pub fn outputs(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    /// The dtype of each output: bool for comparisons, else `dtype`.
+    pub fn output_dtypes(&self, dtype: DType) -> Vec<DType> {
+        self.outputs
+            .iter()
+            .map(|&o| if matches!(self.steps[o].op, FusedOp::Compare(_)) { DType::Bool } else { dtype })
+            .collect()
+    }
+
+    /// Runs the program on `ins` (arrays of `dtype`, or bool where a select
+    /// reads a condition), each of `shape` or broadcasting to it.
+    pub fn run(&self, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {
+        match dtype {
+            DType::F32 => self.run_typed::<f32>(ins, shape),
+            DType::F64 => self.run_typed::<f64>(ins, shape),
+            d => panic!("fused program: expected f32 or f64 operands, got {d}"),
+        }
+    }
+
+    fn run_typed<T: FloatRuns>(&self, ins: &[&Array], shape: &[usize]) -> Vec<Array> {
+        let n: usize = shape.iter().product();
+        // Conditions computed outside the program arrive as bools: as masks here.
+        let converted: Vec<Option<Array>> =
+            ins.iter().map(|a| (a.dtype() != T::DTYPE).then(|| a.to_dtype(T::DTYPE))).collect();
+        let sources: Vec<Source<T>> = ins
+            .iter()
+            .zip(&converted)
+            .map(|(a, c)| {
+                let a = c.as_ref().unwrap_or(a);
+                let d = a.as_slice::<T>();
+                if d.len() == n {
+                    Source::Full(d)
+                } else if d.len() == 1 {
+                    Source::Splat(d[0])
+                } else {
+                    Source::Gather(d, Plan::new(shape, [a.shape()]))
+                }
+            })
+            .collect();
+        let mut outs: Vec<Vec<T>> = self.outputs.iter().map(|_| pool::with_capacity(n)).collect();
+        let dests: Vec<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+        let chunk = |start: usize, len: usize| {
+            // SAFETY: chunks are disjoint ranges of `0..n`, within every output's capacity.
+            let dest: Vec<*mut T> = dests.iter().map(|p| unsafe { p.0.add(start) }).collect();
+            self.run_chunk(&sources, start, len, &dest);
+        };
+        if worth_splitting(n, self.cost) {
+            let c = chunk_len(n, self.cost);
+            (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
+        } else {
+            chunk(0, n);
+        }
+        outs.into_iter()
+            .zip(&self.outputs)
+            .map(|(mut v, &o)| {
+                // SAFETY: `run_chunk` wrote every element of every chunk.
+                unsafe { v.set_len(n) };
+                let a = Array::from_vec(v, shape);
+                if matches!(self.steps[o].op, FusedOp::Compare(_)) {
+                    a.to_dtype(DType::Bool)
+                } else {
+                    a
+                }
+            })
+            .collect()
+    }
+
+    /// The program over output elements `start..start + len`, written
+    /// through `dest` (one pointer per output, each valid for `len` writes).
+    fn run_chunk<T: FloatRuns>(&self, sources: &[Source<T>], start: usize, len: usize, dest: &[*mut T]) {
+        let width = TILE.min(len);
+        let mut regs: Vec<Vec<T>> = vec![vec![T::ZERO; width]; self.n_regs];
+        // Inputs that are not contiguous runs of the output's elements get a tile of their own.
+        let mut tiles: Vec<Vec<T>> = sources
+            .iter()
+            .map(|s| match s {
+                Source::Full(_) => Vec::new(),
+                Source::Splat(v) => vec![*v; width],
+                Source::Gather(..) => vec![T::ZERO; width],
+            })
+            .collect();
+        let mut done = 0;
+        while done < len {
+            let m = width.min(len - done);
+            let s = start + done;
+            for (src, tile) in sources.iter().zip(&mut tiles) {
+                if let Source::Gather(d, plan) = src {
+                    gather(d, plan, s, &mut tile[..m]);
+                }
+            }
+            for (i, step) in self.steps.iter().enumerate() {
+                let mut reg = match self.places[i] {
+                    Place::Reg(r) => std::mem::take(&mut regs[r]),
+                    Place::Out(_) => Vec::new(),
+                };
+                let arg = |k: usize| -> &[T] {
+                    match step.args[k] {
+                        Operand::Input(j) => match &sources[j] {
+                            Source::Full(d) => &d[s..s + m],
+                            _ => &tiles[j][..m],
+                        },
+                        Operand::Step(j) => match self.places[j] {
+                            Place::Reg(r) => &regs[r][..m],
+                            // SAFETY: step `j` wrote these `m` elements of its
+                            // output in this tile, and no step writes an
+                            // output that another step reads as it runs.
+                            Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].add(done), m) },
+                        },
+                    }
+                };
+                let o = match self.places[i] {
+                    Place::Reg(_) => as_uninit(&mut reg[..m]),
+                    // SAFETY: `dest[k]` is valid for `len` writes, and this
+                    // step's operands are other buffers.
+                    Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].add(done).cast(), m) },
+                };
+                match step.op {
+                    FusedOp::Unary(op) => T::unary(op, arg(0), o),
+                    FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
+                    FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
+                    FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+                }
+                if let Place::Reg(r) = self.places[i] {
+                    regs[r] = reg;
+                }
+            }
+            // An output named twice is computed once, into its first array.
+            for (k, &o) in self.outputs.iter().enumerate() {
+                if let Place::Out(first) = self.places[o] {
+                    if first != k {
+                        // SAFETY: distinct outputs are distinct arrays, each valid for `len` elements.
+                        unsafe { std::ptr::copy_nonoverlapping(dest[first].add(done), dest[k].add(done), m) };
+                    }
+                }
+            }
+            done += m;
+        }
+    }
+}
+
+/// Where a step's value lives while a tile runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Place {
+    /// A register of one tile.
+    Reg(usize),
+    /// The program's output array of this index.
+    Out(usize),
+}
+
+/// How a program input is read.
+enum Source<'a, T> {
+    /// Contiguous, of the output's shape.
+    Full(&'a [T]),
+    /// One value for every element.
+    Splat(T),
+    /// Broadcast along some axes: gathered per tile.
+    Gather(&'a [T], Plan<1>),
+}
+
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is only used to write disjoint chunks from the threads of one call.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+/// A register seen as the output of a kernel, which writes every element.
+fn as_uninit<T>(x: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the kernels only write
+    // initialised values, so the slice stays initialised.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
+}
+
+/// The elements `start..start + out.len()` of `d` broadcast by `plan`.
+fn gather<T: Copy>(d: &[T], plan: &Plan<1>, start: usize, out: &mut [T]) {
+    plan.segments(start, start + out.len(), |pos, [off], len, [stride]| {
+        let out = &mut out[pos - start..pos - start + len];
+        match stride {
+            0 => out.fill(d[off]),
+            1 => out.copy_from_slice(&d[off..off + len]),
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = d[off + i * stride];
+                }
+            }
+        }
+    });
+}
+
+/// `c != 0 ? a : b` elementwise.
+fn select<T: Float>(c: &[T], a: &[T], b: &[T], out: &mut [MaybeUninit<T>]) {
+    vectorized(|| {
+        for (((o, &c), &a), &b) in out.iter_mut().zip(c).zip(a).zip(b) {
+            o.write(if c != T::ZERO { a } else { b });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(steps: &[(FusedOp, &[Operand])], outputs: &[usize]) -> FusedProgram {
+        FusedProgram::new(
+            steps.iter().map(|(op, a)| FusedStep { op: *op, args: a.to_vec() }).collect(),
+            outputs.to_vec(),
+        )
+    }
+
+    #[test]
+    fn registers_are_reused_after_the_last_use_and_never_read_while_written() {
+        use Operand::*;
+        // t0 = sin x; t1 = t0 * x; t2 = exp t1; t3 = t2 + t0
+        let p = program(
+            &[
+                (FusedOp::Unary(UnaryOp::Sin), &[Input(0)]),
+                (FusedOp::Binary(BinaryOp::Mul), &[Step(0), Input(0)]),
+                (FusedOp::Unary(UnaryOp::Exp), &[Step(1)]),
+                (FusedOp::Binary(BinaryOp::Add), &[Step(2), Step(0)]),
+            ],
+            &[3],
+        );
+        // The output is written to its array; the rest take three registers.
+        assert_eq!(p.n_regs, 3);
+        assert_eq!(p.places[3], Place::Out(0));
+        for (i, s) in p.steps.iter().enumerate() {
+            for a in &s.args {
+                if let Step(j) = a {
+                    assert_ne!(p.places[*j], p.places[i], "step {i} writes the register it reads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fused_chain_equals_the_eager_operations_bit_for_bit_with_broadcast_inputs() {
+        use Operand::*;
+        // tanh(x * c + row) > 0 ? tanh(..) : exp(x), over a [3, 1500] tile-crossing shape.
+        let shape = [3usize, 1500];
+        let n = 3 * 1500;
+        let x = Array::from_vec((0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect(), &shape);
+        let row = Array::from_vec((0..1500).map(|i| (i % 7) as f32 - 3.0).collect(), &[1500]);
+        let c = Array::from_vec(vec![0.75f32], &[]);
+        let p = program(
+            &[
+                (FusedOp::Binary(BinaryOp::Mul), &[Input(0), Input(1)]),
+                (FusedOp::Binary(BinaryOp::Add), &[Step(0), Input(2)]),
+                (FusedOp::Unary(UnaryOp::Tanh), &[Step(1)]),
+                (FusedOp::Compare(CompareOp::Gt), &[Step(2), Input(3)]),
+                (FusedOp::Unary(UnaryOp::Exp), &[Input(0)]),
+                (FusedOp::Select, &[Step(3), Step(2), Step(4)]),
+            ],
+            &[5, 3],
+        );
+        let zero = Array::from_vec(vec![0.0f32], &[]);
+        let got = p.run(&[&x, &c, &row, &zero], DType::F32, &shape);
+        let t = UnaryOp::Tanh.cpu(&BinaryOp::Add.cpu(&BinaryOp::Mul.cpu(&x, &c, &shape), &row, &shape));
+        let mask = CompareOp::Gt.cpu(&t, &zero, &shape);
+        let want = super::super::ops::select_cpu(&mask, &t, &UnaryOp::Exp.cpu(&x), &shape);
+        assert_eq!(got[0].as_slice::<f32>(), want.as_slice::<f32>());
+        assert_eq!(got[1].dtype(), DType::Bool);
+        assert_eq!(got[1].as_slice::<bool>(), mask.as_slice::<bool>());
+    }
+}
