@@ -174,6 +174,11 @@ pub trait Primitive: Debug + Send + Sync + 'static {
         let _ = (cts, ins);
         panic!("{}", super::context::nonlinear_message(self.name()))
     }
+    /// The program a primitive that stands for other equations runs (a
+    /// fused kernel's chain), so graphs print it and passes can look inside.
+    fn subgraph(&self) -> Option<&crate::graph::Graph> {
+        None
+    }
 }
 
 /// The rules of a primitive with one output — most of them. Every type that

@@ -6,6 +6,7 @@
 //! graph these are the residuals of the forward pass), or the output of one
 //! equation. Equations are in evaluation order.
 
+mod fuse;
 mod optimize;
 mod print;
 mod transpose;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use crate::array::Aval;
 use crate::core::{bind_dyn, small, Outs, Primitive, Tensor};
 
+pub use fuse::Fused;
 pub use transpose::backward_pass;
 
 /// A variable of a graph.

@@ -36,6 +36,11 @@ impl fmt::Display for Graph {
             let args: Vec<String> = e.inputs.iter().map(|&v| var_name(v)).collect();
             let outs: Vec<String> = e.outs.iter().map(|&v| typed(v)).collect();
             writeln!(f, "    {} = {} {}", outs.join(" "), label(&*e.prim), args.join(" "))?;
+            if let Some(body) = e.prim.subgraph() {
+                for line in body.to_string().lines() {
+                    writeln!(f, "        {line}")?;
+                }
+            }
         }
         let outs: Vec<String> = self.outputs.iter().map(|&v| var_name(v)).collect();
         write!(f, "  in ({}) }}", outs.join(", "))

@@ -109,6 +109,33 @@ pub(super) fn checkpoint_tangents(f: Fun, outs: &[Aval], x: &[Tensor], t: &[Opti
     bind_all(CheckpointTangent { f, outs: outs.to_vec() }, &args).into_iter().map(Some).collect()
 }
 
+/// The tangents of a call of `graph` (outputs `outs`), as
+/// [`checkpoint_tangents`]: the jvp rule of primitives that stand for a
+/// graph of others (fused kernels).
+pub(crate) fn call_tangents(
+    graph: &Arc<Graph>,
+    outs: &[Aval],
+    x: &[Tensor],
+    t: &[Option<Tensor>],
+) -> Outs<Option<Tensor>> {
+    checkpoint_tangents(as_fun(graph), outs, x, t)
+}
+
+/// `graph` applied to batched operands by mapping its equations: the batch
+/// rule of primitives that stand for a graph of others. Every output is
+/// batched on axis 0.
+pub(crate) fn call_batched(
+    graph: &Arc<Graph>,
+    x: &[Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> (Outs<Tensor>, Outs<Option<usize>>) {
+    let inputs: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batch_first(v, a, size)).collect();
+    let outs: Outs<Tensor> = vmapped(&as_fun(graph))(&inputs).into_iter().collect();
+    let n = outs.len();
+    (outs, smallvec::smallvec![Some(0); n])
+}
+
 /// Tangents with symbolic zeros made explicit.
 pub(super) fn dense(x: &[Tensor], t: &[Option<Tensor>]) -> Vec<Tensor> {
     x.iter().zip(t).map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like())).collect()

@@ -56,7 +56,7 @@ type Key<S> = (Vec<Aval>, Vec<String>, S);
 /// ```
 pub struct Jit<I: ?Sized, O, F, S = ()> {
     f: F,
-    cache: Mutex<HashMap<Key<S>, Arc<Staged<O>>>>,
+    cache: Mutex<HashMap<Key<S>, Arc<Compiled<O>>>>,
     traces: AtomicUsize,
     hits: AtomicUsize,
     _input: std::marker::PhantomData<fn(&I)>,
@@ -80,7 +80,7 @@ where
 
     /// The staged, simplified program for inputs like `x` and the static
     /// value `s`, from the cache or traced now by `call`.
-    fn staged(&self, x: &I, xs: &[Tensor], s: &S, call: impl Fn(&F, &I) -> O) -> Arc<Staged<O>> {
+    fn staged(&self, x: &I, xs: &[Tensor], s: &S, call: impl Fn(&F, &I) -> O) -> Arc<Compiled<O>> {
         let key = (avals_of(xs), structure(x, xs), s.clone());
         if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -108,20 +108,21 @@ where
             }
         };
         staged.graph = Arc::new(staged.graph.optimized());
-        let staged = Arc::new(staged);
+        let compiled = Arc::new(Compiled { run: Arc::new(staged.graph.fused()), staged });
         // With captured tracers the program belongs to this call's enclosing transformation only.
-        if staged.captured.is_empty() {
-            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, staged.clone());
+        if compiled.staged.captured.is_empty() {
+            self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, compiled.clone());
         }
-        staged
+        compiled
     }
 
     fn run(&self, x: &I, s: &S, call: impl Fn(&F, &I) -> O) -> O {
         let xs = x.ref_leaves();
-        let staged = self.staged(x, &xs, s, call);
+        let compiled = self.staged(x, &xs, s, call);
+        let staged = &compiled.staged;
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
-        let prim = JitCall::new(staged.graph.clone(), staged.out_avals());
+        let prim = JitCall::new(staged.graph.clone(), compiled.run.clone(), staged.out_avals());
         staged.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 
@@ -151,7 +152,7 @@ where
     /// `jax.jit(f).lower(x)` shows it; its `Display` prints one equation a line.
     pub fn lower(&self, x: &I) -> Graph {
         let xs = x.ref_leaves();
-        (*self.staged(x, &xs, &(), |f, x| f(x)).graph).clone()
+        (*self.staged(x, &xs, &(), |f, x| f(x)).run).clone()
     }
 }
 
@@ -189,7 +190,7 @@ where
     /// The simplified program of a call with inputs like `x` and static value `s`.
     pub fn lower_static(&self, x: &I, s: &S) -> Graph {
         let xs = x.ref_leaves();
-        (*self.staged(x, &xs, s, |f, x| f(x, s)).graph).clone()
+        (*self.staged(x, &xs, s, |f, x| f(x, s)).run).clone()
     }
 }
 
@@ -252,15 +253,27 @@ where
 /// function's inputs and then what it captured.
 #[derive(Clone)]
 struct JitCall {
+    /// The simplified program, which the rules transform.
     graph: Arc<Graph>,
+    /// The same program with its elementwise chains fused: what runs.
+    run: Arc<Graph>,
     outs: Vec<Aval>,
-    /// The program mapped over a leading axis of every operand, by batch size.
-    batched: Arc<Mutex<HashMap<usize, Arc<Graph>>>>,
+    /// The program mapped over a leading axis of every operand (simplified, fused), by batch size.
+    batched: Arc<Mutex<HashMap<usize, Programs>>>,
+}
+
+/// A simplified program and its fused form.
+type Programs = (Arc<Graph>, Arc<Graph>);
+
+/// A staged function, simplified, with the fused form that runs it.
+struct Compiled<O> {
+    staged: Staged<O>,
+    run: Arc<Graph>,
 }
 
 impl JitCall {
-    fn new(graph: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
-        JitCall { graph, outs, batched: Default::default() }
+    fn new(graph: Arc<Graph>, run: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
+        JitCall { graph, run, outs, batched: Default::default() }
     }
 }
 
@@ -284,7 +297,7 @@ impl Primitive for JitCall {
         self.outs.iter().cloned().collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
-        interpret(&self.graph, ins)
+        interpret(&self.run, ins)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // As checkpoint: the tangent is a function of the inputs and their
@@ -292,7 +305,7 @@ impl Primitive for JitCall {
         checkpoint_tangents(as_fun(&self.graph), &self.outs, x, t)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
-        let graph = self
+        let (graph, run) = self
             .batched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -301,10 +314,11 @@ impl Primitive for JitCall {
                 let in_avals: Vec<Aval> = self.graph.inputs.iter().map(|&v| self.graph.avals[v].clone()).collect();
                 let f = as_fun(&self.graph);
                 let staged = stage(&batched_avals(&in_avals, size), |ins| vmap(|xs: &Vec<Tensor>| f(xs))(&ins));
-                Arc::new(staged.graph.optimized())
+                let graph = staged.graph.optimized();
+                (Arc::new(graph.clone()), Arc::new(graph.fused()))
             })
             .clone();
-        bind_batched_first(JitCall::new(graph, batched_avals(&self.outs, size)), x, axes, size)
+        bind_batched_first(JitCall::new(graph, run, batched_avals(&self.outs, size)), x, axes, size)
     }
 }
 

@@ -11,6 +11,7 @@ mod staging;
 mod tape;
 mod vmap;
 
+pub(crate) use custom::{call_batched, call_tangents};
 pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jacobian::{hessian, hvp, jacfwd, jacrev, JacobianOut};
 pub use jit::{jit, jit_static, Jit, JitStats};

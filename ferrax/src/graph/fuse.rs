@@ -1,0 +1,324 @@
+//! Elementwise fusion: chains of elementwise equations over one shape and
+//! float dtype become one [`Fused`] equation whose kernel runs the whole
+//! chain over cache-sized tiles ([`FusedProgram`]), so the chain's
+//! intermediate values are never arrays. Broadcasts into the chain are
+//! read in place rather than materialised.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{Def, Eqn, Graph, Var};
+use crate::array::fused::{FusedOp, FusedProgram, FusedStep, Operand};
+use crate::array::{Array, Aval, DType};
+use crate::core::{Kind, Outs, Param, Params, Primitive, Tensor};
+
+/// What an equation contributes to a fused group.
+#[derive(Clone, Copy)]
+enum Role {
+    /// A step of the kernel.
+    Step(FusedOp),
+    /// A broadcast of an outside value, read in place by the steps.
+    Load,
+}
+
+/// The role of `e` in a group over float dtype and shape (both returned), if it can be in one.
+fn role(e: &Eqn, avals: &[Aval]) -> Option<(Role, DType, Vec<usize>)> {
+    if e.outs.len() != 1 {
+        return None;
+    }
+    let out = &avals[e.outs[0]];
+    let role = match e.prim.kind() {
+        Kind::Unary(op) => Role::Step(FusedOp::Unary(op)),
+        Kind::Binary(op) => Role::Step(FusedOp::Binary(op)),
+        Kind::Compare(op) => Role::Step(FusedOp::Compare(op)),
+        Kind::Select => Role::Step(FusedOp::Select),
+        Kind::Layout if e.prim.name() == "broadcast" => Role::Load,
+        _ => return None,
+    };
+    // A comparison's dtype is its operands'.
+    let dtype = match role {
+        Role::Step(FusedOp::Compare(_)) => avals[e.inputs[0]].dtype,
+        _ => out.dtype,
+    };
+    dtype.is_float().then(|| (role, dtype, out.shape.clone()))
+}
+
+struct Group {
+    members: Vec<usize>,
+    dtype: DType,
+    shape: Vec<usize>,
+    /// A value of the group was read outside it: later equations may not
+    /// join, or the group (emitted at its last member) would come after that reader.
+    sealed: bool,
+}
+
+impl Graph {
+    /// This graph with every chain of two or more elementwise equations
+    /// (unary and binary functions, comparisons, selects, and the broadcasts
+    /// that feed them) over one shape and float dtype replaced by one
+    /// `fused` equation. Its kernel computes the chain tile by tile with the
+    /// same per-element arithmetic, so every value is bit for bit what the
+    /// unfused graph gives; the values the rest of the graph reads are its
+    /// outputs. Equations join a group in program order, so no value is
+    /// computed before its operands.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let g = make_graph(|x: &Tensor| (x.sin() * 2.0 + 1.0).exp().sum(), &Tensor::zeros(&[8], DType::F32));
+    /// let f = g.fused();
+    /// assert_eq!(f.eqns.len(), 2); // one fused chain, then the sum
+    /// assert!(f.to_string().contains("fused[eqns="));
+    /// let x = Tensor::linspace(-1.0, 1.0, 8, DType::F32);
+    /// assert_eq!(f.eval(&[x.clone()])[0].item(), g.eval(&[x])[0].item());
+    /// ```
+    pub fn fused(&self) -> Graph {
+        let (groups, group_of) = self.fusion_groups();
+        let n = self.avals.len();
+        // Which values are read outside the group that computes them.
+        let mut escapes = vec![false; n];
+        for (i, e) in self.eqns.iter().enumerate() {
+            for &v in &e.inputs {
+                if let Def::Eqn(p) = self.defs[v] {
+                    if group_of[p].is_none() || group_of[p] != group_of[i] {
+                        escapes[v] = true;
+                    }
+                }
+            }
+        }
+        for &v in &self.outputs {
+            escapes[v] = true;
+        }
+
+        let mut out = Graph::empty();
+        let mut new_of: Vec<Option<Var>> = vec![None; n];
+        let fresh = |out: &mut Graph, new_of: &mut [Option<Var>], old: Var, def: Def| {
+            out.avals.push(self.avals[old].clone());
+            out.defs.push(def);
+            new_of[old] = Some(out.avals.len() - 1);
+            out.avals.len() - 1
+        };
+        for (k, &v) in self.inputs.iter().enumerate() {
+            let nv = fresh(&mut out, &mut new_of, v, Def::Input(k));
+            out.inputs.push(nv);
+        }
+        for (k, (v, t)) in self.consts.iter().enumerate() {
+            let nv = fresh(&mut out, &mut new_of, *v, Def::Const(k));
+            out.consts.push((nv, t.clone()));
+        }
+        let copy = |out: &mut Graph, new_of: &mut [Option<Var>], e: &Eqn| {
+            let k = out.eqns.len();
+            let inputs = e.inputs.iter().map(|&v| new_of[v].expect("operands are defined first")).collect();
+            let outs = e.outs.iter().map(|&o| fresh(out, new_of, o, Def::Eqn(k))).collect();
+            out.eqns.push(Eqn { prim: e.prim.clone(), inputs, outs, origin: e.origin });
+        };
+        for (i, e) in self.eqns.iter().enumerate() {
+            let Some(g) = group_of[i] else {
+                copy(&mut out, &mut new_of, e);
+                continue;
+            };
+            let group = &groups[g];
+            // A broadcast that is read outside the group is an array anyway.
+            if matches!(role(e, &self.avals), Some((Role::Load, ..))) && escapes[e.outs[0]] {
+                copy(&mut out, &mut new_of, e);
+            }
+            if *group.members.last().expect("groups are not empty") != i {
+                continue;
+            }
+            let (prim, inputs, outputs) = self.fuse_group(group, &escapes);
+            let k = out.eqns.len();
+            let inputs = inputs.iter().map(|&v| new_of[v].expect("operands are defined first")).collect();
+            let outs = outputs.iter().map(|&o| fresh(&mut out, &mut new_of, o, Def::Eqn(k))).collect();
+            out.eqns.push(Eqn { prim: Arc::new(prim), inputs, outs, origin: None });
+        }
+        out.outputs = self.outputs.iter().map(|&v| new_of[v].expect("outputs are defined")).collect();
+        debug_assert!(out.check().is_ok(), "fused graph fails its check: {:?}", out.check());
+        out
+    }
+
+    /// The groups worth fusing (two or more steps), and each equation's group.
+    fn fusion_groups(&self) -> (Vec<Group>, Vec<Option<usize>>) {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: Vec<Option<usize>> = vec![None; self.eqns.len()];
+        // The last group of each dtype and shape, which an equation may join.
+        let mut latest: HashMap<(DType, Vec<usize>), usize> = HashMap::new();
+        let producer = |v: Var| match self.defs[v] {
+            Def::Eqn(p) => Some(p),
+            _ => None,
+        };
+        for (i, e) in self.eqns.iter().enumerate() {
+            let joined = role(e, &self.avals).map(|(_, dtype, shape)| {
+                let open = |g: &usize| !groups[*g].sealed && groups[*g].dtype == dtype && groups[*g].shape == shape;
+                // The chain of an operand, or else the last chain of its dtype and shape if still open: an
+                // equation whose operands are all computed before it may run
+                // in any group still open, which saves a pass over memory.
+                let own = e.inputs.iter().filter_map(|&v| group_of[producer(v)?]).filter(open).max();
+                let key = (dtype, shape.clone());
+                let g = own.or_else(|| latest.get(&key).copied().filter(open)).unwrap_or_else(|| {
+                    groups.push(Group { members: Vec::new(), dtype, shape: key.1.clone(), sealed: false });
+                    groups.len() - 1
+                });
+                latest.insert(key, g);
+                g
+            });
+            if let Some(g) = joined {
+                groups[g].members.push(i);
+                group_of[i] = Some(g);
+            }
+            for &v in &e.inputs {
+                if let Some(h) = producer(v).and_then(|p| group_of[p]) {
+                    if Some(h) != joined {
+                        groups[h].sealed = true;
+                    }
+                }
+            }
+        }
+        // Fewer than two steps gain nothing: their equations stay as they are.
+        let steps = |g: &Group| {
+            g.members.iter().filter(|&&i| matches!(role(&self.eqns[i], &self.avals), Some((Role::Step(_), ..)))).count()
+        };
+        let worth: Vec<bool> = groups.iter().map(|g| steps(g) >= 2).collect();
+        let mut renumber = vec![None; groups.len()];
+        let mut kept = Vec::new();
+        for (g, group) in groups.into_iter().enumerate() {
+            if worth[g] {
+                renumber[g] = Some(kept.len());
+                kept.push(group);
+            }
+        }
+        let group_of = group_of.into_iter().map(|g| g.and_then(|g| renumber[g])).collect();
+        (kept, group_of)
+    }
+
+    /// The fused primitive of a group, the variables it reads and the ones it defines.
+    fn fuse_group(&self, group: &Group, escapes: &[bool]) -> (Fused, Vec<Var>, Vec<Var>) {
+        let mut inputs: Vec<Var> = Vec::new();
+        let mut operand: HashMap<Var, Operand> = HashMap::new();
+        let mut input = |v: Var, inputs: &mut Vec<Var>| {
+            *operand.entry(v).or_insert_with(|| {
+                inputs.push(v);
+                Operand::Input(inputs.len() - 1)
+            })
+        };
+        let mut steps = Vec::new();
+        let mut outputs = Vec::new();
+        let mut out_vars = Vec::new();
+        // The group's own equations, as a graph of its inputs: what rules and printing use.
+        let mut body_eqns: Vec<&Eqn> = Vec::new();
+        let mut step_of: HashMap<Var, Operand> = HashMap::new();
+        for &i in &group.members {
+            let e = &self.eqns[i];
+            let o = e.outs[0];
+            match role(e, &self.avals).expect("members have a role").0 {
+                Role::Load if escapes[o] => {
+                    let op = input(o, &mut inputs);
+                    step_of.insert(o, op);
+                }
+                Role::Load => {
+                    let op = input(e.inputs[0], &mut inputs);
+                    step_of.insert(o, op);
+                    body_eqns.push(e);
+                }
+                Role::Step(op) => {
+                    let mut args = Vec::with_capacity(e.inputs.len());
+                    for &v in &e.inputs {
+                        args.push(match step_of.get(&v) {
+                            Some(&a) => a,
+                            None => input(v, &mut inputs),
+                        });
+                    }
+                    steps.push(FusedStep { op, args });
+                    step_of.insert(o, Operand::Step(steps.len() - 1));
+                    body_eqns.push(e);
+                    if escapes[o] {
+                        outputs.push(steps.len() - 1);
+                        out_vars.push(o);
+                    }
+                }
+            }
+        }
+        let body = self.subgraph(&inputs, &body_eqns, &out_vars);
+        let outs = out_vars.iter().map(|&v| self.avals[v].clone()).collect();
+        let fused = Fused {
+            body: Arc::new(body),
+            program: Arc::new(FusedProgram::new(steps, outputs)),
+            dtype: group.dtype,
+            shape: group.shape.clone(),
+            outs,
+        };
+        (fused, inputs, out_vars)
+    }
+
+    /// The graph of `eqns` (in order) as a function of `inputs`, returning `outputs`.
+    fn subgraph(&self, inputs: &[Var], eqns: &[&Eqn], outputs: &[Var]) -> Graph {
+        let mut g = Graph::empty();
+        let mut new_of: HashMap<Var, Var> = HashMap::new();
+        for (k, &v) in inputs.iter().enumerate() {
+            g.avals.push(self.avals[v].clone());
+            g.defs.push(Def::Input(k));
+            g.inputs.push(g.avals.len() - 1);
+            new_of.insert(v, g.avals.len() - 1);
+        }
+        for e in eqns {
+            let k = g.eqns.len();
+            let ins = e.inputs.iter().map(|v| new_of[v]).collect();
+            let outs = e
+                .outs
+                .iter()
+                .map(|&o| {
+                    g.avals.push(self.avals[o].clone());
+                    g.defs.push(Def::Eqn(k));
+                    new_of.insert(o, g.avals.len() - 1);
+                    g.avals.len() - 1
+                })
+                .collect();
+            g.eqns.push(Eqn { prim: e.prim.clone(), inputs: ins, outs, origin: e.origin });
+        }
+        g.outputs = outputs.iter().map(|v| new_of[v]).collect();
+        g
+    }
+}
+
+/// A fused chain of elementwise equations: evaluated by its tile kernel;
+/// differentiated and batched through its equations (`body`), like a call.
+#[derive(Clone)]
+pub struct Fused {
+    body: Arc<Graph>,
+    program: Arc<FusedProgram>,
+    dtype: DType,
+    shape: Vec<usize>,
+    outs: Vec<Aval>,
+}
+
+impl fmt::Debug for Fused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fused({} equations over {}{:?})", self.body.eqns.len(), self.dtype, self.shape)
+    }
+}
+
+impl Primitive for Fused {
+    fn name(&self) -> &'static str {
+        "fused"
+    }
+    fn params(&self) -> Params {
+        vec![("eqns", Param::Usize(self.body.eqns.len())), ("program", Param::Id(Arc::as_ptr(&self.program) as usize))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Call
+    }
+    fn shape(&self, _ins: &[&Aval]) -> Outs<Aval> {
+        self.outs.iter().cloned().collect()
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        self.program.run(ins, self.dtype, &self.shape).into_iter().collect()
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        crate::transforms::call_tangents(&self.body, &self.outs, x, t)
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        crate::transforms::call_batched(&self.body, x, axes, size)
+    }
+    fn subgraph(&self) -> Option<&Graph> {
+        Some(&self.body)
+    }
+}

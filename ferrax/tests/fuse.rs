@@ -1,0 +1,121 @@
+//! Elementwise fusion (`Graph::fused`, which `jit` runs): every value bit
+//! for bit as the unfused graph, on chains with broadcasts, comparisons,
+//! selects, several outputs and values read outside the chain.
+
+use ferrax::graph::Graph;
+use ferrax::prelude::*;
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_vec::<f64>().iter().map(|v| v.to_bits()).collect()
+}
+
+/// The fused graph of `f` at `x`, after checking that it computes what the
+/// unfused graph does, bit for bit.
+fn fused_equal(f: impl Fn(&Vec<Tensor>) -> Tensor, x: &[Tensor]) -> Graph {
+    let g = make_graph(|x: &Vec<Tensor>| f(x), &x.to_vec()).optimized();
+    let fused = g.fused();
+    fused.check().expect("the fused graph is well formed");
+    let (want, got) = (g.eval(x), fused.eval(x));
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!((w.shape(), w.dtype()), (g.shape(), g.dtype()));
+        assert_eq!(bits(w), bits(g), "fused graph differs:\n{fused}");
+    }
+    fused
+}
+
+fn count(g: &Graph, name: &str) -> usize {
+    g.eqns.iter().filter(|e| e.prim.name() == name).count()
+}
+
+fn data(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
+    (Tensor::randn(shape, DType::F64, seed) * 3.0).to_dtype(dtype)
+}
+
+#[test]
+fn activations_fuse_into_one_kernel_and_give_the_same_bits() {
+    for dtype in [DType::F32, DType::F64] {
+        // Sizes below a tile, across tiles, and large enough to split across threads.
+        for n in [1, 7, 1000, 5000, 1 << 20] {
+            let x = vec![data(&[n], dtype, n as u64)];
+            let g = fused_equal(|x| x[0].gelu_tanh(), &x);
+            assert_eq!(g.eqns.len(), 1, "gelu is one chain:\n{g}");
+            let g = fused_equal(|x| x[0].softplus() * &x[0].logistic(), &x);
+            assert_eq!(g.eqns.len(), 1, "softplus times logistic is one chain:\n{g}");
+        }
+    }
+}
+
+#[test]
+fn broadcast_operands_are_read_in_place() {
+    // A bias along rows, a column, and a scalar, all into one [64, 300] chain.
+    let x = vec![data(&[64, 300], DType::F32, 1), data(&[300], DType::F32, 2), data(&[64, 1], DType::F32, 3)];
+    let g = fused_equal(|p| ((&p[0] + &p[1]).tanh() * &p[2] + 1.0).exp(), &x);
+    assert_eq!(g.eqns.len(), 1, "{g}");
+}
+
+#[test]
+fn comparisons_and_selects_fuse_and_masks_escape_as_bools() {
+    let x = vec![data(&[513], DType::F64, 4), data(&[513], DType::F64, 5)];
+    // relu written with a select, a leaky slope, and a mask that is also returned.
+    let g = fused_equal(
+        |p| {
+            let pos = p[0].gt(&p[1]);
+            let y = pos.select(&p[0], &(&p[0] * 0.01)).sin();
+            y + pos.to_dtype(DType::F64)
+        },
+        &x,
+    );
+    assert_eq!(count(&g, "fused"), 1, "{g}");
+}
+
+#[test]
+fn values_read_outside_a_chain_are_its_outputs_and_order_is_kept() {
+    let x = vec![data(&[4, 8], DType::F64, 6), data(&[8, 8], DType::F64, 7)];
+    // `h` feeds a matrix product and continues the chain; the sum of `y`
+    // comes back into a later chain, which must run after it.
+    let g = fused_equal(
+        |p| {
+            let h = (&p[0] * 2.0).tanh();
+            let y = (&h * &h).exp();
+            let s = y.sum();
+            (h.matmul(&p[1]).sin() + &y) * s
+        },
+        &x,
+    );
+    assert!(count(&g, "fused") >= 2, "{g}");
+    assert_eq!(count(&g, "matmul"), 1);
+}
+
+#[test]
+fn single_operations_and_integer_chains_are_left_alone() {
+    let x = vec![data(&[16], DType::F64, 8)];
+    let g = fused_equal(|p| p[0].sin().sum(), &x);
+    assert_eq!(count(&g, "fused"), 0, "one elementwise op is not a chain:\n{g}");
+    let i = vec![Tensor::from_vec(vec![3i64, -4, 5], &[3])];
+    let g = fused_equal(|p| (&p[0] * 2i64 + 1i64).abs(), &i);
+    assert_eq!(count(&g, "fused"), 0, "integer chains run as before:\n{g}");
+}
+
+#[test]
+fn a_fused_graph_differentiates_and_vectorises_like_the_original() {
+    let x = data(&[6], DType::F64, 9);
+    let f = |x: &Tensor| (x.sin() * x + 1.0).tanh().sum();
+    let fused = make_graph(f, &x).optimized().fused();
+    assert_eq!(count(&fused, "fused"), 1);
+    let run = |x: &Tensor| fused.eval(std::slice::from_ref(x))[0].clone();
+    assert_eq!(bits(&run(&x)), bits(&f(&x)));
+    let (g_fused, g_plain) = (grad(run)(&x), grad(f)(&x));
+    assert!((&g_fused - &g_plain).abs().max().item() < 1e-15);
+    let h_fused = hessian(run)(&x);
+    assert!((&h_fused - hessian(f)(&x)).abs().max().item() < 1e-13);
+    let xs = data(&[3, 6], DType::F64, 10);
+    assert_eq!(bits(&vmap(run)(&xs)), bits(&vmap(f)(&xs)));
+}
+
+#[test]
+fn the_printed_program_shows_each_chain_inside_its_equation() {
+    let g = make_graph(|x: &Tensor| x.sin().exp(), &Tensor::zeros(&[3], DType::F64)).fused();
+    let text = g.to_string();
+    assert!(text.contains("= fused[eqns=2"), "{text}");
+    assert!(text.contains("b:f64[3] = sin a") && text.contains("c:f64[3] = exp b"), "{text}");
+}
