@@ -18,8 +18,9 @@ import time
 
 WORKLOADS = [
     "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
-    "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M",
+    "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
 ]
+KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M")
 SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile"]
 
 
@@ -163,7 +164,14 @@ def jax_call(workload, jit):
         mm = wrap(jnp.matmul)
         return ready(lambda: mm(a, b))
     x = jnp.asarray(inputs(workload))
-    op = {"memcpy_1M": jnp.copy, "exp_1M": jnp.exp, "tanh_1M": jnp.tanh}[workload]
+    op = {
+        "memcpy_1M": jnp.copy,
+        "exp_1M": jnp.exp,
+        "tanh_1M": jnp.tanh,
+        "gelu_1M": lambda x: jax.nn.gelu(x, approximate=True),
+        "softplus_1M": lambda x: jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x))),
+        "cheap8_1M": lambda x: -jnp.square(jnp.maximum(jnp.abs((x * 0.5 + 1) * x - 0.25), 0)),
+    }[workload]
     k = wrap(op)
     return ready(lambda: k(x))
 
@@ -225,7 +233,7 @@ def torch_call(workload, compiled):
             return q
 
         return train
-    if compiled and not workload.startswith("W7") and workload not in ("exp_1M", "tanh_1M", "memcpy_1M"):
+    if compiled and not workload.startswith("W7") and workload not in KERNELS:
         raise Skip("torch.func transformations under torch.compile are not measured")
     from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap
 
@@ -269,7 +277,13 @@ def torch_call(workload, compiled):
     if workload == "memcpy_1M":
         dst = torch.empty_like(x)
         return lambda: dst.copy_(x)
-    op = {"exp_1M": torch.exp, "tanh_1M": torch.tanh}[workload]
+    op = {
+        "exp_1M": torch.exp,
+        "tanh_1M": torch.tanh,
+        "gelu_1M": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+        "softplus_1M": lambda x: torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x))),
+        "cheap8_1M": lambda x: -torch.square(torch.relu(torch.abs((x * 0.5 + 1) * x - 0.25))),
+    }[workload]
     k = maybe(op)
 
     def elementwise():

@@ -1,4 +1,4 @@
-//! One benchmark workload of `../shared/bench` (W1–W7, and three elementwise
+//! One benchmark workload of `../shared/bench` (W1–W7, and five elementwise
 //! kernels), timed in this process, printed as one JSON line.
 //!
 //! `bench/compare.sh` runs it once per workload beside the same workloads in
@@ -38,6 +38,9 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("memcpy_1M", "copy of 2^20 f32 into an allocated buffer, threaded"),
     ("exp_1M", "exp of 2^20 f32"),
     ("tanh_1M", "tanh of 2^20 f32"),
+    ("gelu_1M", "tanh-approximated GELU of 2^20 f32: a chain of 8 elementwise ops"),
+    ("softplus_1M", "max(x, 0) + ln_1p(exp(-|x|)) of 2^20 f32: a chain of 7"),
+    ("cheap8_1M", "-(relu(|(x/2 + 1) x - 1/4|))^2 of 2^20 f32: a chain of 8 cheap ops"),
 ];
 
 fn main() {
@@ -236,6 +239,16 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
         }
         "exp_1M" => call(|x: &Tensor| x.exp(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
         "tanh_1M" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "gelu_1M" => call(|x: &Tensor| x.gelu_tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "softplus_1M" => call(|x: &Tensor| x.softplus(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "cheap8_1M" => call(
+            |x: &Tensor| {
+                let y = ((x * 0.5 + 1.0) * x - 0.25).abs().relu();
+                -(&y * &y)
+            },
+            Tensor::randn(&[1 << 20], DType::F32, 1),
+            jitted,
+        ),
         "memcpy_1M" if !jitted => {
             // The copy is into a vector allocated once, split across threads
             // as ferrax's kernels are: the memory bandwidth the two kernels
