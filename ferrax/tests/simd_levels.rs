@@ -57,7 +57,8 @@ const LENGTHS: [usize; 9] = [0, 1, 7, 8, 9, 17, 33, 1000, 300_000];
 
 fn values(n: usize) -> Vec<f32> {
     // Spread over the interesting range, with the special values first.
-    let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-30, -88.9, 89.0, -104.5, 0.624, 0.626];
+    let special =
+        [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-30, -88.9, 89.0, -104.5, 0.624, 0.626, -1.0, 1e-40];
     (0..n).map(|i| if i < special.len() { special[i] } else { ((i as f32) * 0.618_034).sin() * 30.0 }).collect()
 }
 
@@ -71,10 +72,12 @@ fn kernels_agree_at_this_level() {
     for n in LENGTHS {
         let xs = values(n);
         let x = Tensor::from_vec(xs.clone(), &[n]);
-        let unary: [(&str, Tensor, Exact, f64); 3] = [
+        let unary: [(&str, Tensor, Exact, f64); 5] = [
             ("exp", x.exp(), f64::exp, 1.5),
             ("tanh", x.tanh(), f64::tanh, 2.0),
             ("sigmoid", x.sigmoid(), |v: f64| 1.0 / (1.0 + (-v).exp()), 3.0),
+            ("ln", x.ln(), f64::ln, 1.0),
+            ("ln_1p", x.ln_1p(), f64::ln_1p, 1.0),
         ];
         for (name, got, exact, bound) in unary {
             for (&v, g) in xs.iter().zip(got.to_vec::<f32>()) {

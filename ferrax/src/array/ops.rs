@@ -267,8 +267,8 @@ macro_rules! float_runs {
                     Exp => dispatch(Fast::<_, FastExp>::new(x, out)),
                     Exp2 => each(x, out, |v: $t| v.exp2()),
                     ExpM1 => each(x, out, |v: $t| v.exp_m1()),
-                    Ln => each(x, out, |v: $t| v.ln()),
-                    Ln1p => each(x, out, |v: $t| v.ln_1p()),
+                    Ln => dispatch(Fast::<_, FastLn>::new(x, out)),
+                    Ln1p => dispatch(Fast::<_, FastLn1p>::new(x, out)),
                     Log2 => each(x, out, |v: $t| v.log2()),
                     Log10 => each(x, out, |v: $t| v.log10()),
                     Sqrt => each(x, out, |v: $t| v.sqrt()),
@@ -356,7 +356,13 @@ macro_rules! fast_fns {
         }
     )*};
 }
-fast_fns!(FastExp => exp_in, FastTanh => tanh_in, FastLogistic => logistic_in);
+fast_fns!(
+    FastExp => exp_in,
+    FastTanh => tanh_in,
+    FastLogistic => logistic_in,
+    FastLn => ln_in,
+    FastLn1p => ln_1p_in
+);
 
 /// An elementwise function of two arrays of one dtype, broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
