@@ -1,5 +1,6 @@
 //! Elementwise kernels: maps, broadcasting binary and ternary operations.
 
+use std::iter::repeat_n;
 use std::mem::MaybeUninit;
 
 use super::parallel::{self, build};
@@ -192,18 +193,20 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
             plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
                 let out = &mut out[pos - s..pos - s + len];
                 // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
-                // one loop per combination, so each is a plain vectorisable loop.
-                let (c1, x1, y1) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
-                let (c0, x0, y0) = (c[oc], x[ox], y[oy]);
+                // one loop per combination, over iterators of exactly `len`
+                // items, so each is a plain vectorisable loop without bounds checks.
+                let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
+                let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
+                let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
                 match (sc, sx, sy) {
-                    (1, 1, 1) => vectorized(|| select_run(out, |i| c1[i], |i| x1[i], |i| y1[i])),
-                    (1, 1, 0) => vectorized(|| select_run(out, |i| c1[i], |i| x1[i], |_| y0)),
-                    (1, 0, 1) => vectorized(|| select_run(out, |i| c1[i], |_| x0, |i| y1[i])),
-                    (1, 0, 0) => vectorized(|| select_run(out, |i| c1[i], |_| x0, |_| y0)),
-                    (0, 1, 1) => vectorized(|| select_run(out, |_| c0, |i| x1[i], |i| y1[i])),
-                    (0, 1, 0) => vectorized(|| select_run(out, |_| c0, |i| x1[i], |_| y0)),
-                    (0, 0, 1) => vectorized(|| select_run(out, |_| c0, |_| x0, |i| y1[i])),
-                    _ => select_run(out, |_| c0, |_| x0, |_| y0),
+                    (1, 1, 1) => vectorized(|| select_run(out, c1(), x1(), y1())),
+                    (1, 1, 0) => vectorized(|| select_run(out, c1(), x1(), y0())),
+                    (1, 0, 1) => vectorized(|| select_run(out, c1(), x0(), y1())),
+                    (1, 0, 0) => vectorized(|| select_run(out, c1(), x0(), y0())),
+                    (0, 1, 1) => vectorized(|| select_run(out, c0(), x1(), y1())),
+                    (0, 1, 0) => vectorized(|| select_run(out, c0(), x1(), y0())),
+                    (0, 0, 1) => vectorized(|| select_run(out, c0(), x0(), y1())),
+                    _ => select_run(out, c0(), x0(), y0()),
                 }
             });
         })
@@ -215,12 +218,12 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
 #[inline(always)]
 fn select_run<T: Element>(
     out: &mut [MaybeUninit<T>],
-    c: impl Fn(usize) -> bool,
-    x: impl Fn(usize) -> T,
-    y: impl Fn(usize) -> T,
+    c: impl Iterator<Item = bool>,
+    x: impl Iterator<Item = T>,
+    y: impl Iterator<Item = T>,
 ) {
-    for (i, o) in out.iter_mut().enumerate() {
-        o.write(if c(i) { x(i) } else { y(i) });
+    for (((o, c), x), y) in out.iter_mut().zip(c).zip(x).zip(y) {
+        o.write(if c { x } else { y });
     }
 }
 
