@@ -8,6 +8,7 @@
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
+use smallvec::SmallVec;
 
 use super::elementwise::Plan;
 use super::parallel::{chunk_len, worth_splitting, CHEAP};
@@ -167,9 +168,9 @@ impl FusedProgram {
     fn run_typed<T: FloatRuns>(&self, ins: &[&Array], shape: &[usize]) -> Vec<Array> {
         let n: usize = shape.iter().product();
         // Conditions computed outside the program arrive as bools: as masks here.
-        let converted: Vec<Option<Array>> =
+        let converted: Small<Option<Array>> =
             ins.iter().map(|a| (a.dtype() != T::DTYPE).then(|| a.to_dtype(T::DTYPE))).collect();
-        let sources: Vec<Source<T>> = ins
+        let sources: Small<Source<T>> = ins
             .iter()
             .zip(&converted)
             .map(|(a, c)| {
@@ -184,11 +185,11 @@ impl FusedProgram {
                 }
             })
             .collect();
-        let mut outs: Vec<Vec<T>> = self.outputs.iter().map(|_| pool::with_capacity(n)).collect();
-        let dests: Vec<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+        let mut outs: Small<Vec<T>> = self.outputs.iter().map(|_| pool::with_capacity(n)).collect();
+        let dests: Small<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
         let chunk = |start: usize, len: usize| {
             // SAFETY: chunks are disjoint ranges of `0..n`, within every output's capacity.
-            let dest: Vec<*mut T> = dests.iter().map(|p| unsafe { p.0.add(start) }).collect();
+            let dest: Small<*mut T> = dests.iter().map(|p| unsafe { p.0.add(start) }).collect();
             self.run_chunk(&sources, start, len, &dest);
         };
         if worth_splitting(n, self.cost) {
@@ -216,9 +217,14 @@ impl FusedProgram {
     /// through `dest` (one pointer per output, each valid for `len` writes).
     fn run_chunk<T: FloatRuns>(&self, sources: &[Source<T>], start: usize, len: usize, dest: &[*mut T]) {
         let width = TILE.min(len);
-        let mut regs: Vec<Vec<T>> = vec![vec![T::ZERO; width]; self.n_regs];
+        // The registers, one after another in one buffer.
+        let mut regs: Vec<T> = vec![T::ZERO; width * self.n_regs];
+        let regs = regs.as_mut_ptr();
+        // SAFETY (of the two uses below): register `r` is `width` elements at
+        // `r * width`, and no step reads the register it writes.
+        let reg = |r: usize, m: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
         // Inputs that are not contiguous runs of the output's elements get a tile of their own.
-        let mut tiles: Vec<Vec<T>> = sources
+        let mut tiles: Small<Vec<T>> = sources
             .iter()
             .map(|s| match s {
                 Source::Full(_) => Vec::new(),
@@ -236,10 +242,6 @@ impl FusedProgram {
                 }
             }
             for (i, step) in self.steps.iter().enumerate() {
-                let mut reg = match self.places[i] {
-                    Place::Reg(r) => std::mem::take(&mut regs[r]),
-                    Place::Out(_) => Vec::new(),
-                };
                 let arg = |k: usize| -> &[T] {
                     match step.args[k] {
                         Operand::Input(j) => match &sources[j] {
@@ -247,7 +249,7 @@ impl FusedProgram {
                             _ => &tiles[j][..m],
                         },
                         Operand::Step(j) => match self.places[j] {
-                            Place::Reg(r) => &regs[r][..m],
+                            Place::Reg(r) => reg(r, m),
                             // SAFETY: step `j` wrote these `m` elements of its
                             // output in this tile, and no step writes an
                             // output that another step reads as it runs.
@@ -256,7 +258,7 @@ impl FusedProgram {
                     }
                 };
                 let o = match self.places[i] {
-                    Place::Reg(_) => as_uninit(&mut reg[..m]),
+                    Place::Reg(r) => as_uninit(reg(r, m)),
                     // SAFETY: `dest[k]` is valid for `len` writes, and this
                     // step's operands are other buffers.
                     Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].add(done).cast(), m) },
@@ -266,9 +268,6 @@ impl FusedProgram {
                     FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
                     FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
                     FusedOp::Select => select(arg(0), arg(1), arg(2), o),
-                }
-                if let Place::Reg(r) = self.places[i] {
-                    regs[r] = reg;
                 }
             }
             // An output named twice is computed once, into its first array.
@@ -284,6 +283,9 @@ impl FusedProgram {
         }
     }
 }
+
+/// A few items (inputs, outputs) without an allocation.
+type Small<T> = SmallVec<[T; 4]>;
 
 /// Where a step's value lives while a tile runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
