@@ -107,6 +107,11 @@ pub trait TreeRef {
 
     /// An owned value of `self`'s structure with these leaves.
     fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> Self::Owned;
+
+    /// The name of each leaf, as [`Tree::leaf_paths`] gives it for the owned form.
+    fn ref_leaf_paths(&self) -> Vec<String> {
+        self.with_leaves_owned(self.ref_leaves()).leaf_paths()
+    }
 }
 
 impl<T: Tree> TreeRef for T {
@@ -116,6 +121,9 @@ impl<T: Tree> TreeRef for T {
     }
     fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> T {
         self.with_leaves(leaves)
+    }
+    fn ref_leaf_paths(&self) -> Vec<String> {
+        self.leaf_paths()
     }
 }
 

@@ -215,12 +215,11 @@ impl<T> Cache<T> {
     fn get<I: TreeRef + ?Sized>(
         &self,
         x: &I,
-        xs: &[Tensor],
         avals: &[Aval],
         make: impl FnOnce() -> T,
         reusable: impl Fn(&T) -> bool,
     ) -> Arc<T> {
-        let key = (avals.to_vec(), structure(x, xs));
+        let key = (avals.to_vec(), structure(x));
         if let Some(hit) = self.0.lock().expect("no panic while holding the cache").get(&key) {
             return hit.clone();
         }
@@ -235,8 +234,8 @@ impl<T> Cache<T> {
 /// The paths of `x`'s leaves (its structure: a map's keys, a struct's
 /// fields). Two inputs with the same leaves in other structures must not
 /// share a staged program: the function may read them by name.
-pub(super) fn structure<I: TreeRef + ?Sized>(x: &I, xs: &[Tensor]) -> Vec<String> {
-    x.with_leaves_owned(xs.to_vec()).leaf_paths()
+pub(super) fn structure<I: TreeRef + ?Sized>(x: &I) -> Vec<String> {
+    x.ref_leaf_paths()
 }
 
 /// The primitive behind a [`custom_jvp`] function: one output per leaf.
@@ -343,7 +342,6 @@ where
         let n_x = xs.len();
         let staged = cache.get(
             x,
-            &xs,
             &avals,
             || {
                 let f = stage(&avals, |ins| call_with(x, ins, &f));
@@ -582,7 +580,6 @@ where
         let n_x = xs.len();
         let staged = cache.get(
             x,
-            &xs,
             &avals,
             || {
                 let sf = stage(&avals, |ins| call_with(x, ins, &f));
@@ -773,8 +770,7 @@ where
     move |x: &I| {
         let xs = x.ref_leaves();
         let avals = avals_of(&xs);
-        let staged =
-            cache.get(x, &xs, &avals, || stage(&avals, |ins| call_with(x, ins, &f)), |s| s.captured.is_empty());
+        let staged = cache.get(x, &avals, || stage(&avals, |ins| call_with(x, ins, &f)), |s| s.captured.is_empty());
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
         let prim = Checkpoint { f: as_fun(&staged.graph), outs: staged.out_avals() };
