@@ -81,7 +81,7 @@ where
     /// The staged, simplified program for inputs like `x` and the static
     /// value `s`, from the cache or traced now by `call`.
     fn staged(&self, x: &I, xs: &[Tensor], s: &S, call: impl Fn(&F, &I) -> O) -> Arc<Compiled<O>> {
-        let key = (avals_of(xs), structure(x, xs), s.clone());
+        let key = (avals_of(xs), structure(x), s.clone());
         if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return hit.clone();
@@ -148,8 +148,9 @@ where
         self.run(x, &(), |f, x| f(x))
     }
 
-    /// The simplified program that a call with inputs like `x` runs, as
-    /// `jax.jit(f).lower(x)` shows it; its `Display` prints one equation a line.
+    /// The optimised program (simplified, elementwise chains fused) that a
+    /// call with inputs like `x` runs, as `jax.jit(f).lower(x)` shows it;
+    /// its `Display` prints one equation a line.
     pub fn lower(&self, x: &I) -> Graph {
         let xs = x.ref_leaves();
         (*self.staged(x, &xs, &(), |f, x| f(x)).run).clone()
@@ -187,7 +188,7 @@ where
         self.run(x, s, |f, x| f(x, s))
     }
 
-    /// The simplified program of a call with inputs like `x` and static value `s`.
+    /// The optimised program of a call with inputs like `x` and static value `s`.
     pub fn lower_static(&self, x: &I, s: &S) -> Graph {
         let xs = x.ref_leaves();
         (*self.staged(x, &xs, s, |f, x| f(x, s)).run).clone()
@@ -197,8 +198,10 @@ where
 /// Just-in-time staging: `jit(f)` computes what `f` does, but traces `f` only
 /// once per input signature (the input's structure and the shapes and
 /// dtypes of its leaves),
-/// simplifies the program (shared subexpressions, dead code) and runs it
-/// from then on without tracing. Every transformation applies to it, in
+/// simplifies the program (constants, identities, shared subexpressions,
+/// dead code), fuses its chains of elementwise operations into single passes
+/// over tiles of the data ([`Graph::fused`]) and runs it from then on
+/// without tracing. Every transformation applies to it, in
 /// either order; `jit(grad(f))` is the fast form of a gradient. The
 /// function is `Send + Sync`, and its cache is shared by the threads
 /// that call it.
@@ -207,11 +210,11 @@ where
 /// values (`item`, `to_vec`, a Rust `if` on a tensor) panics while tracing,
 /// with a message that says so, and leaves the cache as it was. Tensors the
 /// function captures are constants of the program. Results are bit for bit
-/// those of the function run eagerly: nothing is reordered.
+/// those of the function run eagerly: nothing is reordered, and a fused
+/// chain runs each operation's eager arithmetic.
 ///
 /// Use [`Jit`] to see the program or count traces, and [`jit_static`] for
-/// arguments that decide the program's structure. Not yet: fusion of
-/// elementwise operations.
+/// arguments that decide the program's structure.
 ///
 /// ```
 /// # use ferrax::prelude::*;
