@@ -24,6 +24,12 @@ fn same(a: &Tensor, b: &Tensor) -> bool {
     a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vec::<f64>() == b.to_vec::<f64>()
 }
 
+/// `same`, with NaNs equal when their bits are.
+fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+    let bits = |t: &Tensor| t.to_vec::<f64>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    a.shape() == b.shape() && a.dtype() == b.dtype() && bits(a) == bits(b)
+}
+
 fn all_same(a: &[Tensor], b: &[Tensor]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
 }
@@ -231,4 +237,28 @@ fn constants_are_folded_and_identities_removed_bit_for_bit() {
     assert_eq!(program.matches(" = mul").count(), 2, "x * 1 goes:\n{program}");
     // The sign of zero survives, as eagerly.
     assert!(f.call(&x).to_vec::<f64>()[0].is_sign_positive());
+}
+
+#[test]
+fn quotients_by_one_differences_with_zero_first_powers_and_restoring_permutations_are_removed() {
+    let f = Jit::new(|x: &Tensor| {
+        let y = (x / 1.0 - 0.0).powi(1); // each the identity, bit for bit
+        let back = y.t().t() + y.permute(&[1, 0]).permute(&[1, 0]);
+        let rotated = x.reshape(&[2, 3, 1]).permute(&[1, 2, 0]).permute(&[1, 2, 0]); // not the identity
+        (back, rotated, x - -0.0) // x - (-0) is x + 0: kept
+    });
+    let x = Tensor::from_vec(vec![-0.0, 1.5, -2.0, 3.0, f64::NAN, 7.0], &[2, 3]);
+    let program = f.lower(&x).to_string();
+    let (back, rotated, kept) = f.call(&x);
+    let y = (&x / 1.0 - 0.0).powi(1);
+    assert!(same_bits(&back, &(y.t().t() + y.permute(&[1, 0]).permute(&[1, 0]))), "{program}");
+    assert!(same_bits(&rotated, &x.reshape(&[2, 3, 1]).permute(&[1, 2, 0]).permute(&[1, 2, 0])), "{program}");
+    assert_eq!(rotated.shape(), &[1, 2, 3]);
+    assert!(same_bits(&kept, &(&x - -0.0)), "{program}");
+    assert!(back.to_vec::<f64>()[0].is_sign_negative(), "-0 / 1 - 0 + -0 stays -0");
+    for gone in ["div", "powi"] {
+        assert!(!program.contains(gone), "{gone} is an identity here:\n{program}");
+    }
+    assert_eq!(program.matches("permute").count(), 2, "only the rotation's permutes stay:\n{program}");
+    assert_eq!(program.matches(" = sub").count(), 1, "x - 0 goes, x - (-0) stays:\n{program}");
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{Def, Eqn, Graph, Var};
 use crate::array::{Array, Aval};
-use crate::core::{Primitive, Tensor};
+use crate::core::{Param, Primitive, Tensor};
 
 /// Constants larger than this are not computed ahead: the program would
 /// carry another copy of them.
@@ -27,8 +27,11 @@ fn foldable(e: &Eqn, ins: &[Var], known: &[Option<Tensor>], avals: &[Aval]) -> O
 }
 
 /// The operand `e` returns unchanged, bit for bit: a reshape, broadcast or
-/// conversion to its own aval, a product with a known tensor of ones that
-/// does not broadcast, the negation of a negation.
+/// conversion to its own aval, a product with or quotient by a known tensor
+/// of ones and a difference with one of +0s (none of them broadcasting: that
+/// would change the shape), `powi(x, 1)`, the negation of a negation, a
+/// permutation of a permutation that restores the order. (`x + 0` is not:
+/// -0 + 0 is +0; `x - 0` is, as -0 - 0 is -0.)
 fn identity(
     e: &Eqn,
     ins: &[Var],
@@ -39,26 +42,39 @@ fn identity(
     rep: &[Var],
 ) -> Option<Var> {
     let out = &avals[*e.outs.first()?];
+    // Every element of a known operand passes `test`.
+    let all = |v: Var, test: fn(f64) -> bool| {
+        known[v].as_ref().and_then(|t| t.array()).is_some_and(|a| (0..a.size()).all(|i| test(a.get_f64(i))))
+    };
+    let one = |x: f64| x == 1.0;
+    let plus_zero = |x: f64| x == 0.0 && x.is_sign_positive();
     match (e.prim.name(), ins) {
         ("reshape" | "broadcast" | "convert", &[x]) if &avals[x] == out => Some(x),
-        ("mul", &[a, b]) => {
-            let is_one = |v: Var| {
-                known[v].as_ref().and_then(|t| t.array()).is_some_and(|a| (0..a.size()).all(|i| a.get_f64(i) == 1.0))
-            };
-            if is_one(b) && &avals[a] == out {
-                Some(a)
-            } else if is_one(a) && &avals[b] == out {
-                Some(b)
-            } else {
-                None
-            }
-        }
+        ("mul", &[a, b]) if all(b, one) && &avals[a] == out => Some(a),
+        ("mul", &[a, b]) if all(a, one) && &avals[b] == out => Some(b),
+        ("div", &[a, b]) if all(b, one) && &avals[a] == out => Some(a),
+        ("sub", &[a, b]) if all(b, plus_zero) && &avals[a] == out => Some(a),
+        ("powi", &[x]) if param(e, "n") == Some(Param::Int(1)) => Some(x),
         ("neg", &[x]) => {
             let inner = &eqns[producer[x]?];
             (inner.prim.name() == "neg").then(|| rep[inner.inputs[0]])
         }
+        ("permute", &[x]) => {
+            let inner = &eqns[producer[x]?];
+            let (Some(Param::List(outer)), Some(Param::List(first))) = (param(e, "perm"), param(inner, "perm")) else {
+                return None;
+            };
+            // Output axis i is the inner result's axis outer[i], which is x's axis first[outer[i]].
+            let restores = inner.prim.name() == "permute" && outer.iter().enumerate().all(|(i, &o)| first[o] == i);
+            restores.then(|| rep[inner.inputs[0]])
+        }
         _ => None,
     }
+}
+
+/// The parameter of `e`'s primitive called `name`.
+fn param(e: &Eqn, name: &str) -> Option<Param> {
+    e.prim.params().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p)
 }
 
 /// An equation's identity for sharing: its primitive with parameters and its operands.
