@@ -162,3 +162,21 @@ fn swell_shows_trees_outgrowing_dags_and_ad_graphs() {
     assert_eq!((tree, dag), (69, 25), "{stdout}");
     assert!(ad <= dag + 5, "the AD graph grows like the DAG, not the tree: {stdout}");
 }
+
+#[test]
+fn explain_shows_the_program_jit_runs() {
+    let (stdout, stderr, ok) = run(&["explain", "sin(x)*x + exp(-x^2)", "--at", "x=1,2,3", "--program", "--json"]);
+    assert!(ok, "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let count = |k: &str| j[k].as_u64().unwrap();
+    assert!(count("simplified_equations") < count("traced_equations"), "{stdout}");
+    // The whole gradient is one elementwise chain over the vector: one fused equation.
+    assert_eq!(count("fused_equations"), 1, "{stdout}");
+    assert_eq!(j["fused_chains"][0].as_u64(), Some(count("simplified_equations")), "{stdout}");
+    assert!(j["optimised"].as_str().unwrap().contains("fused[eqns="), "{stdout}");
+    let (text, _, ok) = run(&["explain", "ln(x1) + x1*x2 - sin(x2)", "--at", "x1=2,x2=5", "--program"]);
+    assert!(ok);
+    assert!(text.contains("as traced (12 equations)") && text.contains("1 elementwise chain of"), "{text}");
+    let (_, stderr, ok) = run(&["explain", "x^2", "--at", "x=1", "--program", "--hessian"]);
+    assert!(!ok && stderr.contains("--program shows the gradient's program"), "{stderr}");
+}
