@@ -319,7 +319,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         run.batch
     );
 
-    let loss_fn = |m: &Mlp, d: &Dataset| softmax_cross_entropy(&m.forward(&d.x), &d.y);
+    // The loss and its gradient are staged once per batch shape and run from
+    // jit's cache (the last, smaller batch of an epoch gets its own program).
+    let loss_and_grad = jit(|(m, x, y): &(Mlp, Tensor, Tensor)| {
+        value_and_grad(|m: &Mlp| softmax_cross_entropy(&m.forward(x), y))(m)
+    });
     let epochs = args.epochs as usize;
     let last = start_epoch + epochs;
     let mut history = Vec::new();
@@ -329,7 +333,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let bar = progress_bar(batches.len(), epoch + 1, last);
         let mut total = 0.0;
         for (i, b) in batches.iter().enumerate() {
-            let (loss, g) = value_and_grad(|m: &Mlp| loss_fn(m, b))(&model);
+            let (loss, g) = loss_and_grad(&(model.clone(), b.x.clone(), b.y.clone()));
             let loss = loss.item();
             if !loss.is_finite() {
                 bar.abandon();
