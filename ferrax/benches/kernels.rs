@@ -1,5 +1,5 @@
-//! Kernel speed: matrix products in GFLOP/s, elementwise ops in GB/s next to
-//! a plain copy, the per-op overhead of `bind` and of `jvp`, and the size at
+//! Kernel speed: matrix products in GFLOP/s, elementwise ops and chains of
+//! them (eager and fused by jit) in GB/s next to a plain copy, the per-op overhead of `bind` and of `jvp`, and the size at
 //! which splitting work across threads starts to pay.
 //!
 //! `cargo bench --bench kernels` (criterion prints `thrpt` as GFLOP/s for
@@ -36,6 +36,23 @@ fn elementwise(c: &mut Criterion) {
     g.bench_function("tanh_1M_f32", |b| b.iter(|| black_box(x.tanh())));
     g.throughput(Throughput::Bytes(3 * 4 * n as u64));
     g.bench_function("add_1M_f32", |b| b.iter(|| black_box(&x + &y)));
+    // Chains of elementwise operations, eager (an array per operation) and
+    // fused by jit (one pass over tiles); bytes: one read and one write.
+    g.throughput(Throughput::Bytes(2 * 4 * n as u64));
+    type Chain = fn(&Tensor) -> Tensor;
+    let chains: [(&str, Chain); 3] = [
+        ("gelu", |x| x.gelu_tanh()),
+        ("softplus", |x| x.softplus()),
+        ("cheap8", |x| {
+            let y = ((x * 0.5 + 1.0) * x - 0.25).abs().relu();
+            -(&y * &y)
+        }),
+    ];
+    for (name, chain) in chains {
+        g.bench_function(format!("{name}_1M_f32_eager"), |b| b.iter(|| black_box(chain(&x))));
+        let fused = jit(chain);
+        g.bench_function(format!("{name}_1M_f32_jit"), |b| b.iter(|| black_box(fused(&x))));
+    }
     g.finish();
 }
 
@@ -69,6 +86,8 @@ fn overhead(c: &mut Criterion) {
     let at = (Tensor::scalar(2.0f32), Tensor::scalar(5.0f32));
     let w1 = value_and_grad(|x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin());
     g.bench_function("w1_value_and_grad", |b| b.iter(|| black_box(w1(&at))));
+    let w1_jit = jit(value_and_grad(|x: &(Tensor, Tensor)| x.0.ln() + &x.0 * &x.1 - x.1.sin()));
+    g.bench_function("w1_value_and_grad_jit", |b| b.iter(|| black_box(w1_jit(&at))));
     g.finish();
 }
 

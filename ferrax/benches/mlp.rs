@@ -2,7 +2,8 @@
 //! batch 256, f32, softmax cross-entropy. Times the loss alone and the loss
 //! with the gradient of all six parameters, and (printed before the timings)
 //! the peak heap memory of one gradient next to the size of the activations;
-//! and 100 full-batch SGD steps (W3).
+//! and 100 full-batch SGD steps (W3); the gradient and the steps eagerly and
+//! through jit.
 //!
 //! `cargo bench --bench mlp`
 
@@ -131,6 +132,10 @@ fn w2(c: &mut Criterion) {
     g.bench_function("loss_and_grad", |b| {
         b.iter(|| black_box(value_and_grad(|p: &Vec<Tensor>| loss(p, &pr.x, &pr.y))(&pr.params)))
     });
+    // The same under jit: staged once, then run from the cache.
+    let step = jit(|(p, x, y): &(Vec<Tensor>, Tensor, Tensor)| value_and_grad(|p: &Vec<Tensor>| loss(p, x, y))(p));
+    let args = (pr.params.clone(), pr.x.clone(), pr.y.clone());
+    g.bench_function("loss_and_grad_jit", |b| b.iter(|| black_box(step(&args))));
     // W3: 100 full-batch SGD steps (lr 0.1) from the initial parameters.
     g.sample_size(10);
     g.bench_function("train_100_sgd_steps", |b| {
@@ -138,6 +143,17 @@ fn w2(c: &mut Criterion) {
             let mut p = pr.params.clone();
             for _ in 0..100 {
                 let g = grad(|p: &Vec<Tensor>| loss(p, &pr.x, &pr.y))(&p);
+                p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
+            }
+            black_box(p)
+        })
+    });
+    let grad_jit = jit(|(p, x, y): &(Vec<Tensor>, Tensor, Tensor)| grad(|p: &Vec<Tensor>| loss(p, x, y))(p));
+    g.bench_function("train_100_sgd_steps_jit", |b| {
+        b.iter(|| {
+            let mut p = pr.params.clone();
+            for _ in 0..100 {
+                let g = grad_jit(&(p.clone(), pr.x.clone(), pr.y.clone()));
                 p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
             }
             black_box(p)
