@@ -185,13 +185,17 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
         }
         "W3" => {
             let (p0, x, y) = mlp_problem();
-            let step = grad(move |p: &Vec<Tensor>| mlp_loss(p, &x, &y));
+            // One SGD step; under --jit the whole step (gradient and update)
+            // is one program, as JAX's W3 jits its loop body.
+            let step = move |p: &Vec<Tensor>| {
+                let g = grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(p);
+                p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect::<Vec<Tensor>>()
+            };
             let step: Box<Step> = if jitted { Box::new(jit(step)) } else { Box::new(step) };
             Box::new(move || {
                 let mut p = p0.clone();
                 for _ in 0..100 {
-                    let g = step(&p);
-                    p = p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect();
+                    p = step(&p);
                 }
                 black_box(p);
             })
