@@ -158,6 +158,14 @@ impl FusedProgram {
     /// Runs the program on `ins` (arrays of `dtype`, or bool where a select
     /// reads a condition), each of `shape` or broadcasting to it.
     pub fn run(&self, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {
+        self.run_owned(ins.iter().map(|&a| a.clone()).collect(), dtype, shape)
+    }
+
+    /// [`FusedProgram::run`] on inputs given up: an output is written over an
+    /// input of its shape and dtype whose buffer no one else holds, when no
+    /// step reads that input once the output's step has run (in place, as
+    /// XLA's buffer donation).
+    pub fn run_owned(&self, ins: Vec<Array>, dtype: DType, shape: &[usize]) -> Vec<Array> {
         match dtype {
             DType::F32 => self.run_typed::<f32>(ins, shape),
             DType::F64 => self.run_typed::<f64>(ins, shape),
@@ -165,19 +173,57 @@ impl FusedProgram {
         }
     }
 
-    fn run_typed<T: FloatRuns>(&self, ins: &[&Array], shape: &[usize]) -> Vec<Array> {
+    /// Whether output `k` may be written over input `j`: no step from the
+    /// output's step on reads the input, so each tile of the input is read in
+    /// full before the output's step overwrites it.
+    fn may_overwrite(&self, k: usize, j: usize) -> bool {
+        let o = self.outputs[k];
+        self.places[o] == Place::Out(k) && self.steps[o..].iter().all(|s| !s.args.contains(&Operand::Input(j)))
+    }
+
+    fn run_typed<T: FloatRuns>(&self, ins: Vec<Array>, shape: &[usize]) -> Vec<Array> {
         let n: usize = shape.iter().product();
+        let mut ins: Small<Option<Array>> = ins.into_iter().map(Some).collect();
+        // Outputs written over inputs that die here, where that is safe.
+        let (mut outs, mut donated): (Small<Vec<T>>, Small<(usize, usize)>) = Default::default();
+        for k in 0..self.outputs.len() {
+            let donor = (0..ins.len()).find(|&j| {
+                ins[j].as_ref().is_some_and(|a| a.dtype() == T::DTYPE && a.shape() == shape) && self.may_overwrite(k, j)
+            });
+            let taken = donor.and_then(|j| match ins[j].take().map(Array::into_unique_vec::<T>) {
+                Some(Ok(v)) => Some((j, v)),
+                Some(Err(a)) => {
+                    ins[j] = Some(a);
+                    None
+                }
+                None => None,
+            });
+            outs.push(match taken {
+                Some((j, v)) => {
+                    // The input reads the output's buffer until it is overwritten.
+                    ins[j] = Some(Array::from_vec(Vec::<T>::new(), &[0]));
+                    donated.push((k, j));
+                    v
+                }
+                None => pool::with_capacity(n),
+            });
+        }
         // Conditions computed outside the program arrive as bools: as masks here.
         let converted: Small<Option<Array>> =
-            ins.iter().map(|a| (a.dtype() != T::DTYPE).then(|| a.to_dtype(T::DTYPE))).collect();
+            ins.iter().map(|a| a.as_ref().filter(|a| a.dtype() != T::DTYPE).map(|a| a.to_dtype(T::DTYPE))).collect();
+        let dests: Small<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
         let sources: Small<Source<T>> = ins
             .iter()
             .zip(&converted)
-            .map(|(a, c)| {
-                let a = c.as_ref().unwrap_or(a);
+            .enumerate()
+            .map(|(j, (a, c))| {
+                if let Some(&(k, _)) = donated.iter().find(|&&(_, d)| d == j) {
+                    return Source::Full(SendPtr(dests[k].0));
+                }
+                let a = c.as_ref().or(a.as_ref()).expect("every input is present");
                 let d = a.as_slice::<T>();
                 if d.len() == n {
-                    Source::Full(d)
+                    Source::Full(SendPtr(d.as_ptr().cast_mut()))
                 } else if d.len() == 1 {
                     Source::Splat(d[0])
                 } else {
@@ -185,8 +231,6 @@ impl FusedProgram {
                 }
             })
             .collect();
-        let mut outs: Small<Vec<T>> = self.outputs.iter().map(|_| pool::with_capacity(n)).collect();
-        let dests: Small<SendPtr<T>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
         let chunk = |start: usize, len: usize| {
             // SAFETY: chunks are disjoint ranges of `0..n`, within every output's capacity.
             let dest: Small<*mut T> = dests.iter().map(|p| unsafe { p.0.add(start) }).collect();
@@ -201,7 +245,8 @@ impl FusedProgram {
         outs.into_iter()
             .zip(&self.outputs)
             .map(|(mut v, &o)| {
-                // SAFETY: `run_chunk` wrote every element of every chunk.
+                // SAFETY: `run_chunk` wrote every element of every chunk (a
+                // donated buffer already has length `n`).
                 unsafe { v.set_len(n) };
                 let a = Array::from_vec(v, shape);
                 if matches!(self.steps[o].op, FusedOp::Compare(_)) {
@@ -245,7 +290,9 @@ impl FusedProgram {
                 let arg = |k: usize| -> &[T] {
                     match step.args[k] {
                         Operand::Input(j) => match &sources[j] {
-                            Source::Full(d) => &d[s..s + m],
+                            // SAFETY: the input has `n` elements; a donated one is
+                            // not written until no step reads it (`may_overwrite`).
+                            Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
                             _ => &tiles[j][..m],
                         },
                         Operand::Step(j) => match self.places[j] {
@@ -298,8 +345,9 @@ enum Place {
 
 /// How a program input is read.
 enum Source<'a, T> {
-    /// Contiguous, of the output's shape.
-    Full(&'a [T]),
+    /// Contiguous, of the output's shape: its first element (a pointer,
+    /// since a donated input is the buffer an output overwrites).
+    Full(SendPtr<T>),
     /// One value for every element.
     Splat(T),
     /// Broadcast along some axes: gathered per tile.
@@ -408,5 +456,40 @@ mod tests {
         assert_eq!(got[0].as_slice::<f32>(), want.as_slice::<f32>());
         assert_eq!(got[1].dtype(), DType::Bool);
         assert_eq!(got[1].as_slice::<bool>(), mask.as_slice::<bool>());
+    }
+
+    #[test]
+    fn an_output_overwrites_an_input_that_dies_only_when_no_later_step_reads_it() {
+        use Operand::*;
+        let shape = [3000usize];
+        let fresh = || Array::from_vec((0..3000).map(|i| (i as f32 - 1500.0) / 300.0).collect(), &shape);
+        // sin(x * x): the output's step reads only a register, so x's buffer is reused.
+        let p = program(
+            &[(FusedOp::Binary(BinaryOp::Mul), &[Input(0), Input(0)]), (FusedOp::Unary(UnaryOp::Sin), &[Step(0)])],
+            &[1],
+        );
+        let want = p.run(&[&fresh()], DType::F32, &shape);
+        let x = fresh();
+        let at = x.as_slice::<f32>().as_ptr();
+        let got = p.run_owned(vec![x], DType::F32, &shape);
+        assert_eq!(got[0].as_slice::<f32>().as_ptr(), at, "written in place");
+        assert_eq!(got[0].as_slice::<f32>(), want[0].as_slice::<f32>());
+        // A shared input is never written.
+        let x = fresh();
+        let kept = x.clone();
+        let got = p.run_owned(vec![x], DType::F32, &shape);
+        assert_ne!(got[0].as_slice::<f32>().as_ptr(), kept.as_slice::<f32>().as_ptr());
+        assert_eq!(kept.as_slice::<f32>(), fresh().as_slice::<f32>());
+        // sin(x) * x: the output's step reads x, so it may not overwrite it.
+        let q = program(
+            &[(FusedOp::Unary(UnaryOp::Sin), &[Input(0)]), (FusedOp::Binary(BinaryOp::Mul), &[Step(0), Input(0)])],
+            &[1],
+        );
+        let want = q.run(&[&fresh()], DType::F32, &shape);
+        let x = fresh();
+        let at = x.as_slice::<f32>().as_ptr();
+        let got = q.run_owned(vec![x], DType::F32, &shape);
+        assert_ne!(got[0].as_slice::<f32>().as_ptr(), at);
+        assert_eq!(got[0].as_slice::<f32>(), want[0].as_slice::<f32>());
     }
 }

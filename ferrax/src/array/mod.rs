@@ -286,6 +286,21 @@ impl Array {
         Array::new(shape, buf)
     }
 
+    /// The elements as a vector of `T`, taken without a copy when this
+    /// array is the only owner of its buffer and holds `T`; else the array back.
+    pub fn into_unique_vec<T: Element>(mut self) -> Result<Vec<T>, Array> {
+        if T::DTYPE != self.dtype() {
+            return Err(self);
+        }
+        match Arc::get_mut(&mut self.storage) {
+            Some(Storage::Cpu(buf)) => {
+                let buf = std::mem::replace(buf, Buffer::Bool(Vec::new()));
+                Ok(T::from_buffer(buf).expect("the dtype was checked"))
+            }
+            None => Err(self),
+        }
+    }
+
     /// An array of zeros.
     pub fn zeros(shape: &[usize], dtype: DType) -> Array {
         Array::full(shape, 0.0, dtype)

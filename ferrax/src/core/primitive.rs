@@ -146,6 +146,15 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// accepted the inputs.
     fn eval(&self, ins: &[&Array]) -> Outs<Array>;
 
+    /// [`Primitive::eval`] on operands given up, so that an implementation
+    /// may write an output over an operand's buffer that no one else holds
+    /// ([`Array::into_unique_vec`]). The interpreter of `jit` calls it with
+    /// the operands that die at the equation; the default evaluates by reference.
+    fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
+        let refs: SmallVec<[&Array; 4]> = ins.iter().collect();
+        self.eval(&refs)
+    }
+
     /// Forward-mode rule: each output's tangent, given the primal inputs
     /// `x`, their tangents `t` (`None` is a symbolic zero; at least one is
     /// `Some`) and the primal outputs `ans`. Must be linear in `t`. `None`
@@ -174,6 +183,7 @@ pub trait Primitive: Debug + Send + Sync + 'static {
         let _ = (cts, ins);
         panic!("{}", super::context::nonlinear_message(self.name()))
     }
+
     /// The program a primitive that stands for other equations runs (a
     /// fused kernel's chain), so graphs print it and passes can look inside.
     fn subgraph(&self) -> Option<&crate::graph::Graph> {

@@ -312,6 +312,9 @@ impl Primitive for Fused {
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         self.program.run(ins, self.dtype, &self.shape).into_iter().collect()
     }
+    fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
+        self.program.run_owned(ins, self.dtype, &self.shape).into_iter().collect()
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         crate::transforms::call_tangents(&self.body, &self.outs, x, t)
     }

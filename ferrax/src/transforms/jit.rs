@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::array::{Array, Aval};
 use crate::core::{bind_all, Kind, Outs, Param, Params, Primitive, Tensor};
-use crate::graph::{Def, Graph};
+use crate::graph::Graph;
 use crate::tree::{Tree, TreeRef};
 
 use super::custom::{
@@ -326,7 +326,9 @@ impl Primitive for JitCall {
 }
 
 /// Runs `graph` on concrete inputs, each equation's primitive evaluated
-/// directly; intermediates are dropped after their last use.
+/// directly. An intermediate is handed to its last reader, which may write
+/// over it (a fused chain does); a large buffer freed goes back to the
+/// pool, which gives it to the next value of its size class.
 fn interpret(graph: &Graph, ins: &[&Array]) -> Outs<Array> {
     let mut env: Vec<Option<Array>> = vec![None; graph.avals.len()];
     for (&v, a) in graph.inputs.iter().zip(ins) {
@@ -338,17 +340,19 @@ fn interpret(graph: &Graph, ins: &[&Array]) -> Outs<Array> {
     }
     let last_use = graph.last_uses();
     for (i, e) in graph.eqns.iter().enumerate() {
-        let outs = {
-            let args: Vec<&Array> = e.inputs.iter().map(|&v| env[v].as_ref().expect("defined before use")).collect();
-            e.prim.eval(&args)
-        };
-        for (&v, y) in e.outs.iter().zip(outs) {
+        let args: Vec<Array> = e
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                // The operand's last use, and its last mention in this equation: taken.
+                let dies = last_use[v] == Some(i) && !e.inputs[k + 1..].contains(&v);
+                let value = if dies { env[v].take() } else { env[v].clone() };
+                value.expect("defined before use")
+            })
+            .collect();
+        for (&v, y) in e.outs.iter().zip(e.prim.eval_owned(args)) {
             env[v] = Some(y);
-        }
-        for &v in &e.inputs {
-            if last_use[v] == Some(i) && matches!(graph.defs[v], Def::Eqn(_)) {
-                env[v] = None;
-            }
         }
     }
     graph.outputs.iter().map(|&v| env[v].clone().expect("outputs are defined")).collect()
