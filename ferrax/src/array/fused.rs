@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 use super::elementwise::Plan;
 use super::parallel::{chunk_len, worth_splitting, CHEAP};
 use super::simd::vectorized;
-use super::{pool, Array, BinaryOp, CompareOp, DType, Float, UnaryOp};
+use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, UnaryOp};
 
 /// Elements per tile: one register of f64 is 8 KiB, so a program with a
 /// handful of live values stays in the L1 and L2 caches, while the loop of
@@ -188,7 +188,8 @@ impl FusedProgram {
         let (mut outs, mut donated): (Small<Vec<T>>, Small<(usize, usize)>) = Default::default();
         for k in 0..self.outputs.len() {
             let donor = (0..ins.len()).find(|&j| {
-                ins[j].as_ref().is_some_and(|a| a.dtype() == T::DTYPE && a.shape() == shape) && self.may_overwrite(k, j)
+                ins[j].as_ref().is_some_and(|a| a.dtype() == T::DTYPE && same_shape(a.shape(), shape))
+                    && self.may_overwrite(k, j)
             });
             let taken = donor.and_then(|j| match ins[j].take().map(Array::into_unique_vec::<T>) {
                 Some(Ok(v)) => Some((j, v)),

@@ -120,14 +120,7 @@ pub struct Aval {
 
 impl PartialEq for Aval {
     fn eq(&self, other: &Aval) -> bool {
-        // Not the slices' `==`, which calls `memcmp`: glibc's AVX-512
-        // `memcmp` reads through a masked load even for zero bytes, and at
-        // an empty `Vec`'s dangling address (a scalar's shape) that load
-        // takes a fault-suppression assist of hundreds of cycles (W1 under
-        // jit spent a fifth of its time there comparing cache keys).
-        self.dtype == other.dtype
-            && self.shape.len() == other.shape.len()
-            && self.shape.iter().zip(&other.shape).all(|(a, b)| a == b)
+        self.dtype == other.dtype && same_shape(&self.shape, &other.shape)
     }
 }
 
@@ -458,7 +451,11 @@ impl Array {
 }
 
 /// `a == b` for shapes, as a plain loop: slice equality calls `memcmp`,
-/// whose fixed cost dominates scalar-sized operations.
+/// whose fixed cost dominates scalar-sized operations; and glibc's AVX-512
+/// `memcmp` reads through a masked load even for zero bytes, which at an
+/// empty `Vec`'s dangling address (a scalar's shape) takes a
+/// fault-suppression assist of hundreds of cycles (W1 under jit spent a
+/// fifth of its time there comparing cache keys).
 #[inline]
 pub fn same_shape(a: &[usize], b: &[usize]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)

@@ -108,7 +108,8 @@ where
             }
         };
         staged.graph = Arc::new(staged.graph.optimized());
-        let compiled = Arc::new(Compiled { run: Arc::new(staged.graph.fused()), staged });
+        let call = JitCall::new(staged.graph.clone(), Arc::new(staged.graph.fused()), staged.out_avals());
+        let compiled = Arc::new(Compiled { call, staged });
         // With captured tracers the program belongs to this call's enclosing transformation only.
         if compiled.staged.captured.is_empty() {
             self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, compiled.clone());
@@ -122,7 +123,7 @@ where
         let staged = &compiled.staged;
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
-        let prim = JitCall::new(staged.graph.clone(), compiled.run.clone(), staged.out_avals());
+        let prim = compiled.call.clone();
         staged.out.with_leaves(bind_all(prim, &operands).into_vec())
     }
 
@@ -153,7 +154,7 @@ where
     /// its `Display` prints one equation a line.
     pub fn lower(&self, x: &I) -> Graph {
         let xs = x.ref_leaves();
-        (*self.staged(x, &xs, &(), |f, x| f(x)).run).clone()
+        (*self.staged(x, &xs, &(), |f, x| f(x)).call.run).clone()
     }
 }
 
@@ -191,7 +192,7 @@ where
     /// The optimised program of a call with inputs like `x` and static value `s`.
     pub fn lower_static(&self, x: &I, s: &S) -> Graph {
         let xs = x.ref_leaves();
-        (*self.staged(x, &xs, s, |f, x| f(x, s)).run).clone()
+        (*self.staged(x, &xs, s, |f, x| f(x, s)).call.run).clone()
     }
 }
 
@@ -260,7 +261,9 @@ struct JitCall {
     graph: Arc<Graph>,
     /// The same program with its elementwise chains fused: what runs.
     run: Arc<Graph>,
-    outs: Vec<Aval>,
+    /// The equation that reads each variable of `run` last.
+    last_use: Arc<Vec<Option<usize>>>,
+    outs: Arc<Vec<Aval>>,
     /// The program mapped over a leading axis of every operand (simplified, fused), by batch size.
     batched: Arc<Mutex<HashMap<usize, Programs>>>,
 }
@@ -268,15 +271,17 @@ struct JitCall {
 /// A simplified program and its fused form.
 type Programs = (Arc<Graph>, Arc<Graph>);
 
-/// A staged function, simplified, with the fused form that runs it.
+/// A staged function, simplified, and the primitive that runs it: built
+/// once per signature, so its batched programs are cached across calls too.
 struct Compiled<O> {
     staged: Staged<O>,
-    run: Arc<Graph>,
+    call: JitCall,
 }
 
 impl JitCall {
     fn new(graph: Arc<Graph>, run: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
-        JitCall { graph, run, outs, batched: Default::default() }
+        let last_use = Arc::new(run.last_uses());
+        JitCall { graph, run, last_use, outs: Arc::new(outs), batched: Default::default() }
     }
 }
 
@@ -300,7 +305,7 @@ impl Primitive for JitCall {
         self.outs.iter().cloned().collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
-        interpret(&self.run, ins)
+        interpret(&self.run, &self.last_use, ins)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // As checkpoint: the tangent is a function of the inputs and their
@@ -329,7 +334,7 @@ impl Primitive for JitCall {
 /// directly. An intermediate is handed to its last reader, which may write
 /// over it (a fused chain does); a large buffer freed goes back to the
 /// pool, which gives it to the next value of its size class.
-fn interpret(graph: &Graph, ins: &[&Array]) -> Outs<Array> {
+fn interpret(graph: &Graph, last_use: &[Option<usize>], ins: &[&Array]) -> Outs<Array> {
     let mut env: Vec<Option<Array>> = vec![None; graph.avals.len()];
     for (&v, a) in graph.inputs.iter().zip(ins) {
         env[v] = Some((*a).clone());
@@ -338,7 +343,6 @@ fn interpret(graph: &Graph, ins: &[&Array]) -> Outs<Array> {
         env[*v] =
             Some(t.array().cloned().expect("jit: a program's constants are concrete (captured tracers are operands)"));
     }
-    let last_use = graph.last_uses();
     for (i, e) in graph.eqns.iter().enumerate() {
         let args: Vec<Array> = e
             .inputs
