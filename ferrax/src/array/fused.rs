@@ -232,11 +232,8 @@ impl FusedProgram {
                 }
             })
             .collect();
-        let chunk = |start: usize, len: usize| {
-            // SAFETY: chunks are disjoint ranges of `0..n`, within every output's capacity.
-            let dest: Small<*mut T> = dests.iter().map(|p| unsafe { p.0.add(start) }).collect();
-            self.run_chunk(&sources, start, len, &dest);
-        };
+        // Chunks are disjoint ranges of `0..n`, within every output's capacity.
+        let chunk = |start: usize, len: usize| self.run_chunk(&sources, start, len, &dests);
         if worth_splitting(n, self.cost) {
             let c = chunk_len(n, self.cost);
             (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
@@ -259,18 +256,21 @@ impl FusedProgram {
             .collect()
     }
 
-    /// The program over output elements `start..start + len`, written
-    /// through `dest` (one pointer per output, each valid for `len` writes).
-    fn run_chunk<T: FloatRuns>(&self, sources: &[Source<T>], start: usize, len: usize, dest: &[*mut T]) {
-        let width = TILE.min(len);
-        // The registers, one after another in one buffer.
-        let mut regs: Vec<T> = vec![T::ZERO; width * self.n_regs];
-        let regs = regs.as_mut_ptr();
-        // SAFETY (of the two uses below): register `r` is `width` elements at
-        // `r * width`, and no step reads the register it writes.
-        let reg = |r: usize, m: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
+    /// The program over output elements `start..start + len`, tile by tile.
+    fn run_chunk<T: FloatRuns>(&self, sources: &[Source<T>], start: usize, len: usize, dest: &[SendPtr<T>]) {
+        let mut ws = self.workspace(sources, TILE.min(len));
+        let mut done = 0;
+        while done < len {
+            let m = ws.width.min(len - done);
+            self.tile(&mut ws, sources, start + done, m, dest);
+            done += m;
+        }
+    }
+
+    /// Registers and input tiles for tiles of up to `width` elements.
+    fn workspace<T: FloatRuns>(&self, sources: &[Source<T>], width: usize) -> Workspace<T> {
         // Inputs that are not contiguous runs of the output's elements get a tile of their own.
-        let mut tiles: Small<Vec<T>> = sources
+        let tiles = sources
             .iter()
             .map(|s| match s {
                 Source::Full(_) => Vec::new(),
@@ -278,58 +278,74 @@ impl FusedProgram {
                 Source::Gather(..) => vec![T::ZERO; width],
             })
             .collect();
-        let mut done = 0;
-        while done < len {
-            let m = width.min(len - done);
-            let s = start + done;
-            for (src, tile) in sources.iter().zip(&mut tiles) {
-                if let Source::Gather(d, plan) = src {
-                    gather(d, plan, s, &mut tile[..m]);
+        Workspace { width, regs: vec![T::ZERO; width * self.n_regs], tiles }
+    }
+
+    /// Every step over elements `s..s + m` (`m` at most the workspace's
+    /// width); outputs are written through `dest`, the output arrays' first
+    /// elements, each valid for every element of the program's shape.
+    fn tile<T: FloatRuns>(&self, ws: &mut Workspace<T>, sources: &[Source<T>], s: usize, m: usize, dest: &[SendPtr<T>]) {
+        for (src, tile) in sources.iter().zip(&mut ws.tiles) {
+            if let Source::Gather(d, plan) = src {
+                gather(d, plan, s, &mut tile[..m]);
+            }
+        }
+        let (width, tiles) = (ws.width, &ws.tiles);
+        let regs = ws.regs.as_mut_ptr();
+        // SAFETY (of the two uses below): register `r` is `width` elements at
+        // `r * width`, and no step reads the register it writes.
+        let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
+        for (i, step) in self.steps.iter().enumerate() {
+            let arg = |k: usize| -> &[T] {
+                match step.args[k] {
+                    Operand::Input(j) => match &sources[j] {
+                        // SAFETY: the input has every element; a donated one is
+                        // not written until no step reads it (`may_overwrite`).
+                        Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
+                        _ => &tiles[j][..m],
+                    },
+                    Operand::Step(j) => match self.places[j] {
+                        Place::Reg(r) => reg(r),
+                        // SAFETY: step `j` wrote these `m` elements of its
+                        // output in this tile, and no step writes an output
+                        // that another step reads as it runs.
+                        Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
+                    },
+                }
+            };
+            let o = match self.places[i] {
+                Place::Reg(r) => as_uninit(reg(r)),
+                // SAFETY: `dest[k]` is valid for these writes, and this
+                // step's operands are other buffers.
+                Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].0.add(s).cast(), m) },
+            };
+            match step.op {
+                FusedOp::Unary(op) => T::unary(op, arg(0), o),
+                FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
+                FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
+                FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+            }
+        }
+        // An output named twice is computed once, into its first array.
+        for (k, &o) in self.outputs.iter().enumerate() {
+            if let Place::Out(first) = self.places[o] {
+                if first != k {
+                    // SAFETY: distinct outputs are distinct arrays, each valid for these elements.
+                    unsafe { std::ptr::copy_nonoverlapping(dest[first].0.add(s), dest[k].0.add(s), m) };
                 }
             }
-            for (i, step) in self.steps.iter().enumerate() {
-                let arg = |k: usize| -> &[T] {
-                    match step.args[k] {
-                        Operand::Input(j) => match &sources[j] {
-                            // SAFETY: the input has `n` elements; a donated one is
-                            // not written until no step reads it (`may_overwrite`).
-                            Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
-                            _ => &tiles[j][..m],
-                        },
-                        Operand::Step(j) => match self.places[j] {
-                            Place::Reg(r) => reg(r, m),
-                            // SAFETY: step `j` wrote these `m` elements of its
-                            // output in this tile, and no step writes an
-                            // output that another step reads as it runs.
-                            Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].add(done), m) },
-                        },
-                    }
-                };
-                let o = match self.places[i] {
-                    Place::Reg(r) => as_uninit(reg(r, m)),
-                    // SAFETY: `dest[k]` is valid for `len` writes, and this
-                    // step's operands are other buffers.
-                    Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].add(done).cast(), m) },
-                };
-                match step.op {
-                    FusedOp::Unary(op) => T::unary(op, arg(0), o),
-                    FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
-                    FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
-                    FusedOp::Select => select(arg(0), arg(1), arg(2), o),
-                }
-            }
-            // An output named twice is computed once, into its first array.
-            for (k, &o) in self.outputs.iter().enumerate() {
-                if let Place::Out(first) = self.places[o] {
-                    if first != k {
-                        // SAFETY: distinct outputs are distinct arrays, each valid for `len` elements.
-                        unsafe { std::ptr::copy_nonoverlapping(dest[first].add(done), dest[k].add(done), m) };
-                    }
-                }
-            }
-            done += m;
         }
     }
+}
+
+/// One thread's registers and input tiles.
+struct Workspace<T> {
+    /// Elements per tile.
+    width: usize,
+    /// The registers, one after another.
+    regs: Vec<T>,
+    /// A tile per input that is not read in place (splatted or gathered).
+    tiles: Small<Vec<T>>,
 }
 
 /// A few items (inputs, outputs) without an allocation.
