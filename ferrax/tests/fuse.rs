@@ -89,8 +89,11 @@ fn values_read_outside_a_chain_are_its_outputs_and_order_is_kept() {
 #[test]
 fn single_operations_and_integer_chains_are_left_alone() {
     let x = vec![data(&[16], DType::F64, 8)];
-    let g = fused_equal(|p| p[0].sin().sum(), &x);
+    let g = fused_equal(|p| p[0].sin().matmul(&p[0]), &x);
     assert_eq!(count(&g, "fused"), 0, "one elementwise op is not a chain:\n{g}");
+    // With a reduction after it, it is: the sines are never an array.
+    let g = fused_equal(|p| p[0].sin().sum(), &x);
+    assert_eq!(count(&g, "fused"), 1, "{g}");
     let i = vec![Tensor::from_vec(vec![3i64, -4, 5], &[3])];
     let g = fused_equal(|p| (&p[0] * 2i64 + 1i64).abs(), &i);
     assert_eq!(count(&g, "fused"), 0, "integer chains run as before:\n{g}");
@@ -140,4 +143,58 @@ fn jit_writes_a_chain_over_intermediates_that_die_and_gives_the_eager_bits() {
         assert_eq!(bits(&b), bits(&want_b));
     }
     assert_eq!(bits(&x), before, "the input is not written");
+}
+
+#[test]
+fn a_final_reduction_over_trailing_axes_joins_the_chain_with_the_eager_bits() {
+    type Reduction = fn(&Tensor, &[usize]) -> Tensor;
+    let reductions: [(&str, Reduction); 4] = [
+        ("reduce_sum", |t, a| t.reduce_sum(a)),
+        ("reduce_max", |t, a| t.reduce_max(a)),
+        ("reduce_min", |t, a| t.reduce_min(a)),
+        ("reduce_prod", |t, a| (t * 1e-3 + 1.0).reduce_prod(a)),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        // Rows shorter than a tile, across tiles, a long single row split across threads, empty rows.
+        for shape in [vec![7], vec![3, 5], vec![4, 1000], vec![2, 3, 700], vec![1 << 20], vec![5, 0], vec![3, 1]] {
+            let x = vec![data(&shape, dtype, shape.iter().product::<usize>() as u64)];
+            let rank = shape.len();
+            for axes in [(rank - 1..rank).collect::<Vec<_>>(), (0..rank).collect()] {
+                for (name, reduce) in reductions {
+                    let g = fused_equal(|x| reduce(&(x[0].sin() * 0.5 + &x[0]).tanh(), &axes), &x);
+                    assert_eq!(g.eqns.len(), 1, "{name} over {axes:?} of {shape:?} joins the chain:\n{g}");
+                    // The chain's value read outside too: an output beside the reduction.
+                    let g = fused_equal(
+                        |x| {
+                            let y = (x[0].sin() * 0.5 + &x[0]).tanh();
+                            let r = reduce(&y, &axes);
+                            let back: Vec<usize> =
+                                (0..rank).map(|d| if axes.contains(&d) { 1 } else { y.shape()[d] }).collect();
+                            r.reshape(&back) * 2.0 + &y
+                        },
+                        &x,
+                    );
+                    assert_eq!(count(&g, name), 0, "{name} joins the chain:\n{g}");
+                }
+            }
+        }
+    }
+    // Leading axes are reduced by the reduction kernel, after the chain.
+    let x = vec![data(&[4, 6], DType::F64, 1)];
+    let g = fused_equal(|x| x[0].exp().ln_1p().reduce_sum(&[0]), &x);
+    assert_eq!((count(&g, "fused"), count(&g, "reduce_sum")), (1, 1), "{g}");
+}
+
+#[test]
+fn gradients_through_a_fused_reduction_match_eager_ones() {
+    let f = |x: &Tensor| (x.sin() * x).softplus().sum();
+    let x = data(&[3000], DType::F64, 4);
+    let fast = jit(value_and_grad(f));
+    let (v, g) = fast(&x);
+    let (ve, ge) = value_and_grad(f)(&x);
+    assert_eq!(bits(&v), bits(&ve));
+    assert_eq!(bits(&g), bits(&ge));
+    assert_eq!(bits(&grad(jit(f))(&x)), bits(&ge));
+    let h = hessian(jit(f))(&data(&[5], DType::F64, 5));
+    assert_eq!(h.shape(), &[5, 5]);
 }

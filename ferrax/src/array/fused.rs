@@ -12,8 +12,9 @@ use smallvec::SmallVec;
 
 use super::elementwise::Plan;
 use super::parallel::{chunk_len, worth_splitting, CHEAP};
+use super::reduce::sum_slice;
 use super::simd::vectorized;
-use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, UnaryOp};
+use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, ReduceOp, UnaryOp};
 
 /// Elements per tile: one register of f64 is 8 KiB, so a program with a
 /// handful of live values stays in the L1 and L2 caches, while the loop of
@@ -64,6 +65,21 @@ pub struct FusedProgram {
     n_regs: usize,
     /// Per-element cost of the whole program, in units of a cheap op.
     cost: usize,
+    /// A reduction of one step's values, returned after the outputs.
+    reduce: Option<FusedReduce>,
+}
+
+/// A reduction of one step's values over the trailing axes of the program's
+/// shape, computed tile by tile as the values are, in the order the eager
+/// reduction takes (so with its bits): the reduced values are never an array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FusedReduce {
+    /// Sum, product, maximum or minimum.
+    pub op: ReduceOp,
+    /// The step whose values are reduced.
+    pub step: usize,
+    /// How many trailing axes are reduced (all of them: a scalar).
+    pub axes: usize,
 }
 
 /// The float kernels a fused program runs on contiguous runs of one length.
@@ -85,6 +101,19 @@ impl FusedProgram {
     /// When a step reads a later step, has the wrong number of operands,
     /// or an output names no step.
     pub fn new(steps: Vec<FusedStep>, outputs: Vec<usize>) -> FusedProgram {
+        FusedProgram::build(steps, outputs, None)
+    }
+
+    /// A program of `steps` returning the values of the steps in `outputs`
+    /// and then the reduction `reduce`.
+    ///
+    /// # Panics
+    /// As [`FusedProgram::new`], and when the reduced step is not a step.
+    pub fn reducing(steps: Vec<FusedStep>, outputs: Vec<usize>, reduce: FusedReduce) -> FusedProgram {
+        FusedProgram::build(steps, outputs, Some(reduce))
+    }
+
+    fn build(steps: Vec<FusedStep>, outputs: Vec<usize>, reduce: Option<FusedReduce>) -> FusedProgram {
         let mut last_use: Vec<usize> = (0..steps.len()).collect();
         for (i, s) in steps.iter().enumerate() {
             let arity = match s.op {
@@ -103,6 +132,10 @@ impl FusedProgram {
         for &o in &outputs {
             assert!(o < steps.len(), "fused program: output step {o} of {}", steps.len());
             last_use[o] = usize::MAX;
+        }
+        if let Some(r) = reduce {
+            assert!(r.step < steps.len(), "fused program: reduced step {} of {}", r.step, steps.len());
+            last_use[r.step] = usize::MAX; // read after the tile's last step
         }
         // An output is computed straight into its array, which later steps
         // read; other steps take a register. A step's register is taken
@@ -134,7 +167,7 @@ impl FusedProgram {
                 _ => CHEAP,
             })
             .sum();
-        FusedProgram { steps, outputs, places, n_regs, cost }
+        FusedProgram { steps, outputs, places, n_regs, cost, reduce }
     }
 
     /// The steps, in order.
@@ -147,11 +180,18 @@ impl FusedProgram {
         &self.outputs
     }
 
-    /// The dtype of each output: bool for comparisons, else `dtype`.
+    /// The reduction, if the program ends with one.
+    pub fn reduction(&self) -> Option<FusedReduce> {
+        self.reduce
+    }
+
+    /// The dtype of each output: bool for comparisons, else `dtype` (the
+    /// reduction's too).
     pub fn output_dtypes(&self, dtype: DType) -> Vec<DType> {
         self.outputs
             .iter()
             .map(|&o| if matches!(self.steps[o].op, FusedOp::Compare(_)) { DType::Bool } else { dtype })
+            .chain(self.reduce.map(|_| dtype))
             .collect()
     }
 
@@ -234,12 +274,18 @@ impl FusedProgram {
             .collect();
         // Chunks are disjoint ranges of `0..n`, within every output's capacity.
         let chunk = |start: usize, len: usize| self.run_chunk(&sources, start, len, &dests);
-        if worth_splitting(n, self.cost) {
-            let c = chunk_len(n, self.cost);
-            (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
-        } else {
-            chunk(0, n);
-        }
+        let reduced = match self.reduce {
+            Some(r) => Some(self.run_reducing(r, &sources, &dests, shape)),
+            None if worth_splitting(n, self.cost) => {
+                let c = chunk_len(n, self.cost);
+                (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
+                None
+            }
+            None => {
+                chunk(0, n);
+                None
+            }
+        };
         outs.into_iter()
             .zip(&self.outputs)
             .map(|(mut v, &o)| {
@@ -253,7 +299,128 @@ impl FusedProgram {
                     a
                 }
             })
+            .chain(reduced)
             .collect()
+    }
+
+    /// Every step over the whole shape, row by row of the reduced axes, and
+    /// the reduction of each row. A sum follows `sum_slice`'s pairwise tree,
+    /// computing the program on each of its nodes of up to a tile, so every
+    /// row's sum has the eager bits; the other reductions fold in order.
+    fn run_reducing<T: FloatRuns>(
+        &self,
+        r: FusedReduce,
+        sources: &[Source<T>],
+        dest: &[SendPtr<T>],
+        shape: &[usize],
+    ) -> Array {
+        assert!(r.axes <= shape.len(), "fused program: reducing {} axes of {shape:?}", r.axes);
+        let split = shape.len() - r.axes;
+        let (rows, row): (usize, usize) = (shape[..split].iter().product(), shape[split..].iter().product());
+        let mut out: Vec<T> = vec![T::ZERO; rows];
+        let width = TILE.min(row.max(1));
+        if rows == 1 {
+            out[0] = self.reduce_par(r, sources, dest, 0, row);
+        } else if worth_splitting(rows * row, self.cost) {
+            let c = chunk_len(rows * row, self.cost).div_ceil(row.max(1));
+            out.par_chunks_mut(c).enumerate().for_each(|(i, o)| {
+                let mut ws = self.workspace(sources, width);
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = self.reduce_row(&mut ws, r, sources, dest, (i * c + k) * row, row);
+                }
+            });
+        } else {
+            let mut ws = self.workspace(sources, width);
+            for (k, v) in out.iter_mut().enumerate() {
+                *v = self.reduce_row(&mut ws, r, sources, dest, k * row, row);
+            }
+        }
+        Array::from_vec(out, &shape[..split])
+    }
+
+    /// One long row's reduction, its sum's pairwise tree split across threads
+    /// near the root (the tree, and so the bits, are the same).
+    fn reduce_par<T: FloatRuns>(
+        &self,
+        r: FusedReduce,
+        sources: &[Source<T>],
+        dest: &[SendPtr<T>],
+        start: usize,
+        len: usize,
+    ) -> T {
+        if r.op == ReduceOp::Sum && len > 4 * TILE && worth_splitting(len, self.cost) {
+            let mid = (len / 2).next_multiple_of(8);
+            let (a, b) = rayon::join(
+                || self.reduce_par(r, sources, dest, start, mid),
+                || self.reduce_par(r, sources, dest, start + mid, len - mid),
+            );
+            return a.wadd(b);
+        }
+        let mut ws = self.workspace(sources, TILE.min(len.max(1)));
+        self.reduce_row(&mut ws, r, sources, dest, start, len)
+    }
+
+    /// The reduction of elements `start..start + len`, computing the program over them.
+    fn reduce_row<T: FloatRuns>(
+        &self,
+        ws: &mut Workspace<T>,
+        r: FusedReduce,
+        sources: &[Source<T>],
+        dest: &[SendPtr<T>],
+        start: usize,
+        len: usize,
+    ) -> T {
+        let (init, fold): (T, fn(T, T) -> T) = match r.op {
+            ReduceOp::Sum => return self.sum_tree(ws, r.step, sources, dest, start, len),
+            ReduceOp::Prod => (T::ONE, T::wmul),
+            ReduceOp::Max => (T::MIN_VALUE, T::max_nan),
+            ReduceOp::Min => (T::MAX_VALUE, T::min_nan),
+        };
+        let (mut acc, mut done) = (init, 0);
+        while done < len {
+            let m = ws.width.min(len - done);
+            self.tile(ws, sources, start + done, m, dest);
+            acc = self.values(ws, r.step, start + done, m, dest).iter().fold(acc, |a, &b| fold(a, b));
+            done += m;
+        }
+        acc
+    }
+
+    /// `sum_slice` of step `step`'s values over `start..start + len`: its
+    /// splits down to nodes of a tile, where the program runs and
+    /// `sum_slice` finishes the node as it would within the whole row.
+    fn sum_tree<T: FloatRuns>(
+        &self,
+        ws: &mut Workspace<T>,
+        step: usize,
+        sources: &[Source<T>],
+        dest: &[SendPtr<T>],
+        start: usize,
+        len: usize,
+    ) -> T {
+        if len > ws.width {
+            let mid = (len / 2).next_multiple_of(8);
+            let left = self.sum_tree(ws, step, sources, dest, start, mid);
+            return left.wadd(self.sum_tree(ws, step, sources, dest, start + mid, len - mid));
+        }
+        self.tile(ws, sources, start, len, dest);
+        sum_slice(self.values(ws, step, start, len, dest))
+    }
+
+    /// Step `step`'s values in the tile just computed at `s..s + m`.
+    fn values<'w, T: FloatRuns>(
+        &self,
+        ws: &'w Workspace<T>,
+        step: usize,
+        s: usize,
+        m: usize,
+        dest: &[SendPtr<T>],
+    ) -> &'w [T] {
+        match self.places[step] {
+            Place::Reg(r) => &ws.regs[r * ws.width..][..m],
+            // SAFETY: the tile just wrote these elements of the output.
+            Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
+        }
     }
 
     /// The program over output elements `start..start + len`, tile by tile.
@@ -284,7 +451,14 @@ impl FusedProgram {
     /// Every step over elements `s..s + m` (`m` at most the workspace's
     /// width); outputs are written through `dest`, the output arrays' first
     /// elements, each valid for every element of the program's shape.
-    fn tile<T: FloatRuns>(&self, ws: &mut Workspace<T>, sources: &[Source<T>], s: usize, m: usize, dest: &[SendPtr<T>]) {
+    fn tile<T: FloatRuns>(
+        &self,
+        ws: &mut Workspace<T>,
+        sources: &[Source<T>],
+        s: usize,
+        m: usize,
+        dest: &[SendPtr<T>],
+    ) {
         for (src, tile) in sources.iter().zip(&mut ws.tiles) {
             if let Source::Gather(d, plan) = src {
                 gather(d, plan, s, &mut tile[..m]);

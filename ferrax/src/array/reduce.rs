@@ -33,7 +33,7 @@ fn runs(shape: &[usize], axes: &[usize]) -> Option<Runs> {
 
 /// Sum of a slice by pairwise blocks of eight running accumulators: it
 /// vectorises, and its rounding error grows with log(n) rather than n.
-fn sum_slice<T: Num>(x: &[T]) -> T {
+pub(super) fn sum_slice<T: Num>(x: &[T]) -> T {
     const BLOCK: usize = 256;
     if x.len() > BLOCK {
         let mid = (x.len() / 2).next_multiple_of(8);

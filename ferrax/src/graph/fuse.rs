@@ -2,15 +2,16 @@
 //! float dtype become one [`Fused`] equation whose kernel runs the whole
 //! chain over cache-sized tiles ([`FusedProgram`]), so the chain's
 //! intermediate values are never arrays. Broadcasts into the chain are
-//! read in place rather than materialised.
+//! read in place rather than materialised, and a sum, product, maximum or
+//! minimum over trailing axes of a chain's value is computed with it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use super::{Def, Eqn, Graph, Var};
-use crate::array::fused::{FusedOp, FusedProgram, FusedStep, Operand};
-use crate::array::{Array, Aval, DType};
+use crate::array::fused::{FusedOp, FusedProgram, FusedReduce, FusedStep, Operand};
+use crate::array::{Array, Aval, DType, ReduceOp};
 use crate::core::{Kind, Outs, Param, Params, Primitive, Tensor};
 
 /// What an equation contributes to a fused group.
@@ -20,6 +21,9 @@ enum Role {
     Step(FusedOp),
     /// A broadcast of an outside value, read in place by the steps.
     Load,
+    /// A reduction over this many trailing axes of a step's values: the
+    /// group's last member.
+    Reduce(ReduceOp, usize),
 }
 
 /// The role of `e` in a group over float dtype and shape (both returned), if it can be in one.
@@ -34,6 +38,20 @@ fn role(e: &Eqn, avals: &[Aval]) -> Option<(Role, DType, Vec<usize>)> {
         Kind::Compare(op) => Role::Step(FusedOp::Compare(op)),
         Kind::Select => Role::Step(FusedOp::Select),
         Kind::Layout if e.prim.name() == "broadcast" => Role::Load,
+        Kind::Reduce(op) => {
+            let rank = avals[e.inputs[0]].rank();
+            let axes = e.prim.params().into_iter().find_map(|(n, p)| match p {
+                Param::List(a) if n == "axes" => Some(a),
+                _ => None,
+            })?;
+            // The trailing axes only: then each output is one contiguous row.
+            let trailing = !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == rank - axes.len() + i);
+            if !trailing {
+                return None;
+            }
+            let x = &avals[e.inputs[0]];
+            return x.dtype.is_float().then(|| (Role::Reduce(op, axes.len()), x.dtype, x.shape.clone()));
+        }
         _ => return None,
     };
     // A comparison's dtype is its operands'.
@@ -57,7 +75,8 @@ impl Graph {
     /// This graph with every chain of two or more elementwise equations
     /// (unary and binary functions, comparisons, selects, and the broadcasts
     /// that feed them) over one shape and float dtype replaced by one
-    /// `fused` equation. Its kernel computes the chain tile by tile with the
+    /// `fused` equation, ending with a reduction of one of its values over
+    /// trailing axes where one follows (summed in the eager order). Its kernel computes the chain tile by tile with the
     /// same per-element arithmetic, so every value is bit for bit what the
     /// unfused graph gives; the values the rest of the graph reads are its
     /// outputs. Equations join a group in program order, so no value is
@@ -67,7 +86,7 @@ impl Graph {
     /// # use ferrax::prelude::*;
     /// let g = make_graph(|x: &Tensor| (x.sin() * 2.0 + 1.0).exp().sum(), &Tensor::zeros(&[8], DType::F32));
     /// let f = g.fused();
-    /// assert_eq!(f.eqns.len(), 2); // one fused chain, then the sum
+    /// assert_eq!(f.eqns.len(), 1); // one fused chain, ending with the sum
     /// assert!(f.to_string().contains("fused[eqns="));
     /// let x = Tensor::linspace(-1.0, 1.0, 8, DType::F32);
     /// assert_eq!(f.eval(&[x.clone()])[0].item(), g.eval(&[x])[0].item());
@@ -147,23 +166,34 @@ impl Graph {
             _ => None,
         };
         for (i, e) in self.eqns.iter().enumerate() {
-            let joined = role(e, &self.avals).map(|(_, dtype, shape)| {
-                let open = |g: &usize| !groups[*g].sealed && groups[*g].dtype == dtype && groups[*g].shape == shape;
+            let role = role(e, &self.avals);
+            let joined = role.as_ref().and_then(|(role, dtype, shape)| {
+                let open = |g: &usize| !groups[*g].sealed && groups[*g].dtype == *dtype && groups[*g].shape == *shape;
                 // The chain of an operand, or else the last chain of its dtype and shape if still open: an
                 // equation whose operands are all computed before it may run
                 // in any group still open, which saves a pass over memory.
                 let own = e.inputs.iter().filter_map(|&v| group_of[producer(v)?]).filter(open).max();
-                let key = (dtype, shape.clone());
+                if let Role::Reduce(..) = role {
+                    // Only the chain that computes the operand, as a step.
+                    let p = producer(e.inputs[0])?;
+                    let is_step = matches!(self::role(&self.eqns[p], &self.avals), Some((Role::Step(_), ..)));
+                    return own.filter(|_| is_step);
+                }
+                let key = (*dtype, shape.clone());
                 let g = own.or_else(|| latest.get(&key).copied().filter(open)).unwrap_or_else(|| {
-                    groups.push(Group { members: Vec::new(), dtype, shape: key.1.clone(), sealed: false });
+                    groups.push(Group { members: Vec::new(), dtype: *dtype, shape: key.1.clone(), sealed: false });
                     groups.len() - 1
                 });
                 latest.insert(key, g);
-                g
+                Some(g)
             });
             if let Some(g) = joined {
                 groups[g].members.push(i);
                 group_of[i] = Some(g);
+                // The reduction ends the chain's kernel.
+                if let Some((Role::Reduce(..), ..)) = role {
+                    groups[g].sealed = true;
+                }
             }
             for &v in &e.inputs {
                 if let Some(h) = producer(v).and_then(|p| group_of[p]) {
@@ -175,7 +205,9 @@ impl Graph {
         }
         // Fewer than two steps gain nothing: their equations stay as they are.
         let steps = |g: &Group| {
-            g.members.iter().filter(|&&i| matches!(role(&self.eqns[i], &self.avals), Some((Role::Step(_), ..)))).count()
+            let counts =
+                |i: &&usize| matches!(role(&self.eqns[**i], &self.avals), Some((Role::Step(_) | Role::Reduce(..), ..)));
+            g.members.iter().filter(counts).count()
         };
         let worth: Vec<bool> = groups.iter().map(|g| steps(g) >= 2).collect();
         let mut renumber = vec![None; groups.len()];
@@ -203,6 +235,7 @@ impl Graph {
         let mut steps = Vec::new();
         let mut outputs = Vec::new();
         let mut out_vars = Vec::new();
+        let mut reduce = None;
         // The group's own equations, as a graph of its inputs: what rules and printing use.
         let mut body_eqns: Vec<&Eqn> = Vec::new();
         let mut step_of: HashMap<Var, Operand> = HashMap::new();
@@ -235,13 +268,25 @@ impl Graph {
                         out_vars.push(o);
                     }
                 }
+                Role::Reduce(op, axes) => {
+                    let Some(&Operand::Step(step)) = step_of.get(&e.inputs[0]) else {
+                        unreachable!("a reduction joins only the chain whose step computes its operand")
+                    };
+                    reduce = Some((FusedReduce { op, step, axes }, o));
+                    body_eqns.push(e);
+                }
             }
         }
+        // The reduction's value comes after the outputs.
+        out_vars.extend(reduce.map(|(_, o)| o));
         let body = self.subgraph(&inputs, &body_eqns, &out_vars);
         let outs = out_vars.iter().map(|&v| self.avals[v].clone()).collect();
         let fused = Fused {
             body: Arc::new(body),
-            program: Arc::new(FusedProgram::new(steps, outputs)),
+            program: Arc::new(match reduce {
+                Some((r, _)) => FusedProgram::reducing(steps, outputs, r),
+                None => FusedProgram::new(steps, outputs),
+            }),
             dtype: group.dtype,
             shape: group.shape.clone(),
             outs,
