@@ -321,9 +321,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
     // The loss and its gradient are staged once per batch shape and run from
     // jit's cache (the last, smaller batch of an epoch gets its own program).
-    let loss_and_grad = jit(|(m, x, y): &(Mlp, Tensor, Tensor)| {
-        value_and_grad(|m: &Mlp| softmax_cross_entropy(&m.forward(x), y))(m)
-    });
+    let loss_and_grad =
+        jit(|(m, x, y): &(Mlp, Tensor, Tensor)| value_and_grad(|m: &Mlp| softmax_cross_entropy(&m.forward(x), y))(m));
     let epochs = args.epochs as usize;
     let last = start_epoch + epochs;
     let mut history = Vec::new();
