@@ -198,3 +198,25 @@ fn gradients_through_a_fused_reduction_match_eager_ones() {
     let h = hessian(jit(f))(&data(&[5], DType::F64, 5));
     assert_eq!(h.shape(), &[5, 5]);
 }
+
+#[test]
+fn cheap_steps_folded_into_the_step_before_keep_the_bits_of_signed_zeros_and_nans() {
+    for dtype in [DType::F32, DType::F64] {
+        for n in [3, 1000, 5000] {
+            // Zeros of both signs, infinities and NaNs among the values.
+            let special = Tensor::from_vec(vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN], &[5]);
+            let x = vec![Tensor::concat(&[special, data(&[n], DType::F64, n as u64)], 0).to_dtype(dtype)];
+            let g = fused_equal(
+                |p| {
+                    let x = &p[0];
+                    let a = (x - 0.25).abs().relu(); // sub then abs; relu stays a pass
+                    let b = -(&a * &a) + (x / 3.0).abs(); // mul then neg; div then abs
+                    let c = (x.maximum(&b)).powi(2) - (-x.abs()).relu(); // max then square; abs then neg
+                    (&c + &a).relu() * x.minimum(&a).neg()
+                },
+                &x,
+            );
+            assert_eq!(count(&g, "fused"), 1, "{g}");
+        }
+    }
+}

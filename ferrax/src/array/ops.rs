@@ -299,6 +299,50 @@ macro_rules! float_runs {
                 }
             }
 
+            fn unary_then(op: UnaryOp, then: UnaryOp, x: &[$t], out: &mut [MaybeUninit<$t>]) {
+                // Each arm is the two ops' own formulas composed: the same bits.
+                macro_rules! then {
+                    (|$v:ident| $f:expr) => {
+                        match then {
+                            UnaryOp::Neg => each(x, out, |$v: $t| -($f)),
+                            UnaryOp::Abs => each(x, out, |$v: $t| Num::abs($f)),
+                            UnaryOp::Relu => each(x, out, |$v: $t| ($f).max_nan(0.0)),
+                            UnaryOp::PowI(2) => each(x, out, |$v: $t| { let y = $f; y * y }),
+                            t => unreachable!("{t:?} is not an epilogue"),
+                        }
+                    };
+                }
+                match op {
+                    UnaryOp::Neg => then!(|v| -v),
+                    UnaryOp::Abs => then!(|v| Num::abs(v)),
+                    UnaryOp::Relu => then!(|v| v.max_nan(0.0)),
+                    o => unreachable!("{o:?} takes no epilogue"),
+                }
+            }
+
+            fn binary_then(op: BinaryOp, then: UnaryOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
+                macro_rules! then {
+                    (|$x:ident, $y:ident| $f:expr) => {
+                        match then {
+                            UnaryOp::Neg => each2(a, b, out, |$x: $t, $y: $t| -($f)),
+                            UnaryOp::Abs => each2(a, b, out, |$x: $t, $y: $t| Num::abs($f)),
+                            UnaryOp::Relu => each2(a, b, out, |$x: $t, $y: $t| ($f).max_nan(0.0)),
+                            UnaryOp::PowI(2) => each2(a, b, out, |$x: $t, $y: $t| { let v = $f; v * v }),
+                            t => unreachable!("{t:?} is not an epilogue"),
+                        }
+                    };
+                }
+                match op {
+                    BinaryOp::Add => then!(|x, y| x + y),
+                    BinaryOp::Sub => then!(|x, y| x - y),
+                    BinaryOp::Mul => then!(|x, y| x * y),
+                    BinaryOp::Div => then!(|x, y| x / y),
+                    BinaryOp::Max => then!(|x, y| x.max_nan(y)),
+                    BinaryOp::Min => then!(|x, y| x.min_nan(y)),
+                    o => unreachable!("{o:?} takes no epilogue"),
+                }
+            }
+
             fn compare(op: CompareOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
                 use CompareOp::*;
                 let mask = |c: bool| if c { 1.0 } else { 0.0 };

@@ -12,9 +12,10 @@ use smallvec::SmallVec;
 
 use super::elementwise::Plan;
 use super::parallel::{chunk_len, worth_splitting, CHEAP};
-use super::reduce::sum_slice;
 use super::simd::vectorized;
 use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, ReduceOp, UnaryOp};
+
+mod reduce;
 
 /// Elements per tile: one register of f64 is 8 KiB, so a program with a
 /// handful of live values stays in the L1 and L2 caches, while the loop of
@@ -60,7 +61,13 @@ pub struct FusedProgram {
     steps: Vec<FusedStep>,
     /// The step whose value each output is.
     outputs: Vec<usize>,
-    /// Where each step writes its value.
+    /// What runs: the steps with cheap ones folded into the step before.
+    exec: Vec<Exec>,
+    /// The entry of `exec` that computes each output.
+    exec_outputs: Vec<usize>,
+    /// The reduction, of an entry of `exec`.
+    exec_reduce: Option<FusedReduce>,
+    /// Where each entry of `exec` writes its value.
     places: Vec<Place>,
     n_regs: usize,
     /// Per-element cost of the whole program, in units of a cheap op.
@@ -92,6 +99,34 @@ pub(crate) trait FloatRuns: Float {
     fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
     /// `op(a, b)` as 1 or 0.
     fn compare(op: CompareOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
+    /// `then(op(x))` in one pass, for `op` and `then` cheap ([`epilogue`]).
+    fn unary_then(op: UnaryOp, then: UnaryOp, x: &[Self], out: &mut [MaybeUninit<Self>]);
+    /// `then(op(a, b))` in one pass ([`epilogue`]).
+    fn binary_then(op: BinaryOp, then: UnaryOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
+}
+
+/// One pass of a tile: a step, and a cheap step applied to its result in
+/// the same loop where only that step reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Exec {
+    op: FusedOp,
+    then: Option<UnaryOp>,
+    args: Vec<Operand>,
+}
+
+/// Whether `then` may be applied to the result of `op` in the same loop
+/// ([`FloatRuns::unary_then`], [`FloatRuns::binary_then`]): a pass over a
+/// tile costs a store per element whatever it computes, so a cheap op
+/// after another is folded into it.
+fn epilogue(op: FusedOp, then: FusedOp) -> bool {
+    use {BinaryOp as B, UnaryOp as U};
+    let cheap_then = matches!(then, FusedOp::Unary(U::Neg | U::Abs | U::Relu | U::PowI(2)));
+    let takes = matches!(
+        op,
+        FusedOp::Unary(U::Neg | U::Abs | U::Relu)
+            | FusedOp::Binary(B::Add | B::Sub | B::Mul | B::Div | B::Max | B::Min)
+    );
+    cheap_then && takes
 }
 
 impl FusedProgram {
@@ -114,7 +149,7 @@ impl FusedProgram {
     }
 
     fn build(steps: Vec<FusedStep>, outputs: Vec<usize>, reduce: Option<FusedReduce>) -> FusedProgram {
-        let mut last_use: Vec<usize> = (0..steps.len()).collect();
+        let mut uses = vec![0usize; steps.len()];
         for (i, s) in steps.iter().enumerate() {
             let arity = match s.op {
                 FusedOp::Unary(_) => 1,
@@ -125,24 +160,53 @@ impl FusedProgram {
             for a in &s.args {
                 if let Operand::Step(j) = *a {
                     assert!(j < i, "fused program: step {i} reads step {j}, which is not computed before it");
-                    last_use[j] = i;
+                    uses[j] += 1;
                 }
             }
         }
         for &o in &outputs {
             assert!(o < steps.len(), "fused program: output step {o} of {}", steps.len());
-            last_use[o] = usize::MAX;
+            uses[o] += 1;
         }
         if let Some(r) = reduce {
             assert!(r.step < steps.len(), "fused program: reduced step {} of {}", r.step, steps.len());
-            last_use[r.step] = usize::MAX; // read after the tile's last step
+            uses[r.step] += 1;
+        }
+        // Fold a cheap step into the one whose value it alone reads.
+        let (mut exec, mut at): (Vec<Exec>, Vec<usize>) = (Vec::new(), vec![0; steps.len()]);
+        for (i, s) in steps.iter().enumerate() {
+            if let (FusedOp::Unary(then), [Operand::Step(j)]) = (s.op, &s.args[..]) {
+                let e = &mut exec[at[*j]];
+                if uses[*j] == 1 && e.then.is_none() && epilogue(e.op, s.op) {
+                    e.then = Some(then);
+                    at[i] = at[*j];
+                    continue;
+                }
+            }
+            let args =
+                s.args.iter().map(|&a| if let Operand::Step(j) = a { Operand::Step(at[j]) } else { a }).collect();
+            exec.push(Exec { op: s.op, then: None, args });
+            at[i] = exec.len() - 1;
+        }
+        let exec_outputs: Vec<usize> = outputs.iter().map(|&o| at[o]).collect();
+        let exec_reduce = reduce.map(|r| FusedReduce { step: at[r.step], ..r });
+        let mut last_use: Vec<usize> = (0..exec.len()).collect();
+        for (i, e) in exec.iter().enumerate() {
+            for a in &e.args {
+                if let Operand::Step(j) = *a {
+                    last_use[j] = i;
+                }
+            }
+        }
+        for &o in exec_outputs.iter().chain(exec_reduce.as_ref().map(|r| &r.step)) {
+            last_use[o] = usize::MAX; // read after the tile's last step
         }
         // An output is computed straight into its array, which later steps
         // read; other steps take a register. A step's register is taken
         // before its operands' are freed, so no step writes what it reads.
-        let (mut places, mut free, mut n_regs) = (Vec::with_capacity(steps.len()), Vec::new(), 0);
-        for (i, s) in steps.iter().enumerate() {
-            let place = match outputs.iter().position(|&o| o == i) {
+        let (mut places, mut free, mut n_regs) = (Vec::with_capacity(exec.len()), Vec::new(), 0);
+        for (i, e) in exec.iter().enumerate() {
+            let place = match exec_outputs.iter().position(|&o| o == i) {
                 Some(k) => Place::Out(k),
                 None => Place::Reg(free.pop().unwrap_or_else(|| {
                     n_regs += 1;
@@ -150,7 +214,7 @@ impl FusedProgram {
                 })),
             };
             places.push(place);
-            for a in &s.args {
+            for a in &e.args {
                 if let Operand::Step(j) = *a {
                     if let Place::Reg(r) = places[j] {
                         if last_use[j] == i && !free.contains(&r) {
@@ -167,7 +231,7 @@ impl FusedProgram {
                 _ => CHEAP,
             })
             .sum();
-        FusedProgram { steps, outputs, places, n_regs, cost, reduce }
+        FusedProgram { steps, outputs, exec, exec_outputs, exec_reduce, places, n_regs, cost, reduce }
     }
 
     /// The steps, in order.
@@ -217,8 +281,8 @@ impl FusedProgram {
     /// output's step on reads the input, so each tile of the input is read in
     /// full before the output's step overwrites it.
     fn may_overwrite(&self, k: usize, j: usize) -> bool {
-        let o = self.outputs[k];
-        self.places[o] == Place::Out(k) && self.steps[o..].iter().all(|s| !s.args.contains(&Operand::Input(j)))
+        let o = self.exec_outputs[k];
+        self.places[o] == Place::Out(k) && self.exec[o..].iter().all(|e| !e.args.contains(&Operand::Input(j)))
     }
 
     fn run_typed<T: FloatRuns>(&self, ins: Vec<Array>, shape: &[usize]) -> Vec<Array> {
@@ -274,7 +338,7 @@ impl FusedProgram {
             .collect();
         // Chunks are disjoint ranges of `0..n`, within every output's capacity.
         let chunk = |start: usize, len: usize| self.run_chunk(&sources, start, len, &dests);
-        let reduced = match self.reduce {
+        let reduced = match self.exec_reduce {
             Some(r) => Some(self.run_reducing(r, &sources, &dests, shape)),
             None if worth_splitting(n, self.cost) => {
                 let c = chunk_len(n, self.cost);
@@ -301,126 +365,6 @@ impl FusedProgram {
             })
             .chain(reduced)
             .collect()
-    }
-
-    /// Every step over the whole shape, row by row of the reduced axes, and
-    /// the reduction of each row. A sum follows `sum_slice`'s pairwise tree,
-    /// computing the program on each of its nodes of up to a tile, so every
-    /// row's sum has the eager bits; the other reductions fold in order.
-    fn run_reducing<T: FloatRuns>(
-        &self,
-        r: FusedReduce,
-        sources: &[Source<T>],
-        dest: &[SendPtr<T>],
-        shape: &[usize],
-    ) -> Array {
-        assert!(r.axes <= shape.len(), "fused program: reducing {} axes of {shape:?}", r.axes);
-        let split = shape.len() - r.axes;
-        let (rows, row): (usize, usize) = (shape[..split].iter().product(), shape[split..].iter().product());
-        let mut out: Vec<T> = vec![T::ZERO; rows];
-        let width = TILE.min(row.max(1));
-        if rows == 1 {
-            out[0] = self.reduce_par(r, sources, dest, 0, row);
-        } else if worth_splitting(rows * row, self.cost) {
-            let c = chunk_len(rows * row, self.cost).div_ceil(row.max(1));
-            out.par_chunks_mut(c).enumerate().for_each(|(i, o)| {
-                let mut ws = self.workspace(sources, width);
-                for (k, v) in o.iter_mut().enumerate() {
-                    *v = self.reduce_row(&mut ws, r, sources, dest, (i * c + k) * row, row);
-                }
-            });
-        } else {
-            let mut ws = self.workspace(sources, width);
-            for (k, v) in out.iter_mut().enumerate() {
-                *v = self.reduce_row(&mut ws, r, sources, dest, k * row, row);
-            }
-        }
-        Array::from_vec(out, &shape[..split])
-    }
-
-    /// One long row's reduction, its sum's pairwise tree split across threads
-    /// near the root (the tree, and so the bits, are the same).
-    fn reduce_par<T: FloatRuns>(
-        &self,
-        r: FusedReduce,
-        sources: &[Source<T>],
-        dest: &[SendPtr<T>],
-        start: usize,
-        len: usize,
-    ) -> T {
-        if r.op == ReduceOp::Sum && len > 4 * TILE && worth_splitting(len, self.cost) {
-            let mid = (len / 2).next_multiple_of(8);
-            let (a, b) = rayon::join(
-                || self.reduce_par(r, sources, dest, start, mid),
-                || self.reduce_par(r, sources, dest, start + mid, len - mid),
-            );
-            return a.wadd(b);
-        }
-        let mut ws = self.workspace(sources, TILE.min(len.max(1)));
-        self.reduce_row(&mut ws, r, sources, dest, start, len)
-    }
-
-    /// The reduction of elements `start..start + len`, computing the program over them.
-    fn reduce_row<T: FloatRuns>(
-        &self,
-        ws: &mut Workspace<T>,
-        r: FusedReduce,
-        sources: &[Source<T>],
-        dest: &[SendPtr<T>],
-        start: usize,
-        len: usize,
-    ) -> T {
-        let (init, fold): (T, fn(T, T) -> T) = match r.op {
-            ReduceOp::Sum => return self.sum_tree(ws, r.step, sources, dest, start, len),
-            ReduceOp::Prod => (T::ONE, T::wmul),
-            ReduceOp::Max => (T::MIN_VALUE, T::max_nan),
-            ReduceOp::Min => (T::MAX_VALUE, T::min_nan),
-        };
-        let (mut acc, mut done) = (init, 0);
-        while done < len {
-            let m = ws.width.min(len - done);
-            self.tile(ws, sources, start + done, m, dest);
-            acc = self.values(ws, r.step, start + done, m, dest).iter().fold(acc, |a, &b| fold(a, b));
-            done += m;
-        }
-        acc
-    }
-
-    /// `sum_slice` of step `step`'s values over `start..start + len`: its
-    /// splits down to nodes of a tile, where the program runs and
-    /// `sum_slice` finishes the node as it would within the whole row.
-    fn sum_tree<T: FloatRuns>(
-        &self,
-        ws: &mut Workspace<T>,
-        step: usize,
-        sources: &[Source<T>],
-        dest: &[SendPtr<T>],
-        start: usize,
-        len: usize,
-    ) -> T {
-        if len > ws.width {
-            let mid = (len / 2).next_multiple_of(8);
-            let left = self.sum_tree(ws, step, sources, dest, start, mid);
-            return left.wadd(self.sum_tree(ws, step, sources, dest, start + mid, len - mid));
-        }
-        self.tile(ws, sources, start, len, dest);
-        sum_slice(self.values(ws, step, start, len, dest))
-    }
-
-    /// Step `step`'s values in the tile just computed at `s..s + m`.
-    fn values<'w, T: FloatRuns>(
-        &self,
-        ws: &'w Workspace<T>,
-        step: usize,
-        s: usize,
-        m: usize,
-        dest: &[SendPtr<T>],
-    ) -> &'w [T] {
-        match self.places[step] {
-            Place::Reg(r) => &ws.regs[r * ws.width..][..m],
-            // SAFETY: the tile just wrote these elements of the output.
-            Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
-        }
     }
 
     /// The program over output elements `start..start + len`, tile by tile.
@@ -469,7 +413,7 @@ impl FusedProgram {
         // SAFETY (of the two uses below): register `r` is `width` elements at
         // `r * width`, and no step reads the register it writes.
         let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
-        for (i, step) in self.steps.iter().enumerate() {
+        for (i, step) in self.exec.iter().enumerate() {
             let arg = |k: usize| -> &[T] {
                 match step.args[k] {
                     Operand::Input(j) => match &sources[j] {
@@ -493,15 +437,17 @@ impl FusedProgram {
                 // step's operands are other buffers.
                 Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].0.add(s).cast(), m) },
             };
-            match step.op {
-                FusedOp::Unary(op) => T::unary(op, arg(0), o),
-                FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
-                FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
-                FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+            match (step.op, step.then) {
+                (FusedOp::Unary(op), Some(then)) => T::unary_then(op, then, arg(0), o),
+                (FusedOp::Binary(op), Some(then)) => T::binary_then(op, then, arg(0), arg(1), o),
+                (FusedOp::Unary(op), None) => T::unary(op, arg(0), o),
+                (FusedOp::Binary(op), None) => T::binary(op, arg(0), arg(1), o),
+                (FusedOp::Compare(op), _) => T::compare(op, arg(0), arg(1), o),
+                (FusedOp::Select, _) => select(arg(0), arg(1), arg(2), o),
             }
         }
         // An output named twice is computed once, into its first array.
-        for (k, &o) in self.outputs.iter().enumerate() {
+        for (k, &o) in self.exec_outputs.iter().enumerate() {
             if let Place::Out(first) = self.places[o] {
                 if first != k {
                     // SAFETY: distinct outputs are distinct arrays, each valid for these elements.
@@ -682,5 +628,36 @@ mod tests {
         let got = q.run_owned(vec![x], DType::F32, &shape);
         assert_ne!(got[0].as_slice::<f32>().as_ptr(), at);
         assert_eq!(got[0].as_slice::<f32>(), want[0].as_slice::<f32>());
+    }
+
+    #[test]
+    fn a_cheap_step_is_folded_into_the_step_whose_value_it_alone_reads() {
+        use Operand::*;
+        // |x - c| then relu then square then negate: sub+abs, relu, mul+neg.
+        let p = program(
+            &[
+                (FusedOp::Binary(BinaryOp::Sub), &[Input(0), Input(1)]),
+                (FusedOp::Unary(UnaryOp::Abs), &[Step(0)]),
+                (FusedOp::Unary(UnaryOp::Relu), &[Step(1)]),
+                (FusedOp::Binary(BinaryOp::Mul), &[Step(2), Step(2)]),
+                (FusedOp::Unary(UnaryOp::Neg), &[Step(3)]),
+            ],
+            &[4],
+        );
+        let folded: Vec<_> = p.exec.iter().map(|e| (e.op, e.then)).collect();
+        assert_eq!(
+            folded,
+            [
+                (FusedOp::Binary(BinaryOp::Sub), Some(UnaryOp::Abs)),
+                (FusedOp::Unary(UnaryOp::Relu), None),
+                (FusedOp::Binary(BinaryOp::Mul), Some(UnaryOp::Neg)),
+            ]
+        );
+        // A value read twice, or returned, is not folded away.
+        let q = program(
+            &[(FusedOp::Binary(BinaryOp::Add), &[Input(0), Input(0)]), (FusedOp::Unary(UnaryOp::Neg), &[Step(0)])],
+            &[1, 0],
+        );
+        assert_eq!(q.exec.len(), 2);
     }
 }
