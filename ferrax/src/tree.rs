@@ -108,9 +108,12 @@ pub trait TreeRef {
     /// An owned value of `self`'s structure with these leaves.
     fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> Self::Owned;
 
-    /// The name of each leaf, as [`Tree::leaf_paths`] gives it for the owned form.
+    /// The path of each leaf, as [`Tree::paths_into`] gives it for the
+    /// owned form: what identifies the structure (caches key on it).
     fn ref_leaf_paths(&self) -> Vec<String> {
-        self.with_leaves_owned(self.ref_leaves()).leaf_paths()
+        let mut out = Vec::new();
+        self.with_leaves_owned(self.ref_leaves()).paths_into("", &mut out);
+        out
     }
 }
 
@@ -123,7 +126,9 @@ impl<T: Tree> TreeRef for T {
         self.with_leaves(leaves)
     }
     fn ref_leaf_paths(&self) -> Vec<String> {
-        self.leaf_paths()
+        let mut out = Vec::new();
+        self.paths_into("", &mut out);
+        out
     }
 }
 

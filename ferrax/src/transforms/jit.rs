@@ -214,6 +214,11 @@ where
 /// those of the function run eagerly: nothing is reordered, and a fused
 /// chain runs each operation's eager arithmetic.
 ///
+/// The signature holds the tree's structure and its tensors' avals, not the
+/// values of a struct's non-tensor fields (a layer's activation): the
+/// program keeps the values they had when it was traced. Pass a value that
+/// changes between calls as a static argument.
+///
 /// Use [`Jit`] to see the program or count traces, and [`jit_static`] for
 /// arguments that decide the program's structure.
 ///

@@ -389,7 +389,7 @@ impl FusedProgram {
                 Source::Gather(..) => vec![T::ZERO; width],
             })
             .collect();
-        Workspace { width, regs: vec![T::ZERO; width * self.n_regs], tiles }
+        Workspace { width, regs: smallvec::smallvec![T::ZERO; width * self.n_regs], tiles }
     }
 
     /// Every step over elements `s..s + m` (`m` at most the workspace's
@@ -462,8 +462,8 @@ impl FusedProgram {
 struct Workspace<T> {
     /// Elements per tile.
     width: usize,
-    /// The registers, one after another.
-    regs: Vec<T>,
+    /// The registers, one after another (a scalar program's on the stack).
+    regs: SmallVec<[T; 16]>,
     /// A tile per input that is not read in place (splatted or gathered).
     tiles: Small<Vec<T>>,
 }
