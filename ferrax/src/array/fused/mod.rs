@@ -2,8 +2,11 @@
 //! one shape run as one pass over tiles of a thousand elements, so that the
 //! intermediate values live in a few cache-resident registers and never
 //! become arrays (numexpr's approach). Each operation of a tile runs the same
-//! vectorised loop as the eager kernel, so results are bit for bit those of
-//! the operations run one at a time.
+//! vectorised loop as the eager kernel (a cheap one, such as a negation,
+//! folded into the loop of the operation before it, with the same formulas),
+//! so results are bit for bit those of the operations run one at a time. A
+//! program may end with a reduction over trailing axes ([`FusedReduce`]),
+//! taken as the tiles are computed, in the eager reduction's order.
 
 use std::mem::MaybeUninit;
 
