@@ -196,7 +196,12 @@ fn gradients_through_a_fused_reduction_match_eager_ones() {
     assert_eq!(bits(&g), bits(&ge));
     assert_eq!(bits(&grad(jit(f))(&x)), bits(&ge));
     let h = hessian(jit(f))(&data(&[5], DType::F64, 5));
-    assert_eq!(h.shape(), &[5, 5]);
+    assert_eq!(bits(&h), bits(&hessian(f)(&data(&[5], DType::F64, 5))));
+    // Mapped over a batch, the reduction stays per example.
+    let xs = data(&[4, 300], DType::F64, 6);
+    let batched = vmap(jit(f))(&xs);
+    let rows: Vec<Tensor> = (0..4).map(|i| f(&xs.slice(0, i, i + 1).reshape(&[300]))).collect();
+    assert_eq!(bits(&batched), bits(&Tensor::stack(&rows, 0)));
 }
 
 #[test]
