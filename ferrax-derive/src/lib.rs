@@ -4,7 +4,9 @@
 //! `Mlp`.
 //!
 //! Fields marked `#[tree(skip)]` are not leaves: they are cloned from the
-//! template when the struct is rebuilt (hyperparameters, activation choices).
+//! template when the struct is rebuilt (hyperparameters, activation choices),
+//! and described by their `Debug` text (or type name) in `statics_into`, so
+//! that `jit` does not reuse a program traced with other values of them.
 //!
 //! The macro reads the struct's tokens directly rather than through `syn`:
 //! the shapes it accepts (named-field and tuple structs, with optional type
@@ -100,6 +102,21 @@ fn expand(input: TokenStream) -> Result<String, String> {
             format!("::ferrax::tree::Tree::paths_into(&self.{0}, &format!(\"{{}}{0}.\", prefix), out);\n", f.access)
         })
         .collect();
+    // Leaves' subtrees describe their own statics; a skipped field is one.
+    let statics: String = fields
+        .iter()
+        .map(|f| {
+            if f.skip {
+                format!(
+                    "{{ use ::ferrax::tree::{{DescribeByDebug as _, DescribeByType as _}}; \
+                     (&::ferrax::tree::Static(&self.{})).describe(out); }}\n",
+                    f.access
+                )
+            } else {
+                format!("::ferrax::tree::Tree::statics_into(&self.{}, out);\n", f.access)
+            }
+        })
+        .collect();
     let rebuild_field = |f: &Field| {
         if f.skip {
             format!("::core::clone::Clone::clone(&self.{})", f.access)
@@ -125,6 +142,7 @@ fn expand(input: TokenStream) -> Result<String, String> {
             fn flatten_into(&self, out: &mut ::std::vec::Vec<::ferrax::core::Tensor>) {{ {flatten} }}
             fn rebuild(&self, leaves: &mut dyn ::std::iter::Iterator<Item = ::ferrax::core::Tensor>) -> Self {{ {rebuild} }}
             fn paths_into(&self, prefix: &str, out: &mut ::std::vec::Vec<::std::string::String>) {{ {paths} }}
+            fn statics_into(&self, out: &mut ::std::vec::Vec<::std::string::String>) {{ {statics} }}
         }}"
     ))
 }

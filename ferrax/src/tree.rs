@@ -72,6 +72,15 @@ pub trait Tree: Sized {
         }
     }
 
+    /// Appends a description of every value in the tree that is not a leaf
+    /// (a derived struct's `#[tree(skip)]` fields: an activation, a flag), in
+    /// a fixed order. Staged programs (`jit`, the custom rules) are cached by
+    /// the leaves' paths and avals and by these, so that a program traced
+    /// with one activation is not reused for another. The default has none.
+    fn statics_into(&self, out: &mut Vec<String>) {
+        let _ = out;
+    }
+
     /// The name of each leaf (see [`Tree::paths_into`]); a lone tensor is `value`.
     fn leaf_paths(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -108,11 +117,15 @@ pub trait TreeRef {
     /// An owned value of `self`'s structure with these leaves.
     fn with_leaves_owned(&self, leaves: Vec<Tensor>) -> Self::Owned;
 
-    /// The path of each leaf, as [`Tree::paths_into`] gives it for the
-    /// owned form: what identifies the structure (caches key on it).
+    /// The path of each leaf ([`Tree::paths_into`]) and then the
+    /// descriptions of the values that are not leaves
+    /// ([`Tree::statics_into`]), for the owned form: what identifies the
+    /// structure (caches key on it).
     fn ref_leaf_paths(&self) -> Vec<String> {
+        let owned = self.with_leaves_owned(self.ref_leaves());
         let mut out = Vec::new();
-        self.with_leaves_owned(self.ref_leaves()).paths_into("", &mut out);
+        owned.paths_into("", &mut out);
+        owned.statics_into(&mut out);
         out
     }
 }
@@ -128,6 +141,7 @@ impl<T: Tree> TreeRef for T {
     fn ref_leaf_paths(&self) -> Vec<String> {
         let mut out = Vec::new();
         self.paths_into("", &mut out);
+        self.statics_into(&mut out);
         out
     }
 }
@@ -182,6 +196,11 @@ impl<T: Tree> Tree for Vec<T> {
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         self.iter().map(|x| x.rebuild(leaves)).collect()
     }
+    fn statics_into(&self, out: &mut Vec<String>) {
+        for x in self {
+            x.statics_into(out);
+        }
+    }
 }
 
 impl<T: Tree, const N: usize> Tree for [T; N] {
@@ -197,6 +216,11 @@ impl<T: Tree, const N: usize> Tree for [T; N] {
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         std::array::from_fn(|i| self[i].rebuild(leaves))
+    }
+    fn statics_into(&self, out: &mut Vec<String>) {
+        for x in self {
+            x.statics_into(out);
+        }
     }
 }
 
@@ -214,6 +238,12 @@ impl<T: Tree> Tree for Option<T> {
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         self.as_ref().map(|x| x.rebuild(leaves))
     }
+    fn statics_into(&self, out: &mut Vec<String>) {
+        match self {
+            Some(x) => x.statics_into(out),
+            None => out.push("None".into()), // a Some without leaves differs
+        }
+    }
 }
 
 impl<T: Tree> Tree for BTreeMap<String, T> {
@@ -230,6 +260,11 @@ impl<T: Tree> Tree for BTreeMap<String, T> {
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         self.iter().map(|(k, v)| (k.clone(), v.rebuild(leaves))).collect()
     }
+    fn statics_into(&self, out: &mut Vec<String>) {
+        for v in self.values() {
+            v.statics_into(out);
+        }
+    }
 }
 
 impl<T: Tree> Tree for Box<T> {
@@ -241,6 +276,9 @@ impl<T: Tree> Tree for Box<T> {
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
         Box::new((**self).rebuild(leaves))
+    }
+    fn statics_into(&self, out: &mut Vec<String>) {
+        (**self).statics_into(out);
     }
 }
 
@@ -256,8 +294,42 @@ macro_rules! tuple_tree {
             fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
                 $(self.$i.paths_into(&format!("{prefix}{}.", $i), out);)+
             }
+            fn statics_into(&self, out: &mut Vec<String>) {
+                $(self.$i.statics_into(out);)+
+            }
         }
     };
+}
+
+/// How `#[derive(Tree)]` describes a `#[tree(skip)]` field for
+/// [`Tree::statics_into`]: by its `Debug` text where the type has one, else
+/// by its type's name (then values of that type are not told apart; derive
+/// or implement `Debug` for them). Not for direct use.
+#[doc(hidden)]
+pub struct Static<'a, T>(pub &'a T);
+
+/// The `Debug` description ([`Static`]); chosen first by method resolution.
+#[doc(hidden)]
+pub trait DescribeByDebug {
+    fn describe(&self, out: &mut Vec<String>);
+}
+
+impl<T: std::fmt::Debug> DescribeByDebug for Static<'_, T> {
+    fn describe(&self, out: &mut Vec<String>) {
+        out.push(format!("{:?}", self.0));
+    }
+}
+
+/// The fallback description by type name ([`Static`]).
+#[doc(hidden)]
+pub trait DescribeByType {
+    fn describe(&self, out: &mut Vec<String>);
+}
+
+impl<T> DescribeByType for &Static<'_, T> {
+    fn describe(&self, out: &mut Vec<String>) {
+        out.push(std::any::type_name::<T>().to_string());
+    }
 }
 
 tuple_tree!(A 0);

@@ -262,3 +262,45 @@ fn quotients_by_one_differences_with_zero_first_powers_and_restoring_permutation
     assert_eq!(program.matches("permute").count(), 2, "only the rotation's permutes stay:\n{program}");
     assert_eq!(program.matches(" = sub").count(), 1, "x - 0 goes, x - (-0) stays:\n{program}");
 }
+
+#[test]
+fn a_structs_non_tensor_fields_are_part_of_the_signature() {
+    #[derive(Clone, Debug, PartialEq)]
+    enum Act {
+        Tanh,
+        Relu,
+    }
+    struct Opaque(f64); // no Debug: told apart by type only
+    impl Clone for Opaque {
+        fn clone(&self) -> Opaque {
+            Opaque(self.0)
+        }
+    }
+    #[derive(Clone, ferrax::Tree)]
+    struct Layer {
+        w: Tensor,
+        #[tree(skip)]
+        act: Act,
+        #[tree(skip)]
+        scale: f64,
+        #[tree(skip)]
+        _opaque: Opaque,
+    }
+    let apply = |l: &Layer| {
+        let y = &l.w * l.scale;
+        match l.act {
+            Act::Tanh => y.tanh(),
+            Act::Relu => y.relu(),
+        }
+    };
+    let f = Jit::new(apply);
+    let w = Tensor::from_vec(vec![-1.0, 2.0], &[2]);
+    let layer = |act, scale| Layer { w: w.clone(), act, scale, _opaque: Opaque(0.0) };
+    for (act, scale) in [(Act::Tanh, 1.0), (Act::Relu, 1.0), (Act::Relu, 3.0), (Act::Tanh, 1.0)] {
+        let l = layer(act, scale);
+        assert_eq!(f.call(&l).to_vec::<f64>(), apply(&l).to_vec::<f64>());
+    }
+    assert_eq!(f.stats(), JitStats { traces: 3, hits: 1 });
+    use ferrax::tree::TreeRef;
+    assert_eq!(layer(Act::Relu, 2.0).ref_leaf_paths(), ["w.", "Relu", "2.0", std::any::type_name::<Opaque>()]);
+}

@@ -214,10 +214,10 @@ where
 /// those of the function run eagerly: nothing is reordered, and a fused
 /// chain runs each operation's eager arithmetic.
 ///
-/// The signature holds the tree's structure and its tensors' avals, not the
-/// values of a struct's non-tensor fields (a layer's activation): the
-/// program keeps the values they had when it was traced. Pass a value that
-/// changes between calls as a static argument.
+/// The signature holds the tree's structure, its tensors' avals and the
+/// `Debug` text of a derived struct's `#[tree(skip)]` fields (a layer's
+/// activation; see [`Tree::statics_into`](crate::tree::Tree::statics_into)):
+/// a field type without `Debug` is told apart only by its type, so give it one.
 ///
 /// Use [`Jit`] to see the program or count traces, and [`jit_static`] for
 /// arguments that decide the program's structure.
