@@ -196,7 +196,7 @@ pub enum Node {
 /// ```
 ///
 /// Every operation walks the tree recursively, so its height is bounded by
-/// the stack; [`parse`](super::parse) refuses trees higher than
+/// the stack; [`parse`](fn@super::parse) refuses trees higher than
 /// [`MAX_HEIGHT`](super::MAX_HEIGHT), which every operation handles on a
 /// default 2 MiB thread stack. Trees built in code have no such guard.
 #[derive(Clone)]

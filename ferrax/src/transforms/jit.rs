@@ -216,7 +216,7 @@ where
 ///
 /// The signature holds the tree's structure, its tensors' avals and the
 /// `Debug` text of a derived struct's `#[tree(skip)]` fields (a layer's
-/// activation; see [`Tree::statics_into`](crate::tree::Tree::statics_into)):
+/// activation; see [`Tree::statics_into`]):
 /// a field type without `Debug` is told apart only by its type, so give it one.
 ///
 /// Use [`Jit`] to see the program or count traces, and [`jit_static`] for
