@@ -304,3 +304,34 @@ fn a_structs_non_tensor_fields_are_part_of_the_signature() {
     use ferrax::tree::TreeRef;
     assert_eq!(layer(Act::Relu, 2.0).ref_leaf_paths(), ["w.", "Relu", "2.0", std::any::type_name::<Opaque>()]);
 }
+
+#[test]
+fn programs_of_scalars_run_in_the_compact_interpreter_with_the_eager_bits() {
+    // Many ops, a comparison returned as a bool, a bool input as a condition,
+    // an input returned as it is, constants.
+    let f = |a: &(Tensor, Tensor, Tensor)| {
+        let (x, y, flag) = (&a.0, &a.1, &a.2);
+        let u = (x.sin() * y.exp() + x.ln_1p() - y.tanh()) / (x.square() + 1.0);
+        let v = u.maximum(&y.sigmoid()).pow(&x.abs()) + x.atan2(y) - y.sqrt().minimum(&x.powi(3));
+        let chosen = where_(flag, &v, &(-&u).relu());
+        (chosen.clone(), chosen.gt(x), y.clone(), value_and_grad(|x: &Tensor| (x.cos() * x).exp())(x))
+    };
+    for dtype in [DType::F32, DType::F64] {
+        let fast = Jit::new(f);
+        let special = [0.5, -0.0, 0.0, 2.0, f64::NAN, f64::INFINITY, -3.0, 1e-30];
+        for (i, &xv) in special.iter().enumerate() {
+            let yv = special[(i + 3) % special.len()];
+            let s = |v: f64| Tensor::scalar(v).to_dtype(dtype);
+            let args = (s(xv), s(yv), Tensor::scalar(i % 2 == 0));
+            let (got, want) = (fast.call(&args), f(&args));
+            assert!(same_bits(&got.0, &want.0), "{dtype} x={xv} y={yv}: {} against {}", got.0, want.0);
+            assert_eq!(got.1.to_vec::<bool>(), want.1.to_vec::<bool>());
+            assert!(same_bits(&got.2, &want.2) && same_bits(&got.3 .0, &want.3 .0) && same_bits(&got.3 .1, &want.3 .1));
+        }
+        assert_eq!(fast.stats(), JitStats { traces: 1, hits: special.len() - 1 });
+    }
+    // Under a transformation the inputs are tracers: the call goes through bind.
+    let g = |x: &Tensor| jit(|x: &Tensor| (x.sin() * x).exp())(x);
+    let x = Tensor::scalar(0.7);
+    assert!(same_bits(&grad(g)(&x), &grad(|x: &Tensor| (x.sin() * x).exp())(&x)));
+}

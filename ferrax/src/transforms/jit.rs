@@ -24,6 +24,7 @@ use super::custom::{
     as_fun, avals_of, batched_avals, bind_batched_first, call_with, checkpoint_tangents, id_of, stage, structure,
     Staged,
 };
+use super::scalar::ScalarProgram;
 use super::vmap::vmap;
 
 /// How often a jitted function was staged and how often a staged program was reused.
@@ -109,7 +110,8 @@ where
         };
         staged.graph = Arc::new(staged.graph.optimized());
         let call = JitCall::new(staged.graph.clone(), Arc::new(staged.graph.fused()), staged.out_avals());
-        let compiled = Arc::new(Compiled { call, staged });
+        let scalar = ScalarProgram::new(&staged.graph);
+        let compiled = Arc::new(Compiled { call, scalar, staged });
         // With captured tracers the program belongs to this call's enclosing transformation only.
         if compiled.staged.captured.is_empty() {
             self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, compiled.clone());
@@ -121,6 +123,12 @@ where
         let xs = x.ref_leaves();
         let compiled = self.staged(x, &xs, s, call);
         let staged = &compiled.staged;
+        // A program of scalars on concrete inputs: the compact interpreter.
+        if let (Some(program), true) = (&compiled.scalar, staged.captured.is_empty()) {
+            if let Some(outs) = program.run(&xs) {
+                return staged.out.with_leaves(outs);
+            }
+        }
         let mut operands = xs;
         operands.extend(staged.captured.iter().cloned());
         let prim = compiled.call.clone();
@@ -281,6 +289,8 @@ type Programs = (Arc<Graph>, Arc<Graph>);
 struct Compiled<O> {
     staged: Staged<O>,
     call: JitCall,
+    /// The same program as flat scalar instructions, when it is one of scalars.
+    scalar: Option<ScalarProgram>,
 }
 
 impl JitCall {

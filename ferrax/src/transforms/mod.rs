@@ -7,6 +7,7 @@ mod jacobian;
 mod jit;
 mod jvp;
 mod linearize;
+mod scalar;
 mod staging;
 mod tape;
 mod vmap;
