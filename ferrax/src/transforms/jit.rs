@@ -210,7 +210,8 @@ where
 /// simplifies the program (constants, identities, shared subexpressions,
 /// dead code), fuses its chains of elementwise operations into single passes
 /// over tiles of the data ([`Graph::fused`]) and runs it from then on
-/// without tracing. Every transformation applies to it, in
+/// without tracing (a program of scalars, such as a value and its partials,
+/// as flat instructions over registers). Every transformation applies to it, in
 /// either order; `jit(grad(f))` is the fast form of a gradient. The
 /// function is `Send + Sync`, and its cache is shared by the threads
 /// that call it.
