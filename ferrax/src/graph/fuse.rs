@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::rebuild::Rebuild;
 use super::{Def, Eqn, Graph, Var};
 use crate::array::fused::{FusedOp, FusedProgram, FusedReduce, FusedStep, Operand};
 use crate::array::{Array, Aval, DType, ReduceOp};
@@ -109,48 +110,27 @@ impl Graph {
             escapes[v] = true;
         }
 
-        let mut out = Graph::empty();
-        let mut new_of: Vec<Option<Var>> = vec![None; n];
-        let fresh = |out: &mut Graph, new_of: &mut [Option<Var>], old: Var, def: Def| {
-            out.avals.push(self.avals[old].clone());
-            out.defs.push(def);
-            new_of[old] = Some(out.avals.len() - 1);
-            out.avals.len() - 1
-        };
-        for (k, &v) in self.inputs.iter().enumerate() {
-            let nv = fresh(&mut out, &mut new_of, v, Def::Input(k));
-            out.inputs.push(nv);
+        let mut rb = Rebuild::new(self, &self.inputs);
+        for (v, t) in &self.consts {
+            rb.constant(*v, t);
         }
-        for (k, (v, t)) in self.consts.iter().enumerate() {
-            let nv = fresh(&mut out, &mut new_of, *v, Def::Const(k));
-            out.consts.push((nv, t.clone()));
-        }
-        let copy = |out: &mut Graph, new_of: &mut [Option<Var>], e: &Eqn| {
-            let k = out.eqns.len();
-            let inputs = e.inputs.iter().map(|&v| new_of[v].expect("operands are defined first")).collect();
-            let outs = e.outs.iter().map(|&o| fresh(out, new_of, o, Def::Eqn(k))).collect();
-            out.eqns.push(Eqn { prim: e.prim.clone(), inputs, outs, origin: e.origin });
-        };
         for (i, e) in self.eqns.iter().enumerate() {
             let Some(g) = group_of[i] else {
-                copy(&mut out, &mut new_of, e);
+                rb.copy(e);
                 continue;
             };
             let group = &groups[g];
             // A broadcast that is read outside the group is an array anyway.
             if matches!(role(e, &self.avals), Some((Role::Load, ..))) && escapes[e.outs[0]] {
-                copy(&mut out, &mut new_of, e);
+                rb.copy(e);
             }
             if *group.members.last().expect("groups are not empty") != i {
                 continue;
             }
             let (prim, inputs, outputs) = self.fuse_group(group, &escapes);
-            let k = out.eqns.len();
-            let inputs = inputs.iter().map(|&v| new_of[v].expect("operands are defined first")).collect();
-            let outs = outputs.iter().map(|&o| fresh(&mut out, &mut new_of, o, Def::Eqn(k))).collect();
-            out.eqns.push(Eqn { prim: Arc::new(prim), inputs, outs, origin: None });
+            rb.equation(Arc::new(prim), inputs, &outputs, None);
         }
-        out.outputs = self.outputs.iter().map(|&v| new_of[v].expect("outputs are defined")).collect();
+        let out = rb.finish(self.outputs.iter().copied());
         debug_assert!(out.check().is_ok(), "fused graph fails its check: {:?}", out.check());
         out
     }
@@ -296,31 +276,11 @@ impl Graph {
 
     /// The graph of `eqns` (in order) as a function of `inputs`, returning `outputs`.
     fn subgraph(&self, inputs: &[Var], eqns: &[&Eqn], outputs: &[Var]) -> Graph {
-        let mut g = Graph::empty();
-        let mut new_of: HashMap<Var, Var> = HashMap::new();
-        for (k, &v) in inputs.iter().enumerate() {
-            g.avals.push(self.avals[v].clone());
-            g.defs.push(Def::Input(k));
-            g.inputs.push(g.avals.len() - 1);
-            new_of.insert(v, g.avals.len() - 1);
-        }
+        let mut rb = Rebuild::new(self, inputs);
         for e in eqns {
-            let k = g.eqns.len();
-            let ins = e.inputs.iter().map(|v| new_of[v]).collect();
-            let outs = e
-                .outs
-                .iter()
-                .map(|&o| {
-                    g.avals.push(self.avals[o].clone());
-                    g.defs.push(Def::Eqn(k));
-                    new_of.insert(o, g.avals.len() - 1);
-                    g.avals.len() - 1
-                })
-                .collect();
-            g.eqns.push(Eqn { prim: e.prim.clone(), inputs: ins, outs, origin: e.origin });
+            rb.copy(e);
         }
-        g.outputs = outputs.iter().map(|v| new_of[v]).collect();
-        g
+        rb.finish(outputs.iter().copied())
     }
 }
 

@@ -9,6 +9,7 @@
 mod fuse;
 mod optimize;
 mod print;
+mod rebuild;
 mod transpose;
 
 use std::collections::HashMap;

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::{Def, Eqn, Graph, Var};
+use super::rebuild::Rebuild;
+use super::{Eqn, Graph, Var};
 use crate::array::{Array, Aval};
 use crate::core::{Param, Primitive, Tensor};
 
@@ -173,35 +174,18 @@ impl Graph {
             }
         }
         // Renumber in the original order: inputs, live constants, kept equations.
-        let mut new_of: Vec<Option<Var>> = vec![None; n];
-        let mut out = Graph::empty();
-        let fresh = |out: &mut Graph, new_of: &mut [Option<Var>], old: Var, def: Def| {
-            out.avals.push(self.avals[old].clone());
-            out.defs.push(def);
-            new_of[old] = Some(out.avals.len() - 1);
-            out.avals.len() - 1
-        };
-        for (k, &v) in self.inputs.iter().enumerate() {
-            let nv = fresh(&mut out, &mut new_of, v, Def::Input(k));
-            out.inputs.push(nv);
-        }
+        let mut rb = Rebuild::new(self, &self.inputs);
         for (v, t) in self.consts.iter().chain(&folded) {
             if live[*v] {
-                let def = Def::Const(out.consts.len());
-                let nv = fresh(&mut out, &mut new_of, *v, def);
-                out.consts.push((nv, t.clone()));
+                rb.constant(*v, t);
             }
         }
         for (i, e) in self.eqns.iter().enumerate() {
-            if !keep[i] {
-                continue;
+            if keep[i] {
+                rb.equation(e.prim.clone(), e.inputs.iter().map(|&v| rep[v]), &e.outs, e.origin);
             }
-            let k = out.eqns.len();
-            let inputs = e.inputs.iter().map(|&v| new_of[rep[v]].expect("operands are defined first")).collect();
-            let outs = e.outs.iter().map(|&o| fresh(&mut out, &mut new_of, o, Def::Eqn(k))).collect();
-            out.eqns.push(Eqn { prim: e.prim.clone(), inputs, outs, origin: e.origin });
         }
-        out.outputs = self.outputs.iter().map(|&v| new_of[rep[v]].expect("outputs are defined")).collect();
+        let out = rb.finish(self.outputs.iter().map(|&v| rep[v]));
         debug_assert!(out.check().is_ok(), "optimized graph fails its check: {:?}", out.check());
         out
     }
