@@ -339,10 +339,11 @@ impl FusedProgram {
                 }
             })
             .collect();
+        let pass = Pass { program: self, sources: &sources, dest: &dests };
         // Chunks are disjoint ranges of `0..n`, within every output's capacity.
-        let chunk = |start: usize, len: usize| self.run_chunk(&sources, start, len, &dests);
+        let chunk = |start: usize, len: usize| pass.run_chunk(start, len);
         let reduced = match self.exec_reduce {
-            Some(r) => Some(self.run_reducing(r, &sources, &dests, shape)),
+            Some(r) => Some(pass.run_reducing(r, shape)),
             None if worth_splitting(n, self.cost) => {
                 let c = chunk_len(n, self.cost);
                 (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
@@ -369,22 +370,33 @@ impl FusedProgram {
             .chain(reduced)
             .collect()
     }
+}
 
+/// One run of a program: its inputs as the tiles read them, and its output
+/// arrays' first elements, each valid for every element of the shape.
+struct Pass<'a, T> {
+    program: &'a FusedProgram,
+    sources: &'a [Source<'a, T>],
+    dest: &'a [SendPtr<T>],
+}
+
+impl<T: FloatRuns> Pass<'_, T> {
     /// The program over output elements `start..start + len`, tile by tile.
-    fn run_chunk<T: FloatRuns>(&self, sources: &[Source<T>], start: usize, len: usize, dest: &[SendPtr<T>]) {
-        let mut ws = self.workspace(sources, TILE.min(len));
+    fn run_chunk(&self, start: usize, len: usize) {
+        let mut ws = self.workspace(TILE.min(len));
         let mut done = 0;
         while done < len {
             let m = ws.width.min(len - done);
-            self.tile(&mut ws, sources, start + done, m, dest);
+            self.tile(&mut ws, start + done, m);
             done += m;
         }
     }
 
     /// Registers and input tiles for tiles of up to `width` elements.
-    fn workspace<T: FloatRuns>(&self, sources: &[Source<T>], width: usize) -> Workspace<T> {
+    fn workspace(&self, width: usize) -> Workspace<T> {
         // Inputs that are not contiguous runs of the output's elements get a tile of their own.
-        let tiles = sources
+        let tiles = self
+            .sources
             .iter()
             .map(|s| match s {
                 Source::Full(_) => Vec::new(),
@@ -392,20 +404,13 @@ impl FusedProgram {
                 Source::Gather(..) => vec![T::ZERO; width],
             })
             .collect();
-        Workspace { width, regs: smallvec::smallvec![T::ZERO; width * self.n_regs], tiles }
+        Workspace { width, regs: smallvec::smallvec![T::ZERO; width * self.program.n_regs], tiles }
     }
 
     /// Every step over elements `s..s + m` (`m` at most the workspace's
-    /// width); outputs are written through `dest`, the output arrays' first
-    /// elements, each valid for every element of the program's shape.
-    fn tile<T: FloatRuns>(
-        &self,
-        ws: &mut Workspace<T>,
-        sources: &[Source<T>],
-        s: usize,
-        m: usize,
-        dest: &[SendPtr<T>],
-    ) {
+    /// width), outputs written through `dest`.
+    fn tile(&self, ws: &mut Workspace<T>, s: usize, m: usize) {
+        let (program, sources, dest) = (self.program, self.sources, self.dest);
         for (src, tile) in sources.iter().zip(&mut ws.tiles) {
             if let Source::Gather(d, plan) = src {
                 gather(d, plan, s, &mut tile[..m]);
@@ -416,7 +421,7 @@ impl FusedProgram {
         // SAFETY (of the two uses below): register `r` is `width` elements at
         // `r * width`, and no step reads the register it writes.
         let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
-        for (i, step) in self.exec.iter().enumerate() {
+        for (i, step) in program.exec.iter().enumerate() {
             let arg = |k: usize| -> &[T] {
                 match step.args[k] {
                     Operand::Input(j) => match &sources[j] {
@@ -425,7 +430,7 @@ impl FusedProgram {
                         Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
                         _ => &tiles[j][..m],
                     },
-                    Operand::Step(j) => match self.places[j] {
+                    Operand::Step(j) => match program.places[j] {
                         Place::Reg(r) => reg(r),
                         // SAFETY: step `j` wrote these `m` elements of its
                         // output in this tile, and no step writes an output
@@ -434,7 +439,7 @@ impl FusedProgram {
                     },
                 }
             };
-            let o = match self.places[i] {
+            let o = match program.places[i] {
                 Place::Reg(r) => as_uninit(reg(r)),
                 // SAFETY: `dest[k]` is valid for these writes, and this
                 // step's operands are other buffers.
@@ -450,8 +455,8 @@ impl FusedProgram {
             }
         }
         // An output named twice is computed once, into its first array.
-        for (k, &o) in self.exec_outputs.iter().enumerate() {
-            if let Place::Out(first) = self.places[o] {
+        for (k, &o) in program.exec_outputs.iter().enumerate() {
+            if let Place::Out(first) = program.places[o] {
                 if first != k {
                     // SAFETY: distinct outputs are distinct arrays, each valid for these elements.
                     unsafe { std::ptr::copy_nonoverlapping(dest[first].0.add(s), dest[k].0.add(s), m) };
