@@ -272,26 +272,6 @@ macro_rules! zip_num {
 }
 pub(crate) use zip_num;
 
-/// A broadcasting binary op over two float arrays of one dtype, written
-/// once and compiled for f32 and f64: `zip_float!(name, a, b, out, cost, |x, y| x.atan2(y))`.
-macro_rules! zip_float {
-    ($name:expr, $a:expr, $b:expr, $out:expr, $cost:expr, |$x:ident, $y:ident| $body:expr) => {{
-        let (a, b): (&$crate::array::Array, &$crate::array::Array) = ($a, $b);
-        let out: &[usize] = $out;
-        let buf = match (a.buffer(), b.buffer()) {
-            ($crate::array::Buffer::F32(x), $crate::array::Buffer::F32(y)) => $crate::array::Buffer::F32(
-                $crate::array::elementwise::zip(x, a.shape(), y, b.shape(), out, $cost, |$x: f32, $y: f32| $body),
-            ),
-            ($crate::array::Buffer::F64(x), $crate::array::Buffer::F64(y)) => $crate::array::Buffer::F64(
-                $crate::array::elementwise::zip(x, a.shape(), y, b.shape(), out, $cost, |$x: f64, $y: f64| $body),
-            ),
-            _ => panic!("{}: expected two float arrays of one dtype, got {} and {}", $name, a.dtype(), b.dtype()),
-        };
-        $crate::array::Array::new(out, buf)
-    }};
-}
-pub(crate) use zip_float;
-
 /// A broadcasting binary op over any two arrays of one dtype, into another
 /// element type `$U`: `zip_to!(name, a, b, out, cost, bool, <T> |x, y| x < y)`.
 macro_rules! zip_to {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use backend::{backend, backend_of, Backend, Cpu, Device};
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
-pub(crate) use elementwise::{map_num, zip_float, zip_num, zip_to};
+pub(crate) use elementwise::{map_num, zip_num, zip_to};
 pub use index::{gather, scatter_add, IndexMode};
 pub use layout::{broadcast_to, concat, pad, permute, rev, slice};
 pub use math::FastMath;

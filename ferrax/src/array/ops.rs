@@ -11,11 +11,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
-use super::elementwise::select_any;
+use super::elementwise::{select_any, zip};
 use super::fused::FloatRuns;
 use super::parallel::{build, CHEAP, COSTLY};
 use super::simd::{dispatch, vectorized, Isa, Kernel};
-use super::{map_num, zip_float, zip_num, zip_to, Array, Buffer, DType, FastMath, Num, Special};
+use super::{map_num, zip_num, zip_to, Array, Buffer, DType, FastMath, Num, Special};
 
 /// An elementwise function of one array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +230,83 @@ fn each2<T: Copy, U>(a: &[T], b: &[T], out: &mut [MaybeUninit<U>], f: impl Fn(T,
     })
 }
 
+/// Binds `$f` to the formula of the cheap unary `$op` (neg, abs, relu,
+/// square: the ops that fold into the step before them) on `$T` and
+/// evaluates `$body`; shared as [`float_binary`] is.
+macro_rules! cheap_unary {
+    ($op:expr, $T:ty, |$f:ident| $body:expr) => {
+        match $op {
+            UnaryOp::Neg => {
+                let $f = |v: $T| -v;
+                $body
+            }
+            UnaryOp::Abs => {
+                let $f = |v: $T| Num::abs(v);
+                $body
+            }
+            UnaryOp::Relu => {
+                let $f = |v: $T| v.max_nan(0.0);
+                $body
+            }
+            UnaryOp::PowI(2) => {
+                let $f = |v: $T| v * v;
+                $body
+            }
+            op => unreachable!("{op:?} is not one of the cheap ops that fold"),
+        }
+    };
+}
+
+/// Binds `$f` to the formula of the float binary `$op` on `$T` and
+/// evaluates `$body`: the one table that the eager kernels, the fused steps
+/// and the folded epilogues all expand, so that they give the same bits.
+macro_rules! float_binary {
+    ($op:expr, $T:ty, |$f:ident| $body:expr) => {
+        match $op {
+            BinaryOp::Add => {
+                let $f = |x: $T, y: $T| x + y;
+                $body
+            }
+            BinaryOp::Sub => {
+                let $f = |x: $T, y: $T| x - y;
+                $body
+            }
+            BinaryOp::Mul => {
+                let $f = |x: $T, y: $T| x * y;
+                $body
+            }
+            BinaryOp::Div => {
+                let $f = |x: $T, y: $T| x / y;
+                $body
+            }
+            BinaryOp::Rem => {
+                let $f = |x: $T, y: $T| x.rem_trunc(y);
+                $body
+            }
+            BinaryOp::FloorDiv => {
+                let $f = |x: $T, y: $T| x.floor_div(y);
+                $body
+            }
+            BinaryOp::Max => {
+                let $f = |x: $T, y: $T| x.max_nan(y);
+                $body
+            }
+            BinaryOp::Min => {
+                let $f = |x: $T, y: $T| x.min_nan(y);
+                $body
+            }
+            BinaryOp::Pow => {
+                let $f = |x: $T, y: $T| x.powf(y);
+                $body
+            }
+            BinaryOp::Atan2 => {
+                let $f = |x: $T, y: $T| x.atan2(y);
+                $body
+            }
+        }
+    };
+}
+
 /// The float kernel of every op, written once and compiled for f32 and f64:
 /// what the eager kernels run on each chunk and fused programs on each tile.
 macro_rules! float_runs {
@@ -239,14 +316,11 @@ macro_rules! float_runs {
                 use UnaryOp::*;
                 // `Num::` where the inherent method differs (`signum` is ±1 at ±0).
                 match op {
-                    Neg => each(x, out, |v: $t| -v),
-                    Abs => each(x, out, |v: $t| Num::abs(v)),
+                    Neg | Abs | Relu | PowI(2) => cheap_unary!(op, $t, |f| each(x, out, f)),
                     Sign => each(x, out, |v: $t| Num::signum(v)),
-                    Relu => each(x, out, |v: $t| v.max_nan(0.0)),
                     // `powi` is a library call per element (repeated squaring);
                     // the small exponents get its products written out, in its
                     // order, so they vectorise and give the same bits.
-                    PowI(2) => each(x, out, |v: $t| v * v),
                     PowI(3) => each(x, out, |v: $t| v * (v * v)),
                     PowI(4) => each(x, out, |v: $t| (v * v) * (v * v)),
                     PowI(-1) => each(x, out, |v: $t| 1.0 / v),
@@ -284,63 +358,16 @@ macro_rules! float_runs {
             }
 
             fn binary(op: BinaryOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
-                use BinaryOp::*;
-                match op {
-                    Add => each2(a, b, out, |x: $t, y| x + y),
-                    Sub => each2(a, b, out, |x: $t, y| x - y),
-                    Mul => each2(a, b, out, |x: $t, y| x * y),
-                    Div => each2(a, b, out, |x: $t, y| x / y),
-                    Rem => each2(a, b, out, |x: $t, y| x.rem_trunc(y)),
-                    FloorDiv => each2(a, b, out, |x: $t, y| x.floor_div(y)),
-                    Max => each2(a, b, out, |x: $t, y| x.max_nan(y)),
-                    Min => each2(a, b, out, |x: $t, y| x.min_nan(y)),
-                    Pow => each2(a, b, out, |x: $t, y| x.powf(y)),
-                    Atan2 => each2(a, b, out, |x: $t, y| x.atan2(y)),
-                }
+                float_binary!(op, $t, |f| each2(a, b, out, f))
             }
 
+            // The folded forms: each the two ops' own formulas composed, so the same bits.
             fn unary_then(op: UnaryOp, then: UnaryOp, x: &[$t], out: &mut [MaybeUninit<$t>]) {
-                // Each arm is the two ops' own formulas composed: the same bits.
-                macro_rules! then {
-                    (|$v:ident| $f:expr) => {
-                        match then {
-                            UnaryOp::Neg => each(x, out, |$v: $t| -($f)),
-                            UnaryOp::Abs => each(x, out, |$v: $t| Num::abs($f)),
-                            UnaryOp::Relu => each(x, out, |$v: $t| ($f).max_nan(0.0)),
-                            UnaryOp::PowI(2) => each(x, out, |$v: $t| { let y = $f; y * y }),
-                            t => unreachable!("{t:?} is not an epilogue"),
-                        }
-                    };
-                }
-                match op {
-                    UnaryOp::Neg => then!(|v| -v),
-                    UnaryOp::Abs => then!(|v| Num::abs(v)),
-                    UnaryOp::Relu => then!(|v| v.max_nan(0.0)),
-                    o => unreachable!("{o:?} takes no epilogue"),
-                }
+                cheap_unary!(then, $t, |g| cheap_unary!(op, $t, |f| each(x, out, |v: $t| g(f(v)))))
             }
 
             fn binary_then(op: BinaryOp, then: UnaryOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
-                macro_rules! then {
-                    (|$x:ident, $y:ident| $f:expr) => {
-                        match then {
-                            UnaryOp::Neg => each2(a, b, out, |$x: $t, $y: $t| -($f)),
-                            UnaryOp::Abs => each2(a, b, out, |$x: $t, $y: $t| Num::abs($f)),
-                            UnaryOp::Relu => each2(a, b, out, |$x: $t, $y: $t| ($f).max_nan(0.0)),
-                            UnaryOp::PowI(2) => each2(a, b, out, |$x: $t, $y: $t| { let v = $f; v * v }),
-                            t => unreachable!("{t:?} is not an epilogue"),
-                        }
-                    };
-                }
-                match op {
-                    BinaryOp::Add => then!(|x, y| x + y),
-                    BinaryOp::Sub => then!(|x, y| x - y),
-                    BinaryOp::Mul => then!(|x, y| x * y),
-                    BinaryOp::Div => then!(|x, y| x / y),
-                    BinaryOp::Max => then!(|x, y| x.max_nan(y)),
-                    BinaryOp::Min => then!(|x, y| x.min_nan(y)),
-                    o => unreachable!("{o:?} takes no epilogue"),
-                }
+                cheap_unary!(then, $t, |g| float_binary!(op, $t, |f| each2(a, b, out, |x: $t, y: $t| g(f(x, y)))))
             }
 
             fn compare(op: CompareOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
@@ -449,6 +476,20 @@ impl BinaryOp {
     pub(crate) fn cpu(self, a: &Array, b: &Array, out: &[usize]) -> Array {
         use BinaryOp::*;
         let name = self.name();
+        let cost = if matches!(self, Pow | Atan2) { COSTLY } else { CHEAP };
+        let float = match (a.buffer(), b.buffer()) {
+            (Buffer::F32(x), Buffer::F32(y)) => {
+                Some(Buffer::F32(float_binary!(self, f32, |f| zip(x, a.shape(), y, b.shape(), out, cost, f))))
+            }
+            (Buffer::F64(x), Buffer::F64(y)) => {
+                Some(Buffer::F64(float_binary!(self, f64, |f| zip(x, a.shape(), y, b.shape(), out, cost, f))))
+            }
+            _ => None,
+        };
+        if let Some(buf) = float {
+            return Array::new(out, buf);
+        }
+        // Integers, with wrapping arithmetic (the float arms of `zip_num` are not reached).
         match self {
             Add => zip_num!(name, a, b, out, CHEAP, <T> |x, y| x.wadd(y)),
             Sub => zip_num!(name, a, b, out, CHEAP, <T> |x, y| x.wsub(y)),
@@ -457,9 +498,9 @@ impl BinaryOp {
             FloorDiv => zip_num!(name, a, b, out, CHEAP, <T> |x, y| x.floor_div(y)),
             Max => zip_num!(name, a, b, out, CHEAP, <T> |x, y| x.max_nan(y)),
             Min => zip_num!(name, a, b, out, CHEAP, <T> |x, y| x.min_nan(y)),
-            Div => zip_float!(name, a, b, out, CHEAP, |x, y| x / y),
-            Pow => zip_float!(name, a, b, out, COSTLY, |x, y| x.powf(y)),
-            Atan2 => zip_float!(name, a, b, out, COSTLY, |x, y| x.atan2(y)),
+            Div | Pow | Atan2 => {
+                panic!("{name}: expected two float arrays of one dtype, got {} and {}", a.dtype(), b.dtype())
+            }
         }
     }
 
