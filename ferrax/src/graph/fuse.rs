@@ -33,11 +33,9 @@ fn role(e: &Eqn, avals: &[Aval]) -> Option<(Role, DType, Vec<usize>)> {
         return None;
     }
     let out = &avals[e.outs[0]];
-    let role = match e.prim.kind() {
-        Kind::Unary(op) => Role::Step(FusedOp::Unary(op)),
-        Kind::Binary(op) => Role::Step(FusedOp::Binary(op)),
-        Kind::Compare(op) => Role::Step(FusedOp::Compare(op)),
-        Kind::Select => Role::Step(FusedOp::Select),
+    let kind = e.prim.kind();
+    let role = match kind {
+        _ if let Some(op) = elementwise(&kind) => Role::Step(op),
         Kind::Layout if e.prim.name() == "broadcast" => Role::Load,
         Kind::Reduce(op) => {
             let rank = avals[e.inputs[0]].rank();
@@ -61,6 +59,18 @@ fn role(e: &Eqn, avals: &[Aval]) -> Option<(Role, DType, Vec<usize>)> {
         _ => out.dtype,
     };
     dtype.is_float().then(|| (role, dtype, out.shape.clone()))
+}
+
+/// The elementwise operation a primitive of this kind computes, if any:
+/// what a fused step (or a scalar program's instruction) runs for it.
+pub(crate) fn elementwise(kind: &Kind) -> Option<FusedOp> {
+    Some(match *kind {
+        Kind::Unary(op) => FusedOp::Unary(op),
+        Kind::Binary(op) => FusedOp::Binary(op),
+        Kind::Compare(op) => FusedOp::Compare(op),
+        Kind::Select => FusedOp::Select,
+        _ => return None,
+    })
 }
 
 struct Group {

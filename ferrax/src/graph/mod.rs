@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::array::Aval;
 use crate::core::{bind_dyn, small, Outs, Primitive, Tensor};
 
+pub(crate) use fuse::elementwise;
 pub use fuse::Fused;
 pub use transpose::backward_pass;
 

@@ -11,8 +11,8 @@ use smallvec::SmallVec;
 
 use crate::array::fused::{FloatRuns, FusedOp};
 use crate::array::{Array, DType};
-use crate::core::{Kind, Tensor};
-use crate::graph::Graph;
+use crate::core::Tensor;
+use crate::graph::{elementwise, Graph};
 
 /// One operation: what it computes, the registers it reads and the one it writes.
 struct Instr {
@@ -51,13 +51,7 @@ impl ScalarProgram {
         }
         let mut instrs = Vec::with_capacity(graph.eqns.len());
         for e in &graph.eqns {
-            let op = match e.prim.kind() {
-                Kind::Unary(op) => FusedOp::Unary(op),
-                Kind::Binary(op) => FusedOp::Binary(op),
-                Kind::Compare(op) => FusedOp::Compare(op),
-                Kind::Select => FusedOp::Select,
-                _ => return None,
-            };
+            let op = elementwise(&e.prim.kind())?;
             // Bools only where a comparison writes one or a select reads one.
             let bool_ok = |k: usize, v: usize| graph.avals[v].dtype != DType::Bool || (op == FusedOp::Select && k == 0);
             let out_ok = (graph.avals[e.outs[0]].dtype == DType::Bool) == matches!(op, FusedOp::Compare(_));
