@@ -5,7 +5,7 @@ use ferrax::array::Rng;
 use ferrax::core::bind;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::{Matmul, Scan};
+use ferrax::prims::{ConvOptions, Matmul, Padding, Scan};
 
 /// Where a row's random inputs are drawn from, so each primitive is tested
 /// on its valid domain and away from its kinks.
@@ -171,6 +171,31 @@ fn table() -> Vec<Row> {
         row("matmul", &[(&[2, 3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
         row("matmul", &[(&[2, 2, 3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
         row("matmul", &[(&[2, 1, 2, 3], n), (&[3, 3, 2], n)], |x| x[0].matmul(&x[1])),
+        row("conv", &[(&[2, 2, 5], n), (&[3, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new())),
+        row("conv", &[(&[1, 2, 5, 5], n), (&[2, 2, 3, 3], n)], |x| {
+            x[0].conv(&x[1], &ConvOptions::new().stride(&[2]).padding(Padding::Same))
+        }),
+        row("conv", &[(&[2, 4, 5, 4], n), (&[4, 2, 2, 2], n)], |x| {
+            let opts = ConvOptions::new().groups(2).dilation(&[2, 1]).padding(Padding::Explicit(vec![(1, 0)]));
+            x[0].conv(&x[1], &opts)
+        }),
+        row("conv", &[(&[1, 1, 4, 4], n), (&[2, 1, 3, 2], n)], |x| {
+            let opts =
+                ConvOptions::new().input_dilation(&[2]).stride(&[1, 2]).padding(Padding::Explicit(vec![(-1, 1)]));
+            x[0].conv(&x[1], &opts)
+        }),
+        row("conv", &[(&[1, 3, 4, 4], n), (&[3, 1, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new().groups(3))),
+        row("conv", &[(&[1, 1, 3, 3, 3], n), (&[2, 1, 2, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new())),
+        row("conv", &[(&[1, 4, 3, 3], n), (&[4, 1, 3, 2], n)], |x| {
+            x[0].conv_transpose(&x[1], &ConvOptions::new().stride(&[2]).groups(2).padding(Padding::symmetric(1)), &[1])
+        }),
+        row("window_argmax", &[(&[1, 2, 4, 5], d)], |x| x[0].max_pool(&[2, 2], &[], &Padding::Valid)),
+        row("window_argmax", &[(&[2, 5], d)], |x| x[0].max_pool(&[3], &[2], &Padding::Same)),
+        row("window_argmin", &[(&[3, 4], d)], |x| {
+            x[0].reduce_window(ReduceOp::Min, &[2, 2], &[1], &Padding::symmetric(1))
+        }),
+        row("conv", &[(&[2, 5, 5], n)], |x| x[0].avg_pool(&[2, 3], &[2, 1], &Padding::symmetric(1), false)),
+        row("matmul", &[(&[2, 3, 7], n)], |x| x[0].adaptive_avg_pool(&[2, 3])),
         row("matmul", &[(&[3], n), (&[3, 4], n)], |x| x[0].matmul(&x[1])),
         row("matmul", &[(&[2, 3], n), (&[3], n)], |x| x[0].matmul(&x[1])),
         row("matmul", &[(&[2, 3, 2], n), (&[2, 4, 3], n)], |x| {

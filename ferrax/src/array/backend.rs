@@ -10,7 +10,7 @@
 use std::fmt;
 
 use super::ops::{convert_cpu, select_cpu, BinaryOp, CompareOp, LayoutOp, ReduceOp, UnaryOp};
-use super::{broadcast_shapes, Array, DType, IndexMode};
+use super::{broadcast_shapes, Array, ConvGeometry, DType, IndexMode};
 
 /// A device arrays can live on. Only the CPU today; a GPU backend adds a variant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,6 +62,19 @@ pub trait Backend: Send + Sync {
     fn sort(&self, x: &Array, axis: usize, descending: bool) -> (Array, Array);
     /// Batched `op(a) @ op(b)`, `op` transposing the last two axes where flagged.
     fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array;
+    /// `x [N, C, S..]` cross-correlated with `w [O, C / groups, K..]`, the
+    /// window placed by `geo`: `[N, O, P..]`.
+    fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array;
+    /// The i64 flat index of the first extreme (`op` is `Max` or `Min`) in
+    /// each window; one window extent, stride and padding per axis of `x`.
+    fn window_arg_extreme(
+        &self,
+        x: &Array,
+        op: ReduceOp,
+        window: &[usize],
+        strides: &[usize],
+        padding: &[(usize, usize)],
+    ) -> Array;
 }
 
 /// The CPU kernels.
@@ -120,6 +133,19 @@ impl Backend for Cpu {
     }
     fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array {
         super::matmul::matmul(a, b, ta, tb)
+    }
+    fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array {
+        super::conv::conv(x, w, geo, groups)
+    }
+    fn window_arg_extreme(
+        &self,
+        x: &Array,
+        op: ReduceOp,
+        window: &[usize],
+        strides: &[usize],
+        padding: &[(usize, usize)],
+    ) -> Array {
+        super::conv::window_arg_extreme(x, op, window, strides, padding)
     }
 }
 

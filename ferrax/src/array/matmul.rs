@@ -104,7 +104,7 @@ fn gemm_one<T: num_like::Scalar>(a: &[T], b: &[T], c: *mut T, d: MatmulDims, par
     }
 }
 
-mod num_like {
+pub(crate) mod num_like {
     /// The float types `gemm` multiplies.
     pub trait Scalar: Copy + 'static {
         const ZERO: Self;

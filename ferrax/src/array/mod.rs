@@ -6,6 +6,7 @@
 //! over large arrays split their work across threads (see [`parallel`]).
 
 mod backend;
+mod conv;
 mod element;
 pub(crate) mod elementwise;
 mod format;
@@ -27,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use backend::{backend, backend_of, Backend, Cpu, Device};
+pub use conv::{conv, dilate, window_arg_extreme, ConvGeometry};
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
 pub(crate) use elementwise::{map_num, zip_num, zip_to};

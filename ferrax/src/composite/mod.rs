@@ -5,6 +5,7 @@ mod einsum;
 mod indexing;
 mod math;
 mod norms;
+mod pool;
 
 pub use einsum::einsum;
 pub use norms::MatrixNorm;

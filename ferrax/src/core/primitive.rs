@@ -65,6 +65,8 @@ pub enum Param {
     Name(&'static str),
     /// The identity of a user function (custom rules): equal only for the same closure.
     Id(usize),
+    /// Signed integers (paddings, which may crop).
+    Ints(Vec<i64>),
 }
 
 impl fmt::Display for Param {
@@ -77,6 +79,7 @@ impl fmt::Display for Param {
             Param::DType(d) => write!(f, "{d}"),
             Param::Name(n) => f.write_str(n),
             Param::Id(i) => write!(f, "#{i:x}"),
+            Param::Ints(v) => write!(f, "{v:?}"),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod batching;
 pub mod binary;
+pub mod conv;
 pub mod indexing;
 pub mod linalg;
 pub mod promote;
@@ -21,6 +22,7 @@ use crate::array::{broadcast_shapes, Aval, DType};
 use crate::core::{Lin, Tensor};
 
 pub use binary::{where_, Add, Atan2, CmpOp, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
+pub use conv::{Conv, ConvOptions, Padding, WindowArgExtreme};
 pub use indexing::{Argsort, Gather, ScatterAdd, Sort};
 pub use linalg::Matmul;
 pub use promote::Scalar;

@@ -8,6 +8,7 @@ use crate::array::{CompareOp, DType, Device, IndexMode, ReduceOp};
 use crate::core::Primitive;
 
 use super::binary::{Add, Atan2, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
+use super::conv::{Conv, WindowArgExtreme};
 use super::indexing::{Argsort, Gather, ScatterAdd, Sort};
 use super::linalg::Matmul;
 use super::reduce::{ArgReduce, Reduce};
@@ -81,6 +82,7 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Argsort { axis: 0, descending: false }),
         Arc::new(Sort { axis: 0, descending: false }),
         Arc::new(Matmul::default()),
+        Arc::new(Conv { geometry: crate::array::ConvGeometry::unit(2), groups: 1 }),
     ];
     for op in CompareOp::ALL {
         all.push(Arc::new(Compare { op }));
@@ -91,6 +93,7 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
     }
     for op in [ReduceOp::Max, ReduceOp::Min] {
         all.push(Arc::new(ArgReduce { op, axis: 0 }));
+        all.push(Arc::new(WindowArgExtreme { op, window: vec![2], strides: vec![2], padding: vec![(0, 0)] }));
     }
     all
 }

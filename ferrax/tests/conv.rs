@@ -1,0 +1,282 @@
+//! Convolution and pooling: values against PyTorch (literals below, each
+//! with the snippet that produced it) and against a direct loop, on every
+//! kind of geometry; the derivative rules are in the tables of prims.rs.
+
+mod common;
+
+use common::{assert_close, assert_slices_close, panic_message};
+use ferrax::array::{ConvGeometry, Rng};
+use ferrax::prelude::*;
+use ferrax::prims::{ConvOptions, Padding};
+
+/// `sin(0.37 · arange(n))`-style inputs, as the PyTorch snippets build them.
+fn wave(shape: &[usize], scale: f64, cos: bool) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|i| if cos { (i as f64 * scale).cos() } else { (i as f64 * scale).sin() }).collect();
+    Tensor::from_vec(v, shape)
+}
+
+#[test]
+fn conv2d_with_stride_padding_dilation_and_groups_matches_pytorch() {
+    // x = (arange(2*4*6*5).reshape(2,4,6,5) * 0.29).sin(); w = (arange(6*2*3*2).reshape(6,2,3,2) * 0.71).cos()
+    // F.conv2d(x, w, stride=(2,1), padding=(1,2), dilation=(1,2), groups=2)
+    let x = wave(&[2, 4, 6, 5], 0.29, false);
+    let w = wave(&[6, 2, 3, 2], 0.71, true);
+    let opts = ConvOptions::new().stride(&[2, 1]).padding(Padding::Explicit(vec![(1, 1), (2, 2)])).dilation(&[1, 2]);
+    let y = x.conv(&w, &opts.groups(2));
+    assert_eq!(y.shape(), &[2, 6, 3, 7]);
+    let want = [
+        -0.2810397142878833,
+        -0.6748953166600358,
+        -1.8683793636559003,
+        -2.3983164345679824,
+        -2.7279647062765346,
+        -1.3878778944834622,
+    ];
+    assert_slices_close(&y.to_vec::<f64>()[..6], &want, 1e-12);
+    assert!((y.sum().item() - 0.8245412397815327).abs() < 1e-11);
+}
+
+#[test]
+fn conv_transpose_matches_pytorch() {
+    // x = (arange(36).reshape(1,4,3,3) * 0.37).sin(); w = (arange(24).reshape(4,1,3,2) * 0.91).cos()
+    // F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2)
+    let x = wave(&[1, 4, 3, 3], 0.37, false);
+    let w = wave(&[4, 1, 3, 2], 0.91, true);
+    let y = x.conv_transpose(&w, &ConvOptions::new().stride(&[2]).padding(Padding::symmetric(1)).groups(2), &[1]);
+    assert_eq!(y.shape(), &[1, 2, 6, 5]);
+    let want = [
+        0.061756810743105975,
+        -0.37687642618153216,
+        -0.15671178111077344,
+        -0.6010471576742777,
+        -0.35397016855950864,
+        -0.2536456335853505,
+        0.5037424546885001,
+        0.002927117187863093,
+    ];
+    assert_slices_close(&y.to_vec::<f64>()[..8], &want, 1e-12);
+    assert!((y.sum().item() - -5.64165256181177).abs() < 1e-11);
+}
+
+#[test]
+fn pooling_matches_pytorch() {
+    // a = (arange(50).reshape(2,5,5) * 0.53).sin()
+    let a = wave(&[2, 5, 5], 0.53, false);
+    // F.max_pool2d(a, 3, 2, padding=1)
+    let max = a.max_pool(&[3, 3], &[2], &Padding::symmetric(1));
+    let want_max = [
+        0.5055333412048469,
+        0.9998156151342908,
+        0.9998156151342908,
+        0.9953937772576199,
+        0.8103668559113548,
+        0.907298722017184,
+        0.9953937772576199,
+        0.8103668559113548,
+        0.15302577191607933,
+        0.9368910801201381,
+        0.9851015087414937,
+        0.7630140137137015,
+        0.7111612229059799,
+        0.9609580328727364,
+        0.9689995092304419,
+        0.7111612229059799,
+        0.3024469294260107,
+        0.742810656248557,
+    ];
+    assert_eq!(max.shape(), &[2, 3, 3]);
+    assert_slices_close(&max.to_vec::<f64>(), &want_max, 0.0);
+    // F.avg_pool2d(a, (2,3), (2,1), padding=1, count_include_pad=False)
+    let avg = a.avg_pool(&[2, 3], &[2, 1], &Padding::symmetric(1), false);
+    let want_avg = [
+        0.25276667060242347,
+        0.4592962745166111,
+        0.7925681462280414,
+        0.9083705263440511,
+        0.9263780483435835,
+        -0.2091165821756002,
+    ];
+    assert_slices_close(&avg.to_vec::<f64>()[..6], &want_avg, 1e-14);
+    // F.adaptive_avg_pool2d(a, (2,3))
+    let ada = a.adaptive_avg_pool(&[2, 3]);
+    let want_ada = [
+        -0.055155497916258976,
+        0.12441039954772237,
+        0.2402472989264536,
+        -0.22968203587839384,
+        -0.09313881474954598,
+        0.091114592733614,
+        0.10834048475326667,
+        0.2194785318367201,
+        0.2181891051235756,
+        -0.12329576770966895,
+        0.061391431762139126,
+        0.21463098335689557,
+    ];
+    assert_slices_close(&ada.to_vec::<f64>(), &want_ada, 1e-14);
+}
+
+/// The definition, one output at a time.
+fn direct(x: &Tensor, w: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let (xv, wv) = (x.to_vec::<f64>(), w.to_vec::<f64>());
+    let d = xs.len() - 2;
+    let out = g.out_shape(&xs[2..], &ws[2..]);
+    let (cg, og) = (xs[1] / groups, ws[0] / groups);
+    let ks: Vec<usize> = ws[2..].to_vec();
+    let kn: usize = ks.iter().product();
+    let pn: usize = out.iter().product();
+    let mut y = vec![0.0; xs[0] * ws[0] * pn];
+    let unravel = |mut f: usize, shape: &[usize]| -> Vec<usize> {
+        let mut idx = vec![0; shape.len()];
+        for i in (0..shape.len()).rev() {
+            idx[i] = f % shape[i];
+            f /= shape[i];
+        }
+        idx
+    };
+    for n in 0..xs[0] {
+        for o in 0..ws[0] {
+            let grp = o / og;
+            for pf in 0..pn {
+                let p = unravel(pf, &out);
+                let mut acc = 0.0;
+                for c in 0..cg {
+                    for kf in 0..kn {
+                        let k = unravel(kf, &ks);
+                        let mut off = n * xs[1] + grp * cg + c;
+                        let mut inside = true;
+                        for i in 0..d {
+                            let t = (p[i] * g.strides[i] + k[i] * g.rhs_dilation[i]) as i64 - g.padding[i].0;
+                            let ld = g.lhs_dilation[i] as i64;
+                            if t < 0 || t % ld != 0 || t / ld >= xs[2 + i] as i64 {
+                                inside = false;
+                                break;
+                            }
+                            off = off * xs[2 + i] + (t / ld) as usize;
+                        }
+                        if inside {
+                            acc += xv[off] * wv[(o * cg + c) * kn + kf];
+                        }
+                    }
+                }
+                y[(n * ws[0] + o) * pn + pf] = acc;
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv_equals_the_definition_on_random_geometries() {
+    let mut rng = Rng::new(5);
+    for case in 0..60 {
+        let d = 1 + case % 3;
+        let groups = 1 + rng.below(3);
+        let (cg, og, n) = (1 + rng.below(3), 1 + rng.below(2), 1 + rng.below(2));
+        let mut xs = vec![n, cg * groups];
+        let mut ws = vec![og * groups, cg];
+        let mut g = ConvGeometry::unit(d);
+        for i in 0..d {
+            xs.push(1 + rng.below(if d == 3 { 4 } else { 7 }));
+            ws.push(1 + rng.below(3));
+            g.strides[i] = 1 + rng.below(3);
+            g.lhs_dilation[i] = 1 + rng.below(2);
+            g.rhs_dilation[i] = 1 + rng.below(2);
+            g.padding[i] = (rng.below(4) as i64 - 1, rng.below(4) as i64 - 1);
+        }
+        let x = Tensor::randn(&xs, DType::F64, case as u64);
+        let w = Tensor::randn(&ws, DType::F64, 100 + case as u64);
+        let y = x.conv_general(&w, &g, groups);
+        let want = direct(&x, &w, &g, groups);
+        assert_eq!(y.size(), want.len(), "case {case}: {xs:?} {ws:?} {g:?}");
+        assert_slices_close(&y.to_vec::<f64>(), &want, 1e-12);
+        // f32 agrees to its rounding (products summed over at most 3·3·3·3 terms).
+        let y32 = x.to_dtype(DType::F32).conv_general(&w.to_dtype(DType::F32), &g, groups);
+        assert_close(&y32.to_dtype(DType::F64), &y, 1e-4);
+    }
+}
+
+#[test]
+fn large_convolutions_split_across_threads_give_the_same_result() {
+    // Big enough for the threaded path (tasks over images) and the
+    // window-major columns of a kernel gradient (output longer than window).
+    let x = Tensor::randn(&[4, 8, 24, 24], DType::F64, 1);
+    let w = Tensor::randn(&[16, 8, 3, 3], DType::F64, 2);
+    let g = ConvGeometry { padding: vec![(1, 1); 2], ..ConvGeometry::unit(2) };
+    assert_slices_close(&x.conv_general(&w, &g, 1).to_vec::<f64>(), &direct(&x, &w, &g, 1), 1e-11);
+    let (_, pullback) = vjp(|w: &Tensor| x.conv_general(w, &g, 1).square().sum(), &w);
+    let gw = pullback(&Tensor::scalar(1.0));
+    let eps = 1e-6;
+    let mut rng = Rng::new(3);
+    for _ in 0..5 {
+        let i = rng.below(w.size());
+        let mut bump = vec![0.0; w.size()];
+        bump[i] = eps;
+        let dw = Tensor::from_vec(bump, w.shape());
+        let f = |w: &Tensor| x.conv_general(w, &g, 1).square().sum().item();
+        let fd = (f(&(&w + &dw)) - f(&(&w - &dw))) / (2.0 * eps);
+        let got = gw.to_vec::<f64>()[i];
+        assert!((got - fd).abs() < 1e-5 * fd.abs().max(1.0), "{got} vs {fd}");
+    }
+}
+
+#[test]
+fn conv_transpose_is_the_input_gradient_of_conv() {
+    let x = Tensor::randn(&[2, 4, 7, 6], DType::F64, 1);
+    let w = Tensor::randn(&[6, 2, 3, 3], DType::F64, 2);
+    let opts = ConvOptions::new().stride(&[2]).padding(Padding::symmetric(1)).groups(2);
+    let (y, pullback) = vjp(|x: &Tensor| x.conv(&w, &opts), &x);
+    let ct = Tensor::randn(y.shape(), DType::F64, 3);
+    // The same kernel, read by conv_transpose as [C_in = 6, C_out / G = 2, ..];
+    // output_padding restores the rows the stride dropped.
+    let extra = [(7 + 2 - 3) % 2, (6 + 2 - 3) % 2];
+    let got = ct.conv_transpose(&w, &opts, &extra);
+    assert_close(&got, &pullback(&ct), 1e-12);
+}
+
+#[test]
+fn misuse_names_the_op_and_the_shapes() {
+    let x = Tensor::zeros(&[1, 3, 5, 5], DType::F32);
+    let msg = panic_message(|| {
+        x.conv(&Tensor::zeros(&[4, 2, 3, 3], DType::F32), &ConvOptions::new());
+    });
+    assert!(msg.contains("conv") && msg.contains("[1, 3, 5, 5]") && msg.contains("[4, 2, 3, 3]"), "{msg}");
+    let msg = panic_message(|| {
+        x.conv(&Tensor::zeros(&[4, 3, 3], DType::F32), &ConvOptions::new());
+    });
+    assert!(msg.contains("conv") && msg.contains("rank"), "{msg}");
+    let msg = panic_message(|| {
+        x.max_pool(&[3, 3], &[], &Padding::symmetric(3));
+    });
+    assert!(msg.contains("window_argmax") && msg.contains("padding"), "{msg}");
+    let msg = panic_message(|| {
+        x.conv(&Tensor::zeros(&[4, 3, 3, 3], DType::F32), &ConvOptions::new().stride(&[1, 1, 1]));
+    });
+    assert!(msg.contains("stride has 3 entries for 2 spatial axes"), "{msg}");
+}
+
+#[test]
+fn pooling_and_convolution_vectorise_and_jit() {
+    let x = Tensor::randn(&[3, 2, 6, 6], DType::F64, 4);
+    let w = Tensor::randn(&[4, 2, 3, 3], DType::F64, 5);
+    let f = |a: &(Tensor, Tensor)| {
+        a.0.conv(&a.1, &ConvOptions::new().padding(Padding::Same)).relu().max_pool(&[2, 2], &[], &Padding::Valid).sum()
+    };
+    let g = grad(f);
+    let eager = g(&(x.clone(), w.clone()));
+    let jitted = jit(grad(f))(&(x.clone(), w.clone()));
+    assert_close(&jitted.0, &eager.0, 1e-12);
+    assert_close(&jitted.1, &eager.1, 1e-12);
+    // Per-example gradients of the kernel: vmap over the batch equals a loop.
+    let per = vmap_axes(
+        |a: &(Tensor, Tensor)| grad(|w: &Tensor| f(&(a.0.expand_dims(0), w.clone())))(&a.1),
+        &[Some(0), None],
+        &[0],
+    )(&(x.clone(), w.clone()));
+    for i in 0..3 {
+        let one = grad(|w: &Tensor| f(&(x.slice(0, i, i + 1), w.clone())))(&w);
+        assert_close(&per.slice(0, i, i + 1).squeeze(0), &one, 1e-12);
+    }
+}
