@@ -19,7 +19,14 @@ import time
 WORKLOADS = [
     "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
     "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
+    "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large",
 ]
+# Issue 15's networks, f32, measured against PyTorch eager (its target). The
+# convolutions are the larger CNN's three layers (3x3, padding 1), forward
+# and backward to both operands; the CNN steps are one SGD step (loss,
+# gradient, update) of conv-relu[-pool] stacks with a linear head.
+CONVS = {"conv1_fb": (3, 32, 32), "conv2_fb": (32, 64, 16), "conv3_fb": (64, 128, 8)}
+CNN = {"cnn_digits": (64, 1, 8, [16, 32], False), "cnn_large": (128, 3, 32, [32, 64, 128], True)}
 KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M")
 SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile"]
 
@@ -86,6 +93,21 @@ def inputs(workload):
     if workload.startswith("W7"):
         dt = f32 if workload == "W7_f32" else np.float64
         return rng.normal(size=(1024, 1024)).astype(dt), rng.normal(size=(1024, 1024)).astype(dt)
+    if workload in CONVS:
+        c, o, hw = CONVS[workload]
+        x = rng.normal(size=(128, c, hw, hw)).astype(f32)
+        w = (rng.normal(size=(o, c, 3, 3)) * 0.1).astype(f32)
+        return x, w, rng.normal(size=(128, o, hw, hw)).astype(f32)
+    if workload in CNN:
+        n, c, hw, chans, pool_each = CNN[workload]
+        x = rng.normal(size=(n, c, hw, hw)).astype(f32)
+        params, cin = [], c
+        for o in chans:
+            params += [(rng.normal(size=(o, cin, 3, 3)) * (2 / (9 * cin)) ** 0.5).astype(f32), np.zeros(o, f32)]
+            cin = o
+        side = hw // (2 ** len(chans) if pool_each else 2)
+        params += [(rng.normal(size=(cin * side * side, 10)) * 0.05).astype(f32), np.zeros(10, f32)]
+        return params, x, rng.integers(0, 10, size=n)
     return rng.normal(size=1 << 20).astype(f32)
 
 
@@ -98,6 +120,9 @@ def jax_call(workload, jit):
 
     def ready(f):
         return lambda: jax.block_until_ready(f())
+
+    if workload in CONVS or workload in CNN:
+        raise Skip("issue 15's workloads are measured against PyTorch eager")
 
     def mlp_loss(p, x, y):
         h1 = jnp.tanh(x @ p[0] + p[1])
@@ -233,6 +258,10 @@ def torch_call(workload, compiled):
             return q
 
         return train
+    if workload in CONVS or workload in CNN:
+        if compiled:
+            raise Skip("issue 15's workloads are measured against PyTorch eager")
+        return torch_network(workload, t)
     if compiled and not workload.startswith("W7") and workload not in KERNELS:
         raise Skip("torch.func transformations under torch.compile are not measured")
     from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap
@@ -291,6 +320,43 @@ def torch_call(workload, compiled):
             return k(x)
 
     return elementwise
+
+
+def torch_network(workload, t):
+    import torch
+    import torch.nn.functional as F
+
+    if workload in CONVS:
+        x, w, ct = (t(a) for a in inputs(workload))
+        x.requires_grad_(True)
+        w.requires_grad_(True)
+
+        def conv_fb():
+            y = F.conv2d(x, w, padding=1)
+            return torch.autograd.grad(y, (x, w), ct)
+
+        return conv_fb
+    params, x, labels = inputs(workload)
+    p0, x, labels = [t(a) for a in params], t(x), t(labels)
+    pool_each = CNN[workload][4]
+
+    def loss(p):
+        h = x
+        for i in range(0, len(p) - 2, 2):
+            h = torch.relu(F.conv2d(h, p[i], p[i + 1], padding=1))
+            if pool_each:
+                h = F.max_pool2d(h, 2)
+        if not pool_each:
+            h = F.max_pool2d(h, 2)
+        return F.cross_entropy(h.flatten(1) @ p[-2] + p[-1], labels)
+
+    def step():
+        p = [a.requires_grad_(True) for a in p0]
+        gs = torch.autograd.grad(loss(p), p)
+        with torch.no_grad():
+            return [a - 0.1 * g for a, g in zip(p, gs)]
+
+    return step
 
 
 def main():

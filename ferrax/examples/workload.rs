@@ -20,7 +20,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ferrax::array::parallel::{fill_chunks, CHEAP};
+use ferrax::nn::softmax_cross_entropy;
 use ferrax::prelude::*;
+use ferrax::prims::{ConvOptions, Padding};
 
 /// The workloads, each with what it times.
 const WORKLOADS: &[(&str, &str)] = &[
@@ -41,6 +43,11 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("gelu_1M", "tanh-approximated GELU of 2^20 f32: a chain of 8 elementwise ops"),
     ("softplus_1M", "max(x, 0) + ln_1p(exp(-|x|)) of 2^20 f32: a chain of 7"),
     ("cheap8_1M", "-(relu(|(x/2 + 1) x - 1/4|))^2 of 2^20 f32: a chain of 8 cheap ops"),
+    ("conv1_fb", "3x3 convolution 3->32 of 128x3x32x32 f32, forward and both gradients"),
+    ("conv2_fb", "3x3 convolution 32->64 of 128x32x16x16, forward and both gradients"),
+    ("conv3_fb", "3x3 convolution 64->128 of 128x64x8x8, forward and both gradients"),
+    ("cnn_digits", "one SGD step of conv 1->16, conv 16->32, 2x2 max-pool, linear on 64 8x8 digits"),
+    ("cnn_large", "one SGD step of three conv-relu-pool layers (32, 64, 128) on 128 3x32x32 images"),
 ];
 
 fn main() {
@@ -115,6 +122,11 @@ fn memory_kb(field: &str) -> u64 {
 /// afterwards belongs to the timed calls (Linux ≥ 4.0; a no-op elsewhere).
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Padding 1 for the 3x3 kernels of the network workloads.
+fn same() -> ConvOptions {
+    ConvOptions::new().padding(Padding::Same)
 }
 
 fn normal(shape: &[usize], dtype: DType, seed: u64, scale: f64) -> Tensor {
@@ -240,6 +252,58 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
             let dtype = if name == "W7_f32" { DType::F32 } else { f64_ };
             let (a, b) = (Tensor::randn(&[1024, 1024], dtype, 1), Tensor::randn(&[1024, 1024], dtype, 2));
             call(|ab: &(Tensor, Tensor)| ab.0.matmul(&ab.1), (a, b), jitted)
+        }
+        "conv1_fb" | "conv2_fb" | "conv3_fb" => {
+            let (c, o, hw) = match name {
+                "conv1_fb" => (3, 32, 32),
+                "conv2_fb" => (32, 64, 16),
+                _ => (64, 128, 8),
+            };
+            let f32 = DType::F32;
+            let x = Tensor::randn(&[128, c, hw, hw], f32, 1);
+            let w = normal(&[o, c, 3, 3], f32, 2, 0.1);
+            let ct = Tensor::randn(&[128, o, hw, hw], f32, 3);
+            let fb = move |xw: &(Tensor, Tensor)| {
+                let (_, pullback) = vjp(|xw: &(Tensor, Tensor)| xw.0.conv(&xw.1, &same()), xw);
+                pullback(&ct)
+            };
+            call(fb, (x, w), jitted)
+        }
+        "cnn_digits" | "cnn_large" => {
+            let (n, c, hw, chans, pool_each): (usize, usize, usize, &[usize], bool) =
+                if name == "cnn_digits" { (64, 1, 8, &[16, 32], false) } else { (128, 3, 32, &[32, 64, 128], true) };
+            let f32 = DType::F32;
+            let mut params = Vec::new();
+            let mut cin = c;
+            for (i, &o) in chans.iter().enumerate() {
+                params.push(normal(&[o, cin, 3, 3], f32, 10 + i as u64, (2.0 / (9 * cin) as f64).sqrt()));
+                params.push(Tensor::zeros(&[o], f32));
+                cin = o;
+            }
+            let side = hw / if pool_each { 1 << chans.len() } else { 2 };
+            params.push(normal(&[cin * side * side, 10], f32, 20, 0.05));
+            params.push(Tensor::zeros(&[10], f32));
+            let x = Tensor::randn(&[n, c, hw, hw], f32, 1);
+            let labels = Tensor::from_vec((0..n).map(|i| (i * 7 % 10) as i64).collect(), &[n]);
+            let step = move |p: &Vec<Tensor>| {
+                let g = grad(|p: &Vec<Tensor>| {
+                    let mut h = x.clone();
+                    for l in 0..chans.len() {
+                        let b = p[2 * l + 1].reshape(&[1, chans[l], 1, 1]);
+                        h = (h.conv(&p[2 * l], &same()) + b).relu();
+                        if pool_each {
+                            h = h.max_pool(&[2, 2], &[], &Padding::Valid);
+                        }
+                    }
+                    if !pool_each {
+                        h = h.max_pool(&[2, 2], &[], &Padding::Valid);
+                    }
+                    let flat = h.reshape(&[n, h.size() / n]);
+                    softmax_cross_entropy(&(flat.matmul(&p[p.len() - 2]) + &p[p.len() - 1]), &labels)
+                })(p);
+                p.iter().zip(&g).map(|(a, d)| a - d * 0.1).collect::<Vec<Tensor>>()
+            };
+            call(step, params, jitted)
         }
         "exp_1M" => call(|x: &Tensor| x.exp(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
         "tanh_1M" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),

@@ -168,23 +168,80 @@ fn direct(x: &Tensor, w: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
     y
 }
 
+/// The kernel's gradient by its definition: Σ over images and outputs of
+/// the cotangent times the input value each tap reads.
+fn direct_kernel_grad(x: &Tensor, ct: &Tensor, ws: &[usize], g: &ConvGeometry, groups: usize) -> Vec<f64> {
+    let xs = x.shape().to_vec();
+    let (xv, cv) = (x.to_vec::<f64>(), ct.to_vec::<f64>());
+    let d = xs.len() - 2;
+    let out = ct.shape()[2..].to_vec();
+    let (cg, og) = (xs[1] / groups, ws[0] / groups);
+    let ks: Vec<usize> = ws[2..].to_vec();
+    let kn: usize = ks.iter().product();
+    let pn: usize = out.iter().product();
+    let unravel = |mut f: usize, shape: &[usize]| -> Vec<usize> {
+        let mut idx = vec![0; shape.len()];
+        for i in (0..shape.len()).rev() {
+            idx[i] = f % shape[i];
+            f /= shape[i];
+        }
+        idx
+    };
+    let mut dw = vec![0.0; ws[0] * cg * kn];
+    for n in 0..xs[0] {
+        for o in 0..ws[0] {
+            for pf in 0..pn {
+                let p = unravel(pf, &out);
+                let c_out = cv[(n * ws[0] + o) * pn + pf];
+                for c in 0..cg {
+                    for kf in 0..kn {
+                        let k = unravel(kf, &ks);
+                        let mut off = n * xs[1] + (o / og) * cg + c;
+                        let mut inside = true;
+                        for i in 0..d {
+                            let t = (p[i] * g.strides[i] + k[i] * g.rhs_dilation[i]) as i64 - g.padding[i].0;
+                            let ld = g.lhs_dilation[i] as i64;
+                            if t < 0 || t % ld != 0 || t / ld >= xs[2 + i] as i64 {
+                                inside = false;
+                                break;
+                            }
+                            off = off * xs[2 + i] + (t / ld) as usize;
+                        }
+                        if inside {
+                            dw[(o * cg + c) * kn + kf] += c_out * xv[off];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
 #[test]
 fn conv_equals_the_definition_on_random_geometries() {
     let mut rng = Rng::new(5);
     for case in 0..60 {
         let d = 1 + case % 3;
         let groups = 1 + rng.below(3);
-        let (cg, og, n) = (1 + rng.below(3), 1 + rng.below(2), 1 + rng.below(2));
+        // From case 40 on, enough channels for the shifted products (at unit strides).
+        let wide = case >= 40;
+        let cg = if wide { 8 + rng.below(3) } else { 1 + rng.below(3) };
+        let (og, n) = (1 + rng.below(2), 1 + rng.below(2));
         let mut xs = vec![n, cg * groups];
         let mut ws = vec![og * groups, cg];
         let mut g = ConvGeometry::unit(d);
         for i in 0..d {
             xs.push(1 + rng.below(if d == 3 { 4 } else { 7 }));
             ws.push(1 + rng.below(3));
-            g.strides[i] = 1 + rng.below(3);
-            g.lhs_dilation[i] = 1 + rng.below(2);
             g.rhs_dilation[i] = 1 + rng.below(2);
-            g.padding[i] = (rng.below(4) as i64 - 1, rng.below(4) as i64 - 1);
+            if wide && case % 2 == 0 {
+                g.padding[i] = (rng.below(3) as i64, rng.below(3) as i64);
+            } else {
+                g.strides[i] = 1 + rng.below(3);
+                g.lhs_dilation[i] = 1 + rng.below(2);
+                g.padding[i] = (rng.below(4) as i64 - 1, rng.below(4) as i64 - 1);
+            }
         }
         let x = Tensor::randn(&xs, DType::F64, case as u64);
         let w = Tensor::randn(&ws, DType::F64, 100 + case as u64);
@@ -195,6 +252,10 @@ fn conv_equals_the_definition_on_random_geometries() {
         // f32 agrees to its rounding (products summed over at most 3·3·3·3 terms).
         let y32 = x.to_dtype(DType::F32).conv_general(&w.to_dtype(DType::F32), &g, groups);
         assert_close(&y32.to_dtype(DType::F64), &y, 1e-4);
+        // The kernel's gradient (its own kernel) against its definition.
+        let ct = Tensor::randn(y.shape(), DType::F64, 200 + case as u64);
+        let (_, pullback) = vjp(|w: &Tensor| x.conv_general(w, &g, groups), &w);
+        assert_slices_close(&pullback(&ct).to_vec::<f64>(), &direct_kernel_grad(&x, &ct, &ws, &g, groups), 1e-11);
     }
 }
 

@@ -1,11 +1,12 @@
 //! Every primitive's derivative rules against finite differences, from one table.
 
+use ferrax::array::ConvGeometry;
 use ferrax::array::ReduceOp;
 use ferrax::array::Rng;
 use ferrax::core::bind;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::{ConvOptions, Matmul, Padding, Scan};
+use ferrax::prims::{ConvKernelGrad, ConvOptions, Matmul, Padding, Scan};
 
 /// Where a row's random inputs are drawn from, so each primitive is tested
 /// on its valid domain and away from its kinks.
@@ -188,6 +189,17 @@ fn table() -> Vec<Row> {
         row("conv", &[(&[1, 1, 3, 3, 3], n), (&[2, 1, 2, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new())),
         row("conv", &[(&[1, 4, 3, 3], n), (&[4, 1, 3, 2], n)], |x| {
             x[0].conv_transpose(&x[1], &ConvOptions::new().stride(&[2]).groups(2).padding(Padding::symmetric(1)), &[1])
+        }),
+        // The kernel's gradient of a strided, padded, dilated, grouped convolution:
+        // x [2, 4, 5, 6], a kernel [4, 2, 2, 3] -> output [2, 4, 3, 2].
+        row("conv_kernel_grad", &[(&[2, 4, 5, 6], n), (&[2, 4, 3, 2], n)], |x| {
+            let geometry = ConvGeometry {
+                strides: vec![2, 2],
+                padding: vec![(1, 0), (0, 1)],
+                lhs_dilation: vec![1, 1],
+                rhs_dilation: vec![1, 2],
+            };
+            bind(ConvKernelGrad { geometry, groups: 2, window: vec![2, 3] }, &[x[0].clone(), x[1].clone()])
         }),
         row("window_argmax", &[(&[1, 2, 4, 5], d)], |x| x[0].max_pool(&[2, 2], &[], &Padding::Valid)),
         row("window_argmax", &[(&[2, 5], d)], |x| x[0].max_pool(&[3], &[2], &Padding::Same)),

@@ -65,6 +65,9 @@ pub trait Backend: Send + Sync {
     /// `x [N, C, S..]` cross-correlated with `w [O, C / groups, K..]`, the
     /// window placed by `geo`: `[N, O, P..]`.
     fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array;
+    /// The kernel's gradient of [`Backend::conv`]: `[O, C / groups, window..]`
+    /// from the input `x [N, C, S..]` and the output's cotangent `ct [N, O, P..]`.
+    fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array;
     /// The i64 flat index of the first extreme (`op` is `Max` or `Min`) in
     /// each window; one window extent, stride and padding per axis of `x`.
     fn window_arg_extreme(
@@ -136,6 +139,9 @@ impl Backend for Cpu {
     }
     fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array {
         super::conv::conv(x, w, geo, groups)
+    }
+    fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
+        super::conv::conv_kernel_grad(x, ct, window, geo, groups)
     }
     fn window_arg_extreme(
         &self,

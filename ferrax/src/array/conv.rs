@@ -9,6 +9,8 @@
 //! the window is longer, so that the gradient of a kernel (a convolution
 //! whose "window" is the whole output) copies long lines too.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::matmul::num_like::Scalar;
@@ -114,6 +116,15 @@ pub fn conv(x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array {
 /// Below this many flops a product runs on one thread (see matmul.rs).
 const PAR_FLOPS: usize = 1 << 22;
 
+/// Channels per group from which a unit-stride convolution multiplies
+/// shifted views of the padded input instead of building columns: each tap
+/// is then a product with an inner dimension of this many channels. With
+/// 3 input channels (an image's first layer) the columns win.
+const SHIFT_MIN_CHANNELS: usize = 8;
+
+/// The grid size a batch of shifted products aims at (see `Shifted::batch`).
+const GRID_ELEMENTS: usize = 1 << 14;
+
 fn conv_typed<T: Element + Scalar>(
     x: &[T],
     w: &[T],
@@ -137,17 +148,28 @@ fn conv_typed<T: Element + Scalar>(
     let chunk = og * ps;
     let tasks = n * groups;
     let flops = 2 * og * rows * ps;
+    let threads = rayon::current_num_threads();
+    let parallel = tasks >= threads && threads > 1 && tasks * flops >= PAR_FLOPS;
+    // Shifts need enough channels per tap to make each product worthwhile,
+    // and a task per thread (they do not split one product).
+    if let Some(sh) = Shifted::new(sp).filter(|_| cg >= SHIFT_MIN_CHANNELS) {
+        return conv_shifted(&sh, sp, x, w, n, c, o, groups);
+    }
     // One task: image `t / groups`, group `t % groups`, into `dst` (`og * ps` elements).
-    let run = |t: usize, dst: *mut T, col: &mut Vec<T>, par: gemm::Parallelism| {
+    let run = |t: usize, dst: *mut T, bufs: &mut (Vec<T>, Vec<T>), par: gemm::Parallelism| {
         let (ni, gi) = (t / groups, t % groups);
         let src = &x[(ni * c + gi * cg) * ss..][..cg * ss];
-        col.clear();
-        col.resize(rows * ps, T::default());
+        let filters = &w[gi * og * rows..][..og * rows];
+        let col = &mut bufs.0;
+        // Every element is written below: resize only when the size changes.
+        if col.len() != rows * ps {
+            col.clear();
+            col.resize(rows * ps, T::default());
+        }
         let by_window = sp.window.last() > sp.out.last();
         im2col(src, col, cg, sp, by_window);
         // (column stride, row stride) of the columns matrix [rows, ps].
         let (col_cs, col_rs) = if by_window { (rows as isize, 1) } else { (1, ps as isize) };
-        let filters = &w[gi * og * rows..][..og * rows];
         // SAFETY: `filters` is [og, rows] row-major, `col` is [rows, ps] with
         // the strides above and holds rows * ps elements, `dst` points at
         // og * ps writable elements that alias neither; with `read_dst`
@@ -176,17 +198,16 @@ fn conv_typed<T: Element + Scalar>(
             );
         }
     };
-    let threads = rayon::current_num_threads();
-    if tasks >= threads && threads > 1 && tasks * flops >= PAR_FLOPS {
-        spare
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each_init(Vec::new, |col, (t, dst)| run(t, dst.as_mut_ptr().cast(), col, gemm::Parallelism::None));
+    if parallel {
+        spare.par_chunks_mut(chunk).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |bufs, (t, dst)| run(t, dst.as_mut_ptr().cast(), bufs, gemm::Parallelism::None),
+        );
     } else {
         let par = if flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-        let mut col = Vec::new();
+        let mut bufs = (Vec::new(), Vec::new());
         for (t, dst) in spare.chunks_mut(chunk).enumerate() {
-            run(t, dst.as_mut_ptr().cast(), &mut col, par);
+            run(t, dst.as_mut_ptr().cast(), &mut bufs, par);
         }
     }
     // SAFETY: every chunk of `chunk` elements was written by one gemm.
@@ -290,6 +311,9 @@ fn fill_line<T: Element>(dst: &mut [T], line: &[T], start: i64, step: usize, ld:
     let (lo, hi) = (lo as usize, hi as usize);
     dst[..lo].fill(T::default());
     dst[hi..].fill(T::default());
+    if hi == lo {
+        return; // the whole line is padding (and `first` below would be off the line)
+    }
     let first = (start + lo as i64 * step_i) as usize;
     if step == 1 {
         dst[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
@@ -326,7 +350,7 @@ pub fn window_arg_extreme(
     Array::new(&out, Buffer::I64(idx))
 }
 
-fn arg_extreme_typed<T: Element>(
+fn arg_extreme_typed<T: super::Num>(
     x: &[T],
     shape: &[usize],
     out: &[usize],
@@ -344,8 +368,8 @@ fn arg_extreme_typed<T: Element>(
     let (ishape, oshape, win) = (&shape[planes_rank..], &out[planes_rank..], &window[planes_rank..]);
     let wn: usize = win.iter().product();
     let better = |v: T, best: T| match op {
-        ReduceOp::Min => v < best || (v != v && best == best),
-        _ => v > best || (v != v && best == best),
+        ReduceOp::Min => v < best || (v.is_nan_like() && !best.is_nan_like()),
+        _ => v > best || (v.is_nan_like() && !best.is_nan_like()),
     };
     let search = |plane: usize, dst: &mut [i64]| {
         let base = plane * in_plane;
@@ -390,4 +414,449 @@ fn arg_extreme_typed<T: Element>(
         }
     }
     idx
+}
+
+/// The gradient of a convolution's kernel: `[O, C / groups, K..]` from the
+/// input `x [N, C, S..]` and the output's cotangent `ct [N, O, P..]`, as
+/// `Σₙ ct[n] · columns(x[n])ᵀ` group by group — products whose inner
+/// dimension is the output's size, over the columns the forward pass
+/// builds. Images are split across threads, each summing into its own
+/// kernel-sized accumulator.
+pub fn conv_kernel_grad(x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
+    let (xs, cs) = (x.shape(), ct.shape());
+    let sp = Spatial { input: &xs[2..], window, out: cs[2..].to_vec(), geo };
+    let mut shape = vec![cs[1], xs[1] / groups];
+    shape.extend(window);
+    let buf = match (x.buffer(), ct.buffer()) {
+        (Buffer::F32(a), Buffer::F32(b)) => Buffer::F32(kernel_grad_typed(a, b, xs[0], xs[1], cs[1], groups, &sp)),
+        (Buffer::F64(a), Buffer::F64(b)) => Buffer::F64(kernel_grad_typed(a, b, xs[0], xs[1], cs[1], groups, &sp)),
+        _ => unreachable!("conv_kernel_grad: the shape rule admits two float arrays of one dtype"),
+    };
+    Array::new(&shape, buf)
+}
+
+fn kernel_grad_typed<T: super::Num + Scalar>(
+    x: &[T],
+    ct: &[T],
+    n: usize,
+    c: usize,
+    o: usize,
+    groups: usize,
+    sp: &Spatial,
+) -> Vec<T> {
+    let (cg, og) = (c / groups, o / groups);
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let ss: usize = sp.input.iter().product();
+    let rows = cg * ks;
+    let len = o * rows;
+    if len == 0 || n == 0 || ps == 0 {
+        return vec![T::default(); len];
+    }
+    let shifted = Shifted::new(sp).filter(|_| cg >= SHIFT_MIN_CHANNELS);
+    // Σ over the images `range` into `acc` [o, rows].
+    let sum_images = |range: std::ops::Range<usize>, acc: &mut [T]| {
+        if let Some(sh) = &shifted {
+            return kernel_grad_shifted(sh, sp, x, ct, range, (c, o, groups), acc);
+        }
+        let mut col = vec![T::default(); rows * ps];
+        for ni in range {
+            for gi in 0..groups {
+                im2col(&x[(ni * c + gi * cg) * ss..][..cg * ss], &mut col, cg, sp, false);
+                let lhs = &ct[(ni * o + gi * og) * ps..][..og * ps];
+                let dst = &mut acc[gi * og * rows..][..og * rows];
+                // SAFETY: dst is [og, rows] row-major, lhs [og, ps] row-major,
+                // and col [rows, ps] row-major read as its transpose [ps, rows];
+                // the three do not overlap.
+                unsafe {
+                    gemm::gemm(
+                        og,
+                        rows,
+                        ps,
+                        dst.as_mut_ptr(),
+                        1,
+                        rows as isize,
+                        true,
+                        lhs.as_ptr(),
+                        1,
+                        ps as isize,
+                        col.as_ptr(),
+                        ps as isize,
+                        1,
+                        <T as Scalar>::ONE,
+                        <T as Scalar>::ONE,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    };
+    let threads = rayon::current_num_threads().min(n);
+    let flops = 2 * n * o * rows * ps;
+    if threads <= 1 || flops < PAR_FLOPS {
+        let mut acc = vec![T::default(); len];
+        sum_images(0..n, &mut acc);
+        return acc;
+    }
+    let per = n.div_ceil(threads);
+    let partials: Vec<Vec<T>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut acc = vec![T::default(); len];
+            sum_images(t * per..((t + 1) * per).min(n), &mut acc);
+            acc
+        })
+        .collect();
+    let mut total = partials[0].clone();
+    for p in &partials[1..] {
+        for (a, b) in total.iter_mut().zip(p) {
+            *a = *a + *b;
+        }
+    }
+    total
+}
+
+/// The shift-and-multiply layout of a convolution with unit strides and no
+/// input dilation. With a batch of images padded into one buffer, channel
+/// by channel (`[cg, images, padded..]`), each tap of the window reads the
+/// same grid of positions shifted by one offset, so the convolution is one
+/// product per tap (`W[:, :, tap] · X[:, offset..]`) over all the images at
+/// once, with no columns built. The grid runs "virtually" over the padded
+/// rows' full width and across image boundaries (those extra positions are
+/// dropped), which keeps one stride per operand.
+struct Shifted {
+    /// The padded spatial shape.
+    padded: Vec<usize>,
+    /// Each tap's offset into a padded image.
+    taps: Vec<usize>,
+    /// Positions of one image's virtual grid: its output rows over the padded width.
+    virt: usize,
+    /// Elements of one padded image (one channel).
+    plane: usize,
+    /// Zeros after the last image, for the taps that run past it.
+    slack: usize,
+    /// The offsets of the window's positions over its leading axes (its
+    /// last axis is stacked into the products' inner dimension).
+    lead: Vec<usize>,
+    /// The window's extent and dilation along its last axis.
+    last: (usize, usize),
+}
+
+impl Shifted {
+    /// The layout, or `None` when the geometry needs columns (strides,
+    /// input dilation, cropping).
+    fn new(sp: &Spatial) -> Option<Shifted> {
+        let g = sp.geo;
+        if g.strides.iter().chain(&g.lhs_dilation).any(|&s| s != 1)
+            || g.padding.iter().any(|&(lo, hi)| lo < 0 || hi < 0)
+        {
+            return None;
+        }
+        let d = sp.input.len();
+        let padded: Vec<usize> =
+            (0..d).map(|i| sp.input[i] + g.padding[i].0 as usize + g.padding[i].1 as usize).collect();
+        let strides = super::strides(&padded);
+        let plane: usize = padded.iter().product();
+        let ks: usize = sp.window.iter().product();
+        let mut k = vec![0; d];
+        let taps: Vec<usize> = (0..ks)
+            .map(|t| {
+                unravel(t, sp.window, &mut k);
+                (0..d).map(|i| k[i] * g.rhs_dilation[i] * strides[i]).sum()
+            })
+            .collect();
+        let virt = sp.out[0] * strides[0];
+        let slack = (taps.iter().max().copied().unwrap_or(0) + virt).saturating_sub(plane);
+        let kl = sp.window[d - 1];
+        let lead = taps.iter().step_by(kl.max(1)).copied().collect();
+        Some(Shifted { padded, taps, virt, plane, slack, lead, last: (kl, g.rhs_dilation[d - 1]) })
+    }
+
+    /// The grid's columns for `images` images.
+    fn columns(&self, images: usize) -> usize {
+        (images - 1) * self.plane + self.virt
+    }
+
+    /// The length of one stacked row for `images` images: the grid and the
+    /// reach of the leading taps.
+    fn stacked_len(&self, images: usize) -> usize {
+        self.columns(images) + self.lead.iter().max().copied().unwrap_or(0)
+    }
+
+    /// `xp` (padded, `[cg, images, padded..]`) stacked along the window's
+    /// last axis: row `(c, j)` is channel `c` shifted by tap `j`, so that
+    /// one product per leading tap has an inner dimension of `cg · kl`.
+    fn stack<T: Element>(&self, xp: &[T], cg: usize, images: usize, dst: &mut Vec<T>) {
+        let (kl, rd) = self.last;
+        let len = self.stacked_len(images);
+        dst.clear();
+        dst.reserve(cg * kl * len);
+        for c in 0..cg {
+            for j in 0..kl {
+                dst.extend_from_slice(&xp[c * images * self.plane + j * rd..][..len]);
+            }
+        }
+    }
+
+    /// The filters `w [o, cg, K..]` repacked per leading tap as `[lead, o, cg · kl]`.
+    fn pack_filters<T: Element>(&self, w: &[T], o: usize, cg: usize) -> Vec<T> {
+        let (kl, ks) = (self.last.0, self.taps.len());
+        let mut packed = Vec::with_capacity(w.len());
+        for t in 0..self.lead.len() {
+            for oi in 0..o {
+                for c in 0..cg {
+                    packed.extend_from_slice(&w[(oi * cg + c) * ks + t * kl..][..kl]);
+                }
+            }
+        }
+        packed
+    }
+
+    /// Images per product: as many as keep the grid (or the padded input)
+    /// within about 64K elements, so that it stays in the L2 cache across
+    /// the taps' products, which each read and write all of it. Larger
+    /// batches measured slower (conv3_fb: 14.9 ms one image at a time,
+    /// 16.7 ms with a thread's share of the batch at once).
+    fn batch(&self, n: usize, channels: usize) -> usize {
+        let per_image = self.plane * channels.max(1);
+        n.div_ceil(rayon::current_num_threads()).min(GRID_ELEMENTS / per_image.max(1)).max(1)
+    }
+
+    /// The images `imgs` of group `gi` of `x [N, c, S..]` written into `dst`
+    /// zero-padded, as `[cg, images, padded..]` and the slack.
+    #[allow(clippy::too_many_arguments)]
+    fn pad<T: Element>(
+        &self,
+        x: &[T],
+        c: usize,
+        cg: usize,
+        gi: usize,
+        imgs: &Range<usize>,
+        sp: &Spatial,
+        dst: &mut Vec<T>,
+    ) {
+        let nb = imgs.len();
+        dst.clear();
+        dst.resize(cg * nb * self.plane + self.slack, T::default());
+        let d = sp.input.len();
+        let (ss, line) = (sp.input.iter().product::<usize>(), sp.input[d - 1]);
+        let lines = ss / line.max(1);
+        let strides = super::strides(&self.padded);
+        let mut idx = vec![0; d];
+        for l in 0..lines {
+            unravel(l * line, sp.input, &mut idx);
+            let at: usize = (0..d).map(|i| (idx[i] + sp.geo.padding[i].0 as usize) * strides[i]).sum();
+            for ci in 0..cg {
+                for (j, ni) in imgs.clone().enumerate() {
+                    let src = &x[((ni * c + gi * cg + ci) * lines + l) * line..][..line];
+                    dst[(ci * nb + j) * self.plane + at..][..line].copy_from_slice(src);
+                }
+            }
+        }
+    }
+
+    /// Calls `f(virtual offset, output offset, length)` for each output line of one image.
+    fn lines(&self, sp: &Spatial, mut f: impl FnMut(usize, usize, usize)) {
+        let d = sp.out.len();
+        let line = sp.out[d - 1];
+        let lines: usize = sp.out[..d - 1].iter().product();
+        let strides = super::strides(&self.padded);
+        let mut idx = vec![0; d];
+        for l in 0..lines {
+            unravel(l * line, &sp.out, &mut idx);
+            let at: usize = (0..d).map(|i| idx[i] * strides[i]).sum();
+            f(at, l * line, line);
+        }
+    }
+}
+
+/// A pointer that tasks writing disjoint parts of one output share.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: every task writes its own elements (disjoint images and groups).
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// The element `i` places past the start (a method, so that closures
+    /// capture the whole `Shared` rather than its raw pointer).
+    ///
+    /// # Safety
+    /// `i` is within the allocation.
+    unsafe fn at(self, i: usize) -> *mut T {
+        // SAFETY: the caller's.
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// [`conv`] by shifts (see [`Shifted`]): tasks of (group, batch of images).
+#[allow(clippy::too_many_arguments)]
+fn conv_shifted<T: Element + Scalar>(
+    sh: &Shifted,
+    sp: &Spatial,
+    x: &[T],
+    w: &[T],
+    n: usize,
+    c: usize,
+    o: usize,
+    groups: usize,
+) -> Vec<T> {
+    let (cg, og) = (c / groups, o / groups);
+    let ks = sh.taps.len();
+    let ps: usize = sp.out.iter().product();
+    let len = n * o * ps;
+    let nb = sh.batch(n, cg.max(og));
+    let tasks: Vec<(usize, Range<usize>)> =
+        (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
+    let mut out: Vec<T> = super::pool::with_capacity(len);
+    let dst = Shared(out.as_mut_ptr());
+    let flops = 2 * n * o * cg * ks * sh.plane;
+    let par =
+        if tasks.len() == 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let kk = cg * sh.last.0;
+    let packed: Vec<Vec<T>> =
+        (0..groups).map(|gi| sh.pack_filters(&w[gi * og * cg * ks..][..og * cg * ks], og, cg)).collect();
+    let run = |bufs: &mut (Vec<T>, Vec<T>, Vec<T>), (gi, imgs): &(usize, Range<usize>)| {
+        let (xp, stacked, grid) = bufs;
+        sh.pad(x, c, cg, *gi, imgs, sp, xp);
+        sh.stack(xp, cg, imgs.len(), stacked);
+        let (cols, row) = (sh.columns(imgs.len()), sh.stacked_len(imgs.len()));
+        grid.resize(og * cols, T::default());
+        for (t, &off) in sh.lead.iter().enumerate() {
+            let filters = &packed[*gi][t * og * kk..][..og * kk];
+            // SAFETY: `grid` holds og * cols elements; `filters` is [og, kk]
+            // row-major; the stacked view [kk, cols] at `off` with strides
+            // (1, row) ends within `stacked` (row = cols + the largest
+            // offset); nothing aliases.
+            unsafe {
+                gemm::gemm(
+                    og,
+                    cols,
+                    kk,
+                    grid.as_mut_ptr(),
+                    1,
+                    cols as isize,
+                    t > 0,
+                    filters.as_ptr(),
+                    1,
+                    kk as isize,
+                    stacked.as_ptr().add(off),
+                    1,
+                    row as isize,
+                    <T as Scalar>::ONE,
+                    <T as Scalar>::ONE,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        }
+        for (j, ni) in imgs.clone().enumerate() {
+            sh.lines(sp, |from, to, line| {
+                for oi in 0..og {
+                    let src = &grid[oi * cols + j * sh.plane + from..][..line];
+                    // SAFETY: image `ni`, channel `gi * og + oi` of the output is this task's alone, inside `len`.
+                    unsafe {
+                        let at = dst.at((ni * o + gi * og + oi) * ps + to);
+                        std::ptr::copy_nonoverlapping(src.as_ptr(), at, line);
+                    }
+                }
+            });
+        }
+    };
+    if tasks.len() > 1 && flops >= PAR_FLOPS {
+        tasks.par_iter().for_each_init(|| (Vec::new(), Vec::new(), Vec::new()), run);
+    } else {
+        let mut bufs = (Vec::new(), Vec::new(), Vec::new());
+        tasks.iter().for_each(|t| run(&mut bufs, t));
+    }
+    // SAFETY: the tasks cover every (image, group), and each wrote all its outputs.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Adds to `acc [o, cg, K..]` the kernel gradient of the images `imgs` by
+/// shifts: per group, the cotangent spread onto the virtual grid (zeros at
+/// its extra positions) times each tap's view of the padded input.
+#[allow(clippy::too_many_arguments)]
+fn kernel_grad_shifted<T: super::Num + Scalar>(
+    sh: &Shifted,
+    sp: &Spatial,
+    x: &[T],
+    ct: &[T],
+    imgs: Range<usize>,
+    (c, o, groups): (usize, usize, usize),
+    acc: &mut [T],
+) {
+    let (cg, og) = (c / groups, o / groups);
+    let ks = sh.taps.len();
+    let ps: usize = sp.out.iter().product();
+    let nb = sh.batch(imgs.len(), cg.max(og));
+    let kk = cg * sh.last.0;
+    let (mut xp, mut stacked, mut grid) = (Vec::new(), Vec::new(), Vec::new());
+    for gi in 0..groups {
+        // The group's gradient per leading tap, [lead, og, kk], unpacked at the end.
+        let mut packed = vec![T::default(); sh.lead.len() * og * kk];
+        for s in imgs.clone().step_by(nb) {
+            let part = s..(s + nb).min(imgs.end);
+            sh.pad(x, c, cg, gi, &part, sp, &mut xp);
+            sh.stack(&xp, cg, part.len(), &mut stacked);
+            let (cols, row) = (sh.columns(part.len()), sh.stacked_len(part.len()));
+            grid.clear();
+            grid.resize(og * cols, T::default());
+            for (j, ni) in part.clone().enumerate() {
+                sh.lines(sp, |from, to, line| {
+                    for oi in 0..og {
+                        grid[oi * cols + j * sh.plane + from..][..line]
+                            .copy_from_slice(&ct[(ni * o + gi * og + oi) * ps + to..][..line]);
+                    }
+                });
+            }
+            for (t, &off) in sh.lead.iter().enumerate() {
+                let dst = &mut packed[t * og * kk..][..og * kk];
+                // SAFETY: `dst` is [og, kk] row-major; `grid` is [og, cols]
+                // row-major; the stacked view [cols, kk] at `off` (strides
+                // (row, 1)) ends within `stacked`; nothing aliases.
+                unsafe {
+                    gemm::gemm(
+                        og,
+                        kk,
+                        cols,
+                        dst.as_mut_ptr(),
+                        1,
+                        kk as isize,
+                        true,
+                        grid.as_ptr(),
+                        1,
+                        cols as isize,
+                        stacked.as_ptr().add(off),
+                        row as isize,
+                        1,
+                        <T as Scalar>::ONE,
+                        <T as Scalar>::ONE,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+        let kl = sh.last.0;
+        let acc_g = &mut acc[gi * og * cg * ks..][..og * cg * ks];
+        for t in 0..sh.lead.len() {
+            for oi in 0..og {
+                for ci in 0..cg {
+                    let from = &packed[(t * og + oi) * kk + ci * kl..][..kl];
+                    for (a, &v) in acc_g[(oi * cg + ci) * ks + t * kl..][..kl].iter_mut().zip(from) {
+                        *a = *a + v;
+                    }
+                }
+            }
+        }
+    }
 }

@@ -64,7 +64,7 @@ impl SingleOutput for Conv {
             panic!(
                 "conv: with {groups} group(s), the input's {c} channels and the kernel's {o} output channels must \
                  divide by the groups and the kernel's axis 1 must be C / groups = {}; got input {:?}, kernel {:?}",
-                if groups > 0 { c / groups } else { 0 },
+                c.checked_div(groups).unwrap_or(0),
                 x.shape,
                 w.shape
             );
@@ -83,7 +83,11 @@ impl SingleOutput for Conv {
     }
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
         let ct_x = if_linear(&ins[0], |x| self.transpose_lhs(ct, &x.shape, constant("conv", &ins[1])));
-        let ct_w = if_linear(&ins[1], |w| self.transpose_rhs(ct, constant("conv", &ins[0]), &w.shape));
+        let ct_w = if_linear(&ins[1], |w| {
+            let kernel_grad =
+                ConvKernelGrad { geometry: self.geometry.clone(), groups: self.groups, window: w.shape[2..].to_vec() };
+            bind(kernel_grad, &[constant("conv", &ins[0]).clone(), ct.clone()])
+        });
         vec![ct_x, ct_w]
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
@@ -185,46 +189,94 @@ impl Conv {
         };
         Conv { geometry, groups }.apply(ct, &w)
     }
+}
 
-    /// The kernel's cotangent: the input, its channels as the batch and its
-    /// batch as the contracted features, convolved with `ct` as the kernel
-    /// (its window dilated by the strides), group by group.
-    fn transpose_rhs(&self, ct: &Tensor, x: &Tensor, w_shape: &[usize]) -> Tensor {
-        let g = &self.geometry;
-        let (groups, d) = (self.groups, g.rank());
-        let (n, c, s) = (x.shape()[0], x.shape()[1], x.shape()[2..].to_vec());
-        let (o, p) = (ct.shape()[1], ct.shape()[2..].to_vec());
-        let (cg, og) = (c / groups, o / groups);
-        // x [N, G, Cg, S..] -> [Cg, G·N, S..]: batch Cg, features grouped by G.
-        let x = x.reshape(&[&[n, groups, cg][..], &s].concat());
-        let mut perm = vec![2, 1, 0];
-        perm.extend(3..3 + d);
-        let x = x.permute(&perm).reshape(&[&[cg, groups * n][..], &s].concat());
-        // ct [N, G, Og, P..] -> [G·Og, N, P..]: a kernel of O outputs over N features.
-        let ct = ct.reshape(&[&[n, groups, og][..], &p].concat());
-        let mut perm = vec![1, 2, 0];
-        perm.extend(3..3 + d);
-        let ct = ct.permute(&perm).reshape(&[&[o, n][..], &p].concat());
-        let padding = (0..d)
-            .map(|i| {
-                let lo = g.padding[i].0;
-                let hi = dilate(p[i], g.strides[i]) as i64 - dilate(s[i], g.lhs_dilation[i]) as i64
-                    + dilate(w_shape[2 + i], g.rhs_dilation[i]) as i64
-                    - lo
-                    - 1;
-                (lo, hi)
-            })
-            .collect();
-        let geometry = ConvGeometry {
-            strides: g.rhs_dilation.clone(),
-            padding,
-            lhs_dilation: g.lhs_dilation.clone(),
-            rhs_dilation: g.strides.clone(),
-        };
-        let out = Conv { geometry, groups }.apply(&x, &ct); // [Cg, O, K..]
-        let mut perm: Vec<usize> = (0..out.rank()).collect();
+/// The `conv_kernel_grad` primitive: the cotangent of [`Conv`]'s kernel,
+/// `[O, C / groups, window..]`, from the input `[N, C, S..]` (operand 0)
+/// and the output's cotangent `[N, O, P..]` (operand 1). It is the same
+/// bilinear map as the convolution JAX writes for it, computed as one
+/// product per image and group over the forward pass's columns, which a
+/// convolution over the batch cannot do. Its transposes are the forward
+/// convolution (to the cotangent) and the input's transposed convolution
+/// (to the input), so every derivative order stays in these primitives.
+#[derive(Clone, Debug)]
+pub struct ConvKernelGrad {
+    /// The forward convolution's geometry.
+    pub geometry: ConvGeometry,
+    /// The forward convolution's feature groups.
+    pub groups: usize,
+    /// The kernel's spatial shape.
+    pub window: Vec<usize>,
+}
+
+impl ConvKernelGrad {
+    fn conv(&self) -> Conv {
+        Conv { geometry: self.geometry.clone(), groups: self.groups }
+    }
+}
+
+impl SingleOutput for ConvKernelGrad {
+    fn name(&self) -> &'static str {
+        "conv_kernel_grad"
+    }
+    fn params(&self) -> Params {
+        let mut p = SingleOutput::params(&self.conv());
+        p.push(("window", Param::List(self.window.clone())));
+        p
+    }
+    fn kind(&self) -> Kind {
+        Kind::Contraction
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (x, ct) = (ins[0], ins[1]);
+        let d = self.geometry.rank();
+        if x.rank() != d + 2 || self.window.len() != d {
+            panic!("conv_kernel_grad: expected an input with {d} spatial axes, got {:?}", x.shape);
+        }
+        let groups = self.groups.max(1);
+        let o = ct.shape.get(1).copied().unwrap_or(0);
+        let kernel = Aval { dtype: x.dtype, shape: [&[o, x.shape[1] / groups][..], &self.window].concat() };
+        let out = SingleOutput::shape(&self.conv(), &[x, &kernel]);
+        if out.shape != ct.shape || ct.dtype != x.dtype {
+            panic!(
+                "conv_kernel_grad: the cotangent {:?} ({}) is not the shape of the convolution's output {:?} ({})",
+                ct.shape, ct.dtype, out.shape, x.dtype
+            );
+        }
+        kernel
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        backend_of(ins).conv_kernel_grad(ins[0], ins[1], &self.window, &self.geometry, self.groups)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let da = t[0].as_ref().map(|t| bind(self.clone(), &[t.clone(), x[1].clone()]));
+        let db = t[1].as_ref().map(|t| bind(self.clone(), &[x[0].clone(), t.clone()]));
+        add_tangents(da, db)
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let ct_x =
+            if_linear(&ins[0], |x| self.conv().transpose_lhs(constant("conv_kernel_grad", &ins[1]), &x.shape, ct));
+        let ct_out = if_linear(&ins[1], |_| self.conv().apply(constant("conv_kernel_grad", &ins[0]), ct));
+        vec![ct_x, ct_out]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // Each member is its own set of groups, as in Conv's rule.
+        let l = batching::batch_first(&x[0], axes[0], size); // [B, N, C, S..]
+        let c = batching::batch_first(&x[1], axes[1], size); // [B, N, O, P..]
+        let (n, ch, s) = (l.shape()[1], l.shape()[2], l.shape()[3..].to_vec());
+        let (o, p) = (c.shape()[2], c.shape()[3..].to_vec());
+        if size == 0 {
+            let shape = [&[0, o, ch / self.groups][..], &self.window].concat();
+            return (Tensor::zeros(&shape, l.dtype()), Some(0));
+        }
+        let mut perm: Vec<usize> = (0..l.rank()).collect();
         perm.swap(0, 1);
-        out.permute(&perm)
+        let l = l.permute(&perm).reshape(&[&[n, size * ch][..], &s].concat());
+        let c = c.permute(&perm).reshape(&[&[n, size * o][..], &p].concat());
+        let prim = ConvKernelGrad { groups: self.groups * size, ..self.clone() };
+        let out = bind(prim, &[l, c]); // [B·O, Cg, K..]
+        (split_axis(&out, 0, size, o), Some(0))
     }
 }
 
