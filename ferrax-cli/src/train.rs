@@ -107,6 +107,7 @@ fn activation_name(a: Activation) -> &'static str {
         Activation::Gelu => "gelu",
         Activation::GeluTanh => "gelu_tanh",
         Activation::Softplus => "softplus",
+        Activation::Silu => "silu",
         Activation::Identity => "identity",
     }
 }

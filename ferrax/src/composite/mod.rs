@@ -173,6 +173,18 @@ impl Tensor {
         self.logistic()
     }
 
+    /// SiLU (swish), `x σ(x)`.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// assert_eq!(Tensor::scalar(0.0).silu().item(), 0.0);
+    /// ```
+    #[track_caller]
+    pub fn silu(&self) -> Tensor {
+        let x = inexact(self);
+        &x * x.logistic()
+    }
+
     /// `ln(1 + e^x)`, computed as `max(x, 0) + ln_1p(e^-|x|)` so it never
     /// overflows; its derivative is the sigmoid, ½ at 0.
     #[track_caller]

@@ -46,6 +46,8 @@ pub enum Activation {
     GeluTanh,
     /// `ln(1 + e^x)`.
     Softplus,
+    /// SiLU (swish): `x σ(x)`.
+    Silu,
     /// No nonlinearity.
     Identity,
 }
@@ -60,6 +62,7 @@ impl Activation {
             Activation::Gelu => x.gelu(),
             Activation::GeluTanh => x.gelu_tanh(),
             Activation::Softplus => x.softplus(),
+            Activation::Silu => x.silu(),
             Activation::Identity => x.clone(),
         }
     }
@@ -67,13 +70,13 @@ impl Activation {
     /// The initialiser that suits it: He for ReLU-like, Glorot otherwise.
     pub fn suggested_init(self) -> Init {
         match self {
-            Activation::Relu | Activation::Gelu | Activation::GeluTanh => Init::HeNormal,
+            Activation::Relu | Activation::Gelu | Activation::GeluTanh | Activation::Silu => Init::HeNormal,
             _ => Init::GlorotUniform,
         }
     }
 
     /// The activation named `name` (`relu`, `tanh`, `sigmoid`, `gelu`,
-    /// `gelu_tanh`, `softplus`, `identity`).
+    /// `gelu_tanh`, `softplus`, `silu`, `identity`).
     pub fn parse(name: &str) -> Option<Activation> {
         Some(match name {
             "relu" => Activation::Relu,
@@ -82,6 +85,7 @@ impl Activation {
             "gelu" => Activation::Gelu,
             "gelu_tanh" => Activation::GeluTanh,
             "softplus" => Activation::Softplus,
+            "silu" => Activation::Silu,
             "identity" => Activation::Identity,
             _ => return None,
         })

@@ -14,13 +14,19 @@
 //! assert_eq!(grads.layers[0].w.shape(), &[4, 8]);
 //! ```
 
+mod attention;
+mod conv;
 mod init;
 mod layers;
 mod loss;
+mod norm;
 
+pub use attention::{scaled_dot_product_attention, Embedding, MultiHeadAttention};
+pub use conv::{Conv, Pool, PoolKind};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp};
 pub use loss::{binary_cross_entropy_with_logits, mse, softmax_cross_entropy};
+pub use norm::{BatchNorm, BatchStats, GroupNorm, LayerNorm, RmsNorm};
 
 use crate::array::{DType, Rng};
 use crate::core::Tensor;
