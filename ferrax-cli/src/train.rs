@@ -1,4 +1,5 @@
-//! `ferrax train`: an MLP classifier on the UCI handwritten digits.
+//! `ferrax train`: an MLP or a small convolutional network classifying the
+//! UCI handwritten digits.
 //!
 //! Every option is checked before any work; the checkpoint carries what is
 //! needed to use and to resume the model (widths, activation, input
@@ -11,9 +12,10 @@ use std::time::Instant;
 
 use ferrax::data::{accuracy, parse_digits_csv, Dataset, Standardizer};
 use ferrax::io::{load_safetensors, load_safetensors_metadata, save_safetensors_with_metadata};
-use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
+use ferrax::nn::{softmax_cross_entropy, Activation, Conv, Init, Linear, Mlp, Pool};
 use ferrax::optim::{Adam, AdamState, Optimizer};
 use ferrax::prelude::*;
+use ferrax::prims::{ConvOptions, Padding};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::output::{check_svg_name, failed, outln, prepare_outputs, usage, Failure};
@@ -35,9 +37,12 @@ const MAX_PARAMETERS: u128 = 1 << 28;
 /// `ferrax train`'s options. Those that define the run (widths, activation,
 /// seed, batch size, data) default to the checkpoint's under `--resume`.
 #[derive(clap::Args)]
-#[command(after_help = "Trains an MLP on the UCI handwritten digits (1,797 8x8 images, 10 classes) with Adam and \
+#[command(
+    after_help = "Trains an MLP or a CNN on the UCI handwritten digits (1,797 8x8 images, 10 classes) with Adam and \
 softmax cross-entropy, prints the test accuracy, and saves a checkpoint after every epoch: the parameters, the \
-optimizer state, the epoch, the input scaling, and what the run was (widths, activation, seed, split, batch, data).")]
+optimizer state, the epoch, the input scaling, and what the run was (model, widths, activation, seed, split, \
+batch, data)."
+)]
 pub struct Args {
     /// Epochs to train (at least 1)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
@@ -48,7 +53,10 @@ pub struct Args {
     /// Adam learning rate, a finite positive number
     #[arg(long, default_value_t = 1e-3, value_parser = positive_finite, allow_negative_numbers = true)]
     lr: f64,
-    /// Hidden widths, comma-separated [default: 128,64]
+    /// mlp, or cnn: two 3x3 convolutions with ReLU, a 2x2 max-pool and a linear layer [default: mlp]
+    #[arg(long, value_parser = model_kind)]
+    model: Option<ModelKind>,
+    /// Hidden widths (the convolutions' channels with --model cnn), comma-separated [default: 128,64; cnn: 16,32]
     #[arg(long, value_parser = widths)]
     hidden: Option<Widths>,
     /// relu, tanh, sigmoid, gelu, gelu_tanh, softplus or identity [default: relu]
@@ -69,6 +77,75 @@ pub struct Args {
     /// A digits CSV to use instead of the built-in copy
     #[arg(long)]
     data: Option<PathBuf>,
+}
+
+/// Which network `ferrax train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ModelKind {
+    Mlp,
+    Cnn,
+}
+
+impl ModelKind {
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+}
+
+fn model_kind(s: &str) -> Result<ModelKind, String> {
+    match s {
+        "mlp" => Ok(ModelKind::Mlp),
+        "cnn" => Ok(ModelKind::Cnn),
+        _ => Err(format!("'{s}' is not a model; use mlp or cnn")),
+    }
+}
+
+/// What the training loop needs of a network over the flattened 8x8 digits.
+trait Classifier: Tree + Clone + Send + Sync + 'static {
+    /// Logits `[batch, 10]` for pixels `[batch, 64]`.
+    fn logits(&self, x: &Tensor) -> Tensor;
+}
+
+impl Classifier for Mlp {
+    fn logits(&self, x: &Tensor) -> Tensor {
+        self.forward(x)
+    }
+}
+
+/// The digits CNN: 3x3 convolutions (padding 1) of `c1` and `c2` channels
+/// with an activation after each, a 2x2 max-pool, and a linear layer from
+/// the `c2 x 4 x 4` features to the 10 classes.
+#[derive(Clone, Debug, Tree)]
+struct DigitsCnn {
+    conv1: Conv,
+    conv2: Conv,
+    head: Linear,
+    #[tree(skip)]
+    activation: Activation,
+}
+
+impl DigitsCnn {
+    fn new(c1: usize, c2: usize, activation: Activation, seed: u64) -> DigitsCnn {
+        let same = ConvOptions::new().padding(Padding::Same);
+        DigitsCnn {
+            conv1: Conv::new(1, c1, &[3, 3], same.clone(), DType::F32, seed),
+            conv2: Conv::new(c1, c2, &[3, 3], same, DType::F32, seed + 1),
+            head: Linear::new(c2 * 16, 10, Init::GlorotUniform, DType::F32, seed + 2),
+            activation,
+        }
+    }
+}
+
+impl Classifier for DigitsCnn {
+    fn logits(&self, x: &Tensor) -> Tensor {
+        let n = x.shape()[0];
+        let h = self.activation.apply(&self.conv1.forward(&x.reshape(&[n, 1, 8, 8])));
+        let h = Pool::max(&[2, 2]).forward(&self.activation.apply(&self.conv2.forward(&h)));
+        self.head.forward(&h.reshape(&[n, h.size() / n.max(1)]))
+    }
 }
 
 /// Hidden widths, as a clap value.
@@ -115,9 +192,9 @@ fn activation_name(a: Activation) -> &'static str {
 /// What a checkpoint holds: the model, the optimizer state, the epochs
 /// done, and the input scaling the model was trained with.
 #[derive(Tree)]
-struct Checkpoint {
-    model: Mlp,
-    optimizer: AdamState<Mlp>,
+struct Checkpoint<M> {
+    model: M,
+    optimizer: AdamState<M>,
     /// Epochs completed, an i64 scalar.
     epoch: Tensor,
     /// Per-pixel mean and standard deviation of the training inputs.
@@ -127,6 +204,8 @@ struct Checkpoint {
 /// What defines a run: a resumed run must have the same.
 #[derive(Clone, Debug, PartialEq)]
 struct Run {
+    model: ModelKind,
+    /// `[64, hidden.., 10]`; with the CNN the hidden widths are its channels.
     widths: Vec<usize>,
     activation: Activation,
     seed: u64,
@@ -142,6 +221,7 @@ impl Run {
         let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
+            ("model".to_string(), self.model.name().to_string()),
             ("widths".to_string(), list(&self.widths)),
             ("activation".to_string(), activation_name(self.activation).to_string()),
             ("seed".to_string(), self.seed.to_string()),
@@ -168,7 +248,16 @@ impl Run {
             .collect::<Option<Vec<_>>>()
             .filter(|w| w.len() >= 2 && w[0] == 64 && *w.last().unwrap() == 10)
             .ok_or_else(|| parse_err("widths"))?;
+        // Checkpoints from before the CNN have no "model": they are MLPs.
+        let model = match meta.get("model") {
+            Some(m) => model_kind(m).map_err(|_| parse_err("model"))?,
+            None => ModelKind::Mlp,
+        };
+        if model == ModelKind::Cnn && widths.len() != 4 {
+            return Err(parse_err("widths"));
+        }
         Ok(Run {
+            model,
             widths,
             activation: Activation::parse(get("activation")?).ok_or_else(|| parse_err("activation"))?,
             seed: get("seed")?.parse().map_err(|_| parse_err("seed"))?,
@@ -200,8 +289,11 @@ struct EpochStats {
 /// The options merged with the checkpoint being resumed: an option given on
 /// the command line must agree with the checkpoint.
 fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u64) -> Result<Run, Failure> {
+    let model = args.model.unwrap_or(ModelKind::Mlp);
+    let default_hidden = if model == ModelKind::Cnn { vec![16, 32] } else { vec![128, 64] };
     let fresh = Run {
-        widths: [64].into_iter().chain(args.hidden.clone().map_or(vec![128, 64], |w| w.0)).chain([10]).collect(),
+        model,
+        widths: [64].into_iter().chain(args.hidden.clone().map_or(default_hidden, |w| w.0)).chain([10]).collect(),
         activation: args.activation.unwrap_or(Activation::Relu),
         seed: args.seed.unwrap_or(0),
         batch: args.batch.map_or(64, |b| b as usize),
@@ -209,7 +301,15 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
         data: data.to_string(),
         data_hash,
     };
-    let Some((path, old)) = resumed else { return Ok(fresh) };
+    let Some((path, old)) = resumed else {
+        if fresh.model == ModelKind::Cnn && fresh.widths.len() != 4 {
+            return Err(usage(format!(
+                "--hidden: the CNN has two convolutions; give their two channel counts (like 16,32), not {}",
+                fresh.widths.len() - 2
+            )));
+        }
+        return Ok(fresh);
+    };
     let refuse = |flag: &str, given: String, saved: String| {
         usage(format!(
             "{flag} {given} contradicts --resume {}, which was trained with {flag} {saved}; leave {flag} out to \
@@ -217,6 +317,9 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
             path.display()
         ))
     };
+    if let Some(m) = args.model.filter(|&m| m != old.model) {
+        return Err(refuse("--model", m.name().into(), old.model.name().into()));
+    }
     if let Some(h) = &args.hidden {
         if old.widths[1..old.widths.len() - 1] != h.0[..] {
             let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
@@ -267,7 +370,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => None,
     };
     let run = resolve(&args, resumed.as_ref().map(|(p, r)| (*p, r)), &source, fingerprint(&text))?;
-    let parameters: u128 = run.widths.windows(2).map(|w| (w[0] as u128 + 1) * w[1] as u128).sum();
+    let parameters: u128 = match run.model {
+        ModelKind::Mlp => run.widths.windows(2).map(|w| (w[0] as u128 + 1) * w[1] as u128).sum(),
+        ModelKind::Cnn => {
+            let (c1, c2) = (run.widths[1] as u128, run.widths[2] as u128);
+            c1 * 10 + c2 * (9 * c1 + 1) + (16 * c2 + 1) * 10
+        }
+    };
     if parameters > MAX_PARAMETERS {
         return Err(usage(format!(
             "--hidden: widths {:?} make {parameters} parameters, more than the {MAX_PARAMETERS} this command trains \
@@ -288,8 +397,31 @@ pub fn run(args: Args) -> Result<(), Failure> {
     outputs.extend(args.plot.as_deref().map(|p| ("--plot", p)));
     prepare_outputs(&outputs)?;
 
+    let resumed = resumed.as_ref().map(|(p, _)| *p);
+    match run.model {
+        ModelKind::Mlp => train_model(
+            &args,
+            &run,
+            Mlp::new(&run.widths, run.activation, DType::F32, run.seed),
+            (train, test),
+            resumed,
+        ),
+        ModelKind::Cnn => {
+            let model = DigitsCnn::new(run.widths[1], run.widths[2], run.activation, run.seed);
+            train_model(&args, &run, model, (train, test), resumed)
+        }
+    }
+}
+
+/// The training loop, checkpoints and curves of either network.
+fn train_model<M: Classifier>(
+    args: &Args,
+    run: &Run,
+    mut model: M,
+    (train, test): (Dataset, Dataset),
+    resumed: Option<&Path>,
+) -> Result<(), Failure> {
     let opt = Adam::new(args.lr);
-    let mut model = Mlp::new(&run.widths, run.activation, DType::F32, run.seed);
     let mut state = opt.init(&model);
     let mut scaling = {
         let s = Standardizer::fit(&train.x);
@@ -297,7 +429,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let steps_per_epoch = train.len().div_ceil(run.batch);
     let mut start_epoch = 0;
-    if let Some((path, _)) = &resumed {
+    if let Some(path) = resumed {
         let template = Checkpoint { model, optimizer: state, epoch: Tensor::scalar(0i64), scaling };
         let c = load_safetensors(path, &template).map_err(|e| usage(format!("--resume {}: {e}", path.display())))?;
         start_epoch = checked_epoch(path, &c, steps_per_epoch)?;
@@ -310,11 +442,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Dataset { x: scaler.apply(&test.x), y: test.y.clone() },
     );
     outln!(
-        "digits: {} training and {} test examples; MLP {:?} ({} parameters, {}); Adam lr {}, batch {}",
+        "digits: {} training and {} test examples; {} {:?} ({} parameters, {}); Adam lr {}, batch {}",
         train.len(),
         test.len(),
+        run.model.name().to_uppercase(),
         run.widths,
-        model.parameter_count(),
+        model.leaves().iter().map(Tensor::size).sum::<usize>(),
         activation_name(run.activation),
         readable(args.lr),
         run.batch
@@ -323,7 +456,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // The loss and its gradient are staged once per batch shape and run from
     // jit's cache (the last, smaller batch of an epoch gets its own program).
     let loss_and_grad =
-        jit(|(m, x, y): &(Mlp, Tensor, Tensor)| value_and_grad(|m: &Mlp| softmax_cross_entropy(&m.forward(x), y))(m));
+        jit(|(m, x, y): &(M, Tensor, Tensor)| value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m));
     let epochs = args.epochs as usize;
     let last = start_epoch + epochs;
     let mut history = Vec::new();
@@ -365,8 +498,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let secs = t0.elapsed().as_secs_f64();
         let stats = EpochStats {
             loss: total / train.len() as f64,
-            train_acc: accuracy(&model.forward(&train.x), &train.y),
-            test_acc: accuracy(&model.forward(&test.x), &test.y),
+            train_acc: accuracy(&model.logits(&train.x), &train.y),
+            test_acc: accuracy(&model.logits(&test.x), &test.y),
         };
         outln!(
             "epoch {:>3}/{last} loss {:.4}  train acc {:.1}%  test acc {:.1}%  {:.0} examples/s",
@@ -386,7 +519,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         save_safetensors_with_metadata(&args.out, &checkpoint, &run.metadata(args.lr))
             .map_err(|e| failed(format!("--out {}: {e}", args.out.display())))?;
     }
-    let final_acc = accuracy(&model.forward(&test.x), &test.y);
+    let final_acc = accuracy(&model.logits(&test.x), &test.y);
     outln!("test accuracy: {:.2}% ({} examples)", 100.0 * final_acc, test.len());
     outln!("saved the model, optimizer state and run description to {}", args.out.display());
     if let Some(path) = &args.plot {
@@ -419,7 +552,7 @@ fn readable(v: f64) -> String {
 /// The checkpoint's epoch, checked against its optimizer's step count: with
 /// a fixed batch size each epoch takes the same number of steps, so a
 /// counter edited by hand shows.
-fn checked_epoch(path: &Path, c: &Checkpoint, steps_per_epoch: usize) -> Result<usize, Failure> {
+fn checked_epoch<M>(path: &Path, c: &Checkpoint<M>, steps_per_epoch: usize) -> Result<usize, Failure> {
     let (epoch, step) = (c.epoch.item(), c.optimizer.step.item());
     let tampered = |why: String| usage(format!("--resume {}: {why}; the checkpoint was altered", path.display()));
     if epoch < 0.0 || epoch.fract() != 0.0 || epoch > 1e12 {

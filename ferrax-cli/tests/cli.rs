@@ -58,6 +58,39 @@ fn train_reaches_95_percent_saves_resumes_and_plots() {
 }
 
 #[test]
+fn train_a_cnn_reaches_98_5_percent_and_resumes_only_as_a_cnn() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-cnn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("cnn.safetensors");
+    let plot = dir.join("cnn.svg");
+    let (stdout, stderr, ok) = run(&[
+        "train",
+        "--model",
+        "cnn",
+        "--epochs",
+        "20",
+        "--out",
+        ck.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("CNN [64, 16, 32, 10]"), "{stdout}");
+    let acc = accuracy_of(&stdout);
+    assert!(acc >= 98.5, "test accuracy {acc}%");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+    let (stdout, stderr, ok) =
+        run(&["train", "--epochs", "1", "--resume", ck.to_str().unwrap(), "--out", ck.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("resumed from") && stdout.contains("epoch  21/21"), "{stdout}");
+    let (_, stderr, ok) = run(&["train", "--model", "mlp", "--resume", ck.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--model mlp contradicts --resume"), "{stderr}");
+    let (_, stderr, ok) = run(&["train", "--model", "cnn", "--hidden", "8", "--out", ck.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("give their two channel counts"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_command_lines_exit_with_a_message() {
     let (_, stderr, ok) = run(&["train", "--epochs", "many"]);
     assert!(!ok && stderr.contains("invalid value 'many' for '--epochs <EPOCHS>'"), "{stderr}");
