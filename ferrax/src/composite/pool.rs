@@ -158,18 +158,20 @@ impl Tensor {
         for (i, &o) in out.iter().enumerate() {
             let axis = r - out.len() + i;
             let s = x.shape()[axis];
-            // Row j of the averaging matrix [o, s] is 1/len over its window.
+            // Row j of the window matrix [o, s] is 1 over its window; the
+            // sums are divided by the counts (as PyTorch does: no 1/len weights).
             let mut m = vec![0.0; o * s];
+            let mut counts = vec![0.0; o];
             for j in 0..o {
                 let (lo, hi) = (j * s / o, ((j + 1) * s).div_ceil(o));
-                for v in &mut m[j * s + lo..j * s + hi] {
-                    *v = 1.0 / (hi - lo) as f64;
-                }
+                m[j * s + lo..j * s + hi].fill(1.0);
+                counts[j] = (hi - lo) as f64;
             }
             let m = Tensor::from_vec(m, &[o, s]).to_dtype(x.dtype());
+            let counts = Tensor::from_vec(counts, &[o]).to_dtype(x.dtype());
             let mut perm: Vec<usize> = (0..r).collect();
             perm.swap(axis, r - 1);
-            x = x.permute(&perm).matmul(&m.t()).permute(&perm);
+            x = (x.permute(&perm).matmul(&m.t()) / counts).permute(&perm);
         }
         x
     }
