@@ -371,34 +371,84 @@ fn arg_extreme_typed<T: super::Num>(
         ReduceOp::Min => v < best || (v.is_nan_like() && !best.is_nan_like()),
         _ => v > best || (v.is_nan_like() && !best.is_nan_like()),
     };
+    let nd = oshape.len();
+    let istrides = super::strides(ishape);
+    // The window's taps as offsets from its origin in a plane, for windows
+    // wholly inside the input (nearly all of them).
+    let mut k = vec![0; nd];
+    let taps: Vec<usize> = (0..wn)
+        .map(|kf| {
+            unravel(kf, win, &mut k);
+            (0..nd).map(|i| k[i] * istrides[i]).sum()
+        })
+        .collect();
     let search = |plane: usize, dst: &mut [i64]| {
         let base = plane * in_plane;
         let src = &x[base..][..in_plane];
-        let (mut o, mut k) = (vec![0; oshape.len()], vec![0; oshape.len()]);
+        if nd == 2 {
+            let geometry = [strides[planes_rank], strides[planes_rank + 1], padding[planes_rank].0, padding[planes_rank + 1].0];
+            return match op {
+                ReduceOp::Min => search_2d::<T, false>(src, base, ishape, oshape, win, geometry, &taps, dst),
+                _ => search_2d::<T, true>(src, base, ishape, oshape, win, geometry, &taps, dst),
+            };
+        }
+        let (mut o, mut k) = (vec![0; nd], vec![0; nd]);
         for (q, d) in dst.iter_mut().enumerate() {
-            unravel(q, oshape, &mut o);
-            let mut best: Option<(T, usize)> = None;
-            for kf in 0..wn {
-                unravel(kf, win, &mut k);
-                let mut flat = 0;
-                let mut inside = true;
-                for i in 0..oshape.len() {
-                    let a = planes_rank + i;
-                    let t = (o[i] * strides[a] + k[i]) as i64 - padding[a].0 as i64;
-                    if t < 0 || t >= ishape[i] as i64 {
-                        inside = false;
+            // The output's position, advanced as an odometer.
+            if q > 0 {
+                let mut i = nd;
+                while i > 0 {
+                    i -= 1;
+                    o[i] += 1;
+                    if o[i] < oshape[i] {
                         break;
                     }
-                    flat = flat * ishape[i] + t as usize;
-                }
-                if inside {
-                    let v = src[flat];
-                    if best.is_none_or(|(b, _)| better(v, b)) {
-                        best = Some((v, flat));
-                    }
+                    o[i] = 0;
                 }
             }
-            *d = (base + best.expect("checked by the shape rule: every window holds an element").1) as i64;
+            let mut origin = 0i64;
+            let mut interior = true;
+            for i in 0..nd {
+                let a = planes_rank + i;
+                let t = (o[i] * strides[a]) as i64 - padding[a].0 as i64;
+                interior &= t >= 0 && t as usize + win[i] <= ishape[i];
+                origin += t * istrides[i] as i64;
+            }
+            let best = if interior {
+                let at = origin as usize;
+                let mut best = (src[at + taps[0]], at + taps[0]);
+                for &tap in &taps[1..] {
+                    let v = src[at + tap];
+                    if better(v, best.0) {
+                        best = (v, at + tap);
+                    }
+                }
+                best
+            } else {
+                let mut best: Option<(T, usize)> = None;
+                for kf in 0..wn {
+                    unravel(kf, win, &mut k);
+                    let mut flat = 0;
+                    let mut inside = true;
+                    for i in 0..nd {
+                        let a = planes_rank + i;
+                        let t = (o[i] * strides[a] + k[i]) as i64 - padding[a].0 as i64;
+                        if t < 0 || t >= ishape[i] as i64 {
+                            inside = false;
+                            break;
+                        }
+                        flat = flat * ishape[i] + t as usize;
+                    }
+                    if inside {
+                        let v = src[flat];
+                        if best.is_none_or(|(b, _)| better(v, b)) {
+                            best = Some((v, flat));
+                        }
+                    }
+                }
+                best.expect("checked by the shape rule: every window holds an element")
+            };
+            *d = (base + best.1) as i64;
         }
     };
     let mut idx = vec![0i64; planes * out_plane];
@@ -414,6 +464,81 @@ fn arg_extreme_typed<T: super::Num>(
         }
     }
     idx
+}
+
+/// [`window_arg_extreme`] of one plane of a 2-d pooling, the loops
+/// specialised: rows and columns whose windows lie inside the input read
+/// `taps` from the window's origin; the others check each tap.
+/// `geometry` is (row stride, column stride, padding before rows, before columns).
+#[allow(clippy::too_many_arguments)]
+fn search_2d<T: super::Num, const MAX: bool>(
+    src: &[T],
+    base: usize,
+    ishape: &[usize],
+    oshape: &[usize],
+    win: &[usize],
+    [sh, sw, ph, pw]: [usize; 4],
+    taps: &[usize],
+    dst: &mut [i64],
+) {
+    let better = |v: T, best: T| if MAX { v > best } else { v < best } || (v.is_nan_like() && !best.is_nan_like());
+    let (h, w) = (ishape[0], ishape[1]);
+    let ow_n = oshape[1];
+    // The columns whose windows lie inside the input: [c0, c1).
+    let c0 = pw.div_ceil(sw).min(ow_n);
+    let c1 = if w + pw >= win[1] { ((w + pw - win[1]) / sw + 1).min(ow_n) } else { 0 }.max(c0);
+    let (mut best, mut arg) = (vec![T::default(); c1 - c0], vec![0usize; c1 - c0]);
+    for oh in 0..oshape[0] {
+        let row = (oh * sh) as i64 - ph as i64;
+        let out = &mut dst[oh * ow_n..][..ow_n];
+        let border = |ow: usize| -> i64 {
+            let col = (ow * sw) as i64 - pw as i64;
+            let mut b: Option<(T, usize)> = None;
+            for i in 0..win[0] {
+                for j in 0..win[1] {
+                    let (r, c) = (row + i as i64, col + j as i64);
+                    if r >= 0 && (r as usize) < h && c >= 0 && (c as usize) < w {
+                        let at = r as usize * w + c as usize;
+                        if b.is_none_or(|(v, _)| better(src[at], v)) {
+                            b = Some((src[at], at));
+                        }
+                    }
+                }
+            }
+            (base + b.expect("checked by the shape rule: every window holds an element").1) as i64
+        };
+        if !(row >= 0 && row as usize + win[0] <= h) {
+            for (ow, d) in out.iter_mut().enumerate() {
+                *d = border(ow);
+            }
+            continue;
+        }
+        // Inside: tap by tap over the row's windows, with selects rather
+        // than branches (random data would mispredict every other one).
+        let origin = |ow: usize| row as usize * w + ow * sw - pw;
+        for (i, ow) in (c0..c1).enumerate() {
+            arg[i] = origin(ow) + taps[0];
+            best[i] = src[arg[i]];
+        }
+        for &tap in &taps[1..] {
+            for (i, ow) in (c0..c1).enumerate() {
+                let at = origin(ow) + tap;
+                let (v, b) = (src[at], best[i]);
+                // `|` and `&`, not `||` and `&&`: no branch to mispredict.
+                let take = (if MAX { v > b } else { v < b }) | (v.is_nan_like() & !b.is_nan_like());
+                // A mask rather than `if`, which compiles to a branch here.
+                let mask = (take as usize).wrapping_neg();
+                arg[i] = (at & mask) | (arg[i] & !mask);
+                best[i] = src[arg[i]];
+            }
+        }
+        for ow in (0..c0).chain(c1..ow_n) {
+            out[ow] = border(ow);
+        }
+        for (d, &a) in out[c0..c1].iter_mut().zip(&arg) {
+            *d = (base + a) as i64;
+        }
+    }
 }
 
 /// The gradient of a convolution's kernel: `[O, C / groups, K..]` from the
