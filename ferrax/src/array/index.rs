@@ -93,6 +93,14 @@ fn gather_typed<T: FillValue>(
 ) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
     let mut out = super::pool::with_capacity(outer * ix.len() * inner);
+    if inner == 1 {
+        // Single elements (a gather of a flattened array): a load each, not a copy call.
+        for o in 0..outer {
+            let row = &v[o * len..][..len];
+            out.extend(ix.iter().map(|&i| i.map_or(fill, |i| row[i])));
+        }
+        return out;
+    }
     for o in 0..outer {
         for &i in ix {
             match i {
