@@ -145,3 +145,98 @@ impl Standardizer {
 pub fn accuracy(logits: &Tensor, labels: &Tensor) -> f64 {
     logits.argmax(1).eq(labels).to_dtype(DType::F64).mean().item()
 }
+
+/// Minibatches of a [`Dataset`] epoch after epoch: shuffled with a seed
+/// (a new order each epoch), of a fixed size, the last smaller one kept or
+/// dropped, each epoch's batches built on a thread one step ahead of the
+/// training loop.
+///
+/// ```
+/// use ferrax::prelude::*;
+/// use ferrax::data::{Dataset, Loader};
+///
+/// let data = Dataset { x: Tensor::randn(&[10, 3], DType::F32, 0), y: Tensor::arange(10, DType::I64) };
+/// let loader = Loader::new(data, 4).shuffle(7).drop_last(true);
+/// assert_eq!(loader.batches_per_epoch(), 2);
+/// let sizes: Vec<usize> = loader.epoch(0).map(|b| b.len()).collect();
+/// assert_eq!(sizes, vec![4, 4]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Loader {
+    data: Dataset,
+    batch: usize,
+    seed: Option<u64>,
+    drop_last: bool,
+}
+
+impl Loader {
+    /// Batches of `batch` examples (at least 1) in the dataset's order.
+    pub fn new(data: Dataset, batch: usize) -> Loader {
+        Loader { data, batch: batch.max(1), seed: None, drop_last: false }
+    }
+
+    /// Shuffles each epoch, epoch `e` with the order drawn from `seed + e`.
+    pub fn shuffle(mut self, seed: u64) -> Loader {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Whether a last batch smaller than the others is left out.
+    pub fn drop_last(mut self, drop: bool) -> Loader {
+        self.drop_last = drop;
+        self
+    }
+
+    /// The number of batches an epoch gives.
+    pub fn batches_per_epoch(&self) -> usize {
+        if self.drop_last {
+            self.data.len() / self.batch
+        } else {
+            self.data.len().div_ceil(self.batch)
+        }
+    }
+
+    /// Epoch `epoch`'s batches, built on a thread that keeps one ready
+    /// ahead; dropping the iterator early stops the thread.
+    pub fn epoch(&self, epoch: usize) -> Batches {
+        let order = match self.seed {
+            Some(seed) => permutation(self.data.len(), seed.wrapping_add(epoch as u64)),
+            None => (0..self.data.len()).collect(),
+        };
+        let (data, batch, count) = (self.data.clone(), self.batch, self.batches_per_epoch());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let worker = std::thread::spawn(move || {
+            for chunk in order.chunks(batch).take(count) {
+                if tx.send(data.select(chunk)).is_err() {
+                    return; // the loop stopped early
+                }
+            }
+        });
+        Batches { rx: Some(rx), worker: Some(worker) }
+    }
+}
+
+/// One epoch of a [`Loader`], as an iterator of batches.
+#[derive(Debug)]
+pub struct Batches {
+    rx: Option<std::sync::mpsc::Receiver<Dataset>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for Batches {
+    type Item = Dataset;
+
+    fn next(&mut self) -> Option<Dataset> {
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the channel first makes a blocked send fail, so the join ends.
+        self.rx.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}

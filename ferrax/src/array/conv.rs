@@ -386,7 +386,8 @@ fn arg_extreme_typed<T: super::Num>(
         let base = plane * in_plane;
         let src = &x[base..][..in_plane];
         if nd == 2 {
-            let geometry = [strides[planes_rank], strides[planes_rank + 1], padding[planes_rank].0, padding[planes_rank + 1].0];
+            let geometry =
+                [strides[planes_rank], strides[planes_rank + 1], padding[planes_rank].0, padding[planes_rank + 1].0];
             return match op {
                 ReduceOp::Min => search_2d::<T, false>(src, base, ishape, oshape, win, geometry, &taps, dst),
                 _ => search_2d::<T, true>(src, base, ishape, oshape, win, geometry, &taps, dst),

@@ -17,6 +17,10 @@
 //! assert!(params.abs().max().item() < 1e-2);
 //! ```
 
+mod tools;
+
+pub use tools::{clip_grad_norm, clip_grad_value, decay_mask, decay_weights, ema_update, Accumulator, Schedule};
+
 use crate::core::Tensor;
 use crate::Tree;
 
