@@ -1,6 +1,7 @@
 //! `ferrax`: demos of automatic differentiation built on the ferrax library.
 
 mod explain;
+mod gpt;
 mod output;
 mod plot;
 mod swell;

@@ -44,18 +44,25 @@ optimizer state, the epoch, the input scaling, and what the run was (model, widt
 batch, data)."
 )]
 pub struct Args {
-    /// Epochs to train (at least 1)
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
-    epochs: u32,
+    /// Epochs to train (at least 1) [default: 30]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
     /// Minibatch size [default: 64]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     batch: Option<u32>,
-    /// Adam learning rate, a finite positive number
-    #[arg(long, default_value_t = 1e-3, value_parser = positive_finite, allow_negative_numbers = true)]
-    lr: f64,
-    /// mlp, or cnn: two 3x3 convolutions with ReLU, a 2x2 max-pool and a linear layer [default: mlp]
+    /// Adam learning rate, a finite positive number [default: 1e-3; gpt: 3e-3]
+    #[arg(long, value_parser = positive_finite, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// mlp; cnn: two 3x3 convolutions with ReLU, a 2x2 max-pool and a linear layer; or gpt: a character-level
+    /// transformer trained on --text [default: mlp]
     #[arg(long, value_parser = model_kind)]
     model: Option<ModelKind>,
+    /// With --model gpt: the text to learn (UTF-8) [default: the built-in Book of Genesis]
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// With --model gpt: optimizer steps (at least 1) [default: 2000]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    steps: Option<u32>,
     /// Hidden widths (the convolutions' channels with --model cnn), comma-separated [default: 128,64; cnn: 16,32]
     #[arg(long, value_parser = widths)]
     hidden: Option<Widths>,
@@ -65,9 +72,10 @@ pub struct Args {
     /// Seed for the split, the initial weights and the batches [default: 0]
     #[arg(long)]
     seed: Option<u64>,
-    /// Checkpoint to write (after every epoch, atomically)
-    #[arg(long, default_value = "digits-mlp.safetensors")]
-    out: PathBuf,
+    /// Checkpoint to write (after every epoch, atomically) [default: digits-mlp.safetensors, digits-cnn.safetensors
+    /// or char-gpt.safetensors]
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Continue from a checkpoint; options that contradict it are refused
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -84,6 +92,7 @@ pub struct Args {
 enum ModelKind {
     Mlp,
     Cnn,
+    Gpt,
 }
 
 impl ModelKind {
@@ -91,6 +100,7 @@ impl ModelKind {
         match self {
             ModelKind::Mlp => "mlp",
             ModelKind::Cnn => "cnn",
+            ModelKind::Gpt => "gpt",
         }
     }
 }
@@ -99,8 +109,49 @@ fn model_kind(s: &str) -> Result<ModelKind, String> {
     match s {
         "mlp" => Ok(ModelKind::Mlp),
         "cnn" => Ok(ModelKind::Cnn),
-        _ => Err(format!("'{s}' is not a model; use mlp or cnn")),
+        "gpt" => Ok(ModelKind::Gpt),
+        _ => Err(format!("'{s}' is not a model; use mlp, cnn or gpt")),
     }
+}
+
+impl Args {
+    /// The checkpoint's path: --out, or the model's default name.
+    fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from(match self.model {
+                Some(ModelKind::Cnn) => "digits-cnn.safetensors",
+                Some(ModelKind::Gpt) => "char-gpt.safetensors",
+                _ => "digits-mlp.safetensors",
+            })
+        })
+    }
+}
+
+/// `--model gpt`: the options that apply to it, the others refused.
+fn run_gpt(args: &Args) -> Result<(), Failure> {
+    let not_for_gpt = [
+        ("--epochs (use --steps)", args.epochs.is_some()),
+        ("--hidden", args.hidden.is_some()),
+        ("--activation", args.activation.is_some()),
+        ("--resume", args.resume.is_some()),
+        ("--data (use --text)", args.data.is_some()),
+    ];
+    if let Some((flag, _)) = not_for_gpt.iter().find(|(_, given)| *given) {
+        return Err(usage(format!("{flag} does not apply to --model gpt")));
+    }
+    if let Some(p) = &args.plot {
+        check_svg_name("--plot", p)?;
+    }
+    let out = args.out();
+    crate::gpt::run(crate::gpt::GptArgs {
+        text: args.text.as_deref(),
+        steps: args.steps.map_or(2000, |s| s as usize),
+        batch: args.batch.map_or(32, |b| b as usize),
+        lr: args.lr.unwrap_or(3e-3),
+        seed: args.seed.unwrap_or(0),
+        out: &out,
+        plot: args.plot.as_deref(),
+    })
 }
 
 /// What the training loop needs of a network over the flattened 8x8 digits.
@@ -348,6 +399,14 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    if args.model == Some(ModelKind::Gpt) {
+        return run_gpt(&args);
+    }
+    for (flag, given) in [("--text", args.text.is_some()), ("--steps", args.steps.is_some())] {
+        if given {
+            return Err(usage(format!("{flag} applies to --model gpt only")));
+        }
+    }
     // Everything that can be refused is refused before any work, and before
     // anything is written.
     if let Some(p) = &args.plot {
@@ -372,7 +431,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let run = resolve(&args, resumed.as_ref().map(|(p, r)| (*p, r)), &source, fingerprint(&text))?;
     let parameters: u128 = match run.model {
         ModelKind::Mlp => run.widths.windows(2).map(|w| (w[0] as u128 + 1) * w[1] as u128).sum(),
-        ModelKind::Cnn => {
+        ModelKind::Cnn | ModelKind::Gpt => {
             let (c1, c2) = (run.widths[1] as u128, run.widths[2] as u128);
             c1 * 10 + c2 * (9 * c1 + 1) + (16 * c2 + 1) * 10
         }
@@ -393,7 +452,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )));
     }
 
-    let mut outputs = vec![("--out", args.out.as_path())];
+    let out = args.out();
+    let mut outputs = vec![("--out", out.as_path())];
     outputs.extend(args.plot.as_deref().map(|p| ("--plot", p)));
     prepare_outputs(&outputs)?;
 
@@ -410,6 +470,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             let model = DigitsCnn::new(run.widths[1], run.widths[2], run.activation, run.seed);
             train_model(&args, &run, model, (train, test), resumed)
         }
+        ModelKind::Gpt => unreachable!("--model gpt is run by run_gpt"),
     }
 }
 
@@ -421,7 +482,7 @@ fn train_model<M: Classifier>(
     (train, test): (Dataset, Dataset),
     resumed: Option<&Path>,
 ) -> Result<(), Failure> {
-    let opt = Adam::new(args.lr);
+    let opt = Adam::new(args.lr.unwrap_or(1e-3));
     let mut state = opt.init(&model);
     let mut scaling = {
         let s = Standardizer::fit(&train.x);
@@ -449,7 +510,7 @@ fn train_model<M: Classifier>(
         run.widths,
         model.leaves().iter().map(Tensor::size).sum::<usize>(),
         activation_name(run.activation),
-        readable(args.lr),
+        readable(args.lr.unwrap_or(1e-3)),
         run.batch
     );
 
@@ -457,7 +518,8 @@ fn train_model<M: Classifier>(
     // jit's cache (the last, smaller batch of an epoch gets its own program).
     let loss_and_grad =
         jit(|(m, x, y): &(M, Tensor, Tensor)| value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m));
-    let epochs = args.epochs as usize;
+    let epochs = args.epochs.map_or(30, |e| e as usize);
+    let out = args.out();
     let last = start_epoch + epochs;
     let mut history = Vec::new();
     for epoch in start_epoch..last {
@@ -474,7 +536,7 @@ fn train_model<M: Classifier>(
                     "training diverged: the loss is {loss} at epoch {}, batch {}; {} (try a smaller --lr)",
                     epoch + 1,
                     i + 1,
-                    kept(&args.out, epoch, start_epoch)
+                    kept(&out, epoch, start_epoch)
                 )));
             }
             (model, state) = opt.update(&model, &g, &state);
@@ -487,7 +549,7 @@ fn train_model<M: Classifier>(
                     epoch + 1,
                     i + 1,
                     bad.0,
-                    kept(&args.out, epoch, start_epoch)
+                    kept(&out, epoch, start_epoch)
                 )));
             }
             total += loss * b.len() as f64;
@@ -516,12 +578,12 @@ fn train_model<M: Classifier>(
             epoch: Tensor::scalar((epoch + 1) as i64),
             scaling: scaling.clone(),
         };
-        save_safetensors_with_metadata(&args.out, &checkpoint, &run.metadata(args.lr))
-            .map_err(|e| failed(format!("--out {}: {e}", args.out.display())))?;
+        save_safetensors_with_metadata(&out, &checkpoint, &run.metadata(args.lr.unwrap_or(1e-3)))
+            .map_err(|e| failed(format!("--out {}: {e}", out.display())))?;
     }
     let final_acc = accuracy(&model.logits(&test.x), &test.y);
     outln!("test accuracy: {:.2}% ({} examples)", 100.0 * final_acc, test.len());
-    outln!("saved the model, optimizer state and run description to {}", args.out.display());
+    outln!("saved the model, optimizer state and run description to {}", out.display());
     if let Some(path) = &args.plot {
         let svg = curves(start_epoch, &history);
         ferrax::io::write_atomically(path, svg.as_bytes())

@@ -91,6 +91,42 @@ fn train_a_cnn_reaches_98_5_percent_and_resumes_only_as_a_cnn() {
 }
 
 #[test]
+fn train_a_character_transformer_learns_samples_and_plots() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-gpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ck, plot) = (dir.join("gpt.safetensors"), dir.join("gpt.svg"));
+    let (stdout, stderr, ok) = run(&[
+        "train",
+        "--model",
+        "gpt",
+        "--steps",
+        "200",
+        "--out",
+        ck.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // A uniform guess over the 60 characters is ln 60 = 4.09 nats; 200 steps learn well below it.
+    let last = stdout.lines().find(|l| l.starts_with("step   200/200")).expect("a progress line");
+    let val: f64 = last.split("validation loss").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(val < 2.6, "validation loss {val}: {last}");
+    assert!(stdout.contains("a sample (temperature 0.8) after \"In the beginning\":"), "{stdout}");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+    assert!(std::fs::metadata(&ck).unwrap().len() > 400_000, "109,884 f32 parameters");
+    let (_, stderr, ok) = run(&["train", "--model", "gpt", "--epochs", "3", "--out", ck.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--epochs (use --steps) does not apply to --model gpt"), "{stderr}");
+    let (_, stderr, ok) = run(&["train", "--steps", "3"]);
+    assert!(!ok && stderr.contains("--steps applies to --model gpt only"), "{stderr}");
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "too short").unwrap();
+    let (_, stderr, ok) =
+        run(&["train", "--model", "gpt", "--text", short.to_str().unwrap(), "--out", ck.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("too few"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_command_lines_exit_with_a_message() {
     let (_, stderr, ok) = run(&["train", "--epochs", "many"]);
     assert!(!ok && stderr.contains("invalid value 'many' for '--epochs <EPOCHS>'"), "{stderr}");

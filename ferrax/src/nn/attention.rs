@@ -134,3 +134,45 @@ impl MultiHeadAttention {
         self.o.forward(&heads.permute(&[0, 2, 1, 3]).reshape(&[b, lq, dim]))
     }
 }
+
+/// A pre-norm transformer block (GPT-2's): `x + attn(ln1(x))`, then
+/// `x + fc2(gelu(fc1(ln2(x))))` with a hidden width of `4 · dim`.
+#[derive(Clone, Debug, Tree)]
+pub struct TransformerBlock {
+    /// Normalisation before attention.
+    pub ln1: super::LayerNorm,
+    /// Self-attention.
+    pub attn: MultiHeadAttention,
+    /// Normalisation before the MLP.
+    pub ln2: super::LayerNorm,
+    /// The MLP's expansion.
+    pub fc1: Linear,
+    /// The MLP's projection back.
+    pub fc2: Linear,
+}
+
+impl TransformerBlock {
+    /// A block of width `dim` with `heads` heads, drawn from `seed`.
+    ///
+    /// # Panics
+    /// When `dim` does not divide by `heads`.
+    #[track_caller]
+    pub fn new(dim: usize, heads: usize, dtype: DType, seed: u64) -> TransformerBlock {
+        TransformerBlock {
+            ln1: super::LayerNorm::new(&[dim], dtype),
+            attn: MultiHeadAttention::new(dim, heads, dtype, seed),
+            ln2: super::LayerNorm::new(&[dim], dtype),
+            fc1: Linear::new(dim, 4 * dim, Init::GlorotUniform, dtype, seed + 10),
+            fc2: Linear::new(4 * dim, dim, Init::GlorotUniform, dtype, seed + 11),
+        }
+    }
+
+    /// The block applied to `x [B, L, dim]`; `causal` for a language model.
+    #[track_caller]
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, causal: bool) -> Tensor {
+        let h = self.ln1.forward(x);
+        let x = x + self.attn.forward(&h, &h, mask, causal);
+        let h = self.fc1.forward(&self.ln2.forward(&x)).gelu();
+        &x + self.fc2.forward(&h)
+    }
+}
