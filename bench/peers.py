@@ -19,7 +19,7 @@ import time
 WORKLOADS = [
     "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
     "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
-    "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large",
+    "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large", "gpt_step",
 ]
 # Issue 15's networks, f32, measured against PyTorch eager (its target). The
 # convolutions are the larger CNN's three layers (3x3, padding 1), forward
@@ -121,7 +121,7 @@ def jax_call(workload, jit):
     def ready(f):
         return lambda: jax.block_until_ready(f())
 
-    if workload in CONVS or workload in CNN:
+    if workload in CONVS or workload in CNN or workload == "gpt_step":
         raise Skip("issue 15's workloads are measured against PyTorch eager")
 
     def mlp_loss(p, x, y):
@@ -258,7 +258,7 @@ def torch_call(workload, compiled):
             return q
 
         return train
-    if workload in CONVS or workload in CNN:
+    if workload in CONVS or workload in CNN or workload == "gpt_step":
         if compiled:
             raise Skip("issue 15's workloads are measured against PyTorch eager")
         return torch_network(workload, t)
@@ -326,6 +326,8 @@ def torch_network(workload, t):
     import torch
     import torch.nn.functional as F
 
+    if workload == "gpt_step":
+        return torch_gpt_step()
     if workload in CONVS:
         x, w, ct = (t(a) for a in inputs(workload))
         x.requires_grad_(True)
@@ -355,6 +357,60 @@ def torch_network(workload, t):
         gs = torch.autograd.grad(loss(p), p)
         with torch.no_grad():
             return [a - 0.1 * g for a, g in zip(p, gs)]
+
+    return step
+
+
+def torch_gpt_step():
+    """One Adam step of the character transformer of ferrax's Gpt: pre-norm
+    blocks with F.scaled_dot_product_attention (causal) and an exact-GELU MLP."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    vocab, dim, heads, context, batch = 60, 64, 4, 32, 32
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+            self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+        def forward(self, x):
+            b, l, _ = x.shape
+            h = self.ln1(x)
+            split = lambda z: z.view(b, l, heads, dim // heads).transpose(1, 2)  # noqa: E731
+            a = F.scaled_dot_product_attention(split(self.q(h)), split(self.k(h)), split(self.v(h)), is_causal=True)
+            x = x + self.o(a.transpose(1, 2).reshape(b, l, dim))
+            return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+    class Gpt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokens = nn.Embedding(vocab, dim)
+            self.positions = nn.Parameter(torch.randn(context, dim) * 0.02)
+            self.blocks = nn.ModuleList([Block(), Block()])
+            self.ln, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
+
+        def forward(self, ids):
+            x = self.tokens(ids) + self.positions[: ids.shape[1]]
+            for blk in self.blocks:
+                x = blk(x)
+            return self.head(self.ln(x))
+
+    torch.manual_seed(0)
+    model = Gpt()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.randint(0, vocab, (batch, context))
+    y = torch.randint(0, vocab, (batch, context))
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss
 
     return step
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ferrax::array::Rng;
 use ferrax::io::save_safetensors_with_metadata;
-use ferrax::nn::{softmax_cross_entropy, Embedding, Init, LayerNorm, Linear, TransformerBlock};
+use ferrax::nn::Gpt;
 use ferrax::optim::{clip_grad_norm, Adam, Optimizer, Schedule};
 use ferrax::prelude::*;
 
@@ -25,47 +25,6 @@ const LAYERS: usize = 2;
 const CONTEXT: usize = 32;
 /// Steps between progress lines (and points on the curves).
 const REPORT: usize = 100;
-
-/// A GPT over characters: token and position embeddings, transformer
-/// blocks, a final normalisation and a linear read-out.
-#[derive(Clone, Debug, Tree)]
-struct CharGpt {
-    tokens: Embedding,
-    positions: Tensor,
-    blocks: Vec<TransformerBlock>,
-    ln: LayerNorm,
-    head: Linear,
-}
-
-impl CharGpt {
-    fn new(vocab: usize, seed: u64) -> CharGpt {
-        let f32 = DType::F32;
-        CharGpt {
-            tokens: Embedding { table: Tensor::randn(&[vocab, DIM], f32, seed) * 0.02 },
-            positions: Tensor::randn(&[CONTEXT, DIM], f32, seed + 1) * 0.02,
-            blocks: (0..LAYERS).map(|i| TransformerBlock::new(DIM, HEADS, f32, seed + 100 * (i as u64 + 1))).collect(),
-            ln: LayerNorm::new(&[DIM], f32),
-            head: Linear::new(DIM, vocab, Init::GlorotUniform, f32, seed + 2),
-        }
-    }
-
-    /// Logits `[B, T, vocab]` for ids `[B, T]` (T at most the context).
-    fn logits(&self, ids: &Tensor) -> Tensor {
-        let t = ids.shape()[1];
-        let mut x = self.tokens.forward(ids) + self.positions.slice(0, 0, t);
-        for b in &self.blocks {
-            x = b.forward(&x, None, true);
-        }
-        self.head.forward(&self.ln.forward(&x))
-    }
-
-    fn loss(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        let (b, t) = (x.shape()[0], x.shape()[1]);
-        let logits = self.logits(x);
-        let v = logits.shape()[2];
-        softmax_cross_entropy(&logits.reshape(&[b * t, v]), &y.reshape(&[b * t]))
-    }
-}
 
 /// `batch` windows of `CONTEXT + 1` characters from `ids` at random offsets:
 /// inputs and the next characters.
@@ -117,7 +76,7 @@ pub fn run(args: GptArgs) -> Result<(), Failure> {
     outputs.extend(args.plot.map(|p| ("--plot", p)));
     prepare_outputs(&outputs)?;
 
-    let mut model = CharGpt::new(vocab.len(), args.seed);
+    let mut model = Gpt::new(vocab.len(), DIM, HEADS, LAYERS, CONTEXT, DType::F32, args.seed);
     let parameters: usize = model.leaves().iter().map(Tensor::size).sum();
     outln!(
         "{source}: {} characters, {} distinct; GPT of {LAYERS} blocks, width {DIM}, {HEADS} heads, context {CONTEXT} \
@@ -130,8 +89,8 @@ pub fn run(args: GptArgs) -> Result<(), Failure> {
     );
     let schedule = Schedule::cosine(args.lr, args.steps.min(100), args.steps);
     let mut state = Adam::new(args.lr).init(&model);
-    let loss_and_grad = jit(|(m, x, y): &(CharGpt, Tensor, Tensor)| value_and_grad(|m: &CharGpt| m.loss(x, y))(m));
-    let eval = jit(|(m, x, y): &(CharGpt, Tensor, Tensor)| m.loss(x, y));
+    let loss_and_grad = jit(|(m, x, y): &(Gpt, Tensor, Tensor)| value_and_grad(|m: &Gpt| m.loss(x, y))(m));
+    let eval = jit(|(m, x, y): &(Gpt, Tensor, Tensor)| m.loss(x, y));
     let mut val_rng = Rng::new(args.seed.wrapping_add(7));
     let val_batches: Vec<(Tensor, Tensor)> = (0..8).map(|_| windows(val, args.batch, &mut val_rng)).collect();
     let mut rng = Rng::new(args.seed.wrapping_add(1));
@@ -204,7 +163,7 @@ pub fn run(args: GptArgs) -> Result<(), Failure> {
 
 /// `len` characters drawn one at a time from the model's next-character
 /// distribution at temperature 0.8, each conditioned on the last `CONTEXT`.
-fn sample(model: &CharGpt, vocab: &[char], prompt: &str, len: usize, seed: u64) -> String {
+fn sample(model: &Gpt, vocab: &[char], prompt: &str, len: usize, seed: u64) -> String {
     let mut ids: Vec<i64> = prompt.chars().filter_map(|c| vocab.binary_search(&c).ok()).map(|i| i as i64).collect();
     let mut rng = Rng::new(seed.wrapping_add(99));
     let mut out = String::from(prompt);

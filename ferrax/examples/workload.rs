@@ -20,7 +20,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ferrax::array::parallel::{fill_chunks, CHEAP};
-use ferrax::nn::softmax_cross_entropy;
+use ferrax::nn::{softmax_cross_entropy, Gpt};
+use ferrax::optim::{Adam, AdamState, Optimizer};
 use ferrax::prelude::*;
 use ferrax::prims::{ConvOptions, Padding};
 
@@ -48,6 +49,7 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("conv3_fb", "3x3 convolution 64->128 of 128x64x8x8, forward and both gradients"),
     ("cnn_digits", "one SGD step of conv 1->16, conv 16->32, 2x2 max-pool, linear on 64 8x8 digits"),
     ("cnn_large", "one SGD step of three conv-relu-pool layers (32, 64, 128) on 128 3x32x32 images"),
+    ("gpt_step", "one Adam step of a character transformer: 2 blocks, width 64, 4 heads, context 32, batch 32"),
 ];
 
 fn main() {
@@ -304,6 +306,27 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
                 p.iter().zip(&g).map(|(a, d)| a - d * 0.1).collect::<Vec<Tensor>>()
             };
             call(step, params, jitted)
+        }
+        "gpt_step" => {
+            let (vocab, batch, context) = (60, 32, 32);
+            let model = Gpt::new(vocab, 64, 4, 2, context, DType::F32, 0);
+            let state = Adam::new(3e-3).init(&model);
+            let mut rng = ferrax::array::Rng::new(1);
+            let mut ids = || -> Tensor {
+                let v: Vec<i64> = (0..batch * context).map(|_| rng.below(vocab) as i64).collect();
+                Tensor::from_vec(v, &[batch, context])
+            };
+            let (x, y) = (ids(), ids());
+            // Adam's bias correction reads its step count, so under --jit the
+            // loss and gradient are staged and the update runs eagerly (as
+            // `ferrax train` does).
+            let g = move |a: &(Gpt, Tensor, Tensor)| grad(|m: &Gpt| m.loss(&a.1, &a.2))(&a.0);
+            let g: Box<dyn Fn(&(Gpt, Tensor, Tensor)) -> Gpt> = if jitted { Box::new(jit(g)) } else { Box::new(g) };
+            let ms: (Gpt, AdamState<Gpt>) = (model, state);
+            Box::new(move || {
+                let grads = g(&(ms.0.clone(), x.clone(), y.clone()));
+                black_box(Adam::new(3e-3).update(&ms.0, &grads, &ms.1));
+            })
         }
         "exp_1M" => call(|x: &Tensor| x.exp(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
         "tanh_1M" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),

@@ -176,3 +176,76 @@ impl TransformerBlock {
         &x + self.fc2.forward(&h)
     }
 }
+
+/// A GPT-style language model: token and learned position embeddings,
+/// pre-norm [`TransformerBlock`]s with causal attention, a final layer
+/// normalisation and a linear read-out to the vocabulary.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// # use ferrax::nn::Gpt;
+/// let gpt = Gpt::new(20, 16, 2, 1, 8, DType::F32, 0);
+/// let ids = Tensor::from_vec(vec![1i64, 4, 2, 7, 3, 3], &[2, 3]);
+/// assert_eq!(gpt.logits(&ids).shape(), &[2, 3, 20]);
+/// let g: Gpt = grad(|m: &Gpt| m.loss(&ids, &ids))(&gpt);
+/// assert_eq!(g.tokens.table.shape(), &[20, 16]);
+/// ```
+#[derive(Clone, Debug, Tree)]
+pub struct Gpt {
+    /// Token embeddings, `[vocabulary, dim]`.
+    pub tokens: Embedding,
+    /// Position embeddings, `[context, dim]`.
+    pub positions: Tensor,
+    /// The blocks, input first.
+    pub blocks: Vec<TransformerBlock>,
+    /// The final normalisation.
+    pub ln: super::LayerNorm,
+    /// The read-out to logits.
+    pub head: Linear,
+}
+
+impl Gpt {
+    /// A model over `vocabulary` tokens with `layers` blocks of width `dim`
+    /// and `heads` heads, for sequences of up to `context` tokens; the
+    /// embeddings drawn with standard deviation 0.02 (GPT-2's), from `seed`.
+    ///
+    /// # Panics
+    /// When `dim` does not divide by `heads`.
+    #[track_caller]
+    pub fn new(vocabulary: usize, dim: usize, heads: usize, layers: usize, context: usize, dtype: DType, seed: u64) -> Gpt {
+        Gpt {
+            tokens: Embedding { table: Tensor::randn(&[vocabulary, dim], dtype, seed) * 0.02 },
+            positions: Tensor::randn(&[context, dim], dtype, seed + 1) * 0.02,
+            blocks: (0..layers).map(|i| TransformerBlock::new(dim, heads, dtype, seed + 100 * (i as u64 + 1))).collect(),
+            ln: super::LayerNorm::new(&[dim], dtype),
+            head: Linear::new(dim, vocabulary, Init::GlorotUniform, dtype, seed + 2),
+        }
+    }
+
+    /// Logits `[B, T, vocabulary]` for token ids `[B, T]`, each position
+    /// seeing only those before it.
+    ///
+    /// # Panics
+    /// When `T` exceeds the context.
+    #[track_caller]
+    pub fn logits(&self, ids: &Tensor) -> Tensor {
+        let (t, context) = (ids.shape()[1], self.positions.shape()[0]);
+        if t > context {
+            panic!("Gpt::logits: {t} tokens exceed the context of {context}; pass at most the last {context}");
+        }
+        let mut x = self.tokens.forward(ids) + self.positions.slice(0, 0, t);
+        for b in &self.blocks {
+            x = b.forward(&x, None, true);
+        }
+        self.head.forward(&self.ln.forward(&x))
+    }
+
+    /// The mean cross-entropy of predicting `targets [B, T]` (each input's next token) from `ids [B, T]`.
+    #[track_caller]
+    pub fn loss(&self, ids: &Tensor, targets: &Tensor) -> Tensor {
+        let (b, t) = (ids.shape()[0], ids.shape()[1]);
+        let logits = self.logits(ids);
+        let v = logits.shape()[2];
+        super::softmax_cross_entropy(&logits.reshape(&[b * t, v]), &targets.reshape(&[b * t]))
+    }
+}

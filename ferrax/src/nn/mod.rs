@@ -21,7 +21,7 @@ mod layers;
 mod loss;
 mod norm;
 
-pub use attention::{scaled_dot_product_attention, Embedding, MultiHeadAttention, TransformerBlock};
+pub use attention::{scaled_dot_product_attention, Embedding, Gpt, MultiHeadAttention, TransformerBlock};
 pub use conv::{Conv, Pool, PoolKind};
 pub use init::Init;
 pub use layers::{Activation, Linear, Mlp};
