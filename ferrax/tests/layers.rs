@@ -150,3 +150,32 @@ fn a_padding_mask_hides_keys_in_multi_head_attention() {
     let b = mha.forward(&other, &other, Some(&mask), false).slice(1, 0, 3);
     assert_slices_close(&a.to_vec::<f64>(), &b.to_vec::<f64>(), 1e-12);
 }
+
+#[test]
+fn sequential_composes_layers_and_jit_tells_networks_apart() {
+    use ferrax::nn::{Activation, Init, Layer, Linear, Sequential};
+    let conv = Conv::new(2, 3, &[3, 3], ConvOptions::new().padding(Padding::Same), DType::F64, 1);
+    let head = Linear::new(3 * 2 * 2, 4, Init::GlorotUniform, DType::F64, 2);
+    let net = |a: Activation| {
+        Sequential::new(vec![
+            Layer::Conv(conv.clone()),
+            Layer::GroupNorm(GroupNorm::new(3, 3, DType::F64)),
+            Layer::Activation(a),
+            Layer::Pool(Pool::max(&[2, 2])),
+            Layer::Flatten,
+            Layer::Linear(head.clone()),
+        ])
+    };
+    let x = Tensor::randn(&[2, 2, 4, 4], DType::F64, 3);
+    let by_hand = {
+        let h = GroupNorm::new(3, 3, DType::F64).forward(&conv.forward(&x)).tanh();
+        head.forward(&Pool::max(&[2, 2]).forward(&h).reshape(&[2, 12]))
+    };
+    assert_slices_close(&net(Activation::Tanh).forward(&x).to_vec::<f64>(), &by_hand.to_vec::<f64>(), 1e-14);
+    // One jitted function, two networks that differ only in a layer without parameters.
+    let f = jit(|(n, x): &(Sequential, Tensor)| n.forward(x).sum());
+    let (tanh, relu) = (net(Activation::Tanh), net(Activation::Relu));
+    assert!((f(&(tanh.clone(), x.clone())).item() - tanh.forward(&x).sum().item()).abs() < 1e-12);
+    assert!((f(&(relu.clone(), x.clone())).item() - relu.forward(&x).sum().item()).abs() < 1e-12);
+    check_grads(|n: &Sequential| n.forward(&x).sin().sum(), &tanh, 2).unwrap();
+}

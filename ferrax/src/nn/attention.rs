@@ -212,11 +212,21 @@ impl Gpt {
     /// # Panics
     /// When `dim` does not divide by `heads`.
     #[track_caller]
-    pub fn new(vocabulary: usize, dim: usize, heads: usize, layers: usize, context: usize, dtype: DType, seed: u64) -> Gpt {
+    pub fn new(
+        vocabulary: usize,
+        dim: usize,
+        heads: usize,
+        layers: usize,
+        context: usize,
+        dtype: DType,
+        seed: u64,
+    ) -> Gpt {
         Gpt {
             tokens: Embedding { table: Tensor::randn(&[vocabulary, dim], dtype, seed) * 0.02 },
             positions: Tensor::randn(&[context, dim], dtype, seed + 1) * 0.02,
-            blocks: (0..layers).map(|i| TransformerBlock::new(dim, heads, dtype, seed + 100 * (i as u64 + 1))).collect(),
+            blocks: (0..layers)
+                .map(|i| TransformerBlock::new(dim, heads, dtype, seed + 100 * (i as u64 + 1)))
+                .collect(),
             ln: super::LayerNorm::new(&[dim], dtype),
             head: Linear::new(dim, vocabulary, Init::GlorotUniform, dtype, seed + 2),
         }

@@ -20,6 +20,7 @@ mod init;
 mod layers;
 mod loss;
 mod norm;
+mod sequential;
 
 pub use attention::{scaled_dot_product_attention, Embedding, Gpt, MultiHeadAttention, TransformerBlock};
 pub use conv::{Conv, Pool, PoolKind};
@@ -27,6 +28,7 @@ pub use init::Init;
 pub use layers::{Activation, Linear, Mlp};
 pub use loss::{binary_cross_entropy_with_logits, mse, softmax_cross_entropy};
 pub use norm::{BatchNorm, BatchStats, GroupNorm, LayerNorm, RmsNorm};
+pub use sequential::{Layer, Sequential};
 
 use crate::array::{DType, Rng};
 use crate::core::Tensor;
