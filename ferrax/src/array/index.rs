@@ -78,8 +78,7 @@ pub fn gather(x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
     let (outer, len, inner) = around(x.shape(), axis);
     let shape: Vec<usize> =
         x.shape()[..axis].iter().chain(idx.shape()).chain(&x.shape()[axis + 1..]).copied().collect();
-    let resolved: Vec<Option<usize>> = ix.iter().map(|&i| mode.resolve(i, len)).collect();
-    let buf = map_buffer!(x.buffer(), v => gather_typed(v, outer, len, inner, &resolved, mode));
+    let buf = map_buffer!(x.buffer(), v => gather_typed(v, outer, len, inner, ix, mode));
     Array::new(&shape, buf)
 }
 
@@ -88,7 +87,7 @@ fn gather_typed<T: FillValue>(
     outer: usize,
     len: usize,
     inner: usize,
-    ix: &[Option<usize>],
+    ix: &[i64],
     mode: IndexMode,
 ) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
@@ -97,13 +96,13 @@ fn gather_typed<T: FillValue>(
         // Single elements (a gather of a flattened array): a load each, not a copy call.
         for o in 0..outer {
             let row = &v[o * len..][..len];
-            out.extend(ix.iter().map(|&i| i.map_or(fill, |i| row[i])));
+            out.extend(ix.iter().map(|&i| mode.resolve(i, len).map_or(fill, |i| row[i])));
         }
         return out;
     }
     for o in 0..outer {
         for &i in ix {
-            match i {
+            match mode.resolve(i, len) {
                 Some(i) => {
                     let start = (o * len + i) * inner;
                     out.extend_from_slice(&v[start..start + inner]);
@@ -123,8 +122,7 @@ fn gather_typed<T: FillValue>(
 pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
     let ix = idx.as_slice::<i64>();
     let (outer, len, inner) = around(operand.shape(), axis);
-    let resolved: Vec<Option<usize>> = ix.iter().map(|&i| mode.resolve(i, len)).collect();
-    let buf = map_buffer!(operand.buffer(), v => scatter_typed(v, updates, outer, len, inner, &resolved));
+    let buf = map_buffer!(operand.buffer(), v => scatter_typed(v, updates, outer, len, inner, ix, mode));
     Array::new(operand.shape(), buf)
 }
 
@@ -134,13 +132,16 @@ fn scatter_typed<T: Element + Accumulate>(
     outer: usize,
     len: usize,
     inner: usize,
-    ix: &[Option<usize>],
+    ix: &[i64],
+    mode: IndexMode,
 ) -> Vec<T> {
     let u = updates.as_slice::<T>();
-    let mut out = v.to_vec();
+    // From the pool: a fresh allocation of a large operand costs a page fault per 4 KiB.
+    let mut out = super::pool::with_capacity(v.len());
+    out.extend_from_slice(v);
     for o in 0..outer {
-        for (j, i) in ix.iter().enumerate() {
-            let Some(i) = *i else { continue };
+        for (j, &i) in ix.iter().enumerate() {
+            let Some(i) = mode.resolve(i, len) else { continue };
             let dst = (o * len + i) * inner;
             let src = (o * ix.len() + j) * inner;
             for k in 0..inner {
