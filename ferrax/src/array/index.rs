@@ -82,14 +82,7 @@ pub fn gather(x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
     Array::new(&shape, buf)
 }
 
-fn gather_typed<T: FillValue>(
-    v: &[T],
-    outer: usize,
-    len: usize,
-    inner: usize,
-    ix: &[i64],
-    mode: IndexMode,
-) -> Vec<T> {
+fn gather_typed<T: FillValue>(v: &[T], outer: usize, len: usize, inner: usize, ix: &[i64], mode: IndexMode) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
     let mut out = super::pool::with_capacity(outer * ix.len() * inner);
     if inner == 1 {

@@ -347,7 +347,7 @@ macro_rules! float_runs {
                     Log10 => each(x, out, |v: $t| v.log10()),
                     Sqrt => each(x, out, |v: $t| v.sqrt()),
                     Logistic => dispatch(Fast::<_, FastLogistic>::new(x, out)),
-                    Erf => each(x, out, |v: $t| Special::erf(v)),
+                    Erf => dispatch(Fast::<_, FastErf>::new(x, out)),
                     Erfc => each(x, out, |v: $t| Special::erfc(v)),
                     Erfinv => each(x, out, |v: $t| Special::erfinv(v)),
                     Floor => each(x, out, |v: $t| v.floor()),
@@ -432,7 +432,8 @@ fast_fns!(
     FastTanh => tanh_in,
     FastLogistic => logistic_in,
     FastLn => ln_in,
-    FastLn1p => ln_1p_in
+    FastLn1p => ln_1p_in,
+    FastErf => erf_in
 );
 
 /// An elementwise function of two arrays of one dtype, broadcasting.
