@@ -158,6 +158,9 @@ fn mlp_loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
     (z.logsumexp_axes(&[1], false) - (y * &z).sum_axes(&[1], false)).mean()
 }
 
+/// The gradient of gpt_step's loss, eager or jitted.
+type GptGrad = dyn Fn(&(Gpt, Tensor, Tensor)) -> Gpt;
+
 /// One SGD step's gradient, eager or jitted.
 type Step = dyn Fn(&Vec<Tensor>) -> Vec<Tensor>;
 
@@ -321,7 +324,7 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
             // loss and gradient are staged and the update runs eagerly (as
             // `ferrax train` does).
             let g = move |a: &(Gpt, Tensor, Tensor)| grad(|m: &Gpt| m.loss(&a.1, &a.2))(&a.0);
-            let g: Box<dyn Fn(&(Gpt, Tensor, Tensor)) -> Gpt> = if jitted { Box::new(jit(g)) } else { Box::new(g) };
+            let g: Box<GptGrad> = if jitted { Box::new(jit(g)) } else { Box::new(g) };
             let ms: (Gpt, AdamState<Gpt>) = (model, state);
             Box::new(move || {
                 let grads = g(&(ms.0.clone(), x.clone(), y.clone()));
