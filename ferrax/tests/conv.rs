@@ -341,3 +341,32 @@ fn pooling_and_convolution_vectorise_and_jit() {
         assert_close(&per.slice(0, i, i + 1).squeeze(0), &one, 1e-12);
     }
 }
+
+#[test]
+fn layouts_by_dimension_numbers_match_jax() {
+    // x = wave((2,5,6,3), 0.31) (NHWC); w = wave((3,2,3,4), 0.67, cos) (HWIO)
+    // lax.conv_general_dilated(x, w, window_strides=(2,1), padding=((1,1),(0,1)), rhs_dilation=(1,2),
+    //                          dimension_numbers=("NHWC","HWIO","NHWC"))
+    let x = wave(&[2, 5, 6, 3], 0.31, false);
+    let w = wave(&[3, 2, 3, 4], 0.67, true);
+    let opts = ConvOptions::new().stride(&[2, 1]).padding(Padding::Explicit(vec![(1, 1), (0, 1)])).dilation(&[1, 2]);
+    let y = x.conv_with_layout(&w, &opts, ("NHWC", "HWIO", "NHWC"));
+    assert_eq!(y.shape(), &[2, 3, 5, 4]);
+    let want = [
+        -0.4636935623159182,
+        -0.3847489835509788,
+        -0.13945561614987176,
+        0.16613231681692156,
+        -0.3661025839490084,
+        -0.5087527363442396,
+    ];
+    assert_slices_close(&y.to_vec::<f64>()[..6], &want, 1e-12);
+    assert!((y.sum().item() - 1.1309563393929662).abs() < 1e-11);
+    // The same convolution in NCHW, and a layout that names an axis twice.
+    let nchw = x.permute(&[0, 3, 1, 2]).conv(&w.permute(&[3, 2, 0, 1]), &opts).permute(&[0, 2, 3, 1]);
+    assert_close(&nchw, &y, 1e-14);
+    let msg = panic_message(|| {
+        x.conv_with_layout(&w, &opts, ("NHHC", "HWIO", "NHWC"));
+    });
+    assert!(msg.contains("conv_with_layout") && msg.contains("no single 'H'"), "{msg}");
+}

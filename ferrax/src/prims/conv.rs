@@ -516,6 +516,62 @@ impl Tensor {
         self.conv_general(kernel, &geometry, opts.groups.max(1))
     }
 
+    /// [`Tensor::conv`] with the operands and the result in other layouts,
+    /// named as JAX's dimension numbers: `(lhs, rhs, out)` such as
+    /// `("NHWC", "HWIO", "NHWC")` (TensorFlow's and JAX's image layout),
+    /// where `N`/`C` name the batch and feature axes of the input and
+    /// output, `O`/`I` the kernel's output and input features, and the
+    /// other letters the spatial axes, matched by letter. The options'
+    /// per-axis lists follow the spatial axes in the input's order.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// # use ferrax::prims::ConvOptions;
+    /// let x = Tensor::randn(&[2, 9, 9, 3], DType::F32, 0); // NHWC
+    /// let w = Tensor::randn(&[3, 3, 3, 8], DType::F32, 1); // HWIO
+    /// let y = x.conv_with_layout(&w, &ConvOptions::new(), ("NHWC", "HWIO", "NHWC"));
+    /// assert_eq!(y.shape(), &[2, 7, 7, 8]);
+    /// ```
+    ///
+    /// # Panics
+    /// When a layout does not name every axis once, or as [`Tensor::conv`].
+    #[track_caller]
+    pub fn conv_with_layout(&self, kernel: &Tensor, opts: &ConvOptions, layout: (&str, &str, &str)) -> Tensor {
+        let (lhs, rhs, out) = layout;
+        let r = self.rank();
+        let bad = |why: &str| -> ! {
+            panic!(
+                "conv_with_layout: the layout {layout:?} {why}; each spec names every axis once (an input {:?}, a \
+                 kernel {:?}), like (\"NHWC\", \"HWIO\", \"NHWC\")",
+                self.shape(),
+                kernel.shape()
+            )
+        };
+        if [lhs, rhs, out].iter().any(|s| s.chars().count() != r) || kernel.rank() != r {
+            bad("does not have one letter per axis");
+        }
+        let spatial: Vec<char> = lhs.chars().filter(|&c| c != 'N' && c != 'C').collect();
+        let find = |spec: &str, c: char| spec.chars().position(|x| x == c);
+        let order = |spec: &str, first: [char; 2]| -> Vec<usize> {
+            let mut perm = Vec::with_capacity(r);
+            for c in first.into_iter().chain(spatial.iter().copied()) {
+                match find(spec, c) {
+                    Some(i) if !perm.contains(&i) => perm.push(i),
+                    _ => bad(&format!("has no single '{c}' in {spec:?}")),
+                }
+            }
+            perm
+        };
+        let (lp, rp, op) = (order(lhs, ['N', 'C']), order(rhs, ['O', 'I']), order(out, ['N', 'C']));
+        let y = self.permute(&lp).conv(&kernel.permute(&rp), opts);
+        // `op[j]` is where canonical axis j goes: invert it.
+        let mut back = vec![0; r];
+        for (j, &i) in op.iter().enumerate() {
+            back[i] = j;
+        }
+        y.permute(&back)
+    }
+
     /// [`Tensor::conv`] with the geometry given in full, as JAX's
     /// `conv_general_dilated` (NCHW / OIHW layouts).
     ///
