@@ -5,11 +5,15 @@ use rayon::prelude::*;
 
 use super::{Array, Buffer, Element};
 
-/// Below this many flops per product one thread is faster: measured on the
-/// reference machine, `gemm` with its rayon parallelism lost at 100³ (2e6
-/// flops: 25 µs against 9.5 µs on one thread) and won from 128³ (4e6 flops:
-/// 15 µs against 17 µs) upward.
-const PAR_FLOPS: usize = 1 << 22;
+/// Below this many flops per product one thread runs it. In isolation,
+/// `gemm` with its rayon parallelism lost at 100³ (2e6 flops: 25 µs against
+/// 9.5 µs on one thread) and won narrowly from 128³ (4e6 flops: 15 µs
+/// against 17 µs); but among a model's other operations, waking the second
+/// thread for mid-size products cost more than it saved: the transformer
+/// step `gpt_step` (products of 8e6 flops, [1024, 64]·[64, 64]) took 13.2–14.2
+/// ms with the limit at 2^22 and 11.6–12.2 ms at 2^24, in alternating runs,
+/// while W2, W4, W5, W6 and the CNN steps moved within their noise.
+const PAR_FLOPS: usize = 1 << 24;
 
 /// The operand layout of one product: `C[m,n] = op(A) op(B)`, where `op`
 /// transposes a stored matrix when its flag is set.
