@@ -168,6 +168,54 @@ fn direct(x: &Tensor, w: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
     y
 }
 
+/// The input's gradient by its definition: each product of the
+/// convolution sends the cotangent times the tap's weight to the input value it read.
+fn direct_input_grad(xs: &[usize], w: &Tensor, ct: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
+    let ws = w.shape().to_vec();
+    let (wv, cv) = (w.to_vec::<f64>(), ct.to_vec::<f64>());
+    let d = xs.len() - 2;
+    let out = ct.shape()[2..].to_vec();
+    let (cg, og) = (xs[1] / groups, ws[0] / groups);
+    let kn: usize = ws[2..].iter().product();
+    let pn: usize = out.iter().product();
+    let unravel = |mut f: usize, shape: &[usize]| -> Vec<usize> {
+        let mut idx = vec![0; shape.len()];
+        for i in (0..shape.len()).rev() {
+            idx[i] = f % shape[i];
+            f /= shape[i];
+        }
+        idx
+    };
+    let mut dx = vec![0.0; xs.iter().product()];
+    for n in 0..xs[0] {
+        for o in 0..ws[0] {
+            for pf in 0..pn {
+                let p = unravel(pf, &out);
+                for c in 0..cg {
+                    for kf in 0..kn {
+                        let k = unravel(kf, &ws[2..]);
+                        let mut off = n * xs[1] + (o / og) * cg + c;
+                        let mut inside = true;
+                        for i in 0..d {
+                            let t = (p[i] * g.strides[i] + k[i] * g.rhs_dilation[i]) as i64 - g.padding[i].0;
+                            let ld = g.lhs_dilation[i] as i64;
+                            if t < 0 || t % ld != 0 || t / ld >= xs[2 + i] as i64 {
+                                inside = false;
+                                break;
+                            }
+                            off = off * xs[2 + i] + (t / ld) as usize;
+                        }
+                        if inside {
+                            dx[off] += cv[(n * ws[0] + o) * pn + pf] * wv[(o * cg + c) * kn + kf];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
 /// The kernel's gradient by its definition: Σ over images and outputs of
 /// the cotangent times the input value each tap reads.
 fn direct_kernel_grad(x: &Tensor, ct: &Tensor, ws: &[usize], g: &ConvGeometry, groups: usize) -> Vec<f64> {
@@ -256,6 +304,9 @@ fn conv_equals_the_definition_on_random_geometries() {
         let ct = Tensor::randn(y.shape(), DType::F64, 200 + case as u64);
         let (_, pullback) = vjp(|w: &Tensor| x.conv_general(w, &g, groups), &w);
         assert_slices_close(&pullback(&ct).to_vec::<f64>(), &direct_kernel_grad(&x, &ct, &ws, &g, groups), 1e-11);
+        // And the input's (a transposed convolution: col2im when strided or dilated).
+        let (_, pullback) = vjp(|x: &Tensor| x.conv_general(&w, &g, groups), &x);
+        assert_slices_close(&pullback(&ct).to_vec::<f64>(), &direct_input_grad(&xs, &w, &ct, &g, groups), 1e-11);
     }
 }
 

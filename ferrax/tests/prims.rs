@@ -6,7 +6,7 @@ use ferrax::array::Rng;
 use ferrax::core::bind;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::{ConvKernelGrad, ConvOptions, Matmul, Padding, Scan};
+use ferrax::prims::{ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan};
 
 /// Where a row's random inputs are drawn from, so each primitive is tested
 /// on its valid domain and away from its kinks.
@@ -187,7 +187,7 @@ fn table() -> Vec<Row> {
         }),
         row("conv", &[(&[1, 3, 4, 4], n), (&[3, 1, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new().groups(3))),
         row("conv", &[(&[1, 1, 3, 3, 3], n), (&[2, 1, 2, 2, 2], n)], |x| x[0].conv(&x[1], &ConvOptions::new())),
-        row("conv", &[(&[1, 4, 3, 3], n), (&[4, 1, 3, 2], n)], |x| {
+        row("conv_input_grad", &[(&[1, 4, 3, 3], n), (&[4, 1, 3, 2], n)], |x| {
             x[0].conv_transpose(&x[1], &ConvOptions::new().stride(&[2]).groups(2).padding(Padding::symmetric(1)), &[1])
         }),
         // The kernel's gradient of a strided, padded, dilated, grouped convolution:
@@ -200,6 +200,20 @@ fn table() -> Vec<Row> {
                 rhs_dilation: vec![1, 2],
             };
             bind(ConvKernelGrad { geometry, groups: 2, window: vec![2, 3] }, &[x[0].clone(), x[1].clone()])
+        }),
+        // The input's gradient of the same convolution (strided: the col2im path), and of a unit-stride one.
+        row("conv_input_grad", &[(&[2, 4, 3, 2], n), (&[4, 2, 2, 3], n)], |x| {
+            let geometry = ConvGeometry {
+                strides: vec![2, 2],
+                padding: vec![(1, 0), (0, 1)],
+                lhs_dilation: vec![1, 1],
+                rhs_dilation: vec![1, 2],
+            };
+            bind(ConvInputGrad { geometry, groups: 2, input: vec![5, 6] }, &[x[0].clone(), x[1].clone()])
+        }),
+        row("conv_input_grad", &[(&[1, 2, 4, 4], n), (&[2, 3, 3, 3], n)], |x| {
+            let geometry = ConvGeometry { padding: vec![(1, 1); 2], ..ConvGeometry::unit(2) };
+            bind(ConvInputGrad { geometry, groups: 1, input: vec![4, 4] }, &[x[0].clone(), x[1].clone()])
         }),
         row("window_argmax", &[(&[1, 2, 4, 5], d)], |x| x[0].max_pool(&[2, 2], &[], &Padding::Valid)),
         row("window_argmax", &[(&[2, 5], d)], |x| x[0].max_pool(&[3], &[2], &Padding::Same)),

@@ -68,6 +68,9 @@ pub trait Backend: Send + Sync {
     /// The kernel's gradient of [`Backend::conv`]: `[O, C / groups, window..]`
     /// from the input `x [N, C, S..]` and the output's cotangent `ct [N, O, P..]`.
     fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array;
+    /// The input's gradient of [`Backend::conv`]: `[N, C, input..]` from the
+    /// output's cotangent `ct [N, O, P..]` and the kernel `w [O, C / groups, K..]`.
+    fn conv_input_grad(&self, ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array;
     /// The i64 flat index of the first extreme (`op` is `Max` or `Min`) in
     /// each window; one window extent, stride and padding per axis of `x`.
     fn window_arg_extreme(
@@ -142,6 +145,9 @@ impl Backend for Cpu {
     }
     fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
         super::conv::conv_kernel_grad(x, ct, window, geo, groups)
+    }
+    fn conv_input_grad(&self, ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {
+        super::conv::conv_input_grad(ct, w, geo, groups, input)
     }
     fn window_arg_extreme(
         &self,

@@ -986,3 +986,158 @@ fn kernel_grad_shifted<T: super::Num + Scalar>(
         }
     }
 }
+
+/// The gradient of a convolution's input: `[N, C, input..]` from the
+/// output's cotangent `ct [N, O, P..]` and the kernel `w [O, C / groups,
+/// K..]` — a transposed convolution. With unit strides and no input
+/// dilation it is the convolution of `ct` with the flipped kernel (and the
+/// fast paths of [`conv`]); otherwise, per image and group, the columns
+/// `wᵀ · ct` are added back onto the input positions they came from
+/// (col2im), which does no arithmetic on the zeros a dilated `ct` would hold.
+pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {
+    let (cs, ws) = (ct.shape(), w.shape());
+    let d = geo.rank();
+    let (n, o, cg, k) = (cs[0], cs[1], ws[1], &ws[2..]);
+    if geo.strides.iter().chain(&geo.lhs_dilation).all(|&s| s == 1) {
+        // ct ⋆ flip(w) with its channels swapped within each group, padded to give `input`.
+        let og = o / groups;
+        let mut grouped = vec![groups, og, cg];
+        grouped.extend(k);
+        let mut perm: Vec<usize> = (0..grouped.len()).collect();
+        perm.swap(1, 2);
+        let swapped = super::permute(&w.reshape(&grouped), &perm);
+        let mut shape = vec![groups * cg, og];
+        shape.extend(k);
+        let flipped = super::rev(&swapped.reshape(&shape), &(2..2 + d).collect::<Vec<_>>());
+        let padding = (0..d)
+            .map(|i| {
+                let span = dilate(k[i], geo.rhs_dilation[i]) as i64;
+                let lo = span - 1 - geo.padding[i].0;
+                (lo, input[i] as i64 + span - 1 - cs[2 + i] as i64 - lo)
+            })
+            .collect();
+        let t = ConvGeometry { padding, ..geo.clone() };
+        return conv(ct, &flipped, &t, groups);
+    }
+    let sp = Spatial { input, window: k, out: cs[2..].to_vec(), geo };
+    let mut shape = vec![n, cg * groups];
+    shape.extend(input);
+    let buf = match (ct.buffer(), w.buffer()) {
+        (Buffer::F32(a), Buffer::F32(b)) => Buffer::F32(input_grad_typed(a, b, n, o, cg, groups, &sp)),
+        (Buffer::F64(a), Buffer::F64(b)) => Buffer::F64(input_grad_typed(a, b, n, o, cg, groups, &sp)),
+        _ => unreachable!("conv_input_grad: the shape rule admits two float arrays of one dtype"),
+    };
+    Array::new(&shape, buf)
+}
+
+fn input_grad_typed<T: super::Num + Scalar>(
+    ct: &[T],
+    w: &[T],
+    n: usize,
+    o: usize,
+    cg: usize,
+    groups: usize,
+    sp: &Spatial,
+) -> Vec<T> {
+    let og = o / groups;
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let ss: usize = sp.input.iter().product();
+    let rows = cg * ks;
+    let mut out = super::pool::filled(n * groups * cg * ss, T::default());
+    if out.is_empty() || ps == 0 || og == 0 {
+        return out;
+    }
+    // One task: image `t / groups`, group `t % groups`, into `dst` [cg, S..].
+    let run = |t: usize, dst: &mut [T], col: &mut Vec<T>| {
+        let (ni, gi) = (t / groups, t % groups);
+        col.resize(rows * ps, T::default());
+        let filters = &w[gi * og * rows..][..og * rows];
+        let cot = &ct[(ni * o + gi * og) * ps..][..og * ps];
+        // SAFETY: `col` is [rows, ps] row-major; `filters` [og, rows] read
+        // as its transpose [rows, og]; `cot` is [og, ps]; nothing aliases.
+        unsafe {
+            gemm::gemm(
+                rows,
+                ps,
+                og,
+                col.as_mut_ptr(),
+                1,
+                ps as isize,
+                false,
+                filters.as_ptr(),
+                rows as isize,
+                1,
+                cot.as_ptr(),
+                1,
+                ps as isize,
+                <T as Scalar>::ZERO,
+                <T as Scalar>::ONE,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        col2im(col, dst, cg, sp);
+    };
+    let flops = 2 * n * o * rows * ps;
+    if n * groups > 1 && flops >= PAR_FLOPS && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(cg * ss).enumerate().for_each_init(Vec::new, |col, (t, dst)| run(t, dst, col));
+    } else {
+        let mut col = Vec::new();
+        for (t, dst) in out.chunks_mut(cg * ss).enumerate() {
+            run(t, dst, &mut col);
+        }
+    }
+    out
+}
+
+/// The reverse of [`im2col`] (its row-major layout): each column element
+/// added onto the input position it was read from.
+fn col2im<T: super::Num>(col: &[T], dst: &mut [T], cg: usize, sp: &Spatial) {
+    let nd = sp.input.len();
+    let last = nd - 1;
+    let ss: usize = sp.input.iter().product();
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let line_len = sp.input[last];
+    let p_last = sp.out[last];
+    let outer = ps / p_last.max(1);
+    let geo = sp.geo;
+    let (mut p, mut k) = (vec![0; nd], vec![0; nd]);
+    for ci in 0..cg {
+        for kf in 0..ks {
+            unravel(kf, sp.window, &mut k);
+            let row = ci * ks + kf;
+            let start = (k[last] * geo.rhs_dilation[last]) as i64 - geo.padding[last].0;
+            for pf in 0..outer {
+                unravel(pf * p_last, &sp.out, &mut p);
+                let mut off = 0;
+                let mut inside = true;
+                for i in 0..last {
+                    match sp.source(i, p[i], k[i]) {
+                        Some(s) => off = off * sp.input[i] + s,
+                        None => {
+                            inside = false;
+                            break;
+                        }
+                    }
+                }
+                if !inside {
+                    continue;
+                }
+                let line = &mut dst[ci * ss + off * line_len..][..line_len];
+                let src = &col[row * ps + pf * p_last..][..p_last];
+                let (step, ld) = (geo.strides[last] as i64, geo.lhs_dilation[last] as i64);
+                for (j, &v) in src.iter().enumerate() {
+                    let t = start + j as i64 * step;
+                    if t >= 0 && t % ld == 0 && t / ld < line_len as i64 {
+                        let at = (t / ld) as usize;
+                        line[at] = line[at] + v;
+                    }
+                }
+            }
+        }
+    }
+}

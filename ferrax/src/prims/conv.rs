@@ -157,37 +157,106 @@ impl Conv {
         bind(self.clone(), &[x.clone(), w.clone()])
     }
 
-    /// The input's cotangent: `ct` convolved with the kernel flipped in
-    /// space and with its channel axes swapped within each group, over `ct`
-    /// dilated by the strides, padded so the result has the input's shape.
+    /// The input's cotangent: a transposed convolution of `ct` with the kernel.
     fn transpose_lhs(&self, ct: &Tensor, x_shape: &[usize], w: &Tensor) -> Tensor {
-        let g = &self.geometry;
-        let (groups, d) = (self.groups, g.rank());
-        let (o, cg, k) = (w.shape()[0], w.shape()[1], w.shape()[2..].to_vec());
-        let og = o / groups;
-        let w = w.reshape(&[&[groups, og, cg][..], &k].concat());
-        let mut perm: Vec<usize> = (0..w.rank()).collect();
-        perm.swap(1, 2);
-        let spatial: Vec<usize> = (2..2 + d).collect();
-        let w = w.permute(&perm).reshape(&[&[groups * cg, og][..], &k].concat()).flip(&spatial);
-        let padding = (0..d)
-            .map(|i| {
-                let span = dilate(k[i], g.rhs_dilation[i]) as i64;
-                let lo = span - 1 - g.padding[i].0;
-                let hi = dilate(x_shape[2 + i], g.lhs_dilation[i]) as i64 + span
-                    - 1
-                    - dilate(ct.shape()[2 + i], g.strides[i]) as i64
-                    - lo;
-                (lo, hi)
-            })
-            .collect();
-        let geometry = ConvGeometry {
-            strides: g.lhs_dilation.clone(),
-            padding,
-            lhs_dilation: g.strides.clone(),
-            rhs_dilation: g.rhs_dilation.clone(),
-        };
-        Conv { geometry, groups }.apply(ct, &w)
+        let prim = ConvInputGrad { geometry: self.geometry.clone(), groups: self.groups, input: x_shape[2..].to_vec() };
+        bind(prim, &[ct.clone(), w.clone()])
+    }
+}
+
+/// The `conv_input_grad` primitive: the cotangent of [`Conv`]'s input,
+/// `[N, C, input..]`, from the output's cotangent `[N, O, P..]` (operand 0)
+/// and the kernel `[O, C / groups, K..]` (operand 1) — the transposed
+/// convolution. JAX writes it as a convolution over the cotangent dilated
+/// by the strides; as its own primitive a strided convolution's gradient
+/// adds columns back (col2im) instead of multiplying the dilation's zeros.
+/// Its transposes are the forward convolution (to the cotangent) and
+/// [`ConvKernelGrad`] (to the kernel).
+#[derive(Clone, Debug)]
+pub struct ConvInputGrad {
+    /// The forward convolution's geometry.
+    pub geometry: ConvGeometry,
+    /// The forward convolution's feature groups.
+    pub groups: usize,
+    /// The input's spatial shape (several map to one output shape when strided).
+    pub input: Vec<usize>,
+}
+
+impl ConvInputGrad {
+    fn conv(&self) -> Conv {
+        Conv { geometry: self.geometry.clone(), groups: self.groups }
+    }
+}
+
+impl SingleOutput for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "conv_input_grad"
+    }
+    fn params(&self) -> Params {
+        let mut p = SingleOutput::params(&self.conv());
+        p.push(("input", Param::List(self.input.clone())));
+        p
+    }
+    fn kind(&self) -> Kind {
+        Kind::Contraction
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (ct, w) = (ins[0], ins[1]);
+        let d = self.geometry.rank();
+        if ct.rank() != d + 2 || w.rank() != d + 2 || self.input.len() != d {
+            panic!(
+                "conv_input_grad: expected a cotangent and a kernel with {d} spatial axes, got {:?} and {:?}",
+                ct.shape, w.shape
+            );
+        }
+        let input =
+            Aval { dtype: w.dtype, shape: [&[ct.shape[0], w.shape[1] * self.groups.max(1)][..], &self.input].concat() };
+        let out = SingleOutput::shape(&self.conv(), &[&input, w]);
+        if out.shape != ct.shape || ct.dtype != w.dtype {
+            panic!(
+                "conv_input_grad: the cotangent {:?} ({}) is not the shape of the convolution's output {:?} ({})",
+                ct.shape, ct.dtype, out.shape, w.dtype
+            );
+        }
+        input
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        backend_of(ins).conv_input_grad(ins[0], ins[1], &self.geometry, self.groups, &self.input)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let da = t[0].as_ref().map(|t| bind(self.clone(), &[t.clone(), x[1].clone()]));
+        let db = t[1].as_ref().map(|t| bind(self.clone(), &[x[0].clone(), t.clone()]));
+        add_tangents(da, db)
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        // `ct` here is the cotangent of an input-shaped value.
+        let to_out = if_linear(&ins[0], |_| self.conv().apply(ct, constant("conv_input_grad", &ins[1])));
+        let to_w = if_linear(&ins[1], |w| {
+            let prim =
+                ConvKernelGrad { geometry: self.geometry.clone(), groups: self.groups, window: w.shape[2..].to_vec() };
+            bind(prim, &[ct.clone(), constant("conv_input_grad", &ins[0]).clone()])
+        });
+        vec![to_out, to_w]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        // Each member is its own set of groups, as in Conv's rule.
+        let c = batching::batch_first(&x[0], axes[0], size); // [B, N, O, P..]
+        let w = batching::batch_first(&x[1], axes[1], size); // [B, O, Cg, K..]
+        let (n, o, p) = (c.shape()[1], c.shape()[2], c.shape()[3..].to_vec());
+        let (cg, k) = (w.shape()[2], w.shape()[3..].to_vec());
+        let ch = cg * self.groups;
+        if size == 0 {
+            let shape = [&[n, 0, ch][..], &self.input].concat();
+            return (Tensor::zeros(&shape, c.dtype()), Some(1));
+        }
+        let mut perm: Vec<usize> = (0..c.rank()).collect();
+        perm.swap(0, 1);
+        let c = c.permute(&perm).reshape(&[&[n, size * o][..], &p].concat());
+        let w = w.reshape(&[&[size * o, cg][..], &k].concat());
+        let prim = ConvInputGrad { groups: self.groups * size, ..self.clone() };
+        let out = bind(prim, &[c, w]); // [N, B·C, input..]
+        (split_axis(&out, 1, size, ch), Some(1))
     }
 }
 
@@ -629,6 +698,30 @@ impl Tensor {
                 self.shape(),
                 kernel.shape()
             );
+        }
+        if opts.padding != Padding::Same && (0..d).all(|i| extra[i] < strides[i]) {
+            // The input's gradient of the convolution this one transposes:
+            // strided, it adds columns back rather than multiplying zeros.
+            let crop = opts.padding.pairs("conv_transpose", &vec![0; d], &vec![0; d], &strides);
+            let input: Vec<usize> = (0..d)
+                .map(|i| {
+                    let span = dilate(k[i], dilation[i]) as i64;
+                    let size = (self.shape()[2 + i] as i64 - 1) * strides[i] as i64 - crop[i].0 - crop[i].1
+                        + span
+                        + extra[i] as i64;
+                    match usize::try_from(size) {
+                        Ok(s) if self.shape()[2 + i] > 0 => s,
+                        _ => panic!(
+                            "conv_transpose: the padding {crop:?} crops more than the output along spatial axis {i} \
+                             of {:?}",
+                            self.shape()
+                        ),
+                    }
+                })
+                .collect();
+            let geometry = ConvGeometry { strides, padding: crop, lhs_dilation: vec![1; d], rhs_dilation: dilation };
+            let (x, w) = super::promote::promote_pair(self, kernel);
+            return bind(ConvInputGrad { geometry, groups, input }, &[x, w]);
         }
         let padding: Vec<(i64, i64)> = (0..d)
             .map(|i| {

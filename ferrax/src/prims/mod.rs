@@ -22,7 +22,7 @@ use crate::array::{broadcast_shapes, Aval, DType};
 use crate::core::{Lin, Tensor};
 
 pub use binary::{where_, Add, Atan2, CmpOp, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
-pub use conv::{Conv, ConvKernelGrad, ConvOptions, Padding, WindowArgExtreme};
+pub use conv::{Conv, ConvInputGrad, ConvKernelGrad, ConvOptions, Padding, WindowArgExtreme};
 pub use indexing::{Argsort, Gather, ScatterAdd, Sort};
 pub use linalg::Matmul;
 pub use promote::Scalar;

@@ -8,7 +8,7 @@ use crate::array::{CompareOp, DType, Device, IndexMode, ReduceOp};
 use crate::core::Primitive;
 
 use super::binary::{Add, Atan2, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
-use super::conv::{Conv, ConvKernelGrad, WindowArgExtreme};
+use super::conv::{Conv, ConvInputGrad, ConvKernelGrad, WindowArgExtreme};
 use super::indexing::{Argsort, Gather, ScatterAdd, Sort};
 use super::linalg::Matmul;
 use super::reduce::{ArgReduce, Reduce};
@@ -84,6 +84,7 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Matmul::default()),
         Arc::new(Conv { geometry: crate::array::ConvGeometry::unit(2), groups: 1 }),
         Arc::new(ConvKernelGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, window: vec![3, 3] }),
+        Arc::new(ConvInputGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, input: vec![5, 5] }),
     ];
     for op in CompareOp::ALL {
         all.push(Arc::new(Compare { op }));
