@@ -382,15 +382,16 @@ fn arg_extreme_typed<T: super::Num>(
             (0..nd).map(|i| k[i] * istrides[i]).sum()
         })
         .collect();
-    let search = |plane: usize, dst: &mut [i64]| {
+    // `scratch`: a row's running extremes and their positions, reused across planes.
+    let search = |plane: usize, dst: &mut [i64], scratch: &mut (Vec<T>, Vec<usize>)| {
         let base = plane * in_plane;
         let src = &x[base..][..in_plane];
         if nd == 2 {
             let geometry =
                 [strides[planes_rank], strides[planes_rank + 1], padding[planes_rank].0, padding[planes_rank + 1].0];
             return match op {
-                ReduceOp::Min => search_2d::<T, false>(src, base, ishape, oshape, win, geometry, &taps, dst),
-                _ => search_2d::<T, true>(src, base, ishape, oshape, win, geometry, &taps, dst),
+                ReduceOp::Min => search_2d::<T, false>(src, base, ishape, oshape, win, geometry, &taps, dst, scratch),
+                _ => search_2d::<T, true>(src, base, ishape, oshape, win, geometry, &taps, dst, scratch),
             };
         }
         let (mut o, mut k) = (vec![0; nd], vec![0; nd]);
@@ -458,10 +459,13 @@ fn arg_extreme_typed<T: super::Num>(
     }
     let work = idx.len() * wn;
     if super::parallel::worth_splitting(work, super::parallel::CHEAP * 4) && planes > 1 {
-        idx.par_chunks_mut(out_plane).enumerate().for_each(|(p, d)| search(p, d));
+        idx.par_chunks_mut(out_plane)
+            .enumerate()
+            .for_each_init(|| (Vec::new(), Vec::new()), |scratch, (p, d)| search(p, d, scratch));
     } else {
+        let mut scratch = (Vec::new(), Vec::new());
         for (p, d) in idx.chunks_mut(out_plane).enumerate() {
-            search(p, d);
+            search(p, d, &mut scratch);
         }
     }
     idx
@@ -481,6 +485,7 @@ fn search_2d<T: super::Num, const MAX: bool>(
     [sh, sw, ph, pw]: [usize; 4],
     taps: &[usize],
     dst: &mut [i64],
+    (best, arg): &mut (Vec<T>, Vec<usize>),
 ) {
     let better = |v: T, best: T| if MAX { v > best } else { v < best } || (v.is_nan_like() && !best.is_nan_like());
     let (h, w) = (ishape[0], ishape[1]);
@@ -488,7 +493,8 @@ fn search_2d<T: super::Num, const MAX: bool>(
     // The columns whose windows lie inside the input: [c0, c1).
     let c0 = pw.div_ceil(sw).min(ow_n);
     let c1 = if w + pw >= win[1] { ((w + pw - win[1]) / sw + 1).min(ow_n) } else { 0 }.max(c0);
-    let (mut best, mut arg) = (vec![T::default(); c1 - c0], vec![0usize; c1 - c0]);
+    best.resize(c1 - c0, T::default());
+    arg.resize(c1 - c0, 0);
     for oh in 0..oshape[0] {
         let row = (oh * sh) as i64 - ph as i64;
         let out = &mut dst[oh * ow_n..][..ow_n];
@@ -536,7 +542,7 @@ fn search_2d<T: super::Num, const MAX: bool>(
         for ow in (0..c0).chain(c1..ow_n) {
             out[ow] = border(ow);
         }
-        for (d, &a) in out[c0..c1].iter_mut().zip(&arg) {
+        for (d, &a) in out[c0..c1].iter_mut().zip(arg.iter()) {
             *d = (base + a) as i64;
         }
     }
