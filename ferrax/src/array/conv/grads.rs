@@ -1,0 +1,268 @@
+//! The two gradients of a convolution as kernels of their own: the
+//! kernel's (a product per image over the forward pass's columns) and the
+//! input's (a transposed convolution; col2im when strided).
+
+use rayon::prelude::*;
+
+use super::super::matmul::num_like::Scalar;
+use super::super::{permute, pool, rev, Array, Buffer, Num};
+use super::shifted::{kernel_grad_shifted, Shifted};
+use super::{conv, dilate, im2col, unravel, ConvGeometry, Spatial, PAR_FLOPS, SHIFT_MIN_CHANNELS};
+
+/// The gradient of a convolution's kernel: `[O, C / groups, K..]` from the
+/// input `x [N, C, S..]` and the output's cotangent `ct [N, O, P..]`, as
+/// `Σₙ ct[n] · columns(x[n])ᵀ` group by group — products whose inner
+/// dimension is the output's size, over the columns the forward pass
+/// builds. Images are split across threads, each summing into its own
+/// kernel-sized accumulator.
+pub fn conv_kernel_grad(x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
+    let (xs, cs) = (x.shape(), ct.shape());
+    let sp = Spatial { input: &xs[2..], window, out: cs[2..].to_vec(), geo };
+    let mut shape = vec![cs[1], xs[1] / groups];
+    shape.extend(window);
+    let buf = match (x.buffer(), ct.buffer()) {
+        (Buffer::F32(a), Buffer::F32(b)) => Buffer::F32(kernel_grad_typed(a, b, xs[0], xs[1], cs[1], groups, &sp)),
+        (Buffer::F64(a), Buffer::F64(b)) => Buffer::F64(kernel_grad_typed(a, b, xs[0], xs[1], cs[1], groups, &sp)),
+        _ => unreachable!("conv_kernel_grad: the shape rule admits two float arrays of one dtype"),
+    };
+    Array::new(&shape, buf)
+}
+
+fn kernel_grad_typed<T: Num + Scalar>(
+    x: &[T],
+    ct: &[T],
+    n: usize,
+    c: usize,
+    o: usize,
+    groups: usize,
+    sp: &Spatial,
+) -> Vec<T> {
+    let (cg, og) = (c / groups, o / groups);
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let ss: usize = sp.input.iter().product();
+    let rows = cg * ks;
+    let len = o * rows;
+    if len == 0 || n == 0 || ps == 0 {
+        return vec![T::default(); len];
+    }
+    let shifted = Shifted::new(sp).filter(|_| cg >= SHIFT_MIN_CHANNELS);
+    // Σ over the images `range` into `acc` [o, rows].
+    let sum_images = |range: std::ops::Range<usize>, acc: &mut [T]| {
+        if let Some(sh) = &shifted {
+            return kernel_grad_shifted(sh, sp, x, ct, range, (c, o, groups), acc);
+        }
+        let mut col = vec![T::default(); rows * ps];
+        for ni in range {
+            for gi in 0..groups {
+                im2col(&x[(ni * c + gi * cg) * ss..][..cg * ss], &mut col, cg, sp, false);
+                let lhs = &ct[(ni * o + gi * og) * ps..][..og * ps];
+                let dst = &mut acc[gi * og * rows..][..og * rows];
+                // SAFETY: dst is [og, rows] row-major, lhs [og, ps] row-major,
+                // and col [rows, ps] row-major read as its transpose [ps, rows];
+                // the three do not overlap.
+                unsafe {
+                    gemm::gemm(
+                        og,
+                        rows,
+                        ps,
+                        dst.as_mut_ptr(),
+                        1,
+                        rows as isize,
+                        true,
+                        lhs.as_ptr(),
+                        1,
+                        ps as isize,
+                        col.as_ptr(),
+                        ps as isize,
+                        1,
+                        <T as Scalar>::ONE,
+                        <T as Scalar>::ONE,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    };
+    let threads = rayon::current_num_threads().min(n);
+    let flops = 2 * n * o * rows * ps;
+    if threads <= 1 || flops < PAR_FLOPS {
+        let mut acc = vec![T::default(); len];
+        sum_images(0..n, &mut acc);
+        return acc;
+    }
+    let per = n.div_ceil(threads);
+    let partials: Vec<Vec<T>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut acc = vec![T::default(); len];
+            sum_images(t * per..((t + 1) * per).min(n), &mut acc);
+            acc
+        })
+        .collect();
+    let mut total = partials[0].clone();
+    for p in &partials[1..] {
+        for (a, b) in total.iter_mut().zip(p) {
+            *a = *a + *b;
+        }
+    }
+    total
+}
+
+/// The gradient of a convolution's input: `[N, C, input..]` from the
+/// output's cotangent `ct [N, O, P..]` and the kernel `w [O, C / groups,
+/// K..]` — a transposed convolution. With unit strides and no input
+/// dilation it is the convolution of `ct` with the flipped kernel (and the
+/// fast paths of [`conv`]); otherwise, per image and group, the columns
+/// `wᵀ · ct` are added back onto the input positions they came from
+/// (col2im), which does no arithmetic on the zeros a dilated `ct` would hold.
+pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {
+    let (cs, ws) = (ct.shape(), w.shape());
+    let d = geo.rank();
+    let (n, o, cg, k) = (cs[0], cs[1], ws[1], &ws[2..]);
+    if geo.strides.iter().chain(&geo.lhs_dilation).all(|&s| s == 1) {
+        // ct ⋆ flip(w) with its channels swapped within each group, padded to give `input`.
+        let og = o / groups;
+        let mut grouped = vec![groups, og, cg];
+        grouped.extend(k);
+        let mut perm: Vec<usize> = (0..grouped.len()).collect();
+        perm.swap(1, 2);
+        let swapped = permute(&w.reshape(&grouped), &perm);
+        let mut shape = vec![groups * cg, og];
+        shape.extend(k);
+        let flipped = rev(&swapped.reshape(&shape), &(2..2 + d).collect::<Vec<_>>());
+        let padding = (0..d)
+            .map(|i| {
+                let span = dilate(k[i], geo.rhs_dilation[i]) as i64;
+                let lo = span - 1 - geo.padding[i].0;
+                (lo, input[i] as i64 + span - 1 - cs[2 + i] as i64 - lo)
+            })
+            .collect();
+        let t = ConvGeometry { padding, ..geo.clone() };
+        return conv(ct, &flipped, &t, groups);
+    }
+    let sp = Spatial { input, window: k, out: cs[2..].to_vec(), geo };
+    let mut shape = vec![n, cg * groups];
+    shape.extend(input);
+    let buf = match (ct.buffer(), w.buffer()) {
+        (Buffer::F32(a), Buffer::F32(b)) => Buffer::F32(input_grad_typed(a, b, n, o, cg, groups, &sp)),
+        (Buffer::F64(a), Buffer::F64(b)) => Buffer::F64(input_grad_typed(a, b, n, o, cg, groups, &sp)),
+        _ => unreachable!("conv_input_grad: the shape rule admits two float arrays of one dtype"),
+    };
+    Array::new(&shape, buf)
+}
+
+fn input_grad_typed<T: Num + Scalar>(
+    ct: &[T],
+    w: &[T],
+    n: usize,
+    o: usize,
+    cg: usize,
+    groups: usize,
+    sp: &Spatial,
+) -> Vec<T> {
+    let og = o / groups;
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let ss: usize = sp.input.iter().product();
+    let rows = cg * ks;
+    let mut out = pool::filled(n * groups * cg * ss, T::default());
+    if out.is_empty() || ps == 0 || og == 0 {
+        return out;
+    }
+    // One task: image `t / groups`, group `t % groups`, into `dst` [cg, S..].
+    let run = |t: usize, dst: &mut [T], col: &mut Vec<T>| {
+        let (ni, gi) = (t / groups, t % groups);
+        col.resize(rows * ps, T::default());
+        let filters = &w[gi * og * rows..][..og * rows];
+        let cot = &ct[(ni * o + gi * og) * ps..][..og * ps];
+        // SAFETY: `col` is [rows, ps] row-major; `filters` [og, rows] read
+        // as its transpose [rows, og]; `cot` is [og, ps]; nothing aliases.
+        unsafe {
+            gemm::gemm(
+                rows,
+                ps,
+                og,
+                col.as_mut_ptr(),
+                1,
+                ps as isize,
+                false,
+                filters.as_ptr(),
+                rows as isize,
+                1,
+                cot.as_ptr(),
+                1,
+                ps as isize,
+                <T as Scalar>::ZERO,
+                <T as Scalar>::ONE,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        col2im(col, dst, cg, sp);
+    };
+    let flops = 2 * n * o * rows * ps;
+    if n * groups > 1 && flops >= PAR_FLOPS && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(cg * ss).enumerate().for_each_init(Vec::new, |col, (t, dst)| run(t, dst, col));
+    } else {
+        let mut col = Vec::new();
+        for (t, dst) in out.chunks_mut(cg * ss).enumerate() {
+            run(t, dst, &mut col);
+        }
+    }
+    out
+}
+
+/// The reverse of [`im2col`] (its row-major layout): each column element
+/// added onto the input position it was read from.
+fn col2im<T: Num>(col: &[T], dst: &mut [T], cg: usize, sp: &Spatial) {
+    let nd = sp.input.len();
+    let last = nd - 1;
+    let ss: usize = sp.input.iter().product();
+    let ps: usize = sp.out.iter().product();
+    let ks: usize = sp.window.iter().product();
+    let line_len = sp.input[last];
+    let p_last = sp.out[last];
+    let outer = ps / p_last.max(1);
+    let geo = sp.geo;
+    let (mut p, mut k) = (vec![0; nd], vec![0; nd]);
+    for ci in 0..cg {
+        for kf in 0..ks {
+            unravel(kf, sp.window, &mut k);
+            let row = ci * ks + kf;
+            let start = (k[last] * geo.rhs_dilation[last]) as i64 - geo.padding[last].0;
+            for pf in 0..outer {
+                unravel(pf * p_last, &sp.out, &mut p);
+                let mut off = 0;
+                let mut inside = true;
+                for i in 0..last {
+                    match sp.source(i, p[i], k[i]) {
+                        Some(s) => off = off * sp.input[i] + s,
+                        None => {
+                            inside = false;
+                            break;
+                        }
+                    }
+                }
+                if !inside {
+                    continue;
+                }
+                let line = &mut dst[ci * ss + off * line_len..][..line_len];
+                let src = &col[row * ps + pf * p_last..][..p_last];
+                let (step, ld) = (geo.strides[last] as i64, geo.lhs_dilation[last] as i64);
+                for (j, &v) in src.iter().enumerate() {
+                    let t = start + j as i64 * step;
+                    if t >= 0 && t % ld == 0 && t / ld < line_len as i64 {
+                        let at = (t / ld) as usize;
+                        line[at] = line[at] + v;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The window search of max and min pooling: the flat index of each
+//! window's first extreme, which pooling gathers through.
+
+use rayon::prelude::*;
+
+use super::super::{parallel, Array, Buffer, Num, ReduceOp};
+use super::unravel;
+
+/// The flat index (into `x`) of the first largest (`Max`) or smallest
+/// (`Min`) element of each window, NaN counting as the extreme as in
+/// `reduce_max`. `window`, `strides` and `padding` have one entry per axis
+/// of `x`; the shape rule has checked that every window holds an element.
+pub fn window_arg_extreme(
+    x: &Array,
+    op: ReduceOp,
+    window: &[usize],
+    strides: &[usize],
+    padding: &[(usize, usize)],
+) -> Array {
+    let shape = x.shape();
+    let out: Vec<usize> = (0..shape.len())
+        .map(|i| match (shape[i] + padding[i].0 + padding[i].1).checked_sub(window[i]) {
+            Some(room) => room / strides[i] + 1,
+            None => 0, // only for an empty input (the shape rule)
+        })
+        .collect();
+    let idx = match x.buffer() {
+        Buffer::F32(v) => arg_extreme_typed(v, shape, &out, op, window, strides, padding),
+        Buffer::F64(v) => arg_extreme_typed(v, shape, &out, op, window, strides, padding),
+        _ => unreachable!("window_argmax: the shape rule admits floats only"),
+    };
+    Array::new(&out, Buffer::I64(idx))
+}
+
+fn arg_extreme_typed<T: Num>(
+    x: &[T],
+    shape: &[usize],
+    out: &[usize],
+    op: ReduceOp,
+    window: &[usize],
+    strides: &[usize],
+    padding: &[(usize, usize)],
+) -> Vec<i64> {
+    let r = shape.len();
+    // Leading axes the window does not touch are planes searched independently.
+    let planes_rank = (0..r).take_while(|&i| window[i] == 1 && strides[i] == 1 && padding[i] == (0, 0)).count();
+    let planes: usize = shape[..planes_rank].iter().product();
+    let (in_plane, out_plane): (usize, usize) =
+        (shape[planes_rank..].iter().product(), out[planes_rank..].iter().product());
+    let (ishape, oshape, win) = (&shape[planes_rank..], &out[planes_rank..], &window[planes_rank..]);
+    let wn: usize = win.iter().product();
+    let better = |v: T, best: T| match op {
+        ReduceOp::Min => v < best || (v.is_nan_like() && !best.is_nan_like()),
+        _ => v > best || (v.is_nan_like() && !best.is_nan_like()),
+    };
+    let nd = oshape.len();
+    let istrides = super::super::strides(ishape);
+    // The window's taps as offsets from its origin in a plane, for windows
+    // wholly inside the input (nearly all of them).
+    let mut k = vec![0; nd];
+    let taps: Vec<usize> = (0..wn)
+        .map(|kf| {
+            unravel(kf, win, &mut k);
+            (0..nd).map(|i| k[i] * istrides[i]).sum()
+        })
+        .collect();
+    // `scratch`: a row's running extremes and their positions, reused across planes.
+    let search = |plane: usize, dst: &mut [i64], scratch: &mut (Vec<T>, Vec<usize>)| {
+        let base = plane * in_plane;
+        let src = &x[base..][..in_plane];
+        if nd == 2 {
+            let geometry =
+                [strides[planes_rank], strides[planes_rank + 1], padding[planes_rank].0, padding[planes_rank + 1].0];
+            return match op {
+                ReduceOp::Min => search_2d::<T, false>(src, base, ishape, oshape, win, geometry, &taps, dst, scratch),
+                _ => search_2d::<T, true>(src, base, ishape, oshape, win, geometry, &taps, dst, scratch),
+            };
+        }
+        let (mut o, mut k) = (vec![0; nd], vec![0; nd]);
+        for (q, d) in dst.iter_mut().enumerate() {
+            // The output's position, advanced as an odometer.
+            if q > 0 {
+                let mut i = nd;
+                while i > 0 {
+                    i -= 1;
+                    o[i] += 1;
+                    if o[i] < oshape[i] {
+                        break;
+                    }
+                    o[i] = 0;
+                }
+            }
+            let mut origin = 0i64;
+            let mut interior = true;
+            for i in 0..nd {
+                let a = planes_rank + i;
+                let t = (o[i] * strides[a]) as i64 - padding[a].0 as i64;
+                interior &= t >= 0 && t as usize + win[i] <= ishape[i];
+                origin += t * istrides[i] as i64;
+            }
+            let best = if interior {
+                let at = origin as usize;
+                let mut best = (src[at + taps[0]], at + taps[0]);
+                for &tap in &taps[1..] {
+                    let v = src[at + tap];
+                    if better(v, best.0) {
+                        best = (v, at + tap);
+                    }
+                }
+                best
+            } else {
+                let mut best: Option<(T, usize)> = None;
+                for kf in 0..wn {
+                    unravel(kf, win, &mut k);
+                    let mut flat = 0;
+                    let mut inside = true;
+                    for i in 0..nd {
+                        let a = planes_rank + i;
+                        let t = (o[i] * strides[a] + k[i]) as i64 - padding[a].0 as i64;
+                        if t < 0 || t >= ishape[i] as i64 {
+                            inside = false;
+                            break;
+                        }
+                        flat = flat * ishape[i] + t as usize;
+                    }
+                    if inside {
+                        let v = src[flat];
+                        if best.is_none_or(|(b, _)| better(v, b)) {
+                            best = Some((v, flat));
+                        }
+                    }
+                }
+                best.expect("checked by the shape rule: every window holds an element")
+            };
+            *d = (base + best.1) as i64;
+        }
+    };
+    let mut idx = vec![0i64; planes * out_plane];
+    if out_plane == 0 {
+        return idx;
+    }
+    let work = idx.len() * wn;
+    if parallel::worth_splitting(work, parallel::CHEAP * 4) && planes > 1 {
+        idx.par_chunks_mut(out_plane)
+            .enumerate()
+            .for_each_init(|| (Vec::new(), Vec::new()), |scratch, (p, d)| search(p, d, scratch));
+    } else {
+        let mut scratch = (Vec::new(), Vec::new());
+        for (p, d) in idx.chunks_mut(out_plane).enumerate() {
+            search(p, d, &mut scratch);
+        }
+    }
+    idx
+}
+
+/// [`window_arg_extreme`] of one plane of a 2-d pooling, the loops
+/// specialised: rows and columns whose windows lie inside the input read
+/// `taps` from the window's origin; the others check each tap.
+/// `geometry` is (row stride, column stride, padding before rows, before columns).
+#[allow(clippy::too_many_arguments)]
+fn search_2d<T: Num, const MAX: bool>(
+    src: &[T],
+    base: usize,
+    ishape: &[usize],
+    oshape: &[usize],
+    win: &[usize],
+    [sh, sw, ph, pw]: [usize; 4],
+    taps: &[usize],
+    dst: &mut [i64],
+    (best, arg): &mut (Vec<T>, Vec<usize>),
+) {
+    let better = |v: T, best: T| if MAX { v > best } else { v < best } || (v.is_nan_like() && !best.is_nan_like());
+    let (h, w) = (ishape[0], ishape[1]);
+    let ow_n = oshape[1];
+    // The columns whose windows lie inside the input: [c0, c1).
+    let c0 = pw.div_ceil(sw).min(ow_n);
+    let c1 = if w + pw >= win[1] { ((w + pw - win[1]) / sw + 1).min(ow_n) } else { 0 }.max(c0);
+    best.resize(c1 - c0, T::default());
+    arg.resize(c1 - c0, 0);
+    for oh in 0..oshape[0] {
+        let row = (oh * sh) as i64 - ph as i64;
+        let out = &mut dst[oh * ow_n..][..ow_n];
+        let border = |ow: usize| -> i64 {
+            let col = (ow * sw) as i64 - pw as i64;
+            let mut b: Option<(T, usize)> = None;
+            for i in 0..win[0] {
+                for j in 0..win[1] {
+                    let (r, c) = (row + i as i64, col + j as i64);
+                    if r >= 0 && (r as usize) < h && c >= 0 && (c as usize) < w {
+                        let at = r as usize * w + c as usize;
+                        if b.is_none_or(|(v, _)| better(src[at], v)) {
+                            b = Some((src[at], at));
+                        }
+                    }
+                }
+            }
+            (base + b.expect("checked by the shape rule: every window holds an element").1) as i64
+        };
+        if !(row >= 0 && row as usize + win[0] <= h) {
+            for (ow, d) in out.iter_mut().enumerate() {
+                *d = border(ow);
+            }
+            continue;
+        }
+        // Inside: tap by tap over the row's windows, with selects rather
+        // than branches (random data would mispredict every other one).
+        let origin = |ow: usize| row as usize * w + ow * sw - pw;
+        for (i, ow) in (c0..c1).enumerate() {
+            arg[i] = origin(ow) + taps[0];
+            best[i] = src[arg[i]];
+        }
+        for &tap in &taps[1..] {
+            for (i, ow) in (c0..c1).enumerate() {
+                let at = origin(ow) + tap;
+                let (v, b) = (src[at], best[i]);
+                // `|` and `&`, not `||` and `&&`: no branch to mispredict.
+                let take = (if MAX { v > b } else { v < b }) | (v.is_nan_like() & !b.is_nan_like());
+                // A mask rather than `if`, which compiles to a branch here.
+                let mask = (take as usize).wrapping_neg();
+                arg[i] = (at & mask) | (arg[i] & !mask);
+                best[i] = src[arg[i]];
+            }
+        }
+        for ow in (0..c0).chain(c1..ow_n) {
+            out[ow] = border(ow);
+        }
+        for (d, &a) in out[c0..c1].iter_mut().zip(arg.iter()) {
+            *d = (base + a) as i64;
+        }
+    }
+}
