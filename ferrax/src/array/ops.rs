@@ -232,7 +232,7 @@ fn each2<T: Copy, U>(a: &[T], b: &[T], out: &mut [MaybeUninit<U>], f: impl Fn(T,
 
 /// Binds `$f` to the formula of the cheap unary `$op` (neg, abs, relu,
 /// square: the ops that fold into the step before them) on `$T` and
-/// evaluates `$body`; shared as [`float_binary`] is.
+/// evaluates `$body`; shared as `float_binary!` is.
 macro_rules! cheap_unary {
     ($op:expr, $T:ty, |$f:ident| $body:expr) => {
         match $op {

@@ -182,7 +182,7 @@ impl<T> Shared<T> {
     }
 }
 
-/// [`conv`] by shifts (see [`Shifted`]): tasks of (group, batch of images).
+/// [`conv`](super::conv) by shifts (see [`Shifted`]): tasks of (group, batch of images).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_shifted<T: Element + Scalar>(
     sh: &Shifted,
