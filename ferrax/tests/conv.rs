@@ -367,6 +367,20 @@ fn misuse_names_the_op_and_the_shapes() {
         x.conv(&Tensor::zeros(&[4, 3, 3, 3], DType::F32), &ConvOptions::new().stride(&[1, 1, 1]));
     });
     assert!(msg.contains("stride has 3 entries for 2 spatial axes"), "{msg}");
+    let msg = panic_message(|| {
+        let x = Tensor::zeros(&[1, 2, 2, 2], DType::F64);
+        x.conv_transpose(
+            &Tensor::ones(&[2, 1, 2, 2], DType::F64),
+            &ConvOptions::new().padding(Padding::symmetric(5)),
+            &[],
+        );
+    });
+    assert!(msg.contains("conv_transpose") && msg.contains("crops more than the output"), "{msg}");
+    // An empty output (a window larger than the input) has gradients of zeros, not a panic.
+    let (x, w) = (Tensor::randn(&[2, 3, 2, 2], DType::F64, 0), Tensor::randn(&[4, 3, 3, 3], DType::F64, 1));
+    assert_eq!(x.conv(&w, &ConvOptions::new()).shape(), &[2, 4, 0, 0]);
+    let g = grad(|a: &(Tensor, Tensor)| a.0.conv(&a.1, &ConvOptions::new()).sum())(&(x, w));
+    assert_eq!((g.0.abs().sum().item(), g.1.abs().sum().item()), (0.0, 0.0));
 }
 
 #[test]

@@ -699,45 +699,45 @@ impl Tensor {
                 kernel.shape()
             );
         }
+        // Loops rather than closures here, so that a panic names the caller's line.
+        for i in 0..d {
+            if extra[i] >= strides[i].max(dilation[i]) {
+                panic!("conv_transpose: output_padding {extra:?} must be smaller than the stride or the dilation");
+            }
+        }
+        let spans: Vec<i64> = (0..d).map(|i| dilate(k[i], dilation[i]) as i64).collect();
         if opts.padding != Padding::Same && (0..d).all(|i| extra[i] < strides[i]) {
             // The input's gradient of the convolution this one transposes:
             // strided, it adds columns back rather than multiplying zeros.
             let crop = opts.padding.pairs("conv_transpose", &vec![0; d], &vec![0; d], &strides);
-            let input: Vec<usize> = (0..d)
-                .map(|i| {
-                    let span = dilate(k[i], dilation[i]) as i64;
-                    let size = (self.shape()[2 + i] as i64 - 1) * strides[i] as i64 - crop[i].0 - crop[i].1
-                        + span
-                        + extra[i] as i64;
-                    match usize::try_from(size) {
-                        Ok(s) if self.shape()[2 + i] > 0 => s,
-                        _ => panic!(
-                            "conv_transpose: the padding {crop:?} crops more than the output along spatial axis {i} \
-                             of {:?}",
-                            self.shape()
-                        ),
-                    }
-                })
-                .collect();
+            let mut input = Vec::with_capacity(d);
+            for i in 0..d {
+                let size = (self.shape()[2 + i] as i64 - 1) * strides[i] as i64 - crop[i].0 - crop[i].1
+                    + spans[i]
+                    + extra[i] as i64;
+                match usize::try_from(size) {
+                    Ok(s) if self.shape()[2 + i] > 0 => input.push(s),
+                    _ => panic!(
+                        "conv_transpose: the padding {crop:?} crops more than the output along spatial axis {i} of {:?}",
+                        self.shape()
+                    ),
+                }
+            }
             let geometry = ConvGeometry { strides, padding: crop, lhs_dilation: vec![1; d], rhs_dilation: dilation };
             let (x, w) = super::promote::promote_pair(self, kernel);
             return bind(ConvInputGrad { geometry, groups, input }, &[x, w]);
         }
+        let explicit = opts.padding.pairs("conv_transpose", &vec![0; d], &vec![0; d], &strides);
         let padding: Vec<(i64, i64)> = (0..d)
             .map(|i| {
-                let span = dilate(k[i], dilation[i]) as i64;
-                if extra[i] >= strides[i].max(dilation[i]) {
-                    panic!("conv_transpose: output_padding {extra:?} must be smaller than the stride or the dilation");
+                let span = spans[i];
+                if opts.padding == Padding::Same {
+                    // JAX's conv_transpose "SAME": S·stride outputs.
+                    let (s, total) = (strides[i] as i64, span + strides[i] as i64 - 2);
+                    let before = if s > span - 1 { span - 1 } else { (total + 1) / 2 };
+                    return (before, total - before);
                 }
-                let (lo, hi) = match &opts.padding {
-                    Padding::Same => {
-                        // JAX's conv_transpose "SAME": S·stride outputs.
-                        let (s, total) = (strides[i] as i64, span + strides[i] as i64 - 2);
-                        let before = if s > span - 1 { span - 1 } else { (total + 1) / 2 };
-                        return (before, total - before);
-                    }
-                    p => p.pairs("conv_transpose", &vec![0; d], &vec![0; d], &strides)[i],
-                };
+                let (lo, hi) = explicit[i];
                 (span - 1 - lo, span - 1 - hi + extra[i] as i64)
             })
             .collect();
