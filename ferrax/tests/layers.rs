@@ -179,3 +179,21 @@ fn sequential_composes_layers_and_jit_tells_networks_apart() {
     assert!((f(&(relu.clone(), x.clone())).item() - relu.forward(&x).sum().item()).abs() < 1e-12);
     check_grads(|n: &Sequential| n.forward(&x).sin().sum(), &tanh, 2).unwrap();
 }
+
+#[test]
+fn dropout_in_a_sequential_acts_only_while_training() {
+    use ferrax::nn::{Init, Layer, Linear, Sequential};
+    let net = Sequential::new(vec![
+        Layer::Linear(Linear::new(4, 64, Init::GlorotUniform, DType::F64, 1)),
+        Layer::Dropout(0.5),
+        Layer::Linear(Linear::new(64, 2, Init::GlorotUniform, DType::F64, 2)),
+    ]);
+    let x = Tensor::randn(&[3, 4], DType::F64, 3);
+    let eval = net.forward(&x);
+    let (a, b) = (net.forward_train(&x, 7), net.forward_train(&x, 8));
+    assert_ne!(a.to_vec::<f64>(), eval.to_vec::<f64>(), "training drops units");
+    assert_ne!(a.to_vec::<f64>(), b.to_vec::<f64>(), "each seed its own mask");
+    assert_eq!(a.to_vec::<f64>(), net.forward_train(&x, 7).to_vec::<f64>(), "the same seed the same mask");
+    // Gradients flow through the kept units only.
+    check_grads(|n: &Sequential| n.forward_train(&x, 7).sin().sum(), &net, 2).unwrap();
+}

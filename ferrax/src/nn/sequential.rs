@@ -6,9 +6,8 @@ use crate::tree::Tree;
 
 use super::{Activation, Conv, GroupNorm, LayerNorm, Linear, Pool, RmsNorm};
 
-/// One stage of a [`Sequential`]. Layers with state or randomness
-/// (`BatchNorm`, `dropout`) are applied by hand around a `Sequential`, so
-/// that the state and the seed stay explicit.
+/// One stage of a [`Sequential`]. `BatchNorm`, whose running statistics
+/// are state, is applied by hand around a `Sequential`.
 #[derive(Clone, Debug)]
 pub enum Layer {
     /// A dense layer on the last axis.
@@ -27,6 +26,9 @@ pub enum Layer {
     RmsNorm(RmsNorm),
     /// Group normalisation.
     GroupNorm(GroupNorm),
+    /// Inverted dropout at this rate while training ([`Sequential::forward_train`]);
+    /// the identity in [`Sequential::forward`].
+    Dropout(f64),
 }
 
 impl Layer {
@@ -45,6 +47,7 @@ impl Layer {
             Layer::LayerNorm(l) => l.forward(x),
             Layer::RmsNorm(l) => l.forward(x),
             Layer::GroupNorm(l) => l.forward(x),
+            Layer::Dropout(_) => x.clone(),
         }
     }
 
@@ -58,6 +61,7 @@ impl Layer {
             Layer::LayerNorm(_) => "layer_norm",
             Layer::RmsNorm(_) => "rms_norm",
             Layer::GroupNorm(_) => "group_norm",
+            Layer::Dropout(_) => "dropout",
         }
     }
 }
@@ -73,7 +77,7 @@ impl Tree for Layer {
             Layer::LayerNorm(l) => l.flatten_into(out),
             Layer::RmsNorm(l) => l.flatten_into(out),
             Layer::GroupNorm(l) => l.flatten_into(out),
-            Layer::Pool(_) | Layer::Activation(_) | Layer::Flatten => {}
+            Layer::Pool(_) | Layer::Activation(_) | Layer::Flatten | Layer::Dropout(_) => {}
         }
     }
     fn paths_into(&self, prefix: &str, out: &mut Vec<String>) {
@@ -84,7 +88,7 @@ impl Tree for Layer {
             Layer::LayerNorm(l) => l.paths_into(&prefix, out),
             Layer::RmsNorm(l) => l.paths_into(&prefix, out),
             Layer::GroupNorm(l) => l.paths_into(&prefix, out),
-            Layer::Pool(_) | Layer::Activation(_) | Layer::Flatten => {}
+            Layer::Pool(_) | Layer::Activation(_) | Layer::Flatten | Layer::Dropout(_) => {}
         }
     }
     fn rebuild(&self, leaves: &mut dyn Iterator<Item = Tensor>) -> Self {
@@ -106,6 +110,7 @@ impl Tree for Layer {
             Layer::GroupNorm(l) => l.statics_into(out),
             Layer::Pool(p) => out.push(format!("{p:?}")),
             Layer::Activation(a) => out.push(format!("{a:?}")),
+            Layer::Dropout(rate) => out.push(format!("{rate:?}")),
             Layer::Flatten => {}
         }
         out.push(self.name().to_string());
@@ -144,9 +149,28 @@ impl Sequential {
         Sequential { layers }
     }
 
-    /// `x` through every layer.
+    /// `x` through every layer, for evaluation: dropout is the identity.
     #[track_caller]
     pub fn forward(&self, x: &Tensor) -> Tensor {
         self.layers.iter().fold(x.clone(), |h, l| l.forward(&h))
+    }
+
+    /// `x` through every layer, for training: each `Dropout` draws its mask
+    /// from `seed` and its position, so pass a new seed each step.
+    ///
+    /// # Panics
+    /// As the layers' `forward`, and when a dropout rate is not in `[0, 1)`.
+    #[track_caller]
+    pub fn forward_train(&self, x: &Tensor, seed: u64) -> Tensor {
+        let mut h = x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = match l {
+                Layer::Dropout(rate) => {
+                    super::dropout(&h, *rate, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64))
+                }
+                other => other.forward(&h),
+            };
+        }
+        h
     }
 }
