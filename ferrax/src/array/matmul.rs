@@ -75,30 +75,73 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
 /// One product into `c`, which points at `m * n` writable elements (not
 /// necessarily initialised: they are written, never read).
 fn gemm_one<T: num_like::Scalar>(a: &[T], b: &[T], c: *mut T, d: MatmulDims, par: gemm::Parallelism) {
-    let (m, k, n) = (d.m as isize, d.k as isize, d.n as isize);
-    // (column stride, row stride) of op(A) [m, k] and op(B) [k, n] in their row-major storage.
-    let (a_cs, a_rs) = if d.ta { (m, 1) } else { (1, k) };
-    let (b_cs, b_rs) = if d.tb { (k, 1) } else { (1, n) };
+    // op(A) [m, k] and op(B) [k, n] as views of their row-major storage.
+    let a = if d.ta { Strided::transposed(a.as_ptr(), d.m) } else { Strided::rows(a.as_ptr(), d.k) };
+    let b = if d.tb { Strided::transposed(b.as_ptr(), d.k) } else { Strided::rows(b.as_ptr(), d.n) };
     // SAFETY: the slices hold exactly batch-free m*k and k*n elements (the
-    // caller's slicing) and `c` points at m*n; the strides above address only
-    // inside them; `c` does not alias `a` or `b`, and with `read_dst` false
-    // gemm only writes it.
+    // caller's slicing) and `c` points at m*n; the views address only inside
+    // them; `c` does not alias `a` or `b`, and is only written.
+    unsafe { product(d.m, d.n, d.k, Strided::rows(c, d.n), a, b, false, par) }
+}
+
+/// A matrix operand of [`product`]: the address of its element (0, 0) and
+/// the distances, in elements, between neighbouring columns and rows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided<P> {
+    pub at: P,
+    pub col: isize,
+    pub row: isize,
+}
+
+impl<P> Strided<P> {
+    /// A row-major matrix `width` elements wide.
+    pub(crate) fn rows(at: P, width: usize) -> Strided<P> {
+        Strided { at, col: 1, row: width as isize }
+    }
+
+    /// The transpose of a row-major matrix `width` elements wide.
+    pub(crate) fn transposed(at: P, width: usize) -> Strided<P> {
+        Strided { at, col: width as isize, row: 1 }
+    }
+}
+
+/// `dst [m, n] = a [m, k] · b [k, n]` through the `gemm` crate, or `dst +=`
+/// with `accumulate`; without it `dst` is only written, so it need not be
+/// initialised.
+///
+/// # Safety
+/// Each view addresses only elements of its own allocation over its extent
+/// (`dst` m×n, `a` m×k, `b` k×n); `dst` is writable (and initialised when
+/// `accumulate`) and overlaps neither operand.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product<T: num_like::Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Strided<*mut T>,
+    a: Strided<*const T>,
+    b: Strided<*const T>,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    let keep = if accumulate { T::ONE } else { T::ZERO };
+    // SAFETY: the caller's.
     unsafe {
         gemm::gemm(
-            d.m,
-            d.n,
-            d.k,
-            c,
-            1,
+            m,
             n,
-            false,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::ZERO,
+            k,
+            dst.at,
+            dst.col,
+            dst.row,
+            accumulate,
+            a.at,
+            a.col,
+            a.row,
+            b.at,
+            b.col,
+            b.row,
+            keep,
             T::ONE,
             false,
             false,

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::super::matmul::num_like::Scalar;
+use super::super::matmul::{product, Strided};
 use super::super::{permute, pool, rev, Array, Buffer, Num};
 use super::shifted::{kernel_grad_shifted, Shifted};
 use super::{conv, dilate, im2col, unravel, ConvGeometry, Spatial, PAR_FLOPS, SHIFT_MIN_CHANNELS};
@@ -62,27 +63,8 @@ fn kernel_grad_typed<T: Num + Scalar>(
                 // and col [rows, ps] row-major read as its transpose [ps, rows];
                 // the three do not overlap.
                 unsafe {
-                    gemm::gemm(
-                        og,
-                        rows,
-                        ps,
-                        dst.as_mut_ptr(),
-                        1,
-                        rows as isize,
-                        true,
-                        lhs.as_ptr(),
-                        1,
-                        ps as isize,
-                        col.as_ptr(),
-                        ps as isize,
-                        1,
-                        <T as Scalar>::ONE,
-                        <T as Scalar>::ONE,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                    let (dst, col) = (Strided::rows(dst.as_mut_ptr(), rows), Strided::transposed(col.as_ptr(), ps));
+                    product(og, rows, ps, dst, Strided::rows(lhs.as_ptr(), ps), col, true, gemm::Parallelism::None)
                 }
             }
         }
@@ -182,27 +164,8 @@ fn input_grad_typed<T: Num + Scalar>(
         // SAFETY: `col` is [rows, ps] row-major; `filters` [og, rows] read
         // as its transpose [rows, og]; `cot` is [og, ps]; nothing aliases.
         unsafe {
-            gemm::gemm(
-                rows,
-                ps,
-                og,
-                col.as_mut_ptr(),
-                1,
-                ps as isize,
-                false,
-                filters.as_ptr(),
-                rows as isize,
-                1,
-                cot.as_ptr(),
-                1,
-                ps as isize,
-                <T as Scalar>::ZERO,
-                <T as Scalar>::ONE,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            let (out, filters) = (Strided::rows(col.as_mut_ptr(), ps), Strided::transposed(filters.as_ptr(), rows));
+            product(rows, ps, og, out, filters, Strided::rows(cot.as_ptr(), ps), false, gemm::Parallelism::None)
         }
         col2im(col, dst, cg, sp);
     };

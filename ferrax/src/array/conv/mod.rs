@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::matmul::num_like::Scalar;
+use super::matmul::{product, Strided};
 use super::{Array, Buffer, Element};
 
 mod grads;
@@ -175,35 +176,11 @@ fn conv_typed<T: Element + Scalar>(
         }
         let by_window = sp.window.last() > sp.out.last();
         im2col(src, col, cg, sp, by_window);
-        // (column stride, row stride) of the columns matrix [rows, ps].
-        let (col_cs, col_rs) = if by_window { (rows as isize, 1) } else { (1, ps as isize) };
-        // SAFETY: `filters` is [og, rows] row-major, `col` is [rows, ps] with
-        // the strides above and holds rows * ps elements, `dst` points at
-        // og * ps writable elements that alias neither; with `read_dst`
-        // false gemm only writes `dst`.
-        unsafe {
-            gemm::gemm(
-                og,
-                ps,
-                rows,
-                dst,
-                1,
-                ps as isize,
-                false,
-                filters.as_ptr(),
-                1,
-                rows as isize,
-                col.as_ptr(),
-                col_cs,
-                col_rs,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+        let col = if by_window { Strided::transposed(col.as_ptr(), rows) } else { Strided::rows(col.as_ptr(), ps) };
+        // SAFETY: `filters` is [og, rows] row-major, `col` views the rows * ps
+        // elements of the columns [rows, ps], `dst` points at og * ps
+        // writable elements that alias neither, and is only written.
+        unsafe { product(og, ps, rows, Strided::rows(dst, ps), Strided::rows(filters.as_ptr(), rows), col, false, par) }
     };
     if parallel {
         spare.par_chunks_mut(chunk).enumerate().for_each_init(

@@ -6,6 +6,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::super::matmul::num_like::Scalar;
+use super::super::matmul::{product, Strided};
 use super::super::{pool, strides, Element, Num};
 use super::{unravel, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 
@@ -217,33 +218,14 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
         grid.resize(og * cols, T::default());
         for (t, &off) in sh.lead.iter().enumerate() {
             let filters = &packed[*gi][t * og * kk..][..og * kk];
+            let (dst, input) =
+                (Strided::rows(grid.as_mut_ptr(), cols), Strided::rows(stacked.as_ptr().wrapping_add(off), row));
             // SAFETY: `grid` holds og * cols elements; `filters` is [og, kk]
             // row-major; the stacked view [kk, cols] at `off` with strides
             // (1, row) ends within `stacked` (row = cols + the largest
-            // offset); nothing aliases.
-            unsafe {
-                gemm::gemm(
-                    og,
-                    cols,
-                    kk,
-                    grid.as_mut_ptr(),
-                    1,
-                    cols as isize,
-                    t > 0,
-                    filters.as_ptr(),
-                    1,
-                    kk as isize,
-                    stacked.as_ptr().add(off),
-                    1,
-                    row as isize,
-                    <T as Scalar>::ONE,
-                    <T as Scalar>::ONE,
-                    false,
-                    false,
-                    false,
-                    par,
-                );
-            }
+            // offset); nothing aliases; the first tap writes `grid`, the
+            // others add to it.
+            unsafe { product(og, cols, kk, dst, Strided::rows(filters.as_ptr(), kk), input, t > 0, par) }
         }
         for (j, ni) in imgs.clone().enumerate() {
             sh.lines(sp, |from, to, line| {
@@ -308,31 +290,13 @@ pub(super) fn kernel_grad_shifted<T: Num + Scalar>(
             }
             for (t, &off) in sh.lead.iter().enumerate() {
                 let dst = &mut packed[t * og * kk..][..og * kk];
+                let input = Strided::transposed(stacked.as_ptr().wrapping_add(off), row);
                 // SAFETY: `dst` is [og, kk] row-major; `grid` is [og, cols]
                 // row-major; the stacked view [cols, kk] at `off` (strides
                 // (row, 1)) ends within `stacked`; nothing aliases.
                 unsafe {
-                    gemm::gemm(
-                        og,
-                        kk,
-                        cols,
-                        dst.as_mut_ptr(),
-                        1,
-                        kk as isize,
-                        true,
-                        grid.as_ptr(),
-                        1,
-                        cols as isize,
-                        stacked.as_ptr().add(off),
-                        row as isize,
-                        1,
-                        <T as Scalar>::ONE,
-                        <T as Scalar>::ONE,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                    let dst = Strided::rows(dst.as_mut_ptr(), kk);
+                    product(og, kk, cols, dst, Strided::rows(grid.as_ptr(), cols), input, true, gemm::Parallelism::None)
                 }
             }
         }
