@@ -117,64 +117,12 @@ fn pooling_matches_pytorch() {
     assert_slices_close(&ada.to_vec::<f64>(), &want_ada, 1e-14);
 }
 
-/// The definition, one output at a time.
-fn direct(x: &Tensor, w: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
-    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
-    let (xv, wv) = (x.to_vec::<f64>(), w.to_vec::<f64>());
+/// Calls `term(input index, kernel index, output index)` for every product
+/// `x[input] · w[kernel]` that the definition of the convolution sums into
+/// `y[output]`, each loop written out: the reference the kernels are checked against.
+fn products(xs: &[usize], ws: &[usize], g: &ConvGeometry, groups: usize, mut term: impl FnMut(usize, usize, usize)) {
     let d = xs.len() - 2;
     let out = g.out_shape(&xs[2..], &ws[2..]);
-    let (cg, og) = (xs[1] / groups, ws[0] / groups);
-    let ks: Vec<usize> = ws[2..].to_vec();
-    let kn: usize = ks.iter().product();
-    let pn: usize = out.iter().product();
-    let mut y = vec![0.0; xs[0] * ws[0] * pn];
-    let unravel = |mut f: usize, shape: &[usize]| -> Vec<usize> {
-        let mut idx = vec![0; shape.len()];
-        for i in (0..shape.len()).rev() {
-            idx[i] = f % shape[i];
-            f /= shape[i];
-        }
-        idx
-    };
-    for n in 0..xs[0] {
-        for o in 0..ws[0] {
-            let grp = o / og;
-            for pf in 0..pn {
-                let p = unravel(pf, &out);
-                let mut acc = 0.0;
-                for c in 0..cg {
-                    for kf in 0..kn {
-                        let k = unravel(kf, &ks);
-                        let mut off = n * xs[1] + grp * cg + c;
-                        let mut inside = true;
-                        for i in 0..d {
-                            let t = (p[i] * g.strides[i] + k[i] * g.rhs_dilation[i]) as i64 - g.padding[i].0;
-                            let ld = g.lhs_dilation[i] as i64;
-                            if t < 0 || t % ld != 0 || t / ld >= xs[2 + i] as i64 {
-                                inside = false;
-                                break;
-                            }
-                            off = off * xs[2 + i] + (t / ld) as usize;
-                        }
-                        if inside {
-                            acc += xv[off] * wv[(o * cg + c) * kn + kf];
-                        }
-                    }
-                }
-                y[(n * ws[0] + o) * pn + pf] = acc;
-            }
-        }
-    }
-    y
-}
-
-/// The input's gradient by its definition: each product of the
-/// convolution sends the cotangent times the tap's weight to the input value it read.
-fn direct_input_grad(xs: &[usize], w: &Tensor, ct: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
-    let ws = w.shape().to_vec();
-    let (wv, cv) = (w.to_vec::<f64>(), ct.to_vec::<f64>());
-    let d = xs.len() - 2;
-    let out = ct.shape()[2..].to_vec();
     let (cg, og) = (xs[1] / groups, ws[0] / groups);
     let kn: usize = ws[2..].iter().product();
     let pn: usize = out.iter().product();
@@ -186,7 +134,6 @@ fn direct_input_grad(xs: &[usize], w: &Tensor, ct: &Tensor, g: &ConvGeometry, gr
         }
         idx
     };
-    let mut dx = vec![0.0; xs.iter().product()];
     for n in 0..xs[0] {
         for o in 0..ws[0] {
             for pf in 0..pn {
@@ -206,63 +153,39 @@ fn direct_input_grad(xs: &[usize], w: &Tensor, ct: &Tensor, g: &ConvGeometry, gr
                             off = off * xs[2 + i] + (t / ld) as usize;
                         }
                         if inside {
-                            dx[off] += cv[(n * ws[0] + o) * pn + pf] * wv[(o * cg + c) * kn + kf];
+                            term(off, (o * cg + c) * kn + kf, (n * ws[0] + o) * pn + pf);
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// The convolution by its definition.
+fn direct(x: &Tensor, w: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
+    let (xv, wv) = (x.to_vec::<f64>(), w.to_vec::<f64>());
+    let size: usize = g.out_shape(&x.shape()[2..], &w.shape()[2..]).iter().product();
+    let mut y = vec![0.0; x.shape()[0] * w.shape()[0] * size];
+    products(x.shape(), w.shape(), g, groups, |i, k, o| y[o] += xv[i] * wv[k]);
+    y
+}
+
+/// The input's gradient by its definition: each product sends the
+/// cotangent times the tap's weight to the input value it read.
+fn direct_input_grad(xs: &[usize], w: &Tensor, ct: &Tensor, g: &ConvGeometry, groups: usize) -> Vec<f64> {
+    let (wv, cv) = (w.to_vec::<f64>(), ct.to_vec::<f64>());
+    let mut dx = vec![0.0; xs.iter().product()];
+    products(xs, w.shape(), g, groups, |i, k, o| dx[i] += cv[o] * wv[k]);
     dx
 }
 
 /// The kernel's gradient by its definition: Σ over images and outputs of
 /// the cotangent times the input value each tap reads.
 fn direct_kernel_grad(x: &Tensor, ct: &Tensor, ws: &[usize], g: &ConvGeometry, groups: usize) -> Vec<f64> {
-    let xs = x.shape().to_vec();
     let (xv, cv) = (x.to_vec::<f64>(), ct.to_vec::<f64>());
-    let d = xs.len() - 2;
-    let out = ct.shape()[2..].to_vec();
-    let (cg, og) = (xs[1] / groups, ws[0] / groups);
-    let ks: Vec<usize> = ws[2..].to_vec();
-    let kn: usize = ks.iter().product();
-    let pn: usize = out.iter().product();
-    let unravel = |mut f: usize, shape: &[usize]| -> Vec<usize> {
-        let mut idx = vec![0; shape.len()];
-        for i in (0..shape.len()).rev() {
-            idx[i] = f % shape[i];
-            f /= shape[i];
-        }
-        idx
-    };
-    let mut dw = vec![0.0; ws[0] * cg * kn];
-    for n in 0..xs[0] {
-        for o in 0..ws[0] {
-            for pf in 0..pn {
-                let p = unravel(pf, &out);
-                let c_out = cv[(n * ws[0] + o) * pn + pf];
-                for c in 0..cg {
-                    for kf in 0..kn {
-                        let k = unravel(kf, &ks);
-                        let mut off = n * xs[1] + (o / og) * cg + c;
-                        let mut inside = true;
-                        for i in 0..d {
-                            let t = (p[i] * g.strides[i] + k[i] * g.rhs_dilation[i]) as i64 - g.padding[i].0;
-                            let ld = g.lhs_dilation[i] as i64;
-                            if t < 0 || t % ld != 0 || t / ld >= xs[2 + i] as i64 {
-                                inside = false;
-                                break;
-                            }
-                            off = off * xs[2 + i] + (t / ld) as usize;
-                        }
-                        if inside {
-                            dw[(o * cg + c) * kn + kf] += c_out * xv[off];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let mut dw = vec![0.0; ws.iter().product()];
+    products(x.shape(), ws, g, groups, |i, k, o| dw[k] += cv[o] * xv[i]);
     dw
 }
 
