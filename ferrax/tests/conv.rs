@@ -290,6 +290,15 @@ fn misuse_names_the_op_and_the_shapes() {
         x.conv(&Tensor::zeros(&[4, 3, 3, 3], DType::F32), &ConvOptions::new().stride(&[1, 1, 1]));
     });
     assert!(msg.contains("stride has 3 entries for 2 spatial axes"), "{msg}");
+    // A zero stride is named by the shape rule, also with "same" padding (which divides by it).
+    let msg = panic_message(|| {
+        x.conv(&Tensor::zeros(&[4, 3, 3, 3], DType::F32), &ConvOptions::new().stride(&[0]).padding(Padding::Same));
+    });
+    assert!(msg.contains("conv") && msg.contains("strides and dilations >= 1"), "{msg}");
+    let msg = panic_message(|| {
+        x.max_pool(&[2, 2], &[], &Padding::Explicit(vec![(-1, 0)]));
+    });
+    assert!(msg.contains("must be non-negative"), "{msg}");
     let msg = panic_message(|| {
         let x = Tensor::zeros(&[1, 2, 2, 2], DType::F64);
         x.conv_transpose(

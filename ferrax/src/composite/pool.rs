@@ -31,22 +31,13 @@ impl Pool {
             n => panic!("{op}: {n} strides for a window of {d} axes; give one, or one per axis"),
         };
         let input = &shape[shape.len() - d..];
-        let pairs = match padding {
-            Padding::Valid => vec![(0, 0); d],
-            Padding::Same => (0..d)
-                .map(|i| {
-                    let out = input[i].div_ceil(strides[i].max(1));
-                    let total = ((out.max(1) - 1) * strides[i] + window[i]).saturating_sub(input[i]);
-                    (total / 2, total - total / 2)
-                })
-                .collect(),
-            Padding::Explicit(p) if p.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0) && (p.len() == 1 || p.len() == d) => {
-                (0..d).map(|i| p[if p.len() == 1 { 0 } else { i }]).map(|(lo, hi)| (lo as usize, hi as usize)).collect()
+        let mut pairs = Vec::with_capacity(d);
+        for (lo, hi) in padding.pairs(op, input, window, &strides) {
+            match (usize::try_from(lo), usize::try_from(hi)) {
+                (Ok(lo), Ok(hi)) => pairs.push((lo, hi)),
+                _ => panic!("{op}: padding {padding:?} must be non-negative: a pooled window cannot crop"),
             }
-            Padding::Explicit(p) => {
-                panic!("{op}: padding {p:?} must be one non-negative pair, or one per pooled axis ({d})")
-            }
-        };
+        }
         Pool { window: window.to_vec(), strides, padding: pairs }
     }
 

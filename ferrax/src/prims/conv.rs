@@ -464,15 +464,16 @@ impl Padding {
     }
 
     /// The pairs for axes of (dilated) sizes `input`, windows spanning
-    /// `span` and `strides`.
+    /// `span` and `strides` (a stride of 0, which the shape rules refuse
+    /// with their own message, counts as 1 here).
     #[track_caller]
-    fn pairs(&self, op: &str, input: &[usize], span: &[usize], strides: &[usize]) -> Vec<(i64, i64)> {
+    pub(crate) fn pairs(&self, op: &str, input: &[usize], span: &[usize], strides: &[usize]) -> Vec<(i64, i64)> {
         let d = input.len();
         match self {
             Padding::Valid => vec![(0, 0); d],
             Padding::Same => (0..d)
                 .map(|i| {
-                    let out = input[i].div_ceil(strides[i]);
+                    let out = input[i].div_ceil(strides[i].max(1));
                     let total = ((out.max(1) - 1) * strides[i] + span[i]).saturating_sub(input[i]) as i64;
                     (total / 2, total - total / 2)
                 })
