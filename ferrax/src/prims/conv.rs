@@ -122,7 +122,7 @@ impl SingleOutput for Conv {
             _ => {
                 let l = batching::batch_first(lhs, axes[0], size); // [B, N, C, S..]
                 let r = batching::batch_first(rhs, axes[1], size); // [B, O, Cg, K..]
-                let (n, c, s) = (l.shape()[1], l.shape()[2], l.shape()[3..].to_vec());
+                let (n, s) = (l.shape()[1], l.shape()[3..].to_vec());
                 let (o, cg, k) = (r.shape()[1], r.shape()[2], r.shape()[3..].to_vec());
                 let conv = Conv { geometry: self.geometry.clone(), groups: groups * size };
                 if size == 0 {
@@ -130,15 +130,23 @@ impl SingleOutput for Conv {
                     shape.extend(self.geometry.out_shape(&s, &k));
                     return (Tensor::zeros(&shape, lhs.dtype()), Some(1));
                 }
-                let mut perm: Vec<usize> = (0..l.rank()).collect();
-                perm.swap(0, 1);
-                let l = l.permute(&perm).reshape(&[&[n, size * c][..], &s].concat());
+                let l = members_as_channels(&l);
                 let r = r.reshape(&[&[size * o, cg][..], &k].concat());
                 let out = conv.apply(&l, &r);
                 (split_axis(&out, 1, size, o), Some(1))
             }
         }
     }
+}
+
+/// `[B, N, C, S..]` as `[N, B·C, S..]`: each batch member's channels become
+/// groups of their own, member-major, as the batch rules fold a batch.
+fn members_as_channels(x: &Tensor) -> Tensor {
+    let mut perm: Vec<usize> = (0..x.rank()).collect();
+    perm.swap(0, 1);
+    let mut shape = x.shape()[1..].to_vec();
+    shape[1] *= x.shape()[0];
+    x.permute(&perm).reshape(&shape)
 }
 
 /// `x` with axis `axis` (of length `size · m`) split into `[size, m]`.
@@ -243,16 +251,14 @@ impl SingleOutput for ConvInputGrad {
         // Each member is its own set of groups, as in Conv's rule.
         let c = batching::batch_first(&x[0], axes[0], size); // [B, N, O, P..]
         let w = batching::batch_first(&x[1], axes[1], size); // [B, O, Cg, K..]
-        let (n, o, p) = (c.shape()[1], c.shape()[2], c.shape()[3..].to_vec());
+        let (n, o) = (c.shape()[1], c.shape()[2]);
         let (cg, k) = (w.shape()[2], w.shape()[3..].to_vec());
         let ch = cg * self.groups;
         if size == 0 {
             let shape = [&[n, 0, ch][..], &self.input].concat();
             return (Tensor::zeros(&shape, c.dtype()), Some(1));
         }
-        let mut perm: Vec<usize> = (0..c.rank()).collect();
-        perm.swap(0, 1);
-        let c = c.permute(&perm).reshape(&[&[n, size * o][..], &p].concat());
+        let c = members_as_channels(&c);
         let w = w.reshape(&[&[size * o, cg][..], &k].concat());
         let prim = ConvInputGrad { groups: self.groups * size, ..self.clone() };
         let out = bind(prim, &[c, w]); // [N, B·C, input..]
@@ -333,16 +339,12 @@ impl SingleOutput for ConvKernelGrad {
         // Each member is its own set of groups, as in Conv's rule.
         let l = batching::batch_first(&x[0], axes[0], size); // [B, N, C, S..]
         let c = batching::batch_first(&x[1], axes[1], size); // [B, N, O, P..]
-        let (n, ch, s) = (l.shape()[1], l.shape()[2], l.shape()[3..].to_vec());
-        let (o, p) = (c.shape()[2], c.shape()[3..].to_vec());
+        let (ch, o) = (l.shape()[2], c.shape()[2]);
         if size == 0 {
             let shape = [&[0, o, ch / self.groups][..], &self.window].concat();
             return (Tensor::zeros(&shape, l.dtype()), Some(0));
         }
-        let mut perm: Vec<usize> = (0..l.rank()).collect();
-        perm.swap(0, 1);
-        let l = l.permute(&perm).reshape(&[&[n, size * ch][..], &s].concat());
-        let c = c.permute(&perm).reshape(&[&[n, size * o][..], &p].concat());
+        let (l, c) = (members_as_channels(&l), members_as_channels(&c));
         let prim = ConvKernelGrad { groups: self.groups * size, ..self.clone() };
         let out = bind(prim, &[l, c]); // [B·O, Cg, K..]
         (split_axis(&out, 0, size, o), Some(0))
