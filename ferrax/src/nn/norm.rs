@@ -6,12 +6,18 @@ use crate::array::DType;
 use crate::core::Tensor;
 use crate::Tree;
 
-/// `(x − mean) / √(var + eps)` over `axes`, the statistics kept for broadcasting.
+/// `(x − mean) / √(var + eps)` over `axes`.
 fn standardize(x: &Tensor, axes: &[usize], eps: f64) -> Tensor {
+    standardize_with_stats(x, axes, eps).0
+}
+
+/// [`standardize`], and the (biased) mean and variance it used, their
+/// reduced axes kept for broadcasting.
+fn standardize_with_stats(x: &Tensor, axes: &[usize], eps: f64) -> (Tensor, Tensor, Tensor) {
     let mean = x.mean_axes(axes, true);
     let centered = x - &mean;
     let var = centered.square().mean_axes(axes, true);
-    centered / (var + eps).sqrt()
+    (centered / (&var + eps).sqrt(), mean, var)
 }
 
 /// `[1, features, 1, ..]`: a per-channel parameter shaped to broadcast over `[N, C, spatial..]`.
@@ -175,11 +181,12 @@ impl BatchNorm {
     pub fn forward_train(&self, x: &Tensor, stats: &BatchStats) -> (Tensor, BatchStats) {
         let axes: Vec<usize> = (0..x.rank()).filter(|&a| a != 1).collect();
         let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
-        let y = standardize(x, &axes, self.eps);
+        let (y, mean, var) = standardize_with_stats(x, &axes, self.eps);
         let out = y * per_channel(&self.gamma, x.rank()) + per_channel(&self.beta, x.rank());
-        let xs = x.stop_gradient();
-        let mean = xs.mean_axes(&axes, false);
-        let var = xs.var_axes(&axes, false) * (count as f64 / (count.max(2) - 1) as f64);
+        // The running statistics reuse the batch's, without their gradients.
+        let channels = [self.gamma.size()];
+        let mean = mean.stop_gradient().reshape(&channels);
+        let var = var.stop_gradient().reshape(&channels) * (count as f64 / (count.max(2) - 1) as f64);
         let m = self.momentum;
         let next = BatchStats { mean: &stats.mean * (1.0 - m) + mean * m, var: &stats.var * (1.0 - m) + var * m };
         (out, next)
