@@ -19,8 +19,8 @@ use super::{unravel, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 /// rows' full width and across image boundaries (those extra positions are
 /// dropped), which keeps one stride per operand.
 pub(super) struct Shifted {
-    /// The padded spatial shape.
-    padded: Vec<usize>,
+    /// The row-major strides of the padded spatial shape.
+    strides: Vec<usize>,
     /// Each tap's offset into a padded image.
     taps: Vec<usize>,
     /// Positions of one image's virtual grid: its output rows over the padded width.
@@ -63,7 +63,7 @@ impl Shifted {
         let slack = (taps.iter().max().copied().unwrap_or(0) + virt).saturating_sub(plane);
         let kl = sp.window[d - 1];
         let lead = taps.iter().step_by(kl.max(1)).copied().collect();
-        Some(Shifted { padded, taps, virt, plane, slack, lead, last: (kl, g.rhs_dilation[d - 1]) })
+        Some(Shifted { strides, taps, virt, plane, slack, lead, last: (kl, g.rhs_dilation[d - 1]) })
     }
 
     /// The grid's columns for `images` images.
@@ -135,7 +135,7 @@ impl Shifted {
         let d = sp.input.len();
         let (ss, line) = (sp.input.iter().product::<usize>(), sp.input[d - 1]);
         let lines = ss / line.max(1);
-        let strides = strides(&self.padded);
+        let strides = &self.strides;
         let mut idx = vec![0; d];
         for l in 0..lines {
             unravel(l * line, sp.input, &mut idx);
@@ -154,7 +154,7 @@ impl Shifted {
         let d = sp.out.len();
         let line = sp.out[d - 1];
         let lines: usize = sp.out[..d - 1].iter().product();
-        let strides = strides(&self.padded);
+        let strides = &self.strides;
         let mut idx = vec![0; d];
         for l in 0..lines {
             unravel(l * line, &sp.out, &mut idx);
