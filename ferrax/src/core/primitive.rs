@@ -165,6 +165,17 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     /// `stop_gradient`, piecewise-constant functions).
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>>;
 
+    /// Forward mode's outputs computed together with what the `jvp` rule
+    /// will need from the same pass: for a loop, each step's residuals,
+    /// which a rule called after `eval` would have to compute by running
+    /// the loop again. When this returns `Some(v)`, `v` starts with the
+    /// outputs and the rule receives all of `v` as its `ans`. The default,
+    /// `None`, evaluates the primitive and passes its outputs alone.
+    fn jvp_outputs(&self, x: &[Tensor], t: &[Option<Tensor>]) -> Option<Vec<Tensor>> {
+        let _ = (x, t);
+        None
+    }
+
     /// Vectorisation rule: the primitive applied to inputs that carry an
     /// extra batch axis (`axes[i]`: where input `i` has it; `None`: the input
     /// is the same for the whole batch, at least one is `Some`) of length

@@ -8,6 +8,7 @@
 
 mod fuse;
 mod optimize;
+mod parts;
 mod print;
 mod rebuild;
 mod transpose;
@@ -21,6 +22,7 @@ use crate::core::{bind_dyn, small, Outs, Primitive, Tensor};
 pub(crate) use fuse::elementwise;
 pub use fuse::Fused;
 pub use transpose::backward_pass;
+pub(crate) use transpose::transpose_linear;
 
 /// A variable of a graph.
 pub type Var = usize;

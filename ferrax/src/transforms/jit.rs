@@ -321,6 +321,9 @@ impl Primitive for JitCall {
         self.outs.iter().cloned().collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        interpret(&self.run, &self.last_use, ins.iter().map(|a| (*a).clone()).collect())
+    }
+    fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
         interpret(&self.run, &self.last_use, ins)
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
@@ -350,10 +353,10 @@ impl Primitive for JitCall {
 /// directly. An intermediate is handed to its last reader, which may write
 /// over it (a fused chain does); a large buffer freed goes back to the
 /// pool, which gives it to the next value of its size class.
-fn interpret(graph: &Graph, last_use: &[Option<usize>], ins: &[&Array]) -> Outs<Array> {
+pub(super) fn interpret(graph: &Graph, last_use: &[Option<usize>], ins: Vec<Array>) -> Outs<Array> {
     let mut env: Vec<Option<Array>> = vec![None; graph.avals.len()];
     for (&v, a) in graph.inputs.iter().zip(ins) {
-        env[v] = Some((*a).clone());
+        env[v] = Some(a);
     }
     for (v, t) in &graph.consts {
         env[*v] =

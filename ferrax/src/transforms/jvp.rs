@@ -41,16 +41,28 @@ pub(crate) fn jvp_step(
         primals.push(p);
         tangents.push(t);
     }
-    let ans = {
-        let _primal = context::computing_primal_of(me.level);
-        bind_dyn(prim.clone(), &primals)
-    };
     if !with_tangent {
-        return ans;
+        let _primal = context::computing_primal_of(me.level);
+        return bind_dyn(prim.clone(), &primals);
     }
+    let (ans, extra) = {
+        let _primal = context::computing_primal_of(me.level);
+        match prim.jvp_outputs(&primals, &tangents) {
+            Some(mut all) => {
+                let extra = all.split_off(avals.len());
+                (small(all), extra)
+            }
+            None => (bind_dyn(prim.clone(), &primals), Vec::new()),
+        }
+    };
     let out_tangents = {
         let _rule = context::applying_rule_at(me.level);
-        prim.jvp(&primals, &tangents, &ans)
+        if extra.is_empty() {
+            prim.jvp(&primals, &tangents, &ans)
+        } else {
+            let all: Vec<Tensor> = ans.iter().cloned().chain(extra).collect();
+            prim.jvp(&primals, &tangents, &all)
+        }
     };
     assert!(
         out_tangents.len() == ans.len(),
@@ -145,4 +157,31 @@ pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, primals: &I, tangents: &I)
         .unzip();
     drop(guard);
     (out.with_leaves(ys), out.with_leaves(dys))
+}
+
+/// [`jvp`] on flat operands with symbolic zeros: only the inputs whose
+/// tangent is `Some` carry one, and an output that does not depend on them
+/// (or only through integer or piecewise-constant operations) gets `None`.
+/// What the control-flow primitives stage their bodies' derivatives with.
+pub(crate) fn jvp_partial(
+    f: impl FnOnce(&[Tensor]) -> Vec<Tensor>,
+    primals: &[Tensor],
+    tangents: &[Option<Tensor>],
+) -> (Vec<Tensor>, Vec<Option<Tensor>>) {
+    let guard = push_frame(Rc::new(JvpTrace));
+    let me = guard.frame();
+    let traced: Vec<Tensor> = primals
+        .iter()
+        .zip(tangents)
+        .map(|(x, t)| match t {
+            Some(t) if x.dtype().is_float() => {
+                Tensor::new_tracer(me, x.aval().clone(), TracerKind::Jvp { primal: x.clone(), tangent: t.clone() })
+            }
+            _ => x.clone(),
+        })
+        .collect();
+    let out = f(&traced);
+    let split = out.iter().map(|y| unpack(y, me)).unzip();
+    drop(guard);
+    split
 }

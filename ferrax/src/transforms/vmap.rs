@@ -227,3 +227,43 @@ pub fn vmap_axes<I: Tree, O: Tree>(
     let (in_axes, out_axes, at) = (in_axes.to_vec(), out_axes.to_vec(), Location::caller());
     move |xs: &I| vmap_impl(&f, xs, &in_axes, &out_axes, at)
 }
+
+/// `f` applied to flat operands batched along `axes` (`None`: the same for
+/// every member) of length `size`; each output with its batch axis, `None`
+/// for an output that does not depend on a batched operand. What the
+/// control-flow primitives batch their bodies with: a loop's carry that
+/// stays unbatched must not be broadcast.
+pub(crate) fn vmap_partial(
+    f: impl FnOnce(&[Tensor]) -> Vec<Tensor>,
+    ins: &[Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> Vec<(Tensor, Option<usize>)> {
+    let guard = push_frame(Rc::new(BatchTrace { size }));
+    let me = guard.frame();
+    let traced: Vec<Tensor> = ins
+        .iter()
+        .zip(axes)
+        .map(|(x, axis)| match axis {
+            None => x.clone(),
+            Some(a) => {
+                let mut shape = x.shape().to_vec();
+                shape.remove(*a);
+                Tensor::new_tracer(
+                    me,
+                    Aval::new(x.dtype(), &shape),
+                    TracerKind::Batch { value: x.clone(), axis: Some(*a) },
+                )
+            }
+        })
+        .collect();
+    let out = f(&traced)
+        .iter()
+        .map(|y| match y.tracer_of(me) {
+            Some(TracerKind::Batch { value, axis }) => (value.clone(), *axis),
+            _ => (y.clone(), None),
+        })
+        .collect();
+    drop(guard);
+    out
+}
