@@ -56,6 +56,7 @@ pub use crate::composite::{einsum, MatrixNorm};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
 pub use crate::prims::where_;
+pub use crate::transforms::control;
 pub use crate::transforms::{
     checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jit_static, jvp,
     linearize, make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut, Tape,
@@ -75,6 +76,7 @@ pub mod prelude {
     pub use crate::core::Tensor;
     pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};
     pub use crate::prims::where_;
+    pub use crate::transforms::control::{cond, fori_loop, scan, switch, while_loop};
     pub use crate::transforms::{
         checkpoint, custom_jvp, custom_vjp, grad, grad_with_aux, hessian, hvp, jacfwd, jacrev, jit, jit_static, jvp,
         linearize, make_graph, no_grad, value_and_grad, value_and_grad_with_aux, vjp, vmap, vmap_axes, JacobianOut,

@@ -2,6 +2,7 @@
 //! `grad` and `value_and_grad` (reverse mode); `vmap` and `vmap_axes`
 //! (vectorisation); `jacfwd`, `jacrev`, `hessian`, `hvp`; `jit`; `make_graph` (staging).
 
+pub mod control;
 mod custom;
 mod jacobian;
 mod jit;
