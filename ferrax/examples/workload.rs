@@ -161,9 +161,6 @@ fn mlp_loss(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
 /// The gradient of gpt_step's loss, eager or jitted.
 type GptGrad = dyn Fn(&(Gpt, Tensor, Tensor)) -> Gpt;
 
-/// One SGD step's gradient, eager or jitted.
-type Step = dyn Fn(&Vec<Tensor>) -> Vec<Tensor>;
-
 /// `f(x)` as a timed call: eager, or through `jit(f)` (traced before timing, in the warm-up calls).
 fn call<I, O>(f: impl Fn(&I) -> O + Send + Sync + 'static, x: I, jitted: bool) -> Box<dyn FnMut()>
 where
@@ -202,13 +199,17 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
         }
         "W3" => {
             let (p0, x, y) = mlp_problem();
-            // One SGD step; under --jit the whole step (gradient and update)
-            // is one program, as JAX's W3 jits its loop body.
             let step = move |p: &Vec<Tensor>| {
                 let g = grad(|p: &Vec<Tensor>| mlp_loss(p, &x, &y))(p);
                 p.iter().zip(&g).map(|(p, g)| p - g * 0.1).collect::<Vec<Tensor>>()
             };
-            let step: Box<Step> = if jitted { Box::new(jit(step)) } else { Box::new(step) };
+            if jitted {
+                // The whole loop is one program, as JAX's W3 jits a fori_loop.
+                let train = jit(move |p: &Vec<Tensor>| fori_loop(0, 100, |_, p: &Vec<Tensor>| step(p), p));
+                return Some(Box::new(move || {
+                    black_box(train(&p0));
+                }));
+            }
             Box::new(move || {
                 let mut p = p0.clone();
                 for _ in 0..100 {
