@@ -344,3 +344,180 @@ fn misuse_is_named() {
     }));
     assert!(m.contains("0-d bool"), "{m}");
 }
+
+#[test]
+fn control_flow_nested_in_each_other_and_in_jit() {
+    let w = randn(&[3], 80);
+    // A cond inside a scan inside a jit, differentiated both ways.
+    let f = |a: &(Tensor, Tensor)| {
+        let (w, xs) = a;
+        scan(
+            |c: &Tensor, x: &Tensor| {
+                let next =
+                    cond(&x.sum().gt(&Tensor::scalar(0.0)), |c: &Tensor| (c * w).sin(), |c: &Tensor| c * x.cos(), c);
+                (next.clone(), next.sum())
+            },
+            &Tensor::ones(&[3], DType::F64),
+            xs,
+        )
+    };
+    let unrolled = |a: &(Tensor, Tensor)| {
+        let (w, xs) = a;
+        let mut c = Tensor::ones(&[3], DType::F64);
+        let mut ys = Vec::new();
+        for t in 0..xs.shape()[0] {
+            let x = xs.slice(0, t, t + 1).squeeze(0);
+            c = if x.sum().item() > 0.0 { (&c * w).sin() } else { &c * x.cos() };
+            ys.push(c.sum());
+        }
+        (c, Tensor::stack(&ys, 0))
+    };
+    let at = (w.clone(), randn(&[6, 3], 81));
+    check_grads_with(f, &at, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+    let loss = |a: &(Tensor, Tensor)| f(a).1.square().sum();
+    let loss_unrolled = |a: &(Tensor, Tensor)| unrolled(a).1.square().sum();
+    let g = jit(grad(loss))(&at);
+    let want = grad(loss_unrolled)(&at);
+    assert!(max_diff(&g.0, &want.0) < 1e-13 && max_diff(&g.1, &want.1) < 1e-13);
+    // jacrev and jacfwd agree.
+    let jr = jacrev(|w: &Tensor| f(&(w.clone(), at.1.clone())).1)(&w);
+    let jf = jacfwd(|w: &Tensor| f(&(w.clone(), at.1.clone())).1)(&w);
+    assert!(max_diff(&jr, &jf) < 1e-13);
+    // A scan inside a cond, and a while_loop inside a scan (forward mode).
+    let g2 = |x: &Tensor| {
+        cond(
+            &x.sum().lt(&Tensor::scalar(0.0)),
+            |x: &Tensor| fori_loop(0, 3, |_, c: &Tensor| c.sin() + x, x),
+            |x: &Tensor| x.square(),
+            x,
+        )
+    };
+    for seed in [82, 83] {
+        check_grads_with(g2, &randn(&[2], seed), 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+    }
+    let g3 = |x: &Tensor| {
+        scan(
+            |c: &Tensor, x: &Tensor| {
+                let y = while_loop(
+                    |v: &Tensor| v.sum().lt(&Tensor::scalar(10.0)),
+                    |v: &Tensor| v * 1.5 + 0.1,
+                    &(c + x).exp(),
+                );
+                (y.tanh(), y.sum())
+            },
+            x,
+            &randn(&[4, 2], 84),
+        )
+    };
+    check_grads_with(g3, &randn(&[2], 85), 2, &[Mode::Forward], None).unwrap();
+    // jit of vmap of a while_loop, and vmap of jit of a scan.
+    let halve = |x: &Tensor| while_loop(|c: &Tensor| c.gt(&Tensor::scalar(1.0)), |c: &Tensor| c * 0.5, x);
+    let xs = Tensor::from_vec(vec![5.0, 0.5, 100.0, 3.0], &[4]);
+    assert_eq!(jit(vmap(halve))(&xs).to_vec::<f64>(), vmap(halve)(&xs).to_vec::<f64>());
+    let cumsum = jit(|x: &Tensor| scan(|c: &Tensor, x: &Tensor| (c + x, c + x), &Tensor::scalar(0.0), x).1);
+    let m = randn(&[3, 5], 86);
+    let rows = vmap(&cumsum)(&m);
+    for b in 0..3 {
+        let r = m.slice(0, b, b + 1).squeeze(0);
+        assert_eq!(rows.slice(0, b, b + 1).squeeze(0).to_vec::<f64>(), cumsum(&r).to_vec::<f64>());
+    }
+}
+
+#[test]
+fn scan_on_the_tape_and_with_tree_carries() {
+    // The PyTorch-style tape records a scan as one operation.
+    let (p, h0, xs) = (params(4), randn(&[4], 90), randn(&[5, 3], 91));
+    let tape = Tape::new();
+    let tp: Vec<Tensor> = p.iter().map(|t| tape.requires_grad(t)).collect();
+    let (_, ys) = rnn_scan(&tp, &h0, &xs);
+    ys.sum().backward();
+    let want = grad(|p: &Vec<Tensor>| rnn_loop(p, &h0, &xs).1.sum())(&p);
+    for (t, g) in tp.iter().zip(&want) {
+        assert!(max_diff(&t.grad().unwrap(), g) < 1e-13);
+    }
+    // A carry that is a tuple with an integer counter; xs a tuple too.
+    let body = |c: &(Tensor, Tensor), x: &(Tensor, Tensor)| {
+        let n = &c.0 + &Tensor::scalar(1i64);
+        let s = &c.1 * &x.0 + x.1.sin() * n.to_dtype(DType::F64);
+        ((n, s.clone()), (s.sum(), c.0.clone()))
+    };
+    let xs = (randn(&[4, 2], 92), randn(&[4, 2], 93));
+    let init = (Tensor::scalar(0i64), randn(&[2], 94));
+    let ((n, s), (sums, counts)) = scan(body, &init, &xs);
+    assert_eq!(n.to_vec::<i64>(), vec![4]);
+    assert_eq!(counts.to_vec::<i64>(), vec![0, 1, 2, 3]);
+    assert_eq!(sums.shape(), &[4]);
+    assert_eq!(s.shape(), &[2]);
+    let f = |a: &(Tensor, Tensor)| scan(body, &(Tensor::scalar(0i64), a.0.clone()), &(a.1.clone(), xs.1.clone())).0 .1;
+    check_grads_with(f, &(init.1.clone(), xs.0.clone()), 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+    // vmap over the tuple's float leaf only.
+    let batch = randn(&[3, 2], 95);
+    let vb = vmap(|s0: &Tensor| scan(body, &(Tensor::scalar(0i64), s0.clone()), &xs).0 .1)(&batch);
+    for b in 0..3 {
+        let s0 = batch.slice(0, b, b + 1).squeeze(0);
+        let one = scan(body, &(Tensor::scalar(0i64), s0), &xs).0 .1;
+        assert!(max_diff(&vb.slice(0, b, b + 1).squeeze(0), &one) < 1e-15);
+    }
+}
+
+/// Newton's method for Kepler's equation E − e·sin E = M, at least one step.
+fn kepler(m: &Tensor) -> Tensor {
+    let e = 0.6;
+    let step = |s: &(Tensor, Tensor)| {
+        let x = &s.0;
+        (x - (x - x.sin() * e - m) / (1.0 - x.cos() * e), &s.1 + &Tensor::scalar(1i64))
+    };
+    let go = |s: &(Tensor, Tensor)| {
+        let residual = (&s.0 - s.0.sin() * e - m).abs();
+        s.1.eq(&Tensor::scalar(0i64)).logical_or(&residual.gt(&Tensor::scalar(1e-14)))
+    };
+    while_loop(go, step, &(m.clone(), Tensor::scalar(0i64))).0
+}
+
+#[test]
+fn newton_vmapped_matches_the_implicit_derivative() {
+    let ms = Tensor::linspace(0.0, 6.0, 41, DType::F64);
+    let es = jit(vmap(kepler))(&ms);
+    assert!((&es - es.sin() * 0.6 - &ms).abs().max().item() < 1e-13);
+    for i in [0, 7, 20, 33] {
+        let m = ms.slice(0, i, i + 1).squeeze(0);
+        assert_eq!(kepler(&m).item(), es.slice(0, i, i + 1).item(), "member {i}: vmap equals one solve");
+    }
+    let (_, de) = jvp(vmap(kepler), &ms, &Tensor::ones(&[41], DType::F64));
+    let implicit = (1.0 - es.cos() * 0.6).recip();
+    assert!(((&de - &implicit) / &implicit).abs().max().item() < 1e-10);
+}
+
+#[test]
+fn rk4_in_fori_loop_differentiates_by_its_parameters() {
+    // A damped oscillator x'' = -k x - c x', 60 RK4 steps; the loss is the final position squared.
+    let field = |p: &Tensor, s: &Tensor| {
+        let (x, v) = (s.slice(0, 0, 1), s.slice(0, 1, 2));
+        let (k, c) = (p.slice(0, 0, 1), p.slice(0, 1, 2));
+        Tensor::concat(&[v.clone(), -(&k * &x) - &c * &v], 0)
+    };
+    let dt = 0.05;
+    let rk4 = |p: &Tensor, s: &Tensor| {
+        let k1 = field(p, s);
+        let k2 = field(p, &(s + &k1 * (dt / 2.0)));
+        let k3 = field(p, &(s + &k2 * (dt / 2.0)));
+        let k4 = field(p, &(s + &k3 * dt));
+        s + (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (dt / 6.0)
+    };
+    let s0 = Tensor::from_vec(vec![1.0, 0.0], &[2]);
+    let loss = |p: &Tensor| fori_loop(0, 60, |_, s: &Tensor| rk4(p, s), &s0).slice(0, 0, 1).square().sum();
+    let p = Tensor::from_vec(vec![4.0, 0.3], &[2]);
+    let unrolled = |p: &Tensor| {
+        let mut s = s0.clone();
+        for _ in 0..60 {
+            s = rk4(p, &s);
+        }
+        s.slice(0, 0, 1).square().sum()
+    };
+    assert_eq!(loss(&p).item(), unrolled(&p).item());
+    let g = grad(loss)(&p);
+    assert!(max_diff(&g, &grad(unrolled)(&p)) < 1e-13);
+    let fd = numerical_grad(loss, &p);
+    assert!(max_diff(&g, &fd) < 1e-8, "{g:?} vs {fd:?}");
+    check_grads_with(loss, &p, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+}

@@ -206,6 +206,46 @@ impl Tensor {
         1.0 / self
     }
 
+    /// `self && other`, elementwise, for bool tensors (broadcasting): what a
+    /// loop's condition combines its tests with.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let a = Tensor::from_vec(vec![true, true, false], &[3]);
+    /// let b = Tensor::from_vec(vec![true, false, false], &[3]);
+    /// assert_eq!(a.logical_and(&b).to_vec::<bool>(), vec![true, false, false]);
+    /// assert_eq!(a.logical_or(&b).to_vec::<bool>(), vec![true, true, false]);
+    /// assert_eq!(a.logical_not().to_vec::<bool>(), vec![false, false, true]);
+    /// ```
+    ///
+    /// # Panics
+    /// When either operand is not bool, or the shapes do not broadcast.
+    #[track_caller]
+    pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        expect_bools("logical_and", self, other);
+        self.select(other, &Tensor::scalar(false))
+    }
+
+    /// `self || other`, elementwise, for bool tensors (broadcasting).
+    ///
+    /// # Panics
+    /// When either operand is not bool, or the shapes do not broadcast.
+    #[track_caller]
+    pub fn logical_or(&self, other: &Tensor) -> Tensor {
+        expect_bools("logical_or", self, other);
+        self.select(&Tensor::scalar(true), other)
+    }
+
+    /// `!self`, elementwise, for a bool tensor.
+    ///
+    /// # Panics
+    /// When the tensor is not bool.
+    #[track_caller]
+    pub fn logical_not(&self) -> Tensor {
+        expect_bools("logical_not", self, self);
+        self.select(&Tensor::scalar(false), &Tensor::scalar(true))
+    }
+
     /// One-hot rows: an integer tensor of class indices `[..]` becomes
     /// `[.., classes]` of `dtype`, with a 1 at each index.
     ///
@@ -219,5 +259,16 @@ impl Tensor {
             self.dtype()
         );
         self.expand_dims(self.rank()).eq(&Tensor::arange(classes, DType::I64)).to_dtype(dtype)
+    }
+}
+
+#[track_caller]
+fn expect_bools(op: &str, a: &Tensor, b: &Tensor) {
+    if a.dtype() != DType::Bool || b.dtype() != DType::Bool {
+        panic!(
+            "{op}: needs bool tensors, got {} and {}; compare first (gt, eq, ...) to get bools",
+            a.dtype(),
+            b.dtype()
+        );
     }
 }
