@@ -44,7 +44,7 @@ fn gru(p: &[Tensor], h: &Tensor, x: &Tensor) -> (Tensor, Tensor) {
 }
 
 /// Mean squared error of one-step-ahead predictions; `xs` is [T, B, 1].
-fn loss_scan(p: &Vec<Tensor>, xs: &Tensor) -> Tensor {
+fn loss_scan(p: &[Tensor], xs: &Tensor) -> Tensor {
     let (t, b) = (xs.shape()[0], xs.shape()[1]);
     let h0 = Tensor::zeros(&[b, HIDDEN], DType::F32);
     let (_, preds) = scan(|h: &Tensor, x: &Tensor| gru(p, h, x), &h0, &xs.slice(0, 0, t - 1));
@@ -52,7 +52,7 @@ fn loss_scan(p: &Vec<Tensor>, xs: &Tensor) -> Tensor {
 }
 
 /// The same loss as a Rust loop.
-fn loss_loop(p: &Vec<Tensor>, xs: &Tensor) -> Tensor {
+fn loss_loop(p: &[Tensor], xs: &Tensor) -> Tensor {
     let (t, b) = (xs.shape()[0], xs.shape()[1]);
     let mut h = Tensor::zeros(&[b, HIDDEN], DType::F32);
     let mut preds = Vec::new();
