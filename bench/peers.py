@@ -19,7 +19,7 @@ import time
 WORKLOADS = [
     "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
     "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
-    "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large", "gpt_step",
+    "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large", "gpt_step", "rnn_scan",
 ]
 # Issue 15's networks, f32, measured against PyTorch eager (its target). The
 # convolutions are the larger CNN's three layers (3x3, padding 1), forward
@@ -27,6 +27,11 @@ WORKLOADS = [
 # gradient, update) of conv-relu[-pool] stacks with a linear head.
 CONVS = {"conv1_fb": (3, 32, 32), "conv2_fb": (32, 64, 16), "conv3_fb": (64, 128, 8)}
 CNN = {"cnn_digits": (64, 1, 8, [16, 32], False), "cnn_large": (128, 3, 32, [32, 64, 128], True)}
+# Issue 16's recurrent workload: loss and gradient through RNN_STEPS (1000)
+# steps of an Elman cell, input 32, hidden 128, batch 32, f32; the loss is the
+# mean square of every state. PyTorch runs the unrolled loop eagerly, JAX a
+# jitted lax.scan.
+RNN = (32, 32, 128)
 KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M")
 SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile"]
 
@@ -98,6 +103,14 @@ def inputs(workload):
         x = rng.normal(size=(128, c, hw, hw)).astype(f32)
         w = (rng.normal(size=(o, c, 3, 3)) * 0.1).astype(f32)
         return x, w, rng.normal(size=(128, o, hw, hw)).astype(f32)
+    if workload == "rnn_scan":
+        import os
+
+        steps = int(os.environ.get("RNN_STEPS", "1000"))
+        b, i, h = RNN
+        p = [(rng.normal(size=(i, h)) * 0.1).astype(f32), (rng.normal(size=(h, h)) / h**0.5).astype(f32),
+             np.zeros(h, f32)]
+        return p, rng.normal(size=(steps, b, i)).astype(f32)
     if workload in CNN:
         n, c, hw, chans, pool_each = CNN[workload]
         x = rng.normal(size=(n, c, hw, hw)).astype(f32)
@@ -123,6 +136,20 @@ def jax_call(workload, jit):
 
     if workload in CONVS or workload in CNN or workload == "gpt_step":
         raise Skip("issue 15's workloads are measured against PyTorch eager")
+    if workload == "rnn_scan":
+        p, xs = inputs(workload)
+        p, xs = [jnp.asarray(a) for a in p], jnp.asarray(xs)
+        h0 = jnp.zeros((RNN[0], RNN[2]), jnp.float32)
+
+        def rnn_loss(p):
+            def cell(h, x):
+                h = jnp.tanh(x @ p[0] + h @ p[1] + p[2])
+                return h, h
+
+            return jnp.mean(jax.lax.scan(cell, h0, xs)[1] ** 2)
+
+        f = wrap(jax.value_and_grad(rnn_loss))
+        return ready(lambda: f(p))
 
     def mlp_loss(p, x, y):
         h1 = jnp.tanh(x @ p[0] + p[1])
@@ -262,6 +289,22 @@ def torch_call(workload, compiled):
         if compiled:
             raise Skip("issue 15's workloads are measured against PyTorch eager")
         return torch_network(workload, t)
+    if workload == "rnn_scan":
+        if compiled:
+            raise Skip("the recurrent workload is measured against PyTorch eager")
+        p, xs = inputs(workload)
+        p, xs = [t(a).requires_grad_(True) for a in p], t(xs)
+
+        def rnn_step():
+            h = torch.zeros(RNN[0], RNN[2])
+            hs = []
+            for x in xs:
+                h = torch.tanh(x @ p[0] + h @ p[1] + p[2])
+                hs.append(h)
+            loss = (torch.stack(hs) ** 2).mean()
+            return loss, torch.autograd.grad(loss, p)
+
+        return rnn_step
     if compiled and not workload.startswith("W7") and workload not in KERNELS:
         raise Skip("torch.func transformations under torch.compile are not measured")
     from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap

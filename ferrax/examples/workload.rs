@@ -50,6 +50,10 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("cnn_digits", "one SGD step of conv 1->16, conv 16->32, 2x2 max-pool, linear on 64 8x8 digits"),
     ("cnn_large", "one SGD step of three conv-relu-pool layers (32, 64, 128) on 128 3x32x32 images"),
     ("gpt_step", "one Adam step of a character transformer: 2 blocks, width 64, 4 heads, context 32, batch 32"),
+    (
+        "rnn_scan",
+        "loss and gradient through 1000 steps of an Elman cell (input 32, hidden 128, batch 32, f32) in a scan",
+    ),
 ];
 
 fn main() {
@@ -310,6 +314,24 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
                 p.iter().zip(&g).map(|(a, d)| a - d * 0.1).collect::<Vec<Tensor>>()
             };
             call(step, params, jitted)
+        }
+        "rnn_scan" => {
+            let steps = std::env::var("RNN_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+            let p = vec![
+                normal(&[32, 128], DType::F32, 1, 0.1),
+                normal(&[128, 128], DType::F32, 2, 1.0 / (128f64).sqrt()),
+                Tensor::zeros(&[128], DType::F32),
+            ];
+            let xs = Tensor::randn(&[steps, 32, 32], DType::F32, 3);
+            let h0 = Tensor::zeros(&[32, 128], DType::F32);
+            let loss = move |p: &Vec<Tensor>| {
+                let cell = |h: &Tensor, x: &Tensor| {
+                    let h = (x.matmul(&p[0]) + h.matmul(&p[1]) + &p[2]).tanh();
+                    (h.clone(), h)
+                };
+                scan(cell, &h0, &xs).1.square().mean()
+            };
+            call(value_and_grad(loss), p, jitted)
         }
         "gpt_step" => {
             let (vocab, batch, context) = (60, 32, 32);

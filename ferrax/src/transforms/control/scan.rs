@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::array::{concat, slice, Array, Aval};
+use crate::array::{slice, Array, Aval, Buffer, DType};
 use crate::core::{bind_all, Kind, Lin, Outs, Param, Params, Primitive, Tensor};
 use crate::graph::Graph;
 use crate::prims::batching::{batch_first, move_axis};
@@ -78,6 +78,30 @@ impl Scan {
     }
 }
 
+/// `n` zeros of `dtype`.
+fn zeroed(dtype: DType, n: usize) -> Buffer {
+    match dtype {
+        DType::F32 => Buffer::F32(vec![0.0; n]),
+        DType::F64 => Buffer::F64(vec![0.0; n]),
+        DType::I64 => Buffer::I64(vec![0; n]),
+        DType::Bool => Buffer::Bool(vec![false; n]),
+    }
+}
+
+/// Copies `y` into row `t` of `rows`, a buffer of rows of `y`'s size.
+fn write_row(rows: &mut Buffer, t: usize, y: &Array) {
+    fn put<T: Copy>(rows: &mut [T], t: usize, y: &[T]) {
+        rows[t * y.len()..(t + 1) * y.len()].copy_from_slice(y);
+    }
+    match (rows, y.buffer()) {
+        (Buffer::F32(r), Buffer::F32(v)) => put(r, t, v),
+        (Buffer::F64(r), Buffer::F64(v)) => put(r, t, v),
+        (Buffer::I64(r), Buffer::I64(v)) => put(r, t, v),
+        (Buffer::Bool(r), Buffer::Bool(v)) => put(r, t, v),
+        _ => unreachable!("a scan body's output has the dtype it was staged with"),
+    }
+}
+
 /// The `t`-th row (along axis 0) of `x`.
 fn row(x: &Array, t: usize) -> Array {
     let mut starts = vec![0; x.rank()];
@@ -119,31 +143,22 @@ impl Primitive for Scan {
         let xs = ins.split_off(self.n_consts + self.n_carry);
         let mut carry = ins.split_off(self.n_consts);
         let consts = ins;
-        let mut ys: Vec<Vec<Array>> = vec![Vec::with_capacity(self.length); self.n_ys()];
+        // Each step's outputs are written into their rows as they come.
+        let mut ys: Vec<Buffer> = self.outs[self.n_carry..].iter().map(|a| zeroed(a.dtype, a.size())).collect();
         for i in 0..self.length {
             let t = if self.reverse { self.length - 1 - i } else { i };
             let mut args = consts.clone();
             args.append(&mut carry);
             args.extend(xs.iter().map(|x| row(x, t)));
             let mut outs = self.body.run(args).into_vec();
-            for (acc, y) in ys.iter_mut().zip(outs.drain(self.n_carry..)) {
-                acc.push(y);
+            for (rows, y) in ys.iter_mut().zip(outs.drain(self.n_carry..)) {
+                write_row(rows, t, &y);
             }
             carry = outs;
         }
-        let stack = |rows: &mut Vec<Array>, aval: &Aval| {
-            if self.reverse {
-                rows.reverse();
-            }
-            if rows.is_empty() {
-                return Array::zeros(&aval.shape, aval.dtype);
-            }
-            let lifted: Vec<Array> = rows.iter().map(|r| r.reshape(&stacked(r.aval(), 1).shape)).collect();
-            concat(&lifted.iter().collect::<Vec<_>>(), 0)
-        };
         let mut out: Outs<Array> = carry.into_iter().collect();
-        for (rows, aval) in ys.iter_mut().zip(&self.outs[self.n_carry..]) {
-            out.push(stack(rows, aval));
+        for (rows, aval) in ys.into_iter().zip(&self.outs[self.n_carry..]) {
+            out.push(Array::new(&aval.shape, rows));
         }
         out
     }
