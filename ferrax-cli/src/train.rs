@@ -514,22 +514,51 @@ fn train_model<M: Classifier>(
         run.batch
     );
 
-    // The loss and its gradient are staged once per batch shape and run from
-    // jit's cache (the last, smaller batch of an epoch gets its own program).
-    let loss_and_grad =
-        jit(|(m, x, y): &(M, Tensor, Tensor)| value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m));
+    // An epoch is one jitted scan of the optimizer step over the full
+    // batches (and the step once more for a last, smaller batch): staged
+    // once, it runs without returning to Rust between batches. Each step
+    // also gives its loss and the largest magnitude of each updated
+    // parameter, for the divergence checks below.
+    type Carry<M> = (M, AdamState<M>);
+    let step = move |(m, s): &Carry<M>, (x, y): &(Tensor, Tensor)| {
+        let (loss, g) = value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m);
+        let (m, s) = opt.update(m, &g, s);
+        let maxima: Vec<Tensor> = m.leaves().iter().map(|p| p.abs().max()).collect();
+        ((m, s), (loss, maxima))
+    };
+    let epoch_scan = jit(move |(c, xs, ys): &(Carry<M>, Tensor, Tensor)| scan(step, c, &(xs.clone(), ys.clone())));
+    let one_step = jit(move |(c, x, y): &(Carry<M>, Tensor, Tensor)| step(c, &(x.clone(), y.clone())));
     let epochs = args.epochs.map_or(30, |e| e as usize);
     let out = args.out();
     let last = start_epoch + epochs;
     let mut history = Vec::new();
+    let paths = model.leaf_paths();
     for epoch in start_epoch..last {
         let t0 = Instant::now();
         let batches = train.batches(run.batch, run.seed.wrapping_add(1 + epoch as u64));
         let bar = progress_bar(batches.len(), epoch + 1, last);
+        let full = batches.iter().take_while(|b| b.len() == run.batch).count();
+        let mut carry = (model.clone(), state.clone());
+        // Per batch: the loss and each parameter's largest magnitude after the update.
+        let mut steps: Vec<(f64, Vec<f64>)> = Vec::new();
+        if full > 0 {
+            let stack = |f: fn(&Dataset) -> &Tensor| {
+                Tensor::stack(&batches[..full].iter().map(|b| f(b).clone()).collect::<Vec<_>>(), 0)
+            };
+            let (c, (losses, maxima)) = epoch_scan(&(carry, stack(|b| &b.x), stack(|b| &b.y)));
+            let maxima: Vec<Vec<f64>> = maxima.iter().map(|m| m.to_dtype(DType::F64).to_vec::<f64>()).collect();
+            let losses = losses.to_dtype(DType::F64).to_vec::<f64>();
+            steps.extend((0..full).map(|i| (losses[i], maxima.iter().map(|m| m[i]).collect())));
+            carry = c;
+        }
+        for b in &batches[full..] {
+            let (c, (loss, maxima)) = one_step(&(carry, b.x.clone(), b.y.clone()));
+            steps.push((loss.item(), maxima.iter().map(Tensor::item).collect()));
+            carry = c;
+        }
+        bar.inc(batches.len() as u64);
         let mut total = 0.0;
-        for (i, b) in batches.iter().enumerate() {
-            let (loss, g) = loss_and_grad(&(model.clone(), b.x.clone(), b.y.clone()));
-            let loss = loss.item();
+        for (i, (loss, maxima)) in steps.iter().enumerate() {
             if !loss.is_finite() {
                 bar.abandon();
                 return Err(failed(format!(
@@ -539,23 +568,19 @@ fn train_model<M: Classifier>(
                     kept(&out, epoch, start_epoch)
                 )));
             }
-            (model, state) = opt.update(&model, &g, &state);
-            if let Some(bad) =
-                model.leaf_paths().iter().zip(model.leaves()).find(|(_, p)| !p.abs().max().item().is_finite())
-            {
+            if let Some(k) = maxima.iter().position(|m| !m.is_finite()) {
                 bar.abandon();
                 return Err(failed(format!(
                     "training diverged: the update of epoch {}, batch {} made {} non-finite; {} (try a smaller --lr)",
                     epoch + 1,
                     i + 1,
-                    bad.0,
+                    paths[k],
                     kept(&out, epoch, start_epoch)
                 )));
             }
-            total += loss * b.len() as f64;
-            bar.set_message(format!("loss {:.4}", total / ((i + 1) * run.batch).min(train.len()) as f64));
-            bar.inc(1);
+            total += loss * batches[i].len() as f64;
         }
+        (model, state) = carry;
         bar.finish_and_clear();
         let secs = t0.elapsed().as_secs_f64();
         let stats = EpochStats {

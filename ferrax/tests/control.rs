@@ -521,3 +521,31 @@ fn rk4_in_fori_loop_differentiates_by_its_parameters() {
     assert!(max_diff(&g, &fd) < 1e-8, "{g:?} vs {fd:?}");
     check_grads_with(loss, &p, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
 }
+
+#[test]
+fn adam_steps_in_a_jitted_scan_equal_the_rust_loop() {
+    use ferrax::optim::{Adam, AdamState, Optimizer};
+    // Least squares on 4 batches; Adam's step count is traced inside the scan.
+    let xs = Tensor::randn(&[4, 8, 3], DType::F32, 100);
+    let ys = Tensor::randn(&[4, 8], DType::F32, 101);
+    let w0 = Tensor::randn(&[3], DType::F32, 102);
+    let opt = Adam::new(0.05);
+    let step = move |(w, s): &(Tensor, AdamState<Tensor>), (x, y): &(Tensor, Tensor)| {
+        let (loss, g) = value_and_grad(|w: &Tensor| (x.matmul(w) - y).square().mean())(w);
+        (opt.update(w, &g, s), loss)
+    };
+    let epoch =
+        jit(move |a: &((Tensor, AdamState<Tensor>), Tensor, Tensor)| scan(step, &a.0, &(a.1.clone(), a.2.clone())));
+    let ((w, s), losses) = epoch(&((w0.clone(), opt.init(&w0)), xs.clone(), ys.clone()));
+    let (mut w2, mut s2) = (w0.clone(), opt.init(&w0));
+    for b in 0..4 {
+        let x = xs.slice(0, b, b + 1).squeeze(0);
+        let y = ys.slice(0, b, b + 1).squeeze(0);
+        let ((nw, ns), loss) = step(&(w2, s2), &(x, y));
+        assert_eq!(loss.item(), losses.slice(0, b, b + 1).item());
+        (w2, s2) = (nw, ns);
+    }
+    assert_eq!(w.to_vec::<f32>(), w2.to_vec::<f32>());
+    assert_eq!(s.step.to_vec::<i64>(), vec![4]);
+    assert_eq!(s.v.to_vec::<f32>(), s2.v.to_vec::<f32>());
+}

@@ -141,6 +141,12 @@ impl Adam {
     }
 }
 
+/// Adam's bias corrections `(1 - β₁ᵗ, 1 - β₂ᵗ)`.
+enum Correction {
+    Known(f64, f64),
+    Traced(Tensor, Tensor),
+}
+
 /// [`Adam`]'s state: the step count and the first and second moment estimates.
 #[derive(Clone, Debug, Tree)]
 pub struct AdamState<P> {
@@ -165,8 +171,21 @@ impl Optimizer for Adam {
 
     fn update<P: Tree>(&self, params: &P, grads: &P, state: &AdamState<P>) -> (P, AdamState<P>) {
         let (ps, gs) = zip_leaves(params, grads);
-        let t = state.step.item() + 1.0;
-        let (c1, c2) = (1.0 - self.beta1.powf(t), 1.0 - self.beta2.powf(t));
+        let step = &state.step + &Tensor::scalar(1i64);
+        // The bias corrections 1 - β^t: from the count when it is known, and
+        // as tensor operations when it is traced (an update inside jit or a
+        // scan), computed the same way in f64 and rounded to each parameter's dtype.
+        let corrections = match state.step.array() {
+            Some(_) => {
+                let t = state.step.item() + 1.0;
+                Correction::Known(1.0 - self.beta1.powf(t), 1.0 - self.beta2.powf(t))
+            }
+            None => {
+                let t = step.to_dtype(crate::DType::F64);
+                let c = |beta: f64| 1.0 - Tensor::scalar(beta).pow(&t);
+                Correction::Traced(c(self.beta1), c(self.beta2))
+            }
+        };
         let (ms, vs) = (state.m.leaves(), state.v.leaves());
         let (mut new_p, mut new_m, mut new_v) = (Vec::new(), Vec::new(), Vec::new());
         for (((p, g), m), v) in ps.iter().zip(&gs).zip(&ms).zip(&vs) {
@@ -177,13 +196,15 @@ impl Optimizer for Adam {
             };
             let m = m * self.beta1 + &g * (1.0 - self.beta1);
             let v = v * self.beta2 + g.square() * (1.0 - self.beta2);
-            let step = (&m / c1) / ((&v / c2).sqrt() + self.eps) * self.lr;
-            new_p.push(p - step);
+            let (m_hat, v_hat) = match &corrections {
+                Correction::Known(c1, c2) => (&m / *c1, &v / *c2),
+                Correction::Traced(c1, c2) => (&m / c1.to_dtype(m.dtype()), &v / c2.to_dtype(v.dtype())),
+            };
+            new_p.push(p - m_hat / (v_hat.sqrt() + self.eps) * self.lr);
             new_m.push(m);
             new_v.push(v);
         }
-        let state =
-            AdamState { step: Tensor::scalar(t as i64), m: state.m.with_leaves(new_m), v: state.v.with_leaves(new_v) };
+        let state = AdamState { step, m: state.m.with_leaves(new_m), v: state.v.with_leaves(new_v) };
         (params.with_leaves(new_p), state)
     }
 }
