@@ -549,3 +549,30 @@ fn adam_steps_in_a_jitted_scan_equal_the_rust_loop() {
     assert_eq!(s.step.to_vec::<i64>(), vec![4]);
     assert_eq!(s.v.to_vec::<f32>(), s2.v.to_vec::<f32>());
 }
+
+#[test]
+fn empty_scans_and_branches_on_batched_operands() {
+    // Zero steps: the carry passes through, ys are empty, gradients flow to the init only.
+    let xs = Tensor::zeros(&[0, 3], DType::F64);
+    let f = |c: &Tensor| scan(|c: &Tensor, x: &Tensor| (c * x, c.sum()), c, &xs);
+    let init = randn(&[3], 110);
+    let (c, ys) = f(&init);
+    assert_eq!((c.to_vec::<f64>(), ys.shape()), (init.to_vec::<f64>(), &[0][..]));
+    assert_eq!(grad(|c: &Tensor| f(c).0.sum())(&init).to_vec::<f64>(), vec![1.0; 3]);
+    // An unbatched index with batched operands runs one branch on the batch.
+    let branches: [&dyn Fn(&Tensor) -> Tensor; 2] = [&|x| x.sin(), &|x| x * x];
+    let xs = randn(&[4, 2], 111);
+    for i in 0..2 {
+        let ys = vmap(|x: &Tensor| switch(&Tensor::scalar(i), &branches, x))(&xs);
+        let want = if i == 0 { xs.sin() } else { &xs * &xs };
+        assert_eq!(ys.to_vec::<f64>(), want.to_vec::<f64>());
+    }
+    // Both batched, and differentiated.
+    let idx = Tensor::from_vec(vec![0i64, 1, 1, 0], &[4]);
+    let g = vmap(|a: &(Tensor, Tensor)| grad(|x: &Tensor| switch(&a.0, &branches, x).sum())(&a.1))(&(idx, xs.clone()));
+    for b in 0..4 {
+        let x = xs.slice(0, b, b + 1).squeeze(0);
+        let want = if b == 1 || b == 2 { &x * 2.0 } else { x.cos() };
+        assert!(max_diff(&g.slice(0, b, b + 1).squeeze(0), &want) < 1e-15);
+    }
+}

@@ -188,13 +188,16 @@ impl Tensor {
                         TracerKind::Jvp { primal, .. } => cur = primal,
                         TracerKind::Batch { .. } => panic!(
                             "cannot read the values of a tensor inside vmap: it stands for a whole \
-                             batch of values. Use tensor operations (select for branches) instead, \
-                             or read the values outside vmap."
+                             batch of values. Use tensor operations instead (select or cond for \
+                             branches, while_loop for a loop that runs until a test fails), or read \
+                             the values outside vmap."
                         ),
                         TracerKind::Staged { .. } => panic!(
-                            "cannot read the values of a tensor while it is being staged (make_graph, \
-                             the tangents of linearize and vjp): only its shape {} is known. Use tensor \
-                             operations (select for branches) instead.",
+                            "cannot read the values of a tensor while it is being staged (a body of \
+                             scan, fori_loop, while_loop, cond or switch; make_graph; the tangents of \
+                             linearize and vjp): only its shape {} is known. Use tensor operations \
+                             instead (select or cond for branches, while_loop for a loop that runs \
+                             until a test fails).",
                             t.aval
                         ),
                     }
