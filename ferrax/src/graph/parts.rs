@@ -4,8 +4,19 @@
 
 use super::rebuild::Rebuild;
 use super::{Def, Graph};
+use crate::array::Aval;
 
 impl Graph {
+    /// The avals of the inputs, in order.
+    pub(crate) fn input_avals(&self) -> Vec<Aval> {
+        self.inputs.iter().map(|&v| self.avals[v].clone()).collect()
+    }
+
+    /// The avals of the outputs, in order.
+    pub(crate) fn output_avals(&self) -> Vec<Aval> {
+        self.outputs.iter().map(|&v| self.avals[v].clone()).collect()
+    }
+
     /// For each output, whether it depends on an input marked in `from`
     /// (one flag per input).
     pub(crate) fn reaches(&self, from: &[bool]) -> Vec<bool> {

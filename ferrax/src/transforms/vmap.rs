@@ -119,42 +119,31 @@ fn vmap_impl<I: Tree, O: Tree>(
     let Some((size, ..)) = size else {
         panic!("vmap: no input is mapped; give at least one in_axes entry that is not None (vmap applied at {at})");
     };
-    let guard = push_frame(Rc::new(BatchTrace { size }));
-    let me = guard.frame();
-    let traced: Vec<Tensor> = leaves
-        .iter()
-        .zip(&axes)
-        .map(|(leaf, axis)| match axis {
-            None => leaf.clone(),
-            Some(a) => {
-                let mut shape = leaf.shape().to_vec();
-                shape.remove(*a);
-                Tensor::new_tracer(
-                    me,
-                    Aval::new(leaf.dtype(), &shape),
-                    TracerKind::Batch { value: leaf.clone(), axis: Some(*a) },
-                )
-            }
-        })
-        .collect();
-    let out = f(&xs.with_leaves(traced));
-    let out_leaves = out.leaves();
-    if out_axes.len() != out_leaves.len() && out_axes.len() != 1 {
+    let mut out = None;
+    let batched = vmap_partial(
+        |ins| {
+            let y = f(&xs.with_leaves(ins.to_vec()));
+            let leaves = y.leaves();
+            out = Some(y);
+            leaves
+        },
+        &leaves,
+        &axes,
+        size,
+    );
+    let out = out.expect("traced");
+    if out_axes.len() != batched.len() && out_axes.len() != 1 {
         panic!(
             "vmap: out_axes has {} entries but the output has {} leaves; give one per flattened output leaf, or one \
              for all (vmap applied at {at})",
             out_axes.len(),
-            out_leaves.len()
+            batched.len()
         );
     }
-    let results: Vec<Tensor> = out_leaves
-        .iter()
+    let results: Vec<Tensor> = batched
+        .into_iter()
         .enumerate()
-        .map(|(i, y)| {
-            let (value, axis) = match y.tracer_of(me) {
-                Some(TracerKind::Batch { value, axis }) => (value.clone(), *axis),
-                _ => (y.clone(), None),
-            };
+        .map(|(i, (value, axis))| {
             let want = out_axes[if out_axes.len() == 1 { 0 } else { i }];
             let rank = value.rank() + axis.is_none() as usize;
             let Some(to) = resolve(want, rank) else {
@@ -174,7 +163,6 @@ fn vmap_impl<I: Tree, O: Tree>(
             }
         })
         .collect();
-    drop(guard);
     out.with_leaves(results)
 }
 

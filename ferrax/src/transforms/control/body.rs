@@ -46,11 +46,11 @@ impl Program {
     }
 
     pub(super) fn in_avals(&self) -> Vec<Aval> {
-        self.graph.inputs.iter().map(|&v| self.graph.avals[v].clone()).collect()
+        self.graph.input_avals()
     }
 
     pub(super) fn out_avals(&self) -> Vec<Aval> {
-        self.graph.outputs.iter().map(|&v| self.graph.avals[v].clone()).collect()
+        self.graph.output_avals()
     }
 
     /// The program's identity, for primitive equality.
@@ -98,7 +98,7 @@ pub(super) struct Split {
 /// `force` get a tangent, zero when the body gives none (a loop's carry
 /// whose tangent another step makes nonzero).
 pub(super) fn split(g: &Graph, nz: &[bool], force: &[bool]) -> Split {
-    let in_avals: Vec<Aval> = g.inputs.iter().map(|&v| g.avals[v].clone()).collect();
+    let in_avals: Vec<Aval> = g.input_avals();
     let mut lin = None;
     let mut out_nz = Vec::new();
     let fwd = stage_closed(&in_avals, |ins| {
@@ -170,8 +170,8 @@ pub(super) fn batch_body(g: &Graph, batched: &[bool], force: &[bool], size: usiz
 /// from the known inputs (in order) and a cotangent per output to the
 /// cotangent of each linear input (in order; zeros where none flows).
 pub(super) fn transpose_body(g: &Graph, known: &[bool]) -> Graph {
-    let in_avals: Vec<Aval> = g.inputs.iter().map(|&v| g.avals[v].clone()).collect();
-    let out_avals: Vec<Aval> = g.outputs.iter().map(|&v| g.avals[v].clone()).collect();
+    let in_avals: Vec<Aval> = g.input_avals();
+    let out_avals: Vec<Aval> = g.output_avals();
     let args: Vec<Aval> =
         in_avals.iter().zip(known).filter(|(_, &k)| k).map(|(a, _)| a.clone()).chain(out_avals).collect();
     stage_closed(&args, |ins| {

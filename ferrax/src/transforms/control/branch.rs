@@ -207,7 +207,7 @@ pub fn switch<I: Tree, O: Tree>(index: &Tensor, branches: &[&dyn Fn(&I) -> O], o
             out_tree.get_or_insert(y);
             leaves
         });
-        let outs: Vec<Aval> = graph.outputs.iter().map(|&v| graph.avals[v].clone()).collect();
+        let outs: Vec<Aval> = graph.output_avals();
         if let Some((_, _, first)) = staged.first() {
             if outs != *first {
                 let show = |a: &[Aval]| a.iter().map(Aval::to_string).collect::<Vec<_>>().join(", ");

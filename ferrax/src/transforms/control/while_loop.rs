@@ -196,12 +196,11 @@ impl Primitive for While {
             While::new(cond_b, body, nc, nb)
         } else {
             // Run while any member's predicate holds; a member whose own fails keeps its carry.
-            let cond_avals = Program::new(cond_b.clone()).in_avals();
+            let cond_avals = cond_b.input_avals();
             let any = stage_closed(&cond_avals, |ins| {
                 vec![cond_b.eval(ins)[0].to_dtype(DType::I64).max().gt(&Tensor::scalar(0i64))]
             });
-            let body_avals: Vec<Aval> =
-                cond_avals[..nc].iter().cloned().chain(Program::new(body.clone()).in_avals()).collect();
+            let body_avals: Vec<Aval> = cond_avals[..nc].iter().cloned().chain(body.input_avals()).collect();
             let guarded = stage_closed(&body_avals, |ins| {
                 let (cc, rest) = ins.split_at(nc);
                 let carry = &rest[nb..];
