@@ -43,6 +43,7 @@ pub mod core;
 pub mod data;
 pub mod graph;
 pub mod io;
+pub mod linalg;
 pub mod nn;
 pub mod numeric;
 pub mod optim;

