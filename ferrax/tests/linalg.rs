@@ -194,3 +194,51 @@ fn misuse_is_named() {
     }));
     assert!(m.contains("det") && m.contains("float"), "{m}");
 }
+
+#[test]
+fn qr_svd_pinv_and_lstsq() {
+    for (m, n) in [(5, 3), (4, 4), (3, 5)] {
+        let a = randn(&[2, m, n], 20 + m as u64);
+        let (q, r) = linalg::qr(&a, false);
+        let k = m.min(n);
+        assert_eq!((q.shape(), r.shape()), (&[2, m, k][..], &[2, k, n][..]));
+        assert!(max_diff(&q.matmul(&r), &a) < 1e-14);
+        assert!(max_diff(&q.t().matmul(&q), &Tensor::eye(k, DType::F64).broadcast_to(&[2, k, k])) < 1e-14);
+        assert_eq!(r.tril(-1).abs().max().item(), 0.0);
+        let (qf, rf) = linalg::qr(&a, true);
+        assert_eq!(qf.shape(), &[2, m, m]);
+        assert!(max_diff(&qf.matmul(&rf), &a) < 1e-14);
+        let (u, s, vt) = linalg::svd(&a, false);
+        assert!(max_diff(&(&u * s.expand_dims(1)).matmul(&vt), &a) < 1e-13);
+        let sv = s.to_vec::<f64>();
+        assert!(sv[..k].windows(2).all(|p| p[0] >= p[1]), "descending");
+        let (uf, _, vtf) = linalg::svd(&a, true);
+        assert_eq!((uf.shape(), vtf.shape()), (&[2, m, m][..], &[2, n, n][..]));
+        // Penrose's conditions.
+        let p = linalg::pinv(&a, None);
+        assert!(max_diff(&a.matmul(&p).matmul(&a), &a) < 1e-13);
+        assert!(max_diff(&p.matmul(&a).matmul(&p), &p) < 1e-13);
+        // Derivatives: of the factors where JAX defines them, and of sign-free functions of U and V.
+        let one = a.slice(0, 0, 1).squeeze(0);
+        if m >= n {
+            check_grads_with(|a: &Tensor| linalg::qr(a, false), &one, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+        }
+        both(|a: &Tensor| linalg::svd(a, false).1, &one);
+        both(
+            |a: &Tensor| {
+                let (u, s, vt) = linalg::svd(a, false);
+                (&u * s.sqrt().expand_dims(0)).matmul(&vt)
+            },
+            &one,
+        );
+        both(|a: &Tensor| linalg::pinv(a, None), &one);
+    }
+    // Least squares: the normal equations hold; an exact system is solved.
+    let a = randn(&[6, 3], 30);
+    let b = randn(&[6], 31);
+    let x = linalg::lstsq(&a, &b, None);
+    assert!(a.t().matmul(&(a.matmul(&x) - &b)).abs().max().item() < 1e-13);
+    let x_true = randn(&[3], 32);
+    assert!(max_diff(&linalg::lstsq(&a, &a.matmul(&x_true), None), &x_true) < 1e-13);
+    both(|b: &Tensor| linalg::lstsq(&a, b, None), &b);
+}

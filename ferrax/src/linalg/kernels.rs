@@ -166,3 +166,71 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
         (Array::from_vec(w, &a.shape()[..a.rank() - 1]), Array::from_vec(vecs, a.shape()))
     })
 }
+
+/// The QR factorisation of each `[m, n]` matrix: `Q` `[m, k]` with
+/// orthonormal columns and upper triangular `R` `[k, n]`, `k = min(m, n)`
+/// (`full`: `Q` `[m, m]` and `R` `[m, n]`).
+pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
+    fn go<T: RealField + Copy>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>) {
+        let (mut qs, mut rs) = (Vec::new(), Vec::new());
+        for x in v.chunks_exact((m * n).max(1)).take(b) {
+            let qr = MatRef::from_row_major_slice(&x[..m * n], m, n).qr();
+            if full {
+                rows_of(qr.compute_Q().as_ref(), &mut qs);
+                rows_of(qr.thin_R(), &mut rs);
+                // The rows of R below the first min(m, n) are zeros.
+                rs.extend(std::iter::repeat_n(T::zero_impl(), m.saturating_sub(n) * n));
+            } else {
+                rows_of(qr.compute_thin_Q().as_ref(), &mut qs);
+                rows_of(qr.thin_R(), &mut rs);
+            }
+        }
+        (qs, rs)
+    }
+    let (b, m, n) = dims(a.shape());
+    let k = if full { m } else { m.min(n) };
+    let lead = &a.shape()[..a.rank() - 2];
+    let shape = |r: usize, c: usize| [lead, &[r, c]].concat();
+    by_float!(a, v => {
+        let (q, r) = go(v, b, m, n, full);
+        (Array::from_vec(q, &shape(m, k)), Array::from_vec(r, &shape(k, n)))
+    })
+}
+
+/// The singular value decomposition of each `[m, n]` matrix: `U` `[m, k]`,
+/// the singular values `[k]` (descending) and `Vᵀ` `[k, n]`, `k = min(m, n)`
+/// (`full`: `U` `[m, m]` and `Vᵀ` `[n, n]`); NaNs where it does not converge.
+pub(crate) fn svd(a: &Array, full: bool) -> (Array, Array, Array) {
+    fn go<T: RealField + Copy>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let k = m.min(n);
+        let (ku, kv) = if full { (m, n) } else { (k, k) };
+        let (mut us, mut ss, mut vts) = (Vec::new(), Vec::new(), Vec::new());
+        for x in v.chunks_exact((m * n).max(1)).take(b) {
+            let x = MatRef::from_row_major_slice(&x[..m * n], m, n);
+            let done = if full { x.svd() } else { x.thin_svd() };
+            match done {
+                Ok(svd) => {
+                    rows_of(svd.U(), &mut us);
+                    let s = svd.S().column_vector();
+                    ss.extend((0..k).map(|i| s[i]));
+                    rows_of(svd.V().transpose(), &mut vts);
+                }
+                Err(_) => {
+                    us.extend(std::iter::repeat_n(nan::<T>(), m * ku));
+                    ss.extend(std::iter::repeat_n(nan::<T>(), k));
+                    vts.extend(std::iter::repeat_n(nan::<T>(), kv * n));
+                }
+            }
+        }
+        (us, ss, vts)
+    }
+    let (b, m, n) = dims(a.shape());
+    let k = m.min(n);
+    let (ku, kv) = if full { (m, n) } else { (k, k) };
+    let lead = &a.shape()[..a.rank() - 2];
+    let shape = |dims: &[usize]| [lead, dims].concat();
+    by_float!(a, v => {
+        let (u, s, vt) = go(v, b, m, n, full);
+        (Array::from_vec(u, &shape(&[m, ku])), Array::from_vec(s, &shape(&[k])), Array::from_vec(vt, &shape(&[kv, n])))
+    })
+}

@@ -29,7 +29,7 @@ mod prims;
 use crate::array::DType;
 use crate::core::{bind, bind_all, Tensor};
 
-pub use prims::{Cholesky, Eigh, Lu, TriangularSolve};
+pub use prims::{Cholesky, Eigh, Lu, Qr, Svd, TriangularSolve};
 
 use prims::{expect_square, mt};
 
@@ -290,4 +290,69 @@ pub fn matrix_power(a: &Tensor, n: i64) -> Tensor {
         }
     }
     acc.unwrap_or_else(|| Tensor::eye(size, a.dtype()).broadcast_to(a.shape()))
+}
+
+/// The QR factorisation `A = Q R` of `[.., m, n]` matrices
+/// (`jnp.linalg.qr`): reduced (`Q` `[m, k]`, `R` `[k, n]`, `k = min(m, n)`)
+/// or, when `full`, complete (`Q` `[m, m]`, `R` `[m, n]`).
+///
+/// # Panics
+/// When `a` is not a float tensor of nonempty matrices; when differentiated
+/// with `m < n` (or complete and not square), as in JAX.
+#[track_caller]
+pub fn qr(a: &Tensor, full: bool) -> (Tensor, Tensor) {
+    let outs = bind_all(Qr { full }, std::slice::from_ref(a));
+    (outs[0].clone(), outs[1].clone())
+}
+
+/// The singular value decomposition `A = U diag(s) Vᵀ` of `[.., m, n]`
+/// matrices (`jnp.linalg.svd`): `(u, s, vt)` with the singular values
+/// descending; reduced (`k = min(m, n)`) or, when `full`, complete. The
+/// derivative is JAX's: defined away from repeated and zero singular values
+/// (where `U` and `V` are not unique), for the reduced factorisation or a
+/// square complete one.
+///
+/// ```
+/// # use ferrax::prelude::*;
+/// let a = Tensor::from_vec(vec![3.0, 0.0, 0.0, -2.0, 0.0, 0.0], &[3, 2]);
+/// let (u, s, vt) = ferrax::linalg::svd(&a, false);
+/// assert_eq!(s.to_vec::<f64>(), vec![3.0, 2.0]);
+/// assert!(((&u * s.expand_dims(0)).matmul(&vt) - &a).abs().max().item() < 1e-15);
+/// ```
+#[track_caller]
+pub fn svd(a: &Tensor, full: bool) -> (Tensor, Tensor, Tensor) {
+    let outs = bind_all(Svd { full }, std::slice::from_ref(a));
+    (outs[0].clone(), outs[1].clone(), outs[2].clone())
+}
+
+/// The Moore–Penrose pseudo-inverse (`jnp.linalg.pinv`), from the reduced
+/// SVD: singular values at most `rcond` times the largest are treated as
+/// zero (`rcond` of `None`: `10 · max(m, n) · ε`, JAX's default).
+#[track_caller]
+pub fn pinv(a: &Tensor, rcond: Option<f64>) -> Tensor {
+    let (m, n) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
+    let eps = if a.dtype() == DType::F32 { f32::EPSILON as f64 } else { f64::EPSILON };
+    let rcond = rcond.unwrap_or(10.0 * m.max(n) as f64 * eps);
+    let (u, s, vt) = svd(a, false);
+    let last = s.rank() - 1;
+    let cutoff = s.max_axes(&[last], true) * rcond;
+    let keep = s.gt(&cutoff);
+    let safe = crate::where_(&keep, &s, &Tensor::ones(&[], s.dtype()));
+    let s_inv = crate::where_(&keep, &safe.recip(), &Tensor::zeros(&[], s.dtype()));
+    (mt(&vt) * s_inv.expand_dims(last)).matmul(&mt(&u))
+}
+
+/// The least-squares solution of `A x ≈ b` (`jnp.linalg.lstsq`'s `x`),
+/// with minimal norm when `A` is rank deficient: `pinv(A) b`. `b` is `[m]`
+/// or `[.., m, k]`.
+#[track_caller]
+pub fn lstsq(a: &Tensor, b: &Tensor, rcond: Option<f64>) -> Tensor {
+    let m = a.shape()[a.rank() - 2];
+    assert!(
+        b.dtype() == a.dtype() && b.shape()[if b.rank() == 1 { 0 } else { b.rank() - 2 }] == m,
+        "lstsq: a is {} but b is {}; b is [m] or [.., m, k] with a's dtype",
+        a.aval(),
+        b.aval()
+    );
+    pinv(a, rcond).matmul(b)
 }

@@ -237,3 +237,149 @@ impl Primitive for Eigh {
         (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 2])
     }
 }
+
+/// Panics unless `a` is a stack of nonempty float matrices.
+#[track_caller]
+fn expect_matrix(op: &str, a: &Aval) {
+    expect_float(op, a);
+    match a.shape.as_slice() {
+        [.., r, c] if *r > 0 && *c > 0 => {}
+        s => panic!("{op}: expected nonempty matrices in the last two axes, got shape {s:?}"),
+    }
+}
+
+/// The QR factorisation `A = Q R`: `[q, r]`, reduced (`Q` `[m, k]`, `R`
+/// `[k, n]`, `k = min(m, n)`) or, when `full`, complete (`Q` `[m, m]`).
+/// Differentiable where `m ≥ n` (reduced) or `m = n`, as in JAX.
+#[derive(Clone, Copy, Debug)]
+pub struct Qr {
+    /// The complete factorisation.
+    pub full: bool,
+}
+
+impl Primitive for Qr {
+    fn name(&self) -> &'static str {
+        "qr"
+    }
+    fn params(&self) -> Params {
+        vec![("full", Param::Bool(self.full))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        expect_matrix("qr", ins[0]);
+        let a = ins[0];
+        let (m, n) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+        let k = if self.full { m } else { m.min(n) };
+        let lead = &a.shape[..a.rank() - 2];
+        let shape = |r: usize, c: usize| [lead, &[r, c]].concat();
+        smallvec::smallvec![Aval::new(a.dtype, &shape(m, k)), Aval::new(a.dtype, &shape(k, n))]
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        let (q, r) = kernels::qr(ins[0], self.full);
+        smallvec::smallvec![q, r]
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        // For m ≥ n (JAX's rule): with C = Qᵀ Ȧ R⁻¹ and Ω = tril(C, −1) − tril(C, −1)ᵀ,
+        // Q̇ = Q (Ω − C) + Ȧ R⁻¹ and Ṙ = (C − Ω) R.
+        let Some(ta) = &t[0] else { return smallvec::smallvec![None, None] };
+        let (m, n) = (x[0].shape()[x[0].rank() - 2], x[0].shape()[x[0].rank() - 1]);
+        assert!(
+            m >= n && (!self.full || m == n),
+            "qr: the derivative is defined for m >= n (reduced) or square matrices (complete), as in JAX; got \
+             {m}x{n}{}",
+            if self.full { " complete" } else { "" }
+        );
+        let (q, r) = (&ans[0], &ans[1]);
+        // Ȧ R⁻¹ = (R⁻ᵀ Ȧᵀ)ᵀ.
+        let da_rinv = mt(&bind(TriangularSolve { lower: false, transpose: true, unit: false }, &[r.clone(), mt(ta)]));
+        let c = mt(q).matmul(&da_rinv);
+        let low = c.tril(-1);
+        let omega = &low - mt(&low);
+        let dq = q.matmul(&(&omega - &c)) + da_rinv;
+        let dr = (c - omega).matmul(r);
+        smallvec::smallvec![Some(dq), Some(dr)]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 2])
+    }
+}
+
+/// The singular value decomposition `A = U diag(s) Vᵀ`: `[u, s, vt]`,
+/// singular values descending; reduced (`k = min(m, n)` columns of `U` and
+/// rows of `Vᵀ`) or, when `full`, complete. Differentiable (reduced, or
+/// complete and square) away from repeated and zero singular values, as in JAX.
+#[derive(Clone, Copy, Debug)]
+pub struct Svd {
+    /// The complete factorisation.
+    pub full: bool,
+}
+
+impl Primitive for Svd {
+    fn name(&self) -> &'static str {
+        "svd"
+    }
+    fn params(&self) -> Params {
+        vec![("full", Param::Bool(self.full))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        expect_matrix("svd", ins[0]);
+        let a = ins[0];
+        let (m, n) = (a.shape[a.rank() - 2], a.shape[a.rank() - 1]);
+        let k = m.min(n);
+        let (ku, kv) = if self.full { (m, n) } else { (k, k) };
+        let lead = &a.shape[..a.rank() - 2];
+        let shape = |d: &[usize]| [lead, d].concat();
+        smallvec::smallvec![
+            Aval::new(a.dtype, &shape(&[m, ku])),
+            Aval::new(a.dtype, &shape(&[k])),
+            Aval::new(a.dtype, &shape(&[kv, n]))
+        ]
+    }
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        let (u, s, vt) = kernels::svd(ins[0], self.full);
+        smallvec::smallvec![u, s, vt]
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        // JAX's rule: with S' = Uᵀ Ȧ V, ṡ = diag(S'); F_ij = 1 / (s_j² − s_i²)
+        // off the diagonal; U̇ = U (F ∘ (S' diag(s) + diag(s) S'ᵀ)) and
+        // V̇ = V (F ∘ (diag(s) S' + S'ᵀ diag(s))), plus the parts outside the
+        // span of U (m > n) or of V (n > m).
+        let Some(ta) = &t[0] else { return smallvec::smallvec![None, None, None] };
+        let (m, n) = (x[0].shape()[x[0].rank() - 2], x[0].shape()[x[0].rank() - 1]);
+        assert!(
+            !self.full || m == n,
+            "svd: the derivative of the complete factorisation is defined for square matrices only, as in JAX; \
+             got {m}x{n}: use the reduced one"
+        );
+        let (u, s, vt) = (&ans[0], &ans[1], &ans[2]);
+        let v = mt(vt);
+        let k = s.shape()[s.rank() - 1];
+        let row = s.expand_dims(s.rank() - 1); // [.., 1, k]: s_j
+        let col = mt(&row); // [.., k, 1]: s_i
+        let ds = mt(u).matmul(ta).matmul(&v);
+        let eye = Tensor::eye(k, s.dtype());
+        let diffs = (&row + &col) * (&row - &col);
+        let f = (&diffs + &eye).recip() - &eye;
+        let dss = &ds * &row;
+        let sds = &col * &ds;
+        let mut du = u.matmul(&(&f * (&dss + mt(&dss))));
+        let mut dv = v.matmul(&(&f * (&sds + mt(&sds))));
+        if m > n {
+            let dav = ta.matmul(&v);
+            du = du + (&dav - u.matmul(&mt(u).matmul(&dav))) / &row;
+        }
+        if n > m {
+            let dahu = mt(ta).matmul(u);
+            dv = dv + (&dahu - v.matmul(&vt.matmul(&dahu))) / &row;
+        }
+        smallvec::smallvec![Some(du), Some(ds.diagonal(0)), Some(mt(&dv))]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 3])
+    }
+}
