@@ -242,3 +242,72 @@ fn qr_svd_pinv_and_lstsq() {
     assert!(max_diff(&linalg::lstsq(&a, &a.matmul(&x_true), None), &x_true) < 1e-13);
     both(|b: &Tensor| linalg::lstsq(&a, b, None), &b);
 }
+
+/// A Gaussian process's negative log marginal likelihood on 10 points,
+/// with a squared-exponential kernel, as a function of (ln σ, ln ℓ, ln noise).
+fn gp_nll(theta: &Tensor) -> Tensor {
+    let x = Tensor::linspace(0.0, 5.0, 10, DType::F64);
+    let y = x.sin() + (&x * 3.0).cos() * 0.1;
+    let p = theta.exp();
+    let (s, l, noise) = (p.slice(0, 0, 1), p.slice(0, 1, 2), p.slice(0, 2, 3));
+    let d = x.expand_dims(1) - x.expand_dims(0);
+    let k = s.square() * (-d.square() / (l.square() * 2.0)).exp() + noise.square() * Tensor::eye(10, DType::F64);
+    let chol = linalg::cholesky(&k);
+    let alpha = linalg::triangular_solve(&chol, &y.expand_dims(1), Triangular::default());
+    alpha.square().sum() * 0.5 + chol.diagonal(0).ln().sum() + 5.0 * (2.0 * std::f64::consts::PI).ln()
+}
+
+#[test]
+fn gaussian_process_likelihood_matches_jax() {
+    // From JAX 0.10.2 (f64): jax.value_and_grad and jax.hessian of the same
+    // function with jnp.linalg.cholesky and jax.scipy.linalg.solve_triangular.
+    let theta = Tensor::from_vec(vec![0.1, -0.2, -1.0], &[3]);
+    let (v, g) = value_and_grad(gp_nll)(&theta);
+    assert!((v.item() - 7.968544228678894).abs() < 1e-12, "{}", v.item());
+    let want = [4.34384174067857, -4.300557986147339, 3.8512802310820224];
+    for (got, want) in g.to_vec::<f64>().iter().zip(want) {
+        assert!((got - want).abs() < 1e-10, "{got} vs {want}");
+    }
+    let h = hessian(gp_nll)(&theta);
+    let want = [
+        4.908862832716322,
+        -3.6559366246407214,
+        -1.6133978569061571,
+        -3.6559366246407246,
+        3.2138966344941107,
+        3.893465286727028,
+        -1.613397856906156,
+        3.8934652867270283,
+        1.9276889375748132,
+    ];
+    for (got, want) in h.to_vec::<f64>().iter().zip(want) {
+        assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn gauss_newton_fit_differentiates_by_its_data() {
+    // y = a·exp(−b·t) + c, fitted by damped Gauss–Newton in a fori_loop; the
+    // fit's Jacobian in the data by reverse mode through the loop and the
+    // solves equals the implicit-function theorem's (∇²_θ L)⁻¹ Jᵀ.
+    let t = Tensor::linspace(0.0, 3.0, 12, DType::F64);
+    let model = |th: &Tensor| th.slice(0, 0, 1) * (-(th.slice(0, 1, 2) * &t)).exp() + th.slice(0, 2, 3);
+    let fit = |y: &Tensor| {
+        fori_loop(
+            0,
+            25,
+            |_, th: &Tensor| {
+                let j = jacfwd(|th: &Tensor| model(th))(th);
+                let normal = j.t().matmul(&j) + Tensor::eye(3, DType::F64) * 1e-3;
+                th - linalg::solve(&normal, &j.t().matmul(&(model(th) - y)))
+            },
+            &Tensor::from_vec(vec![1.0, 1.0, 0.0], &[3]),
+        )
+    };
+    let y = model(&Tensor::from_vec(vec![2.0, 0.8, 0.3], &[3])) + randn(&[12], 40) * 0.02;
+    let theta = fit(&y);
+    let through = jacrev(fit)(&y);
+    let h = hessian(|th: &Tensor| (model(th) - &y).square().sum() * 0.5)(&theta);
+    let j = jacfwd(|th: &Tensor| model(th))(&theta);
+    assert!(max_diff(&through, &linalg::solve(&h, &j.t())) < 1e-10);
+}
