@@ -3,7 +3,7 @@
 #
 #   bench/compare.sh                        every workload, every system, 2 s each
 #   bench/compare.sh --only W2_grad,W3      a subset (names: `peers.py list`)
-#   bench/compare.sh --systems torch        only some peers (jax_jit,jax_eager,torch,torch_compile)
+#   bench/compare.sh --systems torch        only some peers (jax_jit,jax_eager,torch,torch_compile,numpy)
 #   bench/compare.sh --seconds 1            shorter timing per workload
 #   bench/compare.sh --write BENCHMARKS.md  also write the table there
 #
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 seconds=2
 only=""
-systems="jax_jit,jax_eager,torch,torch_compile"
+systems="jax_jit,jax_eager,torch,torch_compile,numpy"
 write=""
 while [[ $# -gt 0 ]]; do
     case $1 in

@@ -21,6 +21,12 @@ WORKLOADS = [
     "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
     "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large", "gpt_step", "rnn_scan",
 ]
+# Issue 19's linear algebra, f64: la_OP_N is the factorisation or solve of an
+# N x N matrix, la_OP_N_grad the value and gradient of a scalar function of
+# it (solve: sum(solve(A, b)); cholesky: sum(L); eigh: sum(w) + sum(V^4);
+# svd: sum(s) + sum(U^4), the fourth powers keeping the vectors' signs out).
+LINALG = [f"la_{op}_{n}{g}" for op in ("solve", "cholesky", "eigh", "svd") for n in (256, 1024) for g in ("", "_grad")]
+WORKLOADS += LINALG
 # Issue 15's networks, f32, measured against PyTorch eager (its target). The
 # convolutions are the larger CNN's three layers (3x3, padding 1), forward
 # and backward to both operands; the CNN steps are one SGD step (loss,
@@ -33,7 +39,7 @@ CNN = {"cnn_digits": (64, 1, 8, [16, 32], False), "cnn_large": (128, 3, 32, [32,
 # jitted lax.scan.
 RNN = (32, 32, 128)
 KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M")
-SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile"]
+SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile", "numpy"]
 
 
 class Skip(Exception):
@@ -103,6 +109,14 @@ def inputs(workload):
         x = rng.normal(size=(128, c, hw, hw)).astype(f32)
         w = (rng.normal(size=(o, c, 3, 3)) * 0.1).astype(f32)
         return x, w, rng.normal(size=(128, o, hw, hw)).astype(f32)
+    if workload in LINALG:
+        n = int(workload.split("_")[2])
+        a = rng.normal(size=(n, n))
+        if "cholesky" in workload or "eigh" in workload:
+            a = a @ a.T / n + np.eye(n)
+        elif "solve" in workload:
+            a = a + n**0.5 * np.eye(n)
+        return a, rng.normal(size=n)
     if workload == "rnn_scan":
         import os
 
@@ -136,6 +150,26 @@ def jax_call(workload, jit):
 
     if workload in CONVS or workload in CNN or workload == "gpt_step":
         raise Skip("issue 15's workloads are measured against PyTorch eager")
+    if workload in LINALG:
+        a, b = (jnp.asarray(t) for t in inputs(workload))
+        op = workload.split("_")[1]
+        forward = {
+            "solve": lambda a: jnp.linalg.solve(a, b),
+            "cholesky": jnp.linalg.cholesky,
+            "eigh": jnp.linalg.eigh,
+            "svd": lambda a: jnp.linalg.svd(a, full_matrices=False),
+        }[op]
+        if not workload.endswith("_grad"):
+            f = wrap(forward)
+            return ready(lambda: f(a))
+        scalar = {
+            "solve": lambda a: jnp.sum(jnp.linalg.solve(a, b)),
+            "cholesky": lambda a: jnp.sum(jnp.linalg.cholesky(a)),
+            "eigh": lambda a: (lambda w, v: jnp.sum(w) + jnp.sum(v**4))(*jnp.linalg.eigh(a)),
+            "svd": lambda a: (lambda u, s, vt: jnp.sum(s) + jnp.sum(u**4))(*jnp.linalg.svd(a, full_matrices=False)),
+        }[op]
+        f = wrap(jax.value_and_grad(scalar))
+        return ready(lambda: f(a))
     if workload == "rnn_scan":
         p, xs = inputs(workload)
         p, xs = [jnp.asarray(a) for a in p], jnp.asarray(xs)
@@ -289,6 +323,36 @@ def torch_call(workload, compiled):
         if compiled:
             raise Skip("issue 15's workloads are measured against PyTorch eager")
         return torch_network(workload, t)
+    if workload in LINALG:
+        if compiled:
+            raise Skip("linear algebra is measured against JAX jit and numpy")
+        a, b = (t(x) for x in inputs(workload))
+        op = workload.split("_")[1]
+        forward = {
+            "solve": lambda a: torch.linalg.solve(a, b),
+            "cholesky": torch.linalg.cholesky,
+            "eigh": torch.linalg.eigh,
+            "svd": lambda a: torch.linalg.svd(a, full_matrices=False),
+        }[op]
+        if not workload.endswith("_grad"):
+            def forward_only():
+                with torch.no_grad():
+                    return forward(a)
+
+            return forward_only
+        scalar = {
+            "solve": lambda a: forward(a).sum(),
+            "cholesky": lambda a: forward(a).sum(),
+            "eigh": lambda a: (lambda w, v: w.sum() + (v**4).sum())(*forward(a)),
+            "svd": lambda a: (lambda u, s, vt: s.sum() + (u**4).sum())(*forward(a)),
+        }[op]
+        leaf = a.clone().requires_grad_(True)
+
+        def value_and_grad():
+            y = scalar(leaf)
+            return y, torch.autograd.grad(y, leaf)
+
+        return value_and_grad
     if workload == "rnn_scan":
         if compiled:
             raise Skip("the recurrent workload is measured against PyTorch eager")
@@ -458,6 +522,24 @@ def torch_gpt_step():
     return step
 
 
+def numpy_call(workload):
+    """numpy's LAPACK on the linear-algebra workloads' forward passes (it has no gradients)."""
+    import numpy as np
+
+    if workload not in LINALG:
+        raise Skip("numpy is measured on the linear-algebra workloads")
+    if workload.endswith("_grad"):
+        raise Skip("numpy has no gradients")
+    a, b = inputs(workload)
+    op = workload.split("_")[1]
+    return {
+        "solve": lambda: np.linalg.solve(a, b),
+        "cholesky": lambda: np.linalg.cholesky(a),
+        "eigh": lambda: np.linalg.eigh(a),
+        "svd": lambda: np.linalg.svd(a, full_matrices=False),
+    }[op]
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["list"]:
@@ -471,6 +553,8 @@ def main():
     try:
         if system.startswith("jax"):
             call = jax_call(workload, jit=system == "jax_jit")
+        elif system == "numpy":
+            call = numpy_call(workload)
         else:
             call = torch_call(workload, compiled=system == "torch_compile")
         out["rss_before_kb"] = memory_kb("VmRSS:")

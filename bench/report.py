@@ -22,6 +22,7 @@ SYSTEMS = [
     ("jax_eager", "JAX eager"),
     ("torch", "PyTorch eager"),
     ("torch_compile", "torch.compile"),
+    ("numpy", "numpy"),
 ]
 ISA = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile"]
 

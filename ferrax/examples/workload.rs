@@ -20,6 +20,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ferrax::array::parallel::{fill_chunks, CHEAP};
+use ferrax::linalg;
 use ferrax::nn::{softmax_cross_entropy, Gpt};
 use ferrax::optim::{Adam, AdamState, Optimizer};
 use ferrax::prelude::*;
@@ -332,6 +333,51 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
                 scan(cell, &h0, &xs).1.square().mean()
             };
             call(value_and_grad(loss), p, jitted)
+        }
+        la if la.starts_with("la_") => {
+            let parts: Vec<&str> = la.split('_').collect();
+            let (op, n, with_grad) = (parts[1].to_string(), parts[2].parse::<usize>().ok()?, parts.len() == 4);
+            let a = Tensor::randn(&[n, n], f64_, 1);
+            let a = match op.as_str() {
+                "cholesky" | "eigh" => a.matmul(&a.t()) / n as f64 + Tensor::eye(n, f64_),
+                "solve" => a + Tensor::eye(n, f64_) * (n as f64).sqrt(),
+                _ => a,
+            };
+            let b = Tensor::randn(&[n], f64_, 2);
+            let (kind, rhs) = (op.clone(), b.clone());
+            let scalar = move |a: &Tensor| -> Tensor {
+                match op.as_str() {
+                    "solve" => linalg::solve(a, &b).sum(),
+                    "cholesky" => linalg::cholesky(a).sum(),
+                    "eigh" => {
+                        let (w, v) = linalg::eigh(a);
+                        w.sum() + v.powi(4).sum()
+                    }
+                    _ => {
+                        let (u, s, _) = linalg::svd(a, false);
+                        s.sum() + u.powi(4).sum()
+                    }
+                }
+            };
+            if with_grad {
+                call(value_and_grad(scalar), a, jitted)
+            } else {
+                let factor = move |a: &Tensor| -> Vec<Tensor> {
+                    match kind.as_str() {
+                        "solve" => vec![linalg::solve(a, &rhs)],
+                        "cholesky" => vec![linalg::cholesky(a)],
+                        "eigh" => {
+                            let (w, v) = linalg::eigh(a);
+                            vec![w, v]
+                        }
+                        _ => {
+                            let (u, s, vt) = linalg::svd(a, false);
+                            vec![u, s, vt]
+                        }
+                    }
+                };
+                call(factor, a, jitted)
+            }
         }
         "gpt_step" => {
             let (vocab, batch, context) = (60, 32, 32);

@@ -221,7 +221,8 @@ fn qr_svd_pinv_and_lstsq() {
         // Derivatives: of the factors where JAX defines them, and of sign-free functions of U and V.
         let one = a.slice(0, 0, 1).squeeze(0);
         if m >= n {
-            check_grads_with(|a: &Tensor| linalg::qr(a, false), &one, 2, &[Mode::Forward, Mode::Reverse], None).unwrap();
+            check_grads_with(|a: &Tensor| linalg::qr(a, false), &one, 2, &[Mode::Forward, Mode::Reverse], None)
+                .unwrap();
         }
         both(|a: &Tensor| linalg::svd(a, false).1, &one);
         both(

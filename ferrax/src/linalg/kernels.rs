@@ -234,3 +234,48 @@ pub(crate) fn svd(a: &Array, full: bool) -> (Array, Array, Array) {
         (Array::from_vec(u, &shape(&[m, ku])), Array::from_vec(s, &shape(&[k])), Array::from_vec(vt, &shape(&[kv, n])))
     })
 }
+
+/// `A⁻¹ B` (or `A⁻ᵀ B` when `transpose`) from `A`'s packed LU factors and
+/// permutation (`P A = L U`), `B` `[.., n, k]` with their batch axes.
+pub(crate) fn lu_solve(lu: &Array, perm: &Array, b: &Array, transpose: bool) -> Array {
+    fn go<T: RealField + Copy>(lu: &[T], perm: &[i64], b: &[T], n: usize, k: usize, transpose: bool) -> Vec<T> {
+        let mut out = vec![T::zero_impl(); b.len()];
+        if n == 0 || k == 0 {
+            return out;
+        }
+        let blocks = lu.chunks_exact(n * n).zip(perm.chunks_exact(n)).zip(b.chunks_exact(n * k));
+        for (((f, p), rhs), x) in blocks.zip(out.chunks_exact_mut(n * k)) {
+            let f = MatRef::from_row_major_slice(f, n, n);
+            if transpose {
+                // Aᵀ x = b ⇔ Uᵀ Lᵀ (P x) = b.
+                let mut y = rhs.to_vec();
+                let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
+                tri::solve_lower_triangular_in_place(f.transpose(), ym, Par::Seq);
+                let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
+                tri::solve_unit_upper_triangular_in_place(f.transpose(), ym, Par::Seq);
+                for (i, &pi) in p.iter().enumerate() {
+                    x[pi as usize * k..][..k].copy_from_slice(&y[i * k..][..k]);
+                }
+            } else {
+                // L U x = P b.
+                for (i, &pi) in p.iter().enumerate() {
+                    x[i * k..][..k].copy_from_slice(&rhs[pi as usize * k..][..k]);
+                }
+                let xm = MatMut::from_row_major_slice_mut(x, n, k);
+                tri::solve_unit_lower_triangular_in_place(f, xm, Par::Seq);
+                let xm = MatMut::from_row_major_slice_mut(x, n, k);
+                tri::solve_upper_triangular_in_place(f, xm, Par::Seq);
+            }
+        }
+        out
+    }
+    let (_, n, _) = dims(lu.shape());
+    let k = b.shape()[b.rank() - 1];
+    let perm = perm.as_slice::<i64>();
+    let buf = match (lu.buffer(), b.buffer()) {
+        (Buffer::F32(f), Buffer::F32(y)) => Buffer::F32(go(f, perm, y, n, k, transpose)),
+        (Buffer::F64(f), Buffer::F64(y)) => Buffer::F64(go(f, perm, y, n, k, transpose)),
+        _ => unreachable!("the solve's shape rule checks the dtypes"),
+    };
+    Array::new(b.shape(), buf)
+}

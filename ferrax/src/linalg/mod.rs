@@ -29,7 +29,7 @@ mod prims;
 use crate::array::DType;
 use crate::core::{bind, bind_all, Tensor};
 
-pub use prims::{Cholesky, Eigh, Lu, Qr, Svd, TriangularSolve};
+pub use prims::{Cholesky, Eigh, Lu, LuSolve, Qr, Svd, TriangularSolve};
 
 use prims::{expect_square, mt};
 
@@ -179,18 +179,25 @@ fn as_matrix(op: &str, a: &Tensor, b: &Tensor) -> (Tensor, bool) {
 }
 
 /// Solves `A x = b` for square `A` (`jnp.linalg.solve`): `b` is a vector
-/// `[n]` or a stack `[.., n, k]`; leading axes broadcast. Differentiable in
-/// both arguments: through the LU factorisation's derivative and
-/// triangular solves.
+/// `[n]` or a stack `[.., n, k]`; leading axes broadcast. One LU
+/// factorisation; derivatives in both arguments, of every order, reuse its
+/// factors ([`LuSolve`], as JAX's `custom_linear_solve`).
 ///
 /// # Panics
 /// When `A` is not square or the shapes or dtypes do not fit.
 #[track_caller]
 pub fn solve(a: &Tensor, b: &Tensor) -> Tensor {
     expect_square("solve", a.aval());
-    as_matrix("solve", a, b);
-    let (lu, _, perm) = lu(a);
-    lu_solve(&lu, &perm, b)
+    let (b, vector) = as_matrix("solve", a, b);
+    let (a, b) = broadcast_batch(a, &b);
+    // The factors solve; `a` itself carries the derivative (LuSolve).
+    let (lu, _, perm) = lu(&a.stop_gradient());
+    let x = bind(LuSolve { transpose: false }, &[lu, perm, a, b]);
+    if vector {
+        x.squeeze(x.rank() - 1)
+    } else {
+        x
+    }
 }
 
 /// The inverse of square matrices (`jnp.linalg.inv`), as [`solve`] with the identity.

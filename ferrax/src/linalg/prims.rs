@@ -383,3 +383,60 @@ impl Primitive for Svd {
         (bind_all(*self, &batched(x, axes, size)), smallvec::smallvec![Some(0); 3])
     }
 }
+
+/// `op(A)⁻¹ B` from `A`'s LU factors, JAX's `custom_linear_solve` for
+/// `solve`: operands `[lu, perm, a, b]`, where the factors (of `A` with its
+/// gradient stopped) do the solving and `a` carries the derivative:
+/// `Ẋ = op(A)⁻¹ (Ḃ − op(Ȧ) X)`, solved with the same factors, so a
+/// gradient costs two more triangular solves rather than a factorisation's
+/// derivative. Linear in `b`; its transpose solves with `op(A)ᵀ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LuSolve {
+    /// Solve with `Aᵀ`.
+    pub transpose: bool,
+}
+
+impl SingleOutput for LuSolve {
+    fn name(&self) -> &'static str {
+        "lu_solve"
+    }
+    fn params(&self) -> Params {
+        vec![("transpose", Param::Bool(self.transpose))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (lu, perm, a, b) = (ins[0], ins[1], ins[2], ins[3]);
+        expect_square("solve", lu);
+        let n = lu.shape[lu.rank() - 1];
+        let batch = &lu.shape[..lu.rank() - 2];
+        let ok = a == lu
+            && perm.dtype == DType::I64
+            && perm.shape[..] == lu.shape[..lu.rank() - 1]
+            && b.dtype == lu.dtype
+            && b.rank() == lu.rank()
+            && &b.shape[..b.rank() - 2] == batch
+            && b.shape[b.rank() - 2] == n;
+        assert!(ok, "lu_solve: factors {lu}, permutation {perm}, matrix {a} and right-hand side {b} do not match");
+        b.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        kernels::lu_solve(ins[0], ins[1], ins[3], self.transpose)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
+        let op = |m: &Tensor| if self.transpose { mt(m) } else { m.clone() };
+        let from_a = t[2].as_ref().map(|ta| -op(ta).matmul(ans));
+        let rhs = crate::prims::add_tangents(t[3].clone(), from_a)?;
+        Some(bind(*self, &[x[0].clone(), x[1].clone(), x[2].clone(), rhs]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        (bind(*self, &batched(x, axes, size)), Some(0))
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let fixed: Vec<Tensor> = ins[..3].iter().map(|l| crate::prims::constant("lu_solve", l).clone()).collect();
+        let back = LuSolve { transpose: !self.transpose };
+        let args = [fixed[0].clone(), fixed[1].clone(), fixed[2].clone(), ct.clone()];
+        vec![None, None, None, ins[3].is_linear().then(|| bind(back, &args))]
+    }
+}
