@@ -4,6 +4,7 @@ use ferrax::array::ConvGeometry;
 use ferrax::array::ReduceOp;
 use ferrax::array::Rng;
 use ferrax::core::bind;
+use ferrax::linalg;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
 use ferrax::prims::{ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan};
@@ -51,6 +52,24 @@ use Domain::*;
 
 fn row(prim: &'static str, inputs: &[(&[usize], Domain)], f: fn(&[Tensor]) -> Tensor) -> Row {
     Row { prim, inputs: inputs.iter().map(|(s, d)| (s.to_vec(), *d)).collect(), f, check: Check::Grads, dtype: None }
+}
+
+/// `x xᵀ + 3I`: symmetric positive definite, well conditioned.
+fn spd(x: &Tensor) -> Tensor {
+    x.matmul(&x.t()) + Tensor::eye(x.shape()[x.rank() - 1], x.dtype()) * 3.0
+}
+
+/// `x + 3I`: far from singular for a standard normal `x`.
+fn shifted(x: &Tensor) -> Tensor {
+    x + Tensor::eye(x.shape()[x.rank() - 1], x.dtype()) * 3.0
+}
+
+/// `0.3 x` plus 3, 2, 1, … on the diagonal: singular values near those,
+/// well separated, so the QR and SVD rows are well conditioned in f32 too.
+fn graded(x: &Tensor) -> Tensor {
+    let (m, n) = (x.shape()[0], x.shape()[1]);
+    let d: Vec<f64> = (0..m * n).map(|k| if k / n == k % n { 3.0 - (k / n) as f64 } else { 0.0 }).collect();
+    x * 0.3 + Tensor::from_vec(d, &[m, n]).to_dtype(x.dtype())
 }
 
 fn idx(v: &[i64], shape: &[usize]) -> Tensor {
@@ -227,6 +246,30 @@ fn table() -> Vec<Row> {
         row("matmul", &[(&[2, 3, 2], n), (&[2, 4, 3], n)], |x| {
             bind(Matmul { ta: true, tb: true }, &[x[0].clone(), x[1].clone()])
         }),
+        // Linear algebra, on inputs made well conditioned: x xᵀ + 3I is SPD, x + 3I far from singular.
+        row("cholesky", &[(&[3, 3], n)], |x| linalg::cholesky(&spd(&x[0]))),
+        row("triangular_solve", &[(&[3, 3], n), (&[3, 2], n)], |x| {
+            let how = linalg::Triangular { lower: false, transpose_a: true, ..Default::default() };
+            linalg::triangular_solve(&shifted(&x[0]), &x[1], how)
+        }),
+        row("lu", &[(&[3, 3], n)], |x| linalg::lu(&shifted(&x[0])).0),
+        row("lu_solve", &[(&[3, 3], n), (&[3], n)], |x| linalg::solve(&shifted(&x[0]), &x[1])),
+        row("eigh", &[(&[3, 3], n)], |x| linalg::eigh(&(&x[0] + x[0].t())).0),
+        // The eigenvectors' squares: free of their signs.
+        row("eigh", &[(&[3, 3], n)], |x| linalg::eigh(&(&x[0] + x[0].t())).1.square()),
+        row("qr", &[(&[4, 3], n)], |x| {
+            let (q, r) = linalg::qr(&graded(&x[0]), false);
+            q.sum_axes(&[1], false) + r.sum_axes(&[0], false).sum()
+        }),
+        row("svd", &[(&[4, 3], n)], |x| linalg::svd(&graded(&x[0]), false).1),
+        row("svd", &[(&[4, 3], n)], |x| linalg::svd(&graded(&x[0]), false).0.square()),
+        // A wide matrix (V's correction term) in f64: in f32 the second
+        // difference of the iterative SVD's vectors (converged to about ε_f32,
+        // divided by h² ≈ 2.4e-5) sits at the 5e-3 tolerance.
+        Row {
+            dtype: Some(DType::F64),
+            ..row("svd", &[(&[3, 4], n)], |x| linalg::svd(&graded(&x[0]), false).0.square())
+        },
     ]
 }
 

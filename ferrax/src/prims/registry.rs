@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::array::{CompareOp, DType, Device, IndexMode, ReduceOp};
 use crate::core::Primitive;
+use crate::linalg::{Cholesky, Eigh, Lu, LuSolve, Qr, Svd, TriangularSolve};
 
 use super::binary::{Add, Atan2, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem, Select, Sub};
 use super::conv::{Conv, ConvInputGrad, ConvKernelGrad, WindowArgExtreme};
@@ -82,6 +83,13 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Argsort { axis: 0, descending: false }),
         Arc::new(Sort { axis: 0, descending: false }),
         Arc::new(Matmul::default()),
+        Arc::new(Cholesky),
+        Arc::new(TriangularSolve { lower: true, transpose: false, unit: false }),
+        Arc::new(Lu),
+        Arc::new(LuSolve { transpose: false }),
+        Arc::new(Eigh),
+        Arc::new(Qr { full: false }),
+        Arc::new(Svd { full: false }),
         Arc::new(Conv { geometry: crate::array::ConvGeometry::unit(2), groups: 1 }),
         Arc::new(ConvKernelGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, window: vec![3, 3] }),
         Arc::new(ConvInputGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, input: vec![5, 5] }),
