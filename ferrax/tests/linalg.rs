@@ -312,3 +312,25 @@ fn gauss_newton_fit_differentiates_by_its_data() {
     let j = jacfwd(|th: &Tensor| model(th))(&theta);
     assert!(max_diff(&through, &linalg::solve(&h, &j.t())) < 1e-10);
 }
+
+#[test]
+fn singular_value_norms() {
+    // diag(3, -2) rotated: singular values 3 and 2.
+    let c = (0.3f64).cos();
+    let s = (0.3f64).sin();
+    let rot = Tensor::from_vec(vec![c, -s, s, c], &[2, 2]);
+    let a = rot.matmul(&Tensor::from_vec(vec![3.0, 0.0, 0.0, -2.0], &[2, 2])).matmul(&rot.t());
+    let close = |x: Tensor, want: f64| assert!((x.item() - want).abs() < 1e-14, "{} vs {want}", x.item());
+    close(a.matrix_norm(MatrixNorm::Spectral, false), 3.0);
+    close(a.matrix_norm(MatrixNorm::MinSingular, false), 2.0);
+    close(a.matrix_norm(MatrixNorm::Nuclear, false), 5.0);
+    // The spectral norm's gradient is u₁ v₁ᵀ; derivatives to order 2 on a generic matrix.
+    let m = randn(&[4, 3], 50);
+    let (u, _, vt) = linalg::svd(&m, false);
+    let g = grad(|m: &Tensor| m.matrix_norm(MatrixNorm::Spectral, false))(&m);
+    assert!(max_diff(&g, &u.slice(1, 0, 1).matmul(&vt.slice(0, 0, 1))) < 1e-14);
+    for ord in [MatrixNorm::Spectral, MatrixNorm::MinSingular, MatrixNorm::Nuclear] {
+        both(|m: &Tensor| m.matrix_norm(ord, false), &m);
+    }
+    assert_eq!(randn(&[2, 3, 4], 51).matrix_norm(MatrixNorm::Nuclear, true).shape(), &[2, 1, 1]);
+}

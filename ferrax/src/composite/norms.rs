@@ -19,6 +19,12 @@ pub enum MatrixNorm {
     MaxRowSum,
     /// The smallest row sum of absolute values (`ord = -inf`).
     MinRowSum,
+    /// The largest singular value (`ord = 2`), from the SVD.
+    Spectral,
+    /// The smallest singular value (`ord = -2`), from the SVD.
+    MinSingular,
+    /// The sum of the singular values (`ord = 'nuc'`), from the SVD.
+    Nuclear,
 }
 
 impl Tensor {
@@ -111,6 +117,15 @@ impl Tensor {
             MatrixNorm::MinColumnSum => x.abs().reduce_sum(&[rows]).reduce_min(&[rows]),
             MatrixNorm::MaxRowSum => x.abs().reduce_sum(&[cols]).reduce_max(&[rows]),
             MatrixNorm::MinRowSum => x.abs().reduce_sum(&[cols]).reduce_min(&[rows]),
+            MatrixNorm::Spectral | MatrixNorm::MinSingular | MatrixNorm::Nuclear => {
+                let s = crate::linalg::svd(&x, false).1;
+                let last = s.rank() - 1;
+                match ord {
+                    MatrixNorm::Spectral => s.reduce_max(&[last]),
+                    MatrixNorm::MinSingular => s.reduce_min(&[last]),
+                    _ => s.reduce_sum(&[last]),
+                }
+            }
         };
         if keep_dims {
             out.reshape(&keep_dims_shape(x.shape(), &[rows, cols]))
