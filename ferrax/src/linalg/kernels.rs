@@ -53,9 +53,10 @@ fn by_tiles(n: usize, mut f: impl FnMut(std::ops::Range<usize>, usize)) {
     }
 }
 
-/// The parallelism of an LU factorisation of `n` rows: below 512, handing
+/// The parallelism of a factorisation of `n` rows: below 512, handing
 /// panels to the second thread costs more than it saves (an LU of 256² took
-/// 650 µs threaded, nearly half of it in the scheduler, and 300 µs alone).
+/// 650 µs threaded, nearly half of it in the scheduler, and 300 µs alone; a
+/// Cholesky factorisation of 256², 440 against 390 µs in alternating runs).
 fn threads_for(n: usize) -> Par {
     if n >= 512 {
         Par::rayon(0)
@@ -72,8 +73,7 @@ fn nan<T: RealField + Copy>() -> T {
 pub(crate) fn cholesky(a: &Array) -> Array {
     fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> Vec<T> {
         let mut out = Vec::with_capacity(b * n * n);
-        // Unlike the LU's, the Cholesky factorisation's threads pay off from 256² (431 against 626 µs).
-        let par = if n >= 128 { Par::rayon(0) } else { Par::Seq };
+        let par = threads_for(n);
         let mut buffer = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<T>(n, par, Default::default()));
         for m in v.chunks_exact(n * n).take(b) {
             // Factored in place in row-major order, as the LU is.
