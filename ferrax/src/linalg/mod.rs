@@ -155,6 +155,11 @@ pub fn lu_solve(lu: &Tensor, perm: &Tensor, b: &Tensor) -> Tensor {
     let (lu, pb) = broadcast_batch(lu, &pb);
     let y = bind(TriangularSolve { lower: true, transpose: false, unit: true }, &[lu.clone(), pb]);
     let x = bind(TriangularSolve { lower: false, transpose: false, unit: false }, &[lu, y]);
+    as_given(x, vector)
+}
+
+/// A solution back in the form of its right-hand side: a vector when `b` was one.
+fn as_given(x: Tensor, vector: bool) -> Tensor {
     if vector {
         x.squeeze(x.rank() - 1)
     } else {
@@ -194,11 +199,7 @@ pub fn solve(a: &Tensor, b: &Tensor) -> Tensor {
     // The factors solve; `a` itself carries the derivative (LuSolve).
     let (lu, _, perm) = lu(&a.stop_gradient());
     let x = bind(LuSolve { transpose: false }, &[lu, perm, a, b]);
-    if vector {
-        x.squeeze(x.rank() - 1)
-    } else {
-        x
-    }
+    as_given(x, vector)
 }
 
 /// The inverse of square matrices (`jnp.linalg.inv`), as [`solve`] with the identity.
@@ -249,11 +250,7 @@ pub fn cho_solve(l: &Tensor, b: &Tensor) -> Tensor {
     let (l, b) = broadcast_batch(l, &b);
     let y = bind(TriangularSolve { lower: true, transpose: false, unit: false }, &[l.clone(), b]);
     let x = bind(TriangularSolve { lower: true, transpose: true, unit: false }, &[l, y]);
-    if vector {
-        x.squeeze(x.rank() - 1)
-    } else {
-        x
-    }
+    as_given(x, vector)
 }
 
 /// The eigenvalues (ascending) and eigenvectors (columns) of symmetric
