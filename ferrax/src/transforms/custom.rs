@@ -58,7 +58,7 @@ pub(super) fn stage<O: Tree>(avals: &[Aval], f: impl FnOnce(Vec<Tensor>) -> O) -
 
 impl<O> Staged<O> {
     pub(super) fn out_avals(&self) -> Vec<Aval> {
-        self.graph.outputs.iter().map(|&v| self.graph.avals[v].clone()).collect()
+        self.graph.output_avals()
     }
 }
 

@@ -338,7 +338,7 @@ impl Primitive for JitCall {
             .unwrap_or_else(|e| e.into_inner())
             .entry(size)
             .or_insert_with(|| {
-                let in_avals: Vec<Aval> = self.graph.inputs.iter().map(|&v| self.graph.avals[v].clone()).collect();
+                let in_avals = self.graph.input_avals();
                 let f = as_fun(&self.graph);
                 let staged = stage(&batched_avals(&in_avals, size), |ins| vmap(|xs: &Vec<Tensor>| f(xs))(&ins));
                 let graph = staged.graph.optimized();

@@ -130,32 +130,21 @@ pub fn jvp<I: Tree, O: Tree>(f: impl FnOnce(&I) -> O, primals: &I, tangents: &I)
             x.aval()
         );
     }
-    let guard = push_frame(Rc::new(JvpTrace));
-    let me = guard.frame();
-    let traced: Vec<Tensor> = xs
-        .iter()
-        .zip(ts)
-        .map(|(x, t)| {
-            if x.dtype().is_float() {
-                Tensor::new_tracer(me, x.aval().clone(), TracerKind::Jvp { primal: x.clone(), tangent: t })
-            } else {
-                x.clone()
-            }
-        })
-        .collect();
-    let out = f(&primals.with_leaves(traced));
-    let (ys, dys): (Vec<Tensor>, Vec<Tensor>) = out
-        .leaves()
-        .iter()
-        .map(|y| match unpack(y, me) {
-            (p, Some(t)) => (p, t),
-            (p, None) => {
-                let zero = p.zeros_like();
-                (p, zero)
-            }
-        })
-        .unzip();
-    drop(guard);
+    let mut out = None;
+    let tangents: Vec<Option<Tensor>> = ts.into_iter().map(Some).collect();
+    let (ys, dys) = jvp_partial(
+        |x| {
+            let y = f(&primals.with_leaves(x.to_vec()));
+            let leaves = y.leaves();
+            out = Some(y);
+            leaves
+        },
+        &xs,
+        &tangents,
+    );
+    let out = out.expect("traced");
+    // An output that does not depend on the inputs has a zero tangent.
+    let dys: Vec<Tensor> = ys.iter().zip(dys).map(|(y, t)| t.unwrap_or_else(|| y.zeros_like())).collect();
     (out.with_leaves(ys), out.with_leaves(dys))
 }
 

@@ -79,11 +79,6 @@ pub(super) fn stage_user(avals: &[Aval], f: impl FnOnce(&[Tensor]) -> Vec<Tensor
     (staged.graph.restricted(&order, &all), staged.captured)
 }
 
-/// The avals of values.
-pub(super) fn avals(xs: &[Tensor]) -> Vec<Aval> {
-    xs.iter().map(|x| x.aval().clone()).collect()
-}
-
 /// A body's forward mode split in two, as reverse mode needs it: `fwd`
 /// computes the outputs and then the residuals; `lin` maps the tangents of
 /// the inputs marked in `nz` (in order), then the residuals, to the

@@ -19,9 +19,10 @@ use crate::prims::batching::batch_first;
 use crate::prims::where_;
 use crate::tree::Tree;
 
+use super::super::custom::avals_of;
 use super::super::jvp::jvp_partial;
 use super::as_index;
-use super::body::{avals, batch_body, stage_closed, stage_user, transpose_body, Program};
+use super::body::{batch_body, stage_closed, stage_user, transpose_body, Program};
 
 /// The switch primitive (see the module documentation).
 #[derive(Clone)]
@@ -197,7 +198,7 @@ pub fn switch<I: Tree, O: Tree>(index: &Tensor, branches: &[&dyn Fn(&I) -> O], o
     assert!(!branches.is_empty(), "switch: needs at least one branch");
     let index = as_index(index, "switch");
     let ops = operand.leaves();
-    let in_avals = avals(&ops);
+    let in_avals = avals_of(&ops);
     let mut staged: Vec<(Graph, Vec<Tensor>, Vec<Aval>)> = Vec::new();
     let mut out_tree = None;
     for (i, branch) in branches.iter().enumerate() {
@@ -223,7 +224,7 @@ pub fn switch<I: Tree, O: Tree>(index: &Tensor, branches: &[&dyn Fn(&I) -> O], o
     }
     // Every branch takes the operands, then what all of them captured.
     let captured: Vec<Tensor> = staged.iter().flat_map(|(_, c, _)| c.iter().cloned()).collect();
-    let all_avals: Vec<Aval> = in_avals.iter().cloned().chain(avals(&captured)).collect();
+    let all_avals: Vec<Aval> = in_avals.iter().cloned().chain(avals_of(&captured)).collect();
     let mut at = ops.len();
     let graphs: Vec<Graph> = staged
         .iter()

@@ -28,7 +28,8 @@ use crate::array::{Aval, DType};
 use crate::core::{bind_all, Tensor};
 use crate::tree::Tree;
 
-use body::{avals, stage_user};
+use super::custom::avals_of;
+use body::stage_user;
 use scan::Scan;
 
 pub use branch::{cond, switch};
@@ -122,7 +123,7 @@ fn scan_dyn<C: Tree, X: Tree, Y: Tree>(f: &dyn Fn(&C, &X) -> (C, Y), init: &C, x
         return unrolled(f, init, xs, length, unroll, opts.reverse);
     }
     let nk = init_l.len();
-    let mut in_avals = avals(&init_l);
+    let mut in_avals = avals_of(&init_l);
     in_avals.extend(xs_l.iter().map(|x| Aval::new(x.dtype(), &x.shape()[1..])));
     let mut y_tree = None;
     let (graph, captured) = stage_user(&in_avals, |ins| {
@@ -211,9 +212,9 @@ fn unrolled<C: Tree, X: Tree, Y: Tree>(
         if reverse {
             ys.reverse();
         }
-        let first = ys[0].leaves();
-        let stacked: Vec<Tensor> = (0..first.len())
-            .map(|i| Tensor::stack(&ys.iter().map(|y| y.leaves()[i].clone()).collect::<Vec<_>>(), 0))
+        let leaves: Vec<Vec<Tensor>> = ys.iter().map(Tree::leaves).collect();
+        let stacked: Vec<Tensor> = (0..leaves[0].len())
+            .map(|i| Tensor::stack(&leaves.iter().map(|l| l[i].clone()).collect::<Vec<_>>(), 0))
             .collect();
         (carry, ys[0].with_leaves(stacked))
     };

@@ -20,8 +20,9 @@ use crate::prims::batching::batch_first;
 use crate::prims::where_;
 use crate::tree::Tree;
 
+use super::super::custom::avals_of;
 use super::super::jvp::jvp_partial;
-use super::body::{avals, batch_body, stage_closed, stage_user, Program};
+use super::body::{batch_body, stage_closed, stage_user, Program};
 use super::check_carry;
 
 /// The while primitive (see the module documentation).
@@ -170,8 +171,9 @@ impl Primitive for While {
         let mut batched: Vec<bool> = axes.iter().map(Option::is_some).collect();
         let cond_mask = |b: &[bool]| -> Vec<bool> { b[..nc].iter().chain(&b[nc + nb..]).copied().collect() };
         // The carry's batching: from its start and the body, and all of it once the predicate is batched.
-        let (pred_batched, body) = loop {
-            let pred_batched = batch_body(&self.cond.graph, &cond_mask(&batched), &[], size).1[0];
+        let (pred_batched, cond_b, body) = loop {
+            let (cond_b, pred) = batch_body(&self.cond.graph, &cond_mask(&batched), &[], size);
+            let pred_batched = pred[0];
             if pred_batched && !batched[nc + nb..].iter().all(|&b| b) {
                 batched[nc + nb..].iter_mut().for_each(|b| *b = true);
                 continue;
@@ -179,7 +181,7 @@ impl Primitive for While {
             let (body, out_b) = batch_body(&self.body.graph, &batched[nc..], &batched[nc + nb..], size);
             let grown: Vec<usize> = (0..nk).filter(|&k| out_b[k] && !batched[nc + nb + k]).collect();
             if grown.is_empty() {
-                break (pred_batched, body);
+                break (pred_batched, cond_b, body);
             }
             for k in grown {
                 batched[nc + nb + k] = true;
@@ -191,7 +193,6 @@ impl Primitive for While {
             .zip(&batched)
             .map(|((v, &a), &b)| if b { batch_first(v, a, size) } else { v.clone() })
             .collect();
-        let (cond_b, _) = batch_body(&self.cond.graph, &cond_mask(&batched), &[], size);
         let prim = if !pred_batched {
             While::new(cond_b, body, nc, nb)
         } else {
@@ -268,7 +269,7 @@ impl Primitive for While {
 #[track_caller]
 pub fn while_loop<C: Tree>(cond_fn: impl Fn(&C) -> Tensor, body: impl Fn(&C) -> C, init: &C) -> C {
     let init_l = init.leaves();
-    let in_avals = avals(&init_l);
+    let in_avals = avals_of(&init_l);
     let (cond, cond_captured) = stage_user(&in_avals, |ins| {
         let pred = cond_fn(&init.with_leaves(ins.to_vec()));
         assert!(
