@@ -231,7 +231,9 @@ fn swaps_sign(pivots: &Tensor, dtype: DType) -> Tensor {
 }
 
 /// The determinant of square matrices (`jnp.linalg.det`): the product of
-/// `U`'s diagonal with the permutation's sign.
+/// `U`'s diagonal with the permutation's sign. Its derivative comes from
+/// the LU factorisation's, so at an exactly singular matrix it is NaN; JAX
+/// gives the (finite) adjugate there through a rule of its own.
 #[track_caller]
 pub fn det(a: &Tensor) -> Tensor {
     expect_square("det", a.aval());

@@ -67,6 +67,10 @@ pub struct ScanOptions {
 /// step's residuals and runs the body's transpose backwards; wrap `f` in
 /// [`checkpoint`](crate::transforms::checkpoint) to store only the carry
 /// and recompute each step's inside instead.
+/// Forward mode (`jvp`, `jacfwd`) takes the same split into a scan that
+/// keeps each step's residuals and a scan of the linear part, so it holds
+/// them too, where JAX's forward mode runs one scan of values and tangents
+/// together: the results are the same, the memory is linear in the steps.
 ///
 /// ```
 /// # use ferrax::prelude::*;
