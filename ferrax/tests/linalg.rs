@@ -195,6 +195,22 @@ fn misuse_is_named() {
     assert!(m.contains("det") && m.contains("float"), "{m}");
 }
 
+/// Sizes past faer's block of reflectors: several blocks, tall and wide.
+#[test]
+fn qr_of_blocked_matrices() {
+    for (m, n) in [(150, 70), (70, 150), (9, 1), (1, 9)] {
+        let a = randn(&[m, n], 31 + m as u64);
+        for full in [false, true] {
+            let (q, r) = linalg::qr(&a, full);
+            let k = if full { m } else { m.min(n) };
+            assert_eq!((q.shape(), r.shape()), (&[m, k][..], &[k, n][..]));
+            assert!(max_diff(&q.matmul(&r), &a) < 1e-12, "{m}x{n} full {full}");
+            assert!(max_diff(&q.t().matmul(&q), &Tensor::eye(k, DType::F64)) < 1e-13, "{m}x{n} full {full}");
+            assert_eq!(r.tril(-1).abs().max().item(), 0.0);
+        }
+    }
+}
+
 #[test]
 fn qr_svd_pinv_and_lstsq() {
     for (m, n) in [(5, 3), (4, 4), (3, 5)] {

@@ -114,6 +114,12 @@ pub fn filled<T: Element>(n: usize, value: T) -> Vec<T> {
     v
 }
 
+/// Hands a vector from [`with_capacity`] or [`filled`] back for reuse, for
+/// scratch space that never becomes an array's buffer.
+pub(crate) fn give_back<T: Element>(v: Vec<T>) {
+    recycle(T::into_buffer(v));
+}
+
 /// Keeps `buf` for reuse when it is of a pooled size class and there is room.
 pub(super) fn recycle(buf: Buffer) {
     if bytes_of(&buf) < MIN_BYTES {

@@ -3,14 +3,16 @@
 //! A factorisation that fails (a matrix that is not positive definite, an
 //! eigensolver that does not converge) gives NaNs, as JAX's do.
 
-use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::cholesky::llt;
+use faer::linalg::householder;
 use faer::linalg::lu::partial_pivoting;
+use faer::linalg::qr::no_pivoting::factor as qr_factor;
 use faer::linalg::triangular_solve as tri;
 use faer::traits::RealField;
-use faer::{Mat, MatMut, MatRef, Par, Side};
+use faer::{Conj, Mat, MatMut, MatRef, Par, Side};
 
-use crate::array::{Array, Buffer};
+use crate::array::{pool, Array, Buffer, Element};
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -65,30 +67,71 @@ fn threads_for(n: usize) -> Par {
     }
 }
 
+/// An `n × n` column-major scratch matrix from the buffer pool, its columns
+/// padded so that a power-of-two size does not map every column to the
+/// same cache sets (a plain n-stride buffer made the 1024² LU slower). A
+/// fresh allocation per call was a third of an eager 256² factorisation:
+/// the allocator returned the pages to the kernel and faulted them in again.
+struct Scratch<T: Element> {
+    data: Vec<T>,
+    n: usize,
+    stride: usize,
+}
+
+impl<T: Element + RealField> Scratch<T> {
+    fn new(n: usize) -> Scratch<T> {
+        let stride = n.next_multiple_of(8) + 8;
+        Scratch { data: pool::filled(stride * n, T::zero_impl()), n, stride }
+    }
+    fn col_mut(&mut self, j: usize) -> &mut [T] {
+        &mut self.data[j * self.stride..][..self.n]
+    }
+    fn col(&self, j: usize) -> &[T] {
+        &self.data[j * self.stride..][..self.n]
+    }
+    fn as_mut(&mut self) -> MatMut<'_, T> {
+        MatMut::from_column_major_slice_with_stride_mut(&mut self.data, self.n, self.n, self.stride)
+    }
+}
+
+impl<T: Element> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        pool::give_back(std::mem::take(&mut self.data));
+    }
+}
+
 fn nan<T: RealField + Copy>() -> T {
     T::nan_impl()
 }
 
 /// The lower Cholesky factor of each matrix (only its lower triangle is read).
 pub(crate) fn cholesky(a: &Array) -> Array {
-    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> Vec<T> {
-        let mut out = Vec::with_capacity(b * n * n);
+    fn go<T: RealField + Element>(v: &[T], b: usize, n: usize) -> Vec<T> {
+        let mut out = pool::filled(b * n * n, T::zero_impl());
         let par = threads_for(n);
         let mut buffer = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<T>(n, par, Default::default()));
-        for m in v.chunks_exact(n * n).take(b) {
-            // Factored in place in row-major order, as the LU is.
-            let at = out.len();
-            out.extend_from_slice(m);
-            let f = MatMut::from_row_major_slice_mut(&mut out[at..], n, n);
-            let stack = MemStack::new(&mut buffer);
-            match llt::factor::cholesky_in_place(f, Default::default(), par, stack, Default::default()) {
-                // The factor is in the lower triangle; the upper one still holds A's.
-                Ok(_) => {
-                    for (i, row) in out[at..].chunks_exact_mut(n).enumerate() {
-                        row[i + 1..].fill(T::zero_impl());
-                    }
+        // Factored in column-major order, as the LU is: faer's factorisation
+        // of a row-major view took three times as long at 256² (276 against
+        // 90 µs) and half as long again at 1024².
+        let mut f = Scratch::<T>::new(n);
+        for (m, out) in v.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
+            by_tiles(n, |rows, j| {
+                let col = &mut f.col_mut(j)[rows.clone()];
+                for (c, i) in col.iter_mut().zip(rows) {
+                    *c = if i >= j { m[i * n + j] } else { T::zero_impl() };
                 }
-                Err(_) => out[at..].fill(nan::<T>()),
+            });
+            let stack = MemStack::new(&mut buffer);
+            match llt::factor::cholesky_in_place(f.as_mut(), Default::default(), par, stack, Default::default()) {
+                // Only the lower triangle is written; the upper one is left zero in `out`.
+                Ok(_) => by_tiles(n, |rows, j| {
+                    for (i, &c) in rows.clone().zip(&f.col(j)[rows]) {
+                        if i >= j {
+                            out[i * n + j] = c;
+                        }
+                    }
+                }),
+                Err(_) => out.fill(nan::<T>()),
             }
         }
         out
@@ -145,8 +188,7 @@ pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: boo
 /// (row `i` was swapped with row `pivots[i]`, in turn) and the permutation
 /// (`P A = L U` with `(P A)[i] = A[perm[i]]`), both i64.
 pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
-    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
-        let mut packed = Vec::with_capacity(b * n * n);
+    fn go<T: RealField + Element>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
         let (mut pivots, mut perms) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
         let par = threads_for(n);
         let scratch = partial_pivoting::factor::lu_in_place_scratch::<usize, T>(n, n, par, Default::default());
@@ -154,14 +196,11 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
         let (mut fwd, mut inv) = (vec![0usize; n], vec![0usize; n]);
         // Factored in column-major order, which faer's LU is fast in (it
         // took half as long again on a row-major view).
-        // faer's own matrix pads its columns, so a power-of-two size does not
-        // map every column to the same cache sets (a plain n-stride buffer
-        // made the 1024² LU slower still).
-        let mut f = Mat::<T>::zeros(n, n);
-        packed.resize(b * n * n, T::zero_impl());
+        let mut f = Scratch::<T>::new(n);
+        let mut packed = pool::filled(b * n * n, T::zero_impl());
         for (m, out) in v.chunks_exact(n * n).zip(packed.chunks_exact_mut(n * n)) {
             by_tiles(n, |rows, j| {
-                let col = &mut f.col_as_slice_mut(j)[rows.clone()];
+                let col = &mut f.col_mut(j)[rows.clone()];
                 for (c, i) in col.iter_mut().zip(rows) {
                     *c = m[i * n + j];
                 }
@@ -170,7 +209,7 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
             partial_pivoting::factor::lu_in_place(f.as_mut(), &mut fwd, &mut inv, par, stack, Default::default());
             // L (unit diagonal, below it) and U are left packed, as LAPACK's getrf leaves them.
             by_tiles(n, |rows, j| {
-                for (i, &c) in rows.clone().zip(&f.col_as_slice(j)[rows]) {
+                for (i, &c) in rows.clone().zip(&f.col(j)[rows]) {
                     out[i * n + j] = c;
                 }
             });
@@ -230,18 +269,54 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
 /// orthonormal columns and upper triangular `R` `[k, n]`, `k = min(m, n)`
 /// (`full`: `Q` `[m, m]` and `R` `[m, n]`).
 pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
-    fn go<T: RealField + Copy>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>) {
-        let (mut qs, mut rs) = (Vec::new(), Vec::new());
-        for x in v.chunks_exact((m * n).max(1)).take(b) {
-            let qr = MatRef::from_row_major_slice(&x[..m * n], m, n).qr();
-            if full {
-                rows_of(qr.compute_Q().as_ref(), &mut qs);
-                rows_of(qr.thin_R(), &mut rs);
-                // The rows of R below the first min(m, n) are zeros.
-                rs.extend(std::iter::repeat_n(T::zero_impl(), m.saturating_sub(n) * n));
-            } else {
-                rows_of(qr.compute_thin_Q().as_ref(), &mut qs);
-                rows_of(qr.thin_R(), &mut rs);
+    fn go<T: RealField + Element>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>) {
+        let k = m.min(n);
+        let (q_cols, r_rows) = if full { (m, m) } else { (k, k) };
+        let (mut qs, mut rs) =
+            (pool::filled(b * m * q_cols, T::zero_impl()), pool::filled(b * r_rows * n, T::zero_impl()));
+        // Below 512 rows on one thread: faer's threaded QR of 256² took 4.5
+        // ms, alone 1.4 ms.
+        let par = threads_for(m.max(n));
+        let block = qr_factor::recommended_block_size::<T>(m, n);
+        let mut buffer = MemBuffer::new(StackReq::any_of(&[
+            qr_factor::qr_in_place_scratch::<T>(m, n, block, par, Default::default()),
+            householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(m, block, q_cols),
+        ]));
+        let (mut f, mut coeff) = (Mat::<T>::zeros(m, n), Mat::<T>::zeros(block, k));
+        let (mut basis, mut q) = (Mat::<T>::zeros(m, k), Mat::<T>::zeros(m, q_cols));
+        for i in 0..b {
+            let x = &v[i * m * n..][..m * n];
+            let q_out = &mut qs[i * m * q_cols..][..m * q_cols];
+            let r_out = &mut rs[i * r_rows * n..][..r_rows * n];
+            f.copy_from(MatRef::from_row_major_slice(x, m, n));
+            qr_factor::qr_in_place(f.as_mut(), coeff.as_mut(), par, MemStack::new(&mut buffer), Default::default());
+            // The reflectors are below the diagonal, with implicit ones on it.
+            for j in 0..k {
+                let (col, from) = (basis.col_as_slice_mut(j), f.col_as_slice(j));
+                col[..j].fill(T::zero_impl());
+                col[j] = T::one_impl();
+                col[j + 1..].copy_from_slice(&from[j + 1..]);
+            }
+            q.fill(T::zero_impl());
+            q.diagonal_mut().fill(T::one_impl());
+            householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
+                basis.as_ref(),
+                coeff.as_ref(),
+                Conj::No,
+                q.as_mut(),
+                par,
+                MemStack::new(&mut buffer),
+            );
+            for (i, row) in q_out.chunks_exact_mut(q_cols.max(1)).enumerate().take(m) {
+                for (j, c) in row.iter_mut().enumerate() {
+                    *c = q[(i, j)];
+                }
+            }
+            // R's rows below the first min(m, n) stay zero.
+            for (i, row) in r_out.chunks_exact_mut(n.max(1)).enumerate().take(k) {
+                for (j, c) in row.iter_mut().enumerate().skip(i) {
+                    *c = f[(i, j)];
+                }
             }
         }
         (qs, rs)
