@@ -2,6 +2,7 @@
 
 mod explain;
 mod gpt;
+mod inspect;
 mod output;
 mod plot;
 mod swell;
@@ -30,6 +31,8 @@ enum Command {
     Swell(swell::Args),
     /// Train an MLP on handwritten digits
     Train(train::Args),
+    /// List the tensors of a safetensors checkpoint (names, dtypes, shapes) without loading it
+    Inspect(inspect::Args),
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell.
@@ -99,6 +102,7 @@ fn main() {
         Some(Command::Explain(args)) => explain::run(args),
         Some(Command::Swell(args)) => swell::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Completions { shell }) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "ferrax", &mut out);

@@ -249,3 +249,18 @@ fn explain_shows_the_program_jit_runs() {
     let (_, stderr, ok) = run(&["explain", "x^2", "--at", "x=1", "--program", "--hessian"]);
     assert!(!ok && stderr.contains("--program shows the gradient's program"), "{stderr}");
 }
+
+#[test]
+fn inspect_lists_a_checkpoints_tensors_from_its_header() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../ferrax/tests/data/torch_mlp_bf16.safetensors");
+    let (out, _, ok) = run(&["inspect", file]);
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0.weight", "BF16", "[4,", "3]", "12", "24", "B"]),
+        "{out}"
+    );
+    assert!(out.contains("4 tensors, 26 elements, 52 B of data (BF16)"), "{out}");
+    let (_, err, ok) = run(&["inspect", "/nonexistent.safetensors"]);
+    assert!(!ok && err.contains("/nonexistent.safetensors") && err.contains("No such file"), "{err}");
+}

@@ -8,6 +8,7 @@
 //! through [`write_atomically`], so neither a crash nor a second writer
 //! ever leaves a truncated or mixed file behind.
 
+mod checkpoint;
 mod npy;
 mod safetensors_io;
 
@@ -16,6 +17,10 @@ use std::path::Path;
 
 use crate::array::{Aval, DType};
 
+pub use checkpoint::{
+    inspect_safetensors, inspect_safetensors_bytes, load_safetensors_bytes_with, load_safetensors_with, LoadOptions,
+    Loaded, SafetensorsHeader, TensorEntry,
+};
 pub use npy::{load_npy, npy_from_bytes, npy_to_bytes, save_npy};
 pub use safetensors_io::{
     load_safetensors, load_safetensors_bytes, load_safetensors_metadata, safetensors_metadata_bytes, save_safetensors,

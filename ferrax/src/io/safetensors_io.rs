@@ -11,7 +11,7 @@ use crate::tree::Tree;
 
 use super::{from_le_bytes, to_le_bytes, write_atomically, IoError};
 
-fn to_st(d: DType) -> Dtype {
+pub(super) fn to_st(d: DType) -> Dtype {
     match d {
         DType::F32 => Dtype::F32,
         DType::F64 => Dtype::F64,
@@ -20,7 +20,7 @@ fn to_st(d: DType) -> Dtype {
     }
 }
 
-fn from_st(name: &str, d: Dtype) -> Result<DType, IoError> {
+pub(super) fn from_st(name: &str, d: Dtype) -> Result<DType, IoError> {
     match d {
         Dtype::F32 => Ok(DType::F32),
         Dtype::F64 => Ok(DType::F64),

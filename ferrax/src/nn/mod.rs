@@ -21,6 +21,7 @@ mod layers;
 mod loss;
 mod norm;
 mod sequential;
+mod torch;
 
 pub use attention::{scaled_dot_product_attention, Embedding, Gpt, MultiHeadAttention, TransformerBlock};
 pub use conv::{Conv, Pool, PoolKind};
@@ -29,6 +30,10 @@ pub use layers::{Activation, Linear, Mlp};
 pub use loss::{binary_cross_entropy_with_logits, mse, softmax_cross_entropy};
 pub use norm::{BatchNorm, BatchStats, GroupNorm, LayerNorm, RmsNorm};
 pub use sequential::{Layer, Sequential};
+pub use torch::{
+    from_torch_state_dict, load_torch_safetensors, load_torch_safetensors_with, save_torch_safetensors,
+    torch_state_dict, TorchModule, TorchName,
+};
 
 use crate::array::{DType, Rng};
 use crate::core::Tensor;
