@@ -64,6 +64,9 @@ pub use crate::transforms::{
 };
 pub use crate::tree::{device_put, Tree};
 pub use ferrax_derive::Tree;
+/// The `half` crate, whose `f16` and `bf16` are the elements of
+/// [`DType::F16`] and [`DType::BF16`] arrays (`Tensor::from_vec`, `to_vec`).
+pub use half;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

@@ -92,10 +92,17 @@ fn a_saved_model_is_the_file_pytorch_writes() {
 }
 
 #[test]
-fn a_bf16_file_loads_into_an_f32_model_when_converting() {
+fn a_bf16_file_loads_into_a_bf16_model_and_into_an_f32_one_when_converting() {
     match load_torch_safetensors(TORCH_BF16_FILE, &mlp()) {
-        Err(IoError::UnsupportedDtype { dtype, .. }) if dtype == "BF16" => {}
+        Err(IoError::Mismatch { found, .. }) if found.dtype == DType::BF16 => {}
         other => panic!("expected an unconverted bf16 file to be refused, got {other:?}"),
+    }
+    let native = load_torch_safetensors(TORCH_BF16_FILE, &Mlp::new(&[3, 4, 2], Activation::Relu, DType::BF16, 0));
+    let y = native.unwrap().forward(&x().to_dtype(DType::BF16));
+    assert_eq!(y.dtype(), DType::BF16);
+    // Each bf16 operation rounds to 8 bits: a few roundings of values near 0.1.
+    for (g, w) in y.to_dtype(DType::F32).to_vec::<f32>().iter().zip(TORCH_BF16_OUT) {
+        assert!((g - w).abs() < 4e-3, "{y} against PyTorch's {TORCH_BF16_OUT:?}");
     }
     let loaded =
         load_torch_safetensors_with(TORCH_BF16_FILE, &mlp(), &LoadOptions::new().convert_dtypes(true)).unwrap();

@@ -344,6 +344,68 @@ fn every_primitive_passes_check_grads_in_f32() {
     run_table(DType::F32, &[Mode::Forward, Mode::Reverse]);
 }
 
+/// The linear-algebra primitives, which refuse f16 and bf16 (as LAPACK and
+/// JAX's CPU linear algebra do).
+const FULL_PRECISION_ONLY: [&str; 7] = ["cholesky", "triangular_solve", "lu", "lu_solve", "eigh", "qr", "svd"];
+
+/// `|a - b| ≤ rtol (|b| + mean |b|)` elementwise, or a message.
+fn close(what: &str, a: &Tensor, b: &Tensor, rtol: f64) -> Result<(), String> {
+    let (a, b) = (a.to_dtype(DType::F64).to_vec::<f64>(), b.to_dtype(DType::F64).to_vec::<f64>());
+    let scale = b.iter().map(|v| v.abs()).sum::<f64>() / b.len().max(1) as f64;
+    // A NaN where f32 has none (or the reverse) fails the comparison.
+    let agree = |x: f64, y: f64| (x - y).abs() <= rtol * (y.abs() + scale) || (x.is_nan() && y.is_nan());
+    match a.iter().zip(&b).find(|(x, y)| !agree(**x, **y)) {
+        None => Ok(()),
+        Some((x, y)) => Err(format!("{what}: {x} against f32's {y} (tolerance {rtol:e} relative)")),
+    }
+}
+
+/// The table in a 16-bit float against f32 on the same inputs (rounded to
+/// the 16-bit type, so both see the same values): the value, a tangent by
+/// forward mode and a cotangent by reverse mode. The 16-bit run computes
+/// each operation in f32 and rounds its result, so it differs from the f32
+/// run by a rounding (relative 2⁻⁹ for bf16, 2⁻¹² for f16) per operation on
+/// the way, carried through functions that are well conditioned on the
+/// rows' domains; the tolerance allows 32 of them.
+fn run_half_table(half: DType, unit_roundoff: f64) {
+    let rtol = 32.0 * unit_roundoff;
+    let mut failures = Vec::new();
+    for (i, row) in table().iter().enumerate() {
+        if row.dtype.is_some() || !matches!(row.check, Check::Grads) || FULL_PRECISION_ONLY.contains(&row.prim) {
+            continue;
+        }
+        let f = |xs: &Vec<Tensor>| (row.f)(xs);
+        let rounded = |xs: Vec<Tensor>| -> (Vec<Tensor>, Vec<Tensor>) {
+            let h: Vec<Tensor> = xs.iter().map(|x| x.to_dtype(half)).collect();
+            let w = h.iter().map(|x| x.to_dtype(DType::F32)).collect();
+            (h, w)
+        };
+        let (xh, xw) = rounded(inputs(row, DType::F32, 500 + i as u64));
+        let (th, tw) = rounded(inputs(row, DType::F32, 900 + i as u64));
+        let (yh, jh) = jvp(f, &xh, &th);
+        let (yw, jw) = jvp(f, &xw, &tw);
+        let ct = Tensor::randn(yw.shape(), DType::F32, 7).to_dtype(half);
+        let (_, back_h) = vjp(f, &xh);
+        let (_, back_w) = vjp(f, &xw);
+        let (gh, gw) = (back_h(&ct), back_w(&ct.to_dtype(DType::F32)));
+        let dtypes_kept = yh.dtype() == half && jh.dtype() == half && gh.iter().all(|g| g.dtype() == half);
+        let result = close("value", &yh, &yw, rtol)
+            .and_then(|()| close("tangent", &jh, &jw, rtol))
+            .and_then(|()| gh.iter().zip(&gw).try_for_each(|(a, b)| close("cotangent", a, b, rtol)))
+            .and_then(|()| if dtypes_kept { Ok(()) } else { Err(format!("a result left {half}")) });
+        if let Err(e) = result {
+            failures.push(format!("row {i} ({}): {e}", row.prim));
+        }
+    }
+    assert!(failures.is_empty(), "{} failures in {half}:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_primitive_in_bf16_and_f16_agrees_with_f32() {
+    run_half_table(DType::BF16, 2f64.powi(-9));
+    run_half_table(DType::F16, 2f64.powi(-12));
+}
+
 #[test]
 fn every_primitive_has_a_row_in_the_table() {
     let mut names: Vec<&str> = ferrax::prims::all().iter().map(|p| p.name()).collect();

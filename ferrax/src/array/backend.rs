@@ -87,18 +87,23 @@ pub trait Backend: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;
 
+/// Half-precision arrays are stored in 16 bits and computed in f32: each
+/// operation widens its operands (exactly), runs the f32 kernel — whose
+/// sums and matrix products accumulate in f32 — and rounds its result once
+/// to the operands' dtype. Storage-only operations (layout, concatenation,
+/// gathers, selection) move the 16-bit elements as they are.
 impl Backend for Cpu {
     fn device(&self) -> Device {
         Device::Cpu
     }
     fn unary(&self, op: UnaryOp, x: &Array) -> Array {
-        op.cpu(x)
+        narrow(op.cpu(&wide(x)), x.dtype())
     }
     fn binary(&self, op: BinaryOp, a: &Array, b: &Array) -> Array {
-        op.cpu(a, b, &out_shape(op.name(), a, b))
+        narrow(op.cpu(&wide(a), &wide(b), &out_shape(op.name(), a, b)), a.dtype())
     }
     fn compare(&self, op: CompareOp, a: &Array, b: &Array) -> Array {
-        op.cpu(a, b, &out_shape(op.name(), a, b))
+        op.cpu(&wide(a), &wide(b), &out_shape(op.name(), a, b))
     }
     fn select(&self, cond: &Array, a: &Array, b: &Array) -> Array {
         let ab = out_shape("select", a, b);
@@ -109,18 +114,20 @@ impl Backend for Cpu {
         convert_cpu(x, dtype)
     }
     fn reduce(&self, op: ReduceOp, x: &Array, axes: &[usize]) -> Array {
-        match op {
-            ReduceOp::Sum => super::reduce::reduce_sum(x, axes),
-            ReduceOp::Prod => super::reduce::reduce_prod(x, axes),
-            ReduceOp::Max => super::reduce::reduce_max(x, axes),
-            ReduceOp::Min => super::reduce::reduce_min(x, axes),
-        }
+        let w = wide(x);
+        let y = match op {
+            ReduceOp::Sum => super::reduce::reduce_sum(&w, axes),
+            ReduceOp::Prod => super::reduce::reduce_prod(&w, axes),
+            ReduceOp::Max => super::reduce::reduce_max(&w, axes),
+            ReduceOp::Min => super::reduce::reduce_min(&w, axes),
+        };
+        narrow(y, x.dtype())
     }
     fn arg_reduce(&self, op: ReduceOp, x: &Array, axis: usize) -> Array {
-        super::reduce::arg_extreme(x, axis, op)
+        super::reduce::arg_extreme(&wide(x), axis, op)
     }
     fn scan(&self, op: ReduceOp, x: &Array, axis: usize, reverse: bool) -> Array {
-        super::reduce::cumulative(x, axis, reverse, op)
+        narrow(super::reduce::cumulative(&wide(x), axis, reverse, op), x.dtype())
     }
     fn layout(&self, op: &LayoutOp, x: &Array) -> Array {
         op.cpu(x)
@@ -132,22 +139,23 @@ impl Backend for Cpu {
         super::index::gather(x, axis, idx, mode)
     }
     fn scatter_add(&self, x: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
-        super::index::scatter_add(x, axis, idx, updates, mode)
+        narrow(super::index::scatter_add(&wide(x), axis, idx, &wide(updates), mode), x.dtype())
     }
     fn sort(&self, x: &Array, axis: usize, descending: bool) -> (Array, Array) {
-        super::sort::sort(x, axis, descending)
+        let (values, order) = super::sort::sort(&wide(x), axis, descending);
+        (narrow(values, x.dtype()), order)
     }
     fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array {
-        super::matmul::matmul(a, b, ta, tb)
+        narrow(super::matmul::matmul(&wide(a), &wide(b), ta, tb), a.dtype())
     }
     fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array {
-        super::conv::conv(x, w, geo, groups)
+        narrow(super::conv::conv(&wide(x), &wide(w), geo, groups), x.dtype())
     }
     fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
-        super::conv::conv_kernel_grad(x, ct, window, geo, groups)
+        narrow(super::conv::conv_kernel_grad(&wide(x), &wide(ct), window, geo, groups), x.dtype())
     }
     fn conv_input_grad(&self, ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {
-        super::conv::conv_input_grad(ct, w, geo, groups, input)
+        narrow(super::conv::conv_input_grad(&wide(ct), &wide(w), geo, groups, input), ct.dtype())
     }
     fn window_arg_extreme(
         &self,
@@ -157,7 +165,27 @@ impl Backend for Cpu {
         strides: &[usize],
         padding: &[(usize, usize)],
     ) -> Array {
-        super::conv::window_arg_extreme(x, op, window, strides, padding)
+        super::conv::window_arg_extreme(&wide(x), op, window, strides, padding)
+    }
+}
+
+/// `x` widened to f32 when it is half precision (exactly: every f16 and
+/// bf16 value is an f32), else `x` itself.
+fn wide(x: &Array) -> std::borrow::Cow<'_, Array> {
+    if x.dtype().is_half() {
+        std::borrow::Cow::Owned(x.to_dtype(DType::F32))
+    } else {
+        std::borrow::Cow::Borrowed(x)
+    }
+}
+
+/// The f32 result of a widened operation rounded back to the operands'
+/// half-precision dtype; anything else as it is.
+fn narrow(y: Array, operands: DType) -> Array {
+    if operands.is_half() && y.dtype() == DType::F32 {
+        y.to_dtype(operands)
+    } else {
+        y
     }
 }
 

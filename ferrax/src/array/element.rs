@@ -6,7 +6,8 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use super::{Buffer, DType};
 
-/// A type that can be stored in an array: `f32`, `f64`, `i64` or `bool`.
+/// A type that can be stored in an array: `f16`, `bf16` (from the `half`
+/// crate), `f32`, `f64`, `i64` or `bool`.
 pub trait Element: Copy + Send + Sync + PartialOrd + PartialEq + Debug + Default + 'static {
     /// The dtype tag of this element type.
     const DTYPE: DType;
@@ -97,6 +98,35 @@ macro_rules! element {
     };
 }
 
+element!(half::f16, F16, |x: half::f16| x.to_f64(), f16_from_f64);
+element!(half::bf16, BF16, |x: half::bf16| x.to_f64(), bf16_from_f64);
+
+/// `x` rounded to f32 *to odd*: exact values as they are, inexact ones to
+/// whichever of the two neighbouring f32 values has an odd last bit. A
+/// second rounding, to nearest even, of this to a type with at least two
+/// bits fewer is then the correct rounding of `x` itself (Boldo and
+/// Melquiond's round-to-odd), where rounding to nearest twice is not (1 +
+/// 2⁻¹¹ + 2⁻⁴⁰ would become a tie in f32 and go down in f16).
+fn f32_round_to_odd(x: f64) -> f32 {
+    let r = x as f32;
+    if !r.is_finite() || r as f64 == x || r.to_bits() & 1 == 1 {
+        return r;
+    }
+    // r is the even neighbour; step one unit of the magnitude toward x.
+    let toward_zero = (r as f64).abs() > x.abs();
+    f32::from_bits(if toward_zero { r.to_bits() - 1 } else { r.to_bits() + 1 })
+}
+
+/// `x` rounded once to the nearest f16 (ties to even). The `half` crate's
+/// `from_f64` goes through f32 by rounding to nearest, which rounds twice.
+pub(crate) fn f16_from_f64(x: f64) -> half::f16 {
+    half::f16::from_f32(f32_round_to_odd(x))
+}
+
+/// `x` rounded once to the nearest bf16 (ties to even).
+pub(crate) fn bf16_from_f64(x: f64) -> half::bf16 {
+    half::bf16::from_f32(f32_round_to_odd(x))
+}
 element!(f32, F32, |x: f32| x as f64, |v: f64| v as f32);
 element!(f64, F64, |x: f64| x, |v: f64| v);
 element!(i64, I64, |x: i64| x as f64, |v: f64| v as i64);
@@ -270,5 +300,54 @@ impl Num for i64 {
         } else {
             div
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bf16_from_f64, f16_from_f64};
+
+    /// The nearest of the values `to_f64(bits)` around `x` (ties to an even
+    /// last bit), by exact comparisons of distances: neighbouring values
+    /// differ from `x` by less than `x`, so the subtractions are exact.
+    fn nearest(x: f64, near: u16, to_f64: impl Fn(u16) -> f64) -> u16 {
+        let candidates = [near.wrapping_sub(1), near, near.wrapping_add(1)];
+        let mut best = near;
+        for c in candidates {
+            let (d, b) = ((to_f64(c) - x).abs(), (to_f64(best) - x).abs());
+            if d < b || (d == b && c & 1 == 0) {
+                best = c;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn rounding_from_f64_is_correct_where_rounding_twice_is_not() {
+        let mut rng = crate::array::Rng::new(5);
+        let (mut double_rounding_wrong, mut checked) = (0, 0);
+        for _ in 0..200_000 {
+            // Positive magnitudes over f16's normal and subnormal ranges,
+            // and values a hair off the midpoints where double rounding errs.
+            let base = rng.uniform_in(-20.0, 15.0).exp2();
+            let x = if rng.below(2) == 0 {
+                base
+            } else {
+                let m = half::f16::from_f64(base).to_f64();
+                let ulp = (half::f16::from_bits(half::f16::from_f64(base).to_bits() + 1).to_f64() - m).abs();
+                m + ulp / 2.0 + ulp * 2f64.powi(-30) * rng.uniform_in(-1.0, 1.0)
+            };
+            if !x.is_finite() || x > 65000.0 {
+                continue;
+            }
+            checked += 1;
+            let got = f16_from_f64(x).to_bits();
+            let want = nearest(x, got, |b| half::f16::from_bits(b).to_f64());
+            assert_eq!(got, want, "f16 of {x:e}");
+            double_rounding_wrong += (half::f16::from_f32(x as f32).to_bits() != want) as usize;
+            let got = bf16_from_f64(x).to_bits();
+            assert_eq!(got, nearest(x, got, |b| half::bf16::from_bits(b).to_f64()), "bf16 of {x:e}");
+        }
+        assert!(checked > 150_000 && double_rounding_wrong > 100, "{checked} checked, {double_rounding_wrong} cases");
     }
 }

@@ -240,6 +240,9 @@ macro_rules! map_num {
             $crate::array::Buffer::F64(d) => $crate::array::Buffer::F64(go(d)),
             $crate::array::Buffer::I64(d) => $crate::array::Buffer::I64(go(d)),
             $crate::array::Buffer::Bool(_) => panic!("{}: expected a numeric array, got bool", $name),
+            $crate::array::Buffer::F16(_) | $crate::array::Buffer::BF16(_) => {
+                unreachable!("{}: the backend computes half-precision arrays in f32", $name)
+            }
         };
         $crate::array::Array::new(x.shape(), buf)
     }};
@@ -296,6 +299,8 @@ pub(crate) use zip_to;
 /// `cond ? a : b` with broadcasting, for arrays of any one dtype.
 pub fn select_any(cond: &Array, a: &Array, b: &Array, out_shape: &[usize]) -> Array {
     match a.dtype() {
+        super::DType::F16 => select::<half::f16>(cond, a, b, out_shape),
+        super::DType::BF16 => select::<half::bf16>(cond, a, b, out_shape),
         super::DType::F32 => select::<f32>(cond, a, b, out_shape),
         super::DType::F64 => select::<f64>(cond, a, b, out_shape),
         super::DType::I64 => select::<i64>(cond, a, b, out_shape),

@@ -81,7 +81,7 @@ fn float_style(vals: &[f64]) -> FloatStyle {
 /// abbreviated), before alignment.
 fn element_strings(x: &Array, shown: &[usize]) -> Vec<String> {
     match x.buffer() {
-        Buffer::F32(_) | Buffer::F64(_) => {
+        Buffer::F16(_) | Buffer::BF16(_) | Buffer::F32(_) | Buffer::F64(_) => {
             let vals: Vec<f64> = shown.iter().map(|&i| x.get_f64(i)).collect();
             match float_style(&vals) {
                 FloatStyle::Positional { frac } => vals

@@ -57,6 +57,12 @@ trait FillValue: Element {
     const FILL: Self;
 }
 
+impl FillValue for half::f16 {
+    const FILL: half::f16 = half::f16::NAN;
+}
+impl FillValue for half::bf16 {
+    const FILL: half::bf16 = half::bf16::NAN;
+}
 impl FillValue for f32 {
     const FILL: f32 = f32::NAN;
 }
@@ -163,6 +169,20 @@ macro_rules! accumulate {
     )*};
 }
 accumulate!(f32, f64, i64);
+
+// One rounding per addition; the backend widens half-precision scatters to
+// f32, so this serves direct calls only.
+macro_rules! accumulate_half {
+    ($($t:ty),*) => {$(
+        impl Accumulate for $t {
+            #[inline]
+            fn accumulate(&mut self, other: Self) {
+                *self = <$t>::from_f32(self.to_f32() + other.to_f32());
+            }
+        }
+    )*};
+}
+accumulate_half!(half::f16, half::bf16);
 
 impl Accumulate for bool {
     fn accumulate(&mut self, other: Self) {

@@ -45,6 +45,10 @@ pub use special::Special;
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// 16-bit IEEE float (`half::f16`): 11 bits of precision, largest 65504.
+    F16,
+    /// bfloat16 (`half::bf16`): f32's range with 8 bits of precision.
+    BF16,
     /// 32-bit IEEE float.
     F32,
     /// 64-bit IEEE float.
@@ -56,14 +60,22 @@ pub enum DType {
 }
 
 impl DType {
-    /// `true` for `F32` and `F64`: the dtypes that carry derivatives.
+    /// `true` for the floats (`F16`, `BF16`, `F32`, `F64`): the dtypes
+    /// that carry derivatives.
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    }
+
+    /// `true` for the 16-bit floats, which are stored in 16 bits and
+    /// computed in f32 (each operation's result rounded to 16 bits).
+    pub fn is_half(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16)
     }
 
     /// Size of one element in bytes.
     pub fn size_of(self) -> usize {
         match self {
+            DType::F16 | DType::BF16 => 2,
             DType::F32 => 4,
             DType::F64 | DType::I64 => 8,
             DType::Bool => 1,
@@ -71,17 +83,23 @@ impl DType {
     }
 
     /// The dtype two operands of a binary operation are converted to before
-    /// it runs: the least upper bound in JAX's promotion lattice, which for
-    /// ferrax's dtypes is the chain `bool < i64 < f32 < f64`. So `i64` with
-    /// `f32` is `f32` (as in JAX, unlike numpy's `f64`).
+    /// it runs: the least upper bound in JAX's promotion lattice,
+    /// `bool < i64 < {f16, bf16} < f32 < f64`, in which f16 and bf16 meet
+    /// at f32. So `i64` with `f32` is `f32` (as in JAX, unlike numpy's
+    /// `f64`), and `f16` with `bf16` is `f32`.
     ///
     /// ```
     /// # use ferrax::DType;
     /// assert_eq!(DType::I64.promote(DType::F32), DType::F32);
     /// assert_eq!(DType::F32.promote(DType::F64), DType::F64);
     /// assert_eq!(DType::Bool.promote(DType::I64), DType::I64);
+    /// assert_eq!(DType::F16.promote(DType::BF16), DType::F32);
+    /// assert_eq!(DType::I64.promote(DType::BF16), DType::BF16);
     /// ```
     pub fn promote(self, other: DType) -> DType {
+        if (self == DType::F16 && other == DType::BF16) || (self == DType::BF16 && other == DType::F16) {
+            return DType::F32;
+        }
         if self.lattice_rank() >= other.lattice_rank() {
             self
         } else {
@@ -93,8 +111,9 @@ impl DType {
         match self {
             DType::Bool => 0,
             DType::I64 => 1,
-            DType::F32 => 2,
-            DType::F64 => 3,
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 3,
+            DType::F64 => 4,
         }
     }
 }
@@ -102,6 +121,8 @@ impl DType {
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
             DType::F32 => "f32",
             DType::F64 => "f64",
             DType::I64 => "i64",
@@ -159,6 +180,10 @@ impl fmt::Display for Aval {
 /// The storage of an array: one typed vector, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Buffer {
+    /// f16 elements.
+    F16(Vec<half::f16>),
+    /// bf16 elements.
+    BF16(Vec<half::bf16>),
     /// f32 elements.
     F32(Vec<f32>),
     /// f64 elements.
@@ -172,6 +197,8 @@ pub enum Buffer {
 impl Buffer {
     fn dtype(&self) -> DType {
         match self {
+            Buffer::F16(_) => DType::F16,
+            Buffer::BF16(_) => DType::BF16,
             Buffer::F32(_) => DType::F32,
             Buffer::F64(_) => DType::F64,
             Buffer::I64(_) => DType::I64,
@@ -181,6 +208,8 @@ impl Buffer {
 
     fn len(&self) -> usize {
         match self {
+            Buffer::F16(v) => v.len(),
+            Buffer::BF16(v) => v.len(),
             Buffer::F32(v) => v.len(),
             Buffer::F64(v) => v.len(),
             Buffer::I64(v) => v.len(),
@@ -216,6 +245,8 @@ pub struct Array {
 macro_rules! with_buffer {
     ($buf:expr, $v:ident => $body:expr) => {
         match $buf {
+            $crate::array::Buffer::F16($v) => $body,
+            $crate::array::Buffer::BF16($v) => $body,
             $crate::array::Buffer::F32($v) => $body,
             $crate::array::Buffer::F64($v) => $body,
             $crate::array::Buffer::I64($v) => $body,
@@ -230,6 +261,8 @@ pub(crate) use with_buffer;
 macro_rules! map_buffer {
     ($buf:expr, $v:ident => $body:expr) => {
         match $buf {
+            $crate::array::Buffer::F16($v) => $crate::array::Buffer::F16($body),
+            $crate::array::Buffer::BF16($v) => $crate::array::Buffer::BF16($body),
             $crate::array::Buffer::F32($v) => $crate::array::Buffer::F32($body),
             $crate::array::Buffer::F64($v) => $crate::array::Buffer::F64($body),
             $crate::array::Buffer::I64($v) => $crate::array::Buffer::I64($body),
@@ -273,6 +306,8 @@ impl Array {
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Array {
         let n: usize = shape.iter().product();
         let buf = match dtype {
+            DType::F16 => Buffer::F16(pool::filled(n, element::f16_from_f64(value))),
+            DType::BF16 => Buffer::BF16(pool::filled(n, element::bf16_from_f64(value))),
             DType::F32 => Buffer::F32(pool::filled(n, value as f32)),
             DType::F64 => Buffer::F64(pool::filled(n, value)),
             DType::I64 => Buffer::I64(pool::filled(n, value as i64)),
@@ -307,6 +342,8 @@ impl Array {
         let Storage::Cpu(data) = Arc::get_mut(&mut buf.storage).expect("a fresh array is not shared");
         for i in 0..n {
             match data {
+                Buffer::F16(v) => v[i * n + i] = half::f16::ONE,
+                Buffer::BF16(v) => v[i * n + i] = half::bf16::ONE,
                 Buffer::F32(v) => v[i * n + i] = 1.0,
                 Buffer::F64(v) => v[i * n + i] = 1.0,
                 Buffer::I64(v) => v[i * n + i] = 1,
@@ -320,6 +357,8 @@ impl Array {
     pub fn from_f64_fn(shape: &[usize], dtype: DType, mut f: impl FnMut(usize) -> f64) -> Array {
         let n: usize = shape.iter().product();
         let buf = match dtype {
+            DType::F16 => Buffer::F16((0..n).map(|i| element::f16_from_f64(f(i))).collect()),
+            DType::BF16 => Buffer::BF16((0..n).map(|i| element::bf16_from_f64(f(i))).collect()),
             DType::F32 => Buffer::F32((0..n).map(|i| f(i) as f32).collect()),
             DType::F64 => Buffer::F64((0..n).map(f).collect()),
             DType::I64 => Buffer::I64((0..n).map(|i| f(i) as i64).collect()),
@@ -429,7 +468,11 @@ impl Array {
         if dtype == self.dtype() {
             return self.clone();
         }
+        // Through f64, which holds every value of the other dtypes exactly,
+        // so each conversion rounds once.
         let buf = with_buffer!(self.buffer(), v => match dtype {
+            DType::F16 => Buffer::F16(v.iter().map(|x| element::f16_from_f64(x.to_f64())).collect()),
+            DType::BF16 => Buffer::BF16(v.iter().map(|x| element::bf16_from_f64(x.to_f64())).collect()),
             DType::F32 => Buffer::F32(v.iter().map(|x| f32::from_f64(x.to_f64())).collect()),
             DType::F64 => Buffer::F64(v.iter().map(|x| x.to_f64()).collect()),
             DType::I64 => Buffer::I64(v.iter().map(|x| i64::from_f64(x.to_f64())).collect()),
@@ -447,6 +490,8 @@ impl Array {
         match (self.buffer(), other.buffer()) {
             (Buffer::F32(a), Buffer::F32(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
             (Buffer::F64(a), Buffer::F64(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            (Buffer::F16(a), Buffer::F16(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            (Buffer::BF16(a), Buffer::BF16(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
             (a, b) => a == b,
         }
     }

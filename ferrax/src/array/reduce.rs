@@ -158,6 +158,7 @@ macro_rules! numeric_dispatch {
                 Buffer::I64($body)
             }
             DType::Bool => panic!("{}: expected a numeric array, got bool", $name),
+            DType::F16 | DType::BF16 => unreachable!("{}: the backend computes half-precision arrays in f32", $name),
         }
     };
 }
@@ -261,6 +262,7 @@ pub fn arg_extreme(x: &Array, axis: usize, op: ReduceOp) -> Array {
         Buffer::F64(d) => go(d, r, max),
         Buffer::I64(d) => go(d, r, max),
         Buffer::Bool(_) => panic!("{name}: expected a numeric array, got bool"),
+        Buffer::F16(_) | Buffer::BF16(_) => unreachable!("{name}: the backend computes half-precision arrays in f32"),
     };
     Array::from_vec(v, &reduce_shape(x.shape(), &axes))
 }

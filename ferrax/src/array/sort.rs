@@ -51,6 +51,8 @@ pub fn argsort(x: &Array, axis: usize, descending: bool) -> Array {
     let (outer, len, inner) =
         (shape[..axis].iter().product::<usize>(), shape[axis], shape[axis + 1..].iter().product::<usize>());
     let v = match x.buffer() {
+        Buffer::F16(d) => argsort_typed(d, outer, len, inner, descending),
+        Buffer::BF16(d) => argsort_typed(d, outer, len, inner, descending),
         Buffer::F32(d) => argsort_typed(d, outer, len, inner, descending),
         Buffer::F64(d) => argsort_typed(d, outer, len, inner, descending),
         Buffer::I64(d) => argsort_typed(d, outer, len, inner, descending),

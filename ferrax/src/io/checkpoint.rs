@@ -392,36 +392,21 @@ enum Decode {
     Dtype(DType),
 }
 
-/// The array of a file tensor: in its own dtype when ferrax has it, and
-/// half-precision floats widened to f32 (exactly) when converting.
+/// The array of a file tensor in its own dtype, which must be the leaf's
+/// unless both are floats and `convert` is on.
 fn decode(entry: &TensorEntry, bytes: &[u8], want: DType, convert: bool) -> Result<Array, Decode> {
-    let st: Dtype = match entry.dtype.as_str() {
-        "F16" => Dtype::F16,
-        "BF16" => Dtype::BF16,
-        _ => {
-            let dtype = from_st_name(&entry.name, &entry.dtype).map_err(Decode::Io)?;
-            if dtype != want && !(convert && dtype.is_float() && want.is_float()) {
-                return Err(Decode::Dtype(dtype));
-            }
-            return from_le_bytes(&entry.name, dtype, &entry.shape, bytes).map_err(Decode::Io);
-        }
-    };
-    if !(convert && want.is_float()) {
-        return Err(Decode::Io(IoError::UnsupportedDtype { name: entry.name.clone(), dtype: entry.dtype.clone() }));
+    let dtype = from_st_name(&entry.name, &entry.dtype).map_err(Decode::Io)?;
+    if dtype != want && !(convert && dtype.is_float() && want.is_float()) {
+        return Err(Decode::Dtype(dtype));
     }
-    let halves = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-    let widened: Vec<f32> = if st == Dtype::BF16 {
-        // bf16 is the upper half of an f32.
-        halves.map(|h| f32::from_bits((h as u32) << 16)).collect()
-    } else {
-        halves.map(|h| half::f16::from_bits(h).to_f32()).collect()
-    };
-    Ok(Array::from_vec(widened, &entry.shape))
+    from_le_bytes(&entry.name, dtype, &entry.shape, bytes).map_err(Decode::Io)
 }
 
 /// The ferrax dtype of a dtype named as the safetensors crate prints it.
 fn from_st_name(name: &str, dtype: &str) -> Result<DType, IoError> {
     let st = match dtype {
+        "F16" => Dtype::F16,
+        "BF16" => Dtype::BF16,
         "F32" => Dtype::F32,
         "F64" => Dtype::F64,
         "I64" => Dtype::I64,

@@ -35,7 +35,8 @@ pub enum IoError {
     /// The bytes are not a valid file of the expected format (bad magic,
     /// header, truncated data, …).
     Format(String),
-    /// The file holds a dtype ferrax cannot represent (f16, u8, …).
+    /// The file holds a dtype ferrax cannot represent (u8, i32, …), or a
+    /// format cannot hold the tensor's dtype (bf16 in `.npy`).
     UnsupportedDtype {
         /// The tensor's name.
         name: String,
@@ -69,7 +70,10 @@ impl fmt::Display for IoError {
             IoError::Io(e) => write!(f, "i/o error: {e}"),
             IoError::Format(m) => write!(f, "not a valid file: {m}"),
             IoError::UnsupportedDtype { name, dtype } => {
-                write!(f, "tensor '{name}' has dtype {dtype}, which ferrax does not support (f32, f64, i64, bool)")
+                write!(
+                    f,
+                    "tensor '{name}' has dtype {dtype}, which ferrax does not support (f16, bf16, f32, f64, i64, bool)"
+                )
             }
             IoError::Missing { name } => write!(f, "tensor '{name}' is missing from the file"),
             IoError::Unexpected { names } => {
@@ -162,6 +166,8 @@ fn sync_directory(dir: &Path) -> Result<(), IoError> {
 fn to_le_bytes(a: &crate::array::Array) -> Vec<u8> {
     use crate::array::Buffer;
     match a.buffer() {
+        Buffer::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Buffer::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Buffer::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Buffer::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Buffer::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -185,6 +191,14 @@ fn from_le_bytes(name: &str, dtype: DType, shape: &[usize], bytes: &[u8]) -> Res
         )));
     }
     Ok(match dtype {
+        DType::F16 => Array::from_vec(
+            bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap())).collect(),
+            shape,
+        ),
+        DType::BF16 => Array::from_vec(
+            bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap())).collect(),
+            shape,
+        ),
         DType::F32 => {
             Array::from_vec(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(), shape)
         }

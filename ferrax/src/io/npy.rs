@@ -9,13 +9,16 @@ use super::{from_le_bytes, to_le_bytes, write_atomically, IoError};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-fn descr(d: DType) -> &'static str {
-    match d {
+/// numpy's name of a dtype; numpy has no bfloat16.
+fn descr(d: DType) -> Option<&'static str> {
+    Some(match d {
+        DType::F16 => "<f2",
+        DType::BF16 => return None,
         DType::F32 => "<f4",
         DType::F64 => "<f8",
         DType::I64 => "<i8",
         DType::Bool => "|b1",
-    }
+    })
 }
 
 /// The `.npy` bytes of a tensor (format version 1.0). A value traced by
@@ -23,15 +26,20 @@ fn descr(d: DType) -> &'static str {
 ///
 /// # Panics
 /// For a value traced by `vmap` or a staging transformation (`make_graph`,
-/// `linearize`'s tangents), which stands for no single array.
+/// `linearize`'s tangents), which stands for no single array; for a bf16
+/// tensor, which numpy cannot hold.
+#[track_caller]
 pub fn npy_to_bytes(t: &Tensor) -> Vec<u8> {
     let a = t.to_array();
+    let Some(descr) = descr(a.dtype()) else {
+        panic!("save_npy: numpy has no bf16; convert with .to_dtype(DType::F32) first, or save as safetensors")
+    };
     let shape = match a.shape() {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
         s => format!("({})", s.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", descr(a.dtype()));
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad with spaces so the data starts on a 64-byte boundary, ending in a newline.
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -46,11 +54,18 @@ pub fn npy_to_bytes(t: &Tensor) -> Vec<u8> {
 }
 
 /// Saves one tensor as a `.npy` file (written atomically).
+///
+/// # Errors
+/// [`IoError::UnsupportedDtype`] for a bf16 tensor (numpy has no bf16), and
+/// the file system's errors.
 pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<(), IoError> {
+    if descr(t.dtype()).is_none() {
+        return Err(IoError::UnsupportedDtype { name: "array".into(), dtype: t.dtype().to_string() });
+    }
     write_atomically(path.as_ref(), &npy_to_bytes(t))
 }
 
-/// Loads a `.npy` file holding f4, f8, i8 or b1 data in C order.
+/// Loads a `.npy` file holding f2, f4, f8, i8 or b1 data in C order.
 pub fn load_npy(path: impl AsRef<Path>) -> Result<Tensor, IoError> {
     npy_from_bytes(&std::fs::read(path)?)
 }
@@ -84,6 +99,7 @@ pub fn npy_from_bytes(bytes: &[u8]) -> Result<Tensor, IoError> {
     let header =
         std::str::from_utf8(&bytes[start..end]).map_err(|_| IoError::Format("npy header is not text".into()))?;
     let dtype = match field(header, "descr")?.trim_matches(['\'', '"']) {
+        "<f2" => DType::F16,
         "<f4" => DType::F32,
         "<f8" => DType::F64,
         "<i8" => DType::I64,

@@ -13,6 +13,8 @@ use super::{from_le_bytes, to_le_bytes, write_atomically, IoError};
 
 pub(super) fn to_st(d: DType) -> Dtype {
     match d {
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
         DType::F32 => Dtype::F32,
         DType::F64 => Dtype::F64,
         DType::I64 => Dtype::I64,
@@ -22,6 +24,8 @@ pub(super) fn to_st(d: DType) -> Dtype {
 
 pub(super) fn from_st(name: &str, d: Dtype) -> Result<DType, IoError> {
     match d {
+        Dtype::F16 => Ok(DType::F16),
+        Dtype::BF16 => Ok(DType::BF16),
         Dtype::F32 => Ok(DType::F32),
         Dtype::F64 => Ok(DType::F64),
         Dtype::I64 => Ok(DType::I64),

@@ -7,7 +7,6 @@
 use crate::array::{Aval, DType};
 use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 use crate::prims::batching::batch_first;
-use crate::prims::expect_float;
 
 use super::kernels;
 use crate::array::Array;
@@ -15,6 +14,16 @@ use crate::array::Array;
 /// The matrix transpose of the last two axes.
 pub(super) fn mt(x: &Tensor) -> Tensor {
     x.t()
+}
+
+/// Panics unless `a` is f32 or f64: faer, like LAPACK, factorises those
+/// (JAX's CPU linear algebra refuses f16 and bf16 too).
+#[track_caller]
+fn expect_float(op: &str, a: &Aval) {
+    crate::prims::expect_float(op, a);
+    if a.dtype.is_half() {
+        panic!("{op}: {} matrices are not supported; convert with .to_dtype(DType::F32)", a.dtype);
+    }
 }
 
 /// Panics unless `a` is a stack of square float matrices.

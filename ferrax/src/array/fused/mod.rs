@@ -276,7 +276,16 @@ impl FusedProgram {
         match dtype {
             DType::F32 => self.run_typed::<f32>(ins, shape),
             DType::F64 => self.run_typed::<f64>(ins, shape),
-            d => panic!("fused program: expected f32 or f64 operands, got {d}"),
+            // In f32, each output rounded once: the steps inside the group
+            // keep f32's precision, as XLA's fusions do by default
+            // (`xla_allow_excess_precision`), where eager rounds every step.
+            DType::F16 | DType::BF16 => {
+                let wide =
+                    ins.into_iter().map(|a| if a.dtype() == dtype { a.to_dtype(DType::F32) } else { a }).collect();
+                let outs = self.run_typed::<f32>(wide, shape);
+                outs.into_iter().map(|y| if y.dtype() == DType::F32 { y.to_dtype(dtype) } else { y }).collect()
+            }
+            d => panic!("fused program: expected float operands, got {d}"),
         }
     }
 

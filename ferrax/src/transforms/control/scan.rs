@@ -81,6 +81,8 @@ impl Scan {
 /// `n` zeros of `dtype`.
 fn zeroed(dtype: DType, n: usize) -> Buffer {
     match dtype {
+        DType::F16 => Buffer::F16(vec![half::f16::ZERO; n]),
+        DType::BF16 => Buffer::BF16(vec![half::bf16::ZERO; n]),
         DType::F32 => Buffer::F32(vec![0.0; n]),
         DType::F64 => Buffer::F64(vec![0.0; n]),
         DType::I64 => Buffer::I64(vec![0; n]),
@@ -94,6 +96,8 @@ fn write_row(rows: &mut Buffer, t: usize, y: &Array) {
         rows[t * y.len()..(t + 1) * y.len()].copy_from_slice(y);
     }
     match (rows, y.buffer()) {
+        (Buffer::F16(r), Buffer::F16(v)) => put(r, t, v),
+        (Buffer::BF16(r), Buffer::BF16(v)) => put(r, t, v),
         (Buffer::F32(r), Buffer::F32(v)) => put(r, t, v),
         (Buffer::F64(r), Buffer::F64(v)) => put(r, t, v),
         (Buffer::I64(r), Buffer::I64(v)) => put(r, t, v),
