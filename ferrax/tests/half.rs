@@ -131,3 +131,95 @@ fn linear_algebra_refuses_half_precision_by_name() {
     let m = m.downcast_ref::<String>().unwrap();
     assert!(m.contains("cholesky") && m.contains("bf16") && m.contains("to_dtype"), "{m}");
 }
+
+mod mixed {
+    use ferrax::optim::{Adam, MixedPrecision, Optimizer, Sgd};
+    use ferrax::prelude::*;
+
+    #[test]
+    fn an_overflowing_f16_step_is_skipped_and_the_scale_backs_off() {
+        let mixed = MixedPrecision::f16();
+        let opt = Sgd::new(0.1);
+        // d/dw of 1000 w² at w = 10 is 20000: times the scale 2¹⁶ it overflows f16.
+        let loss = |w: &Tensor| (w.square() * 1000.0).sum();
+        let w = Tensor::full(&[2], 10.0, DType::F32);
+        let state = opt.init(&w);
+        let mut scale = mixed.init();
+        let mut skipped = 0;
+        loop {
+            let step = mixed.step(&opt, loss, &w, &state, &scale);
+            if step.finite.item() != 0.0 {
+                // Taken once 20000 × scale fits in f16 (≤ 65504): at scale 2.
+                assert_eq!(scale.scale.item(), 2.0);
+                assert_eq!(step.params.to_vec::<f32>(), [10.0 - 0.1 * 20000.0; 2]);
+                break;
+            }
+            assert_eq!(step.params.to_vec::<f32>(), w.to_vec::<f32>(), "a skipped step changes nothing");
+            assert_eq!(step.scale.scale.item(), scale.scale.item() / 2.0);
+            skipped += 1;
+            scale = step.scale;
+        }
+        assert_eq!(skipped, 15);
+    }
+
+    #[test]
+    fn the_scale_grows_after_good_steps_and_rescues_small_gradients() {
+        // From 2¹⁰: the default 2¹⁶ is beyond f16's largest value, so the
+        // backward pass of a loss computed in f16 overflows at once and the
+        // first step is skipped (as with PyTorch's GradScaler).
+        let mixed = MixedPrecision { growth_interval: 3, init_scale: 1024.0, ..MixedPrecision::f16() };
+        // The gradient of a mean over 4096 elements of 1e-4 w is 2.4e-8
+        // each: below half of f16's smallest subnormal (6e-8), so it
+        // flushes to zero unscaled; scaled by 2¹⁵ it is 8e-4, a normal f16.
+        let a = Tensor::full(&[4096], 1e-4, DType::F32);
+        let loss = |w: &Tensor| (w * a.to_dtype(w.dtype())).mean();
+        let w = Tensor::ones(&[4096], DType::F32);
+        let rescue = MixedPrecision { init_scale: 32768.0, ..mixed };
+        let (_, g, finite) = rescue.value_and_grad(loss, &w, &rescue.init());
+        assert_eq!(finite.item(), 1.0);
+        let want = Tensor::scalar(1e-4f32).to_dtype(DType::F16).item() / 4096.0;
+        for v in g.to_vec::<f32>() {
+            assert!((v as f64 / want - 1.0).abs() < 1e-3, "{v} against {want}");
+        }
+        let unscaled = MixedPrecision { init_scale: 1.0, ..mixed };
+        let (_, g, _) = unscaled.value_and_grad(loss, &w, &unscaled.init());
+        assert_eq!(g.abs().max().item(), 0.0, "without scaling the gradient flushes to zero");
+
+        let opt = Adam::new(1e-3);
+        let w = Tensor::ones(&[4], DType::F32);
+        let (mut p, mut s, mut scale) = (w.clone(), opt.init(&w), mixed.init());
+        let mut scales = Vec::new();
+        for _ in 0..7 {
+            let step = mixed.step(&opt, |w: &Tensor| w.square().sum(), &p, &s, &scale);
+            (p, s, scale) = (step.params, step.state, step.scale);
+            scales.push(scale.scale.item());
+        }
+        let s0 = 1024.0;
+        assert_eq!(scales, [s0, s0, 2.0 * s0, 2.0 * s0, 2.0 * s0, 4.0 * s0, 4.0 * s0]);
+    }
+
+    #[test]
+    fn a_mixed_step_runs_under_jit_and_scan_and_follows_f32() {
+        let x = Tensor::randn(&[64, 8], DType::F32, 0);
+        let w_true = Tensor::randn(&[8, 1], DType::F32, 1);
+        let y = x.matmul(&w_true);
+        let loss = move |w: &Tensor| (x.to_dtype(w.dtype()).matmul(w).to_dtype(DType::F32) - &y).square().mean();
+        let opt = Adam::new(3e-2);
+        let w0 = Tensor::zeros(&[8, 1], DType::F32);
+        for mixed in [MixedPrecision::bf16(), MixedPrecision::f16()] {
+            let loss = loss.clone();
+            let step = jit(move |(w, s, sc): &(Tensor, _, _)| {
+                let st = mixed.step(&opt, loss.clone(), w, s, sc);
+                (st.params, st.state, st.scale)
+            });
+            let mut carry = (w0.clone(), opt.init(&w0), mixed.init());
+            for _ in 0..300 {
+                carry = step(&carry);
+            }
+            assert_eq!(carry.0.dtype(), DType::F32);
+            // The fitted weights are the f32 solution to the compute type's precision.
+            let err = (&carry.0 - &w_true).abs().max().item();
+            assert!(err < 0.05, "{}: {err}", mixed.compute);
+        }
+    }
+}

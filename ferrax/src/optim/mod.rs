@@ -17,8 +17,10 @@
 //! assert!(params.abs().max().item() < 1e-2);
 //! ```
 
+mod mixed;
 mod tools;
 
+pub use mixed::{cast, LossScale, MixedPrecision, MixedStep};
 pub use tools::{clip_grad_norm, clip_grad_value, decay_mask, decay_weights, ema_update, Accumulator, Schedule};
 
 use crate::core::Tensor;
