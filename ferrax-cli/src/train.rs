@@ -13,7 +13,7 @@ use std::time::Instant;
 use ferrax::data::{accuracy, parse_digits_csv, Dataset, Standardizer};
 use ferrax::io::{load_safetensors, load_safetensors_metadata, save_safetensors_with_metadata};
 use ferrax::nn::{softmax_cross_entropy, Activation, Conv, Init, Linear, Mlp, Pool};
-use ferrax::optim::{Adam, AdamState, Optimizer};
+use ferrax::optim::{Adam, AdamState, LossScale, MixedPrecision, Optimizer};
 use ferrax::prelude::*;
 use ferrax::prims::{ConvOptions, Padding};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -85,6 +85,46 @@ pub struct Args {
     /// A digits CSV to use instead of the built-in copy
     #[arg(long)]
     data: Option<PathBuf>,
+    /// f32; or bf16 or f16: mixed precision, the forward and backward passes in that type with f32 master weights
+    /// (f16 with dynamic loss scaling, skipping a step whose gradients overflow) [default: f32]
+    #[arg(long, value_parser = precision)]
+    precision: Option<Precision>,
+}
+
+/// The arithmetic of the training steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// How a step computes, when not in f32.
+    fn mixed(self) -> Option<MixedPrecision> {
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(MixedPrecision::bf16()),
+            Precision::F16 => Some(MixedPrecision::f16()),
+        }
+    }
+}
+
+fn precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "f32" => Ok(Precision::F32),
+        "bf16" => Ok(Precision::Bf16),
+        "f16" => Ok(Precision::F16),
+        _ => Err(format!("'{s}' is not f32, bf16 or f16")),
+    }
 }
 
 /// Which network `ferrax train` trains.
@@ -265,6 +305,7 @@ struct Run {
     /// Where the data came from, and a fingerprint of its text.
     data: String,
     data_hash: u64,
+    precision: Precision,
 }
 
 impl Run {
@@ -281,6 +322,7 @@ impl Run {
             ("data".to_string(), self.data.clone()),
             ("data_hash".to_string(), format!("{:016x}", self.data_hash)),
             ("lr".to_string(), lr.to_string()),
+            ("precision".to_string(), self.precision.name().to_string()),
         ])
     }
 
@@ -320,6 +362,11 @@ impl Run {
                 .ok_or_else(|| parse_err("test_fraction"))?,
             data: get("data")?.clone(),
             data_hash: u64::from_str_radix(get("data_hash")?, 16).map_err(|_| parse_err("data_hash"))?,
+            // Checkpoints from before mixed precision were trained in f32.
+            precision: match meta.get("precision") {
+                Some(p) => precision(p).map_err(|_| parse_err("precision"))?,
+                None => Precision::F32,
+            },
         })
     }
 }
@@ -351,6 +398,7 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
         test_fraction: TEST_FRACTION,
         data: data.to_string(),
         data_hash,
+        precision: args.precision.unwrap_or(Precision::F32),
     };
     let Some((path, old)) = resumed else {
         if fresh.model == ModelKind::Cnn && fresh.widths.len() != 4 {
@@ -387,6 +435,9 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
     if let Some(b) = args.batch.filter(|&b| b as usize != old.batch) {
         return Err(refuse("--batch", b.to_string(), old.batch.to_string()));
     }
+    if let Some(p) = args.precision.filter(|&p| p != old.precision) {
+        return Err(refuse("--precision", p.name().into(), old.precision.name().into()));
+    }
     if data_hash != old.data_hash {
         return Err(usage(format!(
             "--resume {}: the checkpoint was trained on {} and this run reads {data} (other examples); the test \
@@ -399,6 +450,9 @@ fn resolve(args: &Args, resumed: Option<(&Path, &Run)>, data: &str, data_hash: u
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    if args.model == Some(ModelKind::Gpt) && args.precision.is_some() {
+        return Err(usage("--precision applies to --model mlp and cnn"));
+    }
     if args.model == Some(ModelKind::Gpt) {
         return run_gpt(&args);
     }
@@ -484,6 +538,8 @@ fn train_model<M: Classifier>(
 ) -> Result<(), Failure> {
     let opt = Adam::new(args.lr.unwrap_or(1e-3));
     let mut state = opt.init(&model);
+    // The loss scale starts afresh on a resumed run (it adapts within steps).
+    let mut loss_scale = run.precision.mixed().unwrap_or_else(MixedPrecision::bf16).init();
     let mut scaling = {
         let s = Standardizer::fit(&train.x);
         (s.mean, s.std)
@@ -503,7 +559,7 @@ fn train_model<M: Classifier>(
         Dataset { x: scaler.apply(&test.x), y: test.y.clone() },
     );
     outln!(
-        "digits: {} training and {} test examples; {} {:?} ({} parameters, {}); Adam lr {}, batch {}",
+        "digits: {} training and {} test examples; {} {:?} ({} parameters, {}); Adam lr {}, batch {}{}",
         train.len(),
         test.len(),
         run.model.name().to_uppercase(),
@@ -511,7 +567,11 @@ fn train_model<M: Classifier>(
         model.leaves().iter().map(Tensor::size).sum::<usize>(),
         activation_name(run.activation),
         readable(args.lr.unwrap_or(1e-3)),
-        run.batch
+        run.batch,
+        match run.precision {
+            Precision::F32 => String::new(),
+            p => format!(", mixed precision ({} compute, f32 weights)", p.name()),
+        }
     );
 
     // An epoch is one jitted scan of the optimizer step over the full
@@ -519,12 +579,25 @@ fn train_model<M: Classifier>(
     // once, it runs without returning to Rust between batches. Each step
     // also gives its loss and the largest magnitude of each updated
     // parameter, for the divergence checks below.
-    type Carry<M> = (M, AdamState<M>);
-    let step = move |(m, s): &Carry<M>, (x, y): &(Tensor, Tensor)| {
-        let (loss, g) = value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m);
-        let (m, s) = opt.update(m, &g, s);
+    type Carry<M> = (M, AdamState<M>, LossScale);
+    let mixed = run.precision.mixed();
+    let step = move |(m, s, scale): &Carry<M>, (x, y): &(Tensor, Tensor)| {
+        let (m, s, scale, loss, taken) = match mixed {
+            None => {
+                let (loss, g) = value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m);
+                let (m, s) = opt.update(m, &g, s);
+                (m, s, scale.clone(), loss, Tensor::scalar(true))
+            }
+            Some(mp) => {
+                // The logits go back to f32 for the softmax and its
+                // cross-entropy, as PyTorch's autocast keeps them.
+                let loss = |m: &M| softmax_cross_entropy(&m.logits(&x.to_dtype(mp.compute)).to_dtype(DType::F32), y);
+                let st = mp.step(&opt, loss, m, s, scale);
+                (st.params, st.state, st.scale, st.loss, st.finite)
+            }
+        };
         let maxima: Vec<Tensor> = m.leaves().iter().map(|p| p.abs().max()).collect();
-        ((m, s), (loss, maxima))
+        ((m, s, scale), (loss, maxima, taken))
     };
     let epoch_scan = jit(move |(c, xs, ys): &(Carry<M>, Tensor, Tensor)| scan(step, c, &(xs.clone(), ys.clone())));
     let one_step = jit(move |(c, x, y): &(Carry<M>, Tensor, Tensor)| step(c, &(x.clone(), y.clone())));
@@ -538,27 +611,35 @@ fn train_model<M: Classifier>(
         let batches = train.batches(run.batch, run.seed.wrapping_add(1 + epoch as u64));
         let bar = progress_bar(batches.len(), epoch + 1, last);
         let full = batches.iter().take_while(|b| b.len() == run.batch).count();
-        let mut carry = (model.clone(), state.clone());
-        // Per batch: the loss and each parameter's largest magnitude after the update.
-        let mut steps: Vec<(f64, Vec<f64>)> = Vec::new();
+        let mut carry = (model.clone(), state.clone(), loss_scale.clone());
+        // Per batch: the loss, each parameter's largest magnitude after the
+        // update, and whether the step was taken (not skipped for overflow).
+        let mut steps: Vec<(f64, Vec<f64>, bool)> = Vec::new();
         if full > 0 {
             let stack = |f: fn(&Dataset) -> &Tensor| {
                 Tensor::stack(&batches[..full].iter().map(|b| f(b).clone()).collect::<Vec<_>>(), 0)
             };
-            let (c, (losses, maxima)) = epoch_scan(&(carry, stack(|b| &b.x), stack(|b| &b.y)));
+            let (c, (losses, maxima, taken)) = epoch_scan(&(carry, stack(|b| &b.x), stack(|b| &b.y)));
             let maxima: Vec<Vec<f64>> = maxima.iter().map(|m| m.to_dtype(DType::F64).to_vec::<f64>()).collect();
             let losses = losses.to_dtype(DType::F64).to_vec::<f64>();
-            steps.extend((0..full).map(|i| (losses[i], maxima.iter().map(|m| m[i]).collect())));
+            let taken = taken.to_vec::<bool>();
+            steps.extend((0..full).map(|i| (losses[i], maxima.iter().map(|m| m[i]).collect(), taken[i])));
             carry = c;
         }
         for b in &batches[full..] {
-            let (c, (loss, maxima)) = one_step(&(carry, b.x.clone(), b.y.clone()));
-            steps.push((loss.item(), maxima.iter().map(Tensor::item).collect()));
+            let (c, (loss, maxima, taken)) = one_step(&(carry, b.x.clone(), b.y.clone()));
+            steps.push((loss.item(), maxima.iter().map(Tensor::item).collect(), taken.item() != 0.0));
             carry = c;
         }
         bar.inc(batches.len() as u64);
-        let mut total = 0.0;
-        for (i, (loss, maxima)) in steps.iter().enumerate() {
+        let (mut total, mut examples, mut skipped) = (0.0, 0, 0);
+        for (i, (loss, maxima, taken)) in steps.iter().enumerate() {
+            if !taken {
+                // Its gradients overflowed the compute type: nothing changed
+                // but the loss scale, which backed off.
+                skipped += 1;
+                continue;
+            }
             if !loss.is_finite() {
                 bar.abandon();
                 return Err(failed(format!(
@@ -579,17 +660,32 @@ fn train_model<M: Classifier>(
                 )));
             }
             total += loss * batches[i].len() as f64;
+            examples += batches[i].len();
         }
-        (model, state) = carry;
+        if examples == 0 {
+            bar.abandon();
+            return Err(failed(format!(
+                "training diverged: every step of epoch {} overflowed in {}; {} (try a smaller --lr)",
+                epoch + 1,
+                run.precision.name(),
+                kept(&out, epoch, start_epoch)
+            )));
+        }
+        (model, state, loss_scale) = carry;
         bar.finish_and_clear();
         let secs = t0.elapsed().as_secs_f64();
         let stats = EpochStats {
-            loss: total / train.len() as f64,
+            loss: total / examples as f64,
             train_acc: accuracy(&model.logits(&train.x), &train.y),
             test_acc: accuracy(&model.logits(&test.x), &test.y),
         };
+        let skipped = match skipped {
+            0 => String::new(),
+            1 => "  1 step skipped (overflow)".to_string(),
+            n => format!("  {n} steps skipped (overflow)"),
+        };
         outln!(
-            "epoch {:>3}/{last} loss {:.4}  train acc {:.1}%  test acc {:.1}%  {:.0} examples/s",
+            "epoch {:>3}/{last} loss {:.4}  train acc {:.1}%  test acc {:.1}%  {:.0} examples/s{skipped}",
             epoch + 1,
             stats.loss,
             100.0 * stats.train_acc,

@@ -264,3 +264,31 @@ fn inspect_lists_a_checkpoints_tensors_from_its_header() {
     let (_, err, ok) = run(&["inspect", "/nonexistent.safetensors"]);
     assert!(!ok && err.contains("/nonexistent.safetensors") && err.contains("No such file"), "{err}");
 }
+
+#[test]
+fn mixed_precision_training_matches_f32_accuracy() {
+    let dir = std::env::temp_dir().join(format!("ferrax-cli-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let train = |precision: &str| {
+        let out = dir.join(format!("{precision}.safetensors"));
+        let (stdout, stderr, ok) = run(&["train", "--precision", precision, "--out", out.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+        (accuracy_of(&stdout), stdout, out)
+    };
+    let (f32_acc, _, _) = train("f32");
+    for precision in ["bf16", "f16"] {
+        let (acc, stdout, out) = train(precision);
+        assert!(stdout.contains(&format!("mixed precision ({precision} compute, f32 weights)")), "{stdout}");
+        assert!((acc - f32_acc).abs() <= 0.5, "{precision}: {acc}% against f32's {f32_acc}%");
+        // The checkpoint holds f32 master weights and remembers the precision.
+        let header = ferrax::io::inspect_safetensors(&out).unwrap();
+        let weights: Vec<_> = header.tensors.iter().filter(|t| t.name.starts_with("model.")).collect();
+        assert!(weights.len() == 6 && weights.iter().all(|t| t.dtype == "F32"), "{weights:?}");
+        assert_eq!(header.metadata["precision"], precision);
+        let (_, stderr, ok) = run(&["train", "--epochs", "1", "--precision", "f32", "--resume", out.to_str().unwrap()]);
+        assert!(!ok && stderr.contains("--precision f32 contradicts --resume"), "{stderr}");
+    }
+    let (_, stderr, ok) = run(&["train", "--precision", "f8"]);
+    assert!(!ok && stderr.contains("'f8' is not f32, bf16 or f16"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
