@@ -223,3 +223,11 @@ mod mixed {
         }
     }
 }
+
+#[test]
+fn half_values_print_with_the_digits_that_identify_them() {
+    let x = Tensor::from_vec(vec![0.0189209f32, 1.0, -2.5, 65504.0], &[4]).to_dtype(DType::F16);
+    assert_eq!(format!("{x}"), "[ 1.892e-02  1.000e+00 -2.500e+00  6.550e+04]");
+    let y = Tensor::from_vec(vec![0.1f32, -0.40429688], &[2]).to_dtype(DType::BF16);
+    assert_eq!(format!("{y}"), "[ 0.1   -0.404]");
+}

@@ -77,12 +77,29 @@ fn float_style(vals: &[f64]) -> FloatStyle {
     }
 }
 
+/// The value of the shortest decimal (in significant digits) that rounds
+/// to the same `dtype` value as `v`.
+fn shortest_round_trip(v: f64, dtype: super::DType) -> f64 {
+    if !v.is_finite() || v == 0.0 {
+        return v;
+    }
+    let same = |w: f64| super::Array::scalar(w).to_dtype(dtype).get_f64(0) == v;
+    (1..=9).map(|digits| format!("{v:.*e}", digits - 1).parse::<f64>().unwrap_or(v)).find(|&w| same(w)).unwrap_or(v)
+}
+
 /// The element strings of `x` (all of them, or only the shown ones when
 /// abbreviated), before alignment.
 fn element_strings(x: &Array, shown: &[usize]) -> Vec<String> {
     match x.buffer() {
         Buffer::F16(_) | Buffer::BF16(_) | Buffer::F32(_) | Buffer::F64(_) => {
-            let vals: Vec<f64> = shown.iter().map(|&i| x.get_f64(i)).collect();
+            let mut vals: Vec<f64> = shown.iter().map(|&i| x.get_f64(i)).collect();
+            if x.dtype().is_half() {
+                // As numpy prints float16: the fewest digits that read back
+                // as the same 16-bit value (0.01892, not 0.0189209).
+                for v in &mut vals {
+                    *v = shortest_round_trip(*v, x.dtype());
+                }
+            }
             match float_style(&vals) {
                 FloatStyle::Positional { frac } => vals
                     .iter()
