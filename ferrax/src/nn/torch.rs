@@ -59,39 +59,23 @@ impl TorchModule for Linear {
     }
 }
 
-/// `nn.Conv1d/2d/3d`: `weight` and `bias`, in the same layout.
-impl TorchModule for Conv {
-    fn torch_names_into(&self, prefix: &str, out: &mut Vec<TorchName>) {
-        push(out, prefix, "weight", false);
-        push(out, prefix, "bias", false);
-    }
+/// Modules whose two leaves are PyTorch's `weight` and `bias`, in the same
+/// layouts: `nn.Conv1d/2d/3d` (kernel, bias), `nn.LayerNorm` and
+/// `nn.GroupNorm` (`gamma`, `beta`), and the parameters of
+/// `nn.BatchNorm*d` — whose running statistics are a separate
+/// [`BatchStats`](super::BatchStats) in ferrax, PyTorch's `running_mean`
+/// and `running_var` buffers.
+macro_rules! weight_and_bias {
+    ($($module:ty),*) => {$(
+        impl TorchModule for $module {
+            fn torch_names_into(&self, prefix: &str, out: &mut Vec<TorchName>) {
+                push(out, prefix, "weight", false);
+                push(out, prefix, "bias", false);
+            }
+        }
+    )*};
 }
-
-/// `nn.LayerNorm`: `weight` (`gamma`) and `bias` (`beta`).
-impl TorchModule for LayerNorm {
-    fn torch_names_into(&self, prefix: &str, out: &mut Vec<TorchName>) {
-        push(out, prefix, "weight", false);
-        push(out, prefix, "bias", false);
-    }
-}
-
-/// `nn.GroupNorm`: `weight` (`gamma`) and `bias` (`beta`).
-impl TorchModule for GroupNorm {
-    fn torch_names_into(&self, prefix: &str, out: &mut Vec<TorchName>) {
-        push(out, prefix, "weight", false);
-        push(out, prefix, "bias", false);
-    }
-}
-
-/// `nn.BatchNorm*d`'s parameters, `weight` (`gamma`) and `bias` (`beta`).
-/// Its running statistics are a separate [`BatchStats`](super::BatchStats)
-/// in ferrax, PyTorch's `running_mean` and `running_var` buffers.
-impl TorchModule for BatchNorm {
-    fn torch_names_into(&self, prefix: &str, out: &mut Vec<TorchName>) {
-        push(out, prefix, "weight", false);
-        push(out, prefix, "bias", false);
-    }
-}
+weight_and_bias!(Conv, LayerNorm, GroupNorm, BatchNorm);
 
 /// `nn.RMSNorm`: `weight` (`scale`).
 impl TorchModule for RmsNorm {
