@@ -41,6 +41,7 @@ pub mod array;
 pub mod composite;
 pub mod core;
 pub mod data;
+pub mod distributed;
 pub mod graph;
 pub mod io;
 pub mod linalg;

@@ -1,0 +1,208 @@
+//! Data-parallel training across ranks: collectives over trees of tensors,
+//! collectives that differentiate, and a trainer that keeps the ranks'
+//! parameters identical.
+//!
+//! A [`Communicator`] is one rank's view of a group. [`ThreadGroup`] makes a
+//! group of threads in this process; under the `mpi` feature, the processes
+//! of an MPI job form one. The eager collectives over trees
+//! ([`all_reduce`], [`broadcast`], [`all_gather`], [`reduce_scatter`],
+//! [`barrier`]) return a typed [`CommError`] when a rank dies, hangs past
+//! the timeout or calls a different collective, on every rank, never a
+//! hang. [`psum`], [`all_gather_tensor`] and [`psum_scatter`] are
+//! primitives with jvp, transpose and batch rules, as JAX's `psum`,
+//! `all_gather` and `psum_scatter`, so `grad` of a loss computed across
+//! ranks is the gradient of the sum of the ranks' losses; inside a traced
+//! function a communication failure panics with the same message.
+
+mod combine;
+mod data_parallel;
+mod prims;
+mod threads;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::array::{Array, DType};
+use crate::core::Tensor;
+use crate::tree::Tree;
+
+pub use data_parallel::DataParallel;
+pub use prims::{all_gather_tensor, psum, psum_scatter, AllGather, AllReduce, ReduceScatter};
+pub use threads::{ThreadComm, ThreadGroup, DEFAULT_TIMEOUT};
+
+/// How [`Communicator::all_reduce`] combines the ranks' arrays, elementwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// The sum.
+    Sum,
+    /// The sum divided by the number of ranks (floats only).
+    Mean,
+    /// The maximum.
+    Max,
+}
+
+/// Why a collective failed. Every rank of a group that breaks gets one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommError {
+    /// The other ranks did not all arrive within the timeout.
+    Timeout {
+        /// The collective.
+        op: String,
+        /// The rank that waited.
+        rank: usize,
+        /// Who was missing, and for how long.
+        why: String,
+    },
+    /// The group broke earlier: a rank panicked, left, or timed out.
+    Broken {
+        /// The collective that found it broken.
+        op: String,
+        /// The rank that found it.
+        rank: usize,
+        /// What broke it.
+        why: String,
+    },
+    /// Ranks called different collectives at the same point.
+    Mismatch {
+        /// The collective this rank called.
+        op: String,
+        /// This rank.
+        rank: usize,
+        /// Which collectives met.
+        why: String,
+    },
+    /// The ranks' operands do not fit together (shapes, dtypes, a root
+    /// that is no rank, an axis not divisible by the group's size).
+    Operands {
+        /// The collective.
+        op: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The transport (MPI) reported an error.
+    Transport(String),
+}
+
+impl fmt::Display for CommError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommError::Timeout { op, why, .. } => write!(f, "{op} timed out: {why}"),
+            CommError::Broken { op, rank, why } => write!(f, "{op} on rank {rank}: the group is broken ({why})"),
+            CommError::Mismatch { op, why, .. } => write!(f, "{op}: the ranks disagree on the collective: {why}"),
+            CommError::Operands { op, why } => write!(f, "{op}: {why}"),
+            CommError::Transport(m) => write!(f, "communication failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CommError {}
+
+/// One rank's view of a group of ranks that run the same program. Every
+/// rank calls the same collectives in the same order with operands of the
+/// same dtype and shape; the results are equal on every rank (sums are
+/// taken in rank order, so they are bit for bit the same).
+pub trait Communicator: Send + Sync + fmt::Debug {
+    /// This rank, from 0.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn size(&self) -> usize;
+    /// The elementwise reduction of every rank's `x`.
+    fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError>;
+    /// Rank `root`'s `x`, on every rank.
+    fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError>;
+    /// Every rank's `x` concatenated along `axis`, in rank order.
+    fn all_gather(&self, x: &Array, axis: usize) -> Result<Array, CommError>;
+    /// The sum of every rank's `x`, of which this rank keeps its part: the
+    /// `rank`-th of `size` equal slices along `axis`.
+    fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError>;
+    /// Returns when every rank has called it.
+    fn barrier(&self) -> Result<(), CommError>;
+}
+
+fn check_root(op: &str, root: usize, size: usize) -> Result<(), CommError> {
+    if root >= size {
+        return Err(CommError::Operands { op: op.into(), why: format!("root {root} is no rank of a group of {size}") });
+    }
+    Ok(())
+}
+
+/// The largest bucket [`all_reduce`] sends at once (PyTorch's
+/// DistributedDataParallel buckets 25 MB).
+pub const BUCKET_BYTES: usize = 25 << 20;
+
+/// The leaves of `tree` reduced across ranks. Leaves of one dtype travel
+/// together, flattened into buckets of up to [`BUCKET_BYTES`]: one message
+/// per bucket rather than one per leaf, the model's size in all.
+///
+/// # Errors
+/// As the communicator's; the tree is left as it was.
+pub fn all_reduce<T: Tree>(comm: &dyn Communicator, tree: &T, op: Reduction) -> Result<T, CommError> {
+    let leaves = tree.leaves();
+    let arrays: Vec<Array> = leaves.iter().map(Tensor::to_array).collect();
+    let mut out: Vec<Option<Array>> = vec![None; arrays.len()];
+    for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64, DType::I64, DType::Bool] {
+        let members: Vec<usize> = (0..arrays.len()).filter(|&i| arrays[i].dtype() == dtype).collect();
+        for bucket in buckets(&members, &arrays, BUCKET_BYTES / dtype.size_of()) {
+            let flat: Vec<Array> = bucket.iter().map(|&i| arrays[i].reshape(&[arrays[i].size()])).collect();
+            let joined = crate::array::concat(&flat.iter().collect::<Vec<_>>(), 0);
+            let reduced = comm.all_reduce(&joined, op)?;
+            let mut at = 0;
+            for &i in &bucket {
+                let n = arrays[i].size();
+                out[i] = Some(crate::array::slice(&reduced, &[at], &[at + n]).reshape(arrays[i].shape()));
+                at += n;
+            }
+        }
+    }
+    Ok(tree.with_leaves(out.into_iter().map(|a| Tensor::from_array(a.expect("every leaf is in a bucket"))).collect()))
+}
+
+/// Consecutive runs of `members` whose element counts add up to at most
+/// `cap` (a larger leaf alone).
+fn buckets(members: &[usize], arrays: &[Array], cap: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for &i in members {
+        let n = arrays[i].size();
+        match out.last_mut() {
+            Some(b) if size + n <= cap => {
+                b.push(i);
+                size += n;
+            }
+            _ => {
+                out.push(vec![i]);
+                size = n;
+            }
+        }
+    }
+    out
+}
+
+/// Rank `root`'s tree, on every rank (its structure must be every rank's).
+pub fn broadcast<T: Tree>(comm: &dyn Communicator, tree: &T, root: usize) -> Result<T, CommError> {
+    let leaves: Result<Vec<Tensor>, CommError> =
+        tree.leaves().iter().map(|t| comm.broadcast(&t.to_array(), root).map(Tensor::from_array)).collect();
+    Ok(tree.with_leaves(leaves?))
+}
+
+/// Each leaf of every rank concatenated along `axis`, in rank order.
+pub fn all_gather<T: Tree>(comm: &dyn Communicator, tree: &T, axis: usize) -> Result<T, CommError> {
+    let leaves: Result<Vec<Tensor>, CommError> =
+        tree.leaves().iter().map(|t| comm.all_gather(&t.to_array(), axis).map(Tensor::from_array)).collect();
+    Ok(tree.with_leaves(leaves?))
+}
+
+/// Each leaf summed across ranks, this rank keeping its slice along `axis`.
+pub fn reduce_scatter<T: Tree>(comm: &dyn Communicator, tree: &T, axis: usize) -> Result<T, CommError> {
+    let leaves: Result<Vec<Tensor>, CommError> =
+        tree.leaves().iter().map(|t| comm.reduce_scatter(&t.to_array(), axis).map(Tensor::from_array)).collect();
+    Ok(tree.with_leaves(leaves?))
+}
+
+/// Returns when every rank has called it.
+pub fn barrier(comm: &dyn Communicator) -> Result<(), CommError> {
+    comm.barrier()
+}
+
+/// A communicator shared by the primitives that use it.
+pub type SharedComm = Arc<dyn Communicator>;

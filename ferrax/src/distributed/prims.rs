@@ -1,0 +1,201 @@
+//! The collectives as primitives, so they differentiate, batch and stage
+//! like any operation (JAX's `psum`, `all_gather`, `psum_scatter`).
+//!
+//! Differentiating through them takes the objective to be the sum of the
+//! ranks' results, as JAX does: the transpose of a sum across ranks is a
+//! sum across ranks, of a gather a reduce-scatter, and of a reduce-scatter
+//! a gather.
+
+use std::fmt;
+
+use crate::array::{Array, Aval};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
+use crate::prims::batching::move_axis;
+
+use super::{CommError, Reduction, SharedComm};
+
+/// The communicator's identity as a parameter: two primitives are equal
+/// only over the same group.
+fn id(comm: &SharedComm) -> Param {
+    Param::Id(std::sync::Arc::as_ptr(comm) as *const () as usize)
+}
+
+/// Inside a traced or evaluated program there is no `Result` to return.
+fn or_panic(r: Result<Array, CommError>) -> Array {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The sum of every rank's operand.
+#[derive(Clone)]
+pub struct AllReduce {
+    /// The group.
+    pub comm: SharedComm,
+}
+
+impl fmt::Debug for AllReduce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AllReduce({:?})", self.comm)
+    }
+}
+
+impl SingleOutput for AllReduce {
+    fn name(&self) -> &'static str {
+        "psum"
+    }
+    fn params(&self) -> Params {
+        vec![("group", id(&self.comm))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        crate::prims::expect_numeric("psum", ins[0]);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        or_panic(self.comm.all_reduce(ins[0], Reduction::Sum))
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        (bind(self.clone(), &[x[0].clone()]), axes[0])
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(bind(self.clone(), std::slice::from_ref(ct)))]
+    }
+}
+
+/// Every rank's operand concatenated along `axis`.
+#[derive(Clone)]
+pub struct AllGather {
+    /// The group.
+    pub comm: SharedComm,
+    /// The axis the parts are joined along.
+    pub axis: usize,
+}
+
+impl fmt::Debug for AllGather {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AllGather({:?}, axis {})", self.comm, self.axis)
+    }
+}
+
+impl SingleOutput for AllGather {
+    fn name(&self) -> &'static str {
+        "all_gather"
+    }
+    fn params(&self) -> Params {
+        vec![("group", id(&self.comm)), ("axis", Param::Usize(self.axis))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let a = ins[0];
+        assert!(self.axis < a.rank(), "all_gather: axis {} is out of range for {a}", self.axis);
+        let mut shape = a.shape.clone();
+        shape[self.axis] *= self.comm.size();
+        Aval::new(a.dtype, &shape)
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        or_panic(self.comm.all_gather(ins[0], self.axis))
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("batch rules see a batched operand");
+        let moved = move_axis(&x[0], b, 0);
+        (bind(AllGather { comm: self.comm.clone(), axis: self.axis + 1 }, &[moved]), Some(0))
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(bind(ReduceScatter { comm: self.comm.clone(), axis: self.axis }, std::slice::from_ref(ct)))]
+    }
+}
+
+/// The sum of every rank's operand, this rank keeping its slice along `axis`.
+#[derive(Clone)]
+pub struct ReduceScatter {
+    /// The group.
+    pub comm: SharedComm,
+    /// The axis that is split among the ranks.
+    pub axis: usize,
+}
+
+impl fmt::Debug for ReduceScatter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReduceScatter({:?}, axis {})", self.comm, self.axis)
+    }
+}
+
+impl SingleOutput for ReduceScatter {
+    fn name(&self) -> &'static str {
+        "psum_scatter"
+    }
+    fn params(&self) -> Params {
+        vec![("group", id(&self.comm)), ("axis", Param::Usize(self.axis))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (a, n) = (ins[0], self.comm.size());
+        crate::prims::expect_numeric("psum_scatter", a);
+        assert!(
+            self.axis < a.rank() && a.shape[self.axis] % n == 0,
+            "psum_scatter: axis {} of {a} must split into {n} equal parts, one per rank",
+            self.axis
+        );
+        let mut shape = a.shape.clone();
+        shape[self.axis] /= n;
+        Aval::new(a.dtype, &shape)
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        or_panic(self.comm.reduce_scatter(ins[0], self.axis))
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        Some(bind(self.clone(), &[t[0].clone()?]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        let b = axes[0].expect("batch rules see a batched operand");
+        let moved = move_axis(&x[0], b, 0);
+        (bind(ReduceScatter { comm: self.comm.clone(), axis: self.axis + 1 }, &[moved]), Some(0))
+    }
+    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        vec![Some(bind(AllGather { comm: self.comm.clone(), axis: self.axis }, std::slice::from_ref(ct)))]
+    }
+}
+
+/// The sum of `x` over the ranks of `comm` (JAX's `psum`), differentiable:
+/// the gradient of `psum(f(x))` summed over ranks is `psum` of the
+/// cotangents.
+///
+/// # Panics
+/// When a rank fails to take part (the [`CommError`]'s message), or `x` is bool.
+#[track_caller]
+pub fn psum(x: &Tensor, comm: &SharedComm) -> Tensor {
+    bind(AllReduce { comm: comm.clone() }, std::slice::from_ref(x))
+}
+
+/// Every rank's `x` concatenated along `axis` (JAX's `all_gather` with
+/// `tiled=True`); its transpose is [`psum_scatter`].
+///
+/// # Panics
+/// When `axis` is out of range, or a rank fails to take part.
+#[track_caller]
+pub fn all_gather_tensor(x: &Tensor, comm: &SharedComm, axis: usize) -> Tensor {
+    bind(AllGather { comm: comm.clone(), axis }, std::slice::from_ref(x))
+}
+
+/// The sum over ranks of `x`, this rank keeping the `rank`-th of `size`
+/// equal slices along `axis` (JAX's `psum_scatter` with `tiled=True`).
+///
+/// # Panics
+/// When the axis does not split evenly, or a rank fails to take part.
+#[track_caller]
+pub fn psum_scatter(x: &Tensor, comm: &SharedComm, axis: usize) -> Tensor {
+    bind(ReduceScatter { comm: comm.clone(), axis }, std::slice::from_ref(x))
+}

@@ -1,0 +1,214 @@
+//! Collectives on a group of threads: their results, their failures (a
+//! rank that dies, hangs or calls another collective), their derivatives,
+//! and data-parallel training equal to training on the whole batch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrax::distributed::{
+    all_gather_tensor, psum, psum_scatter, CommError, Communicator, DataParallel, Reduction, SharedComm, ThreadGroup,
+};
+use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
+use ferrax::optim::{Adam, Optimizer};
+use ferrax::prelude::*;
+
+/// Runs `f` on every rank of a group of `n` threads; the results in rank order.
+fn on_ranks<R: Send>(n: usize, timeout: Duration, f: impl Fn(SharedComm) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::with_timeout(n, timeout)
+            .into_iter()
+            .map(|c| {
+                let f = &f;
+                s.spawn(move || f(Arc::new(c)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a rank panicked")).collect()
+    })
+}
+
+fn long() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[test]
+fn collectives_combine_every_ranks_operand() {
+    let out = on_ranks(3, long(), |c| {
+        let r = c.rank() as f64;
+        let x = Tensor::from_vec(vec![r, 10.0 * r, -r, 1.0, 2.0, 3.0], &[3, 2]).to_array();
+        let sum = c.all_reduce(&x, Reduction::Sum).unwrap();
+        let mean = c.all_reduce(&x, Reduction::Mean).unwrap();
+        let max = c.all_reduce(&x, Reduction::Max).unwrap();
+        let root = c.broadcast(&x, 2).unwrap();
+        let gathered = c.all_gather(&x, 1).unwrap();
+        let scattered = c.reduce_scatter(&x, 0).unwrap();
+        c.barrier().unwrap();
+        (sum, mean, max, root, gathered, scattered)
+    });
+    for (rank, (sum, mean, max, root, gathered, scattered)) in out.iter().enumerate() {
+        let v = |a: &ferrax::array::Array| Tensor::from_array(a.clone()).to_vec::<f64>();
+        assert_eq!(v(sum), [3.0, 30.0, -3.0, 3.0, 6.0, 9.0]);
+        assert_eq!(v(mean), [1.0, 10.0, -1.0, 1.0, 2.0, 3.0]);
+        assert_eq!(v(max), [2.0, 20.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(v(root), [2.0, 20.0, -2.0, 1.0, 2.0, 3.0]);
+        assert_eq!(gathered.shape(), &[3, 6]);
+        assert_eq!(&v(gathered)[..6], [0.0, 0.0, 1.0, 10.0, 2.0, 20.0]);
+        // Rank r keeps row r of the sum.
+        assert_eq!(v(scattered), v(sum)[2 * rank..2 * rank + 2]);
+    }
+}
+
+#[test]
+fn a_rank_that_panics_breaks_the_group_at_once() {
+    let t0 = Instant::now();
+    let out: Vec<Result<(), CommError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::with_timeout(3, long())
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    if c.rank() == 1 {
+                        panic!("rank 1 fails before the collective");
+                    }
+                    c.all_reduce(&Tensor::scalar(1.0).to_array(), Reduction::Sum).map(|_| ())
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    assert_eq!(out.len(), 2);
+    for r in out {
+        let e = r.unwrap_err();
+        assert!(matches!(e, CommError::Broken { .. }) && e.to_string().contains("rank 1 panicked"), "{e}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10), "the others waited for the timeout");
+}
+
+#[test]
+fn a_rank_that_hangs_times_out_every_other_rank() {
+    let out = on_ranks(2, Duration::from_millis(300), |c| {
+        if c.rank() == 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+            return c.barrier();
+        }
+        c.barrier()
+    });
+    let e = out[1].as_ref().unwrap_err();
+    assert!(matches!(e, CommError::Timeout { .. }) && e.to_string().contains("ranks [0]"), "{e}");
+    assert!(out[0].is_err(), "the late rank finds the group broken");
+}
+
+#[test]
+fn ranks_that_call_different_collectives_are_told() {
+    let out = on_ranks(2, long(), |c| {
+        let x = Tensor::scalar(1.0).to_array();
+        if c.rank() == 0 {
+            c.all_reduce(&x, Reduction::Sum).map(|_| ())
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            c.broadcast(&x, 0).map(|_| ())
+        }
+    });
+    let e = out[1].as_ref().unwrap_err();
+    assert!(e.to_string().contains("called broadcast while another rank called all_reduce"), "{e}");
+    assert!(out[0].is_err());
+}
+
+#[test]
+fn psum_differentiates_as_the_sum_of_the_ranks_losses() {
+    let n = 3;
+    let out = on_ranks(n, long(), |c| {
+        let x = Tensor::from_vec(vec![1.0 + c.rank() as f64, -2.0 * c.rank() as f64], &[2]);
+        let loss = |x: &Tensor| psum(x, &c).square().sum();
+        let g = grad(loss)(&x);
+        let (_, jv) = jvp(|x: &Tensor| psum(x, &c), &x, &Tensor::ones(&[2], DType::F64));
+        let batched = vmap(|row: &Tensor| psum(row, &c))(&Tensor::stack(&[x.clone(), &x * 2.0], 0));
+        let jitted = jit(|x: &Tensor| grad(|x: &Tensor| psum(x, &c).square().sum())(x))(&x);
+        (g, jv, batched, jitted)
+    });
+    // S = Σ x_r = [6, -6]; the total loss n·Σ S² has gradient 2nS for every rank's x.
+    for (g, jv, batched, jitted) in &out {
+        assert_eq!(g.to_vec::<f64>(), [2.0 * 3.0 * 6.0, 2.0 * 3.0 * -6.0]);
+        assert_eq!(jitted.to_vec::<f64>(), g.to_vec::<f64>());
+        assert_eq!(jv.to_vec::<f64>(), [n as f64; 2]);
+        assert_eq!(batched.to_vec::<f64>(), [6.0, -6.0, 12.0, -12.0]);
+    }
+}
+
+#[test]
+fn all_gather_transposes_to_a_reduce_scatter() {
+    let out = on_ranks(2, long(), |c| {
+        let r = c.rank() as f64;
+        let x = Tensor::from_vec(vec![1.0 + r, 2.0 + r], &[2]);
+        // Rank r weighs the gathered [x_0, x_1] by w_r.
+        let w = Tensor::from_vec(vec![1.0 + r, 10.0 + r, 100.0 + r, 1000.0 + r], &[4]);
+        let g = grad(|x: &Tensor| (all_gather_tensor(x, &c, 0) * &w).sum())(&x);
+        // Rank r weighs its slice of the summed w by v_r.
+        let v = Tensor::from_vec(vec![r + 1.0, r + 5.0], &[2]);
+        let back = grad(|w: &Tensor| (psum_scatter(w, &c, 0) * &v).sum())(&w);
+        (g, back)
+    });
+    // dL/dx_s = Σ_r w_r[chunk s]: [1+2, 10+11] for rank 0, [100+101, 1000+1001] for rank 1.
+    assert_eq!(out[0].0.to_vec::<f64>(), [3.0, 21.0]);
+    assert_eq!(out[1].0.to_vec::<f64>(), [201.0, 2001.0]);
+    // The reduce-scatter's transpose gathers each rank's cotangent: [v_0, v_1].
+    for (_, back) in &out {
+        assert_eq!(back.to_vec::<f64>(), [1.0, 5.0, 2.0, 6.0]);
+    }
+}
+
+/// N ranks with batch/N each take the steps one rank takes on the whole batch.
+#[test]
+fn data_parallel_training_equals_one_rank_on_the_whole_batch() {
+    let x = Tensor::randn(&[64, 6], DType::F64, 0);
+    let y = Tensor::from_vec((0..64).map(|i| (i * 7 % 5) as i64).collect::<Vec<_>>(), &[64]);
+    let model = Mlp::new(&[6, 16, 5], Activation::Tanh, DType::F64, 1);
+    let loss = |m: &Mlp, x: &Tensor, y: &Tensor| softmax_cross_entropy(&m.forward(x), y);
+    let opt = Adam::new(1e-2);
+    let mut reference = (model.clone(), opt.init(&model));
+    for _ in 0..20 {
+        let g = grad(|m: &Mlp| loss(m, &x, &y))(&reference.0);
+        reference = opt.update(&reference.0, &g, &reference.1);
+    }
+    for n in [1, 2, 4] {
+        let finals = on_ranks(n, long(), |c| {
+            let dp = DataParallel::new(c);
+            // Rank 0's initial weights reach everyone.
+            let start =
+                if dp.rank() == 0 { model.clone() } else { Mlp::new(&[6, 16, 5], Activation::Tanh, DType::F64, 99) };
+            let mut m = dp.sync(&start).unwrap();
+            let mut s = opt.init(&m);
+            for _ in 0..20 {
+                (m, s, _) = dp.step(&opt, loss, &m, &s, &x, &y);
+            }
+            m
+        });
+        for m in &finals {
+            for (a, b) in m.leaves().iter().zip(reference.0.leaves()) {
+                // The shards' gradients are summed in another order than the
+                // whole batch's: a few roundings of f64 over 20 steps.
+                let err = (a - &b).abs().max().item();
+                assert!(err < 1e-12, "{n} ranks: {err}");
+            }
+        }
+        for m in &finals[1..] {
+            assert!(m.leaves().iter().zip(finals[0].leaves()).all(|(a, b)| a.to_array().bit_eq(&b.to_array())));
+        }
+    }
+}
+
+#[test]
+fn a_data_parallel_step_runs_under_jit_with_uneven_shards() {
+    let x = Tensor::randn(&[7, 3], DType::F64, 2);
+    let y = x.sum_axes(&[1], true);
+    let loss = |w: &Tensor, x: &Tensor, y: &Tensor| (x.matmul(w) - y).square().mean();
+    let w = Tensor::zeros(&[3, 1], DType::F64);
+    let (want_loss, want) = value_and_grad(|w: &Tensor| loss(w, &x, &y))(&w);
+    let out = on_ranks(3, long(), |c| {
+        let dp = DataParallel::new(c);
+        let f = jit(|w: &Tensor| dp.value_and_grad(loss, w, &x, &y));
+        f(&w)
+    });
+    for (l, g) in out {
+        assert!((l.item() - want_loss.item()).abs() < 1e-14);
+        assert!((&g - &want).abs().max().item() < 1e-14);
+    }
+}
