@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferrax::data::{accuracy, parse_digits_csv, Dataset, Standardizer};
+use ferrax::distributed::{DataParallel, ThreadGroup};
 use ferrax::io::{load_safetensors, load_safetensors_metadata, save_safetensors_with_metadata};
 use ferrax::nn::{softmax_cross_entropy, Activation, Conv, Init, Linear, Mlp, Pool};
 use ferrax::optim::{Adam, AdamState, LossScale, MixedPrecision, Optimizer};
@@ -89,6 +91,10 @@ pub struct Args {
     /// (f16 with dynamic loss scaling, skipping a step whose gradients overflow) [default: f32]
     #[arg(long, value_parser = precision)]
     precision: Option<Precision>,
+    /// Data-parallel ranks: threads of this process, each computing the gradients of its share of every batch,
+    /// summed across ranks before the same update on each (1 to 64) [default: 1]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    ranks: Option<u32>,
 }
 
 /// The arithmetic of the training steps.
@@ -453,6 +459,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.model == Some(ModelKind::Gpt) && args.precision.is_some() {
         return Err(usage("--precision applies to --model mlp and cnn"));
     }
+    if args.model == Some(ModelKind::Gpt) && args.ranks.is_some() {
+        return Err(usage("--ranks applies to --model mlp and cnn"));
+    }
     if args.model == Some(ModelKind::Gpt) {
         return run_gpt(&args);
     }
@@ -512,20 +521,50 @@ pub fn run(args: Args) -> Result<(), Failure> {
     prepare_outputs(&outputs)?;
 
     let resumed = resumed.as_ref().map(|(p, _)| *p);
-    match run.model {
-        ModelKind::Mlp => train_model(
-            &args,
-            &run,
-            Mlp::new(&run.widths, run.activation, DType::F32, run.seed),
-            (train, test),
-            resumed,
-        ),
+    let ranks = args.ranks.map_or(1, |r| r as usize);
+    if ranks > 1 && run.precision != Precision::F32 {
+        return Err(usage(format!(
+            "--ranks {ranks} with --precision {} is not supported yet; train in f32 on several ranks, or in {0} on one",
+            run.precision.name()
+        )));
+    }
+    let train_on = |dp: Option<DataParallel>| match run.model {
+        ModelKind::Mlp => {
+            let model = Mlp::new(&run.widths, run.activation, DType::F32, run.seed);
+            train_model(&args, &run, model, (train.clone(), test.clone()), resumed, dp)
+        }
         ModelKind::Cnn => {
             let model = DigitsCnn::new(run.widths[1], run.widths[2], run.activation, run.seed);
-            train_model(&args, &run, model, (train, test), resumed)
+            train_model(&args, &run, model, (train.clone(), test.clone()), resumed, dp)
         }
         ModelKind::Gpt => unreachable!("--model gpt is run by run_gpt"),
+    };
+    if ranks == 1 {
+        return train_on(None);
     }
+    // One thread a rank. A rank that fails breaks the group, so the others
+    // stop at their next collective instead of waiting.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ThreadGroup::new(ranks)
+            .into_iter()
+            .map(|comm| {
+                let train_on = &train_on;
+                s.spawn(move || train_on(Some(DataParallel::new(Arc::new(comm)))))
+            })
+            .collect();
+        let results: Vec<Result<(), Failure>> = handles
+            .into_iter()
+            .enumerate()
+            .map(|(rank, h)| {
+                h.join().unwrap_or_else(|p| {
+                    let why =
+                        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+                    Err(failed(format!("rank {rank} stopped: {}", why.unwrap_or_else(|| "it panicked".into()))))
+                })
+            })
+            .collect();
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    })
 }
 
 /// The training loop, checkpoints and curves of either network.
@@ -535,7 +574,10 @@ fn train_model<M: Classifier>(
     mut model: M,
     (train, test): (Dataset, Dataset),
     resumed: Option<&Path>,
+    dp: Option<DataParallel>,
 ) -> Result<(), Failure> {
+    // With several ranks, rank 0 prints and writes; the others train alike in silence.
+    let lead = dp.as_ref().is_none_or(|d| d.rank() == 0);
     let opt = Adam::new(args.lr.unwrap_or(1e-3));
     let mut state = opt.init(&model);
     // The loss scale starts afresh on a resumed run (it adapts within steps).
@@ -551,28 +593,41 @@ fn train_model<M: Classifier>(
         let c = load_safetensors(path, &template).map_err(|e| usage(format!("--resume {}: {e}", path.display())))?;
         start_epoch = checked_epoch(path, &c, steps_per_epoch)?;
         (model, state, scaling) = (c.model, c.optimizer, c.scaling);
-        outln!("resumed from {} after epoch {start_epoch}", path.display());
+        if lead {
+            outln!("resumed from {} after epoch {start_epoch}", path.display());
+        }
+    }
+    if let Some(dp) = &dp {
+        // Every rank starts from rank 0's parameters and state.
+        let synced = dp.sync(&(model, state)).map_err(|e| failed(format!("--ranks: {e}")))?;
+        (model, state) = synced;
     }
     let scaler = Standardizer { mean: scaling.0.clone(), std: scaling.1.clone() };
     let (train, test) = (
         Dataset { x: scaler.apply(&train.x), y: train.y.clone() },
         Dataset { x: scaler.apply(&test.x), y: test.y.clone() },
     );
-    outln!(
-        "digits: {} training and {} test examples; {} {:?} ({} parameters, {}); Adam lr {}, batch {}{}",
-        train.len(),
-        test.len(),
-        run.model.name().to_uppercase(),
-        run.widths,
-        model.leaves().iter().map(Tensor::size).sum::<usize>(),
-        activation_name(run.activation),
-        readable(args.lr.unwrap_or(1e-3)),
-        run.batch,
-        match run.precision {
-            Precision::F32 => String::new(),
-            p => format!(", mixed precision ({} compute, f32 weights)", p.name()),
-        }
-    );
+    if lead {
+        outln!(
+            "digits: {} training and {} test examples; {} {:?} ({} parameters, {}); Adam lr {}, batch {}{}{}",
+            train.len(),
+            test.len(),
+            run.model.name().to_uppercase(),
+            run.widths,
+            model.leaves().iter().map(Tensor::size).sum::<usize>(),
+            activation_name(run.activation),
+            readable(args.lr.unwrap_or(1e-3)),
+            run.batch,
+            match run.precision {
+                Precision::F32 => String::new(),
+                p => format!(", mixed precision ({} compute, f32 weights)", p.name()),
+            },
+            match &dp {
+                Some(dp) => format!(", {} data-parallel ranks", dp.size()),
+                None => String::new(),
+            }
+        );
+    }
 
     // An epoch is one jitted scan of the optimizer step over the full
     // batches (and the step once more for a last, smaller batch): staged
@@ -584,7 +639,11 @@ fn train_model<M: Classifier>(
     let step = move |(m, s, scale): &Carry<M>, (x, y): &(Tensor, Tensor)| {
         let (m, s, scale, loss, taken) = match mixed {
             None => {
-                let (loss, g) = value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m);
+                let (loss, g) = match &dp {
+                    // The batch's gradients from every rank's share, summed in the step.
+                    Some(dp) => dp.value_and_grad(|m: &M, x, y| softmax_cross_entropy(&m.logits(x), y), m, x, y),
+                    None => value_and_grad(|m: &M| softmax_cross_entropy(&m.logits(x), y))(m),
+                };
                 let (m, s) = opt.update(m, &g, s);
                 (m, s, scale.clone(), loss, Tensor::scalar(true))
             }
@@ -599,7 +658,9 @@ fn train_model<M: Classifier>(
         let maxima: Vec<Tensor> = m.leaves().iter().map(|p| p.abs().max()).collect();
         ((m, s, scale), (loss, maxima, taken))
     };
-    let epoch_scan = jit(move |(c, xs, ys): &(Carry<M>, Tensor, Tensor)| scan(step, c, &(xs.clone(), ys.clone())));
+    let scan_step = step.clone();
+    let epoch_scan =
+        jit(move |(c, xs, ys): &(Carry<M>, Tensor, Tensor)| scan(&scan_step, c, &(xs.clone(), ys.clone())));
     let one_step = jit(move |(c, x, y): &(Carry<M>, Tensor, Tensor)| step(c, &(x.clone(), y.clone())));
     let epochs = args.epochs.map_or(30, |e| e as usize);
     let out = args.out();
@@ -609,7 +670,7 @@ fn train_model<M: Classifier>(
     for epoch in start_epoch..last {
         let t0 = Instant::now();
         let batches = train.batches(run.batch, run.seed.wrapping_add(1 + epoch as u64));
-        let bar = progress_bar(batches.len(), epoch + 1, last);
+        let bar = if lead { progress_bar(batches.len(), epoch + 1, last) } else { ProgressBar::hidden() };
         let full = batches.iter().take_while(|b| b.len() == run.batch).count();
         let mut carry = (model.clone(), state.clone(), loss_scale.clone());
         // Per batch: the loss, each parameter's largest magnitude after the
@@ -673,6 +734,9 @@ fn train_model<M: Classifier>(
         }
         (model, state, loss_scale) = carry;
         bar.finish_and_clear();
+        if !lead {
+            continue;
+        }
         let secs = t0.elapsed().as_secs_f64();
         let stats = EpochStats {
             loss: total / examples as f64,
@@ -701,6 +765,9 @@ fn train_model<M: Classifier>(
         };
         save_safetensors_with_metadata(&out, &checkpoint, &run.metadata(args.lr.unwrap_or(1e-3)))
             .map_err(|e| failed(format!("--out {}: {e}", out.display())))?;
+    }
+    if !lead {
+        return Ok(());
     }
     let final_acc = accuracy(&model.logits(&test.x), &test.y);
     outln!("test accuracy: {:.2}% ({} examples)", 100.0 * final_acc, test.len());
