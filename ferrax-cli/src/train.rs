@@ -539,6 +539,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         ModelKind::Gpt => unreachable!("--model gpt is run by run_gpt"),
     };
+    if let Some(size) = mpi_job_size() {
+        if ranks > 1 {
+            return Err(usage("--ranks starts threads of one process; under mpirun each process is a rank already"));
+        }
+        if run.precision != Precision::F32 {
+            return Err(usage(format!(
+                "--precision {} across MPI processes is not supported yet",
+                run.precision.name()
+            )));
+        }
+        return train_on_mpi(size, &train_on);
+    }
     if ranks == 1 {
         return train_on(None);
     }
@@ -565,6 +577,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .collect();
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     })
+}
+
+/// The number of processes when this one was started by an MPI launcher
+/// with more than one (`mpirun -np N`).
+fn mpi_job_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
+        .filter(|&n| n > 1)
+}
+
+/// Trains as one rank of the MPI job.
+#[cfg(feature = "mpi")]
+fn train_on_mpi(_size: usize, train_on: &dyn Fn(Option<DataParallel>) -> Result<(), Failure>) -> Result<(), Failure> {
+    let comm = ferrax::distributed::MpiComm::init().map_err(|e| failed(format!("mpirun: {e}")))?;
+    train_on(Some(DataParallel::new(Arc::new(comm))))
+}
+
+/// Without the `mpi` feature, N processes would each train alone and
+/// write the same files: refused.
+#[cfg(not(feature = "mpi"))]
+fn train_on_mpi(size: usize, _train_on: &dyn Fn(Option<DataParallel>) -> Result<(), Failure>) -> Result<(), Failure> {
+    Err(usage(format!(
+        "started by mpirun as one of {size} processes, but this ferrax was built without MPI; build it with \
+         `cargo build --release -p ferrax-cli --features mpi`"
+    )))
 }
 
 /// The training loop, checkpoints and curves of either network.

@@ -4,7 +4,7 @@
 //!
 //! A [`Communicator`] is one rank's view of a group. [`ThreadGroup`] makes a
 //! group of threads in this process; under the `mpi` feature, the processes
-//! of an MPI job form one. The eager collectives over trees
+//! of an MPI job form one (`MpiComm`, `mpirun -np N`). The eager collectives over trees
 //! ([`all_reduce`], [`broadcast`], [`all_gather`], [`reduce_scatter`],
 //! [`barrier`]) return a typed [`CommError`] when a rank dies, hangs past
 //! the timeout or calls a different collective, on every rank, never a
@@ -16,6 +16,8 @@
 
 mod combine;
 mod data_parallel;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod prims;
 mod threads;
 
@@ -27,6 +29,8 @@ use crate::core::Tensor;
 use crate::tree::Tree;
 
 pub use data_parallel::DataParallel;
+#[cfg(feature = "mpi")]
+pub use mpi::{launched_by_mpi, MpiComm};
 pub use prims::{all_gather_tensor, psum, psum_scatter, AllGather, AllReduce, ReduceScatter};
 pub use threads::{ThreadComm, ThreadGroup, DEFAULT_TIMEOUT};
 
