@@ -6,6 +6,8 @@
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check w3     # W3's all-reduce cost
 //! mpirun --oversubscribe -np 2 -x ISOLATE=1 target/release/examples/mpi_check w3   # without the waits
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check die    # a rank dies: the job ends
+//! mpirun --oversubscribe -np 2 --mca coll_tuned_use_dynamic_rules 1 \
+//!     --mca coll_tuned_allreduce_algorithm 4 target/release/examples/mpi_check w3   # the ring all-reduce
 //! ```
 //!
 //! Every rank checks the collectives' results, then trains an MLP for 20
