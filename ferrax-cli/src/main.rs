@@ -1,10 +1,12 @@
 //! `ferrax`: demos of automatic differentiation built on the ferrax library.
 
+mod digits_models;
 mod explain;
 mod gpt;
 mod inspect;
 mod output;
 mod plot;
+mod ranks;
 mod swell;
 mod trace;
 mod train;

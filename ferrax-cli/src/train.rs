@@ -8,20 +8,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use ferrax::data::{accuracy, parse_digits_csv, Dataset, Standardizer};
-use ferrax::distributed::{DataParallel, ThreadGroup};
+use ferrax::distributed::DataParallel;
 use ferrax::io::{load_safetensors, load_safetensors_metadata, save_safetensors_with_metadata};
-use ferrax::nn::{softmax_cross_entropy, Activation, Conv, Init, Linear, Mlp, Pool};
+use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
 use ferrax::optim::{Adam, AdamState, LossScale, MixedPrecision, Optimizer};
 use ferrax::prelude::*;
-use ferrax::prims::{ConvOptions, Padding};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::digits_models::{Classifier, DigitsCnn};
 use crate::output::{check_svg_name, failed, outln, prepare_outputs, usage, Failure};
 use crate::plot::{stack, Chart, Series};
+use crate::ranks;
 
 /// The digits data, compiled into the binary (see data/README.md for its source and licence).
 const DIGITS_CSV: &str = include_str!("../../data/digits.csv");
@@ -198,51 +198,6 @@ fn run_gpt(args: &Args) -> Result<(), Failure> {
         out: &out,
         plot: args.plot.as_deref(),
     })
-}
-
-/// What the training loop needs of a network over the flattened 8x8 digits.
-trait Classifier: Tree + Clone + Send + Sync + 'static {
-    /// Logits `[batch, 10]` for pixels `[batch, 64]`.
-    fn logits(&self, x: &Tensor) -> Tensor;
-}
-
-impl Classifier for Mlp {
-    fn logits(&self, x: &Tensor) -> Tensor {
-        self.forward(x)
-    }
-}
-
-/// The digits CNN: 3x3 convolutions (padding 1) of `c1` and `c2` channels
-/// with an activation after each, a 2x2 max-pool, and a linear layer from
-/// the `c2 x 4 x 4` features to the 10 classes.
-#[derive(Clone, Debug, Tree)]
-struct DigitsCnn {
-    conv1: Conv,
-    conv2: Conv,
-    head: Linear,
-    #[tree(skip)]
-    activation: Activation,
-}
-
-impl DigitsCnn {
-    fn new(c1: usize, c2: usize, activation: Activation, seed: u64) -> DigitsCnn {
-        let same = ConvOptions::new().padding(Padding::Same);
-        DigitsCnn {
-            conv1: Conv::new(1, c1, &[3, 3], same.clone(), DType::F32, seed),
-            conv2: Conv::new(c1, c2, &[3, 3], same, DType::F32, seed + 1),
-            head: Linear::new(c2 * 16, 10, Init::GlorotUniform, DType::F32, seed + 2),
-            activation,
-        }
-    }
-}
-
-impl Classifier for DigitsCnn {
-    fn logits(&self, x: &Tensor) -> Tensor {
-        let n = x.shape()[0];
-        let h = self.activation.apply(&self.conv1.forward(&x.reshape(&[n, 1, 8, 8])));
-        let h = Pool::max(&[2, 2]).forward(&self.activation.apply(&self.conv2.forward(&h)));
-        self.head.forward(&h.reshape(&[n, h.size() / n.max(1)]))
-    }
 }
 
 /// Hidden widths, as a clap value.
@@ -539,7 +494,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         ModelKind::Gpt => unreachable!("--model gpt is run by run_gpt"),
     };
-    if let Some(size) = mpi_job_size() {
+    if let Some(size) = ranks::mpi_job_size() {
         if ranks > 1 {
             return Err(usage("--ranks starts threads of one process; under mpirun each process is a rank already"));
         }
@@ -549,60 +504,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 run.precision.name()
             )));
         }
-        return train_on_mpi(size, &train_on);
+        return ranks::train_on_mpi(size, &train_on);
     }
-    if ranks == 1 {
-        return train_on(None);
-    }
-    // One thread a rank. A rank that fails breaks the group, so the others
-    // stop at their next collective instead of waiting.
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ThreadGroup::new(ranks)
-            .into_iter()
-            .map(|comm| {
-                let train_on = &train_on;
-                s.spawn(move || train_on(Some(DataParallel::new(Arc::new(comm)))))
-            })
-            .collect();
-        let results: Vec<Result<(), Failure>> = handles
-            .into_iter()
-            .enumerate()
-            .map(|(rank, h)| {
-                h.join().unwrap_or_else(|p| {
-                    let why =
-                        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-                    Err(failed(format!("rank {rank} stopped: {}", why.unwrap_or_else(|| "it panicked".into()))))
-                })
-            })
-            .collect();
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    })
-}
-
-/// The number of processes when this one was started by an MPI launcher
-/// with more than one (`mpirun -np N`).
-fn mpi_job_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse::<usize>().ok())
-        .filter(|&n| n > 1)
-}
-
-/// Trains as one rank of the MPI job.
-#[cfg(feature = "mpi")]
-fn train_on_mpi(_size: usize, train_on: &dyn Fn(Option<DataParallel>) -> Result<(), Failure>) -> Result<(), Failure> {
-    let comm = ferrax::distributed::MpiComm::init().map_err(|e| failed(format!("mpirun: {e}")))?;
-    train_on(Some(DataParallel::new(Arc::new(comm))))
-}
-
-/// Without the `mpi` feature, N processes would each train alone and
-/// write the same files: refused.
-#[cfg(not(feature = "mpi"))]
-fn train_on_mpi(size: usize, _train_on: &dyn Fn(Option<DataParallel>) -> Result<(), Failure>) -> Result<(), Failure> {
-    Err(usage(format!(
-        "started by mpirun as one of {size} processes, but this ferrax was built without MPI; build it with \
-         `cargo build --release -p ferrax-cli --features mpi`"
-    )))
+    ranks::train_on_threads(ranks, &train_on)
 }
 
 /// The training loop, checkpoints and curves of either network.
