@@ -147,15 +147,28 @@ fn all_gather_transposes_to_a_reduce_scatter() {
         // Rank r weighs its slice of the summed w by v_r.
         let v = Tensor::from_vec(vec![r + 1.0, r + 5.0], &[2]);
         let back = grad(|w: &Tensor| (psum_scatter(w, &c, 0) * &v).sum())(&w);
-        (g, back)
+        // Batched: each member gathers (and sums) on its own, the batch axis
+        // anywhere.
+        let rows = Tensor::stack(&[x.clone(), &x * 10.0, &x * 100.0], 1);
+        let gathered = vmap_axes(|x: &Tensor| all_gather_tensor(x, &c, 0), &[Some(1)], &[0])(&rows);
+        let scattered = vmap(|w: &Tensor| psum_scatter(w, &c, 0))(&Tensor::stack(&[w.clone(), &w * 2.0], 0));
+        (g, back, gathered, scattered)
     });
     // dL/dx_s = Σ_r w_r[chunk s]: [1+2, 10+11] for rank 0, [100+101, 1000+1001] for rank 1.
     assert_eq!(out[0].0.to_vec::<f64>(), [3.0, 21.0]);
     assert_eq!(out[1].0.to_vec::<f64>(), [201.0, 2001.0]);
+    assert_eq!(out[0].3.to_vec::<f64>(), [3.0, 21.0, 6.0, 42.0]);
     // The reduce-scatter's transpose gathers each rank's cotangent: [v_0, v_1].
-    for (_, back) in &out {
+    for (_, back, gathered, scattered) in &out {
         assert_eq!(back.to_vec::<f64>(), [1.0, 5.0, 2.0, 6.0]);
+        // Member k of the batch is [x_0, x_1] · 10^k.
+        assert_eq!(gathered.shape(), &[3, 4]);
+        assert_eq!(gathered.to_vec::<f64>()[..4], [1.0, 2.0, 2.0, 3.0]);
+        assert_eq!(gathered.to_vec::<f64>()[8..], [100.0, 200.0, 200.0, 300.0]);
+        assert_eq!(scattered.shape(), &[2, 2]);
     }
+    // The sum of w_0 and w_1 is [1+2, 10+11, 100+101, 1000+1001]; rank 1 keeps its second half.
+    assert_eq!(out[1].3.to_vec::<f64>(), [201.0, 2001.0, 402.0, 4002.0]);
 }
 
 /// N ranks with batch/N each take the steps one rank takes on the whole batch.

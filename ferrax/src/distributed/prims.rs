@@ -25,6 +25,19 @@ fn or_panic(r: Result<Array, CommError>) -> Array {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The batch rule of a collective along an axis: the operand's batch axis
+/// goes first and the collective (made by `along`) runs along the axis
+/// after it.
+fn batch_along<P: SingleOutput>(
+    x: &[Tensor],
+    axes: &[Option<usize>],
+    along: impl FnOnce(usize) -> P,
+    axis: usize,
+) -> (Tensor, Option<usize>) {
+    let b = axes[0].expect("batch rules see a batched operand");
+    (bind(along(axis + 1), &[move_axis(&x[0], b, 0)]), Some(0))
+}
+
 /// The sum of every rank's operand.
 #[derive(Clone)]
 pub struct AllReduce {
@@ -37,6 +50,18 @@ impl fmt::Debug for AllReduce {
         write!(f, "AllReduce({:?})", self.comm)
     }
 }
+
+/// `Name(group, axis n)`: the communicator is shown by its rank and size.
+macro_rules! debug_with_axis {
+    ($($t:ident),*) => {$(
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?}, axis {})", stringify!($t), self.comm, self.axis)
+            }
+        }
+    )*};
+}
+debug_with_axis!(AllGather, ReduceScatter);
 
 impl SingleOutput for AllReduce {
     fn name(&self) -> &'static str {
@@ -75,12 +100,6 @@ pub struct AllGather {
     pub axis: usize,
 }
 
-impl fmt::Debug for AllGather {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AllGather({:?}, axis {})", self.comm, self.axis)
-    }
-}
-
 impl SingleOutput for AllGather {
     fn name(&self) -> &'static str {
         "all_gather"
@@ -106,9 +125,7 @@ impl SingleOutput for AllGather {
         Some(bind(self.clone(), &[t[0].clone()?]))
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        let b = axes[0].expect("batch rules see a batched operand");
-        let moved = move_axis(&x[0], b, 0);
-        (bind(AllGather { comm: self.comm.clone(), axis: self.axis + 1 }, &[moved]), Some(0))
+        batch_along(x, axes, |axis| AllGather { comm: self.comm.clone(), axis }, self.axis)
     }
     fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
         vec![Some(bind(ReduceScatter { comm: self.comm.clone(), axis: self.axis }, std::slice::from_ref(ct)))]
@@ -122,12 +139,6 @@ pub struct ReduceScatter {
     pub comm: SharedComm,
     /// The axis that is split among the ranks.
     pub axis: usize,
-}
-
-impl fmt::Debug for ReduceScatter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReduceScatter({:?}, axis {})", self.comm, self.axis)
-    }
 }
 
 impl SingleOutput for ReduceScatter {
@@ -160,9 +171,7 @@ impl SingleOutput for ReduceScatter {
         Some(bind(self.clone(), &[t[0].clone()?]))
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        let b = axes[0].expect("batch rules see a batched operand");
-        let moved = move_axis(&x[0], b, 0);
-        (bind(ReduceScatter { comm: self.comm.clone(), axis: self.axis + 1 }, &[moved]), Some(0))
+        batch_along(x, axes, |axis| ReduceScatter { comm: self.comm.clone(), axis }, self.axis)
     }
     fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
         vec![Some(bind(AllGather { comm: self.comm.clone(), axis: self.axis }, std::slice::from_ref(ct)))]
