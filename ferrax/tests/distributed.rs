@@ -42,6 +42,11 @@ fn collectives_combine_every_ranks_operand() {
         let gathered = c.all_gather(&x, 1).unwrap();
         let scattered = c.reduce_scatter(&x, 0).unwrap();
         c.barrier().unwrap();
+        // A tree of two dtypes: each leaf summed, whatever bucket it travels in.
+        let tree = (Tensor::from_array(x.clone()), Tensor::from_vec(vec![c.rank() as i64, 1], &[2]));
+        let (t0, t1) = ferrax::distributed::all_reduce(&*c, &tree, Reduction::Sum).unwrap();
+        assert!(t0.to_array().bit_eq(&sum));
+        assert_eq!(t1.to_vec::<i64>(), [3, 3]);
         (sum, mean, max, root, gathered, scattered)
     });
     for (rank, (sum, mean, max, root, gathered, scattered)) in out.iter().enumerate() {

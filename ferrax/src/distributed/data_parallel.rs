@@ -10,7 +10,7 @@ use crate::optim::Optimizer;
 use crate::transforms::value_and_grad;
 use crate::tree::Tree;
 
-use super::{broadcast, psum, CommError, SharedComm, BUCKET_BYTES};
+use super::{broadcast, buckets, psum, CommError, SharedComm};
 
 /// Data-parallel training over a group (PyTorch's
 /// DistributedDataParallel, JAX's `pmap` with `psum`).
@@ -125,35 +125,18 @@ impl DataParallel {
     }
 
     /// Each tensor summed across ranks, those of one dtype flattened into
-    /// buckets of up to [`BUCKET_BYTES`] so that a model's gradients travel
+    /// buckets of up to [`BUCKET_BYTES`](super::BUCKET_BYTES) so that a model's gradients travel
     /// in a few messages, its size in all.
     fn psum_bucketed(&self, xs: &[Tensor]) -> Vec<Tensor> {
         let mut out: Vec<Option<Tensor>> = vec![None; xs.len()];
-        let mut dtypes: Vec<DType> = xs.iter().map(Tensor::dtype).collect();
-        dtypes.sort();
-        dtypes.dedup();
-        for dtype in dtypes {
-            let cap = BUCKET_BYTES / dtype.size_of();
-            let mut bucket: Vec<usize> = Vec::new();
-            let mut filled = 0;
-            let members = (0..xs.len()).filter(|&i| xs[i].dtype() == dtype);
-            for i in members.chain(std::iter::once(usize::MAX)) {
-                let n = if i == usize::MAX { 0 } else { xs[i].size() };
-                if i == usize::MAX || (!bucket.is_empty() && filled + n > cap) {
-                    let flat: Vec<Tensor> = bucket.iter().map(|&j| xs[j].reshape(&[xs[j].size()])).collect();
-                    let summed = psum(&Tensor::concat(&flat, 0), &self.comm);
-                    let mut at = 0;
-                    for &j in &bucket {
-                        let n = xs[j].size();
-                        out[j] = Some(summed.slice(0, at, at + n).reshape(xs[j].shape()));
-                        at += n;
-                    }
-                    (bucket, filled) = (Vec::new(), 0);
-                }
-                if i != usize::MAX {
-                    bucket.push(i);
-                    filled += n;
-                }
+        for bucket in buckets(&xs.iter().map(|x| (x.dtype(), x.size())).collect::<Vec<_>>()) {
+            let flat: Vec<Tensor> = bucket.iter().map(|&j| xs[j].reshape(&[xs[j].size()])).collect();
+            let summed = psum(&Tensor::concat(&flat, 0), &self.comm);
+            let mut at = 0;
+            for &j in &bucket {
+                let n = xs[j].size();
+                out[j] = Some(summed.slice(0, at, at + n).reshape(xs[j].shape()));
+                at += n;
             }
         }
         out.into_iter().map(|t| t.expect("every tensor is in a bucket")).collect()

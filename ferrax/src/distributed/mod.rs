@@ -141,43 +141,41 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// # Errors
 /// As the communicator's; the tree is left as it was.
 pub fn all_reduce<T: Tree>(comm: &dyn Communicator, tree: &T, op: Reduction) -> Result<T, CommError> {
-    let leaves = tree.leaves();
-    let arrays: Vec<Array> = leaves.iter().map(Tensor::to_array).collect();
+    let arrays: Vec<Array> = tree.leaves().iter().map(Tensor::to_array).collect();
     let mut out: Vec<Option<Array>> = vec![None; arrays.len()];
-    for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64, DType::I64, DType::Bool] {
-        let members: Vec<usize> = (0..arrays.len()).filter(|&i| arrays[i].dtype() == dtype).collect();
-        for bucket in buckets(&members, &arrays, BUCKET_BYTES / dtype.size_of()) {
-            let flat: Vec<Array> = bucket.iter().map(|&i| arrays[i].reshape(&[arrays[i].size()])).collect();
-            let joined = crate::array::concat(&flat.iter().collect::<Vec<_>>(), 0);
-            let reduced = comm.all_reduce(&joined, op)?;
-            let mut at = 0;
-            for &i in &bucket {
-                let n = arrays[i].size();
-                out[i] = Some(crate::array::slice(&reduced, &[at], &[at + n]).reshape(arrays[i].shape()));
-                at += n;
-            }
+    for bucket in buckets(&arrays.iter().map(|a| (a.dtype(), a.size())).collect::<Vec<_>>()) {
+        let flat: Vec<Array> = bucket.iter().map(|&i| arrays[i].reshape(&[arrays[i].size()])).collect();
+        let reduced = comm.all_reduce(&crate::array::concat(&flat.iter().collect::<Vec<_>>(), 0), op)?;
+        let mut at = 0;
+        for &i in &bucket {
+            let n = arrays[i].size();
+            out[i] = Some(crate::array::slice(&reduced, &[at], &[at + n]).reshape(arrays[i].shape()));
+            at += n;
         }
     }
     Ok(tree.with_leaves(out.into_iter().map(|a| Tensor::from_array(a.expect("every leaf is in a bucket"))).collect()))
 }
 
-/// Consecutive runs of `members` whose element counts add up to at most
-/// `cap` (a larger leaf alone).
-fn buckets(members: &[usize], arrays: &[Array], cap: usize) -> Vec<Vec<usize>> {
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut size = 0;
-    for &i in members {
-        let n = arrays[i].size();
-        match out.last_mut() {
-            Some(b) if size + n <= cap => {
-                b.push(i);
-                size += n;
+/// The indices of tensors of these dtypes and element counts grouped into
+/// one message each: those of one dtype together, in order, in consecutive
+/// runs of up to [`BUCKET_BYTES`] (a larger tensor alone).
+pub(crate) fn buckets(leaves: &[(DType, usize)]) -> Vec<Vec<usize>> {
+    let mut dtypes: Vec<DType> = leaves.iter().map(|l| l.0).collect();
+    dtypes.sort();
+    dtypes.dedup();
+    let mut out = Vec::new();
+    for dtype in dtypes {
+        let cap = BUCKET_BYTES / dtype.size_of();
+        let (mut bucket, mut filled): (Vec<usize>, usize) = (Vec::new(), 0);
+        for (i, &(_, n)) in leaves.iter().enumerate().filter(|(_, l)| l.0 == dtype) {
+            if !bucket.is_empty() && filled + n > cap {
+                out.push(std::mem::take(&mut bucket));
+                filled = 0;
             }
-            _ => {
-                out.push(vec![i]);
-                size = n;
-            }
+            bucket.push(i);
+            filled += n;
         }
+        out.push(bucket);
     }
     out
 }
@@ -210,3 +208,17 @@ pub fn barrier(comm: &dyn Communicator) -> Result<(), CommError> {
 
 /// A communicator shared by the primitives that use it.
 pub type SharedComm = Arc<dyn Communicator>;
+
+#[cfg(test)]
+mod tests {
+    use super::{buckets, DType};
+
+    #[test]
+    fn buckets_group_one_dtype_in_runs_up_to_the_cap() {
+        // f32's cap is 25 MiB / 4 = 6.5M elements: two 4M tensors do not share one.
+        let m = 4 << 20;
+        let leaves = [(DType::F32, m), (DType::F64, 10), (DType::F32, m), (DType::F32, 1), (DType::F64, 5)];
+        assert_eq!(buckets(&leaves), vec![vec![0], vec![2, 3], vec![1, 4]]);
+        assert!(buckets(&[]).is_empty());
+    }
+}
