@@ -468,6 +468,36 @@ impl Array {
         if dtype == self.dtype() {
             return self.clone();
         }
+        // Between f32 and the 16-bit floats, which the backend does around
+        // every half-precision operation: `half`'s slice conversions (F16C
+        // instructions where present) round once, as the path through f64 does.
+        use half::slice::HalfFloatSliceExt;
+        let buf = match (self.buffer(), dtype) {
+            (Buffer::F32(v), DType::F16) => {
+                let mut out = pool::filled(v.len(), half::f16::ZERO);
+                out.convert_from_f32_slice(v);
+                Some(Buffer::F16(out))
+            }
+            (Buffer::F32(v), DType::BF16) => {
+                let mut out = pool::filled(v.len(), half::bf16::ZERO);
+                out.convert_from_f32_slice(v);
+                Some(Buffer::BF16(out))
+            }
+            (Buffer::F16(v), DType::F32) => {
+                let mut out = pool::filled(v.len(), 0f32);
+                v.convert_to_f32_slice(&mut out);
+                Some(Buffer::F32(out))
+            }
+            (Buffer::BF16(v), DType::F32) => {
+                let mut out = pool::filled(v.len(), 0f32);
+                v.convert_to_f32_slice(&mut out);
+                Some(Buffer::F32(out))
+            }
+            _ => None,
+        };
+        if let Some(buf) = buf {
+            return Array::new(self.shape(), buf);
+        }
         // Through f64, which holds every value of the other dtypes exactly,
         // so each conversion rounds once.
         let buf = with_buffer!(self.buffer(), v => match dtype {
