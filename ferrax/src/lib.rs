@@ -53,7 +53,11 @@ pub mod symbolic;
 pub mod transforms;
 pub mod tree;
 
-pub use crate::array::{Aval, DType, Device, IndexMode};
+/// NVIDIA GPUs (the `cuda` feature): whether one can be used
+/// ([`cuda::available`]), and the kernels generated for them.
+#[cfg(feature = "cuda")]
+pub use crate::array::cuda;
+pub use crate::array::{Aval, DType, Device, DeviceError, IndexMode};
 pub use crate::composite::{einsum, MatrixNorm};
 pub use crate::core::Tensor;
 pub use crate::numeric::{check_grads, numerical_grad, numerical_jacobian, numerical_jvp, GradCheckError};

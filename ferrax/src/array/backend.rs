@@ -9,21 +9,26 @@
 
 use std::fmt;
 
+use super::fused::FusedProgram;
 use super::ops::{convert_cpu, select_cpu, BinaryOp, CompareOp, LayoutOp, ReduceOp, UnaryOp};
 use super::{broadcast_shapes, Array, ConvGeometry, DType, IndexMode};
 
-/// A device arrays can live on. Only the CPU today; a GPU backend adds a variant.
+/// A device arrays can live on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Device {
     /// The host's processors.
     #[default]
     Cpu,
+    /// NVIDIA GPU number `n` (ferrax built with the `cuda` feature; see
+    /// `ferrax::cuda::available`).
+    Cuda(usize),
 }
 
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
 }
@@ -81,6 +86,12 @@ pub trait Backend: Send + Sync {
         strides: &[usize],
         padding: &[(usize, usize)],
     ) -> Array;
+    /// A fused elementwise program (jit's fusion pass) on `ins`, arrays of
+    /// `dtype` (or bool conditions) broadcasting to `shape`. The CPU runs
+    /// it over cache-sized tiles; a GPU as one generated kernel.
+    fn fused(&self, program: &FusedProgram, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {
+        program.run(ins, dtype, shape)
+    }
 }
 
 /// The CPU kernels.
@@ -197,28 +208,54 @@ fn out_shape(op: &str, a: &Array, b: &Array) -> Vec<usize> {
 }
 
 /// The backend of a device.
+///
+/// # Panics
+/// For a GPU when ferrax was built without the `cuda` feature.
+#[track_caller]
 pub fn backend(device: Device) -> &'static dyn Backend {
     match device {
         Device::Cpu => &Cpu,
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => {
+            static GPUS: [super::cuda::Cuda; 64] = {
+                let mut gpus = [super::cuda::Cuda(0); 64];
+                let mut i = 0;
+                while i < 64 {
+                    gpus[i] = super::cuda::Cuda(i);
+                    i += 1;
+                }
+                gpus
+            };
+            match GPUS.get(n) {
+                Some(g) => g,
+                None => panic!("cuda:{n}: ferrax addresses GPUs 0 to 63"),
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(n) => {
+            panic!("cuda:{n}: ferrax was built without GPU support; build with `--features cuda`")
+        }
     }
 }
 
-/// The backend a computation on `ins` runs on: their device.
+/// The backend a computation on `ins` runs on, JAX's placement rule: the
+/// device of the inputs on a GPU, which host arrays (constants, values made
+/// on the host) follow; the CPU when all are on the host.
 ///
 /// # Panics
-/// When the inputs live on different devices; the message names both.
+/// When the inputs live on two different GPUs; the message names both.
 #[track_caller]
 pub fn backend_of(ins: &[&Array]) -> &'static dyn Backend {
-    let mut device: Option<Device> = None;
+    let mut device = Device::Cpu;
     for a in ins {
-        match device {
-            None => device = Some(a.device()),
-            Some(d) if d != a.device() => panic!(
-                "an operation mixes arrays on {d} and on {}; move them to one device first with device_put",
-                a.device()
-            ),
-            Some(_) => {}
+        match (device, a.device()) {
+            (_, Device::Cpu) => {}
+            (Device::Cpu, d) => device = d,
+            (d, e) if d != e => {
+                panic!("an operation mixes arrays on {d} and on {e}; move them to one device first with device_put")
+            }
+            _ => {}
         }
     }
-    backend(device.unwrap_or_default())
+    backend(device)
 }

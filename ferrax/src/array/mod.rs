@@ -7,6 +7,8 @@
 
 mod backend;
 mod conv;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod element;
 pub(crate) mod elementwise;
 mod format;
@@ -219,16 +221,20 @@ impl Buffer {
 }
 
 /// Where an array's elements are: one variant per [`Device`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Storage {
     /// In host memory.
     Cpu(Buffer),
+    /// In a GPU's memory (the `cuda` feature).
+    #[cfg(feature = "cuda")]
+    Cuda(cuda::DeviceBuffer),
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        let Storage::Cpu(buf) = self;
-        pool::recycle(std::mem::replace(buf, Buffer::Bool(Vec::new())));
+        if let Storage::Cpu(buf) = self {
+            pool::recycle(std::mem::replace(buf, Buffer::Bool(Vec::new())));
+        }
     }
 }
 
@@ -327,7 +333,7 @@ impl Array {
                 let buf = std::mem::replace(buf, Buffer::Bool(Vec::new()));
                 Ok(T::from_buffer(buf).expect("the dtype was checked"))
             }
-            None => Err(self),
+            _ => Err(self),
         }
     }
 
@@ -339,7 +345,9 @@ impl Array {
     /// The `n × n` identity.
     pub fn eye(n: usize, dtype: DType) -> Array {
         let mut buf = Array::zeros(&[n, n], dtype);
-        let Storage::Cpu(data) = Arc::get_mut(&mut buf.storage).expect("a fresh array is not shared");
+        let Some(Storage::Cpu(data)) = Arc::get_mut(&mut buf.storage) else {
+            unreachable!("a fresh host array is not shared")
+        };
         for i in 0..n {
             match data {
                 Buffer::F16(v) => v[i * n + i] = half::f16::ONE,
@@ -384,7 +392,7 @@ impl Array {
 
     /// Number of elements.
     pub fn size(&self) -> usize {
-        self.buffer().len()
+        self.aval.size()
     }
 
     /// Number of dimensions.
@@ -392,10 +400,13 @@ impl Array {
         self.aval.shape.len()
     }
 
-    /// The elements, in host memory.
+    /// The elements, in host memory. An array on a GPU is copied to the
+    /// host at the first call and the copy kept (as JAX's arrays keep theirs).
     pub fn buffer(&self) -> &Buffer {
         match &*self.storage {
             Storage::Cpu(b) => b,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(d) => d.host(),
         }
     }
 
@@ -404,17 +415,52 @@ impl Array {
         &self.storage
     }
 
+    /// The storage, when this array is its only owner.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn storage_mut(&mut self) -> Option<&mut Storage> {
+        Arc::get_mut(&mut self.storage)
+    }
+
+    /// An array over storage made by a backend.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn from_storage(shape: &[usize], dtype: DType, storage: Storage) -> Array {
+        Array { aval: Aval { dtype, shape: shape.to_vec() }, storage: Arc::new(storage) }
+    }
+
     /// The device the array lives on.
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(d) => d.device(),
         }
     }
 
     /// The array on `device`: itself (shared, not copied) when it is there already.
+    ///
+    /// # Panics
+    /// When the device cannot be used (no GPU, or ferrax built without the
+    /// `cuda` feature); [`Array::try_to_device`] returns the reason instead.
+    #[track_caller]
     pub fn to_device(&self, device: Device) -> Array {
-        match (&*self.storage, device) {
-            (Storage::Cpu(_), Device::Cpu) => self.clone(),
+        match self.try_to_device(device) {
+            Ok(a) => a,
+            Err(why) => panic!("device_put: cannot move an array to {device}: {why}"),
+        }
+    }
+
+    /// The array on `device`, or why it cannot be put there.
+    pub fn try_to_device(&self, device: Device) -> Result<Array, DeviceError> {
+        if self.device() == device {
+            return Ok(self.clone());
+        }
+        #[cfg(feature = "cuda")]
+        {
+            cuda::to_device(self, device).map_err(DeviceError::Cuda)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            Err(DeviceError::NotBuilt(device))
         }
     }
 
@@ -526,6 +572,30 @@ impl Array {
         }
     }
 }
+
+/// Why an array could not be put on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    /// ferrax was built without the feature of this device (`cuda`).
+    NotBuilt(Device),
+    /// CUDA could not be used.
+    #[cfg(feature = "cuda")]
+    Cuda(cuda::CudaError),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::NotBuilt(d) => {
+                write!(f, "ferrax was built without GPU support; build with `--features cuda` to use {d}")
+            }
+            #[cfg(feature = "cuda")]
+            DeviceError::Cuda(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
 
 /// `a == b` for shapes, as a plain loop: slice equality calls `memcmp`,
 /// whose fixed cost dominates scalar-sized operations; and glibc's AVX-512

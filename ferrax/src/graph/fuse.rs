@@ -325,9 +325,12 @@ impl Primitive for Fused {
         self.outs.iter().cloned().collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
-        self.program.run(ins, self.dtype, &self.shape).into_iter().collect()
+        crate::array::backend_of(ins).fused(&self.program, ins, self.dtype, &self.shape).into_iter().collect()
     }
     fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
+        if ins.iter().any(|a| a.device() != crate::array::Device::Cpu) {
+            return self.eval(&ins.iter().collect::<Vec<_>>());
+        }
         self.program.run_owned(ins, self.dtype, &self.shape).into_iter().collect()
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {

@@ -417,12 +417,10 @@ impl SingleOutput for DevicePut {
         "device_put"
     }
     fn params(&self) -> Params {
-        vec![(
-            "device",
-            Param::Name(match self.device {
-                Device::Cpu => "cpu",
-            }),
-        )]
+        match self.device {
+            Device::Cpu => vec![("device", Param::Name("cpu"))],
+            Device::Cuda(n) => vec![("device", Param::Name("cuda")), ("ordinal", Param::Usize(n))],
+        }
     }
     fn kind(&self) -> Kind {
         Kind::Layout

@@ -3,6 +3,8 @@
 
 use ferrax::prelude::*;
 
+pub mod gpu;
+
 /// The message of the panic `f` raises (without printing it).
 pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
     let prev = std::panic::take_hook();
