@@ -238,6 +238,18 @@ pub fn backend(device: Device) -> &'static dyn Backend {
     }
 }
 
+/// `y`, computed for an operation placed on `device`, moved there when its
+/// kernels left it on the host (linear algebra, which runs on the host
+/// whatever the device, and values a primitive makes on the host). The
+/// one primitive whose result belongs elsewhere, `device_put`, is not placed.
+pub fn placed(y: Array, device: Device) -> Array {
+    if device == Device::Cpu || y.device() == device {
+        y
+    } else {
+        y.to_device(device)
+    }
+}
+
 /// The backend a computation on `ins` runs on, JAX's placement rule: the
 /// device of the inputs on a GPU, which host arrays (constants, values made
 /// on the host) follow; the CPU when all are on the host.

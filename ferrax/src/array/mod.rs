@@ -29,7 +29,7 @@ mod special;
 use std::fmt;
 use std::sync::Arc;
 
-pub use backend::{backend, backend_of, Backend, Cpu, Device};
+pub use backend::{backend, backend_of, placed, Backend, Cpu, Device};
 pub use conv::{conv, conv_input_grad, conv_kernel_grad, dilate, window_arg_extreme, ConvGeometry};
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;

@@ -152,8 +152,11 @@ pub fn bind<P: SingleOutput>(prim: P, ins: &[Tensor]) -> Tensor {
             let arrays = arrays_of(ins);
             let avals: Inputs<&Aval> = small(arrays.iter().map(|a| a.aval()));
             let want = prim.shape(&avals);
-            crate::array::backend_of(&arrays);
-            let out = prim.eval(&arrays);
+            let device = crate::array::backend_of(&arrays).device();
+            let mut out = prim.eval(&arrays);
+            if device != crate::array::Device::Cpu && prim.name() != "device_put" {
+                out = crate::array::placed(out, device);
+            }
             check_outputs(&prim, std::slice::from_ref(out.aval()), std::slice::from_ref(&want));
             Tensor::from_array(out)
         }
@@ -225,8 +228,11 @@ fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Outs<Tensor> {
     let avals: Inputs<&Aval> = small(arrays.iter().map(|a| a.aval()));
     let want = prim.shape(&avals);
     // Placement: the inputs must share a device (the message names both).
-    crate::array::backend_of(&arrays);
-    let outs = prim.eval(&arrays);
+    let device = crate::array::backend_of(&arrays).device();
+    let mut outs = prim.eval(&arrays);
+    if device != crate::array::Device::Cpu && prim.name() != "device_put" {
+        outs = small(outs.into_iter().map(|y| crate::array::placed(y, device)));
+    }
     {
         let got: Outs<&Aval> = small(outs.iter().map(Array::aval));
         check_outputs(prim, &got, &want);

@@ -124,7 +124,8 @@ where
         let compiled = self.staged(x, &xs, s, call);
         let staged = &compiled.staged;
         // A program of scalars on concrete inputs: the compact interpreter.
-        if let (Some(program), true) = (&compiled.scalar, staged.captured.is_empty()) {
+        let on_host = || xs.iter().all(|x| x.device() == crate::array::Device::Cpu);
+        if let (Some(program), true) = (&compiled.scalar, staged.captured.is_empty() && on_host()) {
             if let Some(outs) = program.run(&xs) {
                 return staged.out.with_leaves(outs);
             }
@@ -374,8 +375,12 @@ pub(super) fn interpret(graph: &Graph, last_use: &[Option<usize>], ins: Vec<Arra
                 value.expect("defined before use")
             })
             .collect();
+        let device = args.iter().map(Array::device).find(|d| *d != crate::array::Device::Cpu);
         for (&v, y) in e.outs.iter().zip(e.prim.eval_owned(args)) {
-            env[v] = Some(y);
+            env[v] = Some(match device {
+                Some(d) if e.prim.name() != "device_put" => crate::array::placed(y, d),
+                _ => y,
+            });
         }
     }
     graph.outputs.iter().map(|&v| env[v].clone().expect("outputs are defined")).collect()

@@ -303,6 +303,16 @@ pub fn copy(bytes: usize) -> Kernel {
     Kernel::new(format!("copy_{bytes}"), &body)
 }
 
+/// `out[i] = v` for the low `bytes` bytes of `v`: how a one-element host
+/// array reaches the GPU, as a kernel parameter, so that the copy neither
+/// waits for the stream nor makes it wait (a copy from pageable host memory does both).
+pub fn fill(bytes: usize) -> Kernel {
+    let t = bits_type(bytes);
+    let body =
+        format!("extern \"C\" __global__ void KNAME({t}* out, u64 v, i64 n) {{ GRID_LOOP(i, n) out[i] = ({t})v; }}");
+    Kernel::new(format!("fill_{bytes}"), &body)
+}
+
 /// The C expression converting `x` of dtype `from` to dtype `to` as
 /// [`Array::to_dtype`](super::super::Array::to_dtype) does.
 fn convert_expr(from: DType, to: DType, x: &str) -> String {
@@ -589,6 +599,7 @@ pub fn every_kernel() -> Vec<Kernel> {
     for bytes in [1, 2, 4, 8] {
         ks.push(select(bytes));
         ks.push(copy(bytes));
+        ks.push(fill(bytes));
     }
     for from in ALL_DTYPES {
         for to in ALL_DTYPES {

@@ -120,13 +120,24 @@ pub fn available() -> bool {
     matches!(device_count(), Ok(n) if n > 0)
 }
 
+/// Waits until every operation queued on GPU `ordinal` has finished (for
+/// timing: operations return as soon as they are queued).
+pub fn synchronize(ordinal: usize) -> Result<(), CudaError> {
+    gpu(ordinal)?.stream.synchronize().map_err(|e| CudaError::Driver(format!("synchronizing: {e:?}")))
+}
+
+/// The name the driver gives GPU `ordinal` ("NVIDIA H100 80GB HBM3", …).
+pub fn device_name(ordinal: usize) -> Result<String, CudaError> {
+    gpu(ordinal)?.stream.context().name().map_err(|e| CudaError::Driver(format!("reading the name: {e:?}")))
+}
+
 /// The state of one GPU: its context and stream, cuBLAS, the compiled
 /// kernels and the blocks given back for reuse.
 pub struct Gpu {
     ordinal: usize,
     stream: Arc<CudaStream>,
     blas: CudaBlas,
-    /// The NVRTC target, `compute_XY` from the device's capability.
+    /// The NVRTC target, `sm_XY` from the device's compute capability.
     arch: &'static str,
     kernels: Mutex<HashMap<String, CudaFunction>>,
     free: Mutex<HashMap<usize, Vec<CudaSlice<u8>>>>,
@@ -149,7 +160,7 @@ pub fn gpu(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
     // SAFETY: no buffer of this context exists yet.
     unsafe { ctx.disable_event_tracking() };
     let (major, minor) = ctx.compute_capability().map_err(|e| driver("reading the compute capability", e))?;
-    let arch: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+    let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
     let stream = ctx.default_stream();
     let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Blas(format!("{e:?}")))?;
     let g = Arc::new(Gpu {
@@ -173,21 +184,46 @@ fn gpu_or_panic(ordinal: usize, op: &str) -> Arc<Gpu> {
     }
 }
 
-/// Compiles `kernel` to PTX for `arch` (`compute_90`, …) with NVRTC.
-pub fn compile(kernel: &Kernel, arch: &'static str) -> Result<cudarc::nvrtc::Ptx, CudaError> {
+/// Compiles `kernel` with NVRTC to machine code (a CUBIN) for `arch`, a
+/// real architecture such as `sm_90`.
+///
+/// Machine code rather than PTX: a driver refuses PTX from an NVRTC newer
+/// than itself, while machine code loads on any driver of the same major
+/// CUDA version, whatever NVRTC the machine has.
+pub fn compile(kernel: &Kernel, arch: &str) -> Result<Vec<u8>, CudaError> {
+    use cudarc::nvrtc::{result, sys};
     nvrtc_available()?;
-    let opts = cudarc::nvrtc::CompileOptions {
-        arch: Some(arch),
-        name: Some(format!("{}.cu", kernel.name)),
-        ..Default::default()
-    };
-    cudarc::nvrtc::compile_ptx_with_opts(&kernel.source, opts).map_err(|e| CudaError::Compile {
+    let fail = |what: &str, e: result::NvrtcError| CudaError::Compile {
         kernel: kernel.name.clone(),
-        log: match e {
-            cudarc::nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
-            other => format!("{other:?}"),
-        },
-    })
+        log: format!("{what}: {e:?}"),
+    };
+    let src = std::ffi::CString::new(kernel.source.as_str()).expect("generated sources hold no NUL");
+    let name = std::ffi::CString::new(format!("{}.cu", kernel.name)).expect("kernel names hold no NUL");
+    let prog = result::create_program(&src, Some(&name)).map_err(|e| fail("creating the program", e))?;
+    let options = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    // SAFETY: `prog` is live until the destroy below, `src` and `name` outlive it,
+    // and every buffer passed to NVRTC has the size NVRTC reported.
+    let out = unsafe {
+        match result::compile_program(prog, &options) {
+            Err(e) => {
+                let log = result::get_program_log(prog)
+                    .map(|l| std::ffi::CStr::from_ptr(l.as_ptr()).to_string_lossy().into_owned());
+                Err(CudaError::Compile { kernel: kernel.name.clone(), log: log.unwrap_or_else(|_| format!("{e:?}")) })
+            }
+            Ok(()) => {
+                let mut size = 0usize;
+                sys::nvrtcGetCUBINSize(prog, &mut size).result().map_err(|e| fail("sizing the CUBIN", e))?;
+                let mut cubin = vec![0u8; size];
+                sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr().cast())
+                    .result()
+                    .map_err(|e| fail("reading the CUBIN", e))?;
+                Ok(cubin)
+            }
+        }
+    };
+    // SAFETY: created above and not destroyed before.
+    let _ = unsafe { result::destroy_program(prog) };
+    out
 }
 
 /// Sizes of the blocks the allocator hands out: at least 512 bytes, then
@@ -204,6 +240,15 @@ impl Gpu {
     /// The device this is.
     pub fn device(&self) -> Device {
         Device::Cuda(self.ordinal)
+    }
+
+    /// Makes this GPU's context current on the calling thread, which calls
+    /// into the driver outside cudarc's safe API (copies, memset, cuBLAS) need.
+    fn bind(&self, op: &str) {
+        self.stream
+            .context()
+            .bind_to_thread()
+            .unwrap_or_else(|e| panic!("{op}: cuda:{} cannot be made current on this thread: {e:?}", self.ordinal));
     }
 
     /// A block of at least `bytes` bytes: one given back earlier, or a new
@@ -244,6 +289,7 @@ impl Gpu {
         let d = device_buffer(&a);
         let (ptr, bytes) = (d.ptr(), d.len * dtype.size_of());
         if bytes > 0 {
+            self.bind("zeros");
             // SAFETY: the block holds at least `bytes` bytes.
             unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, bytes, self.stream.cu_stream()) }
                 .unwrap_or_else(|e| panic!("cuda:{}: zeroing {bytes} bytes failed: {e:?}", self.ordinal));
@@ -257,11 +303,11 @@ impl Gpu {
         if let Some(f) = cache.get(&kernel.name) {
             return f.clone();
         }
-        let ptx = compile(&kernel, self.arch).unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+        let cubin = compile(&kernel, self.arch).unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
         let module = self
             .stream
             .context()
-            .load_module(ptx)
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
             .unwrap_or_else(|e| panic!("cuda:{}: loading kernel {}: {e:?}", self.ordinal, kernel.name));
         let f = module
             .load_function(&kernel.name)
@@ -352,8 +398,19 @@ fn bytes_of(buf: &Buffer) -> &[u8] {
 fn upload(gpu: &Arc<Gpu>, x: &Array) -> Array {
     let out = gpu.empty(x.dtype(), x.shape());
     let bytes = bytes_of(x.buffer());
+    if bytes.len() <= 8 && !bytes.is_empty() {
+        let mut v = [0u8; 8];
+        v[..bytes.len()].copy_from_slice(bytes);
+        let (v, n, p) = (u64::from_le_bytes(v), 1i64, device_buffer(&out).ptr());
+        let k = codegen::fill(bytes.len());
+        let name = k.name.clone();
+        let f = gpu.function(k);
+        Launch::new(gpu, &f, &name).arg(&p).arg(&v).arg(&n).run(grid(1));
+        return out;
+    }
     if !bytes.is_empty() {
         let d = device_buffer(&out);
+        gpu.bind("device_put");
         // SAFETY: the block holds at least `bytes.len()` bytes; the copy from
         // pageable memory is staged before the call returns.
         unsafe { cudarc::driver::result::memcpy_htod_async(d.ptr(), bytes, gpu.stream.cu_stream()) }.unwrap_or_else(
@@ -376,6 +433,7 @@ fn download(d: &DeviceBuffer) -> Buffer {
         // SAFETY: `dst` addresses `len` writable bytes of `buf`, which lives to the end of this function.
         let dst = unsafe { std::slice::from_raw_parts_mut(dst, len) };
         let stream = d.gpu.stream.cu_stream();
+        d.gpu.bind("reading an array on the host");
         // SAFETY: the device block holds `len` bytes; the stream is synchronised before `dst` is read.
         unsafe { cudarc::driver::result::memcpy_dtoh_async(dst, d.ptr(), stream) }
             .and_then(|()| d.gpu.stream.synchronize())
@@ -389,6 +447,7 @@ pub(crate) fn to_device(x: &Array, device: Device) -> Result<Array, CudaError> {
     match (x.device(), device) {
         (a, b) if a == b => Ok(x.clone()),
         (_, Device::Cpu) => Ok(Array::new(x.shape(), x.buffer().clone())),
+        (Device::Cpu, Device::Cuda(n)) => Ok(upload(&gpu(n)?, x)),
         (_, Device::Cuda(n)) => {
             let g = gpu(n)?;
             // Between GPUs through the host: simple, and rare.
@@ -998,6 +1057,7 @@ impl Backend for Cuda {
             ((&one32 as *const f32).cast(), (&zero32 as *const f32).cast())
         };
         let (ap, bp, cp) = (device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr());
+        g.bind("matmul");
         // SAFETY: the pointers address arrays of the extents passed; alpha and
         // beta outlive the call, which only queues the product on the stream.
         unsafe {
