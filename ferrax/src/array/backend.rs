@@ -24,6 +24,23 @@ pub enum Device {
     Cuda(usize),
 }
 
+impl Device {
+    /// The first GPU, `cuda:0`, when ferrax was built with the `cuda`
+    /// feature and a GPU can be used here; else `None`.
+    ///
+    /// ```
+    /// # use ferrax::Device;
+    /// let device = Device::first_gpu().unwrap_or(Device::Cpu);
+    /// ```
+    pub fn first_gpu() -> Option<Device> {
+        #[cfg(feature = "cuda")]
+        if super::cuda::available() {
+            return Some(Device::Cuda(0));
+        }
+        None
+    }
+}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -232,8 +232,11 @@ pub enum Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if let Storage::Cpu(buf) = self {
-            pool::recycle(std::mem::replace(buf, Buffer::Bool(Vec::new())));
+        match self {
+            Storage::Cpu(buf) => pool::recycle(std::mem::replace(buf, Buffer::Bool(Vec::new()))),
+            // The device buffer gives its block to its GPU's cache when it drops.
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => {}
         }
     }
 }
