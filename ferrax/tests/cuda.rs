@@ -103,7 +103,7 @@ fn transfers_round_trip_bit_exactly() {
     let specials = [0.0, -0.0, 1.5, f64::NAN, f64::INFINITY, -f64::INFINITY, 1e-310, 5e-324, -3.25e300];
     for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64, DType::I64, DType::Bool] {
         let base = Tensor::from_vec(specials.to_vec(), &[specials.len()]).to_dtype(dtype);
-        for n in [0usize, 1, 9, 1000, 100_003] {
+        for n in [0usize, 1, 3, 7, 9, 1000, 100_003] {
             let x = Tensor::randn(&[n], DType::F64, n as u64).to_dtype(dtype);
             let x = if n == 9 { base.clone() } else { x };
             let y = x.to_device(gpu);

@@ -50,8 +50,31 @@ __device__ __forceinline__ i64 off(const Dims& d, int k, i64 i) {
     return o;
 }
 #define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
-__device__ __forceinline__ float h2f(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
-__device__ __forceinline__ unsigned short f2h(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+// Conversions between floats keep a NaN's sign and payload as x86 does (the
+// GPU's own instructions give one canonical NaN), so they match the CPU's bits.
+__device__ __forceinline__ float h2f(unsigned short h) {
+    if ((h & 0x7fffu) > 0x7c00u) return __uint_as_float(((unsigned)(h & 0x8000u) << 16) | 0x7fc00000u | ((unsigned)(h & 0x3ffu) << 13));
+    float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f;
+}
+__device__ __forceinline__ unsigned short f2h(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7e00u | ((u >> 13) & 0x3ffu));
+    unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h;
+}
+__device__ __forceinline__ float d2f(double x) {
+    if (x != x) {
+        u64 b = (u64)__double_as_longlong(x);
+        return __uint_as_float((unsigned)((b >> 32) & 0x80000000u) | 0x7fc00000u | (unsigned)((b >> 29) & 0x7fffffu));
+    }
+    return (float)x;
+}
+__device__ __forceinline__ double f2d(float x) {
+    if (x != x) {
+        unsigned b = __float_as_uint(x);
+        return __longlong_as_double((i64)(((u64)(b & 0x80000000u) << 32) | 0x7ff8000000000000ULL | ((u64)(b & 0x7fffffu) << 29)));
+    }
+    return (double)x;
+}
 __device__ __forceinline__ float b2f(unsigned short b) { return __uint_as_float(((unsigned)b) << 16); }
 __device__ __forceinline__ unsigned short f2b(float f) {
     unsigned u = __float_as_uint(f);
@@ -61,6 +84,7 @@ __device__ __forceinline__ unsigned short f2b(float f) {
 }
 // f64 to f32 rounded to odd, so that a second rounding to 16 bits rounds once.
 __device__ __forceinline__ float d2f_odd(double x) {
+    if (x != x) return d2f(x);
     float f = __double2float_rz(x);
     if (f == f && (double)f != x) f = __uint_as_float(__float_as_uint(f) | 1u);
     return f;
@@ -89,8 +113,8 @@ __device__ __forceinline__ i64 min_nan(i64 a, i64 b) { return a < b ? a : b; }
 template <typename T> __device__ __forceinline__ T sign_of(T x) { return x > 0 ? (T)1 : (x < 0 ? (T)-1 : x); }
 __device__ __forceinline__ i64 sign_of(i64 x) { return x > 0 ? 1 : (x < 0 ? -1 : 0); }
 template <typename T> __device__ __forceinline__ T relu(T x) { return (x != x || x > 0) ? x : (T)0; }
-// compiler-rt's __powidf2, which Rust's powi calls.
-template <typename T> __device__ __forceinline__ T powi(T a, int b) {
+// compiler-rt's __powidf2, which Rust's powi calls (not CUDA's powi).
+template <typename T> __device__ __forceinline__ T fx_powi(T a, int b) {
     bool recip = b < 0;
     T r = 1;
     for (;;) { if (b & 1) r *= a; b /= 2; if (b == 0) break; a *= a; }
@@ -162,7 +186,7 @@ fn unary_expr(op: UnaryOp, x: &str) -> String {
         Abs => "fabs",
         Sign => "sign_of",
         Relu => "relu",
-        PowI(n) => return format!("powi({x}, {n})"),
+        PowI(n) => return format!("fx_powi({x}, {n})"),
         Sin => "sin",
         Cos => "cos",
         Tan => "tan",
@@ -319,9 +343,9 @@ fn convert_expr(from: DType, to: DType, x: &str) -> String {
     use DType::*;
     // Every value as f64 (exact for every dtype but i64, which rounds once, as on the CPU).
     let as_f64 = match from {
-        F16 => format!("(double)h2f({x})"),
-        BF16 => format!("(double)b2f({x})"),
-        F32 => format!("(double){x}"),
+        F16 => format!("f2d(h2f({x}))"),
+        BF16 => format!("f2d(b2f({x}))"),
+        F32 => format!("f2d({x})"),
         F64 => x.to_string(),
         I64 => format!("(double){x}"),
         Bool => format!("({x} ? 1.0 : 0.0)"),
@@ -334,7 +358,7 @@ fn convert_expr(from: DType, to: DType, x: &str) -> String {
         (I64, I64) | (Bool, Bool) => x.to_string(),
         (_, F16) => format!("f2h(d2f_odd({as_f64}))"),
         (_, BF16) => format!("f2b(d2f_odd({as_f64}))"),
-        (_, F32) => format!("(float)({as_f64})"),
+        (_, F32) => format!("d2f({as_f64})"),
         (_, F64) => as_f64,
         (_, I64) => format!("d2i({as_f64})"),
         (_, Bool) => format!("({as_f64} != 0.0)"),
@@ -374,26 +398,31 @@ fn reduce_expr(op: ReduceOp, dtype: DType, a: &str, b: &str) -> String {
 /// Threads per block of [`reduce_rows`].
 pub const REDUCE_THREADS: u32 = 256;
 
-/// `out[r] = op(x[r, 0..len])` for each of `rows` contiguous rows: one block
-/// of [`REDUCE_THREADS`] threads per row, combined through shared memory.
+/// `out[r * parts + p] = op` of part `p` of row `r` of `x` (`[rows, len]`,
+/// contiguous; each row cut into `parts` runs of equal length but the
+/// last): one block of [`REDUCE_THREADS`] threads per part, combined
+/// through shared memory.
 pub fn reduce_rows(op: ReduceOp, dtype: DType) -> Kernel {
     let t = c_type(dtype);
     let id = reduce_identity(op, dtype);
     let acc = reduce_expr(op, dtype, "acc", "x[r * len + j]");
     let merge = reduce_expr(op, dtype, "s[threadIdx.x]", "s[threadIdx.x + w]");
     let body = format!(
-        r#"extern "C" __global__ void KNAME(const {t}* x, {t}* out, i64 rows, i64 len) {{
+        r#"extern "C" __global__ void KNAME(const {t}* x, {t}* out, i64 rows, i64 len, i64 parts) {{
     __shared__ {t} s[{REDUCE_THREADS}];
-    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {{
+    i64 chunk = (len + parts - 1) / parts;
+    for (i64 b = blockIdx.x; b < rows * parts; b += gridDim.x) {{
+        i64 r = b / parts, lo = (b % parts) * chunk;
+        i64 hi = lo + chunk < len ? lo + chunk : len;
         {t} acc = {id};
-        for (i64 j = threadIdx.x; j < len; j += blockDim.x) acc = {acc};
+        for (i64 j = lo + threadIdx.x; j < hi; j += blockDim.x) acc = {acc};
         s[threadIdx.x] = acc;
         __syncthreads();
         for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {{
             if (threadIdx.x < w) s[threadIdx.x] = {merge};
             __syncthreads();
         }}
-        if (threadIdx.x == 0) out[r] = s[0];
+        if (threadIdx.x == 0) out[b] = s[0];
         __syncthreads();
     }}
 }}"#
@@ -577,6 +606,61 @@ pub fn fused(program: &FusedProgram, dtype: DType, n_inputs: usize, input_dtypes
         h.finish()
     };
     Kernel::new(format!("fused_{}_{digest:016x}", suffix(dtype)), &body)
+}
+
+/// A kernel the backend launches, named by what it computes: the key of
+/// each GPU's cache of compiled kernels, so a launch looks its kernel up
+/// without generating the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKey {
+    /// [`unary`].
+    Unary(UnaryOp, DType),
+    /// [`binary`].
+    Binary(BinaryOp, DType),
+    /// [`compare`].
+    Compare(CompareOp, DType),
+    /// [`select`] over elements of this many bytes.
+    Select(usize),
+    /// [`copy`] of elements of this many bytes.
+    Copy(usize),
+    /// [`fill`] with elements of this many bytes.
+    Fill(usize),
+    /// [`convert`] from the first dtype to the second.
+    Convert(DType, DType),
+    /// [`reduce_rows`].
+    ReduceRows(ReduceOp, DType),
+    /// [`reduce_strided`].
+    ReduceStrided(ReduceOp, DType),
+    /// [`arg_reduce`].
+    ArgReduce(ReduceOp, DType),
+    /// [`scan`], reversed when the flag is set.
+    Scan(ReduceOp, DType, bool),
+    /// [`gather`].
+    Gather(DType),
+    /// [`scatter_add`].
+    ScatterAdd(DType),
+}
+
+impl KernelKey {
+    /// The kernel's source.
+    pub fn kernel(self) -> Kernel {
+        use KernelKey::*;
+        match self {
+            Unary(op, d) => unary(op, d),
+            Binary(op, d) => binary(op, d),
+            Compare(op, d) => compare(op, d),
+            Select(b) => select(b),
+            Copy(b) => copy(b),
+            Fill(b) => fill(b),
+            Convert(a, b) => convert(a, b),
+            ReduceRows(op, d) => reduce_rows(op, d),
+            ReduceStrided(op, d) => reduce_strided(op, d),
+            ArgReduce(op, d) => arg_reduce(op, d),
+            Scan(op, d, rev) => scan(op, d, rev),
+            Gather(d) => gather(d),
+            ScatterAdd(d) => scatter_add(d),
+        }
+    }
 }
 
 /// Every kernel the backend can launch outside fused programs (which are

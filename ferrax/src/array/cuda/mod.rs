@@ -29,9 +29,9 @@ use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 
-use self::codegen::{Kernel, MAX_RANK};
+use self::codegen::{Kernel, KernelKey, MAX_RANK};
 use super::backend::{Backend, Cpu, Device};
-use super::fused::FusedProgram;
+use super::fused::{FusedOp, FusedProgram};
 use super::ops::{BinaryOp, CompareOp, LayoutOp, ReduceOp, UnaryOp};
 use super::{broadcast_shapes, strides, Array, Buffer, ConvGeometry, DType, IndexMode, Storage};
 
@@ -139,17 +139,22 @@ pub struct Gpu {
     blas: CudaBlas,
     /// The NVRTC target, `sm_XY` from the device's compute capability.
     arch: &'static str,
-    kernels: Mutex<HashMap<String, CudaFunction>>,
+    kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
+    fused: Mutex<HashMap<String, CudaFunction>>,
     free: Mutex<HashMap<usize, Vec<CudaSlice<u8>>>>,
 }
 
-/// The GPU `ordinal`, opened at its first use.
+/// The GPU `ordinal`, opened at its first use (a failure to open it is kept too).
 pub fn gpu(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
-    static GPUS: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
-    let mut gpus = GPUS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(g) = gpus.get(&ordinal) {
-        return Ok(g.clone());
-    }
+    const SLOTS: usize = 64;
+    static GPUS: [OnceLock<Result<Arc<Gpu>, CudaError>>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+    let Some(slot) = GPUS.get(ordinal) else {
+        return Err(CudaError::NoDevice { ordinal, count: device_count()? });
+    };
+    slot.get_or_init(|| open(ordinal)).clone()
+}
+
+fn open(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
     let count = device_count()?;
     if ordinal >= count {
         return Err(CudaError::NoDevice { ordinal, count });
@@ -163,16 +168,15 @@ pub fn gpu(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
     let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
     let stream = ctx.default_stream();
     let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Blas(format!("{e:?}")))?;
-    let g = Arc::new(Gpu {
+    Ok(Arc::new(Gpu {
         ordinal,
         stream,
         blas,
         arch,
         kernels: Mutex::new(HashMap::new()),
+        fused: Mutex::new(HashMap::new()),
         free: Mutex::new(HashMap::new()),
-    });
-    gpus.insert(ordinal, g.clone());
-    Ok(g)
+    }))
 }
 
 /// The GPU `ordinal`, or a panic naming the operation and the reason.
@@ -200,7 +204,9 @@ pub fn compile(kernel: &Kernel, arch: &str) -> Result<Vec<u8>, CudaError> {
     let src = std::ffi::CString::new(kernel.source.as_str()).expect("generated sources hold no NUL");
     let name = std::ffi::CString::new(format!("{}.cu", kernel.name)).expect("kernel names hold no NUL");
     let prog = result::create_program(&src, Some(&name)).map_err(|e| fail("creating the program", e))?;
-    let options = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string()];
+    // No contraction of a product and a sum into one fused multiply-add:
+    // the CPU rounds both, and a fused group must give eager's bits.
+    let options = [format!("--gpu-architecture={arch}"), "--std=c++17".to_string(), "--fmad=false".to_string()];
     // SAFETY: `prog` is live until the destroy below, `src` and `name` outlive it,
     // and every buffer passed to NVRTC has the size NVRTC reported.
     let out = unsafe {
@@ -297,23 +303,37 @@ impl Gpu {
         a
     }
 
-    /// The compiled entry point of `kernel`, compiled at its first use.
-    fn function(&self, kernel: Kernel) -> CudaFunction {
-        let mut cache = self.kernels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = cache.get(&kernel.name) {
+    /// The compiled kernel of `key`, generated and compiled at its first use.
+    fn function(&self, key: KernelKey) -> CudaFunction {
+        if let Some(f) = self.kernels.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return f.clone();
         }
-        let cubin = compile(&kernel, self.arch).unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
+        // Compiled outside the lock: another thread may compile it too, harmlessly.
+        let f = self.load(&key.kernel());
+        self.kernels.lock().unwrap_or_else(|e| e.into_inner()).insert(key, f.clone());
+        f
+    }
+
+    /// The compiled kernel of a fused program, cached by its name (a hash of its source).
+    fn fused_function(&self, kernel: &Kernel) -> CudaFunction {
+        if let Some(f) = self.fused.lock().unwrap_or_else(|e| e.into_inner()).get(&kernel.name) {
+            return f.clone();
+        }
+        let f = self.load(kernel);
+        self.fused.lock().unwrap_or_else(|e| e.into_inner()).insert(kernel.name.clone(), f.clone());
+        f
+    }
+
+    fn load(&self, kernel: &Kernel) -> CudaFunction {
+        let cubin = compile(kernel, self.arch).unwrap_or_else(|e| panic!("cuda:{}: {e}", self.ordinal));
         let module = self
             .stream
             .context()
             .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
             .unwrap_or_else(|e| panic!("cuda:{}: loading kernel {}: {e:?}", self.ordinal, kernel.name));
-        let f = module
+        module
             .load_function(&kernel.name)
-            .unwrap_or_else(|e| panic!("cuda:{}: finding kernel {}: {e:?}", self.ordinal, kernel.name));
-        cache.insert(kernel.name, f.clone());
-        f
+            .unwrap_or_else(|e| panic!("cuda:{}: finding kernel {}: {e:?}", self.ordinal, kernel.name))
     }
 
     /// The array on this GPU: itself when it is here, a copy when it is on
@@ -398,14 +418,13 @@ fn bytes_of(buf: &Buffer) -> &[u8] {
 fn upload(gpu: &Arc<Gpu>, x: &Array) -> Array {
     let out = gpu.empty(x.dtype(), x.shape());
     let bytes = bytes_of(x.buffer());
-    if bytes.len() <= 8 && !bytes.is_empty() {
+    if x.size() == 1 {
         let mut v = [0u8; 8];
         v[..bytes.len()].copy_from_slice(bytes);
         let (v, n, p) = (u64::from_le_bytes(v), 1i64, device_buffer(&out).ptr());
-        let k = codegen::fill(bytes.len());
-        let name = k.name.clone();
-        let f = gpu.function(k);
-        Launch::new(gpu, &f, &name).arg(&p).arg(&v).arg(&n).run(grid(1));
+        let key = KernelKey::Fill(bytes.len());
+        let f = gpu.function(key);
+        Launch::new(gpu, &f, &key).arg(&p).arg(&v).arg(&n).run(grid(1));
         return out;
     }
     if !bytes.is_empty() {
@@ -538,13 +557,13 @@ fn grid(n: usize) -> LaunchConfig {
 /// One kernel launch: its arguments as device addresses and values.
 struct Launch<'a> {
     gpu: &'a Gpu,
-    name: &'a str,
+    what: &'a dyn fmt::Debug,
     args: cudarc::driver::LaunchArgs<'a>,
 }
 
 impl<'a> Launch<'a> {
-    fn new(gpu: &'a Gpu, f: &'a CudaFunction, name: &'a str) -> Launch<'a> {
-        Launch { gpu, name, args: gpu.stream.launch_builder(f) }
+    fn new(gpu: &'a Gpu, f: &'a CudaFunction, what: &'a dyn fmt::Debug) -> Launch<'a> {
+        Launch { gpu, what, args: gpu.stream.launch_builder(f) }
     }
     fn arg<T: DeviceRepr>(mut self, v: &'a T) -> Self {
         self.args.arg(v);
@@ -555,7 +574,7 @@ impl<'a> Launch<'a> {
         // signature's order and types; pointers address blocks sized for
         // the index space the kernel walks.
         unsafe { self.args.launch(cfg) }
-            .unwrap_or_else(|e| panic!("cuda:{}: launching kernel {} failed: {e:?}", self.gpu.ordinal, self.name));
+            .unwrap_or_else(|e| panic!("cuda:{}: launching kernel {:?} failed: {e:?}", self.gpu.ordinal, self.what));
     }
 }
 
@@ -593,7 +612,7 @@ impl Cuda {
     }
 
     /// `[outer, len, inner]` kernels (strided reductions, arg reductions, scans).
-    fn run_3d(&self, g: &Arc<Gpu>, k: Kernel, x: &Array, out: &Array, axis: usize) {
+    fn run_3d(&self, g: &Arc<Gpu>, key: KernelKey, x: &Array, out: &Array, axis: usize) {
         let s = x.shape();
         let (outer, len, inner) = (
             s[..axis].iter().product::<usize>() as i64,
@@ -601,9 +620,8 @@ impl Cuda {
             s[axis + 1..].iter().product::<usize>() as i64,
         );
         let (xp, op) = (device_buffer(x).ptr(), device_buffer(out).ptr());
-        let name = k.name.clone();
-        let f = g.function(k);
-        Launch::new(g, &f, &name)
+        let f = g.function(key);
+        Launch::new(g, &f, &key)
             .arg(&xp)
             .arg(&op)
             .arg(&outer)
@@ -617,11 +635,10 @@ impl Cuda {
         if n == 0 {
             return;
         }
-        let k = codegen::copy(src.dtype().size_of());
+        let key = KernelKey::Copy(src.dtype().size_of());
         let (sp, dp, n64) = (device_buffer(src).ptr(), device_buffer(dst).ptr(), n as i64);
-        let name = k.name.clone();
-        let f = g.function(k);
-        Launch::new(g, &f, &name).arg(&sp).arg(&dp).arg(&n64).arg(&dims).run(grid(n));
+        let f = g.function(key);
+        Launch::new(g, &f, &key).arg(&sp).arg(&dp).arg(&n64).arg(&dims).run(grid(n));
     }
 
     /// Moves `x`'s axes so that `axes` come last, in order.
@@ -646,10 +663,13 @@ impl Cuda {
                 }
             })
             .collect();
+        // A reduction of a comparison's mask is not one the jit forms; the CPU runs it if it comes.
+        let reduces_mask =
+            program.reduction().is_some_and(|r| matches!(program.steps()[r.step].op, FusedOp::Compare(_)));
         let strided: Vec<&[usize]> = ins.iter().take(4).map(|x| x.shape()).collect();
         let dims = Dims::broadcast(shape, &strided);
         let wide_shapes = ins.iter().skip(4).all(|x| super::same_shape(x.shape(), shape));
-        let Some(dims) = dims.filter(|_| wide_shapes) else {
+        let Some(dims) = dims.filter(|_| wide_shapes && !reduces_mask) else {
             return Cpu
                 .fused(program, &ins.iter().collect::<Vec<_>>(), compute, shape)
                 .into_iter()
@@ -669,9 +689,8 @@ impl Cuda {
         let ptrs: Vec<u64> = ins.iter().chain(&outs).map(|a| device_buffer(a).ptr()).collect();
         let n64 = n as i64;
         if n > 0 {
-            let name = k.name.clone();
-            let f = g.function(k);
-            let mut l = Launch::new(&g, &f, &name);
+            let f = g.fused_function(&k);
+            let mut l = Launch::new(&g, &f, &k.name);
             for p in &ptrs {
                 l = l.arg(p);
             }
@@ -704,11 +723,10 @@ impl Backend for Cuda {
         let out = g.empty(x.dtype(), x.shape());
         let n = x.size();
         if n > 0 {
-            let k = codegen::unary(op, x.dtype());
+            let key = KernelKey::Unary(op, x.dtype());
             let (xp, yp, n64) = (device_buffer(&x).ptr(), device_buffer(&out).ptr(), n as i64);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name).arg(&xp).arg(&yp).arg(&n64).run(grid(n));
+            let f = g.function(key);
+            Launch::new(&g, &f, &key).arg(&xp).arg(&yp).arg(&n64).run(grid(n));
         }
         self.narrow(out, dtype)
     }
@@ -727,12 +745,11 @@ impl Backend for Cuda {
         let out = g.empty(a.dtype(), &out_shape);
         let n = out.size();
         if n > 0 {
-            let k = codegen::binary(op, a.dtype());
+            let key = KernelKey::Binary(op, a.dtype());
             let (ap, bp, yp, n64) =
                 (device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr(), n as i64);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
+            let f = g.function(key);
+            Launch::new(&g, &f, &key).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
         }
         self.narrow(out, dtype)
     }
@@ -747,12 +764,11 @@ impl Backend for Cuda {
         let out = g.empty(DType::Bool, &out_shape);
         let n = out.size();
         if n > 0 {
-            let k = codegen::compare(op, a.dtype());
+            let key = KernelKey::Compare(op, a.dtype());
             let (ap, bp, yp, n64) =
                 (device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr(), n as i64);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
+            let f = g.function(key);
+            Launch::new(&g, &f, &key).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
         }
         out
     }
@@ -768,13 +784,12 @@ impl Backend for Cuda {
         let out = g.empty(a.dtype(), &out_shape);
         let n = out.size();
         if n > 0 {
-            let k = codegen::select(a.dtype().size_of());
+            let key = KernelKey::Select(a.dtype().size_of());
             let ptrs =
                 [device_buffer(&c).ptr(), device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr()];
             let n64 = n as i64;
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name)
+            let f = g.function(key);
+            Launch::new(&g, &f, &key)
                 .arg(&ptrs[0])
                 .arg(&ptrs[1])
                 .arg(&ptrs[2])
@@ -795,11 +810,10 @@ impl Backend for Cuda {
         let out = g.empty(dtype, x.shape());
         let n = x.size();
         if n > 0 {
-            let k = codegen::convert(x.dtype(), dtype);
+            let key = KernelKey::Convert(x.dtype(), dtype);
             let (xp, yp, n64) = (device_buffer(&x).ptr(), device_buffer(&out).ptr(), n as i64);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name).arg(&xp).arg(&yp).arg(&n64).run(grid(n));
+            let f = g.function(key);
+            Launch::new(&g, &f, &key).arg(&xp).arg(&yp).arg(&n64).run(grid(n));
         }
         out
     }
@@ -813,40 +827,41 @@ impl Backend for Cuda {
         if !codegen::NUMERIC.contains(&x.dtype()) {
             return self.on_host(op.name(), |c| c.reduce(op, &x, axes));
         }
-        let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
-        let trailing = axes.last().is_none_or(|&l| l + 1 == x.rank());
         let out = g.empty(x.dtype(), &out_shape);
         if out.size() == 0 {
             return self.narrow(out, dtype);
         }
+        // Axes of extent 1 change nothing: without them the reduced axes are
+        // as contiguous as they can be (as the CPU's runs are).
+        let keep: Vec<usize> = (0..x.rank()).filter(|&a| x.shape()[a] != 1).collect();
+        let shape: Vec<usize> = keep.iter().map(|&a| x.shape()[a]).collect();
+        let axes: Vec<usize> = keep.iter().enumerate().filter(|(_, a)| axes.contains(a)).map(|(i, _)| i).collect();
+        let x = x.reshape(&shape);
         if axes.is_empty() {
-            return self.narrow(x, dtype);
+            return self.narrow(x.reshape(&out_shape), dtype);
         }
+        let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
+        let trailing = axes[axes.len() - 1] + 1 == x.rank();
+        let len: usize = axes.iter().map(|&a| shape[a]).product();
         if contiguous && !trailing {
             // [outer, len, inner] with the reduced block in the middle: a thread per output.
-            let merged = x.reshape(
-                &[
-                    x.shape()[..axes[0]].iter().product::<usize>(),
-                    axes.iter().map(|&a| x.shape()[a]).product(),
-                    x.shape()[axes[axes.len() - 1] + 1..].iter().product(),
-                ][..],
-            );
-            self.run_3d(&g, codegen::reduce_strided(op, x.dtype()), &merged, &out, 1);
+            let outer: usize = shape[..axes[0]].iter().product();
+            let merged = x.reshape(&[outer, len, out.size() / outer.max(1)]);
+            self.run_3d(&g, KernelKey::ReduceStrided(op, x.dtype()), &merged, &out, 1);
             return self.narrow(out, dtype);
         }
-        let len: usize = axes.iter().map(|&a| x.shape()[a]).product();
-        let rows_last = if contiguous { x } else { self.axes_last(&x, axes) };
-        let rows = out.size() as i64;
-        let k = codegen::reduce_rows(op, rows_last.dtype());
-        let (xp, yp, len64) = (device_buffer(&rows_last).ptr(), device_buffer(&out).ptr(), len as i64);
-        let name = k.name.clone();
-        let f = g.function(k);
-        let cfg = LaunchConfig {
-            grid_dim: ((rows as usize).clamp(1, 65535) as u32, 1, 1),
-            block_dim: (codegen::REDUCE_THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        Launch::new(&g, &f, &name).arg(&xp).arg(&yp).arg(&rows).arg(&len64).run(cfg);
+        let rows_last = if contiguous { x } else { self.axes_last(&x, &axes) };
+        let rows = out.size();
+        // Few long rows: each split over many blocks, the partial results
+        // reduced by a second pass, so a full reduction uses the whole GPU.
+        let parts = if rows >= 256 { 1 } else { (len / 8192).clamp(1, 1024) };
+        if parts > 1 {
+            let partial = g.empty(rows_last.dtype(), &[rows, parts]);
+            reduce_rows(&g, op, &rows_last, &partial, rows, len, parts);
+            reduce_rows(&g, op, &partial, &out, rows, parts, 1);
+        } else {
+            reduce_rows(&g, op, &rows_last, &out, rows, len, 1);
+        }
         self.narrow(out, dtype)
     }
 
@@ -859,7 +874,7 @@ impl Backend for Cuda {
         let out_shape: Vec<usize> = x.shape().iter().enumerate().filter(|&(a, _)| a != axis).map(|(_, &n)| n).collect();
         let out = g.empty(DType::I64, &out_shape);
         if out.size() > 0 {
-            self.run_3d(&g, codegen::arg_reduce(op, x.dtype()), &x, &out, axis);
+            self.run_3d(&g, KernelKey::ArgReduce(op, x.dtype()), &x, &out, axis);
         }
         out
     }
@@ -873,7 +888,7 @@ impl Backend for Cuda {
         }
         let out = g.empty(x.dtype(), x.shape());
         if out.size() > 0 {
-            self.run_3d(&g, codegen::scan(op, x.dtype(), reverse), &x, &out, axis);
+            self.run_3d(&g, KernelKey::Scan(op, x.dtype(), reverse), &x, &out, axis);
         }
         self.narrow(out, dtype)
     }
@@ -947,7 +962,7 @@ impl Backend for Cuda {
         let shape: Vec<usize> = s[..axis].iter().chain(idx.shape()).chain(&s[axis + 1..]).copied().collect();
         let out = g.empty(x.dtype(), &shape);
         if out.size() > 0 {
-            let k = codegen::gather(x.dtype());
+            let key = KernelKey::Gather(x.dtype());
             let p = [device_buffer(&x).ptr(), device_buffer(&idx).ptr(), device_buffer(&out).ptr()];
             let dims = [
                 s[..axis].iter().product::<usize>() as i64,
@@ -956,9 +971,8 @@ impl Backend for Cuda {
                 idx.size() as i64,
             ];
             let m = mode_code(mode);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name)
+            let f = g.function(key);
+            Launch::new(&g, &f, &key)
                 .arg(&p[0])
                 .arg(&p[1])
                 .arg(&p[2])
@@ -989,7 +1003,7 @@ impl Backend for Cuda {
         self.copy(&g, &x, &out, x.size(), Dims::new(x.shape(), &[own.clone(), own], &[0, 0]).unwrap_or(Dims::flat()));
         if updates.size() > 0 {
             let s = x.shape();
-            let k = codegen::scatter_add(x.dtype());
+            let key = KernelKey::ScatterAdd(x.dtype());
             let p = [device_buffer(&out).ptr(), device_buffer(&idx).ptr(), device_buffer(&updates).ptr()];
             let dims = [
                 s[..axis].iter().product::<usize>() as i64,
@@ -998,9 +1012,8 @@ impl Backend for Cuda {
                 idx.size() as i64,
             ];
             let m = mode_code(mode);
-            let name = k.name.clone();
-            let f = g.function(k);
-            Launch::new(&g, &f, &name)
+            let f = g.function(key);
+            Launch::new(&g, &f, &key)
                 .arg(&p[0])
                 .arg(&p[1])
                 .arg(&p[2])
@@ -1117,6 +1130,21 @@ impl Backend for Cuda {
     fn fused(&self, program: &FusedProgram, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {
         Cuda::fused(self, program, ins, dtype, shape)
     }
+}
+
+/// `out[r * parts + p]` = the reduction of part `p` of row `r` of `x`
+/// (`[rows, len]`, contiguous, each row cut into `parts` runs).
+fn reduce_rows(g: &Gpu, op: ReduceOp, x: &Array, out: &Array, rows: usize, len: usize, parts: usize) {
+    let key = KernelKey::ReduceRows(op, x.dtype());
+    let (xp, yp) = (device_buffer(x).ptr(), device_buffer(out).ptr());
+    let (rows64, len64, parts64) = (rows as i64, len as i64, parts as i64);
+    let f = g.function(key);
+    let cfg = LaunchConfig {
+        grid_dim: ((rows * parts).clamp(1, 65535) as u32, 1, 1),
+        block_dim: (codegen::REDUCE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    Launch::new(g, &f, &key).arg(&xp).arg(&yp).arg(&rows64).arg(&len64).arg(&parts64).run(cfg);
 }
 
 fn mode_code(mode: IndexMode) -> i32 {
