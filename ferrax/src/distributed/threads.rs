@@ -67,15 +67,17 @@ struct Shared {
 }
 
 /// One collective at a time: every rank puts its operand in its slot; the
-/// last to arrive makes them a snapshot that every rank reads, and the last
-/// to read clears the round for the next.
+/// last to arrive computes the collective's result from them (once, for
+/// every rank: an all-reduce's sum is taken by one rank over all cores,
+/// not by every rank over its share of them) as a snapshot that every rank
+/// reads, and the last to read clears the round for the next.
 #[derive(Default)]
 struct State {
     /// The collective of the round, named by the first rank to arrive.
     op: Option<String>,
     slots: Vec<Option<Array>>,
     arrived: usize,
-    snapshot: Option<Arc<Vec<Array>>>,
+    snapshot: Option<Arc<Result<Vec<Array>, CommError>>>,
     taken: usize,
     /// Why the group can no longer communicate.
     broken: Option<String>,
@@ -146,8 +148,14 @@ impl ThreadComm {
         }
     }
 
-    /// Every rank's operand, in rank order, once all have given theirs.
-    fn exchange(&self, op: &str, x: &Array) -> Result<Arc<Vec<Array>>, CommError> {
+    /// `finish` of every rank's operand (in rank order), computed by the
+    /// last rank to give its operand, once all have.
+    fn exchange(
+        &self,
+        op: &str,
+        x: &Array,
+        finish: impl FnOnce(Vec<Array>) -> Result<Vec<Array>, CommError>,
+    ) -> Result<Arc<Result<Vec<Array>, CommError>>, CommError> {
         let deadline = Instant::now() + self.shared.timeout;
         // The previous round must be read by everyone before this one starts.
         let mut st = self.wait(self.lock(), op, deadline, |st| st.snapshot.is_none())?;
@@ -170,7 +178,7 @@ impl ThreadComm {
         st.arrived += 1;
         if st.arrived == self.shared.size {
             let all = st.slots.iter_mut().map(|s| s.take().expect("every rank arrived")).collect();
-            st.snapshot = Some(Arc::new(all));
+            st.snapshot = Some(Arc::new(finish(all)));
             st.arrived = 0;
             self.shared.changed.notify_all();
         }
@@ -193,23 +201,23 @@ impl Communicator for ThreadComm {
         self.shared.size
     }
     fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError> {
-        let all = self.exchange("all_reduce", x)?;
-        combine::reduce(&all, op)
+        let out = self.exchange("all_reduce", x, |all| Ok(vec![combine::reduce(&all, op)?]))?;
+        Ok(out.as_ref().clone()?.swap_remove(0))
     }
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
         super::check_root("broadcast", root, self.size())?;
-        let all = self.exchange("broadcast", x)?;
-        Ok(all[root].clone())
+        let out = self.exchange("broadcast", x, |mut all| Ok(vec![all.swap_remove(root)]))?;
+        Ok(out.as_ref().clone()?.swap_remove(0))
     }
     fn all_gather(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
-        let all = self.exchange("all_gather", x)?;
-        combine::gather(&all, axis)
+        let out = self.exchange("all_gather", x, |all| Ok(vec![combine::gather(&all, axis)?]))?;
+        Ok(out.as_ref().clone()?.swap_remove(0))
     }
     fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
-        let all = self.exchange("reduce_scatter", x)?;
-        combine::scatter(&combine::reduce(&all, Reduction::Sum)?, axis, self.rank, self.size())
+        let out = self.exchange("reduce_scatter", x, |all| Ok(vec![combine::reduce(&all, Reduction::Sum)?]))?;
+        combine::scatter(&out.as_ref().clone()?[0], axis, self.rank, self.size())
     }
     fn barrier(&self) -> Result<(), CommError> {
-        self.exchange("barrier", &Array::scalar(true)).map(|_| ())
+        self.exchange("barrier", &Array::scalar(true), |_| Ok(Vec::new()))?.as_ref().clone().map(|_| ())
     }
 }
