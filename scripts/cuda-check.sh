@@ -25,5 +25,7 @@ fi
 
 cargo clippy -p ferrax --all-targets --features cuda -- -D warnings
 cargo build --release -p ferrax --features cuda --example gpu_bench
+# The index arithmetic of the kernels' launches, against the CPU's layout kernels.
+cargo test --release -p ferrax --features cuda --lib cuda::
 LD_LIBRARY_PATH="$PWD/$nvrtc/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" FERRAX_REQUIRE_NVRTC=1 \
     cargo test --release -p ferrax --features cuda --test cuda
