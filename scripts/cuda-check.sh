@@ -3,7 +3,8 @@
 # feature lints and builds (cudarc loads CUDA at run time, so nothing of
 # CUDA is needed to build), and every kernel the backend generates is
 # compiled to machine code by NVRTC, so a kernel that does not compile is
-# caught here rather than on a GPU. NVRTC comes from NVIDIA's
+# caught here rather than on a GPU; and the kernels' formulas and index
+# arithmetic run on the host against the CPU backend. NVRTC comes from NVIDIA's
 # `nvidia-cuda-nvrtc` wheel on the Python package registry, pinned to
 # 13.0.x (the CUDA of the GPU machines' driver), unpacked under target/.
 set -euo pipefail
@@ -25,7 +26,9 @@ fi
 
 cargo clippy -p ferrax --all-targets --features cuda -- -D warnings
 cargo build --release -p ferrax --features cuda --example gpu_bench
-# The index arithmetic of the kernels' launches, against the CPU's layout kernels.
+# The index arithmetic of the kernels' launches against the CPU's layout
+# kernels, and the kernels themselves built for the host by the C++
+# compiler and run against the CPU backend.
 cargo test --release -p ferrax --features cuda --lib cuda::
 LD_LIBRARY_PATH="$PWD/$nvrtc/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" FERRAX_REQUIRE_NVRTC=1 \
     cargo test --release -p ferrax --features cuda --test cuda

@@ -20,6 +20,8 @@
 mod backend;
 pub mod codegen;
 mod dims;
+#[cfg(test)]
+mod emulate;
 
 use std::collections::HashMap;
 use std::fmt;
