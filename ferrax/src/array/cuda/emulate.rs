@@ -60,15 +60,20 @@ template <typename T> static inline T erfinv(T y) {
 /// The host library of every kernel, or why there is none.
 fn library() -> Result<&'static libloading::Library, String> {
     static LIB: OnceLock<Result<libloading::Library, String>> = OnceLock::new();
-    LIB.get_or_init(|| {
+    LIB.get_or_init(|| build("kernels", &codegen::every_kernel())).as_ref().map_err(Clone::clone)
+}
+
+/// `kernels` built into one host library named `name`.
+fn build(name: &str, kernels: &[Kernel]) -> Result<libloading::Library, String> {
+    {
         let mut src = format!("{SHIM}\n{PRELUDE}\n");
-        for k in codegen::every_kernel() {
+        for k in kernels {
             src.push_str(&k.source[PRELUDE.len() + 1..]);
             src.push('\n');
         }
         let dir = std::env::temp_dir().join(format!("ferrax-emulate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let (cpp, so) = (dir.join("kernels.cpp"), dir.join("kernels.so"));
+        let (cpp, so) = (dir.join(format!("{name}.cpp")), dir.join(format!("{name}.so")));
         std::fs::write(&cpp, src).map_err(|e| e.to_string())?;
         let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
         let out = std::process::Command::new(&cxx)
@@ -82,9 +87,7 @@ fn library() -> Result<&'static libloading::Library, String> {
         }
         // SAFETY: the library is the kernels just built; its initialisers are the C++ runtime's.
         unsafe { libloading::Library::new(&so) }.map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+    }
 }
 
 macro_rules! kernel_fn {
@@ -421,5 +424,53 @@ fn selects_and_fills_move_elements_of_every_width() {
         // SAFETY: 5 elements out.
         unsafe { f(out, u64::from_le_bytes(bits), 5) };
         assert!(got.bit_eq(&cpu.layout(&crate::array::LayoutOp::Broadcast(vec![5]), &one)), "fill of {dtype}");
+    }
+}
+
+/// A fused program as its one generated kernel: a chain over broadcast
+/// inputs with a comparison, a select on a bool input, two outputs (one a
+/// mask) and the values a reduction takes, against the CPU's tiles.
+#[test]
+fn fused_programs_compute_what_the_cpu_does() {
+    use crate::array::fused::{FusedOp, FusedProgram, FusedStep, Operand};
+    use Operand::{Input, Step};
+    if lib_or_skip().is_none() {
+        return;
+    }
+    let step = |op, args: &[Operand]| FusedStep { op, args: args.to_vec() };
+    let steps = vec![
+        step(FusedOp::Binary(BinaryOp::Add), &[Input(0), Input(1)]),
+        step(FusedOp::Unary(UnaryOp::Tanh), &[Step(0)]),
+        step(FusedOp::Binary(BinaryOp::Mul), &[Step(1), Input(2)]),
+        step(FusedOp::Unary(UnaryOp::Neg), &[Step(2)]),
+        step(FusedOp::Compare(CompareOp::Gt), &[Step(3), Input(1)]),
+        step(FusedOp::Select, &[Step(4), Step(3), Input(0)]),
+        step(FusedOp::Select, &[Input(3), Step(5), Step(2)]),
+        step(FusedOp::Binary(BinaryOp::Max), &[Step(6), Input(2)]),
+    ];
+    let program = FusedProgram::new(steps, vec![7, 4]);
+    for dtype in [DType::F32, DType::F64] {
+        let shape = [6, 7];
+        let ins = [
+            Array::from_vec(samples(42, 11), &shape).to_dtype(dtype),
+            Array::from_vec(samples(7, 12), &[7]).to_dtype(dtype),
+            Array::from_vec(samples(6, 13), &[6, 1]).to_dtype(dtype),
+            Array::from_vec((0..42).map(|i| i % 3 == 0).collect(), &shape),
+        ];
+        let in_dtypes: Vec<DType> = ins.iter().map(Array::dtype).collect();
+        let kernel = codegen::fused(&program, dtype, ins.len(), &in_dtypes);
+        let lib = build(&kernel.name, std::slice::from_ref(&kernel)).expect("the fused kernel builds for the host");
+        type F = unsafe extern "C" fn(Ptr, Ptr, Ptr, Ptr, Mut, Mut, i64, Dims);
+        // SAFETY: the kernel's signature is four inputs, two outputs, n and Dims.
+        let f = *unsafe { lib.get::<F>(kernel.name.as_bytes()) }.expect("the kernel's symbol");
+        let dims = Dims::broadcast(&shape, &ins.iter().map(Array::shape).collect::<Vec<_>>()).expect("two axes");
+        let (values, out0) = output(dtype, &shape);
+        let (mask, out1) = output(DType::Bool, &shape);
+        // SAFETY: inputs read through `dims`, 42 elements of each output.
+        unsafe { f(ptr(&ins[0]), ptr(&ins[1]), ptr(&ins[2]), ptr(&ins[3]), out0, out1, 42, dims) };
+        let want = program.run(&ins.iter().collect::<Vec<_>>(), dtype, &shape);
+        let rtol = if dtype == DType::F32 { 4e-6 } else { 1e-13 };
+        close(&format!("fused values in {dtype}"), &values, &want[0], rtol);
+        assert!(mask.bit_eq(&want[1]), "fused mask in {dtype}");
     }
 }
