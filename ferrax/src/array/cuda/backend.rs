@@ -8,6 +8,7 @@ use cudarc::cublas::sys as cublas_sys;
 use cudarc::driver::{CudaFunction, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::codegen::{self, KernelKey};
+use super::conv::{self, Columns, ConvDims};
 use super::dims::{concat_plan, layout_plan, row_major, Dims};
 use super::{device_buffer, gpu_or_panic, upload, Gpu};
 use crate::array::backend::{Backend, Cpu, Device};
@@ -536,15 +537,30 @@ impl Backend for Cuda {
     }
 
     fn conv(&self, x: &Array, w: &Array, geo: &ConvGeometry, groups: usize) -> Array {
-        self.on_host("conv", |c| c.conv(x, w, geo, groups))
+        let g = self.gpu("conv");
+        let (xw, ww) = (self.wide(g.here(x, "conv")), self.wide(g.here(w, "conv")));
+        match conv::conv(self, &GpuColumns(&g), &xw, &ww, geo, groups) {
+            Some(y) => self.narrow(y, x.dtype()),
+            None => self.on_host("conv", |c| c.conv(x, w, geo, groups)),
+        }
     }
 
     fn conv_kernel_grad(&self, x: &Array, ct: &Array, window: &[usize], geo: &ConvGeometry, groups: usize) -> Array {
-        self.on_host("conv", |c| c.conv_kernel_grad(x, ct, window, geo, groups))
+        let g = self.gpu("conv");
+        let (xw, cw) = (self.wide(g.here(x, "conv")), self.wide(g.here(ct, "conv")));
+        match conv::kernel_grad(self, &GpuColumns(&g), &xw, &cw, window, geo, groups) {
+            Some(y) => self.narrow(y, x.dtype()),
+            None => self.on_host("conv", |c| c.conv_kernel_grad(x, ct, window, geo, groups)),
+        }
     }
 
     fn conv_input_grad(&self, ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {
-        self.on_host("conv", |c| c.conv_input_grad(ct, w, geo, groups, input))
+        let g = self.gpu("conv");
+        let (cw, ww) = (self.wide(g.here(ct, "conv")), self.wide(g.here(w, "conv")));
+        match conv::input_grad(self, &GpuColumns(&g), &cw, &ww, geo, groups, input) {
+            Some(y) => self.narrow(y, ct.dtype()),
+            None => self.on_host("conv", |c| c.conv_input_grad(ct, w, geo, groups, input)),
+        }
     }
 
     fn window_arg_extreme(
@@ -598,4 +614,32 @@ fn gemm_types(dtype: DType) -> Option<(cublas_sys::cudaDataType, cublas_sys::cub
         DType::F64 => (CUDA_R_64F, CUBLAS_COMPUTE_64F),
         DType::I64 | DType::Bool => return None,
     })
+}
+
+/// The column kernels on a GPU (f32 and f64: half precision is widened first).
+struct GpuColumns<'a>(&'a Arc<Gpu>);
+
+impl GpuColumns<'_> {
+    fn launch(&self, key: KernelKey, from: &Array, to: &Array, g: &ConvDims) {
+        let total = g.col_shape().iter().product::<usize>();
+        if total == 0 {
+            return;
+        }
+        let (fp, tp, n) = (device_buffer(from).ptr(), device_buffer(to).ptr(), total as i64);
+        let f = self.0.function(key);
+        Launch::new(self.0, &f, &key).arg(&fp).arg(&tp).arg(&n).arg(g).run(grid(total));
+    }
+}
+
+impl Columns for GpuColumns<'_> {
+    fn im2col(&self, x: &Array, g: &ConvDims) -> Array {
+        let col = self.0.empty(x.dtype(), &g.col_shape());
+        self.launch(KernelKey::Im2col(x.dtype()), x, &col, g);
+        col
+    }
+    fn col2im(&self, col: &Array, g: &ConvDims, x_shape: &[usize]) -> Array {
+        let dx = self.0.zeros(col.dtype(), x_shape);
+        self.launch(KernelKey::Col2im(col.dtype()), col, &dx, g);
+        dx
+    }
 }

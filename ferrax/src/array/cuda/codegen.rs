@@ -42,6 +42,31 @@ typedef long long i64;
 typedef unsigned long long u64;
 #define MAXR 8
 struct Dims { int rank; int pad; i64 shape[MAXR]; i64 st[4][MAXR]; i64 base[4]; };
+// A convolution's sizes (mirrored by `cuda::conv::ConvDims`): up to 3 spatial axes.
+struct ConvDims {
+    int rank; int pad;
+    i64 n, c, groups, cg, p_total, k_total;
+    i64 in[3], out[3], win[3], stride[3], lo[3], ldil[3], rdil[3];
+};
+// The offset in x [N, C, S..] that column element i of [G, N, P, Cg, K] reads, or -1
+// for padding or a gap of the input's dilation.
+__device__ __forceinline__ i64 conv_source(const ConvDims& g, i64 i) {
+    i64 k = i % g.k_total; i /= g.k_total;
+    i64 cg = i % g.cg; i /= g.cg;
+    i64 p = i % g.p_total; i /= g.p_total;
+    i64 n = i % g.n; i64 grp = i / g.n;
+    i64 off = (n * g.c + grp * g.cg + cg);
+    for (int a = 0; a < g.rank; ++a) {
+        // Row-major unravelling: axis a's index is the quotient by the later axes' product.
+        i64 pl = 1, kl = 1;
+        for (int b = a + 1; b < g.rank; ++b) { pl *= g.out[b]; kl *= g.win[b]; }
+        i64 pa = (p / pl) % g.out[a], ka = (k / kl) % g.win[a];
+        i64 t = pa * g.stride[a] + ka * g.rdil[a] - g.lo[a];
+        if (t < 0 || t % g.ldil[a] != 0 || t / g.ldil[a] >= g.in[a]) return -1;
+        off = off * g.in[a] + t / g.ldil[a];
+    }
+    return off;
+}
 // The element offset of flat output index i in operand k (rank < 0: contiguous).
 __device__ __forceinline__ i64 off(const Dims& d, int k, i64 i) {
     if (d.rank < 0) return i;
@@ -555,6 +580,29 @@ pub fn scatter_add(dtype: DType) -> Kernel {
     Kernel::new(format!("scatter_add_{}", suffix(dtype)), &body)
 }
 
+/// `col [G, N, P, Cg, K]` from `x [N, C, S..]`: each output position's
+/// window of each group's channels, zero over padding and dilation gaps
+/// (the columns of a convolution as a matrix product).
+pub fn im2col(dtype: DType) -> Kernel {
+    let t = c_type(dtype);
+    let body = format!(
+        "extern \"C\" __global__ void KNAME(const {t}* x, {t}* col, i64 total, ConvDims g) {{ \
+         GRID_LOOP(i, total) {{ i64 s = conv_source(g, i); col[i] = s >= 0 ? x[s] : ({t})0; }} }}"
+    );
+    Kernel::new(format!("im2col_{}", suffix(dtype)), &body)
+}
+
+/// The transpose of [`im2col`]: each column element added into the input
+/// position it was read from (atomically: windows overlap).
+pub fn col2im(dtype: DType) -> Kernel {
+    let t = c_type(dtype);
+    let body = format!(
+        "extern \"C\" __global__ void KNAME(const {t}* col, {t}* dx, i64 total, ConvDims g) {{ \
+         GRID_LOOP(i, total) {{ i64 s = conv_source(g, i); if (s >= 0) atomicAdd(&dx[s], col[i]); }} }}"
+    );
+    Kernel::new(format!("col2im_{}", suffix(dtype)), &body)
+}
+
 /// The dtypes [`scatter_add`] is generated for (those with an atomic add).
 pub const SCATTER: [DType; 3] = [DType::F32, DType::F64, DType::I64];
 
@@ -647,6 +695,10 @@ pub enum KernelKey {
     Gather(DType),
     /// [`scatter_add`].
     ScatterAdd(DType),
+    /// [`im2col`].
+    Im2col(DType),
+    /// [`col2im`].
+    Col2im(DType),
 }
 
 impl KernelKey {
@@ -667,6 +719,8 @@ impl KernelKey {
             Scan(op, d, rev) => scan(op, d, rev),
             Gather(d) => gather(d),
             ScatterAdd(d) => scatter_add(d),
+            Im2col(d) => im2col(d),
+            Col2im(d) => col2im(d),
         }
     }
 }
@@ -712,5 +766,9 @@ pub fn every_kernel() -> Vec<Kernel> {
     }
     ks.extend(ALL_DTYPES.into_iter().map(gather));
     ks.extend(SCATTER.into_iter().map(scatter_add));
+    for dtype in [DType::F32, DType::F64] {
+        ks.push(im2col(dtype));
+        ks.push(col2im(dtype));
+    }
     ks
 }

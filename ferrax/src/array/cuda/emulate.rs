@@ -474,3 +474,78 @@ fn fused_programs_compute_what_the_cpu_does() {
         assert!(mask.bit_eq(&want[1]), "fused mask in {dtype}");
     }
 }
+
+/// The column kernels built for the host.
+struct HostColumns(&'static libloading::Library);
+
+impl super::conv::Columns for HostColumns {
+    fn im2col(&self, x: &Array, g: &super::conv::ConvDims) -> Array {
+        type F = unsafe extern "C" fn(Ptr, Mut, i64, super::conv::ConvDims);
+        let f = kernel_fn!(self.0, KernelKey::Im2col(x.dtype()), F);
+        let (col, out) = output(x.dtype(), &g.col_shape());
+        // SAFETY: the columns hold every element the kernel writes; it reads x inside its shape.
+        unsafe { f(ptr(x), out, col.size() as i64, *g) };
+        col
+    }
+    fn col2im(&self, col: &Array, g: &super::conv::ConvDims, x_shape: &[usize]) -> Array {
+        type F = unsafe extern "C" fn(Ptr, Mut, i64, super::conv::ConvDims);
+        let f = kernel_fn!(self.0, KernelKey::Col2im(col.dtype()), F);
+        let (dx, out) = output(col.dtype(), x_shape);
+        // SAFETY: as above, the other way.
+        unsafe { f(ptr(col), out, col.size() as i64, *g) };
+        dx
+    }
+}
+
+/// Convolutions as the GPU computes them (columns by the generated
+/// kernels, products and layout changes by a backend), with the CPU
+/// backend and the kernels built for the host, against the CPU's
+/// convolutions and their gradients: random geometries of 1 to 3 spatial
+/// axes, strides, padding that crops, both dilations and groups.
+#[test]
+fn convolutions_as_columns_and_products_match_the_cpu() {
+    use crate::array::ConvGeometry;
+    let Some(lib) = lib_or_skip() else { return };
+    let cpu = backend(Device::Cpu);
+    let cols = HostColumns(lib);
+    let mut rng = Rng::new(21);
+    let mut checked = 0;
+    for trial in 0..400 {
+        let rank = 1 + trial % 3;
+        let (groups, cg, og, n) = (1 + rng.below(2), 1 + rng.below(3), 1 + rng.below(3), 1 + rng.below(2));
+        let input: Vec<usize> = (0..rank).map(|_| 1 + rng.below(6)).collect();
+        let window: Vec<usize> = (0..rank).map(|_| 1 + rng.below(3)).collect();
+        let geo = ConvGeometry {
+            strides: (0..rank).map(|_| 1 + rng.below(3)).collect(),
+            padding: (0..rank).map(|_| (rng.below(4) as i64 - 1, rng.below(4) as i64 - 1)).collect(),
+            lhs_dilation: (0..rank).map(|_| 1 + rng.below(2)).collect(),
+            rhs_dilation: (0..rank).map(|_| 1 + rng.below(2)).collect(),
+        };
+        let out = geo.out_shape(&input, &window);
+        let mut xs = vec![n, groups * cg];
+        xs.extend(&input);
+        let mut ws = vec![groups * og, cg];
+        ws.extend(&window);
+        let mut cs = vec![n, groups * og];
+        cs.extend(&out);
+        let data = |shape: &[usize], seed| {
+            let len: usize = shape.iter().product();
+            Array::from_vec(samples(len + 20, seed)[20..].to_vec(), shape)
+        };
+        let (x, w, ct) = (data(&xs, 100 + trial as u64), data(&ws, 200 + trial as u64), data(&cs, 300 + trial as u64));
+        let what = format!("x {xs:?}, w {ws:?}, groups {groups}, {geo:?}");
+        let got = super::conv::conv(cpu, &cols, &x, &w, &geo, groups).expect("at most 3 axes");
+        close(&format!("conv of {what}"), &got, &cpu.conv(&x, &w, &geo, groups), 1e-12);
+        let got = super::conv::kernel_grad(cpu, &cols, &x, &ct, &window, &geo, groups).expect("at most 3 axes");
+        close(
+            &format!("kernel gradient of {what}"),
+            &got,
+            &cpu.conv_kernel_grad(&x, &ct, &window, &geo, groups),
+            1e-12,
+        );
+        let got = super::conv::input_grad(cpu, &cols, &ct, &w, &geo, groups, &input).expect("at most 3 axes");
+        close(&format!("input gradient of {what}"), &got, &cpu.conv_input_grad(&ct, &w, &geo, groups, &input), 1e-12);
+        checked += usize::from(out.iter().all(|&p| p > 0));
+    }
+    assert!(checked > 100, "only {checked} geometries had a non-empty output");
+}

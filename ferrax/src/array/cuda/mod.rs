@@ -13,12 +13,14 @@
 //! it. Reading an array's elements on the host ([`Array::buffer`]) copies
 //! them once and keeps the copy, as JAX's arrays do.
 //!
-//! What runs on the host: sorting, the convolutions and window extremes,
+//! Convolutions are matrix products of columns a generated kernel gathers
+//! ([`conv`]). What runs on the host: sorting, pooling's window extremes
 //! and integer matrix products are computed by the CPU kernels on host
 //! copies and the result put back on the device — correct, not fast.
 
 mod backend;
 pub mod codegen;
+mod conv;
 mod dims;
 #[cfg(test)]
 mod emulate;
