@@ -8,7 +8,7 @@ use cudarc::cublas::sys as cublas_sys;
 use cudarc::driver::{CudaFunction, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::codegen::{self, KernelKey};
-use super::conv::{self, Columns, ConvDims};
+use super::conv::{self, Columns, ConvDims, WindowDims};
 use super::dims::{concat_plan, layout_plan, row_major, Dims};
 use super::{device_buffer, gpu_or_panic, upload, Gpu};
 use crate::array::backend::{Backend, Cpu, Device};
@@ -571,7 +571,21 @@ impl Backend for Cuda {
         strides: &[usize],
         padding: &[(usize, usize)],
     ) -> Array {
-        self.on_host("reduce_window", |c| c.window_arg_extreme(x, op, window, strides, padding))
+        let g = self.gpu("reduce_window");
+        let xw = self.wide(g.here(x, "reduce_window"));
+        let planned = WindowDims::new(xw.shape(), window, strides, padding);
+        let Some((dims, out_shape)) = planned.filter(|_| matches!(xw.dtype(), DType::F32 | DType::F64)) else {
+            return self.on_host("reduce_window", |c| c.window_arg_extreme(x, op, window, strides, padding));
+        };
+        let out = g.empty(DType::I64, &out_shape);
+        let total = out.size();
+        if total > 0 {
+            let key = KernelKey::WindowArg(op, xw.dtype());
+            let (xp, yp, n) = (device_buffer(&xw).ptr(), device_buffer(&out).ptr(), total as i64);
+            let f = g.function(key);
+            Launch::new(&g, &f, &key).arg(&xp).arg(&yp).arg(&n).arg(&dims).run(grid(total));
+        }
+        out
     }
 
     fn fused(&self, program: &FusedProgram, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {

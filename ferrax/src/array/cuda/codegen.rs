@@ -48,6 +48,8 @@ struct ConvDims {
     i64 n, c, groups, cg, p_total, k_total;
     i64 in[3], out[3], win[3], stride[3], lo[3], ldil[3], rdil[3];
 };
+// A pooling window over every axis of x (mirrored by `cuda::conv::WindowDims`).
+struct WindowDims { int rank; int pad; i64 shape[MAXR]; i64 out[MAXR]; i64 win[MAXR]; i64 stride[MAXR]; i64 lo[MAXR]; i64 taps; };
 // The offset in x [N, C, S..] that column element i of [G, N, P, Cg, K] reads, or -1
 // for padding or a gap of the input's dilation.
 __device__ __forceinline__ i64 conv_source(const ConvDims& g, i64 i) {
@@ -603,6 +605,41 @@ pub fn col2im(dtype: DType) -> Kernel {
     Kernel::new(format!("col2im_{}", suffix(dtype)), &body)
 }
 
+/// The flat index into `x` of the first extreme of each pooling window
+/// (`op` is `Max` or `Min`; a NaN counts as the extreme), taps in
+/// row-major order and those over the padding skipped: the CPU's search.
+pub fn window_arg(op: ReduceOp, dtype: DType) -> Kernel {
+    let t = c_type(dtype);
+    let cmp = if op == ReduceOp::Max { ">" } else { "<" };
+    let body = format!(
+        r#"extern "C" __global__ void KNAME(const {t}* x, i64* out, i64 total, WindowDims w) {{
+    GRID_LOOP(i, total) {{
+        i64 best = -1;
+        {t} bv = 0;
+        for (i64 kf = 0; kf < w.taps; ++kf) {{
+            i64 flat = 0, rest_o = i, rest_k = kf;
+            bool inside = true;
+            // Axis by axis from the last: the output's and the tap's positions.
+            i64 scale = 1;
+            for (int a = w.rank - 1; a >= 0; --a) {{
+                i64 o = rest_o % w.out[a], k = rest_k % w.win[a];
+                rest_o /= w.out[a]; rest_k /= w.win[a];
+                i64 p = o * w.stride[a] + k - w.lo[a];
+                if (p < 0 || p >= w.shape[a]) {{ inside = false; break; }}
+                flat += p * scale;
+                scale *= w.shape[a];
+            }}
+            if (!inside) continue;
+            {t} v = x[flat];
+            if (best < 0 || v {cmp} bv || (v != v && bv == bv)) {{ best = flat; bv = v; }}
+        }}
+        out[i] = best;
+    }}
+}}"#
+    );
+    Kernel::new(format!("window_arg_{}_{}", op, suffix(dtype)), &body)
+}
+
 /// The dtypes [`scatter_add`] is generated for (those with an atomic add).
 pub const SCATTER: [DType; 3] = [DType::F32, DType::F64, DType::I64];
 
@@ -699,6 +736,8 @@ pub enum KernelKey {
     Im2col(DType),
     /// [`col2im`].
     Col2im(DType),
+    /// [`window_arg`].
+    WindowArg(ReduceOp, DType),
 }
 
 impl KernelKey {
@@ -721,6 +760,7 @@ impl KernelKey {
             ScatterAdd(d) => scatter_add(d),
             Im2col(d) => im2col(d),
             Col2im(d) => col2im(d),
+            WindowArg(op, d) => window_arg(op, d),
         }
     }
 }
@@ -769,6 +809,8 @@ pub fn every_kernel() -> Vec<Kernel> {
     for dtype in [DType::F32, DType::F64] {
         ks.push(im2col(dtype));
         ks.push(col2im(dtype));
+        ks.push(window_arg(ReduceOp::Max, dtype));
+        ks.push(window_arg(ReduceOp::Min, dtype));
     }
     ks
 }

@@ -7,6 +7,7 @@
 
 use cudarc::driver::DeviceRepr;
 
+use super::codegen::MAX_RANK;
 use crate::array::backend::Backend;
 use crate::array::{Array, ConvGeometry, LayoutOp};
 
@@ -150,4 +151,54 @@ pub(super) fn input_grad(
     let wg = w.reshape(&[groups, og, g.cg as usize * g.k_total as usize]);
     let col = b.matmul(&ctg, &wg, false, false);
     Some(cols.col2im(&col, &g, &x_shape))
+}
+
+/// A pooling window over every axis of an array, laid out as the prelude's `WindowDims`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct WindowDims {
+    rank: i32,
+    pad: i32,
+    shape: [i64; MAX_RANK],
+    out: [i64; MAX_RANK],
+    win: [i64; MAX_RANK],
+    stride: [i64; MAX_RANK],
+    lo: [i64; MAX_RANK],
+    taps: i64,
+}
+
+// SAFETY: `WindowDims` is plain data with the C layout of the prelude's struct.
+unsafe impl DeviceRepr for WindowDims {}
+
+impl WindowDims {
+    /// Windows of `window` placed by `strides` and `padding` over an array
+    /// of `shape`, and the output's shape; `None` past [`MAX_RANK`] axes.
+    pub(super) fn new(
+        shape: &[usize],
+        window: &[usize],
+        strides: &[usize],
+        padding: &[(usize, usize)],
+    ) -> Option<(WindowDims, Vec<usize>)> {
+        if shape.len() > MAX_RANK {
+            return None;
+        }
+        let out: Vec<usize> = (0..shape.len())
+            .map(|i| {
+                (shape[i] + padding[i].0 + padding[i].1).checked_sub(window[i]).map_or(0, |room| room / strides[i] + 1)
+            })
+            .collect();
+        let mut d = WindowDims {
+            rank: shape.len() as i32,
+            taps: window.iter().product::<usize>() as i64,
+            ..WindowDims::default()
+        };
+        for a in 0..shape.len() {
+            d.shape[a] = shape[a] as i64;
+            d.out[a] = out[a] as i64;
+            d.win[a] = window[a] as i64;
+            d.stride[a] = strides[a] as i64;
+            d.lo[a] = padding[a].0 as i64;
+        }
+        Some((d, out))
+    }
 }

@@ -549,3 +549,43 @@ fn convolutions_as_columns_and_products_match_the_cpu() {
     }
     assert!(checked > 100, "only {checked} geometries had a non-empty output");
 }
+
+/// Pooling's window search as the GPU runs it, against the CPU's: random
+/// shapes of 1 to 4 axes, windows, strides and padding, with NaNs and ties.
+#[test]
+fn window_searches_find_the_cpus_positions() {
+    let Some(lib) = lib_or_skip() else { return };
+    let cpu = backend(Device::Cpu);
+    type F = unsafe extern "C" fn(Ptr, Mut, i64, super::conv::WindowDims);
+    let mut rng = Rng::new(31);
+    for trial in 0..600 {
+        let rank = 1 + trial % 4;
+        let shape: Vec<usize> = (0..rank).map(|_| 1 + rng.below(6)).collect();
+        let window: Vec<usize> = shape.iter().map(|&n| 1 + rng.below(n.min(3))).collect();
+        let strides: Vec<usize> = (0..rank).map(|_| 1 + rng.below(3)).collect();
+        // Padding smaller than the window, so every window holds an element (the shape rule's promise).
+        let padding: Vec<(usize, usize)> = window.iter().map(|&k| (rng.below(k), rng.below(k))).collect();
+        let len: usize = shape.iter().product();
+        // Few distinct values (ties) and some NaNs.
+        let v: Vec<f64> = (0..len).map(|_| if rng.below(9) == 0 { f64::NAN } else { rng.below(4) as f64 }).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Array::from_vec(v.clone(), &shape).to_dtype(dtype);
+            for op in [ReduceOp::Max, ReduceOp::Min] {
+                let want = cpu.window_arg_extreme(&x, op, &window, &strides, &padding);
+                let (dims, out_shape) =
+                    super::conv::WindowDims::new(&shape, &window, &strides, &padding).expect("few axes");
+                assert_eq!(out_shape, want.shape());
+                let f = kernel_fn!(lib, KernelKey::WindowArg(op, dtype), F);
+                let (got, out) = output(DType::I64, &out_shape);
+                // SAFETY: one i64 per output position; the kernel reads x inside its shape.
+                unsafe { f(ptr(&x), out, got.size() as i64, dims) };
+                assert!(
+                    got.bit_eq(&want),
+                    "{op} windows {window:?} strides {strides:?} padding {padding:?} over {shape:?}: {:?} against {:?}",
+                    got.as_slice::<i64>(),
+                    want.as_slice::<i64>()
+                );
+            }
+        }
+    }
+}

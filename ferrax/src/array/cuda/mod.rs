@@ -14,9 +14,10 @@
 //! them once and keeps the copy, as JAX's arrays do.
 //!
 //! Convolutions are matrix products of columns a generated kernel gathers
-//! ([`conv`]). What runs on the host: sorting, pooling's window extremes
-//! and integer matrix products are computed by the CPU kernels on host
-//! copies and the result put back on the device — correct, not fast.
+//! (`conv.rs`); pooling's window search is a generated kernel. What runs
+//! on the host: sorting and integer matrix products are computed by the CPU
+//! kernels on host copies and the result put back on the device (as is
+//! linear algebra) — correct, not fast.
 
 mod backend;
 pub mod codegen;
