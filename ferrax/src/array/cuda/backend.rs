@@ -461,8 +461,37 @@ impl Backend for Cuda {
 
     fn sort(&self, x: &Array, axis: usize, descending: bool) -> (Array, Array) {
         let g = self.gpu("sort");
-        let (v, i) = Cpu.sort(x, axis, descending);
-        (upload(&g, &v), upload(&g, &i))
+        let xw = self.wide(g.here(x, "sort"));
+        let s = xw.shape();
+        let (outer, len, inner) =
+            (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>());
+        if !codegen::NUMERIC.contains(&xw.dtype()) || len > codegen::SORT_MAX {
+            let (v, i) = Cpu.sort(x, axis, descending);
+            return (upload(&g, &v), upload(&g, &i));
+        }
+        let (values, order) = (g.empty(xw.dtype(), s), g.empty(DType::I64, s));
+        let rows = outer * inner;
+        if rows * len > 0 {
+            let key = KernelKey::Sort(xw.dtype(), descending);
+            let p = [device_buffer(&xw).ptr(), device_buffer(&values).ptr(), device_buffer(&order).ptr()];
+            let dims = [outer as i64, len as i64, inner as i64, len.next_power_of_two() as i64];
+            let f = g.function(key);
+            let cfg = LaunchConfig {
+                grid_dim: (rows.clamp(1, 65535) as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            Launch::new(&g, &f, &key)
+                .arg(&p[0])
+                .arg(&p[1])
+                .arg(&p[2])
+                .arg(&dims[0])
+                .arg(&dims[1])
+                .arg(&dims[2])
+                .arg(&dims[3])
+                .run(cfg);
+        }
+        (self.narrow(values, x.dtype()), order)
     }
 
     fn matmul(&self, a: &Array, b: &Array, ta: bool, tb: bool) -> Array {

@@ -173,6 +173,12 @@ __device__ __forceinline__ i64 ifloor_div(i64 a, i64 b) {
     i64 div = b == 0 ? -1 : (b == -1 ? wsub(0, a) : a / b);
     return (sign_of(a) != sign_of(b) && irem(a, b) != 0) ? wsub(div, 1) : div;
 }
+// Sorting's order: NaN greatest, -0 equal to +0.
+template <typename T> __device__ __forceinline__ int total_cmp(T a, T b) {
+    bool na = a != a, nb = b != b;
+    if (na || nb) return (int)na - (int)nb;
+    return a < b ? -1 : (a > b ? 1 : 0);
+}
 __device__ __forceinline__ i64 resolve(i64 i, i64 n, int clip) {
     i64 r = i < 0 ? wadd(i, n) : i;
     if (r >= 0 && r < n) return r;
@@ -640,6 +646,66 @@ pub fn window_arg(op: ReduceOp, dtype: DType) -> Kernel {
     Kernel::new(format!("window_arg_{}_{}", op, suffix(dtype)), &body)
 }
 
+/// The longest run [`sort`] sorts on the GPU (a block's shared memory
+/// holds it); longer runs are sorted on the host.
+pub const SORT_MAX: usize = 2048;
+
+/// Each run along the middle axis of `[outer, len, inner]` sorted, and the
+/// positions that sort it: the CPU's stable order (NaN greatest, so last
+/// ascending and first descending; equal values in their order), by a
+/// bitonic network over (value, position) pairs in shared memory, which
+/// ties make a strict order. One block per run; `p` is a power of two ≥ len.
+pub fn sort(dtype: DType, descending: bool) -> Kernel {
+    let t = c_type(dtype);
+    let (first, second) = if descending { ("vb", "va") } else { ("va", "vb") };
+    let body = format!(
+        r#"extern "C" __global__ void KNAME(const {t}* x, {t}* values, i64* order, i64 outer, i64 len, i64 inner, i64 p) {{
+    __shared__ {t} sv[{SORT_MAX}];
+    __shared__ i64 si[{SORT_MAX}];
+    for (i64 row = blockIdx.x; row < outer * inner; row += gridDim.x) {{
+        i64 o = row / inner, c = row % inner;
+        for (i64 k = threadIdx.x; k < p; k += blockDim.x) {{
+            si[k] = k;
+            sv[k] = k < len ? x[(o * len + k) * inner + c] : ({t})0;
+        }}
+        __syncthreads();
+        for (i64 size = 2; size <= p; size <<= 1) {{
+            for (i64 j = size >> 1; j > 0; j >>= 1) {{
+                for (i64 a = threadIdx.x; a < p; a += blockDim.x) {{
+                    i64 b = a ^ j;
+                    if (b <= a) continue;
+                    // Whether the element at b comes before the one at a; positions past
+                    // the run come after every element of it.
+                    i64 ia = si[a], ib = si[b];
+                    bool b_first;
+                    if ((ia >= len) != (ib >= len)) b_first = ia >= len;
+                    else if (ia >= len) b_first = ib < ia;
+                    else {{
+                        {t} va = sv[a], vb = sv[b];
+                        int cmp = total_cmp({second}, {first});
+                        b_first = cmp < 0 || (cmp == 0 && ib < ia);
+                    }}
+                    bool up = (a & size) == 0;
+                    if (up == b_first) {{
+                        {t} tv = sv[a]; sv[a] = sv[b]; sv[b] = tv;
+                        si[a] = ib; si[b] = ia;
+                    }}
+                }}
+                __syncthreads();
+            }}
+        }}
+        for (i64 k = threadIdx.x; k < len; k += blockDim.x) {{
+            values[(o * len + k) * inner + c] = sv[k];
+            order[(o * len + k) * inner + c] = si[k];
+        }}
+        __syncthreads();
+    }}
+}}"#
+    );
+    let dir = if descending { "desc" } else { "asc" };
+    Kernel::new(format!("sort_{dir}_{}", suffix(dtype)), &body)
+}
+
 /// The dtypes [`scatter_add`] is generated for (those with an atomic add).
 pub const SCATTER: [DType; 3] = [DType::F32, DType::F64, DType::I64];
 
@@ -738,6 +804,8 @@ pub enum KernelKey {
     Col2im(DType),
     /// [`window_arg`].
     WindowArg(ReduceOp, DType),
+    /// [`sort`], descending when the flag is set.
+    Sort(DType, bool),
 }
 
 impl KernelKey {
@@ -761,6 +829,7 @@ impl KernelKey {
             Im2col(d) => im2col(d),
             Col2im(d) => col2im(d),
             WindowArg(op, d) => window_arg(op, d),
+            Sort(d, descending) => sort(d, descending),
         }
     }
 }
@@ -803,6 +872,8 @@ pub fn every_kernel() -> Vec<Kernel> {
         }
         ks.push(arg_reduce(ReduceOp::Max, dtype));
         ks.push(arg_reduce(ReduceOp::Min, dtype));
+        ks.push(sort(dtype, false));
+        ks.push(sort(dtype, true));
     }
     ks.extend(ALL_DTYPES.into_iter().map(gather));
     ks.extend(SCATTER.into_iter().map(scatter_add));

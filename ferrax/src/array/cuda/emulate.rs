@@ -589,3 +589,48 @@ fn window_searches_find_the_cpus_positions() {
         }
     }
 }
+
+/// Sorting as the GPU does it (a bitonic network over value and position,
+/// run here by one thread between the barriers), against the CPU's stable
+/// sort: runs of 0 to 300 with ties, NaNs and signed zeros, both
+/// directions, along a middle axis.
+#[test]
+fn sorts_give_the_cpus_stable_order() {
+    let Some(lib) = lib_or_skip() else { return };
+    let cpu = backend(Device::Cpu);
+    type F = unsafe extern "C" fn(Ptr, Mut, Mut, i64, i64, i64, i64);
+    let mut rng = Rng::new(41);
+    for len in [0usize, 1, 2, 3, 5, 8, 13, 64, 100, 255, 300] {
+        let (outer, inner) = (2, 3);
+        let v: Vec<f64> = (0..outer * len * inner)
+            .map(|_| match rng.below(10) {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                _ => rng.below(6) as f64 - 2.0,
+            })
+            .collect();
+        for dtype in [DType::F32, DType::F64, DType::I64] {
+            let x = Array::from_vec(
+                v.iter().map(|x| if dtype == DType::I64 && x.is_nan() { 9.0 } else { *x }).collect(),
+                &[outer, len, inner],
+            )
+            .to_dtype(dtype);
+            for descending in [false, true] {
+                let (want_v, want_i) = cpu.sort(&x, 1, descending);
+                let f = kernel_fn!(lib, KernelKey::Sort(dtype, descending), F);
+                let (values, vp) = output(dtype, x.shape());
+                let (order, op) = output(DType::I64, x.shape());
+                // SAFETY: [outer, len, inner] in and out; p a power of two ≥ len, within SORT_MAX.
+                unsafe { f(ptr(&x), vp, op, outer as i64, len as i64, inner as i64, len.next_power_of_two() as i64) };
+                assert!(
+                    order.bit_eq(&want_i),
+                    "{dtype} sort of {len}, descending {descending}: order {:?} against {:?}",
+                    order.as_slice::<i64>(),
+                    want_i.as_slice::<i64>()
+                );
+                assert!(values.bit_eq(&want_v), "{dtype} sort of {len}, descending {descending}: values");
+            }
+        }
+    }
+}

@@ -14,8 +14,9 @@
 //! them once and keeps the copy, as JAX's arrays do.
 //!
 //! Convolutions are matrix products of columns a generated kernel gathers
-//! (`conv.rs`); pooling's window search is a generated kernel. What runs
-//! on the host: sorting and integer matrix products are computed by the CPU
+//! (`conv.rs`); pooling's window search and sorting (runs of up to
+//! `codegen::SORT_MAX`) are generated kernels. What runs on the host:
+//! longer sorts and integer matrix products are computed by the CPU
 //! kernels on host copies and the result put back on the device (as is
 //! linear algebra) — correct, not fast.
 
