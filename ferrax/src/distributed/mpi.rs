@@ -162,19 +162,21 @@ impl Communicator for MpiComm {
             Reduction::Sum | Reduction::Mean => SystemOperation::sum(),
             Reduction::Max => SystemOperation::max(),
         };
+        // The result's buffer from the pool: a fresh one of a model's size
+        // would fault its pages in again at every step.
         let buf = match wide.buffer() {
             Buffer::F32(v) => {
-                let mut out = vec![0f32; v.len()];
+                let mut out = crate::array::pool::filled(v.len(), 0f32);
                 self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
                 Buffer::F32(out)
             }
             Buffer::F64(v) => {
-                let mut out = vec![0f64; v.len()];
+                let mut out = crate::array::pool::filled(v.len(), 0f64);
                 self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
                 Buffer::F64(out)
             }
             Buffer::I64(v) => {
-                let mut out = vec![0i64; v.len()];
+                let mut out = crate::array::pool::filled(v.len(), 0i64);
                 self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
                 Buffer::I64(out)
             }
