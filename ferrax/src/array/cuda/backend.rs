@@ -394,26 +394,7 @@ impl Backend for Cuda {
         let shape: Vec<usize> = s[..axis].iter().chain(idx.shape()).chain(&s[axis + 1..]).copied().collect();
         let out = g.empty(x.dtype(), &shape);
         if out.size() > 0 {
-            let key = KernelKey::Gather(x.dtype());
-            let p = [device_buffer(&x).ptr(), device_buffer(&idx).ptr(), device_buffer(&out).ptr()];
-            let dims = [
-                s[..axis].iter().product::<usize>() as i64,
-                s[axis] as i64,
-                s[axis + 1..].iter().product::<usize>() as i64,
-                idx.size() as i64,
-            ];
-            let m = mode_code(mode);
-            let f = g.function(key);
-            Launch::new(&g, &f, &key)
-                .arg(&p[0])
-                .arg(&p[1])
-                .arg(&p[2])
-                .arg(&dims[0])
-                .arg(&dims[1])
-                .arg(&dims[2])
-                .arg(&dims[3])
-                .arg(&m)
-                .run(grid(out.size()));
+            index_launch(&g, KernelKey::Gather(x.dtype()), [&x, &idx, &out], s, axis, idx.size(), mode, out.size());
         }
         out
     }
@@ -434,27 +415,8 @@ impl Backend for Cuda {
         let own = row_major(x.shape());
         self.copy(&g, &x, &out, x.size(), Dims::new(x.shape(), &[own.clone(), own], &[0, 0]).unwrap_or(Dims::flat()));
         if updates.size() > 0 {
-            let s = x.shape();
             let key = KernelKey::ScatterAdd(x.dtype());
-            let p = [device_buffer(&out).ptr(), device_buffer(&idx).ptr(), device_buffer(&updates).ptr()];
-            let dims = [
-                s[..axis].iter().product::<usize>() as i64,
-                s[axis] as i64,
-                s[axis + 1..].iter().product::<usize>() as i64,
-                idx.size() as i64,
-            ];
-            let m = mode_code(mode);
-            let f = g.function(key);
-            Launch::new(&g, &f, &key)
-                .arg(&p[0])
-                .arg(&p[1])
-                .arg(&p[2])
-                .arg(&dims[0])
-                .arg(&dims[1])
-                .arg(&dims[2])
-                .arg(&dims[3])
-                .arg(&m)
-                .run(grid(updates.size()));
+            index_launch(&g, key, [&out, &idx, &updates], x.shape(), axis, idx.size(), mode, updates.size());
         }
         self.narrow(out, dtype)
     }
@@ -635,6 +597,41 @@ fn reduce_rows(g: &Gpu, op: ReduceOp, x: &Array, out: &Array, rows: usize, len: 
         shared_mem_bytes: 0,
     };
     Launch::new(g, &f, &key).arg(&xp).arg(&yp).arg(&rows64).arg(&len64).arg(&parts64).run(cfg);
+}
+
+/// A gather or scatter-add kernel (`key`) launched over `n` elements: its
+/// three arrays in the kernel's order, the operand's `[outer, len, inner]`
+/// around `axis`, the number of indices and the index mode.
+#[allow(clippy::too_many_arguments)]
+fn index_launch(
+    g: &Gpu,
+    key: KernelKey,
+    arrays: [&Array; 3],
+    shape: &[usize],
+    axis: usize,
+    nidx: usize,
+    mode: IndexMode,
+    n: usize,
+) {
+    let p = arrays.map(|a| device_buffer(a).ptr());
+    let dims = [
+        shape[..axis].iter().product::<usize>() as i64,
+        shape[axis] as i64,
+        shape[axis + 1..].iter().product::<usize>() as i64,
+        nidx as i64,
+    ];
+    let m = mode_code(mode);
+    let f = g.function(key);
+    Launch::new(g, &f, &key)
+        .arg(&p[0])
+        .arg(&p[1])
+        .arg(&p[2])
+        .arg(&dims[0])
+        .arg(&dims[1])
+        .arg(&dims[2])
+        .arg(&dims[3])
+        .arg(&m)
+        .run(grid(n));
 }
 
 fn mode_code(mode: IndexMode) -> i32 {
