@@ -212,11 +212,7 @@ impl Backend for Cuda {
         let out = g.empty(a.dtype(), &out_shape);
         let n = out.size();
         if n > 0 {
-            let key = KernelKey::Binary(op, a.dtype());
-            let (ap, bp, yp, n64) =
-                (device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr(), n as i64);
-            let f = g.function(key);
-            Launch::new(&g, &f, &key).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
+            pair_launch(&g, KernelKey::Binary(op, a.dtype()), [&a, &b, &out], dims);
         }
         self.narrow(out, dtype)
     }
@@ -231,11 +227,7 @@ impl Backend for Cuda {
         let out = g.empty(DType::Bool, &out_shape);
         let n = out.size();
         if n > 0 {
-            let key = KernelKey::Compare(op, a.dtype());
-            let (ap, bp, yp, n64) =
-                (device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr(), n as i64);
-            let f = g.function(key);
-            Launch::new(&g, &f, &key).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
+            pair_launch(&g, KernelKey::Compare(op, a.dtype()), [&a, &b, &out], dims);
         }
         out
     }
@@ -597,6 +589,14 @@ fn reduce_rows(g: &Gpu, op: ReduceOp, x: &Array, out: &Array, rows: usize, len: 
         shared_mem_bytes: 0,
     };
     Launch::new(g, &f, &key).arg(&xp).arg(&yp).arg(&rows64).arg(&len64).arg(&parts64).run(cfg);
+}
+
+/// A binary or comparison kernel (`key`) over `out`, reading `a` and `b` through `dims`.
+fn pair_launch(g: &Gpu, key: KernelKey, [a, b, out]: [&Array; 3], dims: Dims) {
+    let n = out.size();
+    let (ap, bp, yp, n64) = (device_buffer(a).ptr(), device_buffer(b).ptr(), device_buffer(out).ptr(), n as i64);
+    let f = g.function(key);
+    Launch::new(g, &f, &key).arg(&ap).arg(&bp).arg(&yp).arg(&n64).arg(&dims).run(grid(n));
 }
 
 /// A gather or scatter-add kernel (`key`) launched over `n` elements: its
