@@ -255,12 +255,13 @@ pub fn backend(device: Device) -> &'static dyn Backend {
     }
 }
 
-/// `y`, computed for an operation placed on `device`, moved there when its
-/// kernels left it on the host (linear algebra, which runs on the host
-/// whatever the device, and values a primitive makes on the host). The
-/// one primitive whose result belongs elsewhere, `device_put`, is not placed.
-pub fn placed(y: Array, device: Device) -> Array {
-    if device == Device::Cpu || y.device() == device {
+/// `y`, an output of the primitive named `prim` computed for an operation
+/// placed on `device`, moved there when its kernels left it on the host
+/// (linear algebra, which runs on the host whatever the device, and values
+/// a primitive makes on the host). The one primitive whose result belongs
+/// elsewhere, `device_put`, is not placed.
+pub fn placed(prim: &str, y: Array, device: Device) -> Array {
+    if device == Device::Cpu || y.device() == device || prim == "device_put" {
         y
     } else {
         y.to_device(device)

@@ -153,10 +153,7 @@ pub fn bind<P: SingleOutput>(prim: P, ins: &[Tensor]) -> Tensor {
             let avals: Inputs<&Aval> = small(arrays.iter().map(|a| a.aval()));
             let want = prim.shape(&avals);
             let device = crate::array::backend_of(&arrays).device();
-            let mut out = prim.eval(&arrays);
-            if device != crate::array::Device::Cpu && prim.name() != "device_put" {
-                out = crate::array::placed(out, device);
-            }
+            let out = crate::array::placed(prim.name(), prim.eval(&arrays), device);
             check_outputs(&prim, std::slice::from_ref(out.aval()), std::slice::from_ref(&want));
             Tensor::from_array(out)
         }
@@ -230,8 +227,8 @@ fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Outs<Tensor> {
     // Placement: the inputs must share a device (the message names both).
     let device = crate::array::backend_of(&arrays).device();
     let mut outs = prim.eval(&arrays);
-    if device != crate::array::Device::Cpu && prim.name() != "device_put" {
-        outs = small(outs.into_iter().map(|y| crate::array::placed(y, device)));
+    if device != crate::array::Device::Cpu {
+        outs = small(outs.into_iter().map(|y| crate::array::placed(prim.name(), y, device)));
     }
     {
         let got: Outs<&Aval> = small(outs.iter().map(Array::aval));

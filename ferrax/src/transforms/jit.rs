@@ -375,12 +375,9 @@ pub(super) fn interpret(graph: &Graph, last_use: &[Option<usize>], ins: Vec<Arra
                 value.expect("defined before use")
             })
             .collect();
-        let device = args.iter().map(Array::device).find(|d| *d != crate::array::Device::Cpu);
+        let device = args.iter().map(Array::device).find(|d| *d != crate::array::Device::Cpu).unwrap_or_default();
         for (&v, y) in e.outs.iter().zip(e.prim.eval_owned(args)) {
-            env[v] = Some(match device {
-                Some(d) if e.prim.name() != "device_put" => crate::array::placed(y, d),
-                _ => y,
-            });
+            env[v] = Some(crate::array::placed(e.prim.name(), y, device));
         }
     }
     graph.outputs.iter().map(|&v| env[v].clone().expect("outputs are defined")).collect()

@@ -36,6 +36,13 @@ impl<'a> Launch<'a> {
         self.args.arg(v);
         self
     }
+    /// Each of `vs`, in order, as parameters.
+    pub(super) fn args<T: DeviceRepr>(mut self, vs: &'a [T]) -> Self {
+        for v in vs {
+            self.args.arg(v);
+        }
+        self
+    }
     pub(super) fn run(mut self, cfg: LaunchConfig) {
         // SAFETY: each kernel's parameters are pushed in its generated
         // signature's order and types; pointers address blocks sized for
@@ -157,11 +164,7 @@ impl Cuda {
         let n64 = n as i64;
         if n > 0 {
             let f = g.fused_function(&k);
-            let mut l = Launch::new(&g, &f, &k.name);
-            for p in &ptrs {
-                l = l.arg(p);
-            }
-            l.arg(&n64).arg(&dims).run(grid(n));
+            Launch::new(&g, &f, &k.name).args(&ptrs).arg(&n64).arg(&dims).run(grid(n));
         }
         let mut outs = outs;
         if let Some(r) = program.reduction() {
@@ -248,14 +251,7 @@ impl Backend for Cuda {
                 [device_buffer(&c).ptr(), device_buffer(&a).ptr(), device_buffer(&b).ptr(), device_buffer(&out).ptr()];
             let n64 = n as i64;
             let f = g.function(key);
-            Launch::new(&g, &f, &key)
-                .arg(&ptrs[0])
-                .arg(&ptrs[1])
-                .arg(&ptrs[2])
-                .arg(&ptrs[3])
-                .arg(&n64)
-                .arg(&dims)
-                .run(grid(n));
+            Launch::new(&g, &f, &key).args(&ptrs).arg(&n64).arg(&dims).run(grid(n));
         }
         out
     }
@@ -435,15 +431,7 @@ impl Backend for Cuda {
                 block_dim: (256, 1, 1),
                 shared_mem_bytes: 0,
             };
-            Launch::new(&g, &f, &key)
-                .arg(&p[0])
-                .arg(&p[1])
-                .arg(&p[2])
-                .arg(&dims[0])
-                .arg(&dims[1])
-                .arg(&dims[2])
-                .arg(&dims[3])
-                .run(cfg);
+            Launch::new(&g, &f, &key).args(&p).args(&dims).run(cfg);
         }
         (self.narrow(values, x.dtype()), order)
     }
@@ -622,16 +610,7 @@ fn index_launch(
     ];
     let m = mode_code(mode);
     let f = g.function(key);
-    Launch::new(g, &f, &key)
-        .arg(&p[0])
-        .arg(&p[1])
-        .arg(&p[2])
-        .arg(&dims[0])
-        .arg(&dims[1])
-        .arg(&dims[2])
-        .arg(&dims[3])
-        .arg(&m)
-        .run(grid(n));
+    Launch::new(g, &f, &key).args(&p).args(&dims).arg(&m).run(grid(n));
 }
 
 fn mode_code(mode: IndexMode) -> i32 {

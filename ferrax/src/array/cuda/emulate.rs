@@ -65,29 +65,27 @@ fn library() -> Result<&'static libloading::Library, String> {
 
 /// `kernels` built into one host library named `name`.
 fn build(name: &str, kernels: &[Kernel]) -> Result<libloading::Library, String> {
-    {
-        let mut src = format!("{SHIM}\n{PRELUDE}\n");
-        for k in kernels {
-            src.push_str(&k.source[PRELUDE.len() + 1..]);
-            src.push('\n');
-        }
-        let dir = std::env::temp_dir().join(format!("ferrax-emulate-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let (cpp, so) = (dir.join(format!("{name}.cpp")), dir.join(format!("{name}.so")));
-        std::fs::write(&cpp, src).map_err(|e| e.to_string())?;
-        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-        let out = std::process::Command::new(&cxx)
-            .args(["-std=c++17", "-O1", "-frounding-math", "-ffp-contract=off", "-shared", "-fPIC", "-o"])
-            .arg(&so)
-            .arg(&cpp)
-            .output()
-            .map_err(|e| format!("no C++ compiler ({cxx}): {e}"))?;
-        if !out.status.success() {
-            panic!("the kernels do not build for the host:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        // SAFETY: the library is the kernels just built; its initialisers are the C++ runtime's.
-        unsafe { libloading::Library::new(&so) }.map_err(|e| e.to_string())
+    let mut src = format!("{SHIM}\n{PRELUDE}\n");
+    for k in kernels {
+        src.push_str(&k.source[PRELUDE.len() + 1..]);
+        src.push('\n');
     }
+    let dir = std::env::temp_dir().join(format!("ferrax-emulate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (cpp, so) = (dir.join(format!("{name}.cpp")), dir.join(format!("{name}.so")));
+    std::fs::write(&cpp, src).map_err(|e| e.to_string())?;
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let out = std::process::Command::new(&cxx)
+        .args(["-std=c++17", "-O1", "-frounding-math", "-ffp-contract=off", "-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&cpp)
+        .output()
+        .map_err(|e| format!("no C++ compiler ({cxx}): {e}"))?;
+    if !out.status.success() {
+        panic!("the kernels do not build for the host:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // SAFETY: the library is the kernels just built; its initialisers are the C++ runtime's.
+    unsafe { libloading::Library::new(&so) }.map_err(|e| e.to_string())
 }
 
 macro_rules! kernel_fn {
