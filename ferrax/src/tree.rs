@@ -400,6 +400,11 @@ pub fn concatenate<T: Tree>(trees: &[T], axis: usize) -> T {
 /// already there is shared, not copied; a traced leaf is moved by a
 /// primitive that differentiates as the identity.
 ///
+/// Unlike JAX, a leaf put on the CPU is not "committed": host arrays always
+/// follow a GPU computation they meet (JAX refuses to mix an array committed
+/// to the CPU with one on a GPU). ferrax's host arrays are where constants
+/// and values made outside any device live, so they cannot refuse to move.
+///
 /// ```
 /// # use ferrax::prelude::*;
 /// let params = (Tensor::ones(&[2], DType::F32), Tensor::scalar(1.0));

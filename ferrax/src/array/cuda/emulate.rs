@@ -9,8 +9,9 @@
 
 use std::sync::OnceLock;
 
-use super::codegen::{self, Kernel, KernelKey, PRELUDE};
+use super::codegen::{self, Kernel, KernelKey};
 use super::dims::Dims;
+use super::prelude::PRELUDE;
 use crate::array::{backend, broadcast_shapes, with_buffer, Array, BinaryOp, CompareOp, DType, Device, IndexMode};
 use crate::array::{ReduceOp, Rng, Storage, UnaryOp};
 

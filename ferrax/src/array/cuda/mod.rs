@@ -26,6 +26,7 @@ mod conv;
 mod dims;
 #[cfg(test)]
 mod emulate;
+mod prelude;
 
 use std::collections::HashMap;
 use std::fmt;
