@@ -29,6 +29,10 @@ cargo build --release -p ferrax --features mpi --example mpi_check
 cargo build --release -p ferrax-cli --features mpi
 
 timeout 300 "${mpirun[@]}" target/release/examples/mpi_check
+# Three ranks cut an operand into unequal parts; MPI's own all-reduce is
+# what ranks on several machines use.
+timeout 300 mpirun --oversubscribe -np 3 target/release/examples/mpi_check
+FERRAX_MPI_SHM=0 timeout 300 "${mpirun[@]}" -x FERRAX_MPI_SHM target/release/examples/mpi_check
 
 # A rank that exits before its first collective ends the job with an error.
 status=0

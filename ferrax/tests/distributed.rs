@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrax::distributed::{
-    all_gather_tensor, psum, psum_scatter, CommError, Communicator, DataParallel, Reduction, SharedComm, ThreadGroup,
+    all_gather_tensor, check_collectives, psum, psum_scatter, CommError, Communicator, DataParallel, Reduction,
+    SharedComm, ThreadGroup,
 };
 use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
 use ferrax::optim::{Adam, Optimizer};
@@ -28,6 +29,15 @@ fn on_ranks<R: Send>(n: usize, timeout: Duration, f: impl Fn(SharedComm) -> R + 
 
 fn long() -> Duration {
     Duration::from_secs(30)
+}
+
+#[test]
+fn collectives_keep_the_communicator_rules_bit_for_bit() {
+    for n in 1..=3 {
+        for outcome in on_ranks(n, long(), |c| check_collectives(&*c, true)) {
+            outcome.unwrap_or_else(|e| panic!("{n} ranks: {e}"));
+        }
+    }
 }
 
 #[test]

@@ -30,15 +30,17 @@ pub(super) fn reduce(all: &[Array], op: Reduction) -> Result<Array, CommError> {
             why: format!("cannot take the {op:?} of {dtype} arrays"),
         });
     }
-    let mut acc = all[0].clone();
+    // Half precision is combined in f32 and rounded once, as MPI's ranks do.
+    let wide = |a: &Array| if dtype.is_half() { a.to_dtype(DType::F32) } else { a.clone() };
+    let mut acc = wide(&all[0]);
     for a in &all[1..] {
-        acc = cpu.binary(binary, &acc, a);
+        acc = cpu.binary(binary, &acc, &wide(a));
     }
     if op == Reduction::Mean {
-        let n = Array::full(&[], all.len() as f64, dtype);
+        let n = Array::full(&[], all.len() as f64, acc.dtype());
         acc = cpu.binary(BinaryOp::Div, &acc, &n);
     }
-    Ok(acc)
+    Ok(acc.to_dtype(dtype))
 }
 
 /// The arrays concatenated along `axis`.

@@ -15,10 +15,13 @@
 //! function a communication failure panics with the same message.
 
 mod combine;
+mod conformance;
 mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod prims;
+#[cfg(feature = "mpi")]
+mod shm;
 mod threads;
 
 use std::fmt;
@@ -28,6 +31,7 @@ use crate::array::{Array, DType};
 use crate::core::Tensor;
 use crate::tree::Tree;
 
+pub use conformance::check_collectives;
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::{launched_by_mpi, MpiComm};
@@ -104,7 +108,9 @@ impl std::error::Error for CommError {}
 /// One rank's view of a group of ranks that run the same program. Every
 /// rank calls the same collectives in the same order with operands of the
 /// same dtype and shape; the results are equal on every rank (sums are
-/// taken in rank order, so they are bit for bit the same).
+/// taken in rank order, so they are bit for bit the same; half precision is
+/// combined in f32 and rounded once). [`check_collectives`] checks an
+/// implementation against these rules.
 pub trait Communicator: Send + Sync + fmt::Debug {
     /// This rank, from 0.
     fn rank(&self) -> usize;

@@ -11,8 +11,9 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
-use crate::array::{Array, Buffer, DType};
+use crate::array::{Array, Buffer, DType, Element, Num};
 
+use super::shm::NodeWindow;
 use super::{check_root, CommError, Communicator, Reduction, DEFAULT_TIMEOUT};
 
 /// This process's rank in its MPI job.
@@ -22,16 +23,39 @@ use super::{check_root, CommError, Communicator, Reduction, DEFAULT_TIMEOUT};
 /// collective has waited longer than the timeout, so a rank that dies or
 /// hangs ends the job (mpirun stops the other ranks) instead of leaving
 /// them waiting forever; MPI itself has no timeouts.
+///
+/// When every rank runs on one machine, all-reduces go through memory the
+/// processes share instead of MPI's own (set `FERRAX_MPI_SHM=0` to use
+/// MPI's); across machines they are MPI's.
 pub struct MpiComm {
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
+    watch: Watch,
+    /// The shared window of a job on one machine. Dropped before MPI is
+    /// finalised, as fields drop in order.
+    window: Mutex<Option<NodeWindow>>,
+    /// Finalises MPI when the communicator is dropped.
+    _universe: Universe,
+}
+
+/// The one lock every MPI call takes, and the clock the watchdog reads.
+pub(super) struct Watch {
     lock: Mutex<()>,
     /// When the collective in progress started (ms since `epoch`), or 0.
     started: Arc<AtomicU64>,
     epoch: Instant,
-    /// Finalises MPI when the communicator is dropped.
-    _universe: Universe,
+}
+
+impl Watch {
+    /// Runs MPI calls under the lock, watched by the watchdog.
+    pub(super) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.started.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+        let out = f();
+        self.started.store(0, Ordering::Relaxed);
+        out
+    }
 }
 
 // SAFETY: MPI is initialised with MPI_THREAD_SERIALIZED, which allows calls
@@ -87,16 +111,76 @@ impl MpiComm {
                 std::process::exit(70);
             }
         });
-        Ok(MpiComm { world, rank, size, lock: Mutex::new(()), started, epoch, _universe: universe })
+        let watch = Watch { lock: Mutex::new(()), started, epoch };
+        // Ranks on one machine, ordered as in the world.
+        let node = watch.run(|| world.split_shared(rank as i32));
+        let shared =
+            size > 1 && node.size() as usize == size && std::env::var("FERRAX_MPI_SHM").map_or(true, |v| v != "0");
+        let window = if shared { Some(NodeWindow::new(node, &watch)?) } else { None };
+        Ok(MpiComm { world, rank, size, watch, window: Mutex::new(window), _universe: universe })
+    }
+
+    /// Whether all-reduces go through memory the ranks share: when every
+    /// rank runs on this machine, unless `FERRAX_MPI_SHM=0`.
+    pub fn shares_memory(&self) -> bool {
+        self.window.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Runs one MPI call under the lock, watched by the watchdog.
     fn call<R>(&self, f: impl FnOnce(&SimpleCommunicator) -> R) -> R {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.started.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-        let out = f(&self.world);
-        self.started.store(0, Ordering::Relaxed);
-        out
+        self.watch.run(|| f(&self.world))
+    }
+
+    /// `x` reduced across the ranks, each reduction's loop compiled for its
+    /// own arithmetic. A mean divides the sum by the number of ranks, as the
+    /// thread group's does, so that the two give the same bits.
+    fn reduce_num<T: Num + mpi::datatype::Equivalence>(&self, x: &[T], op: Reduction) -> Result<Vec<T>, CommError> {
+        let n = T::from_f64(self.size as f64);
+        match op {
+            Reduction::Sum => self.reduce(x, op, T::wadd, |s| s),
+            // Multiplying by 1/n rounds as dividing by n does when n is a
+            // power of two, and costs a fraction of a division.
+            Reduction::Mean if self.size.is_power_of_two() => {
+                let inverse = T::from_f64(1.0 / self.size as f64);
+                self.reduce(x, op, T::wadd, move |s| s * inverse)
+            }
+            Reduction::Mean => self.reduce(x, op, T::wadd, move |s| s / n),
+            Reduction::Max => self.reduce(x, op, T::max_nan, |s| s),
+        }
+    }
+
+    /// `x` reduced by MPI's all-reduce, or through the shared window.
+    fn reduce<T: Element + mpi::datatype::Equivalence>(
+        &self,
+        x: &[T],
+        op: Reduction,
+        combine: impl Fn(T, T) -> T + Copy,
+        finish: impl Fn(T) -> T + Copy,
+    ) -> Result<Vec<T>, CommError> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(window) = window.as_mut() {
+            return window.all_reduce(&self.watch, x, op, combine, finish);
+        }
+        let mut out = if op == Reduction::Max {
+            // MPI's maximum is not IEEE's (max(-0, +0) may be -0, and NaN is
+            // lost or kept by order), so every rank gathers the operands and
+            // folds them; a maximum is rare enough for its size · size bytes.
+            let mut all = vec![T::default(); x.len() * self.size];
+            self.call(|w| w.all_gather_into(x, &mut all[..]));
+            let mut out = all[..x.len()].to_vec();
+            for theirs in all.chunks(x.len().max(1)).skip(1) {
+                out.iter_mut().zip(theirs).for_each(|(a, &b)| *a = combine(*a, b));
+            }
+            out
+        } else {
+            // The result's buffer from the pool: a fresh one of a model's
+            // size would fault its pages in again at every step.
+            let mut out = crate::array::pool::filled(x.len(), T::default());
+            self.call(|w| w.all_reduce_into(x, &mut out[..], SystemOperation::sum()));
+            out
+        };
+        out.iter_mut().for_each(|v| *v = finish(*v));
+        Ok(out)
     }
 }
 
@@ -158,36 +242,13 @@ impl Communicator for MpiComm {
         }
         // Half precision is summed in f32, as the kernels compute it.
         let wide = if dtype.is_half() { x.to_dtype(DType::F32) } else { x.clone() };
-        let system = || match op {
-            Reduction::Sum | Reduction::Mean => SystemOperation::sum(),
-            Reduction::Max => SystemOperation::max(),
-        };
-        // The result's buffer from the pool: a fresh one of a model's size
-        // would fault its pages in again at every step.
         let buf = match wide.buffer() {
-            Buffer::F32(v) => {
-                let mut out = crate::array::pool::filled(v.len(), 0f32);
-                self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
-                Buffer::F32(out)
-            }
-            Buffer::F64(v) => {
-                let mut out = crate::array::pool::filled(v.len(), 0f64);
-                self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
-                Buffer::F64(out)
-            }
-            Buffer::I64(v) => {
-                let mut out = crate::array::pool::filled(v.len(), 0i64);
-                self.call(|w| w.all_reduce_into(&v[..], &mut out[..], system()));
-                Buffer::I64(out)
-            }
+            Buffer::F32(v) => Buffer::F32(self.reduce_num(v, op)?),
+            Buffer::F64(v) => Buffer::F64(self.reduce_num(v, op)?),
+            Buffer::I64(v) => Buffer::I64(self.reduce_num(v, op)?),
             _ => unreachable!("widened above"),
         };
-        let mut out = Array::new(x.shape(), buf);
-        if op == Reduction::Mean {
-            let n = Array::full(&[], self.size as f64, out.dtype());
-            out = crate::array::backend(crate::array::Device::Cpu).binary(crate::array::BinaryOp::Div, &out, &n);
-        }
-        Ok(out.to_dtype(dtype))
+        Ok(Array::new(x.shape(), buf).to_dtype(dtype))
     }
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
         check_root("broadcast", root, self.size)?;

@@ -1,0 +1,123 @@
+//! A check of a [`Communicator`] against the rules its docs state, for the
+//! transports ferrax ships and for one a user writes (NCCL, a cluster's own).
+
+use crate::array::{Array, DType};
+use crate::core::Tensor;
+
+use super::{CommError, Communicator, Reduction};
+
+/// Rank `rank`'s operand of `len` elements for check `case`: random
+/// quarters, with -0 or +0 (by the rank's parity) at 1 and NaN on the last
+/// rank at 2, so that maxima meet both zeros and a NaN. Every rank makes
+/// every rank's, to compute the expected result itself.
+fn operand(rank: usize, size: usize, case: u64, len: usize, dtype: DType) -> Tensor {
+    let mut v = Tensor::randn(&[len], DType::F64, 1000 * case + rank as u64).to_vec::<f64>();
+    v.iter_mut().for_each(|x| *x = (*x * 50.0).round() / 4.0);
+    if dtype.is_float() && len > 2 {
+        v[1] = if rank % 2 == 0 { -0.0 } else { 0.0 };
+        v[2] = if rank + 1 == size { f64::NAN } else { 1.0 };
+    }
+    if dtype == DType::Bool {
+        return Tensor::from_vec(v.iter().map(|&x| x > 0.0).collect::<Vec<_>>(), &[len]);
+    }
+    Tensor::from_vec(v, &[len]).to_dtype(dtype)
+}
+
+/// The rank-order fold of every rank's operand that `all_reduce` promises:
+/// half precision in f32, rounded once; a mean divides the sum.
+fn fold(size: usize, case: u64, len: usize, dtype: DType, op: Reduction) -> Tensor {
+    let wide = if dtype.is_half() { DType::F32 } else { dtype };
+    let mut acc = operand(0, size, case, len, dtype).to_dtype(wide);
+    for r in 1..size {
+        let x = operand(r, size, case, len, dtype).to_dtype(wide);
+        acc = if op == Reduction::Max { acc.maximum(&x) } else { acc + x };
+    }
+    if op == Reduction::Mean {
+        acc = acc / size as f64;
+    }
+    acc.to_dtype(dtype)
+}
+
+/// `Ok` when `got` holds `want`'s dtype, shape and bits (NaNs included).
+fn same(what: &str, got: &Array, want: &Tensor) -> Result<(), String> {
+    if got.dtype() != want.dtype() || got.shape() != want.shape() {
+        return Err(format!("{what} gave {}, not {}", got.aval(), want.to_array().aval()));
+    }
+    let got = Tensor::from_array(got.clone()).to_dtype(DType::F64).to_vec::<f64>();
+    let want = want.to_dtype(DType::F64).to_vec::<f64>();
+    match (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        Some(i) => Err(format!("{what} gave {} at {i}, not {}", got[i], want[i])),
+        None => Ok(()),
+    }
+}
+
+/// Checks `comm`'s collectives on every rank of its group (every rank
+/// calls it at once), against results each rank computes itself:
+/// - `all_reduce` of every reduction and dtype, bit for bit against the
+///   fold of the ranks' operands in rank order (half precision folded in
+///   f32; ±0 and NaN under the maximum), for lengths from 0 to 40 000;
+/// - `broadcast`, `all_gather` and `reduce_scatter` of every dtype they take;
+/// - with `checks_operands`, that an all-reduce of operands of different
+///   lengths fails with [`CommError::Operands`] on every rank.
+///
+/// # Errors
+/// The first collective whose result differs, or which failed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferrax::distributed::{check_collectives, ThreadGroup};
+///
+/// std::thread::scope(|s| {
+///     for comm in ThreadGroup::new(2) {
+///         s.spawn(move || check_collectives(&comm, true).unwrap());
+///     }
+/// });
+/// ```
+pub fn check_collectives(comm: &dyn Communicator, checks_operands: bool) -> Result<(), String> {
+    let (rank, size) = (comm.rank(), comm.size());
+    let failed = |what: String| move |e: CommError| format!("{what}: {e}");
+    let mut case = 0;
+    for len in [0, 1, 7, 1001, 40_000, 3] {
+        for dtype in [DType::F32, DType::F64, DType::I64, DType::F16, DType::BF16] {
+            for op in [Reduction::Sum, Reduction::Mean, Reduction::Max] {
+                if op == Reduction::Mean && !dtype.is_float() {
+                    continue;
+                }
+                case += 1;
+                let what = format!("all_reduce {op:?} of {len} {dtype}");
+                let x = operand(rank, size, case, len, dtype).to_array();
+                let got = comm.all_reduce(&x, op).map_err(failed(what.clone()))?;
+                same(&what, &got, &fold(size, case, len, dtype, op))?;
+            }
+        }
+    }
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::F16, DType::BF16, DType::Bool] {
+        case += 1;
+        let what = format!("broadcast of {dtype}");
+        let x = operand(rank, size, case, 5, dtype).to_array();
+        let got = comm.broadcast(&x, size - 1).map_err(failed(what.clone()))?;
+        same(&what, &got, &operand(size - 1, size, case, 5, dtype))?;
+
+        let what = format!("all_gather of {dtype}");
+        let got = comm.all_gather(&x, 0).map_err(failed(what.clone()))?;
+        let all: Vec<Tensor> = (0..size).map(|r| operand(r, size, case, 5, dtype)).collect();
+        same(&what, &got, &Tensor::concat(&all, 0))?;
+
+        if dtype == DType::Bool {
+            continue;
+        }
+        let what = format!("reduce_scatter of {dtype}");
+        let x = operand(rank, size, case, 3 * size, dtype).to_array();
+        let got = comm.reduce_scatter(&x, 0).map_err(failed(what.clone()))?;
+        let sum = fold(size, case, 3 * size, dtype, Reduction::Sum);
+        same(&what, &got, &sum.slice(0, 3 * rank, 3 * rank + 3))?;
+    }
+    if checks_operands && size > 1 {
+        let x = Tensor::zeros(&[5 + rank], DType::F32).to_array();
+        match comm.all_reduce(&x, Reduction::Sum) {
+            Err(CommError::Operands { .. }) => {}
+            other => return Err(format!("all_reduce of unequal lengths gave {other:?}")),
+        }
+    }
+    Ok(())
+}
