@@ -130,6 +130,22 @@ fn ranks_that_call_different_collectives_are_told() {
     }
 }
 
+/// A large jitted program runs on rayon's workers, but not one that waits
+/// on the other ranks: with more ranks than workers, the ranks whose
+/// programs got no worker would never arrive.
+#[test]
+fn jitted_collectives_on_more_ranks_than_workers_complete() {
+    let out = on_ranks(5, Duration::from_secs(10), |c| {
+        let x = Tensor::full(&[512, 512], 1.0 + c.rank() as f64, DType::F32);
+        let f = jit(|x: &Tensor| psum(&x.tanh(), &c).sum());
+        f(&x).item()
+    });
+    let want: f64 = (1..=5).map(|r| (r as f32).tanh() as f64).sum::<f64>() * 512.0 * 512.0;
+    for total in out {
+        assert!((total - want).abs() < 1e-3 * want, "{total} against {want}");
+    }
+}
+
 #[test]
 fn psum_differentiates_as_the_sum_of_the_ranks_losses() {
     let n = 3;

@@ -35,6 +35,37 @@ pub fn chunk_len(n: usize, cost: usize) -> usize {
     (n / pieces).max(PAR_WORK / cost.max(1)).max(1)
 }
 
+/// Runs `f` on one of rayon's worker threads while the calling thread
+/// waits, unless the caller is a worker already or the pool has one thread.
+///
+/// Each kernel that splits its work hands it to the pool and waits; a
+/// caller outside the pool then competes for the cores with the pool's
+/// threads, which spin for a while after every split looking for more. On
+/// two cores that cost gpt_step (a transformer's training step of many
+/// small kernels) about 15%. Run from a worker, the caller's own thread
+/// takes part in the splits and the others find its work to steal.
+///
+/// `f` must not wait on other threads that need the pool (a collective of
+/// a [`ThreadGroup`](crate::distributed::ThreadGroup) whose ranks run on
+/// it): with every worker waiting, nothing would run their work.
+///
+/// ```
+/// use ferrax::prelude::*;
+/// let x = Tensor::randn(&[512, 512], DType::F32, 0);
+/// let y = ferrax::array::parallel::on_workers(|| x.matmul(&x).tanh().sum());
+/// assert!(y.item().is_finite());
+/// ```
+pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
+        return f();
+    }
+    let mut out = None;
+    // From outside the pool, `scope` runs its body on a worker and blocks
+    // the caller until it returns; a panic in `f` is raised here.
+    rayon::scope(|_| out = Some(f()));
+    out.expect("the scope ran its body")
+}
+
 /// Fills `out` by calling `fill(start, chunk)` on consecutive chunks, in
 /// parallel when the work is large enough.
 pub fn fill_chunks<U: Send>(out: &mut [U], cost: usize, fill: impl Fn(usize, &mut [U]) + Sync) {

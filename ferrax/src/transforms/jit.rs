@@ -279,6 +279,8 @@ struct JitCall {
     /// The equation that reads each variable of `run` last.
     last_use: Arc<Vec<Option<usize>>>,
     outs: Arc<Vec<Aval>>,
+    /// Whether the program runs on rayon's workers (see [`leaves_the_caller`]).
+    on_workers: bool,
     /// The program mapped over a leading axis of every operand (simplified, fused), by batch size.
     batched: Arc<Mutex<HashMap<usize, Programs>>>,
 }
@@ -298,7 +300,8 @@ struct Compiled<O> {
 impl JitCall {
     fn new(graph: Arc<Graph>, run: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
         let last_use = Arc::new(run.last_uses());
-        JitCall { graph, run, last_use, outs: Arc::new(outs), batched: Default::default() }
+        let on_workers = leaves_the_caller(&run);
+        JitCall { graph, run, last_use, outs: Arc::new(outs), on_workers, batched: Default::default() }
     }
 }
 
@@ -322,10 +325,14 @@ impl Primitive for JitCall {
         self.outs.iter().cloned().collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
-        interpret(&self.run, &self.last_use, ins.iter().map(|a| (*a).clone()).collect())
+        self.eval_owned(ins.iter().map(|a| (*a).clone()).collect())
     }
     fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
-        interpret(&self.run, &self.last_use, ins)
+        if self.on_workers {
+            crate::array::parallel::on_workers(|| interpret(&self.run, &self.last_use, ins))
+        } else {
+            interpret(&self.run, &self.last_use, ins)
+        }
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // As checkpoint: the tangent is a function of the inputs and their
@@ -348,6 +355,23 @@ impl Primitive for JitCall {
             .clone();
         bind_batched_first(JitCall::new(graph, run, batched_avals(&self.outs, size)), x, axes, size)
     }
+}
+
+/// Whether a program is run on rayon's workers rather than the caller's
+/// thread ([`on_workers`](crate::array::parallel::on_workers)): when it
+/// makes enough elements in all for its kernels to split their work (the
+/// hand-over costs about what one split does), and when it can wait on no
+/// other thread. Collectives wait on the other ranks, whose programs may
+/// need the workers, and calls (control flow, custom rules, nested jit) may
+/// hold collectives; their programs stay on the caller's thread.
+fn leaves_the_caller(graph: &Graph) -> bool {
+    let made: usize = graph.eqns.iter().flat_map(|e| &e.outs).map(|&v| graph.avals[v].size()).sum();
+    let waits = |e: &crate::graph::Eqn| match e.prim.kind() {
+        Kind::Call => e.prim.name() != "fused",
+        Kind::Opaque => matches!(e.prim.name(), "psum" | "all_gather" | "psum_scatter"),
+        _ => false,
+    };
+    made >= crate::array::parallel::PAR_WORK && !graph.eqns.iter().any(waits)
 }
 
 /// Runs `graph` on concrete inputs, each equation's primitive evaluated
