@@ -138,11 +138,16 @@ fn jitted_collectives_on_more_ranks_than_workers_complete() {
     let out = on_ranks(5, Duration::from_secs(10), |c| {
         let x = Tensor::full(&[512, 512], 1.0 + c.rank() as f64, DType::F32);
         let f = jit(|x: &Tensor| psum(&x.tanh(), &c).sum());
-        f(&x).item()
+        // The collective inside a loop's body, under a nested jit.
+        let g = jit(|x: &Tensor| fori_loop(0, 2, |_, x: &Tensor| jit(|x: &Tensor| psum(x, &c) * 0.5)(x), x).sum());
+        (f(&x).item(), g(&x).item())
     });
     let want: f64 = (1..=5).map(|r| (r as f32).tanh() as f64).sum::<f64>() * 512.0 * 512.0;
-    for total in out {
+    // Each step sums the ranks' values (15 at first, then 5 · 7.5) and halves them.
+    let looped = 5.0 * 7.5 / 2.0 * 512.0 * 512.0;
+    for (total, again) in out {
         assert!((total - want).abs() < 1e-3 * want, "{total} against {want}");
+        assert_eq!(again, looped);
     }
 }
 

@@ -203,6 +203,15 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     fn subgraph(&self) -> Option<&crate::graph::Graph> {
         None
     }
+
+    /// Every program evaluating this primitive runs, when that is all it
+    /// runs (a loop's condition and body, each branch of a switch, a fused
+    /// chain, a nested jit's program), so that a pass can vouch for what an
+    /// evaluation does; `None` (the default) when it may run other code,
+    /// such as a user's closure.
+    fn programs(&self) -> Option<Vec<&crate::graph::Graph>> {
+        None
+    }
 }
 
 /// The rules of a primitive with one output — most of them. Every type that

@@ -339,6 +339,9 @@ impl Primitive for Fused {
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
         crate::transforms::call_batched(&self.body, x, axes, size)
     }
+    fn programs(&self) -> Option<Vec<&Graph>> {
+        Some(vec![&self.body])
+    }
     fn subgraph(&self) -> Option<&Graph> {
         Some(&self.body)
     }

@@ -334,6 +334,9 @@ impl Primitive for JitCall {
             interpret(&self.run, &self.last_use, ins)
         }
     }
+    fn programs(&self) -> Option<Vec<&Graph>> {
+        Some(vec![&self.run])
+    }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         // As checkpoint: the tangent is a function of the inputs and their
         // tangents, linear in the latter, transposed through a vjp of the program.
@@ -361,17 +364,21 @@ impl Primitive for JitCall {
 /// thread ([`on_workers`](crate::array::parallel::on_workers)): when it
 /// makes enough elements in all for its kernels to split their work (the
 /// hand-over costs about what one split does), and when it can wait on no
-/// other thread. Collectives wait on the other ranks, whose programs may
-/// need the workers, and calls (control flow, custom rules, nested jit) may
-/// hold collectives; their programs stay on the caller's thread.
+/// other thread.
 fn leaves_the_caller(graph: &Graph) -> bool {
     let made: usize = graph.eqns.iter().flat_map(|e| &e.outs).map(|&v| graph.avals[v].size()).sum();
-    let waits = |e: &crate::graph::Eqn| match e.prim.kind() {
-        Kind::Call => e.prim.name() != "fused",
+    made >= crate::array::parallel::PAR_WORK && !may_wait(graph)
+}
+
+/// Whether running `graph` may wait on another thread: a collective waits
+/// on the other ranks, whose programs may need the workers; a call that
+/// does not say what it runs (a custom rule's closure) may hold one.
+fn may_wait(graph: &Graph) -> bool {
+    graph.eqns.iter().any(|e| match e.prim.kind() {
+        Kind::Call => e.prim.programs().is_none_or(|programs| programs.into_iter().any(may_wait)),
         Kind::Opaque => matches!(e.prim.name(), "psum" | "all_gather" | "psum_scatter"),
         _ => false,
-    };
-    made >= crate::array::parallel::PAR_WORK && !graph.eqns.iter().any(waits)
+    })
 }
 
 /// Runs `graph` on concrete inputs, each equation's primitive evaluated

@@ -172,6 +172,9 @@ impl Primitive for Switch {
     fn subgraph(&self) -> Option<&Graph> {
         Some(&self.branches[0].graph)
     }
+    fn programs(&self) -> Option<Vec<&Graph>> {
+        Some(self.branches.iter().map(|b| &*b.graph).collect())
+    }
 }
 
 /// `branches[index](operand)`, with every branch staged, so that the choice

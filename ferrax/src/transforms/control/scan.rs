@@ -280,6 +280,9 @@ impl Primitive for Scan {
     fn subgraph(&self) -> Option<&Graph> {
         Some(&self.body.graph)
     }
+    fn programs(&self) -> Option<Vec<&Graph>> {
+        Some(vec![&self.body.graph])
+    }
 }
 
 /// Which operands carry a tangent (float ones only).

@@ -234,6 +234,9 @@ impl Primitive for While {
     fn subgraph(&self) -> Option<&Graph> {
         Some(&self.body.graph)
     }
+    fn programs(&self) -> Option<Vec<&Graph>> {
+        Some(vec![&self.cond.graph, &self.body.graph])
+    }
 }
 
 /// Applies `body` to the carry while `cond_fn` of it is true — JAX's
