@@ -77,15 +77,17 @@ pub(super) struct NodeWindow {
     segments: Vec<*mut u8>,
     /// The bytes of data a slot holds.
     capacity: usize,
-    /// The set the next all-reduce uses.
-    set: usize,
+    /// The all-reduces through this window, the current one included
+    /// (since it was last allocated): their parity picks the set.
+    calls: usize,
 }
 
 impl NodeWindow {
     /// A window over `node`, every rank of which must call this.
     pub(super) fn new(node: SimpleCommunicator, watch: &Watch) -> Result<NodeWindow, CommError> {
         // SAFETY: reads a constant rsmpi's C shim defines.
-        let mut w = NodeWindow { node, win: unsafe { ffi::RSMPI_WIN_NULL }, segments: Vec::new(), capacity: 0, set: 0 };
+        let mut w =
+            NodeWindow { node, win: unsafe { ffi::RSMPI_WIN_NULL }, segments: Vec::new(), capacity: 0, calls: 0 };
         w.allocate(watch, 1 << 16)?;
         Ok(w)
     }
@@ -134,7 +136,8 @@ impl NodeWindow {
         // SAFETY: `win` is a window just made, not yet locked.
         check(unsafe { ffi::MPI_Win_lock_all(ffi::MPI_MODE_NOCHECK as c_int, win) }, "MPI_Win_lock_all")?;
         self.capacity = capacity;
-        self.set = 0;
+        // A call that grows the window goes on in set 0.
+        self.calls = 0;
         Ok(())
     }
 
@@ -160,10 +163,10 @@ impl NodeWindow {
         self.segments.clear();
     }
 
-    /// Rank `rank`'s slot in the current set.
+    /// Rank `rank`'s slot in the current call's set.
     fn slot(&self, rank: usize) -> *mut u8 {
         // SAFETY: a segment holds two slots of `HEADER + capacity` bytes.
-        unsafe { self.segments[rank].add(self.set * (HEADER + self.capacity)) }
+        unsafe { self.segments[rank].add(self.calls % 2 * (HEADER + self.capacity)) }
     }
 
     fn header(&self, rank: usize) -> Header {
@@ -218,22 +221,9 @@ impl NodeWindow {
         combine: impl Fn(T, T) -> T + Copy,
         finish: impl Fn(T) -> T + Copy,
     ) -> Result<Vec<T>, CommError> {
-        let out = self.exchange(watch, x, op, combine, finish);
-        // Every rank moves to the other set whatever the outcome, so the
-        // ranks stay in step.
-        self.set = 1 - self.set;
-        out
-    }
-
-    /// [`NodeWindow::all_reduce`] through the current set.
-    fn exchange<T: Element>(
-        &mut self,
-        watch: &Watch,
-        x: &[T],
-        op: Reduction,
-        combine: impl Fn(T, T) -> T + Copy,
-        finish: impl Fn(T) -> T + Copy,
-    ) -> Result<Vec<T>, CommError> {
+        // Every rank counts every call, whatever its outcome, so the ranks
+        // use the same set.
+        self.calls += 1;
         let header = Header { len: x.len() as u64, dtype: T::DTYPE as u32, op: op as u32 };
         self.put(header, x);
         self.sync(watch);
