@@ -130,16 +130,19 @@ fn ranks_that_call_different_collectives_are_told() {
     }
 }
 
-/// A large jitted program runs on rayon's workers, but not one that waits
-/// on the other ranks: with more ranks than workers, the ranks whose
-/// programs got no worker would never arrive.
+/// A large jitted program, and a large eager backward pass, run on rayon's
+/// workers, but not one that waits on the other ranks: with more ranks than
+/// workers, the ranks whose programs got no worker would never arrive.
 #[test]
-fn jitted_collectives_on_more_ranks_than_workers_complete() {
+fn collectives_on_more_ranks_than_workers_complete() {
     let out = on_ranks(5, Duration::from_secs(10), |c| {
         let x = Tensor::full(&[512, 512], 1.0 + c.rank() as f64, DType::F32);
         let f = jit(|x: &Tensor| psum(&x.tanh(), &c).sum());
         // The collective inside a loop's body, under a nested jit.
         let g = jit(|x: &Tensor| fori_loop(0, 2, |_, x: &Tensor| jit(|x: &Tensor| psum(x, &c) * 0.5)(x), x).sum());
+        // The backward pass of an eager gradient holds the collective too.
+        let dx = grad(|x: &Tensor| psum(&(x * 0.5), &c).sum())(&x);
+        assert_eq!(dx.to_vec::<f32>(), vec![2.5; 512 * 512]);
         (f(&x).item(), g(&x).item())
     });
     let want: f64 = (1..=5).map(|r| (r as f32).tanh() as f64).sum::<f64>() * 512.0 * 512.0;

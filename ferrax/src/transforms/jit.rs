@@ -365,7 +365,7 @@ impl Primitive for JitCall {
 /// makes enough elements in all for its kernels to split their work (the
 /// hand-over costs about what one split does), and when it can wait on no
 /// other thread.
-fn leaves_the_caller(graph: &Graph) -> bool {
+pub(super) fn leaves_the_caller(graph: &Graph) -> bool {
     let made: usize = graph.eqns.iter().flat_map(|e| &e.outs).map(|&v| graph.avals[v].size()).sum();
     made >= crate::array::parallel::PAR_WORK && !may_wait(graph)
 }
