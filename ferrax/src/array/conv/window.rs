@@ -229,3 +229,84 @@ fn search_2d<T: Num, const MAX: bool>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{Array, Buffer, ReduceOp, Rng};
+    use super::window_arg_extreme;
+
+    /// The first extreme of each window, by the definition: every output
+    /// position, every tap in row-major order, padding skipped.
+    fn by_definition(
+        x: &[f64],
+        shape: &[usize],
+        op: ReduceOp,
+        win: &[usize],
+        st: &[usize],
+        pad: &[(usize, usize)],
+    ) -> Vec<i64> {
+        let r = shape.len();
+        let out: Vec<usize> = (0..r).map(|i| (shape[i] + pad[i].0 + pad[i].1 - win[i]) / st[i] + 1).collect();
+        let (n_out, n_win): (usize, usize) = (out.iter().product(), win.iter().product());
+        let mut got = Vec::new();
+        for q in 0..n_out {
+            let mut best: Option<(f64, usize)> = None;
+            for k in 0..n_win {
+                let (mut qq, mut kk, mut flat, mut inside) = (q, k, 0usize, true);
+                let mut at = vec![0i64; r];
+                for i in (0..r).rev() {
+                    at[i] = ((qq % out[i]) * st[i] + kk % win[i]) as i64 - pad[i].0 as i64;
+                    (qq, kk) = (qq / out[i], kk / win[i]);
+                }
+                for i in 0..r {
+                    inside &= at[i] >= 0 && (at[i] as usize) < shape[i];
+                    flat = flat * shape[i] + at[i].max(0) as usize;
+                }
+                if !inside {
+                    continue;
+                }
+                let v = x[flat];
+                let better = |b: f64| match op {
+                    ReduceOp::Min => v < b || (v.is_nan() && !b.is_nan()),
+                    _ => v > b || (v.is_nan() && !b.is_nan()),
+                };
+                if best.is_none_or(|(b, _)| better(b)) {
+                    best = Some((v, flat));
+                }
+            }
+            got.push(best.expect("a window holds an element").1 as i64);
+        }
+        got
+    }
+
+    #[test]
+    fn window_search_matches_the_definition_with_ties_and_nans() {
+        let mut rng = Rng::new(7);
+        for case in 0..300 {
+            // [N, C, H, W] with 2-d windows; every fourth case tiles (pooling by k with stride k).
+            let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+            let tiled = case % 4 == 0;
+            let (sh, sw) = if tiled { (kh, kw) } else { (1 + rng.below(3), 1 + rng.below(3)) };
+            let pad =
+                if tiled { [(0, 0); 2] } else { [(rng.below(kh), rng.below(kh)), (rng.below(kw), rng.below(kw))] };
+            let h = if tiled { kh * (1 + rng.below(4)) } else { kh + rng.below(6) };
+            let w = kw + rng.below(9);
+            let shape = [1 + rng.below(3), 1 + rng.below(3), h, w];
+            let n: usize = shape.iter().product();
+            // Few distinct values, so that windows tie; some NaNs.
+            let x: Vec<f64> = (0..n).map(|_| if rng.below(10) == 0 { f64::NAN } else { rng.below(4) as f64 }).collect();
+            let (window, strides) = ([1, 1, kh, kw], [1, 1, sh, sw]);
+            let padding = [(0, 0), (0, 0), pad[0], pad[1]];
+            for op in [ReduceOp::Max, ReduceOp::Min] {
+                let got =
+                    window_arg_extreme(&Array::new(&shape, Buffer::F64(x.clone())), op, &window, &strides, &padding);
+                let want = by_definition(&x, &shape, op, &window, &strides, &padding);
+                assert_eq!(
+                    got.to_vec::<i64>(),
+                    want,
+                    "case {case}: {shape:?} window {window:?} strides {strides:?} padding {padding:?} {op:?}"
+                );
+            }
+        }
+    }
+}
