@@ -374,10 +374,10 @@ pub(super) fn leaves_the_caller(graph: &Graph) -> bool {
 /// on the other ranks, whose programs may need the workers; a call that
 /// does not say what it runs (a custom rule's closure) may hold one.
 fn may_wait(graph: &Graph) -> bool {
-    graph.eqns.iter().any(|e| match e.prim.kind() {
-        Kind::Call => e.prim.programs().is_none_or(|programs| programs.into_iter().any(may_wait)),
-        Kind::Opaque => matches!(e.prim.name(), "psum" | "all_gather" | "psum_scatter"),
-        _ => false,
+    graph.eqns.iter().any(|e| {
+        e.prim.waits_on_others()
+            || matches!(e.prim.kind(), Kind::Call)
+                && e.prim.programs().is_none_or(|programs| programs.into_iter().any(may_wait))
     })
 }
 
