@@ -12,8 +12,9 @@
 //! Every rank so moves about its operand's size through the shared memory
 //! and adds a 1/size share, and the results are the same bits everywhere.
 //! MPI's own all-reduce between the processes of one machine copies the
-//! data through its transport's fragments and took 1.4 to 1.8 times as long
-//! for a model's gradients (`examples/mpi_check.rs w3`, two processes).
+//! data through its transport's fragments and took about 1.3 to 1.5 times
+//! as long for a model's gradients (`examples/mpi_check.rs w3`, two
+//! processes on 2 cores).
 //!
 //! Each rank's slot comes in two sets used in turn. A rank may put its next
 //! operand while a slower rank still copies the last results out (and the
