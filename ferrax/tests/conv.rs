@@ -234,6 +234,38 @@ fn conv_equals_the_definition_on_random_geometries() {
 }
 
 #[test]
+fn columns_of_several_images_per_product_equal_the_definition() {
+    // Many small images and enough filters per group (>= 32) that the
+    // columns of several images go into one product; strides, cropping
+    // and dilation take the 2-d copy's other paths.
+    let geometries = [
+        ConvGeometry { padding: vec![(1, 2), (0, 1)], ..ConvGeometry::unit(2) },
+        ConvGeometry {
+            strides: vec![2, 1],
+            padding: vec![(-1, 1), (2, 0)],
+            rhs_dilation: vec![1, 2],
+            ..ConvGeometry::unit(2)
+        },
+        ConvGeometry { padding: vec![(1, 1), (1, 1)], ..ConvGeometry::unit(2) },
+    ];
+    for (i, g) in geometries.iter().enumerate() {
+        let (groups, cg, og) = (2, 9, 33);
+        let x = Tensor::randn(&[7, groups * cg, 5, 8], DType::F64, 10 + i as u64);
+        let w = Tensor::randn(&[groups * og, cg, 3, 2], DType::F64, 20 + i as u64);
+        let y = x.conv_general(&w, g, groups);
+        assert_slices_close(&y.to_vec::<f64>(), &direct(&x, &w, g, groups), 1e-12);
+        let ct = Tensor::randn(y.shape(), DType::F64, 30 + i as u64);
+        let (_, pullback) = vjp(|w: &Tensor| x.conv_general(w, g, groups), &w);
+        assert_slices_close(&pullback(&ct).to_vec::<f64>(), &direct_kernel_grad(&x, &ct, w.shape(), g, groups), 1e-11);
+        let (_, pullback) = vjp(|x: &Tensor| x.conv_general(&w, g, groups), &x);
+        assert_slices_close(&pullback(&ct).to_vec::<f64>(), &direct_input_grad(x.shape(), &w, &ct, g, groups), 1e-11);
+        // f32 takes the same paths, with the line lengths the copy knows (8).
+        let y32 = x.to_dtype(DType::F32).conv_general(&w.to_dtype(DType::F32), g, groups);
+        assert_close(&y32.to_dtype(DType::F64), &y, 1e-4);
+    }
+}
+
+#[test]
 fn large_convolutions_split_across_threads_give_the_same_result() {
     // Big enough for the threaded path (tasks over images) and the
     // window-major columns of a kernel gradient (output longer than window).

@@ -2,13 +2,15 @@
 //! kernel's (a product per image over the forward pass's columns) and the
 //! input's (a transposed convolution; col2im when strided).
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
 use super::super::{permute, pool, rev, Array, Buffer, Num};
 use super::shifted::{kernel_grad_shifted, Shifted};
-use super::{conv, dilate, im2col, unravel, ConvGeometry, Spatial, PAR_FLOPS, SHIFT_MIN_CHANNELS};
+use super::{column_batch, conv, dilate, im2col, prefer_shifts, unravel, ConvGeometry, Spatial, PAR_FLOPS};
 
 /// The gradient of a convolution's kernel: `[O, C / groups, K..]` from the
 /// input `x [N, C, S..]` and the output's cotangent `ct [N, O, P..]`, as
@@ -47,24 +49,54 @@ fn kernel_grad_typed<T: Num + Scalar>(
     if len == 0 || n == 0 || ps == 0 {
         return vec![T::default(); len];
     }
-    let shifted = Shifted::new(sp).filter(|_| cg >= SHIFT_MIN_CHANNELS);
-    // Σ over the images `range` into `acc` [o, rows].
-    let sum_images = |range: std::ops::Range<usize>, acc: &mut [T]| {
+    let shifted = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>()));
+    let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), rayon::current_num_threads());
+    // Σ over the images `range` into `acc` [o, rows], a batch of images'
+    // columns side by side at a time.
+    let sum_images = |range: Range<usize>, acc: &mut [T]| {
         if let Some(sh) = &shifted {
             return kernel_grad_shifted(sh, sp, x, ct, range, (c, o, groups), acc);
         }
-        let mut col = vec![T::default(); rows * ps];
-        for ni in range {
-            for gi in 0..groups {
-                im2col(&x[(ni * c + gi * cg) * ss..][..cg * ss], &mut col, cg, sp, false);
-                let lhs = &ct[(ni * o + gi * og) * ps..][..og * ps];
-                let dst = &mut acc[gi * og * rows..][..og * rows];
-                // SAFETY: dst is [og, rows] row-major, lhs [og, ps] row-major,
-                // and col [rows, ps] row-major read as its transpose [ps, rows];
-                // the three do not overlap.
+        let (mut col, mut lhs) = (Vec::new(), Vec::new());
+        // The group's gradient transposed, [rows, og]: the GEMM crate runs
+        // column-major, and reads the columns' transpose several times
+        // faster into a column-major destination (conv 32→32 on 32×32
+        // images: 36 against 187 GFLOP/s).
+        let mut acc_t = vec![T::default(); rows * og];
+        for gi in 0..groups {
+            acc_t.fill(T::default());
+            for s in range.clone().step_by(nb) {
+                let imgs = s..(s + nb).min(range.end);
+                let cols = imgs.len() * ps;
+                col.resize(rows * cols, T::default());
+                for (j, ni) in imgs.clone().enumerate() {
+                    im2col(&x[(ni * c + gi * cg) * ss..][..cg * ss], &mut col[j * ps..], cg, sp, false, cols);
+                }
+                // The cotangent of the images, [og, cols]: in place for one image.
+                let lhs = if imgs.len() == 1 {
+                    &ct[(imgs.start * o + gi * og) * ps..][..og * ps]
+                } else {
+                    lhs.resize(og * cols, T::default());
+                    for (j, ni) in imgs.clone().enumerate() {
+                        for oi in 0..og {
+                            lhs[oi * cols + j * ps..][..ps].copy_from_slice(&ct[(ni * o + gi * og + oi) * ps..][..ps]);
+                        }
+                    }
+                    &lhs[..]
+                };
+                // SAFETY: acc_t is [og, rows] column-major, lhs [og, cols]
+                // row-major, and col [rows, cols] row-major read as its
+                // transpose [cols, rows]; the three do not overlap.
                 unsafe {
-                    let (dst, col) = (Strided::rows(dst.as_mut_ptr(), rows), Strided::transposed(col.as_ptr(), ps));
-                    product(og, rows, ps, dst, Strided::rows(lhs.as_ptr(), ps), col, true, gemm::Parallelism::None)
+                    let (dst, col) =
+                        (Strided::transposed(acc_t.as_mut_ptr(), og), Strided::transposed(col.as_ptr(), cols));
+                    product(og, rows, cols, dst, Strided::rows(lhs.as_ptr(), cols), col, true, gemm::Parallelism::None)
+                }
+            }
+            let dst = &mut acc[gi * og * rows..][..og * rows];
+            for (r, line) in acc_t.chunks_exact(og).enumerate() {
+                for (oi, &v) in line.iter().enumerate() {
+                    dst[oi * rows + r] = dst[oi * rows + r] + v;
                 }
             }
         }

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
 use super::super::{pool, strides, Element, Num};
-use super::{unravel, Spatial, GRID_ELEMENTS, PAR_FLOPS};
+use super::{unravel, Shared, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 
 /// The shift-and-multiply layout of a convolution with unit strides and no
 /// input dilation. With a batch of images padded into one buffer, channel
@@ -164,25 +164,6 @@ impl Shifted {
     }
 }
 
-/// A pointer that tasks writing disjoint parts of one output share.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-// SAFETY: every task writes its own elements (disjoint images and groups).
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// The element `i` places past the start (a method, so that closures
-    /// capture the whole `Shared` rather than its raw pointer).
-    ///
-    /// # Safety
-    /// `i` is within the allocation.
-    unsafe fn at(self, i: usize) -> *mut T {
-        // SAFETY: the caller's.
-        unsafe { self.0.add(i) }
-    }
-}
-
 /// [`conv`](super::conv) by shifts (see [`Shifted`]): tasks of (group, batch of images).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv_shifted<T: Element + Scalar>(
@@ -271,7 +252,9 @@ pub(super) fn kernel_grad_shifted<T: Num + Scalar>(
     let kk = cg * sh.last.0;
     let (mut xp, mut stacked, mut grid) = (Vec::new(), Vec::new(), Vec::new());
     for gi in 0..groups {
-        // The group's gradient per leading tap, [lead, og, kk], unpacked at the end.
+        // The group's gradient per leading tap, [lead, kk, og] (each tap's
+        // [og, kk] column-major, which the GEMM crate fills several times
+        // faster from the stacked input's transpose), unpacked at the end.
         let mut packed = vec![T::default(); sh.lead.len() * og * kk];
         for s in imgs.clone().step_by(nb) {
             let part = s..(s + nb).min(imgs.end);
@@ -291,11 +274,11 @@ pub(super) fn kernel_grad_shifted<T: Num + Scalar>(
             for (t, &off) in sh.lead.iter().enumerate() {
                 let dst = &mut packed[t * og * kk..][..og * kk];
                 let input = Strided::transposed(stacked.as_ptr().wrapping_add(off), row);
-                // SAFETY: `dst` is [og, kk] row-major; `grid` is [og, cols]
+                // SAFETY: `dst` is [og, kk] column-major; `grid` is [og, cols]
                 // row-major; the stacked view [cols, kk] at `off` (strides
                 // (row, 1)) ends within `stacked`; nothing aliases.
                 unsafe {
-                    let dst = Strided::rows(dst.as_mut_ptr(), kk);
+                    let dst = Strided::transposed(dst.as_mut_ptr(), og);
                     product(og, kk, cols, dst, Strided::rows(grid.as_ptr(), cols), input, true, gemm::Parallelism::None)
                 }
             }
@@ -305,9 +288,8 @@ pub(super) fn kernel_grad_shifted<T: Num + Scalar>(
         for t in 0..sh.lead.len() {
             for oi in 0..og {
                 for ci in 0..cg {
-                    let from = &packed[(t * og + oi) * kk + ci * kl..][..kl];
-                    for (a, &v) in acc_g[(oi * cg + ci) * ks + t * kl..][..kl].iter_mut().zip(from) {
-                        *a = *a + v;
+                    for (q, a) in acc_g[(oi * cg + ci) * ks + t * kl..][..kl].iter_mut().enumerate() {
+                        *a = *a + packed[(t * kk + ci * kl + q) * og + oi];
                     }
                 }
             }
