@@ -154,7 +154,10 @@ impl Tensor {
     pub fn softmax(&self, axis: usize) -> Tensor {
         let x = inexact(self);
         let e = (&x - x.stop_gradient().max_axes(&[axis], true)).exp();
-        &e / e.sum_axes(&[axis], true)
+        // Times the reciprocal of the sum, as PyTorch's kernels do: one
+        // division per row, and a backward pass through a product rather
+        // than a quotient (whose denominator's rule costs three passes).
+        &e * e.sum_axes(&[axis], true).recip()
     }
 
     /// `ln(softmax(x))` along `axis`, computed as `x - logsumexp(x)`.

@@ -62,7 +62,9 @@ pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Op
     let (lq, lk) = (q.shape()[r - 2], k.shape()[r - 2]);
     let mut perm: Vec<usize> = (0..r).collect();
     perm.swap(r - 2, r - 1);
-    let scores = q.matmul(&k.permute(&perm)) / (d as f64).sqrt();
+    // The scale goes on the smaller of q and the scores, as a product.
+    let scale = 1.0 / (d as f64).sqrt();
+    let scores = if d <= lk { (q * scale).matmul(&k.permute(&perm)) } else { q.matmul(&k.permute(&perm)) * scale };
     let mut keep: Option<Tensor> = mask.map(|m| {
         if m.dtype() != DType::Bool {
             panic!("scaled_dot_product_attention: the mask must be bool (true: attend), got {}", m.dtype());

@@ -17,7 +17,9 @@ fn standardize_with_stats(x: &Tensor, axes: &[usize], eps: f64) -> (Tensor, Tens
     let mean = x.mean_axes(axes, true);
     let centered = x - &mean;
     let var = centered.square().mean_axes(axes, true);
-    (centered / (&var + eps).sqrt(), mean, var)
+    // Times the reciprocal standard deviation (PyTorch's `rstd`): the
+    // quotient's rule would cost three passes over `x` for the denominator.
+    (centered * (&var + eps).sqrt().recip(), mean, var)
 }
 
 /// `[1, features, 1, ..]`: a per-channel parameter shaped to broadcast over `[N, C, spatial..]`.
@@ -83,7 +85,7 @@ impl RmsNorm {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let last = x.rank().saturating_sub(1);
         let ms = x.square().mean_axes(&[last], true);
-        x / (ms + self.eps).sqrt() * &self.scale
+        x * (ms + self.eps).sqrt().recip() * &self.scale
     }
 }
 
