@@ -99,29 +99,60 @@ impl<const N: usize> Plan<N> {
 
     /// Calls `seg(out_start, offsets, len, inner_strides)` for each run of
     /// consecutive output elements in `start..end` that lie in one innermost row.
+    /// The outer index is found by division once, then counted up row by
+    /// row: with short rows (a `[rows, 1]` operand broadcast over 64
+    /// columns) the divisions cost more than the row's arithmetic.
+    #[inline(always)]
     pub(super) fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
+        if start >= end {
+            return;
+        }
         let last = self.dims.len() - 1;
         let inner = self.dims[last];
         let inner_strides: [usize; N] = std::array::from_fn(|k| self.strides[k][last]);
+        // The outer multi-index of the first row, and the offsets of its start.
+        let mut idx = [0usize; 8];
+        let mut idx_vec = Vec::new();
+        let idx: &mut [usize] = if last <= 8 {
+            &mut idx[..last]
+        } else {
+            idx_vec.resize(last, 0);
+            &mut idx_vec
+        };
+        let mut row_offs = [0usize; N];
+        let mut r = start / inner;
+        for d in (0..last).rev() {
+            idx[d] = r % self.dims[d];
+            r /= self.dims[d];
+            for (o, st) in row_offs.iter_mut().zip(&self.strides) {
+                *o += idx[d] * st[d];
+            }
+        }
         let mut pos = start;
-        while pos < end {
-            let row = pos / inner;
-            let col = pos % inner;
+        let mut col = start % inner;
+        loop {
             let len = (inner - col).min(end - pos);
-            let mut offs = [0usize; N];
-            let mut r = row;
-            for d in (0..last).rev() {
-                let i = r % self.dims[d];
-                r /= self.dims[d];
-                for (o, st) in offs.iter_mut().zip(&self.strides) {
-                    *o += i * st[d];
-                }
-            }
-            for (o, st) in offs.iter_mut().zip(&inner_strides) {
-                *o += col * st;
-            }
+            let offs: [usize; N] = std::array::from_fn(|k| row_offs[k] + col * inner_strides[k]);
             seg(pos, offs, len, inner_strides);
             pos += len;
+            if pos >= end {
+                return;
+            }
+            col = 0;
+            // The next row: count the index up, carrying into outer axes.
+            for d in (0..last).rev() {
+                idx[d] += 1;
+                for (o, st) in row_offs.iter_mut().zip(&self.strides) {
+                    *o += st[d];
+                }
+                if idx[d] < self.dims[d] {
+                    break;
+                }
+                for (o, st) in row_offs.iter_mut().zip(&self.strides) {
+                    *o -= self.dims[d] * st[d];
+                }
+                idx[d] = 0;
+            }
         }
     }
 }
@@ -146,24 +177,21 @@ pub fn zip<T: Element, U: Element>(
             let Some(plan) = &plan else {
                 return vectorized(|| zip_run(&mut *out, &a[s..s + len], &b[s..s + len], &f));
             };
-            plan.segments(s, s + len, |pos, [oa, ob], len, [sa, sb]| {
-                let out = &mut out[pos - s..pos - s + len];
-                match (sa, sb) {
-                    (1, 1) => vectorized(|| zip_run(out, &a[oa..oa + len], &b[ob..ob + len], &f)),
-                    (1, 0) => {
-                        let y = b[ob];
-                        vectorized(|| zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&y, len), &f))
-                    }
-                    (0, 1) => {
-                        let x = a[oa];
-                        vectorized(|| zip_run(out, std::iter::repeat_n(&x, len), &b[ob..ob + len], &f))
-                    }
-                    _ => {
-                        for (i, o) in out.iter_mut().enumerate() {
-                            o.write(f(a[oa + i * sa], b[ob + i * sb]));
+            // One dispatch for the whole chunk: rows may be a few elements long.
+            vectorized(|| {
+                plan.segments(s, s + len, |pos, [oa, ob], len, [sa, sb]| {
+                    let out = &mut out[pos - s..pos - s + len];
+                    match (sa, sb) {
+                        (1, 1) => zip_run(out, &a[oa..oa + len], &b[ob..ob + len], &f),
+                        (1, 0) => zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&b[ob], len), &f),
+                        (0, 1) => zip_run(out, std::iter::repeat_n(&a[oa], len), &b[ob..ob + len], &f),
+                        _ => {
+                            for (i, o) in out.iter_mut().enumerate() {
+                                o.write(f(a[oa + i * sa], b[ob + i * sb]));
+                            }
                         }
                     }
-                }
+                })
             });
         })
     }
@@ -190,24 +218,27 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
     // SAFETY: the segments of a chunk tile it exactly, and each is written in full.
     let out = unsafe {
         build(n, parallel::CHEAP, |s, out: &mut [MaybeUninit<T>]| {
-            plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
-                let out = &mut out[pos - s..pos - s + len];
-                // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
-                // one loop per combination, over iterators of exactly `len`
-                // items, so each is a plain vectorisable loop without bounds checks.
-                let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
-                let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
-                let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
-                match (sc, sx, sy) {
-                    (1, 1, 1) => vectorized(|| select_run(out, c1(), x1(), y1())),
-                    (1, 1, 0) => vectorized(|| select_run(out, c1(), x1(), y0())),
-                    (1, 0, 1) => vectorized(|| select_run(out, c1(), x0(), y1())),
-                    (1, 0, 0) => vectorized(|| select_run(out, c1(), x0(), y0())),
-                    (0, 1, 1) => vectorized(|| select_run(out, c0(), x1(), y1())),
-                    (0, 1, 0) => vectorized(|| select_run(out, c0(), x1(), y0())),
-                    (0, 0, 1) => vectorized(|| select_run(out, c0(), x0(), y1())),
-                    _ => select_run(out, c0(), x0(), y0()),
-                }
+            // One dispatch for the whole chunk: rows may be a few elements long.
+            vectorized(|| {
+                plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
+                    let out = &mut out[pos - s..pos - s + len];
+                    // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
+                    // one loop per combination, over iterators of exactly `len`
+                    // items, so each is a plain vectorisable loop without bounds checks.
+                    let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
+                    let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
+                    let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
+                    match (sc, sx, sy) {
+                        (1, 1, 1) => select_run(out, c1(), x1(), y1()),
+                        (1, 1, 0) => select_run(out, c1(), x1(), y0()),
+                        (1, 0, 1) => select_run(out, c1(), x0(), y1()),
+                        (1, 0, 0) => select_run(out, c1(), x0(), y0()),
+                        (0, 1, 1) => select_run(out, c0(), x1(), y1()),
+                        (0, 1, 0) => select_run(out, c0(), x1(), y0()),
+                        (0, 0, 1) => select_run(out, c0(), x0(), y1()),
+                        _ => select_run(out, c0(), x0(), y0()),
+                    }
+                });
             });
         })
     };

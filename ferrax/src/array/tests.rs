@@ -427,3 +427,43 @@ fn small_integer_powers_give_the_bits_of_powi() {
         }
     }
 }
+
+#[test]
+fn broadcast_segments_match_offsets_by_division() {
+    // Each run of a broadcast walk, started anywhere (a thread's chunk
+    // starts mid-row), against every element's offsets found by division.
+    let mut rng = Rng::new(11);
+    for case in 0..400 {
+        let rank = 1 + case % 5;
+        let out: Vec<usize> = (0..rank).map(|_| 1 + rng.below(4)).collect();
+        let operand = |rng: &mut Rng| -> Vec<usize> {
+            let keep = rng.below(rank + 1);
+            out[rank - keep..].iter().map(|&d| if rng.below(3) == 0 { 1 } else { d }).collect()
+        };
+        let (sa, sb) = (operand(&mut rng), operand(&mut rng));
+        let plan = elementwise::Plan::new(&out, [&sa[..], &sb[..]]);
+        let n: usize = out.iter().product();
+        let start = rng.below(n);
+        let end = start + rng.below(n - start + 1);
+        let mut seen = start;
+        plan.segments(start, end, |pos, offs, len, inner| {
+            assert_eq!(pos, seen, "case {case}: runs tile the range");
+            for i in 0..len {
+                let idx = unravel(pos + i, &out);
+                for (k, shape) in [&sa, &sb].into_iter().enumerate() {
+                    let lead = rank - shape.len();
+                    let src: Vec<usize> =
+                        shape.iter().enumerate().map(|(d, &m)| if m == 1 { 0 } else { idx[lead + d] }).collect();
+                    assert_eq!(
+                        offs[k] + i * inner[k],
+                        ravel(&src, shape),
+                        "case {case}: {out:?} {sa:?} {sb:?} at {}",
+                        pos + i
+                    );
+                }
+            }
+            seen += len;
+        });
+        assert_eq!(seen, end.max(start), "case {case}");
+    }
+}
