@@ -7,7 +7,9 @@ use ferrax::core::bind;
 use ferrax::linalg;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
-use ferrax::prims::{ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan};
+use ferrax::prims::{
+    ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan, Standardize, StandardizeTangent,
+};
 
 mod common;
 
@@ -272,6 +274,16 @@ fn table() -> Vec<Row> {
             dtype: Some(DType::F64),
             ..row("svd", &[(&[3, 4], n)], |x| linalg::svd(&graded(&x[0]), false).0.square())
         },
+        // Appended, so that the rows above keep their seeds.
+        row("standardize", &[(&[3, 4], n)], |x| Standardize { axes: 1, eps: 1e-5 }.apply(&x[0])),
+        row("standardize", &[(&[2, 3, 2], n)], |x| Standardize { axes: 2, eps: 0.1 }.apply(&x[0])),
+        // Both operands differentiated: the second order runs the rule along
+        // the point. Its second derivative scales with r³ (r = 1/√(var +
+        // eps)); eps = 0.5 keeps r ≤ √2, where with eps = 1e-5 one f32 seed's
+        // second difference sat at the tolerance (f64 passes either way).
+        row("standardize_tangent", &[(&[3, 5], n), (&[3, 5], n)], |x| {
+            bind(StandardizeTangent { axes: 1, eps: 0.5 }, &[x[0].clone(), x[1].clone()])
+        }),
     ]
 }
 

@@ -103,6 +103,21 @@ pub trait Backend: Send + Sync {
         strides: &[usize],
         padding: &[(usize, usize)],
     ) -> Array;
+    /// `x` standardised over runs of its `n` trailing elements: `(x - mean)
+    /// / √(var + eps)` per run, the statistics two-pass (the mean, then the
+    /// mean square of the centred values). A backend without a kernel of its
+    /// own computes it on the host.
+    fn standardize(&self, x: &Array, n: usize, eps: f64) -> Array {
+        Cpu.standardize(&x.to_device(Device::Cpu), n, eps).to_device(self.device())
+    }
+    /// The tangent map of [`Backend::standardize`] at `x` applied to `t`:
+    /// `r (t - mean(t) - y mean(y t))` per run, `y` the standardised run and
+    /// `r` its reciprocal standard deviation (a symmetric map: its own
+    /// transpose). On the host unless the backend has a kernel.
+    fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
+        let host = Cpu.standardize_tangent(&t.to_device(Device::Cpu), &x.to_device(Device::Cpu), n, eps);
+        host.to_device(self.device())
+    }
     /// A fused elementwise program (jit's fusion pass) on `ins`, arrays of
     /// `dtype` (or bool conditions) broadcasting to `shape`. The CPU runs
     /// it over cache-sized tiles; a GPU as one generated kernel.
@@ -153,6 +168,12 @@ impl Backend for Cpu {
     }
     fn arg_reduce(&self, op: ReduceOp, x: &Array, axis: usize) -> Array {
         super::reduce::arg_extreme(&wide(x), axis, op)
+    }
+    fn standardize(&self, x: &Array, n: usize, eps: f64) -> Array {
+        narrow(super::norm::standardize(&wide(x), n, eps), x.dtype())
+    }
+    fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
+        narrow(super::norm::standardize_tangent(&wide(t), &wide(x), n, eps), x.dtype())
     }
     fn scan(&self, op: ReduceOp, x: &Array, axis: usize, reverse: bool) -> Array {
         narrow(super::reduce::cumulative(&wide(x), axis, reverse, op), x.dtype())

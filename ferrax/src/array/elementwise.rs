@@ -4,7 +4,7 @@ use std::iter::repeat_n;
 use std::mem::MaybeUninit;
 
 use super::parallel::{self, build};
-use super::simd::vectorized;
+use super::simd::{dispatch, vectorized, Isa, Kernel};
 use super::{strides, Array, Element};
 
 /// The shape two shapes broadcast to under numpy's rules, or `None`.
@@ -99,28 +99,34 @@ impl<const N: usize> Plan<N> {
 
     /// Calls `seg(out_start, offsets, len, inner_strides)` for each run of
     /// consecutive output elements in `start..end` that lie in one innermost row.
-    /// The outer index is found by division once, then counted up row by
-    /// row: with short rows (a `[rows, 1]` operand broadcast over 64
-    /// columns) the divisions cost more than the row's arithmetic.
     #[inline(always)]
     pub(super) fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
-        if start >= end {
-            return;
+        for (pos, offs, len) in self.runs(start, end) {
+            seg(pos, offs, len, self.inner_strides());
         }
+    }
+
+    /// Each operand's stride along the innermost (merged) dimension.
+    #[inline(always)]
+    pub(super) fn inner_strides(&self) -> [usize; N] {
+        let last = self.dims.len() - 1;
+        std::array::from_fn(|k| self.strides[k][last])
+    }
+
+    /// The runs of [`Plan::segments`] as an iterator of `(out_start,
+    /// offsets, len)`, for loops that must not go through a closure (see
+    /// `ZipChunk`).
+    pub(super) fn runs(&self, start: usize, end: usize) -> Runs<'_, N> {
         let last = self.dims.len() - 1;
         let inner = self.dims[last];
-        let inner_strides: [usize; N] = std::array::from_fn(|k| self.strides[k][last]);
         // The outer multi-index of the first row, and the offsets of its start.
-        let mut idx = [0usize; 8];
-        let mut idx_vec = Vec::new();
-        let idx: &mut [usize] = if last <= 8 {
-            &mut idx[..last]
-        } else {
-            idx_vec.resize(last, 0);
-            &mut idx_vec
-        };
+        let mut idx = vec![0; last];
         let mut row_offs = [0usize; N];
-        let mut r = start / inner;
+        if start >= end {
+            // Nothing to walk (an empty output may have a zero extent to divide by).
+            return Runs { plan: self, idx, row_offs, pos: start, col: 0, end };
+        }
+        let mut r = start / inner.max(1);
         for d in (0..last).rev() {
             idx[d] = r % self.dims[d];
             r /= self.dims[d];
@@ -128,32 +134,54 @@ impl<const N: usize> Plan<N> {
                 *o += idx[d] * st[d];
             }
         }
-        let mut pos = start;
-        let mut col = start % inner;
-        loop {
-            let len = (inner - col).min(end - pos);
-            let offs: [usize; N] = std::array::from_fn(|k| row_offs[k] + col * inner_strides[k]);
-            seg(pos, offs, len, inner_strides);
-            pos += len;
-            if pos >= end {
-                return;
-            }
-            col = 0;
-            // The next row: count the index up, carrying into outer axes.
-            for d in (0..last).rev() {
-                idx[d] += 1;
-                for (o, st) in row_offs.iter_mut().zip(&self.strides) {
-                    *o += st[d];
-                }
-                if idx[d] < self.dims[d] {
-                    break;
-                }
-                for (o, st) in row_offs.iter_mut().zip(&self.strides) {
-                    *o -= self.dims[d] * st[d];
-                }
-                idx[d] = 0;
-            }
+        Runs { plan: self, idx, row_offs, pos: start, col: start % inner.max(1), end }
+    }
+}
+
+/// The iterator of [`Plan::runs`]. The outer index is found by division
+/// once, then counted up row by row: with short rows (a `[rows, 1]` operand
+/// broadcast over 64 columns) the divisions cost more than the row's
+/// arithmetic.
+pub(super) struct Runs<'a, const N: usize> {
+    plan: &'a Plan<N>,
+    idx: Vec<usize>,
+    row_offs: [usize; N],
+    pos: usize,
+    col: usize,
+    end: usize,
+}
+
+impl<const N: usize> Iterator for Runs<'_, N> {
+    type Item = (usize, [usize; N], usize);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.end {
+            return None;
         }
+        let plan = self.plan;
+        let last = plan.dims.len() - 1;
+        let inner = plan.dims[last];
+        let len = (inner - self.col).min(self.end - self.pos);
+        let offs: [usize; N] = std::array::from_fn(|k| self.row_offs[k] + self.col * plan.strides[k][last]);
+        let item = (self.pos, offs, len);
+        self.pos += len;
+        self.col = 0;
+        // The next row: count the index up, carrying into outer axes.
+        for d in (0..last).rev() {
+            self.idx[d] += 1;
+            for (o, st) in self.row_offs.iter_mut().zip(&plan.strides) {
+                *o += st[d];
+            }
+            if self.idx[d] < plan.dims[d] {
+                break;
+            }
+            for (o, st) in self.row_offs.iter_mut().zip(&plan.strides) {
+                *o -= plan.dims[d] * st[d];
+            }
+            self.idx[d] = 0;
+        }
+        Some(item)
     }
 }
 
@@ -178,22 +206,43 @@ pub fn zip<T: Element, U: Element>(
                 return vectorized(|| zip_run(&mut *out, &a[s..s + len], &b[s..s + len], &f));
             };
             // One dispatch for the whole chunk: rows may be a few elements long.
-            vectorized(|| {
-                plan.segments(s, s + len, |pos, [oa, ob], len, [sa, sb]| {
-                    let out = &mut out[pos - s..pos - s + len];
-                    match (sa, sb) {
-                        (1, 1) => zip_run(out, &a[oa..oa + len], &b[ob..ob + len], &f),
-                        (1, 0) => zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&b[ob], len), &f),
-                        (0, 1) => zip_run(out, std::iter::repeat_n(&a[oa], len), &b[ob..ob + len], &f),
-                        _ => {
-                            for (i, o) in out.iter_mut().enumerate() {
-                                o.write(f(a[oa + i * sa], b[ob + i * sb]));
-                            }
-                        }
-                    }
-                })
-            });
+            dispatch(ZipChunk { plan, a, b, f: &f, start: s, out })
         })
+    }
+}
+
+/// One chunk of a broadcasting [`zip`], as a [`Kernel`]: the walk over its
+/// rows is compiled for the SIMD level with the rows' loops inside it (a
+/// closure handed to [`vectorized`] that big is compiled for the baseline
+/// instead, since it is not inlined into the level's function).
+struct ZipChunk<'a, T, U, F> {
+    plan: &'a Plan<2>,
+    a: &'a [T],
+    b: &'a [T],
+    f: &'a F,
+    start: usize,
+    out: &'a mut [MaybeUninit<U>],
+}
+
+impl<T: Element, U: Element, F: Fn(T, T) -> U> Kernel for ZipChunk<'_, T, U, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let ZipChunk { plan, a, b, f, start: s, out } = self;
+        let [sa, sb] = plan.inner_strides();
+        for (pos, [oa, ob], len) in plan.runs(s, s + out.len()) {
+            let out = &mut out[pos - s..pos - s + len];
+            match (sa, sb) {
+                (1, 1) => zip_run(out, &a[oa..oa + len], &b[ob..ob + len], f),
+                (1, 0) => zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&b[ob], len), f),
+                (0, 1) => zip_run(out, std::iter::repeat_n(&a[oa], len), &b[ob..ob + len], f),
+                _ => {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        o.write(f(a[oa + i * sa], b[ob + i * sb]));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -218,27 +267,24 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
     // SAFETY: the segments of a chunk tile it exactly, and each is written in full.
     let out = unsafe {
         build(n, parallel::CHEAP, |s, out: &mut [MaybeUninit<T>]| {
-            // One dispatch for the whole chunk: rows may be a few elements long.
-            vectorized(|| {
-                plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
-                    let out = &mut out[pos - s..pos - s + len];
-                    // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
-                    // one loop per combination, over iterators of exactly `len`
-                    // items, so each is a plain vectorisable loop without bounds checks.
-                    let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
-                    let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
-                    let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
-                    match (sc, sx, sy) {
-                        (1, 1, 1) => select_run(out, c1(), x1(), y1()),
-                        (1, 1, 0) => select_run(out, c1(), x1(), y0()),
-                        (1, 0, 1) => select_run(out, c1(), x0(), y1()),
-                        (1, 0, 0) => select_run(out, c1(), x0(), y0()),
-                        (0, 1, 1) => select_run(out, c0(), x1(), y1()),
-                        (0, 1, 0) => select_run(out, c0(), x1(), y0()),
-                        (0, 0, 1) => select_run(out, c0(), x0(), y1()),
-                        _ => select_run(out, c0(), x0(), y0()),
-                    }
-                });
+            plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
+                let out = &mut out[pos - s..pos - s + len];
+                // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
+                // one loop per combination, over iterators of exactly `len`
+                // items, so each is a plain vectorisable loop without bounds checks.
+                let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
+                let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
+                let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
+                match (sc, sx, sy) {
+                    (1, 1, 1) => vectorized(|| select_run(out, c1(), x1(), y1())),
+                    (1, 1, 0) => vectorized(|| select_run(out, c1(), x1(), y0())),
+                    (1, 0, 1) => vectorized(|| select_run(out, c1(), x0(), y1())),
+                    (1, 0, 0) => vectorized(|| select_run(out, c1(), x0(), y0())),
+                    (0, 1, 1) => vectorized(|| select_run(out, c0(), x1(), y1())),
+                    (0, 1, 0) => vectorized(|| select_run(out, c0(), x1(), y0())),
+                    (0, 0, 1) => vectorized(|| select_run(out, c0(), x0(), y1())),
+                    _ => select_run(out, c0(), x0(), y0()),
+                }
             });
         })
     };

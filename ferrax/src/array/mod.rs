@@ -17,6 +17,7 @@ mod index;
 mod layout;
 mod math;
 mod matmul;
+mod norm;
 mod ops;
 pub mod parallel;
 pub mod pool;

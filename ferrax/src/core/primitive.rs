@@ -67,6 +67,9 @@ pub enum Param {
     Id(usize),
     /// Signed integers (paddings, which may crop).
     Ints(Vec<i64>),
+    /// A float (an epsilon), held as its bits so that parameters compare
+    /// and hash: `Param::Float(eps.to_bits())`.
+    Float(u64),
 }
 
 impl fmt::Display for Param {
@@ -80,6 +83,7 @@ impl fmt::Display for Param {
             Param::Name(n) => f.write_str(n),
             Param::Id(i) => write!(f, "#{i:x}"),
             Param::Ints(v) => write!(f, "{v:?}"),
+            Param::Float(bits) => write!(f, "{}", f64::from_bits(*bits)),
         }
     }
 }

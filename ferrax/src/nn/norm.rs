@@ -6,8 +6,14 @@ use crate::array::DType;
 use crate::core::Tensor;
 use crate::Tree;
 
-/// `(x − mean) / √(var + eps)` over `axes`.
+/// `(x − mean) / √(var + eps)` over `axes`: one primitive (a kernel per
+/// pass, forward and backward) when they are the trailing axes, as for
+/// layer and group normalisation.
 fn standardize(x: &Tensor, axes: &[usize], eps: f64) -> Tensor {
+    let r = x.rank();
+    if !axes.is_empty() && axes.iter().enumerate().all(|(i, &a)| a == r - axes.len() + i) {
+        return crate::prims::Standardize { axes: axes.len(), eps }.apply(&crate::prims::promote::inexact(x));
+    }
     standardize_with_stats(x, axes, eps).0
 }
 

@@ -1,0 +1,152 @@
+//! Standardisation over trailing axes — layer normalisation's core,
+//! `(x - mean) / √(var + eps)` — as one primitive, and its tangent map as
+//! another.
+//!
+//! The tangent at `x` in direction `t` is `r (t - mean(t) - y mean(y t))`
+//! (row by row, `y` the standardised row and `r` its reciprocal standard
+//! deviation). That map is linear in `t` and symmetric, so the transpose of
+//! [`StandardizeTangent`] is itself: the backward pass of a layer
+//! normalisation is one kernel, as the forward pass is, where the
+//! composite definition took about fifteen passes over its rows. Its own
+//! derivative with respect to `x` (second order and up) is written with
+//! ordinary operations.
+
+use crate::array::{backend_of, Array, Aval};
+use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
+
+use super::{add_tangents, batching, expect_float, expect_same_dtype};
+
+/// `x` standardised over its last `axes` axes: `(x - mean) / √(var + eps)`
+/// with the mean and the biased variance of each run of those axes, as
+/// PyTorch's `layer_norm` without its affine part.
+#[derive(Clone, Debug)]
+pub struct Standardize {
+    /// How many trailing axes each run spans.
+    pub axes: usize,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+/// The tangent map of [`Standardize`] at `x` (operand 1) applied to `t`
+/// (operand 0, the same shape): linear in `t`, and its own transpose.
+#[derive(Clone, Debug)]
+pub struct StandardizeTangent {
+    /// How many trailing axes each run spans.
+    pub axes: usize,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+/// The length of the runs of `axes` trailing axes of `shape`, checked.
+#[track_caller]
+fn run_length(op: &str, shape: &[usize], axes: usize) -> usize {
+    if axes == 0 || axes > shape.len() {
+        panic!("{op}: standardises over 1 to {} trailing axes of {shape:?}, got {axes}", shape.len());
+    }
+    shape[shape.len() - axes..].iter().product()
+}
+
+fn params(axes: usize, eps: f64) -> Params {
+    vec![("axes", Param::Usize(axes)), ("eps", Param::Float(eps.to_bits()))]
+}
+
+impl Standardize {
+    /// `x` standardised by this primitive.
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        bind(self.clone(), std::slice::from_ref(x))
+    }
+
+    /// The reciprocal standard deviation of each run, its axes kept (size 1), by ordinary operations.
+    fn rstd(&self, x: &Tensor) -> Tensor {
+        let axes: Vec<usize> = (x.rank() - self.axes..x.rank()).collect();
+        let centered = x - x.mean_axes(&axes, true);
+        (centered.square().mean_axes(&axes, true) + self.eps).sqrt().recip()
+    }
+}
+
+impl SingleOutput for Standardize {
+    fn name(&self) -> &'static str {
+        "standardize"
+    }
+    fn params(&self) -> Params {
+        params(self.axes, self.eps)
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_float("standardize", ins[0]);
+        run_length("standardize", &ins[0].shape, self.axes);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        let n = run_length("standardize", ins[0].shape(), self.axes);
+        backend_of(ins).standardize(ins[0], n, self.eps)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let tangent = StandardizeTangent { axes: self.axes, eps: self.eps };
+        t[0].as_ref().map(|t| bind(tangent, &[t.clone(), x[0].clone()]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        // The runs are trailing axes, which a leading batch axis leaves alone.
+        let bd = axes[0].expect("batch rules see at least one batched operand");
+        (self.apply(&batching::move_axis(&x[0], bd, 0)), Some(0))
+    }
+}
+
+impl SingleOutput for StandardizeTangent {
+    fn name(&self) -> &'static str {
+        "standardize_tangent"
+    }
+    fn params(&self) -> Params {
+        params(self.axes, self.eps)
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (t, x) = (ins[0], ins[1]);
+        expect_same_dtype("standardize_tangent", t, x);
+        expect_float("standardize_tangent", x);
+        if t.shape != x.shape {
+            panic!("standardize_tangent: the tangent {:?} and the point {:?} must have one shape", t.shape, x.shape);
+        }
+        run_length("standardize_tangent", &x.shape, self.axes);
+        x.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        let n = run_length("standardize_tangent", ins[1].shape(), self.axes);
+        backend_of(ins).standardize_tangent(ins[0], ins[1], n, self.eps)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (tv, xv) = (&x[0], &x[1]);
+        // Linear in the tangent operand.
+        let along_t = t[0].as_ref().map(|dt| bind(self.clone(), &[dt.clone(), xv.clone()]));
+        // Along x: with a = mean(y t) and u the tangent of y along dx,
+        // d[r (t - mean t - y a)] = dr (t - mean t - y a) - r (u a + y mean(u t)),
+        // where dr = -r² mean(y dx).
+        let along_x = t[1].as_ref().map(|dx| {
+            let axes: Vec<usize> = (xv.rank() - self.axes..xv.rank()).collect();
+            let forward = Standardize { axes: self.axes, eps: self.eps };
+            let (y, r) = (forward.apply(xv), forward.rstd(xv));
+            let u = bind(self.clone(), &[dx.clone(), xv.clone()]);
+            let a = (&y * tv).mean_axes(&axes, true);
+            let dr = -(&r * &r) * (&y * dx).mean_axes(&axes, true);
+            let base = tv - tv.mean_axes(&axes, true) - &y * &a;
+            dr * base - &r * (&u * &a + &y * (&u * tv).mean_axes(&axes, true))
+        });
+        add_tangents(along_t, along_x)
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let x = super::constant("standardize_tangent", &ins[1]);
+        // Symmetric: the map is its own transpose.
+        let ct_t = super::if_linear(&ins[0], |_| bind(self.clone(), &[ct.clone(), x.clone()]));
+        vec![ct_t, None]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let args: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
+        (bind(self.clone(), &args), Some(0))
+    }
+}
