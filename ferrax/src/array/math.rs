@@ -35,6 +35,11 @@ pub trait FastMath: Copy {
     fn ln_1p_in<I: Isa>(self) -> Self;
     /// The error function with the arithmetic of `I`.
     fn erf_in<I: Isa>(self) -> Self;
+    /// GELU, `x (1 + erf(x / √2)) / 2`, with the arithmetic of `I` (the
+    /// products in that order, as the composite definition had them).
+    fn gelu_in<I: Isa>(self) -> Self;
+    /// GELU's derivative, `(1 + erf(x / √2)) / 2 + x e^(-x²/2) / √(2π)`.
+    fn gelu_grad_in<I: Isa>(self) -> Self;
 
     /// `e^x`.
     fn exp_fast(self) -> Self {
@@ -49,6 +54,9 @@ pub trait FastMath: Copy {
         self.logistic_in::<Unfused>()
     }
 }
+
+/// 1 / √(2π), the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// 1.5 · 2^23: adding and subtracting it rounds an f32 of magnitude below 2^22 to an integer.
 const ROUNDER: f32 = 12_582_912.0;
@@ -239,6 +247,17 @@ impl FastMath for f32 {
     }
 
     #[inline(always)]
+    fn gelu_in<I: Isa>(self) -> f32 {
+        self * (erf_f32::<I>(self * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5
+    }
+
+    #[inline(always)]
+    fn gelu_grad_in<I: Isa>(self) -> f32 {
+        let cdf = (erf_f32::<I>(self * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+        cdf + self * exp_f32::<I>(self * self * -0.5) * FRAC_1_SQRT_2PI as f32
+    }
+
+    #[inline(always)]
     fn exp_in<I: Isa>(self) -> f32 {
         exp_f32::<I>(self)
     }
@@ -275,6 +294,17 @@ impl FastMath for f64 {
     #[inline(always)]
     fn erf_in<I: Isa>(self) -> f64 {
         super::Special::erf(self)
+    }
+
+    #[inline(always)]
+    fn gelu_in<I: Isa>(self) -> f64 {
+        self * (super::Special::erf(self * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5
+    }
+
+    #[inline(always)]
+    fn gelu_grad_in<I: Isa>(self) -> f64 {
+        let cdf = (super::Special::erf(self * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+        cdf + self * (self * self * -0.5).exp() * FRAC_1_SQRT_2PI
     }
 
     #[inline(always)]
@@ -354,6 +384,32 @@ mod tests {
     fn f32_exp_is_within_1_5_ulp() {
         let (worst, at) = worst_ulps(UnaryOp::Exp, f64::exp);
         assert!(worst <= 1.5, "exp: {worst} ulp at {at:e}");
+    }
+
+    /// GELU and its derivative in f32 against the same formulas in f64:
+    /// within 4 ulp of the result, plus `(|x| + 1) ε` where `1 + erf`
+    /// cancels (for x below about -3, erf is -1 to within its own rounding,
+    /// about ε absolute, which the formula multiplies by x / 2; it is the
+    /// formula of PyTorch's kernel and of JAX's exact GELU).
+    #[test]
+    fn f32_gelu_and_its_derivative_match_f64() {
+        let xs: Vec<f32> = (-12_000..=12_000).map(|i| i as f32 * 1e-3).collect();
+        let x = Array::from_vec(xs.clone(), &[xs.len()]);
+        let inv_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+        let phi = |v: f64| (libm::erf(v * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+        let exact: [(UnaryOp, &dyn Fn(f64) -> f64); 2] = [
+            (UnaryOp::Gelu, &|v| v * phi(v)),
+            (UnaryOp::GeluGrad, &|v| phi(v) + v * (-0.5 * v * v).exp() * inv_sqrt_2pi),
+        ];
+        for (op, f) in exact {
+            let got = op.cpu(&x).to_vec::<f32>();
+            for (&v, &g) in xs.iter().zip(&got) {
+                let want = f(v as f64);
+                let eps = f32::EPSILON as f64;
+                let bound = 4.0 * eps * want.abs() + (v.abs() as f64 + 1.0) * eps;
+                assert!((g as f64 - want).abs() <= bound, "{}({v}) = {g}, want {want}", op.name());
+            }
+        }
     }
 
     #[test]

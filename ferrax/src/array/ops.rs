@@ -78,6 +78,11 @@ pub enum UnaryOp {
     Erfc,
     /// The inverse error function.
     Erfinv,
+    /// GELU, `x Φ(x)` with `Φ` the standard normal distribution function,
+    /// computed as `x (1 + erf(x / √2)) / 2`.
+    Gelu,
+    /// The derivative of [`UnaryOp::Gelu`]: `Φ(x) + x φ(x)`.
+    GeluGrad,
     /// Round down.
     Floor,
     /// Round up.
@@ -90,7 +95,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Every op (`PowI` with a sample exponent).
-    pub const ALL: [UnaryOp; 33] = {
+    pub const ALL: [UnaryOp; 35] = {
         use UnaryOp::*;
         [
             Neg,
@@ -122,6 +127,8 @@ impl UnaryOp {
             Erf,
             Erfc,
             Erfinv,
+            Gelu,
+            GeluGrad,
             Floor,
             Ceil,
             Round,
@@ -202,6 +209,8 @@ impl UnaryOp {
             Erf => "erf",
             Erfc => "erfc",
             Erfinv => "erfinv",
+            Gelu => "gelu",
+            GeluGrad => "gelu_grad",
             Floor => "floor",
             Ceil => "ceil",
             Round => "round",
@@ -350,6 +359,8 @@ macro_rules! float_runs {
                     Erf => dispatch(Fast::<_, FastErf>::new(x, out)),
                     Erfc => each(x, out, |v: $t| Special::erfc(v)),
                     Erfinv => each(x, out, |v: $t| Special::erfinv(v)),
+                    Gelu => dispatch(Fast::<_, FastGelu>::new(x, out)),
+                    GeluGrad => dispatch(Fast::<_, FastGeluGrad>::new(x, out)),
                     Floor => each(x, out, |v: $t| v.floor()),
                     Ceil => each(x, out, |v: $t| v.ceil()),
                     Round => each(x, out, |v: $t| v.round_ties_even()),
@@ -433,7 +444,9 @@ fast_fns!(
     FastLogistic => logistic_in,
     FastLn => ln_in,
     FastLn1p => ln_1p_in,
-    FastErf => erf_in
+    FastErf => erf_in,
+    FastGelu => gelu_in,
+    FastGeluGrad => gelu_grad_in
 );
 
 /// An elementwise function of two arrays of one dtype, broadcasting.

@@ -146,15 +146,6 @@ impl Tensor {
         -(-inexact(self)).softplus()
     }
 
-    /// GELU, exact: `x Φ(x) = ½ x (1 + erf(x / √2))` (PyTorch's default;
-    /// JAX's `gelu(approximate=False)`). See [`Tensor::gelu_tanh`] for the
-    /// tanh approximation.
-    #[track_caller]
-    pub fn gelu(&self) -> Tensor {
-        let x = inexact(self);
-        &x * ((&x * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5
-    }
-
     /// GELU, the tanh approximation (JAX's default `gelu`):
     /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
     #[track_caller]

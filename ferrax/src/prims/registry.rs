@@ -17,8 +17,8 @@ use super::reduce::{ArgReduce, Reduce};
 use super::scan::Scan;
 use super::structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 use super::unary::{
-    Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Ln, Ln1p,
-    Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt, Tan, Tanh, Trunc,
+    Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Gelu,
+    GeluGrad, Ln, Ln1p, Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt, Tan, Tanh, Trunc,
 };
 
 /// One instance of every primitive of `prims` (one per op for the families
@@ -49,6 +49,8 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Erf),
         Arc::new(Erfc),
         Arc::new(Erfinv),
+        Arc::new(Gelu),
+        Arc::new(GeluGrad),
         Arc::new(Floor),
         Arc::new(Ceil),
         Arc::new(Round),

@@ -2,6 +2,9 @@
 
 use std::f64::consts::{FRAC_2_SQRT_PI, LN_10, LN_2, PI};
 
+/// 1 / √(2π), the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
 use crate::array::{backend_of, Array, Aval, UnaryOp};
 use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
 
@@ -185,6 +188,29 @@ float_unary!(
     /// `erf(x)` is near 1.
     Erfc, "erfc", erfc,
     jvp: |x, t, ans| -(t * (-(x * x)).exp() * FRAC_2_SQRT_PI)
+);
+
+float_unary!(
+    /// GELU, `x Φ(x)` with `Φ` the standard normal distribution function,
+    /// computed as `x (1 + erf(x / √2)) / 2` (PyTorch's `gelu` and JAX's
+    /// `gelu(approximate=False)`), in one kernel; its derivative is one
+    /// more ([`Tensor::gelu_grad`]). See [`Tensor::gelu_tanh`] for the tanh
+    /// approximation.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let y = Tensor::from_vec(vec![-1.0, 0.0, 2.0], &[3]).gelu();
+    /// assert!((y.to_vec::<f64>()[2] - 1.9544997361036416).abs() < 1e-15);
+    /// ```
+    Gelu, "gelu", gelu,
+    jvp: |x, t, ans| t * x.gelu_grad()
+);
+
+float_unary!(
+    /// The derivative of [`Tensor::gelu`]: `Φ(x) + x φ(x)`, with `φ` the
+    /// standard normal density.
+    GeluGrad, "gelu_grad", gelu_grad,
+    jvp: |x, t, ans| t * (x * x * -0.5).exp() * FRAC_1_SQRT_2PI * (2.0 - x * x)
 );
 
 float_unary!(

@@ -100,6 +100,8 @@ fn unary_expr(op: UnaryOp, x: &str) -> String {
         Erf => "erf",
         Erfc => "erfc",
         Erfinv => "erfinv",
+        Gelu => "gelu",
+        GeluGrad => "gelu_grad",
         Floor => "floor",
         Ceil => "ceil",
         Round => "rint",

@@ -126,6 +126,12 @@ template <typename T> __device__ __forceinline__ T fx_powi(T a, int b) {
     return recip ? (T)1 / r : r;
 }
 template <typename T> __device__ __forceinline__ T logistic(T x) { return (T)1 / ((T)1 + exp(-x)); }
+// GELU and its derivative, in the CPU kernels' order of operations.
+template <typename T> __device__ __forceinline__ T gelu(T x) { return x * (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5; }
+template <typename T> __device__ __forceinline__ T gelu_grad(T x) {
+    T cdf = (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5;
+    return cdf + x * exp(x * x * (T)-0.5) * (T)0.39894228040143267794;
+}
 // numpy's npy_divmod.
 template <typename T> __device__ __forceinline__ T floor_div(T a, T b) {
     T m = fmod(a, b);
