@@ -3,6 +3,8 @@
 use std::iter::repeat_n;
 use std::mem::MaybeUninit;
 
+use smallvec::{smallvec, SmallVec};
+
 use super::parallel::{self, build};
 use super::simd::{dispatch, vectorized, Isa, Kernel};
 use super::{strides, Array, Element};
@@ -101,8 +103,9 @@ impl<const N: usize> Plan<N> {
     /// consecutive output elements in `start..end` that lie in one innermost row.
     #[inline(always)]
     pub(super) fn segments(&self, start: usize, end: usize, mut seg: impl FnMut(usize, [usize; N], usize, [usize; N])) {
+        let inner_strides = self.inner_strides();
         for (pos, offs, len) in self.runs(start, end) {
-            seg(pos, offs, len, self.inner_strides());
+            seg(pos, offs, len, inner_strides);
         }
     }
 
@@ -119,14 +122,16 @@ impl<const N: usize> Plan<N> {
     pub(super) fn runs(&self, start: usize, end: usize) -> Runs<'_, N> {
         let last = self.dims.len() - 1;
         let inner = self.dims[last];
-        // The outer multi-index of the first row, and the offsets of its start.
-        let mut idx = vec![0; last];
+        // The outer multi-index of the first row, and the offsets of its start
+        // (on the stack for up to 8 merged outer dimensions: a chunk of a
+        // fused program calls this once per operand and tile).
+        let mut idx: SmallVec<[usize; 8]> = smallvec![0; last];
         let mut row_offs = [0usize; N];
         if start >= end {
             // Nothing to walk (an empty output may have a zero extent to divide by).
             return Runs { plan: self, idx, row_offs, pos: start, col: 0, end };
         }
-        let mut r = start / inner.max(1);
+        let mut r = start / inner;
         for d in (0..last).rev() {
             idx[d] = r % self.dims[d];
             r /= self.dims[d];
@@ -134,7 +139,7 @@ impl<const N: usize> Plan<N> {
                 *o += idx[d] * st[d];
             }
         }
-        Runs { plan: self, idx, row_offs, pos: start, col: start % inner.max(1), end }
+        Runs { plan: self, idx, row_offs, pos: start, col: start % inner, end }
     }
 }
 
@@ -144,7 +149,7 @@ impl<const N: usize> Plan<N> {
 /// arithmetic.
 pub(super) struct Runs<'a, const N: usize> {
     plan: &'a Plan<N>,
-    idx: Vec<usize>,
+    idx: SmallVec<[usize; 8]>,
     row_offs: [usize; N],
     pos: usize,
     col: usize,

@@ -210,7 +210,10 @@ float_unary!(
     /// The derivative of [`Tensor::gelu`]: `Φ(x) + x φ(x)`, with `φ` the
     /// standard normal density.
     GeluGrad, "gelu_grad", gelu_grad,
-    jvp: |x, t, ans| t * (x * x * -0.5).exp() * FRAC_1_SQRT_2PI * (2.0 - x * x)
+    jvp: |x, t, ans| {
+        let square = x * x;
+        t * (&square * -0.5).exp() * FRAC_1_SQRT_2PI * (2.0 - square)
+    }
 );
 
 float_unary!(

@@ -291,6 +291,10 @@ pub(super) fn unravel(mut flat: usize, shape: &[usize], idx: &mut [usize]) {
 /// the innermost loop runs along the window's last axis, and `ld` is unused).
 pub(super) fn im2col<T: Element>(src: &[T], col: &mut [T], cg: usize, sp: &Spatial, by_window: bool, ld: usize) {
     let nd = sp.input.len();
+    let geo = sp.geo;
+    if !by_window && nd == 2 && geo.lhs_dilation == [1, 1] {
+        return im2col_2d(src, col, cg, sp, ld);
+    }
     let last = nd - 1;
     let ss: usize = sp.input.iter().product();
     let ps: usize = sp.out.iter().product();
@@ -307,10 +311,6 @@ pub(super) fn im2col<T: Element>(src: &[T], col: &mut [T], cg: usize, sp: &Spati
         }
         Some(off * line_len)
     };
-    let geo = sp.geo;
-    if !by_window && nd == 2 && geo.lhs_dilation == [1, 1] {
-        return im2col_2d(src, col, cg, sp, ld);
-    }
     if !by_window {
         let p_last = sp.out[last];
         let outer = ps / p_last.max(1);
