@@ -148,6 +148,10 @@ impl Tensor {
 
     /// Softmax along `axis`: `exp(x) / Σ exp(x)`, computed without overflow.
     ///
+    /// The exponentials are multiplied by the reciprocal of their sum, as
+    /// PyTorch's CPU kernel does; JAX divides by the sum, so the two can
+    /// differ in the last bit. The product makes the backward pass cheaper.
+    ///
     /// # Panics
     /// When the axis is out of range or the tensor is not a float tensor.
     #[track_caller]
