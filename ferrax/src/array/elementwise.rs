@@ -1,6 +1,5 @@
 //! Elementwise kernels: maps, broadcasting binary and ternary operations.
 
-use std::iter::repeat_n;
 use std::mem::MaybeUninit;
 
 use smallvec::{smallvec, SmallVec};
@@ -239,8 +238,21 @@ impl<T: Element, U: Element, F: Fn(T, T) -> U> Kernel for ZipChunk<'_, T, U, F> 
             let out = &mut out[pos - s..pos - s + len];
             match (sa, sb) {
                 (1, 1) => zip_run(out, &a[oa..oa + len], &b[ob..ob + len], f),
-                (1, 0) => zip_run(out, &a[oa..oa + len], std::iter::repeat_n(&b[ob], len), f),
-                (0, 1) => zip_run(out, std::iter::repeat_n(&a[oa], len), &b[ob..ob + len], f),
+                // A broadcast operand is one value held in a register: zipping
+                // with `repeat_n` instead keeps a counter the loop does not
+                // vectorise through (23 against 6.5 µs on [1024,64] - [1024,1]).
+                (1, 0) => {
+                    let y = b[ob];
+                    for (o, &x) in out.iter_mut().zip(&a[oa..oa + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (0, 1) => {
+                    let x = a[oa];
+                    for (o, &y) in out.iter_mut().zip(&b[ob..ob + len]) {
+                        o.write(f(x, y));
+                    }
+                }
                 _ => {
                     for (i, o) in out.iter_mut().enumerate() {
                         o.write(f(a[oa + i * sa], b[ob + i * sb]));
@@ -272,40 +284,87 @@ pub fn select<T: Element>(cond: &Array, a: &Array, b: &Array, out_shape: &[usize
     // SAFETY: the segments of a chunk tile it exactly, and each is written in full.
     let out = unsafe {
         build(n, parallel::CHEAP, |s, out: &mut [MaybeUninit<T>]| {
-            plan.segments(s, s + out.len(), |pos, [oc, ox, oy], len, [sc, sx, sy]| {
-                let out = &mut out[pos - s..pos - s + len];
-                // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast):
-                // one loop per combination, over iterators of exactly `len`
-                // items, so each is a plain vectorisable loop without bounds checks.
-                let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
-                let (c1, x1, y1) = (|| cs.iter().copied(), || xs.iter().copied(), || ys.iter().copied());
-                let (c0, x0, y0) = (|| repeat_n(c[oc], len), || repeat_n(x[ox], len), || repeat_n(y[oy], len));
-                match (sc, sx, sy) {
-                    (1, 1, 1) => vectorized(|| select_run(out, c1(), x1(), y1())),
-                    (1, 1, 0) => vectorized(|| select_run(out, c1(), x1(), y0())),
-                    (1, 0, 1) => vectorized(|| select_run(out, c1(), x0(), y1())),
-                    (1, 0, 0) => vectorized(|| select_run(out, c1(), x0(), y0())),
-                    (0, 1, 1) => vectorized(|| select_run(out, c0(), x1(), y1())),
-                    (0, 1, 0) => vectorized(|| select_run(out, c0(), x1(), y0())),
-                    (0, 0, 1) => vectorized(|| select_run(out, c0(), x0(), y1())),
-                    _ => select_run(out, c0(), x0(), y0()),
-                }
-            });
+            dispatch(SelectChunk { plan: &plan, c, x, y, start: s, out })
         })
     };
     Array::from_vec(out, out_shape)
 }
 
+/// One chunk of a [`select`], compiled for the SIMD level as [`ZipChunk`] is.
+struct SelectChunk<'a, T> {
+    plan: &'a Plan<3>,
+    c: &'a [bool],
+    x: &'a [T],
+    y: &'a [T],
+    start: usize,
+    out: &'a mut [MaybeUninit<T>],
+}
+
+impl<T: Element> Kernel for SelectChunk<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let SelectChunk { plan, c, x, y, start: s, out } = self;
+        let strides @ [sc, sx, sy] = plan.inner_strides();
+        for (pos, [oc, ox, oy], len) in plan.runs(s, s + out.len()) {
+            let out = &mut out[pos - s..pos - s + len];
+            // Each operand's innermost stride is 1 (contiguous) or 0 (broadcast,
+            // one value in a register): one loop per combination.
+            let (cs, xs, ys) = (&c[oc..oc + len * sc], &x[ox..ox + len * sx], &y[oy..oy + len * sy]);
+            let (c0, x0, y0) = (c[oc], x[ox], y[oy]);
+            match strides {
+                [1, 1, 1] => select_run(out, cs, xs, ys),
+                [1, 1, 0] => select_run(out, cs, xs, y0),
+                [1, 0, 1] => select_run(out, cs, x0, ys),
+                [1, 0, 0] => select_run(out, cs, x0, y0),
+                [0, 1, 1] => select_run(out, c0, xs, ys),
+                [0, 1, 0] => select_run(out, c0, xs, y0),
+                [0, 0, 1] => select_run(out, c0, x0, ys),
+                _ => select_run(out, c0, x0, y0),
+            }
+        }
+    }
+}
+
+/// An operand of [`select_run`]: a run of values, or one value broadcast.
+trait Lane<T: Copy>: Copy {
+    /// Whether `at` is defined for every index below `n`.
+    fn covers(self, n: usize) -> bool;
+    fn at(self, i: usize) -> T;
+}
+
+impl<T: Copy> Lane<T> for &[T] {
+    #[inline(always)]
+    fn covers(self, n: usize) -> bool {
+        self.len() >= n
+    }
+    #[inline(always)]
+    fn at(self, i: usize) -> T {
+        self[i]
+    }
+}
+
+impl<T: Copy> Lane<T> for T {
+    #[inline(always)]
+    fn covers(self, _: usize) -> bool {
+        true
+    }
+    #[inline(always)]
+    fn at(self, _: usize) -> T {
+        self
+    }
+}
+
 /// The inner loop of [`select`] for one combination of operand strides.
 #[inline(always)]
-fn select_run<T: Element>(
-    out: &mut [MaybeUninit<T>],
-    c: impl Iterator<Item = bool>,
-    x: impl Iterator<Item = T>,
-    y: impl Iterator<Item = T>,
-) {
-    for (((o, c), x), y) in out.iter_mut().zip(c).zip(x).zip(y) {
-        o.write(if c { x } else { y });
+fn select_run<T: Element>(out: &mut [MaybeUninit<T>], c: impl Lane<bool>, x: impl Lane<T>, y: impl Lane<T>) {
+    let n = out.len();
+    // Checked once here, so the loop's indexing carries no bounds checks and vectorises.
+    assert!(c.covers(n) && x.covers(n) && y.covers(n));
+    for (i, o) in out.iter_mut().enumerate() {
+        // Both sides loaded unconditionally, so the choice is a blend, not a branch.
+        let (a, b) = (x.at(i), y.at(i));
+        o.write(if c.at(i) { a } else { b });
     }
 }
 

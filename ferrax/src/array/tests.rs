@@ -126,6 +126,48 @@ fn select_broadcasts_all_three() {
     assert_close(&got, &want, 0.0);
 }
 
+#[test]
+fn select_matches_the_definition_for_every_broadcast_pattern() {
+    // Random shapes where each operand is contiguous or broadcast along each
+    // axis, so every combination of inner strides (1 or 0 for each of the
+    // three) is met, in f32 and f64; the last cases are split across threads.
+    let mut rng = Rng::new(12);
+    for case in 0..300 {
+        let rank = 1 + case % 4;
+        let big = case >= 290;
+        let out: Vec<usize> = (0..rank).map(|d| if big && d == 0 { 4000 } else { 1 + rng.below(5) }).collect();
+        let mut operand = || -> Vec<usize> {
+            let keep = rng.below(rank + 1);
+            out[rank - keep..].iter().map(|&d| if rng.below(2) == 0 { 1 } else { d }).collect()
+        };
+        let (sc, sa, sb) = (operand(), operand(), operand());
+        let mut bits = Rng::new(case as u64);
+        let cond = Array::from_vec((0..sc.iter().product::<usize>()).map(|_| bits.below(2) == 1).collect(), &sc);
+        let (a, b) = (random(&sa, 2 * case as u64), random(&sb, 2 * case as u64 + 1));
+        let n: usize = out.iter().product();
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let idx = unravel(i, &out);
+                let lead = rank - sc.len();
+                let src: Vec<usize> =
+                    sc.iter().enumerate().map(|(d, &m)| if m == 1 { 0 } else { idx[lead + d] }).collect();
+                let c = cond.as_slice::<bool>()[ravel(&src, &sc)];
+                if c {
+                    bcast_get(&a, &idx)
+                } else {
+                    bcast_get(&b, &idx)
+                }
+            })
+            .collect();
+        for dtype in [DType::F64, DType::F32] {
+            let got = elementwise::select_any(&cond, &a.to_dtype(dtype), &b.to_dtype(dtype), &out);
+            assert_eq!(got.shape(), &out[..], "case {case}");
+            let want: Vec<f64> = want.iter().map(|&w| if dtype == DType::F32 { w as f32 as f64 } else { w }).collect();
+            assert_close(&got, &want, 0.0);
+        }
+    }
+}
+
 /// Every subset of the axes of `shape`.
 fn axis_subsets(rank: usize) -> Vec<Vec<usize>> {
     (0..1usize << rank).map(|m| (0..rank).filter(|a| m >> a & 1 == 1).collect()).collect()
