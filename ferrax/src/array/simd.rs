@@ -143,10 +143,10 @@ pub fn dispatch<K: Kernel>(kernel: K) -> K::Out {
     match level() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `level` chooses AVX-512 only where it was detected.
-        Level::Avx512 => unsafe { x86::avx512(|| kernel.run::<Fused>()) },
+        Level::Avx512 => unsafe { x86::avx512_kernel(kernel) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX2 and FMA.
-        Level::Avx2 => unsafe { x86::avx2(|| kernel.run::<Fused>()) },
+        Level::Avx2 => unsafe { x86::avx2_kernel(kernel) },
         _ => kernel.run::<Unfused>(),
     }
 }
@@ -175,5 +175,20 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
         body()
+    }
+
+    // A kernel's `run` is called here directly, not through a closure: the
+    // closure `|| kernel.run()` is a function of its own, which LLVM does
+    // not inline into the level's function when it is large, and which is
+    // then compiled for the baseline (SSE) with everything inlined into it.
+
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+    pub unsafe fn avx512_kernel<K: super::Kernel>(kernel: K) -> K::Out {
+        kernel.run::<super::Fused>()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2_kernel<K: super::Kernel>(kernel: K) -> K::Out {
+        kernel.run::<super::Fused>()
     }
 }
