@@ -509,3 +509,41 @@ fn broadcast_segments_match_offsets_by_division() {
         assert_eq!(seen, end.max(start), "case {case}");
     }
 }
+
+/// `(x - mean) / √(var + eps)` and its tangent along `t`, row by row, in f64
+/// by the definition.
+fn standardize_reference(x: &[f64], t: &[f64], n: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let (mut y, mut dy) = (vec![], vec![]);
+    for (row, trow) in x.chunks(n).zip(t.chunks(n)) {
+        let mean = row.iter().sum::<f64>() / n as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        let r = 1.0 / (var + eps).sqrt();
+        let ys: Vec<f64> = row.iter().map(|v| (v - mean) * r).collect();
+        let t_mean = trow.iter().sum::<f64>() / n as f64;
+        let yt_mean = ys.iter().zip(trow).map(|(y, t)| y * t).sum::<f64>() / n as f64;
+        dy.extend(ys.iter().zip(trow).map(|(y, t)| r * (t - t_mean - y * yt_mean)));
+        y.extend(ys);
+    }
+    (y, dy)
+}
+
+#[test]
+fn standardize_kernels_match_the_definition_across_blocks_and_lanes() {
+    // Row lengths below, at and past the 8 accumulator lanes; row counts
+    // that end a block of 16 rows early, exactly, or one past it; and one
+    // array large enough to be split across threads mid-way through blocks.
+    for &(rows, n) in &[(1, 1), (3, 5), (16, 8), (17, 64), (40, 3), (33, 100), (5, 1000), (4099, 64)] {
+        let x = random(&[rows, n], 7 + n as u64);
+        let t = random(&[rows, n], 8 + n as u64);
+        let (y, dy) = standardize_reference(x.as_slice(), t.as_slice(), n, 0.01);
+        // f64: two-pass sums in another order than the reference's, over at
+        // most 1000 terms of order 1.
+        assert_close(&norm::standardize(&x, n, 0.01), &y, 1e-12);
+        assert_close(&norm::standardize_tangent(&t, &x, n, 0.01), &dy, 1e-12);
+        // f32: rounding of inputs and sums, a few hundred ε on standardised values of order 1.
+        let (x32, t32) = (x.to_dtype(DType::F32), t.to_dtype(DType::F32));
+        let (y, dy) = standardize_reference(&x32.to_vec::<f64>(), &t32.to_vec::<f64>(), n, 0.01);
+        assert_close(&norm::standardize(&x32, n, 0.01), &y, 3e-5);
+        assert_close(&norm::standardize_tangent(&t32, &x32, n, 0.01), &dy, 3e-5);
+    }
+}
