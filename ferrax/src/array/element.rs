@@ -172,17 +172,13 @@ macro_rules! float_num {
             }
             #[inline(always)]
             fn max_nan(self, other: Self) -> Self {
-                if self.is_nan() || self > other {
+                // One choice from three comparisons, without branches, so
+                // that loops of it vectorise (branching, a max over rows of
+                // random values mispredicted every other element). NaN wins;
+                // max(-0, +0) = +0, as IEEE maximum.
+                let keep = self.is_nan() | (self > other) | ((self == other) & self.is_sign_positive());
+                if keep {
                     self
-                } else if other.is_nan() {
-                    other
-                } else if self == other {
-                    // max(-0, +0) = +0, as IEEE maximum.
-                    if self.is_sign_negative() {
-                        other
-                    } else {
-                        self
-                    }
                 } else {
                     other
                 }
@@ -193,16 +189,10 @@ macro_rules! float_num {
             }
             #[inline(always)]
             fn min_nan(self, other: Self) -> Self {
-                if self.is_nan() || self < other {
+                // As `max_nan`: NaN wins, min(-0, +0) = -0.
+                let keep = self.is_nan() | (self < other) | ((self == other) & self.is_sign_negative());
+                if keep {
                     self
-                } else if other.is_nan() {
-                    other
-                } else if self == other {
-                    if self.is_sign_negative() {
-                        self
-                    } else {
-                        other
-                    }
                 } else {
                     other
                 }

@@ -2,6 +2,7 @@
 
 use super::layout::permute;
 use super::parallel::{self, fill_chunks};
+use super::simd::{dispatch, Isa, Kernel};
 use super::{Array, Buffer, DType, Num, ReduceOp};
 
 /// The three-run form `[outer, reduced, inner]` of a shape whose reduced axes are contiguous.
@@ -34,11 +35,20 @@ fn runs(shape: &[usize], axes: &[usize]) -> Option<Runs> {
 /// Sum of a slice by pairwise blocks of eight running accumulators: it
 /// vectorises, and its rounding error grows with log(n) rather than n.
 pub(super) fn sum_slice<T: Num>(x: &[T]) -> T {
-    const BLOCK: usize = 256;
-    if x.len() > BLOCK {
+    if x.len() > SUM_BLOCK {
         let mid = (x.len() / 2).next_multiple_of(8);
         return sum_slice(&x[..mid]).wadd(sum_slice(&x[mid..]));
     }
+    sum_block(x)
+}
+
+/// The longest run [`sum_slice`] sums without splitting it in halves.
+const SUM_BLOCK: usize = 256;
+
+/// [`sum_slice`] of at most [`SUM_BLOCK`] elements, inlined where it is
+/// called (`sum_slice` itself, being recursive, is not).
+#[inline(always)]
+fn sum_block<T: Num>(x: &[T]) -> T {
     let mut acc = [T::ZERO; 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
@@ -54,49 +64,161 @@ pub(super) fn sum_slice<T: Num>(x: &[T]) -> T {
     s
 }
 
+/// A reduction as [`reduce_runs`] applies it: a trait rather than
+/// closures, so that its loops are inlined into the SIMD build (a closure
+/// is a function of its own, which LLVM may leave out of line, compiled
+/// for the baseline).
+trait Fold<T>: Sync {
+    /// The value of an empty reduction.
+    const INIT: T;
+    /// The reduction of a contiguous run.
+    fn row(&self, x: &[T]) -> T;
+    /// One element folded into an accumulator.
+    fn step(&self, acc: T, v: T) -> T;
+}
+
+struct Sum;
+struct Prod;
+struct Max;
+struct Min;
+
+impl<T: Num> Fold<T> for Sum {
+    const INIT: T = T::ZERO;
+    #[inline(always)]
+    fn row(&self, x: &[T]) -> T {
+        if x.len() <= SUM_BLOCK {
+            sum_block(x)
+        } else {
+            sum_slice(x)
+        }
+    }
+    #[inline(always)]
+    fn step(&self, acc: T, v: T) -> T {
+        acc.wadd(v)
+    }
+}
+
+impl<T: Num> Fold<T> for Prod {
+    const INIT: T = T::ONE;
+    #[inline(always)]
+    fn row(&self, x: &[T]) -> T {
+        x.iter().fold(T::ONE, |a, &b| a.wmul(b))
+    }
+    #[inline(always)]
+    fn step(&self, acc: T, v: T) -> T {
+        acc.wmul(v)
+    }
+}
+
+impl<T: Num> Fold<T> for Max {
+    const INIT: T = T::MIN_VALUE;
+    #[inline(always)]
+    fn row(&self, x: &[T]) -> T {
+        extreme(x, T::MIN_VALUE, |v, a| v > a, T::max_nan)
+    }
+    #[inline(always)]
+    fn step(&self, acc: T, v: T) -> T {
+        acc.max_nan(v)
+    }
+}
+
+impl<T: Num> Fold<T> for Min {
+    const INIT: T = T::MAX_VALUE;
+    #[inline(always)]
+    fn row(&self, x: &[T]) -> T {
+        extreme(x, T::MAX_VALUE, |v, a| v < a, T::min_nan)
+    }
+    #[inline(always)]
+    fn step(&self, acc: T, v: T) -> T {
+        acc.min_nan(v)
+    }
+}
+
 /// Reduces the `[outer, reduced, inner]` view of `x` along its middle run.
-/// `row` reduces a contiguous slice; `step` folds one element into an accumulator.
-fn reduce_runs<T: Num>(
-    x: &[T],
-    r: Runs,
-    init: T,
-    row: impl Fn(&[T]) -> T + Sync,
-    step: impl Fn(T, T) -> T + Sync,
-) -> Vec<T> {
+fn reduce_runs<T: Num, F: Fold<T>>(x: &[T], r: Runs, fold: F) -> Vec<T> {
     let n_out = r.outer * r.inner;
-    let mut out = super::pool::filled(n_out, init);
+    let mut out = super::pool::filled(n_out, F::INIT);
     if r.reduced == 0 {
         return out;
     }
     let cost = r.reduced.max(1);
-    if r.inner == 1 {
-        fill_chunks(&mut out, cost, |start, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let k = start + i;
-                *o = row(&x[k * r.reduced..(k + 1) * r.reduced]);
+    fill_chunks(&mut out, cost, |start, out| dispatch(RunsChunk { x, r, start, out, fold: &fold }));
+    out
+}
+
+/// One chunk of [`reduce_runs`]'s outputs, as a [`Kernel`] so that its
+/// loops are compiled for the SIMD level.
+struct RunsChunk<'a, T, F> {
+    x: &'a [T],
+    r: Runs,
+    start: usize,
+    out: &'a mut [T],
+    fold: &'a F,
+}
+
+impl<T: Num, F: Fold<T>> Kernel for RunsChunk<'_, T, F> {
+    type Out = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let RunsChunk { x, r, start, out, fold } = self;
+        if r.inner == 1 {
+            let rows = x[start * r.reduced..].chunks_exact(r.reduced);
+            for (o, run) in out.iter_mut().zip(rows) {
+                *o = fold.row(run);
             }
-        });
-    } else {
+            return;
+        }
         // Accumulate whole inner rows so the inner loop runs over contiguous memory.
         let block = r.reduced * r.inner;
-        fill_chunks(&mut out, cost, |start, chunk| {
-            let mut pos = start;
-            let end = start + chunk.len();
-            while pos < end {
-                let (o, j) = (pos / r.inner, pos % r.inner);
-                let len = (r.inner - j).min(end - pos);
-                let acc = &mut chunk[pos - start..pos - start + len];
-                for k in 0..r.reduced {
-                    let src = &x[o * block + k * r.inner + j..][..len];
-                    for (a, &v) in acc.iter_mut().zip(src) {
-                        *a = step(*a, v);
-                    }
+        let mut pos = start;
+        let end = start + out.len();
+        while pos < end {
+            let (o, j) = (pos / r.inner, pos % r.inner);
+            let len = (r.inner - j).min(end - pos);
+            let acc = &mut out[pos - start..pos - start + len];
+            for k in 0..r.reduced {
+                let src = &x[o * block + k * r.inner + j..][..len];
+                for (a, &v) in acc.iter_mut().zip(src) {
+                    *a = fold.step(*a, v);
                 }
-                pos += len;
             }
-        });
+            pos += len;
+        }
     }
-    out
+}
+
+/// The extreme of a run: the element that `better` prefers over every
+/// other, in eight interleaved lanes by plain comparisons (which vectorise:
+/// folding `max_nan` element by element ran at 1 ns per element). A run
+/// with a NaN, or whose extreme is zero (+0 against -0), is folded again by
+/// `exact`, the rule with NaN and signed zeros.
+#[inline(always)]
+fn extreme<T: Num>(x: &[T], init: T, better: impl Fn(T, T) -> bool, exact: impl Fn(T, T) -> T) -> T {
+    let pick = |a: T, v: T| if better(v, a) { v } else { a };
+    let (mut acc, mut nan) = ([init; 8], [false; 8]);
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            nan[i] |= c[i].is_nan_like();
+            acc[i] = pick(acc[i], c[i]);
+        }
+    }
+    // In order: a pairwise tree here makes LLVM split the loop above into
+    // pairs of lanes rather than one vector register.
+    let mut m = init;
+    for a in acc {
+        m = pick(m, a);
+    }
+    let mut odd = nan.iter().any(|&b| b);
+    for &v in rest {
+        odd |= v.is_nan_like();
+        m = pick(m, v);
+    }
+    if odd || m == T::ZERO {
+        return x.iter().fold(init, |a, &v| exact(a, v));
+    }
+    m
 }
 
 /// Sorted, de-duplicated axes, checked against the rank.
@@ -126,18 +248,12 @@ fn reduced_last(x: &Array, axes: &[usize]) -> (Array, Runs) {
     (p, Runs { outer, reduced, inner: 1 })
 }
 
-fn reduce_num<T: Num>(
-    x: &Array,
-    axes: &[usize],
-    init: T,
-    row: impl Fn(&[T]) -> T + Sync,
-    step: impl Fn(T, T) -> T + Sync,
-) -> Vec<T> {
+fn reduce_num<T: Num>(x: &Array, axes: &[usize], fold: impl Fold<T>) -> Vec<T> {
     match runs(x.shape(), axes) {
-        Some(r) => reduce_runs(x.as_slice::<T>(), r, init, row, step),
+        Some(r) => reduce_runs(x.as_slice::<T>(), r, fold),
         None => {
             let (p, r) = reduced_last(x, axes);
-            reduce_runs(p.as_slice::<T>(), r, init, row, step)
+            reduce_runs(p.as_slice::<T>(), r, fold)
         }
     }
 }
@@ -166,46 +282,28 @@ macro_rules! numeric_dispatch {
 /// Sum over `axes` (removed from the shape).
 pub fn reduce_sum(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_sum", x.shape(), axes);
-    let buf = numeric_dispatch!("reduce_sum", x, <T> reduce_num::<T>(x, &axes, T::ZERO, sum_slice, |a, b| a.wadd(b)));
+    let buf = numeric_dispatch!("reduce_sum", x, <T> reduce_num::<T>(x, &axes, Sum));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
 /// Product over `axes` (removed from the shape); 1 over an empty axis.
 pub fn reduce_prod(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_prod", x.shape(), axes);
-    let buf = numeric_dispatch!("reduce_prod", x, <T> reduce_num::<T>(
-        x,
-        &axes,
-        T::ONE,
-        |r| r.iter().fold(T::ONE, |a, &b| a.wmul(b)),
-        |a, b| a.wmul(b)
-    ));
+    let buf = numeric_dispatch!("reduce_prod", x, <T> reduce_num::<T>(x, &axes, Prod));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
 /// Maximum over `axes`; NaN propagates. Reducing an empty axis gives -inf (i64::MIN).
 pub fn reduce_max(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_max", x.shape(), axes);
-    let buf = numeric_dispatch!("reduce_max", x, <T> reduce_num::<T>(
-        x,
-        &axes,
-        T::MIN_VALUE,
-        |r| r.iter().fold(T::MIN_VALUE, |a, &b| a.max_nan(b)),
-        |a, b| a.max_nan(b)
-    ));
+    let buf = numeric_dispatch!("reduce_max", x, <T> reduce_num::<T>(x, &axes, Max));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 
 /// Minimum over `axes`; NaN propagates. Reducing an empty axis gives +inf (i64::MAX).
 pub fn reduce_min(x: &Array, axes: &[usize]) -> Array {
     let axes = norm_axes("reduce_min", x.shape(), axes);
-    let buf = numeric_dispatch!("reduce_min", x, <T> reduce_num::<T>(
-        x,
-        &axes,
-        T::MAX_VALUE,
-        |r| r.iter().fold(T::MAX_VALUE, |a, &b| a.min_nan(b)),
-        |a, b| a.min_nan(b)
-    ));
+    let buf = numeric_dispatch!("reduce_min", x, <T> reduce_num::<T>(x, &axes, Min));
     Array::new(&reduce_shape(x.shape(), &axes), buf)
 }
 

@@ -230,6 +230,38 @@ fn max_propagates_nan_and_argmax_takes_first() {
 }
 
 #[test]
+fn extremes_follow_nan_and_signed_zero_rules_on_every_row_length() {
+    // Rows of every length around the eight lanes, drawn from values that
+    // make the exact rules matter: NaN anywhere, +0 and -0 together,
+    // infinities. Each row against an element-by-element fold of the exact
+    // rule, bit for bit (so -0 and +0 differ), in f64, f32 and i64.
+    let pool = [0.0, -0.0, 1.5, -2.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -0.5];
+    let mut rng = Rng::new(13);
+    for len in 0..40 {
+        for trial in 0..30 {
+            // Some rows without NaN, some of zeros only, some of anything.
+            let kinds = [6, 2, 8][trial % 3];
+            let row: Vec<f64> = (0..len).map(|_| pool[rng.below(kinds)]).collect();
+            let x = Array::from_vec(row.clone(), &[1, len]);
+            for dtype in [DType::F64, DType::F32] {
+                let x = x.to_dtype(dtype);
+                let vals = x.to_vec::<f64>();
+                let want_max = vals.iter().fold(f64::NEG_INFINITY, |a, &v| a.max_nan(v));
+                let want_min = vals.iter().fold(f64::INFINITY, |a, &v| a.min_nan(v));
+                let (got_max, got_min) = (reduce_max(&x, &[1]).get_f64(0), reduce_min(&x, &[1]).get_f64(0));
+                let same = |g: f64, w: f64| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+                assert!(same(got_max, want_max), "max of {row:?} ({dtype}): {got_max} want {want_max}");
+                assert!(same(got_min, want_min), "min of {row:?} ({dtype}): {got_min} want {want_min}");
+            }
+            let ints: Vec<i64> = (0..len).map(|_| rng.below(7) as i64 - 3).collect();
+            let xi = Array::from_vec(ints.clone(), &[1, len]);
+            assert_eq!(reduce_max(&xi, &[1]).to_vec::<i64>()[0], ints.iter().copied().fold(i64::MIN, i64::max));
+            assert_eq!(reduce_min(&xi, &[1]).to_vec::<i64>()[0], ints.iter().copied().fold(i64::MAX, i64::min));
+        }
+    }
+}
+
+#[test]
 fn cumsum_forward_and_reverse_match_loops() {
     for (shape, axis) in [(vec![5], 0), (vec![3, 4], 0), (vec![3, 4], 1), (vec![2, 3, 4], 1), (vec![2, 0, 3], 2)] {
         let x = random(&shape, 7);
