@@ -103,20 +103,20 @@ pub trait Backend: Send + Sync {
         strides: &[usize],
         padding: &[(usize, usize)],
     ) -> Array;
-    /// `x` standardised over runs of its `n` trailing elements: `(x - mean)
+    /// `x` standardised over runs of `n` trailing elements: `(x - mean)
     /// / √(var + eps)` per run, the statistics two-pass (the mean, then the
     /// mean square of the centred values). A backend without a kernel of its
-    /// own computes it on the host.
+    /// own computes it with its reductions and elementwise operations, on
+    /// the device.
     fn standardize(&self, x: &Array, n: usize, eps: f64) -> Array {
-        Cpu.standardize(&x.to_device(Device::Cpu), n, eps).to_device(self.device())
+        standardize_by_ops(self, x, n, eps)
     }
     /// The tangent map of [`Backend::standardize`] at `x` applied to `t`:
     /// `r (t - mean(t) - y mean(y t))` per run, `y` the standardised run and
     /// `r` its reciprocal standard deviation (a symmetric map: its own
-    /// transpose). On the host unless the backend has a kernel.
+    /// transpose). By the backend's own operations unless it has a kernel.
     fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
-        let host = Cpu.standardize_tangent(&t.to_device(Device::Cpu), &x.to_device(Device::Cpu), n, eps);
-        host.to_device(self.device())
+        standardize_tangent_by_ops(self, t, x, n, eps)
     }
     /// A fused elementwise program (jit's fusion pass) on `ins`, arrays of
     /// `dtype` (or bool conditions) broadcasting to `shape`. The CPU runs
@@ -124,6 +124,50 @@ pub trait Backend: Send + Sync {
     fn fused(&self, program: &FusedProgram, ins: &[&Array], dtype: DType, shape: &[usize]) -> Vec<Array> {
         program.run(ins, dtype, shape)
     }
+}
+
+/// [`Backend::standardize`] by `b`'s reductions and elementwise operations.
+pub(super) fn standardize_by_ops<B: Backend + ?Sized>(b: &B, x: &Array, n: usize, eps: f64) -> Array {
+    standardized_rows(b, x, n, eps).map_or_else(|| x.clone(), |(y, _)| y.reshape(x.shape()))
+}
+
+/// [`Backend::standardize_tangent`] by `b`'s reductions and elementwise operations.
+pub(super) fn standardize_tangent_by_ops<B: Backend + ?Sized>(
+    b: &B,
+    t: &Array,
+    x: &Array,
+    n: usize,
+    eps: f64,
+) -> Array {
+    let Some((y, r)) = standardized_rows(b, x, n, eps) else { return t.clone() };
+    let t = t.reshape(y.shape());
+    let yt_mean = run_mean(b, &b.binary(BinaryOp::Mul, &y, &t));
+    let centered = b.binary(BinaryOp::Sub, &t, &run_mean(b, &t));
+    let out = b.binary(BinaryOp::Sub, &centered, &b.binary(BinaryOp::Mul, &y, &yt_mean));
+    b.binary(BinaryOp::Mul, &out, &r).reshape(x.shape())
+}
+
+/// `x` viewed as `[rows, n]`, its runs standardised as the CPU kernel does
+/// it (two-pass statistics), and each run's reciprocal standard deviation
+/// (`[rows, 1]`); `None` when there is nothing to standardise.
+fn standardized_rows<B: Backend + ?Sized>(b: &B, x: &Array, n: usize, eps: f64) -> Option<(Array, Array)> {
+    if x.size() == 0 || n == 0 {
+        return None;
+    }
+    let xv = x.reshape(&[x.size() / n, n]);
+    let centered = b.binary(BinaryOp::Sub, &xv, &run_mean(b, &xv));
+    let var = run_mean(b, &b.binary(BinaryOp::Mul, &centered, &centered));
+    let scalar = |v: f64| Array::full(&[], v, x.dtype()).to_device(b.device());
+    let std = b.unary(UnaryOp::Sqrt, &b.binary(BinaryOp::Add, &var, &scalar(eps)));
+    let r = b.binary(BinaryOp::Div, &scalar(1.0), &std);
+    Some((b.binary(BinaryOp::Mul, &centered, &r), r))
+}
+
+/// The mean of each row of a `[rows, n]` array, as `[rows, 1]`.
+fn run_mean<B: Backend + ?Sized>(b: &B, x: &Array) -> Array {
+    let (rows, n) = (x.shape()[0], x.shape()[1]);
+    let sum = b.reduce(ReduceOp::Sum, x, &[1]).reshape(&[rows, 1]);
+    b.binary(BinaryOp::Div, &sum, &Array::full(&[], n as f64, x.dtype()).to_device(b.device()))
 }
 
 /// The CPU kernels.

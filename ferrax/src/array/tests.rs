@@ -579,3 +579,25 @@ fn standardize_kernels_match_the_definition_across_blocks_and_lanes() {
         assert_close(&norm::standardize_tangent(&t32, &x32, n, 0.01), &dy, 3e-5);
     }
 }
+
+#[test]
+fn standardisation_by_a_backends_own_ops_matches_the_kernels() {
+    // What a backend without standardisation kernels (CUDA) runs, computed
+    // here with the CPU's operations, against the CPU's fused kernels.
+    for &(rows, n) in &[(1, 1), (7, 5), (33, 64), (4, 300)] {
+        let x = random(&[rows, n], 21 + n as u64);
+        let t = random(&[rows, n], 22 + n as u64);
+        for dtype in [DType::F64, DType::F32] {
+            let (x, t) = (x.to_dtype(dtype), t.to_dtype(dtype));
+            // The same two-pass formulas summed in another order: f64 to
+            // 1e-12, f32 to a few hundred ε on values of order 1.
+            let tol = if dtype == DType::F64 { 1e-12 } else { 3e-5 };
+            let y = backend::Cpu.standardize(&x, n, 0.01).to_vec::<f64>();
+            assert_close(&backend::standardize_by_ops(&backend::Cpu, &x, n, 0.01), &y, tol);
+            let dy = backend::Cpu.standardize_tangent(&t, &x, n, 0.01).to_vec::<f64>();
+            assert_close(&backend::standardize_tangent_by_ops(&backend::Cpu, &t, &x, n, 0.01), &dy, tol);
+        }
+    }
+    let empty = Array::from_vec(Vec::<f32>::new(), &[0, 4]);
+    assert_eq!(backend::standardize_by_ops(&backend::Cpu, &empty, 4, 0.01).shape(), &[0, 4]);
+}
