@@ -8,7 +8,8 @@ use ferrax::linalg;
 use ferrax::numeric::{check_grads_with, Mode, Tolerance};
 use ferrax::prelude::*;
 use ferrax::prims::{
-    ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan, Standardize, StandardizeTangent,
+    ConvInputGrad, ConvKernelGrad, ConvOptions, Matmul, Padding, Scan, Softmax, SoftmaxTangent, Standardize,
+    StandardizeTangent,
 };
 
 mod common;
@@ -285,6 +286,12 @@ fn table() -> Vec<Row> {
         // second difference sat at the tolerance (f64 passes either way).
         row("standardize_tangent", &[(&[3, 5], n), (&[3, 5], n)], |x| {
             bind(StandardizeTangent { axes: 1, eps: 0.5 }, &[x[0].clone(), x[1].clone()])
+        }),
+        row("softmax", &[(&[3, 5], n)], |x| Softmax { axes: 1 }.apply(&x[0])),
+        row("softmax", &[(&[2, 2, 3], n)], |x| Softmax { axes: 2 }.apply(&x[0])),
+        // Any point, not only a softmax: the map is a polynomial in both operands.
+        row("softmax_tangent", &[(&[3, 4], n), (&[3, 4], n)], |x| {
+            bind(SoftmaxTangent { axes: 1 }, &[x[0].clone(), x[1].clone()])
         }),
     ]
 }

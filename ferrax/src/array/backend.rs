@@ -118,6 +118,17 @@ pub trait Backend: Send + Sync {
     fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
         standardize_tangent_by_ops(self, t, x, n, eps)
     }
+    /// Softmax over runs of `n` trailing elements, `e / Σe` with `e = exp(x
+    /// - max x)` per run. By the backend's own operations unless it has a kernel.
+    fn softmax(&self, x: &Array, n: usize) -> Array {
+        softmax_by_ops(self, x, n)
+    }
+    /// The tangent map of [`Backend::softmax`] at the point whose softmax is
+    /// `y`, applied to `t`: `y (t - Σ y t)` per run (symmetric: its own
+    /// transpose). By the backend's own operations unless it has a kernel.
+    fn softmax_tangent(&self, t: &Array, y: &Array, n: usize) -> Array {
+        softmax_tangent_by_ops(self, t, y, n)
+    }
     /// A fused elementwise program (jit's fusion pass) on `ins`, arrays of
     /// `dtype` (or bool conditions) broadcasting to `shape`. The CPU runs
     /// it over cache-sized tiles; a GPU as one generated kernel.
@@ -161,6 +172,31 @@ fn standardized_rows<B: Backend + ?Sized>(b: &B, x: &Array, n: usize, eps: f64) 
     let std = b.unary(UnaryOp::Sqrt, &b.binary(BinaryOp::Add, &var, &scalar(eps)));
     let r = b.binary(BinaryOp::Div, &scalar(1.0), &std);
     Some((b.binary(BinaryOp::Mul, &centered, &r), r))
+}
+
+/// [`Backend::softmax`] by `b`'s reductions and elementwise operations.
+pub(super) fn softmax_by_ops<B: Backend + ?Sized>(b: &B, x: &Array, n: usize) -> Array {
+    if x.size() == 0 || n == 0 {
+        return x.clone();
+    }
+    let rows = x.size() / n;
+    let xv = x.reshape(&[rows, n]);
+    let m = b.reduce(ReduceOp::Max, &xv, &[1]).reshape(&[rows, 1]);
+    let e = b.unary(UnaryOp::Exp, &b.binary(BinaryOp::Sub, &xv, &m));
+    let s = b.reduce(ReduceOp::Sum, &e, &[1]).reshape(&[rows, 1]);
+    let r = b.binary(BinaryOp::Div, &Array::full(&[], 1.0, x.dtype()).to_device(b.device()), &s);
+    b.binary(BinaryOp::Mul, &e, &r).reshape(x.shape())
+}
+
+/// [`Backend::softmax_tangent`] by `b`'s reductions and elementwise operations.
+pub(super) fn softmax_tangent_by_ops<B: Backend + ?Sized>(b: &B, t: &Array, y: &Array, n: usize) -> Array {
+    if y.size() == 0 || n == 0 {
+        return t.clone();
+    }
+    let rows = y.size() / n;
+    let (tv, yv) = (t.reshape(&[rows, n]), y.reshape(&[rows, n]));
+    let s = b.reduce(ReduceOp::Sum, &b.binary(BinaryOp::Mul, &yv, &tv), &[1]).reshape(&[rows, 1]);
+    b.binary(BinaryOp::Mul, &yv, &b.binary(BinaryOp::Sub, &tv, &s)).reshape(y.shape())
 }
 
 /// The mean of each row of a `[rows, n]` array, as `[rows, 1]`.
@@ -218,6 +254,12 @@ impl Backend for Cpu {
     }
     fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
         narrow(super::norm::standardize_tangent(&wide(t), &wide(x), n, eps), x.dtype())
+    }
+    fn softmax(&self, x: &Array, n: usize) -> Array {
+        narrow(super::norm::softmax(&wide(x), n), x.dtype())
+    }
+    fn softmax_tangent(&self, t: &Array, y: &Array, n: usize) -> Array {
+        narrow(super::norm::softmax_tangent(&wide(t), &wide(y), n), y.dtype())
     }
     fn scan(&self, op: ReduceOp, x: &Array, axis: usize, reverse: bool) -> Array {
         narrow(super::reduce::cumulative(&wide(x), axis, reverse, op), x.dtype())

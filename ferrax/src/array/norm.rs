@@ -13,14 +13,17 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use super::reduce::{max_run, sum_run};
 use super::simd::{dispatch, Isa, Kernel};
-use super::{parallel, pool, Array, Buffer, Element, Float};
+use super::{parallel, pool, Array, Buffer, Element, FastMath, Float};
 
 /// The work per element of [`standardize`] and of its tangent, in
 /// [`parallel`](super::parallel)'s units: two and three passes over a
 /// row that is in the L1 cache, each about a cheap op.
 const STANDARDIZE_COST: usize = 2;
 const TANGENT_COST: usize = 3;
+/// Softmax's: an exponential per element (a costly op) and three cheap passes.
+const SOFTMAX_COST: usize = parallel::COSTLY + 3;
 
 /// `x` standardised over runs of `n` trailing elements: `[.., n]` rows.
 pub fn standardize(x: &Array, n: usize, eps: f64) -> Array {
@@ -43,6 +46,29 @@ pub fn standardize_tangent(t: &Array, x: &Array, n: usize, eps: f64) -> Array {
         _ => unreachable!("standardize_tangent: the backend widens half precision to f32"),
     };
     Array::new(x.shape(), buf)
+}
+
+/// Softmax over runs of `n` trailing elements: `e / Σe` with `e = exp(x -
+/// max x)`, as the composite computes it (the same maximum, exponential,
+/// pairwise sum and reciprocal, so the same bits), in one pass per row.
+pub fn softmax(x: &Array, n: usize) -> Array {
+    let buf = match x.buffer() {
+        Buffer::F32(v) => Buffer::F32(rows(v, None, n, SOFTMAX_COST, Softmax)),
+        Buffer::F64(v) => Buffer::F64(rows(v, None, n, SOFTMAX_COST, Softmax)),
+        _ => unreachable!("softmax: the backend widens half precision to f32"),
+    };
+    Array::new(x.shape(), buf)
+}
+
+/// The tangent of [`softmax`] at the point whose softmax is `y`, applied
+/// to `t`: `y (t - Σ y t)` per run. Symmetric, so it is its own transpose.
+pub fn softmax_tangent(t: &Array, y: &Array, n: usize) -> Array {
+    let buf = match (t.buffer(), y.buffer()) {
+        (Buffer::F32(tv), Buffer::F32(yv)) => Buffer::F32(rows(yv, Some(tv), n, TANGENT_COST, SoftmaxTangent)),
+        (Buffer::F64(tv), Buffer::F64(yv)) => Buffer::F64(rows(yv, Some(tv), n, TANGENT_COST, SoftmaxTangent)),
+        _ => unreachable!("softmax_tangent: the backend widens half precision to f32"),
+    };
+    Array::new(y.shape(), buf)
 }
 
 /// `f(row of t, row of x, row of the output)` over the rows of `n` (`t`'s
@@ -95,7 +121,7 @@ impl<T: Element, F: RowOp<T>> Kernel for Rows<'_, T, F> {
         let Rows { n, t, x, out, f } = self;
         let per = BLOCK * n;
         for (i, (o, x)) in out.chunks_mut(per).zip(x.chunks(per)).enumerate() {
-            f.block(n, t.map_or(&[][..], |t| &t[i * per..i * per + x.len()]), x, o);
+            f.block::<I>(n, t.map_or(&[][..], |t| &t[i * per..i * per + x.len()]), x, o);
         }
     }
 }
@@ -145,7 +171,7 @@ fn moments<T: Float + Sqrt>(x: &[T], n: usize, eps: T) -> ([T; BLOCK], [T; BLOCK
 /// closure, so that its loops are inlined into the SIMD build.
 trait RowOp<T>: Sync {
     /// Writes `out` from up to [`BLOCK`] rows of `n` of `x` (and of `t`, empty when there is none).
-    fn block(&self, n: usize, t: &[T], x: &[T], out: &mut [MaybeUninit<T>]);
+    fn block<I: Isa>(&self, n: usize, t: &[T], x: &[T], out: &mut [MaybeUninit<T>]);
 }
 
 /// [`standardize`]'s rows, with eps.
@@ -155,7 +181,7 @@ struct Tangent<T>(T);
 
 impl<T: Float + Sqrt> RowOp<T> for Forward<T> {
     #[inline(always)]
-    fn block(&self, n: usize, _: &[T], x: &[T], out: &mut [MaybeUninit<T>]) {
+    fn block<I: Isa>(&self, n: usize, _: &[T], x: &[T], out: &mut [MaybeUninit<T>]) {
         let (mean, r) = moments(x, n, self.0);
         for (i, (o, x)) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)).enumerate() {
             let (m, r) = (mean[i], r[i]);
@@ -168,7 +194,7 @@ impl<T: Float + Sqrt> RowOp<T> for Forward<T> {
 
 impl<T: Float + Sqrt> RowOp<T> for Tangent<T> {
     #[inline(always)]
-    fn block(&self, n: usize, t: &[T], x: &[T], out: &mut [MaybeUninit<T>]) {
+    fn block<I: Isa>(&self, n: usize, t: &[T], x: &[T], out: &mut [MaybeUninit<T>]) {
         let (mean, r) = moments(x, n, self.0);
         let len = T::from_f64(n as f64);
         let (mut t_mean, mut yt_mean) = ([T::ZERO; BLOCK], [T::ZERO; BLOCK]);
@@ -181,6 +207,41 @@ impl<T: Float + Sqrt> RowOp<T> for Tangent<T> {
             let (m, r, tm, a) = (mean[i], r[i], t_mean[i], yt_mean[i]);
             for ((o, &ti), &xi) in o.iter_mut().zip(t).zip(x) {
                 o.write(r * (ti - tm - (xi - m) * r * a));
+            }
+        }
+    }
+}
+
+/// [`softmax`]'s rows.
+struct Softmax;
+/// [`softmax_tangent`]'s rows (`x` is the softmax `y`).
+struct SoftmaxTangent;
+
+impl<T: Float + FastMath> RowOp<T> for Softmax {
+    #[inline(always)]
+    fn block<I: Isa>(&self, n: usize, _: &[T], x: &[T], out: &mut [MaybeUninit<T>]) {
+        for (o, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            let m = max_run(x);
+            for (o, &v) in o.iter_mut().zip(x) {
+                o.write((v - m).exp_in::<I>());
+            }
+            // SAFETY: every element of the row was written just above.
+            let e = unsafe { &mut *(o as *mut [MaybeUninit<T>] as *mut [T]) };
+            let r = T::ONE / sum_run(e);
+            for v in e.iter_mut() {
+                *v = *v * r;
+            }
+        }
+    }
+}
+
+impl<T: Float> RowOp<T> for SoftmaxTangent {
+    #[inline(always)]
+    fn block<I: Isa>(&self, n: usize, t: &[T], y: &[T], out: &mut [MaybeUninit<T>]) {
+        for ((o, t), y) in out.chunks_exact_mut(n).zip(t.chunks_exact(n)).zip(y.chunks_exact(n)) {
+            let s = sum_of(y, t, |yi, ti| yi * ti);
+            for ((o, &ti), &yi) in o.iter_mut().zip(t).zip(y) {
+                o.write(yi * (ti - s));
             }
         }
     }

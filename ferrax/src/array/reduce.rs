@@ -82,15 +82,27 @@ struct Prod;
 struct Max;
 struct Min;
 
+/// [`sum_slice`] of a run, its leaf inlined where the run is short.
+#[inline(always)]
+pub(super) fn sum_run<T: Num>(x: &[T]) -> T {
+    if x.len() <= SUM_BLOCK {
+        sum_block(x)
+    } else {
+        sum_slice(x)
+    }
+}
+
+/// The maximum of a run, NaN propagating (what `reduce_max` gives for it).
+#[inline(always)]
+pub(super) fn max_run<T: Num>(x: &[T]) -> T {
+    extreme(x, T::MIN_VALUE, |v, a| v > a, T::max_nan)
+}
+
 impl<T: Num> Fold<T> for Sum {
     const INIT: T = T::ZERO;
     #[inline(always)]
     fn row(&self, x: &[T]) -> T {
-        if x.len() <= SUM_BLOCK {
-            sum_block(x)
-        } else {
-            sum_slice(x)
-        }
+        sum_run(x)
     }
     #[inline(always)]
     fn step(&self, acc: T, v: T) -> T {
@@ -114,7 +126,7 @@ impl<T: Num> Fold<T> for Max {
     const INIT: T = T::MIN_VALUE;
     #[inline(always)]
     fn row(&self, x: &[T]) -> T {
-        extreme(x, T::MIN_VALUE, |v, a| v > a, T::max_nan)
+        max_run(x)
     }
     #[inline(always)]
     fn step(&self, acc: T, v: T) -> T {

@@ -601,3 +601,38 @@ fn standardisation_by_a_backends_own_ops_matches_the_kernels() {
     let empty = Array::from_vec(Vec::<f32>::new(), &[0, 4]);
     assert_eq!(backend::standardize_by_ops(&backend::Cpu, &empty, 4, 0.01).shape(), &[0, 4]);
 }
+
+#[test]
+fn softmax_kernel_gives_the_composites_bits() {
+    // The fused kernel and the chain of reductions and elementwise kernels
+    // (what the composite and a backend without the kernel compute): the
+    // same maximum, exponential, pairwise sum and reciprocal, so the same
+    // bits, on rows shorter and longer than one summation block (256),
+    // with -inf entries (a causal mask) and a row holding a NaN.
+    for &(rows, n) in &[(1, 1), (5, 7), (40, 32), (3, 300), (2, 1000)] {
+        let mut x = random(&[rows, n], 31 + n as u64).to_vec::<f64>();
+        x[0] = f64::NEG_INFINITY;
+        if rows > 2 {
+            x[2 * n + 1] = f64::NAN;
+        }
+        let x = Array::from_vec(x, &[rows, n]);
+        let t = random(&[rows, n], 32 + n as u64);
+        for dtype in [DType::F64, DType::F32] {
+            let (x, t) = (x.to_dtype(dtype), t.to_dtype(dtype));
+            let got = backend::Cpu.softmax(&x, n).to_vec::<f64>();
+            let want = backend::softmax_by_ops(&backend::Cpu, &x, n).to_vec::<f64>();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{dtype} [{rows},{n}] {i}: {g} vs {w}"
+                );
+            }
+            // The tangent sums y t in another order than the reduction: a few
+            // ε on values of order 1 (y ≤ 1, |t| ≲ 4).
+            let y = backend::Cpu.softmax(&x, n);
+            let tol = if dtype == DType::F64 { 1e-13 } else { 1e-5 };
+            let want = backend::softmax_tangent_by_ops(&backend::Cpu, &t, &y, n).to_vec::<f64>();
+            assert_close(&backend::Cpu.softmax_tangent(&t, &y, n), &want, tol);
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub use binary::{where_, Add, Atan2, CmpOp, Compare, Div, FloorDiv, Max, Min, Mu
 pub use conv::{Conv, ConvInputGrad, ConvKernelGrad, ConvOptions, Padding, WindowArgExtreme};
 pub use indexing::{Argsort, Gather, ScatterAdd, Sort};
 pub use linalg::Matmul;
-pub use norm::{Standardize, StandardizeTangent};
+pub use norm::{Softmax, SoftmaxTangent, Standardize, StandardizeTangent};
 pub use promote::Scalar;
 pub use reduce::{ArgReduce, Reduce};
 pub use registry::all;

@@ -10,6 +10,12 @@
 //! composite definition took about fifteen passes over its rows. Its own
 //! derivative with respect to `x` (second order and up) is written with
 //! ordinary operations.
+//!
+//! Softmax over trailing axes is built the same way: [`Softmax`], and its
+//! tangent `y (t - Σ y t)` at the output `y`, [`SoftmaxTangent`], which is
+//! symmetric too. Composed of reductions and elementwise operations, the
+//! attention scores' softmax and its backward pass took about ten passes
+//! over the scores.
 
 use crate::array::{backend_of, Array, Aval};
 use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
@@ -143,6 +149,111 @@ impl SingleOutput for StandardizeTangent {
         let x = super::constant("standardize_tangent", &ins[1]);
         // Symmetric: the map is its own transpose.
         let ct_t = super::if_linear(&ins[0], |_| bind(self.clone(), &[ct.clone(), x.clone()]));
+        vec![ct_t, None]
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        let args: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
+        (bind(self.clone(), &args), Some(0))
+    }
+}
+
+/// Softmax over the last `axes` axes of `x`: `e / Σe` with `e = exp(x -
+/// max x)` per run, as one primitive (`Tensor::softmax` along the last axis
+/// binds it). Its tangent is [`SoftmaxTangent`] at its output.
+#[derive(Clone, Debug)]
+pub struct Softmax {
+    /// How many trailing axes each run spans.
+    pub axes: usize,
+}
+
+/// The tangent map of [`Softmax`] at the point whose softmax is `y`
+/// (operand 1), applied to `t` (operand 0): `y (t - Σ y t)` per run. Linear
+/// in `t`, and its own transpose (the Jacobian `diag(y) - y yᵀ` is symmetric).
+#[derive(Clone, Debug)]
+pub struct SoftmaxTangent {
+    /// How many trailing axes each run spans.
+    pub axes: usize,
+}
+
+impl Softmax {
+    /// The softmax of `x` by this primitive.
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        bind(self.clone(), std::slice::from_ref(x))
+    }
+}
+
+impl SingleOutput for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn params(&self) -> Params {
+        vec![("axes", Param::Usize(self.axes))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        expect_float("softmax", ins[0]);
+        run_length("softmax", &ins[0].shape, self.axes);
+        ins[0].clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        let n = run_length("softmax", ins[0].shape(), self.axes);
+        backend_of(ins).softmax(ins[0], n)
+    }
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor> {
+        let tangent = SoftmaxTangent { axes: self.axes };
+        t[0].as_ref().map(|t| bind(tangent, &[t.clone(), ans.clone()]))
+    }
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
+        // The runs are trailing axes, which a leading batch axis leaves alone.
+        let bd = axes[0].expect("batch rules see at least one batched operand");
+        (self.apply(&batching::move_axis(&x[0], bd, 0)), Some(0))
+    }
+}
+
+impl SingleOutput for SoftmaxTangent {
+    fn name(&self) -> &'static str {
+        "softmax_tangent"
+    }
+    fn params(&self) -> Params {
+        vec![("axes", Param::Usize(self.axes))]
+    }
+    fn kind(&self) -> Kind {
+        Kind::Opaque
+    }
+    #[track_caller]
+    fn shape(&self, ins: &[&Aval]) -> Aval {
+        let (t, y) = (ins[0], ins[1]);
+        expect_same_dtype("softmax_tangent", t, y);
+        expect_float("softmax_tangent", y);
+        if t.shape != y.shape {
+            panic!("softmax_tangent: the tangent {:?} and the softmax {:?} must have one shape", t.shape, y.shape);
+        }
+        run_length("softmax_tangent", &y.shape, self.axes);
+        y.clone()
+    }
+    fn eval(&self, ins: &[&Array]) -> Array {
+        let n = run_length("softmax_tangent", ins[1].shape(), self.axes);
+        backend_of(ins).softmax_tangent(ins[0], ins[1], n)
+    }
+    fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
+        let (tv, y) = (&x[0], &x[1]);
+        // Linear in the tangent operand.
+        let along_t = t[0].as_ref().map(|dt| bind(self.clone(), &[dt.clone(), y.clone()]));
+        // Along y: d[y (t - Σ y t)] = dy (t - Σ y t) - y Σ dy t.
+        let along_y = t[1].as_ref().map(|dy| {
+            let axes: Vec<usize> = (y.rank() - self.axes..y.rank()).collect();
+            let s = (y * tv).sum_axes(&axes, true);
+            dy * (tv - s) - y * (dy * tv).sum_axes(&axes, true)
+        });
+        add_tangents(along_t, along_y)
+    }
+    fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+        let y = super::constant("softmax_tangent", &ins[1]);
+        // Symmetric: the map is its own transpose.
+        let ct_t = super::if_linear(&ins[0], |_| bind(self.clone(), &[ct.clone(), y.clone()]));
         vec![ct_t, None]
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {

@@ -12,7 +12,7 @@ use super::binary::{Add, Atan2, Compare, Div, FloorDiv, Max, Min, Mul, Pow, Rem,
 use super::conv::{Conv, ConvInputGrad, ConvKernelGrad, WindowArgExtreme};
 use super::indexing::{Argsort, Gather, ScatterAdd, Sort};
 use super::linalg::Matmul;
-use super::norm::{Standardize, StandardizeTangent};
+use super::norm::{Softmax, SoftmaxTangent, Standardize, StandardizeTangent};
 use super::reduce::{ArgReduce, Reduce};
 use super::scan::Scan;
 use super::structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
@@ -96,6 +96,8 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(Conv { geometry: crate::array::ConvGeometry::unit(2), groups: 1 }),
         Arc::new(Standardize { axes: 1, eps: 1e-5 }),
         Arc::new(StandardizeTangent { axes: 1, eps: 1e-5 }),
+        Arc::new(Softmax { axes: 1 }),
+        Arc::new(SoftmaxTangent { axes: 1 }),
         Arc::new(ConvKernelGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, window: vec![3, 3] }),
         Arc::new(ConvInputGrad { geometry: crate::array::ConvGeometry::unit(2), groups: 1, input: vec![5, 5] }),
     ];
