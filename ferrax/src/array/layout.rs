@@ -1,7 +1,11 @@
 //! Kernels that move data without arithmetic: permute, broadcast, slice,
 //! pad and concatenate.
 
-use super::parallel::{self, fill_chunks};
+use std::mem::MaybeUninit;
+
+use smallvec::{smallvec, SmallVec};
+
+use super::parallel;
 use super::{map_buffer, pool, strides, Array, Element};
 
 /// Copies the elements of a strided view of `src` into a new row-major
@@ -36,33 +40,58 @@ fn strided_copy<T: Element>(src: &[T], base: usize, src_strides: &[usize], shape
     }
     let inner = dims[last];
     let s_in = st[last];
-    let mut out = pool::filled(n, T::default());
-    fill_chunks(&mut out, parallel::CHEAP, |start, chunk| {
-        let mut pos = start;
-        let end = start + chunk.len();
-        while pos < end {
-            let (row, col) = (pos / inner, pos % inner);
-            let len = (inner - col).min(end - pos);
-            let mut off = base + col * s_in;
-            let mut r = row;
-            for d in (0..last).rev() {
-                off += (r % dims[d]) * st[d];
-                r /= dims[d];
+    // SAFETY: each chunk's rows tile it, and every row is written in full.
+    unsafe {
+        parallel::build(n, parallel::CHEAP, |start, chunk: &mut [MaybeUninit<T>]| {
+            if chunk.is_empty() {
+                return; // an empty output, whose extents may be zero
             }
-            let dst = &mut chunk[pos - start..pos - start + len];
-            if s_in == 1 {
-                dst.copy_from_slice(&src[off..off + len]);
-            } else if s_in == 0 {
-                dst.fill(src[off]);
-            } else {
-                for (i, o) in dst.iter_mut().enumerate() {
-                    *o = src[off + i * s_in];
+            let end = start + chunk.len();
+            // The outer index of the first row by division, then counted up
+            // row by row (rows may be a few elements long: a head's 16).
+            let (mut row, mut col) = (start / inner, start % inner);
+            let mut idx: SmallVec<[usize; 8]> = smallvec![0; last];
+            let mut off = base;
+            for d in (0..last).rev() {
+                idx[d] = row % dims[d];
+                row /= dims[d];
+                off += idx[d] * st[d];
+            }
+            let mut pos = start;
+            while pos < end {
+                let len = (inner - col).min(end - pos);
+                let from = off + col * s_in;
+                let dst = &mut chunk[pos - start..pos - start + len];
+                if s_in == 1 {
+                    dst.copy_from_slice(as_uninit(&src[from..from + len]));
+                } else if s_in == 0 {
+                    dst.fill(MaybeUninit::new(src[from]));
+                } else {
+                    for (i, o) in dst.iter_mut().enumerate() {
+                        o.write(src[from + i * s_in]);
+                    }
+                }
+                pos += len;
+                col = 0;
+                for d in (0..last).rev() {
+                    idx[d] += 1;
+                    off += st[d];
+                    if idx[d] < dims[d] {
+                        break;
+                    }
+                    off -= dims[d] * st[d];
+                    idx[d] = 0;
                 }
             }
-            pos += len;
-        }
-    });
-    out
+        })
+    }
+}
+
+/// `x` seen as a slice of possibly uninitialised elements (as it may always be).
+fn as_uninit<T>(x: &[T]) -> &[MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and reading initialised
+    // values through it is sound.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
 /// The strided copy for views whose last two dimensions are a transpose

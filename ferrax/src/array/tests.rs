@@ -300,6 +300,10 @@ fn permute_matches_loop_including_tiled_transposes() {
         (vec![300, 301], vec![1, 0]),
         (vec![1, 7, 1, 5], vec![3, 2, 1, 0]),
         (vec![0, 3], vec![1, 0]),
+        // Large enough to be split across threads mid-row, with rows too
+        // short to tile: contiguous rows of 23, and strided rows of 13.
+        (vec![37, 29, 13, 23], vec![2, 0, 1, 3]),
+        (vec![37, 29, 23, 13], vec![1, 3, 0, 2]),
     ] {
         let x = random(&shape, 8);
         let got = permute(&x, &perm);
