@@ -168,9 +168,8 @@ fn standardized_rows<B: Backend + ?Sized>(b: &B, x: &Array, n: usize, eps: f64) 
     let xv = x.reshape(&[x.size() / n, n]);
     let centered = b.binary(BinaryOp::Sub, &xv, &run_mean(b, &xv));
     let var = run_mean(b, &b.binary(BinaryOp::Mul, &centered, &centered));
-    let scalar = |v: f64| Array::full(&[], v, x.dtype()).to_device(b.device());
-    let std = b.unary(UnaryOp::Sqrt, &b.binary(BinaryOp::Add, &var, &scalar(eps)));
-    let r = b.binary(BinaryOp::Div, &scalar(1.0), &std);
+    let std = b.unary(UnaryOp::Sqrt, &b.binary(BinaryOp::Add, &var, &scalar_on(b, eps, x.dtype())));
+    let r = b.binary(BinaryOp::Div, &scalar_on(b, 1.0, x.dtype()), &std);
     Some((b.binary(BinaryOp::Mul, &centered, &r), r))
 }
 
@@ -184,7 +183,7 @@ pub(super) fn softmax_by_ops<B: Backend + ?Sized>(b: &B, x: &Array, n: usize) ->
     let m = b.reduce(ReduceOp::Max, &xv, &[1]).reshape(&[rows, 1]);
     let e = b.unary(UnaryOp::Exp, &b.binary(BinaryOp::Sub, &xv, &m));
     let s = b.reduce(ReduceOp::Sum, &e, &[1]).reshape(&[rows, 1]);
-    let r = b.binary(BinaryOp::Div, &Array::full(&[], 1.0, x.dtype()).to_device(b.device()), &s);
+    let r = b.binary(BinaryOp::Div, &scalar_on(b, 1.0, x.dtype()), &s);
     b.binary(BinaryOp::Mul, &e, &r).reshape(x.shape())
 }
 
@@ -203,7 +202,12 @@ pub(super) fn softmax_tangent_by_ops<B: Backend + ?Sized>(b: &B, t: &Array, y: &
 fn run_mean<B: Backend + ?Sized>(b: &B, x: &Array) -> Array {
     let (rows, n) = (x.shape()[0], x.shape()[1]);
     let sum = b.reduce(ReduceOp::Sum, x, &[1]).reshape(&[rows, 1]);
-    b.binary(BinaryOp::Div, &sum, &Array::full(&[], n as f64, x.dtype()).to_device(b.device()))
+    b.binary(BinaryOp::Div, &sum, &scalar_on(b, n as f64, x.dtype()))
+}
+
+/// A 0-d array of `dtype` holding `v`, on `b`'s device.
+fn scalar_on<B: Backend + ?Sized>(b: &B, v: f64, dtype: DType) -> Array {
+    Array::full(&[], v, dtype).to_device(b.device())
 }
 
 /// The CPU kernels.

@@ -7,7 +7,9 @@
 //!
 //! The statistics are two-pass (the mean, then the mean square of the
 //! centred values), as the composite definition computes them, and summed
-//! in 16 running accumulators, a block of rows at a time.
+//! in 8 running accumulators, a block of rows at a time.
+//!
+//! Softmax over trailing axes and its tangent map run on the same rows.
 
 use std::mem::MaybeUninit;
 
