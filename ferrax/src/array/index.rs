@@ -91,6 +91,9 @@ pub fn gather(x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
 fn gather_typed<T: FillValue>(v: &[T], outer: usize, len: usize, inner: usize, ix: &[i64], mode: IndexMode) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
     let mut out = super::pool::with_capacity(outer * ix.len() * inner);
+    if len == 0 || ix.is_empty() {
+        return out; // no position to add to, or nothing to add
+    }
     if inner == 1 {
         // Single elements (a gather of a flattened array): a load each, not a copy call.
         for o in 0..outer {
@@ -138,6 +141,21 @@ fn scatter_typed<T: Element + Accumulate>(
     // From the pool: a fresh allocation of a large operand costs a page fault per 4 KiB.
     let mut out = super::pool::with_capacity(v.len());
     out.extend_from_slice(v);
+    if len == 0 || ix.is_empty() {
+        return out; // no position to add to, or nothing to add
+    }
+    if inner == 1 {
+        // Single elements (the gradient of a flat gather, as max pooling's):
+        // an addition each, with no loop over `inner` around it.
+        for (dst, upd) in out.chunks_exact_mut(len).zip(u.chunks_exact(ix.len())) {
+            for (&i, &x) in ix.iter().zip(upd) {
+                if let Some(i) = mode.resolve(i, len) {
+                    dst[i].accumulate(x);
+                }
+            }
+        }
+        return out;
+    }
     for o in 0..outer {
         for (j, &i) in ix.iter().enumerate() {
             let Some(i) = mode.resolve(i, len) else { continue };

@@ -398,6 +398,24 @@ fn gather_and_scatter_add_are_adjoint_loops() {
         want[ravel(&[o[0], k, o[3]], &[3, 5, 2])] += upd.get_f64(i);
     }
     assert_close(&s, &want, 1e-15);
+
+    // Along the last axis (single elements, the flat loop), indices repeated.
+    let x = random(&[3, 5], 15);
+    let idx = Array::from_vec(vec![1i64, 4, 1, -1, 0, 1], &[6]);
+    let upd = random(&[3, 6], 16);
+    let s = scatter_add(&x, 1, &idx, &upd, IndexMode::Fill);
+    let mut want = x.to_vec::<f64>();
+    for r in 0..3 {
+        for (j, &k) in idx.to_vec::<i64>().iter().enumerate() {
+            want[r * 5 + k.rem_euclid(5) as usize] += upd.get_f64(r * 6 + j);
+        }
+    }
+    assert_close(&s, &want, 1e-15);
+    // Nothing to scatter, or no axis to scatter into.
+    let none = Array::from_vec(Vec::<i64>::new(), &[0]);
+    assert_close(&scatter_add(&x, 1, &none, &random(&[3, 0], 17), IndexMode::Fill), &x.to_vec::<f64>(), 0.0);
+    let empty = Array::zeros(&[3, 0], DType::F64);
+    assert_eq!(scatter_add(&empty, 1, &idx, &upd, IndexMode::Clip).shape(), &[3, 0]);
 }
 
 #[test]

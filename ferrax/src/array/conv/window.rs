@@ -1,8 +1,11 @@
 //! The window search of max and min pooling: the flat index of each
 //! window's first extreme, which pooling gathers through.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
+use super::super::simd::{self, Isa, Kernel};
 use super::super::{parallel, Array, Buffer, Num, ReduceOp};
 use super::unravel;
 
@@ -65,7 +68,7 @@ fn arg_extreme_typed<T: Num>(
         })
         .collect();
     // `scratch`: a row's running extremes and their positions, reused across planes.
-    let search = |plane: usize, dst: &mut [i64], scratch: &mut (Vec<T>, Vec<usize>)| {
+    let search = |plane: usize, dst: &mut [i64], scratch: &mut (Vec<T>, Vec<u32>)| {
         let base = plane * in_plane;
         let src = &x[base..][..in_plane];
         if nd == 2 {
@@ -167,7 +170,7 @@ fn search_2d<T: Num, const MAX: bool>(
     [sh, sw, ph, pw]: [usize; 4],
     taps: &[usize],
     dst: &mut [i64],
-    (best, arg): &mut (Vec<T>, Vec<usize>),
+    (best, arg): &mut (Vec<T>, Vec<u32>),
 ) {
     let better = |v: T, best: T| if MAX { v > best } else { v < best } || (v.is_nan_like() && !best.is_nan_like());
     let (h, w) = (ishape[0], ishape[1]);
@@ -177,55 +180,149 @@ fn search_2d<T: Num, const MAX: bool>(
     let c1 = if w + pw >= win[1] { ((w + pw - win[1]) / sw + 1).min(ow_n) } else { 0 }.max(c0);
     best.resize(c1 - c0, T::default());
     arg.resize(c1 - c0, 0);
-    for oh in 0..oshape[0] {
-        let row = (oh * sh) as i64 - ph as i64;
-        let out = &mut dst[oh * ow_n..][..ow_n];
-        let border = |ow: usize| -> i64 {
-            let col = (ow * sw) as i64 - pw as i64;
-            let mut b: Option<(T, usize)> = None;
-            for i in 0..win[0] {
-                for j in 0..win[1] {
-                    let (r, c) = (row + i as i64, col + j as i64);
-                    if r >= 0 && (r as usize) < h && c >= 0 && (c as usize) < w {
-                        let at = r as usize * w + c as usize;
-                        if b.is_none_or(|(v, _)| better(src[at], v)) {
-                            b = Some((src[at], at));
-                        }
+    // The rows whose windows lie inside the input: [r0, r1).
+    let oh_n = oshape[0];
+    let r0 = ph.div_ceil(sh).min(oh_n);
+    let r1 = if h + ph >= win[0] { ((h + ph - win[0]) / sh + 1).min(oh_n) } else { 0 }.max(r0);
+    let border = |oh: usize, ow: usize| -> i64 {
+        let (row, col) = ((oh * sh) as i64 - ph as i64, (ow * sw) as i64 - pw as i64);
+        let mut b: Option<(T, usize)> = None;
+        for i in 0..win[0] {
+            for j in 0..win[1] {
+                let (r, c) = (row + i as i64, col + j as i64);
+                if r >= 0 && (r as usize) < h && c >= 0 && (c as usize) < w {
+                    let at = r as usize * w + c as usize;
+                    if b.is_none_or(|(v, _)| better(src[at], v)) {
+                        b = Some((src[at], at));
                     }
                 }
             }
-            (base + b.expect("checked by the shape rule: every window holds an element").1) as i64
+        }
+        (base + b.expect("checked by the shape rule: every window holds an element").1) as i64
+    };
+    for oh in (0..r0).chain(r1..oh_n) {
+        for ow in 0..ow_n {
+            dst[oh * ow_n + ow] = border(oh, ow);
+        }
+    }
+    if c0 < c1 {
+        let interior = Interior::<T, MAX> {
+            src,
+            base,
+            rows: r0..r1,
+            cols: c0..c1,
+            ow_n,
+            row_step: sh * w,
+            first: (r0 * sh - ph) * w + c0 * sw - pw,
+            sw,
+            taps,
+            dst: &mut *dst,
+            best: &mut best[..],
+            arg: &mut arg[..],
         };
-        if !(row >= 0 && row as usize + win[0] <= h) {
-            for (ow, d) in out.iter_mut().enumerate() {
-                *d = border(ow);
-            }
-            continue;
-        }
-        // Inside: tap by tap over the row's windows, with selects rather
-        // than branches (random data would mispredict every other one).
-        let origin = |ow: usize| row as usize * w + ow * sw - pw;
-        for (i, ow) in (c0..c1).enumerate() {
-            arg[i] = origin(ow) + taps[0];
-            best[i] = src[arg[i]];
-        }
-        for &tap in &taps[1..] {
-            for (i, ow) in (c0..c1).enumerate() {
-                let at = origin(ow) + tap;
-                let (v, b) = (src[at], best[i]);
-                // `|` and `&`, not `||` and `&&`: no branch to mispredict.
-                let take = (if MAX { v > b } else { v < b }) | (v.is_nan_like() & !b.is_nan_like());
-                // A mask rather than `if`, which compiles to a branch here.
-                let mask = (take as usize).wrapping_neg();
-                arg[i] = (at & mask) | (arg[i] & !mask);
-                best[i] = src[arg[i]];
-            }
-        }
+        simd::dispatch(interior);
+    }
+    for oh in r0..r1 {
         for ow in (0..c0).chain(c1..ow_n) {
-            out[ow] = border(ow);
+            dst[oh * ow_n + ow] = border(oh, ow);
         }
-        for (d, &a) in out[c0..c1].iter_mut().zip(arg.iter()) {
-            *d = (base + a) as i64;
+    }
+}
+
+/// The windows of one plane that lie inside the input, output rows `rows`
+/// by columns `cols`: the first at `first` in the plane, the next along a
+/// row `sw` further and the next row's `row_step` further. Each window's
+/// extreme is found tap by tap over a row's windows, with `best` and `arg`
+/// (one per column) holding the running extremes and their taps' numbers;
+/// a later tap is taken only when strictly better, so the first extreme
+/// wins, as in the definition. The loops over windows are branch-free
+/// selects, which vectorise (with the stride known at compile time for the
+/// common strides 1 and 2).
+struct Interior<'a, T, const MAX: bool> {
+    src: &'a [T],
+    base: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    ow_n: usize,
+    row_step: usize,
+    first: usize,
+    sw: usize,
+    taps: &'a [usize],
+    dst: &'a mut [i64],
+    best: &'a mut [T],
+    arg: &'a mut [u32],
+}
+
+/// Rows of fewer windows than this are searched window by window.
+const SHORT_ROW: usize = 8;
+
+impl<T: Num, const MAX: bool> Kernel for Interior<'_, T, MAX> {
+    type Out = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        match self.sw {
+            1 => self.scan::<1>(),
+            2 => self.scan::<2>(),
+            _ => self.scan::<0>(),
+        }
+    }
+}
+
+impl<T: Num, const MAX: bool> Interior<'_, T, MAX> {
+    /// The search with windows `SW` apart along a row (0: `self.sw`, known at run time).
+    #[inline(always)]
+    fn scan<const SW: usize>(self) {
+        let Interior { src, base, rows, cols, ow_n, row_step, first, sw, taps, dst, best, arg } = self;
+        let step = if SW == 0 { sw } else { SW };
+        let n = cols.len();
+        let (best, arg) = (&mut best[..n], &mut arg[..n]);
+        for (r, oh) in rows.enumerate() {
+            let origin = first + r * row_step;
+            let out = &mut dst[oh * ow_n + cols.start..][..n];
+            if n < SHORT_ROW {
+                // Too few windows for the vector loops: one window at a
+                // time, its extreme held in a register across the taps.
+                let last = origin + (n - 1) * step + taps[taps.len() - 1];
+                let row = &src[..=last];
+                for (i, d) in out.iter_mut().enumerate() {
+                    let at = origin + i * step;
+                    // SAFETY: at + tap <= last < row.len() for every tap.
+                    let mut b = unsafe { *row.get_unchecked(at + taps[0]) };
+                    let mut a = 0;
+                    for (t, &tap) in taps.iter().enumerate().skip(1) {
+                        // SAFETY: as above.
+                        let v = unsafe { *row.get_unchecked(at + tap) };
+                        let take = (if MAX { v > b } else { v < b }) | (v.is_nan_like() & !b.is_nan_like());
+                        b = if take { v } else { b };
+                        a = if take { t } else { a };
+                    }
+                    *d = (base + at + taps[a]) as i64;
+                }
+                continue;
+            }
+            for (t, &tap) in taps.iter().enumerate() {
+                // Window i's element at this tap is line[i * step].
+                let line = &src[origin + tap..][..(n - 1) * step + 1];
+                if t == 0 {
+                    for (i, (b, a)) in best.iter_mut().zip(arg.iter_mut()).enumerate() {
+                        // SAFETY: i < n, so i * step <= (n - 1) * step < line.len().
+                        *b = unsafe { *line.get_unchecked(i * step) };
+                        *a = 0;
+                    }
+                    continue;
+                }
+                for (i, (b, a)) in best.iter_mut().zip(arg.iter_mut()).enumerate() {
+                    // SAFETY: as above.
+                    let v = unsafe { *line.get_unchecked(i * step) };
+                    // `|` and `&`, not `||` and `&&`: selects, not branches.
+                    let take = (if MAX { v > *b } else { v < *b }) | (v.is_nan_like() & !b.is_nan_like());
+                    *b = if take { v } else { *b };
+                    *a = if take { t as u32 } else { *a };
+                }
+            }
+            for (i, (d, &a)) in out.iter_mut().zip(arg.iter()).enumerate() {
+                *d = (base + origin + i * step + taps[a as usize]) as i64;
+            }
         }
     }
 }
@@ -290,22 +387,27 @@ mod tests {
             let pad =
                 if tiled { [(0, 0); 2] } else { [(rng.below(kh), rng.below(kh)), (rng.below(kw), rng.below(kw))] };
             let h = if tiled { kh * (1 + rng.below(4)) } else { kh + rng.below(6) };
-            let w = kw + rng.below(9);
+            // Some rows long enough for the vector loops' full width.
+            let w = kw + if case % 3 == 0 { rng.below(48) } else { rng.below(9) };
             let shape = [1 + rng.below(3), 1 + rng.below(3), h, w];
             let n: usize = shape.iter().product();
             // Few distinct values, so that windows tie; some NaNs.
             let x: Vec<f64> = (0..n).map(|_| if rng.below(10) == 0 { f64::NAN } else { rng.below(4) as f64 }).collect();
             let (window, strides) = ([1, 1, kh, kw], [1, 1, sh, sw]);
             let padding = [(0, 0), (0, 0), pad[0], pad[1]];
+            // The values are small integers and NaN: exact in f32 too.
+            let x32 = Buffer::F32(x.iter().map(|&v| v as f32).collect());
             for op in [ReduceOp::Max, ReduceOp::Min] {
-                let got =
-                    window_arg_extreme(&Array::new(&shape, Buffer::F64(x.clone())), op, &window, &strides, &padding);
                 let want = by_definition(&x, &shape, op, &window, &strides, &padding);
-                assert_eq!(
-                    got.to_vec::<i64>(),
-                    want,
-                    "case {case}: {shape:?} window {window:?} strides {strides:?} padding {padding:?} {op:?}"
-                );
+                for buf in [Buffer::F64(x.clone()), x32.clone()] {
+                    let got = window_arg_extreme(&Array::new(&shape, buf), op, &window, &strides, &padding);
+                    assert_eq!(
+                        got.to_vec::<i64>(),
+                        want,
+                        "case {case}: {shape:?} window {window:?} strides {strides:?} padding {padding:?} {op:?} {:?}",
+                        got.dtype()
+                    );
+                }
             }
         }
     }
