@@ -2,16 +2,19 @@
 
     python report.py RESULTS.jsonl [--write FILE]
 
-RESULTS holds one JSON line per (system, workload) from `workload` (ferrax)
-and peers.py. Prints markdown: the machine, the medians, ferrax's time over
-the best peer's and over PyTorch eager's, and the peak resident memory of each
-process. With --write, FILE gets the same text.
+RESULTS holds one JSON line per (system, workload) and round from `workload`
+(ferrax) and peers.py, the rounds in order. Prints markdown: the machine, the
+medians, ferrax's time over the best peer's and over PyTorch eager's, and the
+peak resident memory of each process. With several rounds a time is the
+median over the rounds, and a ratio is the median of the ratios taken round
+by round, with their range. With --write, FILE gets the same text.
 """
 
 import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -77,21 +80,52 @@ def fmt_time(s):
     return f"{s:.3g} s"
 
 
+def merge(runs):
+    """One record for the rounds of one (system, workload): the median time
+    over the rounds, the largest peak memory, the first reason to skip."""
+    timed = [r for r in runs if "median_s" in r]
+    if not timed:
+        return runs[0]
+    out = dict(timed[0])
+    out["median_s"] = statistics.median(r["median_s"] for r in timed)
+    out["peak_rss_kb"] = max(r.get("peak_rss_kb", 0) for r in timed)
+    return out
+
+
+def ratio(mine, theirs, pick):
+    """The ratio of two systems' times round by round: "median" for one
+    round, "median (min–max)" for several; "" where either is missing."""
+    values = []
+    for a, b in zip(mine, theirs):
+        b = pick(b)
+        if "median_s" in a and b:
+            values.append(a["median_s"] / b)
+    if not values:
+        return ""
+    mid = f"{statistics.median(values):.2f}"
+    return mid if len(values) == 1 else f"{mid} ({min(values):.2f}–{max(values):.2f})"
+
+
 def main():
     args = sys.argv[1:]
-    rows = {}
+    runs = {}
     order = []
     with open(args[0]) as f:
         for line in f:
             r = json.loads(line)
-            if r["workload"] not in rows:
+            if r["workload"] not in runs:
                 order.append(r["workload"])
-            rows.setdefault(r["workload"], {})[r["system"]] = r
+            runs.setdefault(r["workload"], {}).setdefault(r["system"], []).append(r)
+    rows = {w: {k: merge(v) for k, v in systems.items()} for w, systems in runs.items()}
+    rounds = max(len(v) for systems in runs.values() for v in systems.values())
     present = [(k, name) for k, name in SYSTEMS if any(k in rows[w] for w in order)]
+    how = "each system and workload in its own process, one after the other"
+    if rounds > 1:
+        how += f"; the median over {rounds} rounds, and each ratio's median and range over the rounds"
     lines = [
         f"Machine: {machine()}. Measured {datetime.date.today()} with {versions()}.",
         "",
-        "Median time of one call (each system and workload in its own process, one after the other).",
+        f"Median time of one call ({how}).",
         "",
         "| workload | " + " | ".join(name for _, name in present)
         + " | eager ÷ best peer | eager ÷ PyTorch | jit ÷ JAX jit |",
@@ -110,13 +144,16 @@ def main():
                 notes.add(f"{k} {w}: {x['skipped']}")
             else:
                 cells.append(fmt_time(x["median_s"]))
-        mine = r.get("ferrax", {}).get("median_s")
-        peers = [x["median_s"] for k, x in r.items() if not k.startswith("ferrax") and "median_s" in x]
-        best = f"{mine / min(peers):.2f}" if mine and peers else ""
-        torch = r.get("torch", {}).get("median_s")
-        vs_torch = f"{mine / torch:.2f}" if mine and torch else ""
-        fj, jj = r.get("ferrax_jit", {}).get("median_s"), r.get("jax_jit", {}).get("median_s")
-        vs_jax = f"{fj / jj:.2f}" if fj and jj else ""
+        by_round = runs[w]
+        mine = by_round.get("ferrax", [])
+        # The best peer of each round: the fastest system other than ferrax.
+        peers = [v for k, v in by_round.items() if not k.startswith("ferrax")]
+        fastest = [
+            min((x["median_s"] for x in xs if "median_s" in x), default=None) for xs in zip(*peers)
+        ] if peers else []
+        best = ratio(mine, fastest, pick=lambda t: t)
+        vs_torch = ratio(mine, by_round.get("torch", []), pick=lambda x: x.get("median_s"))
+        vs_jax = ratio(by_round.get("ferrax_jit", []), by_round.get("jax_jit", []), pick=lambda x: x.get("median_s"))
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {best} | {vs_torch} | {vs_jax} |")
     lines += [
         "",
