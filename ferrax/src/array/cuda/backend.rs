@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cudarc::cublas::sys as cublas_sys;
 use cudarc::driver::{CudaFunction, DeviceRepr, LaunchConfig, PushKernelArg};
 
-use super::codegen::{self, KernelKey};
+use super::codegen::{self, KernelKey, RowKernel};
 use super::conv::{self, Columns, ConvDims, WindowDims};
 use super::dims::{concat_plan, layout_plan, row_major, Dims};
 use super::{device_buffer, gpu_or_panic, upload, Gpu};
@@ -176,7 +176,34 @@ impl Cuda {
     }
 }
 
+impl Cuda {
+    /// A row kernel over runs of `n` trailing elements of `ins` (one dtype,
+    /// half precision computed in f32), giving an array shaped as the last.
+    fn rows(&self, kind: RowKernel, op: &str, ins: &[&Array], n: usize, eps: f64) -> Array {
+        let g = self.gpu(op);
+        let dtype = ins[0].dtype();
+        let ins: Vec<Array> = ins.iter().map(|x| self.wide(g.here(x, op))).collect();
+        let last = &ins[ins.len() - 1];
+        let out = g.empty(last.dtype(), last.shape());
+        super::norm::launch(&g, kind, &ins.iter().collect::<Vec<_>>(), &out, n, eps);
+        self.narrow(out, dtype)
+    }
+}
+
 impl Backend for Cuda {
+    fn standardize(&self, x: &Array, n: usize, eps: f64) -> Array {
+        self.rows(RowKernel::Standardize, "standardize", &[x], n, eps)
+    }
+    fn standardize_tangent(&self, t: &Array, x: &Array, n: usize, eps: f64) -> Array {
+        // The kernel's operands are (t, x), its output shaped as both.
+        self.rows(RowKernel::StandardizeTangent, "standardize_tangent", &[t, x], n, eps)
+    }
+    fn softmax(&self, x: &Array, n: usize) -> Array {
+        self.rows(RowKernel::Softmax, "softmax", &[x], n, 0.0)
+    }
+    fn softmax_tangent(&self, t: &Array, y: &Array, n: usize) -> Array {
+        self.rows(RowKernel::SoftmaxTangent, "softmax_tangent", &[t, y], n, 0.0)
+    }
     fn device(&self) -> Device {
         Device::Cuda(self.0)
     }

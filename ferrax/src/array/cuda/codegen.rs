@@ -14,6 +14,7 @@ use std::fmt::Write;
 
 use super::super::fused::{FusedOp, FusedProgram, Operand};
 use super::super::{BinaryOp, CompareOp, DType, ReduceOp, UnaryOp};
+pub use super::norm::{row_kernel, RowKernel};
 use super::prelude::PRELUDE;
 
 /// Axes an indexing kernel handles; arrays of more axes are collapsed
@@ -30,7 +31,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    fn new(name: String, body: &str) -> Kernel {
+    pub(super) fn new(name: String, body: &str) -> Kernel {
         Kernel { source: format!("{PRELUDE}\n{}", body.replace("KNAME", &name)), name }
     }
 }
@@ -57,7 +58,7 @@ fn bits_type(bytes: usize) -> &'static str {
     }
 }
 
-fn suffix(dtype: DType) -> String {
+pub(super) fn suffix(dtype: DType) -> String {
     dtype.to_string()
 }
 
@@ -68,7 +69,7 @@ pub const NUMERIC: [DType; 3] = [DType::F32, DType::F64, DType::I64];
 pub const ALL_DTYPES: [DType; 6] = [DType::F16, DType::BF16, DType::F32, DType::F64, DType::I64, DType::Bool];
 
 /// The expression computing `op` of `x` (a value of C type `T`).
-fn unary_expr(op: UnaryOp, x: &str) -> String {
+pub(super) fn unary_expr(op: UnaryOp, x: &str) -> String {
     use UnaryOp::*;
     let f = match op {
         Neg => return format!("(-{x})"),
@@ -266,7 +267,7 @@ pub fn convert(from: DType, to: DType) -> Kernel {
     Kernel::new(format!("convert_{}_{}", suffix(from), suffix(to)), &body)
 }
 
-fn reduce_identity(op: ReduceOp, dtype: DType) -> &'static str {
+pub(super) fn reduce_identity(op: ReduceOp, dtype: DType) -> &'static str {
     match (op, dtype == DType::I64) {
         (ReduceOp::Sum, _) => "0",
         (ReduceOp::Prod, _) => "1",
@@ -277,7 +278,7 @@ fn reduce_identity(op: ReduceOp, dtype: DType) -> &'static str {
     }
 }
 
-fn reduce_expr(op: ReduceOp, dtype: DType, a: &str, b: &str) -> String {
+pub(super) fn reduce_expr(op: ReduceOp, dtype: DType, a: &str, b: &str) -> String {
     match op {
         ReduceOp::Sum => binary_expr(BinaryOp::Add, dtype, a, b),
         ReduceOp::Prod => binary_expr(BinaryOp::Mul, dtype, a, b),
@@ -640,6 +641,8 @@ pub enum KernelKey {
     ReduceRows(ReduceOp, DType),
     /// [`reduce_strided`].
     ReduceStrided(ReduceOp, DType),
+    /// A row kernel of softmax or standardisation ([`row_kernel`]).
+    Rows(RowKernel, DType),
     /// [`arg_reduce`].
     ArgReduce(ReduceOp, DType),
     /// [`scan`], reversed when the flag is set.
@@ -672,6 +675,7 @@ impl KernelKey {
             Convert(a, b) => convert(a, b),
             ReduceRows(op, d) => reduce_rows(op, d),
             ReduceStrided(op, d) => reduce_strided(op, d),
+            Rows(kind, d) => row_kernel(kind, d),
             ArgReduce(op, d) => arg_reduce(op, d),
             Scan(op, d, rev) => scan(op, d, rev),
             Gather(d) => gather(d),
@@ -732,6 +736,7 @@ pub fn every_kernel() -> Vec<Kernel> {
         ks.push(col2im(dtype));
         ks.push(window_arg(ReduceOp::Max, dtype));
         ks.push(window_arg(ReduceOp::Min, dtype));
+        ks.extend(RowKernel::ALL.into_iter().map(|kind| row_kernel(kind, dtype)));
     }
     ks
 }

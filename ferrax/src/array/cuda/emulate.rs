@@ -633,3 +633,79 @@ fn sorts_give_the_cpus_stable_order() {
         }
     }
 }
+
+/// Softmax and standardisation over rows, and their tangent maps, as the
+/// GPU's row kernels compute them, against the CPU's row kernels: rows of
+/// 1 to 1000 elements (below, at and past a block's threads), with an
+/// infinite, a NaN and a constant row; tolerances for the two sides'
+/// different summation orders and exponentials.
+#[test]
+fn row_kernels_compute_what_the_cpu_does() {
+    use super::codegen::RowKernel;
+    let Some(lib) = lib_or_skip() else { return };
+    let cpu = backend(Device::Cpu);
+    type One = unsafe extern "C" fn(Ptr, Mut, i64, i64);
+    type Two = unsafe extern "C" fn(Ptr, Ptr, Mut, i64, i64);
+    type OneEps = unsafe extern "C" fn(Ptr, Mut, i64, i64, f64);
+    type TwoEps = unsafe extern "C" fn(Ptr, Ptr, Mut, i64, i64, f64);
+    let mut rng = Rng::new(53);
+    for n in [1usize, 2, 3, 7, 64, 255, 256, 257, 1000] {
+        let rows = 5;
+        let mut v: Vec<f64> = (0..rows * n).map(|_| rng.normal() * 3.0).collect();
+        // Row 1 holds an infinity and row 2 a NaN; row 3 is constant
+        // (variance 0: the standardisation is 0 there, eps keeping it finite).
+        v[n] = f64::NEG_INFINITY;
+        v[2 * n + n / 2] = f64::NAN;
+        v[3 * n..4 * n].fill(1.25);
+        let t: Vec<f64> = (0..rows * n).map(|_| rng.normal()).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Array::from_vec(v.clone(), &[rows, n]).to_dtype(dtype);
+            let tv = Array::from_vec(t.clone(), &[rows, n]).to_dtype(dtype);
+            let y = cpu.softmax(&x, n);
+            let (r, nn, eps) = (rows as i64, n as i64, 1e-5);
+            let run = |kind: RowKernel| -> Array {
+                let key = KernelKey::Rows(kind, dtype);
+                let (got, out) = output(dtype, &[rows, n]);
+                match kind {
+                    RowKernel::Softmax => {
+                        let f = kernel_fn!(lib, key, One);
+                        // SAFETY: every operand holds rows × n elements, as the kernel walks.
+                        unsafe { f(ptr(&x), out, r, nn) }
+                    }
+                    RowKernel::SoftmaxTangent => {
+                        let f = kernel_fn!(lib, key, Two);
+                        // SAFETY: as above.
+                        unsafe { f(ptr(&tv), ptr(&y), out, r, nn) }
+                    }
+                    RowKernel::Standardize => {
+                        let f = kernel_fn!(lib, key, OneEps);
+                        // SAFETY: as above.
+                        unsafe { f(ptr(&x), out, r, nn, eps) }
+                    }
+                    RowKernel::StandardizeTangent => {
+                        let f = kernel_fn!(lib, key, TwoEps);
+                        // SAFETY: as above.
+                        unsafe { f(ptr(&tv), ptr(&x), out, r, nn, eps) }
+                    }
+                }
+                got
+            };
+            let checks = [
+                (RowKernel::Softmax, cpu.softmax(&x, n)),
+                (RowKernel::SoftmaxTangent, cpu.softmax_tangent(&tv, &y, n)),
+                (RowKernel::Standardize, cpu.standardize(&x, n, eps)),
+                (RowKernel::StandardizeTangent, cpu.standardize_tangent(&tv, &x, n, eps)),
+            ];
+            // Sums of up to 1000 terms in two orders, and the tangents'
+            // differences of such sums: relative to the values' scale.
+            let tol = if dtype == DType::F64 { 1e-12 } else { 2e-4 };
+            for (kind, want) in checks {
+                let got = run(kind);
+                for (i, (g, w)) in got.to_vec::<f64>().into_iter().zip(want.to_vec::<f64>()).enumerate() {
+                    let ok = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= tol * (1.0 + w.abs());
+                    assert!(ok, "{kind:?} {dtype} rows of {n}: element {i} is {g} from the kernel and {w} on the CPU");
+                }
+            }
+        }
+    }
+}

@@ -15,9 +15,9 @@
 //!
 //! Convolutions are matrix products of columns a generated kernel gathers
 //! (`conv.rs`); pooling's window search and sorting (runs of up to
-//! `codegen::SORT_MAX`) are generated kernels. Standardisation (layer
-//! norm) is the backend's reductions and elementwise kernels in a chain
-//! (`Backend::standardize`'s default). What runs on the host:
+//! `codegen::SORT_MAX`) are generated kernels; so are softmax and
+//! standardisation (layer norm) over rows and their tangent maps, a block
+//! per row (`norm.rs`). What runs on the host:
 //! longer sorts and integer matrix products are computed by the CPU
 //! kernels on host copies and the result put back on the device (as is
 //! linear algebra) — correct, not fast.
@@ -28,6 +28,7 @@ mod conv;
 mod dims;
 #[cfg(test)]
 mod emulate;
+mod norm;
 mod prelude;
 
 use std::collections::HashMap;
