@@ -91,9 +91,6 @@ pub fn gather(x: &Array, axis: usize, idx: &Array, mode: IndexMode) -> Array {
 fn gather_typed<T: FillValue>(v: &[T], outer: usize, len: usize, inner: usize, ix: &[i64], mode: IndexMode) -> Vec<T> {
     let fill = if mode == IndexMode::FillZero { T::default() } else { T::FILL };
     let mut out = super::pool::with_capacity(outer * ix.len() * inner);
-    if len == 0 || ix.is_empty() {
-        return out; // no position to add to, or nothing to add
-    }
     if inner == 1 {
         // Single elements (a gather of a flattened array): a load each, not a copy call.
         for o in 0..outer {
