@@ -56,6 +56,42 @@ fn params(axes: usize, eps: f64) -> Params {
     vec![("axes", Param::Usize(axes)), ("eps", Param::Float(eps.to_bits()))]
 }
 
+/// The shape rule of a tangent map `(t, p)` over runs of `axes` trailing
+/// axes: the tangent and the point `p` (named `what` in messages) of one
+/// float dtype and one shape, which the result has.
+#[track_caller]
+fn tangent_shape(op: &str, what: &str, ins: &[&Aval], axes: usize) -> Aval {
+    let (t, p) = (ins[0], ins[1]);
+    expect_same_dtype(op, t, p);
+    expect_float(op, p);
+    if t.shape != p.shape {
+        panic!("{op}: the tangent {:?} and the {what} {:?} must have one shape", t.shape, p.shape);
+    }
+    run_length(op, &p.shape, axes);
+    p.clone()
+}
+
+/// The transpose of a tangent map `(t, p)` that is symmetric in `t`: the
+/// same map at the same (constant) point, applied to the cotangent.
+fn symmetric_transpose<P: SingleOutput + Clone>(map: &P, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
+    let p = super::constant(map.name(), &ins[1]);
+    let ct_t = super::if_linear(&ins[0], |_| bind(map.clone(), &[ct.clone(), p.clone()]));
+    vec![ct_t, None]
+}
+
+/// The batch rule of a map over runs of trailing axes: every operand's
+/// batch axis leading (an unbatched operand broadcast), which the runs
+/// leave alone.
+fn batch_leading<P: SingleOutput + Clone>(
+    map: &P,
+    x: &[Tensor],
+    axes: &[Option<usize>],
+    size: usize,
+) -> (Tensor, Option<usize>) {
+    let args: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
+    (bind(map.clone(), &args), Some(0))
+}
+
 impl Standardize {
     /// `x` standardised by this primitive.
     pub fn apply(&self, x: &Tensor) -> Tensor {
@@ -94,10 +130,8 @@ impl SingleOutput for Standardize {
         let tangent = StandardizeTangent { axes: self.axes, eps: self.eps };
         t[0].as_ref().map(|t| bind(tangent, &[t.clone(), x[0].clone()]))
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        // The runs are trailing axes, which a leading batch axis leaves alone.
-        let bd = axes[0].expect("batch rules see at least one batched operand");
-        (self.apply(&batching::move_axis(&x[0], bd, 0)), Some(0))
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        batch_leading(self, x, axes, size)
     }
 }
 
@@ -113,14 +147,7 @@ impl SingleOutput for StandardizeTangent {
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
-        let (t, x) = (ins[0], ins[1]);
-        expect_same_dtype("standardize_tangent", t, x);
-        expect_float("standardize_tangent", x);
-        if t.shape != x.shape {
-            panic!("standardize_tangent: the tangent {:?} and the point {:?} must have one shape", t.shape, x.shape);
-        }
-        run_length("standardize_tangent", &x.shape, self.axes);
-        x.clone()
+        tangent_shape("standardize_tangent", "point", ins, self.axes)
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         let n = run_length("standardize_tangent", ins[1].shape(), self.axes);
@@ -146,14 +173,10 @@ impl SingleOutput for StandardizeTangent {
         add_tangents(along_t, along_x)
     }
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
-        let x = super::constant("standardize_tangent", &ins[1]);
-        // Symmetric: the map is its own transpose.
-        let ct_t = super::if_linear(&ins[0], |_| bind(self.clone(), &[ct.clone(), x.clone()]));
-        vec![ct_t, None]
+        symmetric_transpose(self, ct, ins)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let args: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
-        (bind(self.clone(), &args), Some(0))
+        batch_leading(self, x, axes, size)
     }
 }
 
@@ -206,10 +229,8 @@ impl SingleOutput for Softmax {
         let tangent = SoftmaxTangent { axes: self.axes };
         t[0].as_ref().map(|t| bind(tangent, &[t.clone(), ans.clone()]))
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        // The runs are trailing axes, which a leading batch axis leaves alone.
-        let bd = axes[0].expect("batch rules see at least one batched operand");
-        (self.apply(&batching::move_axis(&x[0], bd, 0)), Some(0))
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
+        batch_leading(self, x, axes, size)
     }
 }
 
@@ -225,14 +246,7 @@ impl SingleOutput for SoftmaxTangent {
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
-        let (t, y) = (ins[0], ins[1]);
-        expect_same_dtype("softmax_tangent", t, y);
-        expect_float("softmax_tangent", y);
-        if t.shape != y.shape {
-            panic!("softmax_tangent: the tangent {:?} and the softmax {:?} must have one shape", t.shape, y.shape);
-        }
-        run_length("softmax_tangent", &y.shape, self.axes);
-        y.clone()
+        tangent_shape("softmax_tangent", "softmax", ins, self.axes)
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         let n = run_length("softmax_tangent", ins[1].shape(), self.axes);
@@ -251,13 +265,9 @@ impl SingleOutput for SoftmaxTangent {
         add_tangents(along_t, along_y)
     }
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
-        let y = super::constant("softmax_tangent", &ins[1]);
-        // Symmetric: the map is its own transpose.
-        let ct_t = super::if_linear(&ins[0], |_| bind(self.clone(), &[ct.clone(), y.clone()]));
-        vec![ct_t, None]
+        symmetric_transpose(self, ct, ins)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
-        let args: Vec<Tensor> = x.iter().zip(axes).map(|(v, &a)| batching::batch_first(v, a, size)).collect();
-        (bind(self.clone(), &args), Some(0))
+        batch_leading(self, x, axes, size)
     }
 }
