@@ -174,9 +174,7 @@ impl Cuda {
         }
         outs.into_iter().map(|y| self.narrow(y, dtype)).collect()
     }
-}
 
-impl Cuda {
     /// A row kernel over runs of `n` trailing elements of `ins` (one dtype,
     /// half precision computed in f32), giving an array shaped as the last.
     fn rows(&self, kind: RowKernel, op: &str, ins: &[&Array], n: usize, eps: f64) -> Array {

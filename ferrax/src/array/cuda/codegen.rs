@@ -298,9 +298,8 @@ pub fn reduce_rows(op: ReduceOp, dtype: DType) -> Kernel {
     let t = c_type(dtype);
     let id = reduce_identity(op, dtype);
     let acc = reduce_expr(op, dtype, "acc", "x[r * len + j]");
-    let merge = reduce_expr(op, dtype, "s[threadIdx.x]", "s[threadIdx.x + w]");
     let body = format!(
-        r#"extern "C" __global__ void KNAME(const {t}* x, {t}* out, i64 rows, i64 len, i64 parts) {{
+        r#"{block}extern "C" __global__ void KNAME(const {t}* x, {t}* out, i64 rows, i64 len, i64 parts) {{
     __shared__ {t} s[{REDUCE_THREADS}];
     i64 chunk = (len + parts - 1) / parts;
     for (i64 b = blockIdx.x; b < rows * parts; b += gridDim.x) {{
@@ -308,18 +307,37 @@ pub fn reduce_rows(op: ReduceOp, dtype: DType) -> Kernel {
         i64 hi = lo + chunk < len ? lo + chunk : len;
         {t} acc = {id};
         for (i64 j = lo + threadIdx.x; j < hi; j += blockDim.x) acc = {acc};
-        s[threadIdx.x] = acc;
-        __syncthreads();
-        for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {{
-            if (threadIdx.x < w) s[threadIdx.x] = {merge};
-            __syncthreads();
-        }}
-        if (threadIdx.x == 0) out[b] = s[0];
-        __syncthreads();
+        acc = KNAME_{op}(acc, s);
+        if (threadIdx.x == 0) out[b] = acc;
     }}
-}}"#
+}}"#,
+        block = block_reduce(op, dtype),
     );
     Kernel::new(format!("reduce_rows_{}_{}", op, suffix(dtype)), &body)
+}
+
+/// A device function `KNAME_<op>(acc, s)`: the block-wide `op` of each
+/// thread's partial `acc`, combined as a tree through the shared array `s`
+/// (one slot per thread), the result given to every thread. The one order
+/// in which [`reduce_rows`] and the row kernels of softmax and
+/// standardisation combine a block's partials.
+pub(super) fn block_reduce(op: ReduceOp, dtype: DType) -> String {
+    let t = c_type(dtype);
+    let merge = reduce_expr(op, dtype, "s[threadIdx.x]", "s[threadIdx.x + w]");
+    format!(
+        r#"__device__ {t} KNAME_{op}({t} acc, {t}* s) {{
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {{
+        if (threadIdx.x < w) s[threadIdx.x] = {merge};
+        __syncthreads();
+    }}
+    {t} r = s[0];
+    __syncthreads();
+    return r;
+}}
+"#
+    )
 }
 
 /// `out[o, c] = op(x[o, 0..len, c])`: one thread per output, walking the

@@ -6,7 +6,8 @@
 //! many passes over the rows.
 //!
 //! Each row's sums follow [`reduce_rows`](super::codegen::reduce_rows)'s
-//! order (a strided partial per thread, then the tree), and the
+//! order (a strided partial per thread, then the tree of
+//! [`block_reduce`], which both generate), and the
 //! elementwise steps are the ones the chain of kernels computes, in its
 //! order and rounding (`1 / s` then a product, `sqrt(var + eps)`): the
 //! results are the chain's where it reduces a row in one block.
@@ -16,7 +17,9 @@ use std::sync::Arc;
 use cudarc::driver::LaunchConfig;
 
 use super::backend::Launch;
-use super::codegen::{c_type, reduce_expr, reduce_identity, suffix, unary_expr, Kernel, KernelKey, REDUCE_THREADS};
+use super::codegen::{
+    block_reduce, c_type, reduce_expr, reduce_identity, suffix, unary_expr, Kernel, KernelKey, REDUCE_THREADS,
+};
 use super::{device_buffer, Gpu};
 use crate::array::ops::{ReduceOp, UnaryOp};
 use crate::array::{Array, DType};
@@ -55,25 +58,6 @@ pub fn row_kernel(kind: RowKernel, dtype: DType) -> Kernel {
     let sum_id = reduce_identity(ReduceOp::Sum, dtype);
     let max_id = reduce_identity(ReduceOp::Max, dtype);
     let add = |a: &str, b: &str| reduce_expr(ReduceOp::Sum, dtype, a, b);
-    // A block-wide reduction of each thread's partial `acc`, as
-    // `reduce_rows` combines them; every thread gets the row's result.
-    let helper = |name: &str, op: ReduceOp| {
-        let merge = reduce_expr(op, dtype, "s[threadIdx.x]", "s[threadIdx.x + w]");
-        format!(
-            r#"__device__ {t} KNAME_{name}({t} acc, {t}* s) {{
-    s[threadIdx.x] = acc;
-    __syncthreads();
-    for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {{
-        if (threadIdx.x < w) s[threadIdx.x] = {merge};
-        __syncthreads();
-    }}
-    {t} r = s[0];
-    __syncthreads();
-    return r;
-}}
-"#
-        )
-    };
     // A loop over this thread's elements of the row.
     let each = "for (i64 j = threadIdx.x; j < n; j += blockDim.x)";
     let exp = |x: &str| unary_expr(UnaryOp::Exp, x);
@@ -151,9 +135,9 @@ pub fn row_kernel(kind: RowKernel, dtype: DType) -> Kernel {
             ),
         ),
     };
-    let mut src = helper("sum", ReduceOp::Sum);
+    let mut src = block_reduce(ReduceOp::Sum, dtype);
     if kind == RowKernel::Softmax {
-        src.push_str(&helper("max", ReduceOp::Max));
+        src.push_str(&block_reduce(ReduceOp::Max, dtype));
     }
     src.push_str(&format!(
         r#"extern "C" __global__ void KNAME({params}) {{
