@@ -52,9 +52,9 @@ fn arg_extreme_typed<T: Num>(
         (shape[planes_rank..].iter().product(), out[planes_rank..].iter().product());
     let (ishape, oshape, win) = (&shape[planes_rank..], &out[planes_rank..], &window[planes_rank..]);
     let wn: usize = win.iter().product();
-    let better = |v: T, best: T| match op {
-        ReduceOp::Min => v < best || (v.is_nan_like() && !best.is_nan_like()),
-        _ => v > best || (v.is_nan_like() && !best.is_nan_like()),
+    let takes = |v: T, best: T| match op {
+        ReduceOp::Min => better::<T, false>(v, best),
+        _ => better::<T, true>(v, best),
     };
     let nd = oshape.len();
     let istrides = super::super::strides(ishape);
@@ -106,7 +106,7 @@ fn arg_extreme_typed<T: Num>(
                 let mut best = (src[at + taps[0]], at + taps[0]);
                 for &tap in &taps[1..] {
                     let v = src[at + tap];
-                    if better(v, best.0) {
+                    if takes(v, best.0) {
                         best = (v, at + tap);
                     }
                 }
@@ -128,7 +128,7 @@ fn arg_extreme_typed<T: Num>(
                     }
                     if inside {
                         let v = src[flat];
-                        if best.is_none_or(|(b, _)| better(v, b)) {
+                        if best.is_none_or(|(b, _)| takes(v, b)) {
                             best = Some((v, flat));
                         }
                     }
@@ -172,7 +172,6 @@ fn search_2d<T: Num, const MAX: bool>(
     dst: &mut [i64],
     (best, arg): &mut (Vec<T>, Vec<u32>),
 ) {
-    let better = |v: T, best: T| if MAX { v > best } else { v < best } || (v.is_nan_like() && !best.is_nan_like());
     let (h, w) = (ishape[0], ishape[1]);
     let ow_n = oshape[1];
     // The columns whose windows lie inside the input: [c0, c1).
@@ -192,7 +191,7 @@ fn search_2d<T: Num, const MAX: bool>(
                 let (r, c) = (row + i as i64, col + j as i64);
                 if r >= 0 && (r as usize) < h && c >= 0 && (c as usize) < w {
                     let at = r as usize * w + c as usize;
-                    if b.is_none_or(|(v, _)| better(src[at], v)) {
+                    if b.is_none_or(|(v, _)| better::<T, MAX>(src[at], v)) {
                         b = Some((src[at], at));
                     }
                 }
@@ -227,6 +226,15 @@ fn search_2d<T: Num, const MAX: bool>(
             dst[oh * ow_n + ow] = border(oh, ow);
         }
     }
+}
+
+/// Whether `v` replaces the running extreme `best` of a window: strictly
+/// larger (`MAX`) or smaller, or a NaN where `best` is none, so that the
+/// first extreme wins and NaN counts as the extreme. `|` and `&`, not `||`
+/// and `&&`: the search loops compile it to selects, not branches.
+#[inline(always)]
+fn better<T: Num, const MAX: bool>(v: T, best: T) -> bool {
+    (if MAX { v > best } else { v < best }) | (v.is_nan_like() & !best.is_nan_like())
 }
 
 /// The windows of one plane that lie inside the input, output rows `rows`
@@ -292,7 +300,7 @@ impl<T: Num, const MAX: bool> Interior<'_, T, MAX> {
                     for (t, &tap) in taps.iter().enumerate().skip(1) {
                         // SAFETY: as above.
                         let v = unsafe { *row.get_unchecked(at + tap) };
-                        let take = (if MAX { v > b } else { v < b }) | (v.is_nan_like() & !b.is_nan_like());
+                        let take = better::<T, MAX>(v, b);
                         b = if take { v } else { b };
                         a = if take { t } else { a };
                     }
@@ -314,8 +322,7 @@ impl<T: Num, const MAX: bool> Interior<'_, T, MAX> {
                 for (i, (b, a)) in best.iter_mut().zip(arg.iter_mut()).enumerate() {
                     // SAFETY: as above.
                     let v = unsafe { *line.get_unchecked(i * step) };
-                    // `|` and `&`, not `||` and `&&`: selects, not branches.
-                    let take = (if MAX { v > *b } else { v < *b }) | (v.is_nan_like() & !b.is_nan_like());
+                    let take = better::<T, MAX>(v, *b);
                     *b = if take { v } else { *b };
                     *a = if take { t as u32 } else { *a };
                 }
