@@ -92,14 +92,15 @@ def merge(runs):
     return out
 
 
-def ratio(mine, theirs, pick):
-    """The ratio of two systems' times round by round: "median" for one
-    round, "median (min–max)" for several; "" where either is missing."""
-    values = []
-    for a, b in zip(mine, theirs):
-        b = pick(b)
-        if "median_s" in a and b:
-            values.append(a["median_s"] / b)
+def times(runs):
+    """The median time of each round (None where it was skipped)."""
+    return [r.get("median_s") for r in runs]
+
+
+def ratio(mine, theirs):
+    """The ratio of two systems' times (`times`) round by round: "median"
+    for one round, "median (min–max)" for several; "" where either is missing."""
+    values = [a / b for a, b in zip(mine, theirs) if a and b]
     if not values:
         return ""
     mid = f"{statistics.median(values):.2f}"
@@ -144,16 +145,14 @@ def main():
                 notes.add(f"{k} {w}: {x['skipped']}")
             else:
                 cells.append(fmt_time(x["median_s"]))
-        by_round = runs[w]
+        by_round = {k: times(v) for k, v in runs[w].items()}
         mine = by_round.get("ferrax", [])
         # The best peer of each round: the fastest system other than ferrax.
         peers = [v for k, v in by_round.items() if not k.startswith("ferrax")]
-        fastest = [
-            min((x["median_s"] for x in xs if "median_s" in x), default=None) for xs in zip(*peers)
-        ] if peers else []
-        best = ratio(mine, fastest, pick=lambda t: t)
-        vs_torch = ratio(mine, by_round.get("torch", []), pick=lambda x: x.get("median_s"))
-        vs_jax = ratio(by_round.get("ferrax_jit", []), by_round.get("jax_jit", []), pick=lambda x: x.get("median_s"))
+        fastest = [min((t for t in ts if t), default=None) for ts in zip(*peers)]
+        best = ratio(mine, fastest)
+        vs_torch = ratio(mine, by_round.get("torch", []))
+        vs_jax = ratio(by_round.get("ferrax_jit", []), by_round.get("jax_jit", []))
         lines.append(f"| {w} | " + " | ".join(cells) + f" | {best} | {vs_torch} | {vs_jax} |")
     lines += [
         "",
