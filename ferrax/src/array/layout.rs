@@ -123,13 +123,11 @@ fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usi
             }
         }
     };
-    if parallel::worth_splitting(n, parallel::CHEAP) && n / plane > 1 {
-        use rayon::prelude::*;
-        out.par_chunks_mut(plane).enumerate().for_each(|(p, dst)| do_plane(p, dst));
-    } else if parallel::worth_splitting(n, parallel::CHEAP) {
-        // One big plane: split it by tile rows.
-        use rayon::prelude::*;
-        out.par_chunks_mut(TILE * cols).enumerate().for_each(|(t, dst)| {
+    if n / plane.max(1) > 1 {
+        parallel::fill_units(&mut out, plane, parallel::CHEAP, do_plane);
+    } else {
+        // One plane: split it by tile rows.
+        parallel::fill_units(&mut out, TILE * cols, parallel::CHEAP, |t, dst| {
             let i0 = t * TILE;
             for j0 in (0..cols).step_by(TILE) {
                 for i in i0..(i0 + TILE).min(rows) {
@@ -139,10 +137,6 @@ fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usi
                 }
             }
         });
-    } else {
-        for (p, dst) in out.chunks_mut(plane.max(1)).enumerate() {
-            do_plane(p, dst);
-        }
     }
     out
 }

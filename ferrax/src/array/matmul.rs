@@ -1,19 +1,18 @@
 //! Batched matrix products through the `gemm` crate (AVX-512/AVX2/NEON
 //! kernels chosen at run time).
 
-use rayon::prelude::*;
-
 use super::{Array, Buffer, Element};
 
-/// Below this many flops per product one thread runs it. In isolation,
-/// `gemm` with its rayon parallelism lost at 100³ (2e6 flops: 25 µs against
-/// 9.5 µs on one thread) and won narrowly from 128³ (4e6 flops: 15 µs
-/// against 17 µs); but among a model's other operations, waking the second
-/// thread for mid-size products cost more than it saved: the transformer
-/// step `gpt_step` (products of 8e6 flops, [1024, 64]·[64, 64]) took 13.2–14.2
-/// ms with the limit at 2^22 and 11.6–12.2 ms at 2^24, in alternating runs,
-/// while W2, W4, W5, W6 and the CNN steps moved within their noise.
-const PAR_FLOPS: usize = 1 << 24;
+/// From this many flops a product is split between the kernel team's
+/// threads (`parallel::team`), by blocks of rows or columns. Single thread
+/// against split, f32 on a 2-vCPU Xeon (10th percentile of 400 calls, a
+/// throwaway probe): [256,64]·[64,64], 2.1e6 flops, 11.5 µs against 7.6 µs;
+/// [1024,64]·[64,64] 46 against 23 µs; [64,1024]·[1024,64] 51 against 22 µs;
+/// [128,64]·[64,64], 1e6 flops, 6.6 against 6.3 µs. Large products split
+/// the same way beat the `gemm` crate's own rayon parallelism in the same
+/// probe: [512,512]·[512,512] 0.93 against 0.97–1.36 ms, and W2's
+/// [256,512]·[512,512] 0.49–0.57 against 0.69–0.73 ms.
+const TEAM_FLOPS: usize = 1 << 21;
 
 /// The operand layout of one product: `C[m,n] = op(A) op(B)`, where `op`
 /// transposes a stored matrix when its flag is set.
@@ -57,31 +56,90 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
     let spare = &mut out.spare_capacity_mut()[..len];
     let (sa, sb, sc) = (d.m * d.k, d.k * d.n, d.m * d.n);
     let flops = 2 * d.m * d.n * d.k;
-    if d.batch > 1 && flops < PAR_FLOPS && d.batch * flops >= PAR_FLOPS {
-        spare.par_chunks_mut(sc).enumerate().for_each(|(i, c)| {
-            gemm_one(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, gemm::Parallelism::None)
+    let threads = rayon::current_num_threads();
+    if d.batch > 1 && flops < TEAM_FLOPS && d.batch * flops >= TEAM_FLOPS && threads > 1 {
+        let per = d.batch.div_ceil(threads * 4);
+        super::parallel::team::for_chunks(spare, per * sc, |start, cs| {
+            for (j, c) in cs.chunks_mut(sc).enumerate() {
+                let i = start / sc + j;
+                gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, 1)
+            }
         });
     } else {
-        let par = if flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        let pieces = if flops >= TEAM_FLOPS { threads } else { 1 };
         for (i, c) in spare.chunks_mut(sc).enumerate() {
-            gemm_one(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, par);
+            gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, pieces);
         }
     }
-    // SAFETY: every chunk of `sc` elements was written by one `gemm_one`.
+    // SAFETY: every chunk of `sc` elements was written by one `gemm_split`.
     unsafe { out.set_len(len) };
     out
 }
 
 /// One product into `c`, which points at `m * n` writable elements (not
-/// necessarily initialised: they are written, never read).
-fn gemm_one<T: num_like::Scalar>(a: &[T], b: &[T], c: *mut T, d: MatmulDims, par: gemm::Parallelism) {
+/// necessarily initialised: they are written, never read), in `pieces`.
+fn gemm_split<T: num_like::Scalar + Sync>(a: &[T], b: &[T], c: *mut T, d: MatmulDims, pieces: usize) {
     // op(A) [m, k] and op(B) [k, n] as views of their row-major storage.
     let a = if d.ta { Strided::transposed(a.as_ptr(), d.m) } else { Strided::rows(a.as_ptr(), d.k) };
     let b = if d.tb { Strided::transposed(b.as_ptr(), d.k) } else { Strided::rows(b.as_ptr(), d.n) };
     // SAFETY: the slices hold exactly batch-free m*k and k*n elements (the
-    // caller's slicing) and `c` points at m*n; the views address only inside
-    // them; `c` does not alias `a` or `b`, and is only written.
-    unsafe { product(d.m, d.n, d.k, Strided::rows(c, d.n), a, b, false, par) }
+    // caller's slicing) and `c` points at m*n; the views address only
+    // inside them; `c` does not alias `a` or `b`, and is only written.
+    unsafe { product_split(d.m, d.n, d.k, Strided::rows(c, d.n), a, b, false, pieces) }
+}
+
+/// A view that the team's threads use for disjoint parts of one product.
+#[derive(Clone, Copy)]
+struct Part<T>(Strided<*mut T>);
+// SAFETY: each piece of `product_split` writes its own rows or columns.
+unsafe impl<T> Sync for Part<T> {}
+/// An operand the team's threads read.
+#[derive(Clone, Copy)]
+struct Operand<T>(Strided<*const T>);
+// SAFETY: operands are only read while the product runs.
+unsafe impl<T> Sync for Operand<T> {}
+
+/// [`product`] split into `pieces` blocks of rows of `dst` (or of columns,
+/// when `dst` is wider than tall) for the kernel team's threads.
+///
+/// # Safety
+/// As for [`product`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product_split<T: num_like::Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Strided<*mut T>,
+    a: Strided<*const T>,
+    b: Strided<*const T>,
+    accumulate: bool,
+    pieces: usize,
+) {
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    // Blocks of whole register tiles (16 rows or columns covers the
+    // kernels' tiles for both dtypes on every ISA).
+    let step = len.div_ceil(pieces.max(1)).next_multiple_of(16).max(16);
+    let (dst, a, b) = (Part(dst), Operand(a), Operand(b));
+    let (dst, a, b) = (&dst, &a, &b);
+    super::parallel::team::run(len.div_ceil(step), &|p| {
+        let (lo, hi) = (p * step, ((p + 1) * step).min(len));
+        let (dst, a, b) = (dst.0, a.0, b.0);
+        let none = gemm::Parallelism::None;
+        // SAFETY: the caller's, on the block of rows (or columns) `lo..hi`
+        // of `dst`, which no other piece writes.
+        unsafe {
+            if by_rows {
+                let a = Strided { at: a.at.offset(lo as isize * a.row), ..a };
+                let dst = Strided { at: dst.at.offset(lo as isize * dst.row), ..dst };
+                product(hi - lo, n, k, dst, a, b, accumulate, none)
+            } else {
+                let b = Strided { at: b.at.offset(lo as isize * b.col), ..b };
+                let dst = Strided { at: dst.at.offset(lo as isize * dst.col), ..dst };
+                product(m, hi - lo, k, dst, a, b, accumulate, none)
+            }
+        }
+    });
 }
 
 /// A matrix operand of [`product`]: the address of its element (0, 0) and

@@ -13,8 +13,6 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 use super::reduce::{max_run, sum_run};
 use super::simd::{dispatch, Isa, Kernel};
 use super::{parallel, pool, Array, Buffer, Element, FastMath, Float};
@@ -89,7 +87,7 @@ fn rows<T: Element>(x: &[T], t: Option<&[T]>, n: usize, cost: usize, f: impl Row
     let spare = &mut out.spare_capacity_mut()[..x.len()];
     if parallel::worth_splitting(x.len(), cost) {
         let per = parallel::chunk_len(x.len(), cost).div_ceil(n) * n;
-        spare.par_chunks_mut(per).enumerate().for_each(|(i, o)| each(i * per, o));
+        parallel::team::for_chunks(spare, per, each);
     } else {
         each(0, spare);
     }

@@ -402,14 +402,7 @@ fn cumulative_typed<T: Num>(x: &[T], r: Runs, reverse: bool, op: impl Fn(T, T) -
             prev = Some(row);
         }
     };
-    if parallel::worth_splitting(x.len(), cost) && r.outer > 1 {
-        use rayon::prelude::*;
-        out.par_chunks_mut(block).enumerate().for_each(|(o, dst)| fill(o, dst));
-    } else {
-        for (o, dst) in out.chunks_mut(block).enumerate() {
-            fill(o, dst);
-        }
-    }
+    parallel::fill_units(&mut out, block, cost, fill);
     out
 }
 

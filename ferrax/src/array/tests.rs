@@ -441,9 +441,22 @@ fn out_of_range_indices_follow_the_mode() {
 
 #[test]
 fn matmul_matches_loop_with_transposes_and_batches() {
-    for (batch, m, k, n) in
-        [(1, 1, 1, 1), (1, 3, 0, 2), (1, 0, 3, 2), (2, 3, 4, 5), (3, 17, 33, 9), (1, 64, 70, 130), (5, 2, 2, 2)]
-    {
+    // The last three are split between threads (from 2^21 flops): by rows,
+    // by columns, and whole products of a batch per piece; the blocks'
+    // offsets are exercised whichever thread runs them.
+    let cases = [
+        (1, 1, 1, 1),
+        (1, 3, 0, 2),
+        (1, 0, 3, 2),
+        (2, 3, 4, 5),
+        (3, 17, 33, 9),
+        (1, 64, 70, 130),
+        (5, 2, 2, 2),
+        (1, 150, 80, 90),
+        (1, 40, 200, 170),
+        (90, 12, 30, 50),
+    ];
+    for (batch, m, k, n) in cases {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a_shape = if ta { vec![batch, k, m] } else { vec![batch, m, k] };
             let b_shape = if tb { vec![batch, n, k] } else { vec![batch, k, n] };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub use crate::array::{Array, Aval, DType};
 pub use primitive::{label, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput};
 pub use trace::{bind, bind_all, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace};
-pub(crate) use trace::{same_aval, small, tracing};
+pub(crate) use trace::{same_aval, small};
 
 /// An n-dimensional value: what users hold and transformations trace.
 ///

@@ -92,13 +92,6 @@ impl Drop for FrameGuard {
 /// The id of a frame that has ended but could not yet be popped.
 const DEAD: u64 = 0;
 
-/// Whether any transformation has a frame on this thread's stack (one that
-/// ended but could not be popped yet included): when not, every tensor
-/// here is concrete and no operation is recorded.
-pub(crate) fn tracing() -> bool {
-    STACK.with(|s| !s.borrow().is_empty())
-}
-
 /// Pushes a new frame for `trace` on top of the stack.
 pub fn push_frame(trace: Rc<dyn Trace>) -> FrameGuard {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -279,8 +279,6 @@ struct JitCall {
     /// The equation that reads each variable of `run` last.
     last_use: Arc<Vec<Option<usize>>>,
     outs: Arc<Vec<Aval>>,
-    /// Whether the program runs on rayon's workers (see [`leaves_the_caller`]).
-    on_workers: bool,
     /// The program mapped over a leading axis of every operand (simplified, fused), by batch size.
     batched: Arc<Mutex<HashMap<usize, Programs>>>,
 }
@@ -300,8 +298,7 @@ struct Compiled<O> {
 impl JitCall {
     fn new(graph: Arc<Graph>, run: Arc<Graph>, outs: Vec<Aval>) -> JitCall {
         let last_use = Arc::new(run.last_uses());
-        let on_workers = leaves_the_caller(&run);
-        JitCall { graph, run, last_use, outs: Arc::new(outs), on_workers, batched: Default::default() }
+        JitCall { graph, run, last_use, outs: Arc::new(outs), batched: Default::default() }
     }
 }
 
@@ -328,11 +325,7 @@ impl Primitive for JitCall {
         self.eval_owned(ins.iter().map(|a| (*a).clone()).collect())
     }
     fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
-        if self.on_workers {
-            crate::array::parallel::on_workers(|| interpret(&self.run, &self.last_use, ins))
-        } else {
-            interpret(&self.run, &self.last_use, ins)
-        }
+        interpret(&self.run, &self.last_use, ins)
     }
     fn programs(&self) -> Option<Vec<&Graph>> {
         Some(vec![&self.run])
@@ -358,27 +351,6 @@ impl Primitive for JitCall {
             .clone();
         bind_batched_first(JitCall::new(graph, run, batched_avals(&self.outs, size)), x, axes, size)
     }
-}
-
-/// Whether a program is run on rayon's workers rather than the caller's
-/// thread ([`on_workers`](crate::array::parallel::on_workers)): when it
-/// makes enough elements in all for its kernels to split their work (the
-/// hand-over costs about what one split does), and when it can wait on no
-/// other thread.
-pub(super) fn leaves_the_caller(graph: &Graph) -> bool {
-    let made: usize = graph.eqns.iter().flat_map(|e| &e.outs).map(|&v| graph.avals[v].size()).sum();
-    made >= crate::array::parallel::PAR_WORK && !may_wait(graph)
-}
-
-/// Whether running `graph` may wait on another thread: a collective waits
-/// on the other ranks, whose programs may need the workers; a call that
-/// does not say what it runs (a custom rule's closure) may hold one.
-fn may_wait(graph: &Graph) -> bool {
-    graph.eqns.iter().any(|e| {
-        e.prim.waits_on_others()
-            || matches!(e.prim.kind(), Kind::Call)
-                && e.prim.programs().is_none_or(|programs| programs.into_iter().any(may_wait))
-    })
 }
 
 /// Runs `graph` on concrete inputs, each equation's primitive evaluated

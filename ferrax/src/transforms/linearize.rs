@@ -68,16 +68,7 @@ impl<I: Tree, O: Tree> Linear<I, O> {
         let cts = ct.leaves();
         check_avals(("pullback", "vjp", self.at), "cotangent", "output", &cts, &self.out_avals);
         let cts: Vec<Option<Tensor>> = cts.into_iter().map(Some).collect();
-        // Outside every transformation the backward pass is ferrax's own
-        // eager arithmetic, which may run on rayon's workers as a jitted
-        // program does (see `jit::leaves_the_caller`).
-        let graph = &self.graph;
-        let mut in_cts = if !crate::core::tracing() && super::jit::leaves_the_caller(graph) {
-            crate::array::parallel::on_workers(|| backward_pass(graph, &cts))
-        } else {
-            backward_pass(graph, &cts)
-        }
-        .into_iter();
+        let mut in_cts = backward_pass(&self.graph, &cts).into_iter();
         let leaves = self
             .in_avals
             .iter()

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::super::parallel::team;
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
@@ -109,14 +109,11 @@ fn kernel_grad_typed<T: Num + Scalar>(
         return acc;
     }
     let per = n.div_ceil(threads);
-    let partials: Vec<Vec<T>> = (0..threads)
-        .into_par_iter()
-        .map(|t| {
-            let mut acc = vec![T::default(); len];
-            sum_images(t * per..((t + 1) * per).min(n), &mut acc);
-            acc
-        })
-        .collect();
+    let mut partials: Vec<Vec<T>> = vec![Vec::new(); threads];
+    team::for_chunks(&mut partials, 1, |t, acc| {
+        acc[0] = vec![T::default(); len];
+        sum_images(t * per..((t + 1) * per).min(n), &mut acc[0]);
+    });
     let mut total = partials[0].clone();
     for p in &partials[1..] {
         for (a, b) in total.iter_mut().zip(p) {
@@ -203,7 +200,7 @@ fn input_grad_typed<T: Num + Scalar>(
     };
     let flops = 2 * n * o * rows * ps;
     if n * groups > 1 && flops >= PAR_FLOPS && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(cg * ss).enumerate().for_each_init(Vec::new, |col, (t, dst)| run(t, dst, col));
+        team::for_chunks_with(&mut out, cg * ss, Vec::new, |col, start, dst| run(start / (cg * ss), dst, col));
     } else {
         let mut col = Vec::new();
         for (t, dst) in out.chunks_mut(cg * ss).enumerate() {

@@ -13,10 +13,10 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::parallel::team;
 
 use super::matmul::num_like::Scalar;
-use super::matmul::{product, Strided};
+use super::matmul::{product_split, Strided};
 use super::{Array, Buffer, Element};
 
 mod grads;
@@ -164,7 +164,8 @@ fn conv_typed<T: Element + Scalar>(
         (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
     let flops = 2 * n * o * rows * ps;
     let parallel = tasks.len() > 1 && threads > 1 && flops >= PAR_FLOPS;
-    let par = if !parallel && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // One large task splits its product instead.
+    let pieces = if !parallel && flops >= PAR_FLOPS { threads } else { 1 };
     let mut out: Vec<T> = super::pool::with_capacity(len);
     let dst = Shared(out.as_mut_ptr());
     // The innermost copy of the columns runs along the longer of the
@@ -196,14 +197,14 @@ fn conv_typed<T: Element + Scalar>(
             // [og, ps] inside `len`, this task's alone and only written.
             unsafe {
                 let at = dst.at((imgs.start * o + gi * og) * ps);
-                product(og, ps, rows, Strided::rows(at, ps), filters, col, false, par)
+                product_split(og, ps, rows, Strided::rows(at, ps), filters, col, false, pieces)
             }
             return;
         }
         grid.resize(og * cols, T::default());
         // SAFETY: `grid` holds og * cols elements; `filters` is [og, rows];
         // `col` views [rows, cols]; nothing aliases.
-        unsafe { product(og, cols, rows, Strided::rows(grid.as_mut_ptr(), cols), filters, col, false, par) }
+        unsafe { product_split(og, cols, rows, Strided::rows(grid.as_mut_ptr(), cols), filters, col, false, pieces) }
         for (j, ni) in imgs.clone().enumerate() {
             for oi in 0..og {
                 // SAFETY: image `ni`, channel `gi * og + oi` of the output is this task's alone, inside `len`.
@@ -215,7 +216,7 @@ fn conv_typed<T: Element + Scalar>(
         }
     };
     if parallel {
-        tasks.par_iter().for_each_init(|| (Vec::new(), Vec::new()), run);
+        team::run_with(tasks.len(), || (Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
     } else {
         let mut bufs = (Vec::new(), Vec::new());
         tasks.iter().for_each(|t| run(&mut bufs, t));

@@ -3,10 +3,10 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::super::parallel::team;
 
 use super::super::matmul::num_like::Scalar;
-use super::super::matmul::{product, Strided};
+use super::super::matmul::{product, product_split, Strided};
 use super::super::{pool, strides, Element, Num};
 use super::{unravel, Shared, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 
@@ -186,8 +186,8 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
     let mut out: Vec<T> = pool::with_capacity(len);
     let dst = Shared(out.as_mut_ptr());
     let flops = 2 * n * o * cg * ks * sh.plane;
-    let par =
-        if tasks.len() == 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // One large task splits its products instead.
+    let pieces = if tasks.len() == 1 && flops >= PAR_FLOPS { rayon::current_num_threads() } else { 1 };
     let kk = cg * sh.last.0;
     let packed: Vec<Vec<T>> =
         (0..groups).map(|gi| sh.pack_filters(&w[gi * og * cg * ks..][..og * cg * ks], og, cg)).collect();
@@ -206,7 +206,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
             // (1, row) ends within `stacked` (row = cols + the largest
             // offset); nothing aliases; the first tap writes `grid`, the
             // others add to it.
-            unsafe { product(og, cols, kk, dst, Strided::rows(filters.as_ptr(), kk), input, t > 0, par) }
+            unsafe { product_split(og, cols, kk, dst, Strided::rows(filters.as_ptr(), kk), input, t > 0, pieces) }
         }
         for (j, ni) in imgs.clone().enumerate() {
             sh.lines(sp, |from, to, line| {
@@ -222,7 +222,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
         }
     };
     if tasks.len() > 1 && flops >= PAR_FLOPS {
-        tasks.par_iter().for_each_init(|| (Vec::new(), Vec::new(), Vec::new()), run);
+        team::run_with(tasks.len(), || (Vec::new(), Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
     } else {
         let mut bufs = (Vec::new(), Vec::new(), Vec::new());
         tasks.iter().for_each(|t| run(&mut bufs, t));

@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::super::simd::{self, Isa, Kernel};
 use super::super::{parallel, Array, Buffer, Num, ReduceOp};
 use super::unravel;
@@ -144,9 +142,13 @@ fn arg_extreme_typed<T: Num>(
     }
     let work = idx.len() * wn;
     if parallel::worth_splitting(work, parallel::CHEAP * 4) && planes > 1 {
-        idx.par_chunks_mut(out_plane)
-            .enumerate()
-            .for_each_init(|| (Vec::new(), Vec::new()), |scratch, (p, d)| search(p, d, scratch));
+        let per = parallel::chunk_len(work, parallel::CHEAP * 4).div_ceil(wn * out_plane).max(1);
+        parallel::team::for_chunks(&mut idx, per * out_plane, |start, part| {
+            let mut scratch = (Vec::new(), Vec::new());
+            for (j, d) in part.chunks_mut(out_plane).enumerate() {
+                search(start / out_plane + j, d, &mut scratch);
+            }
+        });
     } else {
         let mut scratch = (Vec::new(), Vec::new());
         for (p, d) in idx.chunks_mut(out_plane).enumerate() {

@@ -10,11 +10,10 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
 use smallvec::SmallVec;
 
 use super::elementwise::Plan;
-use super::parallel::{chunk_len, worth_splitting, CHEAP};
+use super::parallel::{chunk_len, team, worth_splitting, CHEAP};
 use super::simd::vectorized;
 use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, ReduceOp, UnaryOp};
 
@@ -355,7 +354,8 @@ impl FusedProgram {
             Some(r) => Some(pass.run_reducing(r, shape)),
             None if worth_splitting(n, self.cost) => {
                 let c = chunk_len(n, self.cost);
-                (0..n.div_ceil(c)).into_par_iter().for_each(|i| chunk(i * c, c.min(n - i * c)));
+                let pieces = n.div_ceil(c);
+                team::run(pieces, &|i| chunk(i * c, c.min(n - i * c)));
                 None
             }
             None => {

@@ -2,9 +2,7 @@
 //! reduced trailing axes, each row's reduction taken as its tiles are
 //! computed, in the order of the eager reduction.
 
-use rayon::prelude::*;
-
-use super::{chunk_len, worth_splitting, FloatRuns, FusedReduce, Pass, Place, Workspace, TILE};
+use super::{chunk_len, team, worth_splitting, FloatRuns, FusedReduce, Pass, Place, Workspace, TILE};
 use crate::array::reduce::sum_slice;
 use crate::array::{Array, ReduceOp};
 
@@ -24,10 +22,10 @@ impl<T: FloatRuns> Pass<'_, T> {
             out[0] = self.reduce_par(r, 0, row);
         } else if worth_splitting(rows * row, cost) {
             let c = chunk_len(rows * row, cost).div_ceil(row.max(1));
-            out.par_chunks_mut(c).enumerate().for_each(|(i, o)| {
+            team::for_chunks(&mut out, c, |start, o| {
                 let mut ws = self.workspace(width);
                 for (k, v) in o.iter_mut().enumerate() {
-                    *v = self.reduce_row(&mut ws, r, (i * c + k) * row, row);
+                    *v = self.reduce_row(&mut ws, r, (start + k) * row, row);
                 }
             });
         } else {
@@ -44,8 +42,13 @@ impl<T: FloatRuns> Pass<'_, T> {
     fn reduce_par(&self, r: FusedReduce, start: usize, len: usize) -> T {
         if r.op == ReduceOp::Sum && len > 4 * TILE && worth_splitting(len, self.program.cost) {
             let mid = (len / 2).next_multiple_of(8);
-            let (a, b) = rayon::join(|| self.reduce_par(r, start, mid), || self.reduce_par(r, start + mid, len - mid));
-            return a.wadd(b);
+            let mut halves = [T::ZERO; 2];
+            // Below the root the team is busy, so each half's own halves
+            // run on its thread, in the same tree.
+            team::for_chunks(&mut halves, 1, |i, h| {
+                h[0] = if i == 0 { self.reduce_par(r, start, mid) } else { self.reduce_par(r, start + mid, len - mid) }
+            });
+            return halves[0].wadd(halves[1]);
         }
         let mut ws = self.workspace(TILE.min(len.max(1)));
         self.reduce_row(&mut ws, r, start, len)
