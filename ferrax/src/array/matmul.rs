@@ -56,7 +56,7 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
     let spare = &mut out.spare_capacity_mut()[..len];
     let (sa, sb, sc) = (d.m * d.k, d.k * d.n, d.m * d.n);
     let flops = 2 * d.m * d.n * d.k;
-    let threads = rayon::current_num_threads();
+    let threads = super::parallel::threads();
     if d.batch > 1 && flops < TEAM_FLOPS && d.batch * flops >= TEAM_FLOPS && threads > 1 {
         let per = d.batch.div_ceil(threads * 4);
         super::parallel::team::for_chunks(spare, per * sc, |start, cs| {

@@ -114,6 +114,12 @@ impl MpiComm {
         let watch = Watch { lock: Mutex::new(()), started, epoch };
         // Ranks on one machine, ordered as in the world.
         let node = watch.run(|| world.split_shared(rank as i32));
+        let on_node = node.size().max(1) as usize;
+        if on_node > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            // This process's share of the machine's cores for its kernels.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            crate::array::parallel::limit_threads(cores / on_node);
+        }
         let shared =
             size > 1 && node.size() as usize == size && std::env::var("FERRAX_MPI_SHM").map_or(true, |v| v != "0");
         let window = if shared { Some(NodeWindow::new(node, &watch)?) } else { None };

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::super::parallel::team;
+use super::super::parallel::{self, team};
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
@@ -50,7 +50,7 @@ fn kernel_grad_typed<T: Num + Scalar>(
         return vec![T::default(); len];
     }
     let shifted = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>()));
-    let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), rayon::current_num_threads());
+    let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), parallel::threads());
     // Σ over the images `range` into `acc` [o, rows], a batch of images'
     // columns side by side at a time.
     let sum_images = |range: Range<usize>, acc: &mut [T]| {
@@ -101,7 +101,7 @@ fn kernel_grad_typed<T: Num + Scalar>(
             }
         }
     };
-    let threads = rayon::current_num_threads().min(n);
+    let threads = parallel::threads().min(n);
     let flops = 2 * n * o * rows * ps;
     if threads <= 1 || flops < PAR_FLOPS {
         let mut acc = vec![T::default(); len];
@@ -199,7 +199,7 @@ fn input_grad_typed<T: Num + Scalar>(
         col2im(col, dst, cg, sp);
     };
     let flops = 2 * n * o * rows * ps;
-    if n * groups > 1 && flops >= PAR_FLOPS && rayon::current_num_threads() > 1 {
+    if n * groups > 1 && flops >= PAR_FLOPS && parallel::threads() > 1 {
         team::for_chunks_with(&mut out, cg * ss, Vec::new, |col, start, dst| run(start / (cg * ss), dst, col));
     } else {
         let mut col = Vec::new();

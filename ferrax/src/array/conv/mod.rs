@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::parallel::team;
+use super::parallel::{self, team};
 
 use super::matmul::num_like::Scalar;
 use super::matmul::{product_split, Strided};
@@ -158,7 +158,7 @@ fn conv_typed<T: Element + Scalar>(
     if let Some(sh) = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>())) {
         return conv_shifted(&sh, sp, x, w, n, c, o, groups);
     }
-    let threads = rayon::current_num_threads();
+    let threads = parallel::threads();
     let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), threads);
     let tasks: Vec<(usize, Range<usize>)> =
         (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::super::parallel::team;
+use super::super::parallel::{self, team};
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, product_split, Strided};
@@ -113,7 +113,7 @@ impl Shifted {
     /// 16.7 ms with a thread's share of the batch at once).
     fn batch(&self, n: usize, channels: usize) -> usize {
         let per_image = self.plane * channels.max(1);
-        n.div_ceil(rayon::current_num_threads()).min(GRID_ELEMENTS / per_image.max(1)).max(1)
+        n.div_ceil(parallel::threads()).min(GRID_ELEMENTS / per_image.max(1)).max(1)
     }
 
     /// The images `imgs` of group `gi` of `x [N, c, S..]` written into `dst`
@@ -187,7 +187,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
     let dst = Shared(out.as_mut_ptr());
     let flops = 2 * n * o * cg * ks * sh.plane;
     // One large task splits its products instead.
-    let pieces = if tasks.len() == 1 && flops >= PAR_FLOPS { rayon::current_num_threads() } else { 1 };
+    let pieces = if tasks.len() == 1 && flops >= PAR_FLOPS { parallel::threads() } else { 1 };
     let kk = cg * sh.last.0;
     let packed: Vec<Vec<T>> =
         (0..groups).map(|gi| sh.pack_filters(&w[gi * og * cg * ks..][..og * cg * ks], og, cg)).collect();

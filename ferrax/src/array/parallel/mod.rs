@@ -21,6 +21,7 @@
 //! ten times the work per element, gains from about 16K.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 pub mod team;
 
@@ -33,15 +34,33 @@ pub const CHEAP: usize = 1;
 /// measured at 0.69 ns per element, ten times an add.
 pub const COSTLY: usize = 10;
 
+static THREAD_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The threads a kernel may use: rayon's (`RAYON_NUM_THREADS`, or the
+/// cores; 1 inside a one-thread rayon pool), at most [`limit_threads`]'s.
+#[inline]
+pub fn threads() -> usize {
+    rayon::current_num_threads().min(THREAD_LIMIT.load(Relaxed)).max(1)
+}
+
+/// Lets kernels use at most `n` threads from now on. Several processes on
+/// one machine (ranks of an MPI job) each split their kernels over all the
+/// cores otherwise, and their helper threads, spinning between kernels,
+/// take the cores from the other processes' work: as with PyTorch under
+/// `torchrun`, each process should keep to its share of the cores.
+pub fn limit_threads(n: usize) {
+    THREAD_LIMIT.store(n.max(1), Relaxed);
+}
+
 /// Whether `n` elements at `cost` each are worth splitting across threads.
 #[inline]
 pub fn worth_splitting(n: usize, cost: usize) -> bool {
-    n.saturating_mul(cost) >= PAR_WORK && rayon::current_num_threads() > 1
+    n.saturating_mul(cost) >= PAR_WORK && threads() > 1
 }
 
 /// A chunk length that gives each thread a few pieces of at least `PAR_WORK / cost` elements.
 pub fn chunk_len(n: usize, cost: usize) -> usize {
-    let pieces = rayon::current_num_threads() * 4;
+    let pieces = threads() * 4;
     (n / pieces).max(PAR_WORK / 2 / cost.max(1)).max(1)
 }
 

@@ -33,6 +33,8 @@ const SPIN: Duration = Duration::from_micros(300);
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync),
     pieces: usize,
+    /// How many more helpers may join (see [`super::limit_threads`]).
+    seats: AtomicUsize,
     next: AtomicUsize,
     done: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -75,7 +77,14 @@ struct Team {
 fn team() -> &'static Team {
     static TEAM: OnceLock<&'static Team> = OnceLock::new();
     TEAM.get_or_init(|| {
-        let helpers = rayon::current_num_threads().saturating_sub(1);
+        // rayon's global pool's size, even when first called inside a
+        // smaller pool.
+        let threads = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let helpers = threads - 1;
         let team: &'static Team = Box::leak(Box::new(Team {
             slot: AtomicPtr::new(ptr::null_mut()),
             epoch: AtomicUsize::new(0),
@@ -146,9 +155,11 @@ impl Team {
         // Only a job still on offer after registering as a user is safe to
         // touch: its caller waits for `users` to drop before returning.
         let job = self.slot.load(SeqCst);
-        if !job.is_null() {
-            // SAFETY: see `slot`; the job lives until `users` is back to 0.
-            unsafe { (*job).work() };
+        // SAFETY: see `slot`; the job lives until `users` is back to 0.
+        if let Some(job) = unsafe { job.as_ref() } {
+            if job.seats.fetch_update(SeqCst, SeqCst, |s| s.checked_sub(1)).is_ok() {
+                job.work();
+            }
         }
         self.users.fetch_sub(1, SeqCst);
     }
@@ -159,8 +170,13 @@ impl Team {
 /// piece is raised here once every piece has finished.
 pub fn run(pieces: usize, f: &(dyn Fn(usize) + Sync)) {
     let team = team();
-    let job = Job { f, pieces, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panic: Mutex::new(None) };
-    if pieces < 2 || team.helpers == 0 || team.busy.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
+    let seats = AtomicUsize::new(super::threads() - 1);
+    let job = Job { f, pieces, seats, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panic: Mutex::new(None) };
+    if pieces < 2
+        || team.helpers == 0
+        || super::threads() < 2
+        || team.busy.compare_exchange(false, true, SeqCst, SeqCst).is_err()
+    {
         job.work();
     } else {
         // SAFETY: the lifetime is erased only while the job is on offer; it
@@ -207,7 +223,7 @@ unsafe impl<U: Send> Sync for Shared<U> {}
 /// `init` (scratch buffers reused from piece to piece).
 pub fn run_with<S>(pieces: usize, init: impl Fn() -> S + Sync, f: impl Fn(&mut S, usize) + Sync) {
     let next = AtomicUsize::new(0);
-    let threads = (team().helpers + 1).min(pieces);
+    let threads = (team().helpers + 1).min(super::threads()).min(pieces);
     run(threads, &|_| {
         let mut state = None;
         loop {
@@ -276,6 +292,24 @@ mod tests {
         // After a pause longer than the helpers' spin, they are woken.
         std::thread::sleep(SPIN * 4);
         count(64);
+    }
+
+    /// With kernels limited to one thread the caller runs every piece
+    /// (other tests meanwhile run theirs alone too, which they allow).
+    #[test]
+    fn a_limit_of_one_thread_keeps_the_pieces_on_the_caller() {
+        super::super::limit_threads(1);
+        let me = std::thread::current().id();
+        let elsewhere = AtomicUsize::new(0);
+        run(64, &|_| {
+            if std::thread::current().id() != me {
+                elsewhere.fetch_add(1, SeqCst);
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        });
+        assert!(!super::super::worth_splitting(usize::MAX, 1));
+        super::super::limit_threads(usize::MAX);
+        assert_eq!(elsewhere.load(SeqCst), 0);
     }
 
     #[test]
