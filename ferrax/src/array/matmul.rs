@@ -85,13 +85,13 @@ fn gemm_split<T: num_like::Scalar + Sync>(a: &[T], b: &[T], c: *mut T, d: Matmul
     // SAFETY: the slices hold exactly batch-free m*k and k*n elements (the
     // caller's slicing) and `c` points at m*n; the views address only
     // inside them; `c` does not alias `a` or `b`, and is only written.
-    unsafe { product_split(d.m, d.n, d.k, Strided::rows(c, d.n), a, b, false, pieces) }
+    unsafe { product(d.m, d.n, d.k, Strided::rows(c, d.n), a, b, false, pieces) }
 }
 
 /// A view that the team's threads use for disjoint parts of one product.
 #[derive(Clone, Copy)]
 struct Part<T>(Strided<*mut T>);
-// SAFETY: each piece of `product_split` writes its own rows or columns.
+// SAFETY: each piece of `product` writes its own rows or columns.
 unsafe impl<T> Sync for Part<T> {}
 /// An operand the team's threads read.
 #[derive(Clone, Copy)]
@@ -99,13 +99,18 @@ struct Operand<T>(Strided<*const T>);
 // SAFETY: operands are only read while the product runs.
 unsafe impl<T> Sync for Operand<T> {}
 
-/// [`product`] split into `pieces` blocks of rows of `dst` (or of columns,
-/// when `dst` is wider than tall) for the kernel team's threads.
+/// `dst [m, n] = a [m, k] · b [k, n]` through the `gemm` crate, or `dst +=`
+/// with `accumulate`; without it `dst` is only written, so it need not be
+/// initialised. With `pieces` > 1 the product is split into that many
+/// blocks of rows of `dst` (or of columns, when `dst` is wider than tall)
+/// for the kernel team's threads.
 ///
 /// # Safety
-/// As for [`product`].
+/// Each view addresses only elements of its own allocation over its extent
+/// (`dst` m×n, `a` m×k, `b` k×n); `dst` is writable (and initialised when
+/// `accumulate`) and overlaps neither operand.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn product_split<T: num_like::Scalar>(
+pub(crate) unsafe fn product<T: num_like::Scalar>(
     m: usize,
     n: usize,
     k: usize,
@@ -115,28 +120,31 @@ pub(crate) unsafe fn product_split<T: num_like::Scalar>(
     accumulate: bool,
     pieces: usize,
 ) {
+    if pieces <= 1 || m == 0 || n == 0 {
+        // SAFETY: the caller's.
+        return unsafe { gemm_call(m, n, k, dst, a, b, accumulate) };
+    }
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
     // Blocks of whole register tiles (16 rows or columns covers the
     // kernels' tiles for both dtypes on every ISA).
-    let step = len.div_ceil(pieces.max(1)).next_multiple_of(16).max(16);
+    let step = len.div_ceil(pieces).next_multiple_of(16);
     let (dst, a, b) = (Part(dst), Operand(a), Operand(b));
     let (dst, a, b) = (&dst, &a, &b);
     super::parallel::team::run(len.div_ceil(step), &|p| {
         let (lo, hi) = (p * step, ((p + 1) * step).min(len));
         let (dst, a, b) = (dst.0, a.0, b.0);
-        let none = gemm::Parallelism::None;
         // SAFETY: the caller's, on the block of rows (or columns) `lo..hi`
         // of `dst`, which no other piece writes.
         unsafe {
             if by_rows {
                 let a = Strided { at: a.at.offset(lo as isize * a.row), ..a };
                 let dst = Strided { at: dst.at.offset(lo as isize * dst.row), ..dst };
-                product(hi - lo, n, k, dst, a, b, accumulate, none)
+                gemm_call(hi - lo, n, k, dst, a, b, accumulate)
             } else {
                 let b = Strided { at: b.at.offset(lo as isize * b.col), ..b };
                 let dst = Strided { at: dst.at.offset(lo as isize * dst.col), ..dst };
-                product(m, hi - lo, k, dst, a, b, accumulate, none)
+                gemm_call(m, hi - lo, k, dst, a, b, accumulate)
             }
         }
     });
@@ -163,16 +171,11 @@ impl<P> Strided<P> {
     }
 }
 
-/// `dst [m, n] = a [m, k] · b [k, n]` through the `gemm` crate, or `dst +=`
-/// with `accumulate`; without it `dst` is only written, so it need not be
-/// initialised.
+/// One `gemm` call on this thread: [`product`] in one piece.
 ///
 /// # Safety
-/// Each view addresses only elements of its own allocation over its extent
-/// (`dst` m×n, `a` m×k, `b` k×n); `dst` is writable (and initialised when
-/// `accumulate`) and overlaps neither operand.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn product<T: num_like::Scalar>(
+/// As for [`product`].
+unsafe fn gemm_call<T: num_like::Scalar>(
     m: usize,
     n: usize,
     k: usize,
@@ -180,7 +183,6 @@ pub(crate) unsafe fn product<T: num_like::Scalar>(
     a: Strided<*const T>,
     b: Strided<*const T>,
     accumulate: bool,
-    par: gemm::Parallelism,
 ) {
     let keep = if accumulate { T::ONE } else { T::ZERO };
     // SAFETY: the caller's.
@@ -204,7 +206,7 @@ pub(crate) unsafe fn product<T: num_like::Scalar>(
             false,
             false,
             false,
-            par,
+            gemm::Parallelism::None,
         );
     }
 }

@@ -90,7 +90,7 @@ fn kernel_grad_typed<T: Num + Scalar>(
                 unsafe {
                     let (dst, col) =
                         (Strided::transposed(acc_t.as_mut_ptr(), og), Strided::transposed(col.as_ptr(), cols));
-                    product(og, rows, cols, dst, Strided::rows(lhs.as_ptr(), cols), col, true, gemm::Parallelism::None)
+                    product(og, rows, cols, dst, Strided::rows(lhs.as_ptr(), cols), col, true, 1)
                 }
             }
             let dst = &mut acc[gi * og * rows..][..og * rows];
@@ -194,7 +194,7 @@ fn input_grad_typed<T: Num + Scalar>(
         // as its transpose [rows, og]; `cot` is [og, ps]; nothing aliases.
         unsafe {
             let (out, filters) = (Strided::rows(col.as_mut_ptr(), ps), Strided::transposed(filters.as_ptr(), rows));
-            product(rows, ps, og, out, filters, Strided::rows(cot.as_ptr(), ps), false, gemm::Parallelism::None)
+            product(rows, ps, og, out, filters, Strided::rows(cot.as_ptr(), ps), false, 1)
         }
         col2im(col, dst, cg, sp);
     };

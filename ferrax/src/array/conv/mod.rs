@@ -16,7 +16,7 @@ use std::ops::Range;
 use super::parallel::{self, team};
 
 use super::matmul::num_like::Scalar;
-use super::matmul::{product_split, Strided};
+use super::matmul::{product, Strided};
 use super::{Array, Buffer, Element};
 
 mod grads;
@@ -197,14 +197,14 @@ fn conv_typed<T: Element + Scalar>(
             // [og, ps] inside `len`, this task's alone and only written.
             unsafe {
                 let at = dst.at((imgs.start * o + gi * og) * ps);
-                product_split(og, ps, rows, Strided::rows(at, ps), filters, col, false, pieces)
+                product(og, ps, rows, Strided::rows(at, ps), filters, col, false, pieces)
             }
             return;
         }
         grid.resize(og * cols, T::default());
         // SAFETY: `grid` holds og * cols elements; `filters` is [og, rows];
         // `col` views [rows, cols]; nothing aliases.
-        unsafe { product_split(og, cols, rows, Strided::rows(grid.as_mut_ptr(), cols), filters, col, false, pieces) }
+        unsafe { product(og, cols, rows, Strided::rows(grid.as_mut_ptr(), cols), filters, col, false, pieces) }
         for (j, ni) in imgs.clone().enumerate() {
             for oi in 0..og {
                 // SAFETY: image `ni`, channel `gi * og + oi` of the output is this task's alone, inside `len`.

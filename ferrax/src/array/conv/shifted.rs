@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::super::parallel::{self, team};
 
 use super::super::matmul::num_like::Scalar;
-use super::super::matmul::{product, product_split, Strided};
+use super::super::matmul::{product, Strided};
 use super::super::{pool, strides, Element, Num};
 use super::{unravel, Shared, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 
@@ -206,7 +206,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
             // (1, row) ends within `stacked` (row = cols + the largest
             // offset); nothing aliases; the first tap writes `grid`, the
             // others add to it.
-            unsafe { product_split(og, cols, kk, dst, Strided::rows(filters.as_ptr(), kk), input, t > 0, pieces) }
+            unsafe { product(og, cols, kk, dst, Strided::rows(filters.as_ptr(), kk), input, t > 0, pieces) }
         }
         for (j, ni) in imgs.clone().enumerate() {
             sh.lines(sp, |from, to, line| {
@@ -279,7 +279,7 @@ pub(super) fn kernel_grad_shifted<T: Num + Scalar>(
                 // (row, 1)) ends within `stacked`; nothing aliases.
                 unsafe {
                     let dst = Strided::transposed(dst.as_mut_ptr(), og);
-                    product(og, kk, cols, dst, Strided::rows(grid.as_ptr(), cols), input, true, gemm::Parallelism::None)
+                    product(og, kk, cols, dst, Strided::rows(grid.as_ptr(), cols), input, true, 1)
                 }
             }
         }
