@@ -181,6 +181,38 @@ fn adam_and_adamw_steps_match_closed_form() {
     }
 }
 
+/// On concrete parameters Adam updates each in one pass; its bits must be
+/// those of the same formula op by op, as it runs on traced ones.
+#[test]
+fn adam_fused_update_has_the_bits_of_the_op_by_op_formula() {
+    for dtype in [DType::F32, DType::F64] {
+        for (wd, decoupled) in [(0.0, false), (0.05, false), (0.05, true)] {
+            let opt = Adam { weight_decay: wd, decoupled, ..Adam::new(3e-3) };
+            let mut p = Tensor::randn(&[37, 5], dtype, 1);
+            let mut st = opt.init(&p);
+            let (mut rp, mut m, mut v) = (p.clone(), st.m.clone(), st.v.clone());
+            for t in 1..=3 {
+                let g = Tensor::randn(&[37, 5], dtype, 10 + t);
+                (p, st) = opt.update(&p, &g, &st);
+                let (c1, c2) = (1.0 - opt.beta1.powf(t as f64), 1.0 - opt.beta2.powf(t as f64));
+                let (q, gq) = match (wd != 0.0, decoupled) {
+                    (true, true) => (&rp * (1.0 - opt.lr * wd), g.clone()),
+                    (true, false) => (rp.clone(), &g + &rp * wd),
+                    (false, _) => (rp.clone(), g.clone()),
+                };
+                m = &m * opt.beta1 + &gq * (1.0 - opt.beta1);
+                v = &v * opt.beta2 + gq.square() * (1.0 - opt.beta2);
+                rp = q - (&m / c1) / ((&v / c2).sqrt() + opt.eps) * opt.lr;
+                let bits = |x: &Tensor| x.to_dtype(DType::F64).to_vec::<f64>();
+                let what = format!("{dtype} step {t}, weight decay {wd}, decoupled {decoupled}");
+                assert_eq!(bits(&p), bits(&rp), "parameters, {what}");
+                assert_eq!(bits(&st.m), bits(&m), "first moments, {what}");
+                assert_eq!(bits(&st.v), bits(&v), "second moments, {what}");
+            }
+        }
+    }
+}
+
 fn sample_tree() -> (Mlp, Vec<Tensor>) {
     let m = Mlp::new(&[3, 4, 2], Activation::Relu, DType::F32, 1);
     let specials = vec![

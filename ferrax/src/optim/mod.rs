@@ -17,6 +17,7 @@
 //! assert!(params.abs().max().item() < 1e-2);
 //! ```
 
+mod fused;
 mod mixed;
 mod tools;
 
@@ -191,6 +192,14 @@ impl Optimizer for Adam {
         let (ms, vs) = (state.m.leaves(), state.v.leaves());
         let (mut new_p, mut new_m, mut new_v) = (Vec::new(), Vec::new(), Vec::new());
         for (((p, g), m), v) in ps.iter().zip(&gs).zip(&ms).zip(&vs) {
+            if let Correction::Known(c1, c2) = corrections {
+                if let Some((p, m, v)) = self.fused_step(p, g, m, v, (c1, c2)) {
+                    new_p.push(p);
+                    new_m.push(m);
+                    new_v.push(v);
+                    continue;
+                }
+            }
             let (p, g) = match (self.weight_decay != 0.0, self.decoupled) {
                 (true, true) => (p * (1.0 - self.lr * self.weight_decay), g.clone()),
                 (true, false) => (p.clone(), g + p * self.weight_decay),
