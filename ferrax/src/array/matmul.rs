@@ -58,12 +58,9 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
     let flops = 2 * d.m * d.n * d.k;
     let threads = super::parallel::threads();
     if d.batch > 1 && flops < TEAM_FLOPS && d.batch * flops >= TEAM_FLOPS && threads > 1 {
-        let per = d.batch.div_ceil(threads * 4);
-        super::parallel::team::for_chunks(spare, per * sc, |start, cs| {
-            for (j, c) in cs.chunks_mut(sc).enumerate() {
-                let i = start / sc + j;
-                gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, 1)
-            }
+        super::parallel::team::for_chunks(spare, sc, |start, c| {
+            let i = start / sc;
+            gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, 1)
         });
     } else {
         let pieces = if flops >= TEAM_FLOPS { threads } else { 1 };

@@ -18,6 +18,7 @@ mod layout;
 mod math;
 mod matmul;
 mod norm;
+pub(crate) use norm::Sqrt;
 mod ops;
 pub mod parallel;
 pub mod pool;

@@ -248,7 +248,7 @@ impl<T: Float> RowOp<T> for SoftmaxTangent {
 }
 
 /// The square root of the two float types.
-pub(super) trait Sqrt {
+pub(crate) trait Sqrt {
     fn sqrt(self) -> Self;
 }
 

@@ -216,13 +216,6 @@ pub trait Primitive: Debug + Send + Sync + 'static {
     fn programs(&self) -> Option<Vec<&crate::graph::Graph>> {
         None
     }
-
-    /// Whether evaluating this primitive waits on other threads (a
-    /// collective waits for the other ranks), so that its evaluation must
-    /// not be moved to a thread those others may need.
-    fn waits_on_others(&self) -> bool {
-        false
-    }
 }
 
 /// The rules of a primitive with one output — most of them. Every type that
@@ -256,11 +249,6 @@ pub trait SingleOutput: Debug + Send + Sync + 'static {
         let _ = (ct, ins);
         panic!("{}", super::context::nonlinear_message(self.name()))
     }
-
-    /// Whether evaluating waits on other threads (see [`Primitive::waits_on_others`]).
-    fn waits_on_others(&self) -> bool {
-        false
-    }
 }
 
 impl<P: SingleOutput> Primitive for P {
@@ -292,9 +280,6 @@ impl<P: SingleOutput> Primitive for P {
             Some(ct) => SingleOutput::transpose(self, ct, ins),
             None => vec![None; ins.len()],
         }
-    }
-    fn waits_on_others(&self) -> bool {
-        SingleOutput::waits_on_others(self)
     }
 }
 

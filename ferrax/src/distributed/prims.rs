@@ -73,9 +73,6 @@ impl SingleOutput for AllReduce {
     fn kind(&self) -> Kind {
         Kind::Opaque
     }
-    fn waits_on_others(&self) -> bool {
-        true
-    }
     fn shape(&self, ins: &[&Aval]) -> Aval {
         crate::prims::expect_numeric("psum", ins[0]);
         ins[0].clone()
@@ -112,9 +109,6 @@ impl SingleOutput for AllGather {
     }
     fn kind(&self) -> Kind {
         Kind::Opaque
-    }
-    fn waits_on_others(&self) -> bool {
-        true
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
@@ -156,9 +150,6 @@ impl SingleOutput for ReduceScatter {
     }
     fn kind(&self) -> Kind {
         Kind::Opaque
-    }
-    fn waits_on_others(&self) -> bool {
-        true
     }
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {

@@ -9,31 +9,14 @@
 //! under a transformation, where the operands are traced).
 
 use super::Adam;
-use crate::array::{pool, Array, Buffer, Float};
+use crate::array::{pool, Array, Buffer, Float, Sqrt};
 use crate::core::Tensor;
-
-/// The floats the fused update handles (half precision takes the op path,
-/// which rounds every op's f32 result to the half type).
-trait Real: Float {
-    fn root(self) -> Self;
-}
-
-impl Real for f32 {
-    fn root(self) -> f32 {
-        self.sqrt()
-    }
-}
-
-impl Real for f64 {
-    fn root(self) -> f64 {
-        self.sqrt()
-    }
-}
 
 impl Adam {
     /// The new parameter and moments, or `None` when an operand is traced,
-    /// not f32/f64, or of another dtype or shape than the parameter.
-    /// `c1`, `c2` are the bias corrections.
+    /// not f32/f64 (half precision takes the op path, which rounds each
+    /// op's f32 result to the half type), or of another dtype or shape than
+    /// the parameter. `c1`, `c2` are the bias corrections.
     pub(super) fn fused_step(
         &self,
         p: &Tensor,
@@ -61,7 +44,7 @@ impl Adam {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn step_slices<T: Real>(
+    fn step_slices<T: Float + Sqrt>(
         &self,
         p: &[T],
         g: &[T],
@@ -113,7 +96,7 @@ struct Consts<T> {
     lr: T,
 }
 
-impl<T: Real> Consts<T> {
+impl<T: Float + Sqrt> Consts<T> {
     /// Fills `out` (empty, with room for `p.len()` each) with the new
     /// parameter and moments from `[p, g, m, v]`, after `decay` has applied
     /// weight decay to the parameter and gradient.
@@ -129,7 +112,7 @@ impl<T: Real> Consts<T> {
             let m = m * self.b1 + g * self.one_b1;
             let v = v * self.b2 + (g * g) * self.one_b2;
             let (m_hat, v_hat) = (m / self.c1, v / self.c2);
-            np.write(p - m_hat / (v_hat.root() + self.eps) * self.lr);
+            np.write(p - m_hat / (v_hat.sqrt() + self.eps) * self.lr);
             nm.write(m);
             nv.write(v);
         }

@@ -142,13 +142,8 @@ fn arg_extreme_typed<T: Num>(
     }
     let work = idx.len() * wn;
     if parallel::worth_splitting(work, parallel::CHEAP * 4) && planes > 1 {
-        let per = parallel::chunk_len(work, parallel::CHEAP * 4).div_ceil(wn * out_plane).max(1);
-        parallel::team::for_chunks(&mut idx, per * out_plane, |start, part| {
-            let mut scratch = (Vec::new(), Vec::new());
-            for (j, d) in part.chunks_mut(out_plane).enumerate() {
-                search(start / out_plane + j, d, &mut scratch);
-            }
-        });
+        let scratch = || (Vec::new(), Vec::new());
+        parallel::team::for_chunks_with(&mut idx, out_plane, scratch, |s, start, d| search(start / out_plane, d, s));
     } else {
         let mut scratch = (Vec::new(), Vec::new());
         for (p, d) in idx.chunks_mut(out_plane).enumerate() {

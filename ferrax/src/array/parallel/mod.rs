@@ -107,13 +107,7 @@ pub unsafe fn build<U: super::Element>(
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync,
 ) -> Vec<U> {
     let mut out: Vec<U> = super::pool::with_capacity(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
-    if worth_splitting(n, cost) {
-        let c = chunk_len(n, cost);
-        team::for_chunks(spare, c, fill);
-    } else {
-        fill(0, spare);
-    }
+    fill_chunks(&mut out.spare_capacity_mut()[..n], cost, fill);
     // SAFETY: `fill` initialised all `n` elements (its contract).
     unsafe { out.set_len(n) };
     out

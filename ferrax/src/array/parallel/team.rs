@@ -125,8 +125,8 @@ impl Team {
                 continue;
             }
             if idle_since.elapsed() < SPIN {
-                // Let a runnable thread (a rayon worker on a large kernel)
-                // have the core rather than spin beside it.
+                // Let a runnable thread (linear algebra on rayon's pool,
+                // another process) have the core rather than spin beside it.
                 std::thread::yield_now();
                 continue;
             }
@@ -170,11 +170,12 @@ impl Team {
 /// piece is raised here once every piece has finished.
 pub fn run(pieces: usize, f: &(dyn Fn(usize) + Sync)) {
     let team = team();
-    let seats = AtomicUsize::new(super::threads() - 1);
+    let threads = super::threads();
+    let seats = AtomicUsize::new(threads - 1);
     let job = Job { f, pieces, seats, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panic: Mutex::new(None) };
     if pieces < 2
         || team.helpers == 0
-        || super::threads() < 2
+        || threads < 2
         || team.busy.compare_exchange(false, true, SeqCst, SeqCst).is_err()
     {
         job.work();
@@ -200,7 +201,7 @@ pub fn run(pieces: usize, f: &(dyn Fn(usize) + Sync)) {
 }
 
 /// Spins until `done()`, yielding the core now and then: a helper that
-/// holds the last piece may be waiting for it.
+/// holds the last piece may be waiting for this core.
 fn wait_until(done: impl Fn() -> bool) {
     let mut spins = 0u32;
     while !done() {
