@@ -5,6 +5,7 @@
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check        # the check
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check w3     # W3's all-reduce cost
 //! mpirun --oversubscribe -np 2 -x ISOLATE=1 target/release/examples/mpi_check w3   # without the waits
+//! mpirun --oversubscribe -np 2 -x CONCAT=1 target/release/examples/mpi_check w3    # one concatenated array
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check die    # a rank dies: the job ends
 //! mpirun --oversubscribe -np 2 --mca coll_tuned_use_dynamic_rules 1 \
 //!     --mca coll_tuned_allreduce_algorithm 4 target/release/examples/mpi_check w3   # the ring all-reduce
@@ -27,6 +28,14 @@ fn check(comm: &SharedComm, shares_memory: bool) -> Result<(), String> {
     // MPI's own all-reduce does not check that the ranks' operands agree.
     check_collectives(&**comm, shares_memory)?;
     let (rank, size) = (comm.rank(), comm.size());
+    if shares_memory {
+        // As many elements in all, cut into arrays differently on each rank.
+        let (x, y) = (Tensor::zeros(&[2 + rank], DType::F32), Tensor::zeros(&[9 - rank], DType::F32));
+        match comm.all_reduce_many(&[&x.to_array(), &y.to_array()], Reduction::Sum) {
+            Err(ferrax::distributed::CommError::Operands { .. }) => {}
+            other => return Err(format!("all_reduce_many of arrays shaped otherwise gave {other:?}")),
+        }
+    }
     let n = size as f64;
     // Gradients through psum, as in JAX: every rank's x gets 2·size·Σx.
     let g = grad(|x: &Tensor| ferrax::distributed::psum(x, comm).square().sum())(&Tensor::scalar(1.0 + rank as f64));
@@ -83,26 +92,33 @@ fn w3(comm: &SharedComm) {
     let steps = 100;
     let (mut in_reduce, mut p) = (0.0, p0.clone());
     let t = Instant::now();
+    // CONCAT=1: the gradients concatenated into one array, all-reduced and
+    // sliced back, as before the communicators reduced several arrays at once.
+    let concat = std::env::var_os("CONCAT").is_some();
     for _ in 0..steps {
         let g = grad(|p: &Vec<Tensor>| loss(p, &dp.shard(&x), &dp.shard(&y)))(&p);
-        let flat: Vec<Tensor> = g.iter().map(|g| g.reshape(&[g.size()])).collect();
-        let bucket = Tensor::concat(&flat, 0).to_array();
         if std::env::var_os("ISOLATE").is_some() {
             // The reduction's own time, without the wait for a slower rank.
             comm.barrier().unwrap();
         }
+        // From the gradients to their means, whatever it takes in between.
         let r = Instant::now();
-        let summed = Tensor::from_array(comm.all_reduce(&bucket, Reduction::Mean).unwrap());
+        let mean = if concat {
+            let flat: Vec<Tensor> = g.iter().map(|g| g.reshape(&[g.size()])).collect();
+            let bucket = Tensor::concat(&flat, 0).to_array();
+            let summed = Tensor::from_array(comm.all_reduce(&bucket, Reduction::Mean).unwrap());
+            let mut at = 0;
+            g.iter()
+                .map(|g| {
+                    at += g.size();
+                    summed.slice(0, at - g.size(), at).reshape(g.shape())
+                })
+                .collect()
+        } else {
+            ferrax::distributed::all_reduce(&**comm, &g, Reduction::Mean).unwrap()
+        };
         in_reduce += r.elapsed().as_secs_f64();
-        let mut at = 0;
-        p = p
-            .iter()
-            .map(|p| {
-                let g = summed.slice(0, at, at + p.size()).reshape(p.shape());
-                at += p.size();
-                p - g * 0.1
-            })
-            .collect();
+        p = p.iter().zip(&mean).map(|(p, g)| p - g * 0.1).collect();
     }
     let total = t.elapsed().as_secs_f64();
     let bytes: usize = p0.iter().map(|p| p.size() * 4).sum();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrax::distributed::{
-    all_gather_tensor, check_collectives, psum, psum_scatter, CommError, Communicator, DataParallel, Reduction,
-    SharedComm, ThreadGroup,
+    all_gather_tensor, check_collectives, psum, psum_scatter, psum_tree, CommError, Communicator, DataParallel,
+    Reduction, SharedComm, ThreadGroup,
 };
 use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
 use ferrax::optim::{Adam, Optimizer};
@@ -172,6 +172,55 @@ fn psum_differentiates_as_the_sum_of_the_ranks_losses() {
         assert_eq!(jitted.to_vec::<f64>(), g.to_vec::<f64>());
         assert_eq!(jv.to_vec::<f64>(), [n as f64; 2]);
         assert_eq!(batched.to_vec::<f64>(), [6.0, -6.0, 12.0, -12.0]);
+    }
+}
+
+/// Several leaves summed in one collective follow the rules of each alone:
+/// a zero tangent or cotangent stays out of the collective, other leaves
+/// keep their own batch axes, and leaves of two dtypes go in two buckets.
+#[test]
+fn psum_of_a_tree_differentiates_and_batches_leaf_by_leaf() {
+    let out = on_ranks(2, long(), |c| {
+        let r = c.rank() as f64;
+        let a = Tensor::from_vec(vec![1.0 + r, 2.0 * r], &[2]);
+        let b = Tensor::from_vec(vec![r, 1.0, -r], &[3, 1]).to_dtype(DType::F32);
+        let summed = psum_tree(&(a.clone(), b.clone()), &c);
+        // b enters the loss only through stop_gradient: its cotangent is zero.
+        let loss = |a: &Tensor| {
+            let (sa, sb) = psum_tree(&(a * 1.0, b.stop_gradient()), &c);
+            sa.square().sum() + sb.to_dtype(DType::F64).sum()
+        };
+        let g = grad(loss)(&a);
+        let jitted = jit(|a: &Tensor| grad(loss)(a))(&a);
+        let (_, jv) =
+            jvp(|a: &Tensor| psum_tree(&vec![a.clone(), a * 2.0], &c)[1].clone(), &a, &Tensor::ones(&[2], DType::F64));
+        // The first leaf batched along its axis 1, the second not at all.
+        let rows = Tensor::stack(&[a.clone(), &a * 10.0], 1);
+        let batched = vmap_axes(|x: &Tensor| psum_tree(&(x.clone(), a.clone()), &c).0, &[Some(1)], &[0])(&rows);
+        (summed, g, jitted, jv, batched)
+    });
+    for ((sa, sb), g, jitted, jv, batched) in &out {
+        assert_eq!(sa.to_vec::<f64>(), [3.0, 2.0]);
+        assert_eq!((sb.dtype(), sb.shape()), (DType::F32, &[3usize, 1][..]));
+        assert_eq!(sb.to_vec::<f32>(), [1.0, 2.0, -1.0]);
+        // The total loss 2·Σ S² has gradient 4S for every rank's a.
+        assert_eq!(g.to_vec::<f64>(), [12.0, 8.0]);
+        assert_eq!(jitted.to_vec::<f64>(), [12.0, 8.0]);
+        assert_eq!(jv.to_vec::<f64>(), [4.0, 4.0]);
+        assert_eq!(batched.to_vec::<f64>(), [3.0, 2.0, 30.0, 20.0]);
+    }
+}
+
+#[test]
+fn an_all_reduce_of_arrays_shaped_otherwise_is_refused_on_every_rank() {
+    let out = on_ranks(2, long(), |c| {
+        // Five elements in all on both ranks, cut differently.
+        let (m, n) = if c.rank() == 0 { (2, 3) } else { (3, 2) };
+        let (x, y) = (Tensor::zeros(&[m], DType::F32).to_array(), Tensor::zeros(&[n], DType::F32).to_array());
+        c.all_reduce_many(&[&x, &y], Reduction::Sum)
+    });
+    for r in out {
+        assert!(matches!(r, Err(CommError::Operands { .. })), "{r:?}");
     }
 }
 

@@ -56,9 +56,13 @@ fn same(what: &str, got: &Array, want: &Tensor) -> Result<(), String> {
 /// - `all_reduce` of every reduction and dtype, bit for bit against the
 ///   fold of the ranks' operands in rank order (half precision folded in
 ///   f32; ±0 and NaN under the maximum), for lengths from 0 to 40 000;
+/// - `all_reduce_many` of five arrays of different shapes (an empty one and
+///   a scalar among them), each result as `all_reduce` of its array;
 /// - `broadcast`, `all_gather` and `reduce_scatter` of every dtype they take;
 /// - with `checks_operands`, that an all-reduce of operands of different
-///   lengths fails with [`CommError::Operands`] on every rank.
+///   lengths fails with [`CommError::Operands`] on every rank, and so does
+///   an `all_reduce_many` of arrays of different lengths in all, or of
+///   different dtypes.
 ///
 /// # Errors
 /// The first collective whose result differs, or which failed.
@@ -91,6 +95,30 @@ pub fn check_collectives(comm: &dyn Communicator, checks_operands: bool) -> Resu
             }
         }
     }
+    let shapes: [&[usize]; 5] = [&[2, 3], &[0], &[1001], &[7, 1, 5], &[]];
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::F16, DType::BF16] {
+        for op in [Reduction::Sum, Reduction::Mean, Reduction::Max] {
+            if op == Reduction::Mean && !dtype.is_float() {
+                continue;
+            }
+            let what = format!("all_reduce_many {op:?} of {dtype} arrays of shapes {shapes:?}");
+            let first = case + 1;
+            let xs: Vec<Array> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| operand(rank, size, first + i as u64, s.iter().product(), dtype).reshape(s).to_array())
+                .collect();
+            case += shapes.len() as u64;
+            let got = comm.all_reduce_many(&xs.iter().collect::<Vec<_>>(), op).map_err(failed(what.clone()))?;
+            if got.len() != shapes.len() {
+                return Err(format!("{what} gave {} arrays", got.len()));
+            }
+            for (i, (got, s)) in got.iter().zip(shapes).enumerate() {
+                let want = fold(size, first + i as u64, s.iter().product(), dtype, op).reshape(s);
+                same(&format!("{what}, array {i}"), got, &want)?;
+            }
+        }
+    }
     for dtype in [DType::F32, DType::F64, DType::I64, DType::F16, DType::BF16, DType::Bool] {
         case += 1;
         let what = format!("broadcast of {dtype}");
@@ -118,6 +146,16 @@ pub fn check_collectives(comm: &dyn Communicator, checks_operands: bool) -> Resu
             Err(CommError::Operands { .. }) => {}
             other => return Err(format!("all_reduce of unequal lengths gave {other:?}")),
         }
+        let y = Tensor::zeros(&[3], DType::F32).to_array();
+        match comm.all_reduce_many(&[&y, &x], Reduction::Sum) {
+            Err(CommError::Operands { .. }) => {}
+            other => return Err(format!("all_reduce_many of unequal lengths gave {other:?}")),
+        }
+    }
+    let (a, b) = (Tensor::zeros(&[3], DType::F32).to_array(), Tensor::zeros(&[3], DType::F64).to_array());
+    match comm.all_reduce_many(&[&a, &b], Reduction::Sum) {
+        Err(CommError::Operands { .. }) => {}
+        other => return Err(format!("all_reduce_many of f32 and f64 arrays gave {other:?}")),
     }
     Ok(())
 }

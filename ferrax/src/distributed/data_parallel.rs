@@ -10,7 +10,7 @@ use crate::optim::Optimizer;
 use crate::transforms::value_and_grad;
 use crate::tree::Tree;
 
-use super::{broadcast, buckets, psum, CommError, SharedComm};
+use super::{broadcast, psum, psum_tree, CommError, SharedComm};
 
 /// Data-parallel training over a group (PyTorch's
 /// DistributedDataParallel, JAX's `pmap` with `psum`).
@@ -119,27 +119,11 @@ impl DataParallel {
             local(params)
         };
         let weighted: Vec<Tensor> = grads.leaves().iter().map(|g| g * weight).collect();
-        let summed = self.psum_bucketed(&weighted);
+        // The gradients travel as they are, those of one dtype in buckets of
+        // up to `BUCKET_BYTES`: a model's size in a few messages.
+        let summed = psum_tree(&weighted, &self.comm);
         let value = psum(&(value.to_dtype(DType::F64) * weight), &self.comm);
         (value, params.with_leaves(summed))
-    }
-
-    /// Each tensor summed across ranks, those of one dtype flattened into
-    /// buckets of up to [`BUCKET_BYTES`](super::BUCKET_BYTES) so that a model's gradients travel
-    /// in a few messages, its size in all.
-    fn psum_bucketed(&self, xs: &[Tensor]) -> Vec<Tensor> {
-        let mut out: Vec<Option<Tensor>> = vec![None; xs.len()];
-        for bucket in buckets(&xs.iter().map(|x| (x.dtype(), x.size())).collect::<Vec<_>>()) {
-            let flat: Vec<Tensor> = bucket.iter().map(|&j| xs[j].reshape(&[xs[j].size()])).collect();
-            let summed = psum(&Tensor::concat(&flat, 0), &self.comm);
-            let mut at = 0;
-            for &j in &bucket {
-                let n = xs[j].size();
-                out[j] = Some(summed.slice(0, at, at + n).reshape(xs[j].shape()));
-                at += n;
-            }
-        }
-        out.into_iter().map(|t| t.expect("every tensor is in a bucket")).collect()
     }
 
     /// One step of `opt` on the batch `(x, y)`: the gradients of

@@ -8,7 +8,7 @@
 //! ([`all_reduce`], [`broadcast`], [`all_gather`], [`reduce_scatter`],
 //! [`barrier`]) return a typed [`CommError`] when a rank dies, hangs past
 //! the timeout or calls a different collective, on every rank, never a
-//! hang. [`psum`], [`all_gather_tensor`] and [`psum_scatter`] are
+//! hang. [`psum`] (and [`psum_tree`]), [`all_gather_tensor`] and [`psum_scatter`] are
 //! primitives with jvp, transpose and batch rules, as JAX's `psum`,
 //! `all_gather` and `psum_scatter`, so `grad` of a loss computed across
 //! ranks is the gradient of the sum of the ranks' losses; inside a traced
@@ -35,7 +35,7 @@ pub use conformance::check_collectives;
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::{launched_by_mpi, MpiComm};
-pub use prims::{all_gather_tensor, psum, psum_scatter, AllGather, AllReduce, ReduceScatter};
+pub use prims::{all_gather_tensor, psum, psum_scatter, psum_tree, AllGather, AllReduce, ReduceScatter};
 pub use threads::{ThreadComm, ThreadGroup, DEFAULT_TIMEOUT};
 
 /// How [`Communicator::all_reduce`] combines the ranks' arrays, elementwise.
@@ -118,6 +118,14 @@ pub trait Communicator: Send + Sync + fmt::Debug {
     fn size(&self) -> usize;
     /// The elementwise reduction of every rank's `x`.
     fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError>;
+    /// [`Communicator::all_reduce`] of each of `xs`, in one collective:
+    /// every rank gives arrays of one dtype, as many as the others and of the
+    /// same shapes, and each result has the bits of its array's all-reduce.
+    /// The default reduces their concatenation and slices it; a transport
+    /// may read and write the arrays in place, saving those two copies.
+    fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+        concat_reduce(self, xs, op)
+    }
     /// Rank `root`'s `x`, on every rank.
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError>;
     /// Every rank's `x` concatenated along `axis`, in rank order.
@@ -127,6 +135,36 @@ pub trait Communicator: Send + Sync + fmt::Debug {
     fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError>;
     /// Returns when every rank has called it.
     fn barrier(&self) -> Result<(), CommError>;
+}
+
+/// [`Communicator::all_reduce_many`] through one all-reduce of the arrays'
+/// concatenation.
+fn concat_reduce<C: Communicator + ?Sized>(comm: &C, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+    check_one_dtype(xs)?;
+    if let [x] = xs {
+        return Ok(vec![comm.all_reduce(x, op)?]);
+    }
+    let flat: Vec<Array> = xs.iter().map(|x| x.reshape(&[x.size()])).collect();
+    let reduced = comm.all_reduce(&crate::array::concat(&flat.iter().collect::<Vec<_>>(), 0), op)?;
+    let mut at = 0;
+    Ok(xs
+        .iter()
+        .map(|x| {
+            at += x.size();
+            crate::array::slice(&reduced, &[at - x.size()], &[at]).reshape(x.shape())
+        })
+        .collect())
+}
+
+/// An error unless `xs` share one dtype, as one collective's arrays must.
+fn check_one_dtype(xs: &[&Array]) -> Result<(), CommError> {
+    match xs.iter().find(|x| x.dtype() != xs[0].dtype()) {
+        Some(x) => Err(CommError::Operands {
+            op: "all_reduce".into(),
+            why: format!("one collective's arrays must share a dtype; got {} and {}", xs[0].dtype(), x.dtype()),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check_root(op: &str, root: usize, size: usize) -> Result<(), CommError> {
@@ -148,18 +186,25 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// As the communicator's; the tree is left as it was.
 pub fn all_reduce<T: Tree>(comm: &dyn Communicator, tree: &T, op: Reduction) -> Result<T, CommError> {
     let arrays: Vec<Array> = tree.leaves().iter().map(Tensor::to_array).collect();
-    let mut out: Vec<Option<Array>> = vec![None; arrays.len()];
-    for bucket in buckets(&arrays.iter().map(|a| (a.dtype(), a.size())).collect::<Vec<_>>()) {
-        let flat: Vec<Array> = bucket.iter().map(|&i| arrays[i].reshape(&[arrays[i].size()])).collect();
-        let reduced = comm.all_reduce(&crate::array::concat(&flat.iter().collect::<Vec<_>>(), 0), op)?;
-        let mut at = 0;
-        for &i in &bucket {
-            let n = arrays[i].size();
-            out[i] = Some(crate::array::slice(&reduced, &[at], &[at + n]).reshape(arrays[i].shape()));
-            at += n;
+    let out = reduce_in_buckets(comm, &arrays.iter().collect::<Vec<_>>(), op)?;
+    Ok(tree.with_leaves(out.into_iter().map(Tensor::from_array).collect()))
+}
+
+/// Each array reduced across ranks, one [`Communicator::all_reduce_many`]
+/// per bucket of [`buckets`].
+pub(crate) fn reduce_in_buckets(
+    comm: &dyn Communicator,
+    xs: &[&Array],
+    op: Reduction,
+) -> Result<Vec<Array>, CommError> {
+    let mut out: Vec<Option<Array>> = vec![None; xs.len()];
+    for bucket in buckets(&xs.iter().map(|a| (a.dtype(), a.size())).collect::<Vec<_>>()) {
+        let reduced = comm.all_reduce_many(&bucket.iter().map(|&i| xs[i]).collect::<Vec<_>>(), op)?;
+        for (&i, r) in bucket.iter().zip(reduced) {
+            out[i] = Some(r);
         }
     }
-    Ok(tree.with_leaves(out.into_iter().map(|a| Tensor::from_array(a.expect("every leaf is in a bucket"))).collect()))
+    Ok(out.into_iter().map(|a| a.expect("every array is in a bucket")).collect())
 }
 
 /// The indices of tensors of these dtypes and element counts grouped into

@@ -13,7 +13,7 @@ use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
 use crate::array::{Array, Buffer, DType, Element, Num};
 
-use super::shm::NodeWindow;
+use super::shm::{Header, NodeWindow};
 use super::{check_root, CommError, Communicator, Reduction, DEFAULT_TIMEOUT};
 
 /// This process's rank in its MPI job.
@@ -137,37 +137,52 @@ impl MpiComm {
         self.watch.run(|| f(&self.world))
     }
 
-    /// `x` reduced across the ranks, each reduction's loop compiled for its
-    /// own arithmetic. A mean divides the sum by the number of ranks, as the
-    /// thread group's does, so that the two give the same bits.
-    fn reduce_num<T: Num + mpi::datatype::Equivalence>(&self, x: &[T], op: Reduction) -> Result<Vec<T>, CommError> {
+    /// `xs` reduced across the ranks, each reduction's loop compiled for
+    /// its own arithmetic. A mean divides the sum by the number of ranks, as
+    /// the thread group's does, so that the two give the same bits.
+    fn reduce_num<T: Num + mpi::datatype::Equivalence>(
+        &self,
+        header: Header,
+        xs: &[&[T]],
+        op: Reduction,
+    ) -> Result<Vec<Vec<T>>, CommError> {
         let n = T::from_f64(self.size as f64);
         match op {
-            Reduction::Sum => self.reduce(x, op, T::wadd, |s| s),
+            Reduction::Sum => self.reduce(header, xs, T::wadd, |s| s),
             // Multiplying by 1/n rounds as dividing by n does when n is a
             // power of two, and costs a fraction of a division.
             Reduction::Mean if self.size.is_power_of_two() => {
                 let inverse = T::from_f64(1.0 / self.size as f64);
-                self.reduce(x, op, T::wadd, move |s| s * inverse)
+                self.reduce(header, xs, T::wadd, move |s| s * inverse)
             }
-            Reduction::Mean => self.reduce(x, op, T::wadd, move |s| s / n),
-            Reduction::Max => self.reduce(x, op, T::max_nan, |s| s),
+            Reduction::Mean => self.reduce(header, xs, T::wadd, move |s| s / n),
+            Reduction::Max => self.reduce(header, xs, T::max_nan, |s| s),
         }
     }
 
-    /// `x` reduced by MPI's all-reduce, or through the shared window.
+    /// `xs` reduced through the shared window, or by MPI's all-reduce of
+    /// their concatenation.
     fn reduce<T: Element + mpi::datatype::Equivalence>(
         &self,
-        x: &[T],
-        op: Reduction,
+        header: Header,
+        xs: &[&[T]],
         combine: impl Fn(T, T) -> T + Copy,
         finish: impl Fn(T) -> T + Copy,
-    ) -> Result<Vec<T>, CommError> {
+    ) -> Result<Vec<Vec<T>>, CommError> {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(window) = window.as_mut() {
-            return window.all_reduce(&self.watch, x, op, combine, finish);
+            return window.all_reduce(&self.watch, header, xs, combine, finish);
         }
-        let mut out = if op == Reduction::Max {
+        // Buffers of a model's size come from the pool and go back to it: a
+        // fresh one would fault its pages in again at every step.
+        let pooled = |parts: &[&[T]]| {
+            let mut v = crate::array::pool::with_capacity(parts.iter().map(|p| p.len()).sum());
+            parts.iter().for_each(|p| v.extend_from_slice(p));
+            v
+        };
+        let joined = (xs.len() != 1).then(|| pooled(xs));
+        let x: &[T] = joined.as_deref().unwrap_or_else(|| xs[0]);
+        let mut out = if header.reduces_by(Reduction::Max) {
             // MPI's maximum is not IEEE's (max(-0, +0) may be -0, and NaN is
             // lost or kept by order), so every rank gathers the operands and
             // folds them; a maximum is rare enough for its size · size bytes.
@@ -179,14 +194,23 @@ impl MpiComm {
             }
             out
         } else {
-            // The result's buffer from the pool: a fresh one of a model's
-            // size would fault its pages in again at every step.
             let mut out = crate::array::pool::filled(x.len(), T::default());
             self.call(|w| w.all_reduce_into(x, &mut out[..], SystemOperation::sum()));
             out
         };
         out.iter_mut().for_each(|v| *v = finish(*v));
-        Ok(out)
+        let Some(joined) = joined else { return Ok(vec![out]) };
+        let mut at = 0;
+        let outs = xs
+            .iter()
+            .map(|x| {
+                at += x.len();
+                pooled(&[&out[at - x.len()..at]])
+            })
+            .collect();
+        crate::array::pool::give_back(joined);
+        crate::array::pool::give_back(out);
+        Ok(outs)
     }
 }
 
@@ -239,7 +263,12 @@ impl Communicator for MpiComm {
         self.size
     }
     fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError> {
-        let dtype = x.dtype();
+        Ok(self.all_reduce_many(&[x], op)?.swap_remove(0))
+    }
+    fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+        super::check_one_dtype(xs)?;
+        // No arrays still meet the other ranks, which then learn of it.
+        let dtype = xs.first().map_or(DType::F32, |x| x.dtype());
         if dtype == DType::Bool || (op == Reduction::Mean && !dtype.is_float()) {
             return Err(CommError::Operands {
                 op: "all_reduce".into(),
@@ -247,14 +276,28 @@ impl Communicator for MpiComm {
             });
         }
         // Half precision is summed in f32, as the kernels compute it.
-        let wide = if dtype.is_half() { x.to_dtype(DType::F32) } else { x.clone() };
-        let buf = match wide.buffer() {
-            Buffer::F32(v) => Buffer::F32(self.reduce_num(v, op)?),
-            Buffer::F64(v) => Buffer::F64(self.reduce_num(v, op)?),
-            Buffer::I64(v) => Buffer::I64(self.reduce_num(v, op)?),
-            _ => unreachable!("widened above"),
+        let wide: Vec<Array> =
+            xs.iter().map(|x| if dtype.is_half() { x.to_dtype(DType::F32) } else { (*x).clone() }).collect();
+        let header = Header::new(dtype, op, xs.iter().map(|x| x.shape()));
+        macro_rules! reduce {
+            ($variant:ident) => {{
+                let slices: Vec<_> = wide
+                    .iter()
+                    .map(|a| match a.buffer() {
+                        Buffer::$variant(v) => &v[..],
+                        _ => unreachable!("one dtype, checked above"),
+                    })
+                    .collect();
+                self.reduce_num(header, &slices, op)?.into_iter().map(Buffer::$variant).collect::<Vec<_>>()
+            }};
+        }
+        let bufs = match if dtype.is_half() { DType::F32 } else { dtype } {
+            DType::F32 => reduce!(F32),
+            DType::F64 => reduce!(F64),
+            DType::I64 => reduce!(I64),
+            _ => unreachable!("half precision is widened and bool refused above"),
         };
-        Ok(Array::new(x.shape(), buf).to_dtype(dtype))
+        Ok(xs.iter().zip(bufs).map(|(x, b)| Array::new(x.shape(), b).to_dtype(dtype)).collect())
     }
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
         check_root("broadcast", root, self.size)?;

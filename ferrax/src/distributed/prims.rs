@@ -9,8 +9,9 @@
 use std::fmt;
 
 use crate::array::{Array, Aval};
-use crate::core::{bind, Kind, Lin, Param, Params, SingleOutput, Tensor};
+use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 use crate::prims::batching::move_axis;
+use crate::tree::Tree;
 
 use super::{CommError, Reduction, SharedComm};
 
@@ -38,7 +39,9 @@ fn batch_along<P: SingleOutput>(
     (bind(along(axis + 1), &[move_axis(&x[0], b, 0)]), Some(0))
 }
 
-/// The sum of every rank's operand.
+/// The sum of every rank's operand, for each of its operands (JAX's
+/// `psum` of several arrays): one collective per bucket of arrays of one
+/// dtype, each array read and written in place where the transport can.
 #[derive(Clone)]
 pub struct AllReduce {
     /// The group.
@@ -63,7 +66,7 @@ macro_rules! debug_with_axis {
 }
 debug_with_axis!(AllGather, ReduceScatter);
 
-impl SingleOutput for AllReduce {
+impl Primitive for AllReduce {
     fn name(&self) -> &'static str {
         "psum"
     }
@@ -73,21 +76,40 @@ impl SingleOutput for AllReduce {
     fn kind(&self) -> Kind {
         Kind::Opaque
     }
-    fn shape(&self, ins: &[&Aval]) -> Aval {
-        crate::prims::expect_numeric("psum", ins[0]);
-        ins[0].clone()
+    fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
+        ins.iter()
+            .map(|&a| {
+                crate::prims::expect_numeric("psum", a);
+                a.clone()
+            })
+            .collect()
     }
-    fn eval(&self, ins: &[&Array]) -> Array {
-        or_panic(self.comm.all_reduce(ins[0], Reduction::Sum))
+    fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        let out = super::reduce_in_buckets(&*self.comm, ins, Reduction::Sum);
+        out.unwrap_or_else(|e| panic!("{e}")).into_iter().collect()
     }
-    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &Tensor) -> Option<Tensor> {
-        Some(bind(self.clone(), &[t[0].clone()?]))
+    fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
+        self.sum_present(t)
     }
-    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Tensor, Option<usize>) {
-        (bind(self.clone(), &[x[0].clone()]), axes[0])
+    fn batch(&self, x: &[Tensor], axes: &[Option<usize>], _size: usize) -> (Outs<Tensor>, Outs<Option<usize>>) {
+        (bind_all(self.clone(), x), axes.iter().copied().collect())
     }
-    fn transpose(&self, ct: &Tensor, _ins: &[Lin]) -> Vec<Option<Tensor>> {
-        vec![Some(bind(self.clone(), std::slice::from_ref(ct)))]
+    fn transpose(&self, cts: &[Option<Tensor>], _ins: &[Lin]) -> Vec<Option<Tensor>> {
+        self.sum_present(cts).into_vec()
+    }
+}
+
+impl AllReduce {
+    /// The tensors that are present summed across ranks, in one
+    /// collective; `None` (a zero) stays `None`. Every rank runs the same
+    /// program, so every rank has the same ones present.
+    fn sum_present(&self, xs: &[Option<Tensor>]) -> Outs<Option<Tensor>> {
+        let present: Vec<Tensor> = xs.iter().flatten().cloned().collect();
+        if present.is_empty() {
+            return xs.iter().map(|_| None).collect();
+        }
+        let mut summed = bind_all(self.clone(), &present).into_iter();
+        xs.iter().map(|x| x.as_ref().and_then(|_| summed.next())).collect()
     }
 }
 
@@ -186,7 +208,46 @@ impl SingleOutput for ReduceScatter {
 /// When a rank fails to take part (the [`CommError`]'s message), or `x` is bool.
 #[track_caller]
 pub fn psum(x: &Tensor, comm: &SharedComm) -> Tensor {
-    bind(AllReduce { comm: comm.clone() }, std::slice::from_ref(x))
+    bind_all(AllReduce { comm: comm.clone() }, std::slice::from_ref(x)).swap_remove(0)
+}
+
+/// Every leaf of `tree` summed over the ranks of `comm` (JAX's `psum` of a
+/// pytree), in one collective per bucket of leaves of one dtype, as
+/// [`all_reduce`](super::all_reduce) sends them; differentiable as [`psum`] is.
+///
+/// A model's gradients summed this way skip the concatenation into one
+/// array and the slicing back that summing the concatenation with
+/// [`psum`] would cost: on a transport that reads and writes the arrays in
+/// place (MPI ranks on one machine), the leaves go to the other ranks as
+/// they are.
+///
+/// # Panics
+/// As [`psum`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use ferrax::prelude::*;
+/// use ferrax::distributed::{psum_tree, SharedComm, ThreadGroup};
+///
+/// let sums: Vec<(Tensor, Tensor)> = std::thread::scope(|s| {
+///     let ranks: Vec<_> = ThreadGroup::new(2).into_iter().map(|comm| s.spawn(move || {
+///         let comm: SharedComm = Arc::new(comm);
+///         let r = comm.rank() as f64;
+///         let tree = (Tensor::full(&[2, 2], r, DType::F32), Tensor::full(&[3], 10.0 * r, DType::F32));
+///         psum_tree(&tree, &comm)
+///     })).collect();
+///     ranks.into_iter().map(|h| h.join().unwrap()).collect()
+/// });
+/// assert_eq!(sums[1].0.to_vec::<f32>(), [1.0; 4]);
+/// assert_eq!(sums[0].1.to_vec::<f32>(), [10.0; 3]);
+/// ```
+#[track_caller]
+pub fn psum_tree<T: Tree>(tree: &T, comm: &SharedComm) -> T {
+    let leaves = tree.leaves();
+    if leaves.is_empty() {
+        return tree.with_leaves(Vec::new());
+    }
+    tree.with_leaves(bind_all(AllReduce { comm: comm.clone() }, &leaves).into_vec())
 }
 
 /// Every rank's `x` concatenated along `axis` (JAX's `all_gather` with

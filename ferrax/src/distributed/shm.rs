@@ -1,7 +1,10 @@
 //! The all-reduce of ranks that share one machine, through memory they
 //! share (MPI-3's `MPI_Win_allocate_shared`).
 //!
-//! The operand is cut into one part per rank, and rank r combines part r:
+//! The operand (several arrays are taken as their concatenation, each
+//! part read from and written to the arrays where it lies, without
+//! concatenating them) is cut into one part per rank, and rank r combines
+//! part r:
 //! 1. each rank copies the parts the others combine into its slot of a
 //!    shared window, and waits for all at a barrier;
 //! 2. rank r combines part r of every operand in rank order (its own from
@@ -49,10 +52,13 @@ const BLOCK: usize = 2048;
 /// when theirs do not agree (and never read past another rank's data).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Header {
+pub(super) struct Header {
     len: u64,
     dtype: u32,
     op: u32,
+    /// A hash of the operands' shapes, so that ranks whose arrays hold as
+    /// many elements in all but are cut or shaped differently are told.
+    layout: u64,
 }
 
 impl Header {
@@ -66,6 +72,24 @@ impl Header {
             .find(|&o| o as u32 == self.op)
             .map_or("another reduction".to_string(), |o| format!("{o:?}"));
         format!("the {op} of {} {dtype} elements", self.len)
+    }
+
+    /// Whether the all-reduce takes this reduction.
+    pub(super) fn reduces_by(&self, op: Reduction) -> bool {
+        self.op == op as u32
+    }
+
+    /// The header of an all-reduce of arrays of these shapes.
+    pub(super) fn new<'a>(dtype: DType, op: Reduction, shapes: impl Iterator<Item = &'a [usize]>) -> Header {
+        // FNV-1a over each shape's rank and extents.
+        let (mut len, mut layout) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+        for shape in shapes {
+            len += shape.iter().product::<usize>() as u64;
+            for &d in std::iter::once(&shape.len()).chain(shape) {
+                layout = (layout ^ d as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        Header { len, dtype: dtype as u32, op: op as u32, layout }
     }
 }
 
@@ -183,19 +207,22 @@ impl NodeWindow {
     }
 
     /// Puts this rank's header in its slot, and, when they fit, the parts
-    /// of its data the other ranks combine, each where it is in `x`.
-    fn put<T: Element>(&self, header: Header, x: &[T]) {
+    /// of its data the other ranks combine, each where it is in the
+    /// concatenation of `xs`.
+    fn put<T: Element>(&self, header: Header, xs: &[&[T]]) {
         let (rank, size) = (self.node.rank() as usize, self.segments.len());
         let slot = self.slot(rank);
+        let n = header.len as usize;
         // SAFETY: this rank's own slot, whose header and other parts no rank
         // reads before the next barrier (see the module's docs); the data fit.
         unsafe {
             std::ptr::write_volatile(slot as *mut Header, header);
-            if std::mem::size_of_val(x) <= self.capacity {
+            if n * std::mem::size_of::<T>() <= self.capacity {
                 let data = self.data::<T>(rank);
                 for r in (0..size).filter(|&r| r != rank) {
-                    let p = part(r, size, x.len());
-                    std::ptr::copy_nonoverlapping(x.as_ptr().add(p.start), data.add(p.start), p.len());
+                    for (i, local, at) in spans(xs, part(r, size, n)) {
+                        std::ptr::copy_nonoverlapping(xs[i].as_ptr().add(local.start), data.add(at), local.len());
+                    }
                 }
             }
         }
@@ -212,72 +239,81 @@ impl NodeWindow {
         });
     }
 
-    /// Every rank's `x` combined elementwise by `combine` in rank order,
-    /// each result passed through `finish`: `finish(((x0 ∘ x1) ∘ x2) ...)`.
+    /// Every rank's arrays `xs` combined elementwise by `combine` in rank
+    /// order, each result passed through `finish`: `finish(((x0 ∘ x1) ∘ x2) ...)`
+    /// for each array. `header` describes the arrays ([`Header::new`]).
     pub(super) fn all_reduce<T: Element>(
         &mut self,
         watch: &Watch,
-        x: &[T],
-        op: Reduction,
+        header: Header,
+        xs: &[&[T]],
         combine: impl Fn(T, T) -> T + Copy,
         finish: impl Fn(T) -> T + Copy,
-    ) -> Result<Vec<T>, CommError> {
+    ) -> Result<Vec<Vec<T>>, CommError> {
         // Every rank counts every call, whatever its outcome, so the ranks
         // use the same set.
         self.calls += 1;
-        let header = Header { len: x.len() as u64, dtype: T::DTYPE as u32, op: op as u32 };
-        self.put(header, x);
+        self.put(header, xs);
         self.sync(watch);
         let (rank, size) = (self.node.rank() as usize, self.segments.len());
         if let Some(other) = (0..size).find(|&r| self.header(r) != header) {
+            let theirs = self.header(other);
+            let (mine, theirs) = if (Header { layout: header.layout, ..theirs }) == header {
+                (format!("{} in arrays of some shapes", header.describe()), "arrays of other shapes".into())
+            } else {
+                (header.describe(), theirs.describe())
+            };
             return Err(CommError::Operands {
                 op: "all_reduce".into(),
-                why: format!(
-                    "rank {rank} gives {} but rank {other} gives {}",
-                    header.describe(),
-                    self.header(other).describe()
-                ),
+                why: format!("rank {rank} gives {mine} but rank {other} gives {theirs}"),
             });
         }
-        let bytes = std::mem::size_of_val(x);
+        let n = header.len as usize;
+        let bytes = n * std::mem::size_of::<T>();
         if bytes > self.capacity {
             // Every rank saw the same headers, so all of them grow.
             self.allocate(watch, bytes.max(2 * self.capacity))?;
-            self.put(header, x);
+            self.put(header, xs);
             self.sync(watch);
         }
-        let n = x.len();
         let mine = part(rank, size, n);
-        let mut out: Vec<T> = crate::array::pool::with_capacity(n);
-        let base = out.as_mut_ptr();
+        let mut outs: Vec<Vec<T>> = xs.iter().map(|x| crate::array::pool::with_capacity(x.len())).collect();
+        let bases: Vec<*mut T> = outs.iter_mut().map(|o| o.as_mut_ptr()).collect();
         // SAFETY: the other ranks put part `rank` of their operands before
         // the barrier and write no more of their slots before the next
         // call's; this rank alone writes part `rank` of its slot, which no
-        // one reads before the next barrier. `out` has room for `n`.
+        // one reads before the next barrier. Each output has room for its
+        // array's length, and a span lies within its array.
         unsafe {
-            let sources: Vec<&[T]> = (0..size)
-                .map(|r| {
-                    if r == rank {
-                        &x[mine.clone()]
-                    } else {
-                        std::slice::from_raw_parts(self.data::<T>(r).add(mine.start), mine.len())
-                    }
-                })
-                .collect();
-            combine_into(base.add(mine.start), self.data::<T>(rank).add(mine.start), &sources, combine, finish);
+            for (i, local, at) in spans(xs, mine) {
+                let sources: Vec<&[T]> = (0..size)
+                    .map(|r| {
+                        if r == rank {
+                            &xs[i][local.clone()]
+                        } else {
+                            std::slice::from_raw_parts(self.data::<T>(r).add(at), local.len())
+                        }
+                    })
+                    .collect();
+                combine_into(bases[i].add(local.start), self.data::<T>(rank).add(at), &sources, combine, finish);
+            }
         }
         self.sync(watch);
         for r in (0..size).filter(|&r| r != rank) {
-            let theirs = part(r, size, n);
-            // SAFETY: rank r combined its part before the barrier and writes
-            // its slot again only after the next call's first barrier.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.data::<T>(r).add(theirs.start), base.add(theirs.start), theirs.len())
-            };
+            for (i, local, at) in spans(xs, part(r, size, n)) {
+                // SAFETY: rank r combined its part before the barrier and
+                // writes its slot again only after the next call's first barrier.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.data::<T>(r).add(at), bases[i].add(local.start), local.len())
+                };
+            }
         }
-        // SAFETY: the parts cover `0..n`, every one written above.
-        unsafe { out.set_len(n) };
-        Ok(out)
+        for (out, x) in outs.iter_mut().zip(xs) {
+            // SAFETY: the parts cover the concatenation, every span of it
+            // written above.
+            unsafe { out.set_len(x.len()) };
+        }
+        Ok(outs)
     }
 }
 
@@ -285,6 +321,18 @@ impl Drop for NodeWindow {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// The pieces of the concatenation of `xs` that lie in `range`: for each,
+/// the array, the range within it and where it starts in the concatenation.
+fn spans<'a, T>(xs: &'a [&[T]], range: Range<usize>) -> impl Iterator<Item = (usize, Range<usize>, usize)> + 'a {
+    let mut start = 0;
+    xs.iter().enumerate().filter_map(move |(i, x)| {
+        let (lo, hi) = (start, start + x.len());
+        start = hi;
+        let (a, b) = (range.start.max(lo), range.end.min(hi));
+        (a < b).then(|| (i, a - lo..b - lo, a))
+    })
 }
 
 /// The `rank`-th of `size` near-equal parts of `0..n`.

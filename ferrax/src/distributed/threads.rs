@@ -75,7 +75,8 @@ struct Shared {
 struct State {
     /// The collective of the round, named by the first rank to arrive.
     op: Option<String>,
-    slots: Vec<Option<Array>>,
+    /// Each rank's operands.
+    slots: Vec<Option<Vec<Array>>>,
     arrived: usize,
     snapshot: Option<Arc<Result<Vec<Array>, CommError>>>,
     taken: usize,
@@ -148,13 +149,13 @@ impl ThreadComm {
         }
     }
 
-    /// `finish` of every rank's operand (in rank order), computed by the
-    /// last rank to give its operand, once all have.
+    /// `finish` of every rank's operands (in rank order), computed by the
+    /// last rank to give its operands, once all have.
     fn exchange(
         &self,
         op: &str,
-        x: &Array,
-        finish: impl FnOnce(Vec<Array>) -> Result<Vec<Array>, CommError>,
+        xs: Vec<Array>,
+        finish: impl FnOnce(Vec<Vec<Array>>) -> Result<Vec<Array>, CommError>,
     ) -> Result<Arc<Result<Vec<Array>, CommError>>, CommError> {
         let deadline = Instant::now() + self.shared.timeout;
         // The previous round must be read by everyone before this one starts.
@@ -174,7 +175,7 @@ impl ThreadComm {
             Some(_) => {}
             None => st.op = Some(op.to_string()),
         }
-        st.slots[self.rank] = Some(x.clone());
+        st.slots[self.rank] = Some(xs);
         st.arrived += 1;
         if st.arrived == self.shared.size {
             let all = st.slots.iter_mut().map(|s| s.take().expect("every rank arrived")).collect();
@@ -201,23 +202,45 @@ impl Communicator for ThreadComm {
         self.shared.size
     }
     fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError> {
-        let out = self.exchange("all_reduce", x, |all| Ok(vec![combine::reduce(&all, op)?]))?;
-        Ok(out.as_ref().clone()?.swap_remove(0))
+        Ok(self.all_reduce_many(&[x], op)?.swap_remove(0))
+    }
+    fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+        super::check_one_dtype(xs)?;
+        let owned = xs.iter().map(|&x| x.clone()).collect();
+        let out = self.exchange("all_reduce", owned, |all| {
+            let count = all[0].len();
+            if let Some(r) = all.iter().position(|xs| xs.len() != count) {
+                return Err(CommError::Operands {
+                    op: "all_reduce".into(),
+                    why: format!("rank 0 gives {count} arrays but rank {r} gives {}", all[r].len()),
+                });
+            }
+            (0..count).map(|i| combine::reduce(&all.iter().map(|xs| xs[i].clone()).collect::<Vec<_>>(), op)).collect()
+        })?;
+        out.as_ref().clone()
     }
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
         super::check_root("broadcast", root, self.size())?;
-        let out = self.exchange("broadcast", x, |mut all| Ok(vec![all.swap_remove(root)]))?;
+        let out = self.exchange("broadcast", vec![x.clone()], |all| Ok(vec![firsts(all).swap_remove(root)]))?;
         Ok(out.as_ref().clone()?.swap_remove(0))
     }
     fn all_gather(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
-        let out = self.exchange("all_gather", x, |all| Ok(vec![combine::gather(&all, axis)?]))?;
+        let out = self.exchange("all_gather", vec![x.clone()], |all| Ok(vec![combine::gather(&firsts(all), axis)?]))?;
         Ok(out.as_ref().clone()?.swap_remove(0))
     }
     fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
-        let out = self.exchange("reduce_scatter", x, |all| Ok(vec![combine::reduce(&all, Reduction::Sum)?]))?;
+        let out = self.exchange("reduce_scatter", vec![x.clone()], |all| {
+            Ok(vec![combine::reduce(&firsts(all), Reduction::Sum)?])
+        })?;
         combine::scatter(&out.as_ref().clone()?[0], axis, self.rank, self.size())
     }
     fn barrier(&self) -> Result<(), CommError> {
-        self.exchange("barrier", &Array::scalar(true), |_| Ok(Vec::new()))?.as_ref().clone().map(|_| ())
+        self.exchange("barrier", Vec::new(), |_| Ok(Vec::new()))?.as_ref().clone().map(|_| ())
     }
+}
+
+/// Each rank's operand, of a collective that takes one (ranks meet only
+/// in a collective of the same name, so every rank gave one).
+fn firsts(all: Vec<Vec<Array>>) -> Vec<Array> {
+    all.into_iter().map(|mut xs| xs.swap_remove(0)).collect()
 }
