@@ -237,7 +237,8 @@ fn conv_equals_the_definition_on_random_geometries() {
 fn columns_of_several_images_per_product_equal_the_definition() {
     // Many small images and enough filters per group (>= 32) that the
     // columns of several images go into one product; strides, cropping
-    // and dilation take the 2-d copy's other paths.
+    // and dilation take the 2-d copy's other paths. With more than twice
+    // as many filters as channels, the input's gradient is col2im's.
     let geometries = [
         ConvGeometry { padding: vec![(1, 2), (0, 1)], ..ConvGeometry::unit(2) },
         ConvGeometry {
@@ -247,6 +248,9 @@ fn columns_of_several_images_per_product_equal_the_definition() {
             ..ConvGeometry::unit(2)
         },
         ConvGeometry { padding: vec![(1, 1), (1, 1)], ..ConvGeometry::unit(2) },
+        // Unit strides with cropping and a dilated window: the input's
+        // gradient by col2im (og >= 2 cg), whose lines are clipped per tap.
+        ConvGeometry { padding: vec![(-1, 2), (2, -1)], rhs_dilation: vec![2, 1], ..ConvGeometry::unit(2) },
     ];
     for (i, g) in geometries.iter().enumerate() {
         let (groups, cg, og) = (2, 9, 33);

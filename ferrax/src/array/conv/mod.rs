@@ -244,7 +244,7 @@ pub(super) fn prefer_shifts(cg: usize, og: usize, column_bytes: usize) -> bool {
 const COLUMN_MIN_FILTERS: usize = 32;
 
 /// An image's columns above this many bytes favour shifts (see [`prefer_shifts`]).
-const COLUMN_MAX_BYTES: usize = 8 << 20;
+pub(super) const COLUMN_MAX_BYTES: usize = 8 << 20;
 
 /// The bytes of columns one task builds: enough images side by side for a
 /// product with a long row, few enough that the columns stay in the L2
