@@ -251,6 +251,8 @@ fn columns_of_several_images_per_product_equal_the_definition() {
         // Unit strides with cropping and a dilated window: the input's
         // gradient by col2im (og >= 2 cg), whose lines are clipped per tap.
         ConvGeometry { padding: vec![(-1, 2), (2, -1)], rhs_dilation: vec![2, 1], ..ConvGeometry::unit(2) },
+        // And without cropping, through a padded plane the dilated taps reach.
+        ConvGeometry { padding: vec![(1, 1), (2, 0)], rhs_dilation: vec![2, 2], ..ConvGeometry::unit(2) },
     ];
     for (i, g) in geometries.iter().enumerate() {
         let (groups, cg, og) = (2, 9, 33);

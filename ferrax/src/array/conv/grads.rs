@@ -8,6 +8,7 @@ use super::super::parallel::{self, team};
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
+use super::super::simd::vectorized;
 use super::super::{permute, pool, rev, Array, Buffer, Num};
 use super::shifted::{kernel_grad_shifted, Shifted};
 use super::{column_batch, conv, dilate, im2col, prefer_shifts, unravel, ConvGeometry, Spatial, PAR_FLOPS};
@@ -305,24 +306,57 @@ fn landing(shift: i64, len: usize, out: usize) -> (usize, usize) {
 }
 
 /// [`col2im`] over two spatial axes with unit strides and no input
-/// dilation: each tap of the window adds its row of the columns onto a
-/// block of the plane shifted by the tap's offset, line by line, the lines'
-/// ends clipped once per tap instead of tested per element.
+/// dilation. Without cropping, a channel is summed in a padded plane (in
+/// the L1 cache), onto which every tap adds whole rows of the output's
+/// width, and its inside is added onto `dst` once; with cropping, each
+/// tap's lines are clipped to the plane once per tap.
 fn col2im_2d_unit<T: Num>(col: &[T], dst: &mut [T], cg: usize, sp: &Spatial) {
     let (h, w, oh, ow) = (sp.input[0], sp.input[1], sp.out[0], sp.out[1]);
     let (kh, kw) = (sp.window[0], sp.window[1]);
     let g = sp.geo;
+    let (dh, dw) = (g.rhs_dilation[0], g.rhs_dilation[1]);
+    let ps = oh * ow;
+    if let [(t, b), (l, r)] = g.padding[..] {
+        if t >= 0 && b >= 0 && l >= 0 && r >= 0 {
+            let (t, l) = (t as usize, l as usize);
+            // With unit strides the taps reach exactly the padded plane.
+            let wp = w + l + r as usize;
+            let mut padded = vec![T::default(); (h + t + b as usize) * wp];
+            for (ci, plane) in dst.chunks_exact_mut(h * w).take(cg).enumerate() {
+                padded.fill(T::default());
+                for a in 0..kh {
+                    for bi in 0..kw {
+                        let rows = &col[((ci * kh + a) * kw + bi) * ps..][..ps];
+                        let at = a * dh * wp + bi * dw;
+                        vectorized(|| {
+                            for (y, row) in rows.chunks_exact(ow).enumerate() {
+                                for (d, &v) in padded[at + y * wp..][..ow].iter_mut().zip(row) {
+                                    *d = *d + v;
+                                }
+                            }
+                        });
+                    }
+                }
+                for (line, src) in plane.chunks_exact_mut(w).zip(padded[t * wp + l..].chunks(wp)) {
+                    for (d, &v) in line.iter_mut().zip(src) {
+                        *d = *d + v;
+                    }
+                }
+            }
+            return;
+        }
+    }
     for (ci, plane) in dst.chunks_exact_mut(h * w).take(cg).enumerate() {
         for a in 0..kh {
-            let sy = (a * g.rhs_dilation[0]) as i64 - g.padding[0].0;
+            let sy = (a * dh) as i64 - g.padding[0].0;
             let (y0, y1) = landing(sy, h, oh);
             for b in 0..kw {
-                let sx = (b * g.rhs_dilation[1]) as i64 - g.padding[1].0;
+                let sx = (b * dw) as i64 - g.padding[1].0;
                 let (x0, x1) = landing(sx, w, ow);
                 if x1 == x0 {
                     continue;
                 }
-                let row = &col[((ci * kh + a) * kw + b) * oh * ow..][..oh * ow];
+                let row = &col[((ci * kh + a) * kw + b) * ps..][..ps];
                 for y in y0..y1 {
                     let at = (y as i64 + sy) as usize * w + (x0 as i64 + sx) as usize;
                     for (d, &v) in plane[at..at + x1 - x0].iter_mut().zip(&row[y * ow + x0..y * ow + x1]) {
