@@ -115,14 +115,15 @@ impl DataParallel {
             (Tensor::zeros(&[], DType::F64), params.with_leaves(zeros))
         } else {
             let (xs, ys) = (self.shard(x), self.shard(y));
-            let local = value_and_grad(|p: &P| loss(p, &xs, &ys));
+            // The loss weighted, not the gradients: the backward pass starts
+            // from the weight instead of 1, which costs no pass over them.
+            let local = value_and_grad(|p: &P| loss(p, &xs, &ys) * weight);
             local(params)
         };
-        let weighted: Vec<Tensor> = grads.leaves().iter().map(|g| g * weight).collect();
         // The gradients travel as they are, those of one dtype in buckets of
         // up to `BUCKET_BYTES`: a model's size in a few messages.
-        let summed = psum_tree(&weighted, &self.comm);
-        let value = psum(&(value.to_dtype(DType::F64) * weight), &self.comm);
+        let summed = psum_tree(&grads.leaves(), &self.comm);
+        let value = psum(&value.to_dtype(DType::F64), &self.comm);
         (value, params.with_leaves(summed))
     }
 
