@@ -121,12 +121,30 @@ fn gather_typed<T: FillValue>(v: &[T], outer: usize, len: usize, inner: usize, i
 pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
     let ix = idx.as_slice::<i64>();
     let (outer, len, inner) = around(operand.shape(), axis);
-    let buf = map_buffer!(operand.buffer(), v => scatter_typed(v, updates, outer, len, inner, ix, mode));
+    let buf = map_buffer!(operand.buffer(), v => {
+        // From the pool: a fresh allocation of a large operand costs a page fault per 4 KiB.
+        let mut out = super::pool::with_capacity(v.len());
+        out.extend_from_slice(v);
+        scatter_typed(out, updates, outer, len, inner, ix, mode)
+    });
     Array::new(operand.shape(), buf)
 }
 
+/// [`scatter_add`] onto zeros of `shape` (the transpose of [`gather`]),
+/// with the bits of an operand of zeros, without making and copying one.
+pub fn scatter_add_to_zeros(shape: &[usize], axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
+    let ix = idx.as_slice::<i64>();
+    let (outer, len, inner) = around(shape, axis);
+    let n = shape.iter().product();
+    let buf = map_buffer!(updates.buffer(), _u => {
+        scatter_typed(super::pool::filled(n, Default::default()), updates, outer, len, inner, ix, mode)
+    });
+    Array::new(shape, buf)
+}
+
+/// `out` (the operand's elements) with the updates added at their positions.
 fn scatter_typed<T: Element + Accumulate>(
-    v: &[T],
+    mut out: Vec<T>,
     updates: &Array,
     outer: usize,
     len: usize,
@@ -135,9 +153,6 @@ fn scatter_typed<T: Element + Accumulate>(
     mode: IndexMode,
 ) -> Vec<T> {
     let u = updates.as_slice::<T>();
-    // From the pool: a fresh allocation of a large operand costs a page fault per 4 KiB.
-    let mut out = super::pool::with_capacity(v.len());
-    out.extend_from_slice(v);
     if len == 0 || ix.is_empty() {
         return out; // no position to add to, or nothing to add
     }

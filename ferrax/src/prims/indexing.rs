@@ -5,7 +5,7 @@
 
 use smallvec::smallvec;
 
-use crate::array::{backend_of, Array, Aval, DType, IndexMode};
+use crate::array::{backend_of, scatter_add_to_zeros, Array, Aval, DType, Device, IndexMode};
 use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 
 use super::{batching, constant, expect_axis, if_linear, or_zero};
@@ -74,6 +74,15 @@ impl SingleOutput for Gather {
     fn transpose(&self, ct: &Tensor, ins: &[Lin]) -> Vec<Option<Tensor>> {
         let idx = constant("gather", &ins[1]);
         let x = ins[0].aval();
+        // A concrete cotangent (an eager backward pass) is scattered onto a
+        // zeroed buffer, with the bits of the operation below but without an
+        // array of zeros made and then copied: two passes over a max pool's
+        // input, 16 MB for a batch of 128 images of 32 channels at 32×32.
+        if let (Some(c), Some(i)) = (ct.array(), idx.array()) {
+            if c.device() == Device::Cpu && i.device() == Device::Cpu {
+                return vec![Some(Tensor::from(scatter_add_to_zeros(&x.shape, self.axis, i, c, self.mode))), None];
+            }
+        }
         vec![Some(Tensor::zeros(&x.shape, x.dtype).scatter_add_with(self.axis, idx, ct, self.mode)), None]
     }
 }
