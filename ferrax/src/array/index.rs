@@ -125,7 +125,7 @@ pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, m
         // From the pool: a fresh allocation of a large operand costs a page fault per 4 KiB.
         let mut out = super::pool::with_capacity(v.len());
         out.extend_from_slice(v);
-        scatter_typed(out, updates, outer, len, inner, ix, mode)
+        scatter_typed(out, updates.as_slice(), outer, len, inner, ix, mode)
     });
     Array::new(operand.shape(), buf)
 }
@@ -136,8 +136,8 @@ pub fn scatter_add_to_zeros(shape: &[usize], axis: usize, idx: &Array, updates: 
     let ix = idx.as_slice::<i64>();
     let (outer, len, inner) = around(shape, axis);
     let n = shape.iter().product();
-    let buf = map_buffer!(updates.buffer(), _u => {
-        scatter_typed(super::pool::filled(n, Default::default()), updates, outer, len, inner, ix, mode)
+    let buf = map_buffer!(updates.buffer(), u => {
+        scatter_typed(super::pool::filled(n, Default::default()), u, outer, len, inner, ix, mode)
     });
     Array::new(shape, buf)
 }
@@ -145,14 +145,13 @@ pub fn scatter_add_to_zeros(shape: &[usize], axis: usize, idx: &Array, updates: 
 /// `out` (the operand's elements) with the updates added at their positions.
 fn scatter_typed<T: Element + Accumulate>(
     mut out: Vec<T>,
-    updates: &Array,
+    u: &[T],
     outer: usize,
     len: usize,
     inner: usize,
     ix: &[i64],
     mode: IndexMode,
 ) -> Vec<T> {
-    let u = updates.as_slice::<T>();
     if len == 0 || ix.is_empty() {
         return out; // no position to add to, or nothing to add
     }

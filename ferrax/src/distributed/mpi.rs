@@ -160,8 +160,9 @@ impl MpiComm {
         }
     }
 
-    /// `xs` reduced through the shared window, or by MPI's all-reduce of
-    /// their concatenation.
+    /// `xs` reduced through the shared window, or (at most one array, as
+    /// `all_reduce_many` hands several to `concat_reduce` without one) by
+    /// MPI's all-reduce.
     fn reduce<T: Element + mpi::datatype::Equivalence>(
         &self,
         header: Header,
@@ -173,15 +174,11 @@ impl MpiComm {
         if let Some(window) = window.as_mut() {
             return window.all_reduce(&self.watch, header, xs, combine, finish);
         }
-        // Buffers of a model's size come from the pool and go back to it: a
-        // fresh one would fault its pages in again at every step.
-        let pooled = |parts: &[&[T]]| {
-            let mut v = crate::array::pool::with_capacity(parts.iter().map(|p| p.len()).sum());
-            parts.iter().for_each(|p| v.extend_from_slice(p));
-            v
+        let x: &[T] = match xs {
+            [] => &[],
+            [x] => x,
+            _ => unreachable!("all_reduce_many concatenates several arrays without a shared window"),
         };
-        let joined = (xs.len() != 1).then(|| pooled(xs));
-        let x: &[T] = joined.as_deref().unwrap_or_else(|| xs[0]);
         let mut out = if header.reduces_by(Reduction::Max) {
             // MPI's maximum is not IEEE's (max(-0, +0) may be -0, and NaN is
             // lost or kept by order), so every rank gathers the operands and
@@ -194,23 +191,14 @@ impl MpiComm {
             }
             out
         } else {
+            // The result's buffer from the pool: a fresh one of a model's
+            // size would fault its pages in again at every step.
             let mut out = crate::array::pool::filled(x.len(), T::default());
             self.call(|w| w.all_reduce_into(x, &mut out[..], SystemOperation::sum()));
             out
         };
         out.iter_mut().for_each(|v| *v = finish(*v));
-        let Some(joined) = joined else { return Ok(vec![out]) };
-        let mut at = 0;
-        let outs = xs
-            .iter()
-            .map(|x| {
-                at += x.len();
-                pooled(&[&out[at - x.len()..at]])
-            })
-            .collect();
-        crate::array::pool::give_back(joined);
-        crate::array::pool::give_back(out);
-        Ok(outs)
+        Ok(if xs.is_empty() { Vec::new() } else { vec![out] })
     }
 }
 
@@ -266,6 +254,9 @@ impl Communicator for MpiComm {
         Ok(self.all_reduce_many(&[x], op)?.swap_remove(0))
     }
     fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+        if xs.len() > 1 && !self.shares_memory() {
+            return super::concat_reduce(self, xs, op);
+        }
         super::check_one_dtype(xs)?;
         // No arrays still meet the other ranks, which then learn of it.
         let dtype = xs.first().map_or(DType::F32, |x| x.dtype());

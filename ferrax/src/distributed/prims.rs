@@ -22,7 +22,7 @@ fn id(comm: &SharedComm) -> Param {
 }
 
 /// Inside a traced or evaluated program there is no `Result` to return.
-fn or_panic(r: Result<Array, CommError>) -> Array {
+fn or_panic<T>(r: Result<T, CommError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -85,8 +85,7 @@ impl Primitive for AllReduce {
             .collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
-        let out = super::reduce_in_buckets(&*self.comm, ins, Reduction::Sum);
-        out.unwrap_or_else(|e| panic!("{e}")).into_iter().collect()
+        or_panic(super::reduce_in_buckets(&*self.comm, ins, Reduction::Sum)).into_iter().collect()
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
         self.sum_present(t)

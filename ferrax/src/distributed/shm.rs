@@ -63,7 +63,7 @@ pub(super) struct Header {
 
 impl Header {
     fn describe(&self) -> String {
-        let dtype = [DType::F32, DType::F64, DType::I64]
+        let dtype = [DType::F32, DType::F64, DType::I64, DType::F16, DType::BF16]
             .into_iter()
             .find(|&d| d as u32 == self.dtype)
             .map_or("another dtype".to_string(), |d| d.to_string());
