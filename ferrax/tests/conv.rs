@@ -272,6 +272,56 @@ fn columns_of_several_images_per_product_equal_the_definition() {
 }
 
 #[test]
+fn direct_convolutions_equal_the_definition() {
+    // Output lines of whole AVX-512 vectors (16 f32, 8 f64) take the direct
+    // loop on a CPU with AVX-512 (elsewhere the products, held to the same
+    // definition): blocks of 8 filters with a partial last one (13, 3),
+    // padding on one side, a dilated window, groups, 1-d and 3-d windows,
+    // and one image big enough that its task splits its vectors. Input
+    // gradients with at least 8 channels a group go through the flipped
+    // kernel's direct convolution.
+    struct Case {
+        x: Vec<usize>,
+        w: Vec<usize>,
+        geo: ConvGeometry,
+        groups: usize,
+    }
+    let pad = |p: &[(i64, i64)]| ConvGeometry { padding: p.to_vec(), ..ConvGeometry::unit(p.len()) };
+    let cases = [
+        Case { x: vec![3, 17, 6, 16], w: vec![13, 17, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![2, 3, 5, 32], w: vec![8, 3, 3, 3], geo: pad(&[(2, 0), (0, 2)]), groups: 1 },
+        Case {
+            x: vec![2, 16, 7, 20],
+            w: vec![6, 8, 3, 3],
+            geo: ConvGeometry { rhs_dilation: vec![1, 2], ..pad(&[(1, 1), (0, 0)]) },
+            groups: 2,
+        },
+        Case { x: vec![1, 16, 32, 32], w: vec![24, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![4, 9, 48], w: vec![10, 9, 5], geo: pad(&[(2, 2)]), groups: 1 },
+        Case { x: vec![2, 8, 3, 4, 16], w: vec![9, 8, 2, 3, 3], geo: pad(&[(0, 1), (1, 1), (1, 1)]), groups: 1 },
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let seed = 40 + 3 * i as u64;
+        for dtype in [DType::F32, DType::F64] {
+            // Inputs rounded to the dtype, so the definition sees the same numbers.
+            let x = Tensor::randn(&case.x, DType::F64, seed).to_dtype(dtype);
+            let w = Tensor::randn(&case.w, DType::F64, seed + 1).to_dtype(dtype);
+            let (xd, wd) = (x.to_dtype(DType::F64), w.to_dtype(DType::F64));
+            // f32: sums of up to 153 products of unit normals, each rounded
+            // to 2^-24 of a partial sum of order 10 at worst.
+            let tol = if dtype == DType::F32 { 2e-5 } else { 1e-12 };
+            let (g, groups) = (&case.geo, case.groups);
+            let (y, pullback) = vjp(|x: &Tensor| x.conv_general(&w, g, groups), &x);
+            assert_slices_close(&y.to_dtype(DType::F64).to_vec::<f64>(), &direct(&xd, &wd, g, groups), tol);
+            let ct = Tensor::randn(y.shape(), DType::F64, seed + 2).to_dtype(dtype);
+            let dx = pullback(&ct).to_dtype(DType::F64).to_vec::<f64>();
+            let ctd = ct.to_dtype(DType::F64);
+            assert_slices_close(&dx, &direct_input_grad(x.shape(), &wd, &ctd, g, groups), tol);
+        }
+    }
+}
+
+#[test]
 fn large_convolutions_split_across_threads_give_the_same_result() {
     // Big enough for the threaded path (tasks over images) and the
     // window-major columns of a kernel gradient (output longer than window).

@@ -1,4 +1,5 @@
-//! Convolution by im2col and GEMM, and the window search of max pooling.
+//! Convolution by im2col and GEMM, by shifted views, or directly (see
+//! `direct`), and the window search of max pooling.
 //!
 //! A convolution of one image with one group of filters is one matrix
 //! product: the filters `[O, C·K]` times the columns `[C·K, P]`, where each
@@ -19,6 +20,7 @@ use super::matmul::num_like::Scalar;
 use super::matmul::{product, Strided};
 use super::{Array, Buffer, Element};
 
+mod direct;
 mod grads;
 mod shifted;
 mod window;
@@ -137,7 +139,7 @@ pub(super) const SHIFT_MIN_CHANNELS: usize = 8;
 /// The grid size a batch of shifted products aims at (see `Shifted::batch`).
 pub(super) const GRID_ELEMENTS: usize = 1 << 14;
 
-fn conv_typed<T: Element + Scalar>(
+fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
     x: &[T],
     w: &[T],
     n: usize,
@@ -154,6 +156,9 @@ fn conv_typed<T: Element + Scalar>(
     let len = n * o * ps;
     if len == 0 || rows == 0 {
         return vec![T::default(); len];
+    }
+    if let Some(sh) = Shifted::new(sp).filter(|_| direct::usable::<T>(&sp.out)) {
+        return direct::conv_direct(&sh, sp, x, w, n, c, o, groups);
     }
     if let Some(sh) = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>())) {
         return conv_shifted(&sh, sp, x, w, n, c, o, groups);

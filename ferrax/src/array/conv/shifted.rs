@@ -22,11 +22,11 @@ pub(super) struct Shifted {
     /// The row-major strides of the padded spatial shape.
     strides: Vec<usize>,
     /// Each tap's offset into a padded image.
-    taps: Vec<usize>,
+    pub(super) taps: Vec<usize>,
     /// Positions of one image's virtual grid: its output rows over the padded width.
     virt: usize,
     /// Elements of one padded image (one channel).
-    plane: usize,
+    pub(super) plane: usize,
     /// Zeros after the last image, for the taps that run past it.
     slack: usize,
     /// The offsets of the window's positions over its leading axes (its
@@ -67,7 +67,7 @@ impl Shifted {
     }
 
     /// The grid's columns for `images` images.
-    fn columns(&self, images: usize) -> usize {
+    pub(super) fn columns(&self, images: usize) -> usize {
         (images - 1) * self.plane + self.virt
     }
 
@@ -111,7 +111,7 @@ impl Shifted {
     /// the taps' products, which each read and write all of it. Larger
     /// batches measured slower (conv3_fb: 14.9 ms one image at a time,
     /// 16.7 ms with a thread's share of the batch at once).
-    fn batch(&self, n: usize, channels: usize) -> usize {
+    pub(super) fn batch(&self, n: usize, channels: usize) -> usize {
         let per_image = self.plane * channels.max(1);
         n.div_ceil(parallel::threads()).min(GRID_ELEMENTS / per_image.max(1)).max(1)
     }
@@ -119,7 +119,7 @@ impl Shifted {
     /// The images `imgs` of group `gi` of `x [N, c, S..]` written into `dst`
     /// zero-padded, as `[cg, images, padded..]` and the slack.
     #[allow(clippy::too_many_arguments)]
-    fn pad<T: Element>(
+    pub(super) fn pad<T: Element>(
         &self,
         x: &[T],
         c: usize,
@@ -150,7 +150,7 @@ impl Shifted {
     }
 
     /// Calls `f(virtual offset, output offset, length)` for each output line of one image.
-    fn lines(&self, sp: &Spatial, mut f: impl FnMut(usize, usize, usize)) {
+    pub(super) fn lines(&self, sp: &Spatial, mut f: impl FnMut(usize, usize, usize)) {
         let d = sp.out.len();
         let line = sp.out[d - 1];
         let lines: usize = sp.out[..d - 1].iter().product();

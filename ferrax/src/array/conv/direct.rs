@@ -1,0 +1,234 @@
+//! Direct convolution: the shifted layout's products (see [`Shifted`])
+//! computed by one register-blocked loop instead of a GEMM per tap.
+//!
+//! Each tap of a unit-stride window reads the padded input at one fixed
+//! offset from the output position, so the convolution is a product whose
+//! right operand is never built: row `(c, tap)` of it is the padded channel
+//! `c` read from that tap's offset. The loop keeps a block of `OB` filters
+//! by `V` vectors of output positions in registers while it runs through
+//! every channel and tap, and writes each output once into its place,
+//! where a GEMM per tap adds a grid in and out once per tap, and nothing
+//! is packed on the input's side.
+
+use std::ops::Range;
+
+use super::super::matmul::num_like::Scalar;
+use super::super::parallel::{self, team};
+use super::super::simd::{self, madd, Isa, Kernel, Level, MulAdd};
+use super::super::{pool, Element};
+use super::shifted::Shifted;
+use super::{Shared, Spatial, PAR_FLOPS};
+
+/// Output channels per block: each is a broadcast weight per step.
+pub(super) const OB: usize = 8;
+
+/// Whether [`conv_direct`] computes a unit-stride convolution (one that
+/// [`Shifted`] lays out) with output `out` of `T`: on AVX-512, whose 32
+/// vector registers hold the block, and when each output line is whole
+/// vectors (16 f32 or 8 f64), so that no lane computes a position that is
+/// dropped. Other lines keep the products (a virtual grid over the padded
+/// width costs 25% more arithmetic at 8×8).
+pub(super) fn usable<T>(out: &[usize]) -> bool {
+    usable_for(out, std::mem::size_of::<T>())
+}
+
+/// [`usable`] for elements of `size` bytes.
+pub(super) fn usable_for(out: &[usize], size: usize) -> bool {
+    simd::level() == Level::Avx512
+        && (size == 4 || size == 8)
+        && out.last().is_some_and(|&w| w > 0 && w % (64 / size) == 0)
+}
+
+/// [`conv`](super::conv) directly, for `f32` (blocks of 48 positions) and
+/// `f64` (24): three AVX-512 vectors per output channel, 24 accumulators.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_direct<T: Element + Scalar + MulAdd>(
+    sh: &Shifted,
+    sp: &Spatial,
+    x: &[T],
+    w: &[T],
+    n: usize,
+    c: usize,
+    o: usize,
+    groups: usize,
+) -> Vec<T> {
+    if std::mem::size_of::<T>() == 4 {
+        blocked::<T, 16>(sh, sp, x, w, (n, c, o, groups))
+    } else {
+        blocked::<T, 8>(sh, sp, x, w, (n, c, o, groups))
+    }
+}
+
+/// The filters of one group `w [og, cg, K..]` as `[og / OB, cg, K, OB]`,
+/// the last block filled with zeros.
+fn pack<T: Element + Scalar>(w: &[T], og: usize, cg: usize, ks: usize) -> Vec<T> {
+    let mut packed = vec![T::ZERO; og.div_ceil(OB) * cg * ks * OB];
+    for oi in 0..og {
+        let (b, i) = (oi / OB, oi % OB);
+        for ci in 0..cg {
+            for t in 0..ks {
+                packed[((b * cg + ci) * ks + t) * OB + i] = w[(oi * cg + ci) * ks + t];
+            }
+        }
+    }
+    packed
+}
+
+/// Vectors per block of positions, each of `L` lanes.
+const V: usize = 3;
+
+fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
+    sh: &Shifted,
+    sp: &Spatial,
+    x: &[T],
+    w: &[T],
+    (n, c, o, groups): (usize, usize, usize, usize),
+) -> Vec<T> {
+    let (cg, og) = (c / groups, o / groups);
+    let ks = sh.taps.len();
+    let ps: usize = sp.out.iter().product();
+    let len = n * o * ps;
+    let nb = sh.batch(n, cg.max(og));
+    let tasks: Vec<(usize, Range<usize>)> =
+        (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
+    let mut out: Vec<T> = pool::with_capacity(len);
+    let dst = Shared(out.as_mut_ptr());
+    let flops = 2 * n * o * cg * ks * sh.plane;
+    let packed: Vec<Vec<T>> = (0..groups).map(|gi| pack(&w[gi * og * cg * ks..][..og * cg * ks], og, cg, ks)).collect();
+    let run = |bufs: &mut (Vec<T>, Vec<usize>, Vec<usize>), (gi, imgs): &(usize, Range<usize>)| {
+        let (xp, starts, targets) = bufs;
+        sh.pad(x, c, cg, *gi, imgs, sp, xp);
+        // Each vector of L positions of an output line: where it starts on
+        // the virtual grid, and where its first channel goes in `out`.
+        starts.clear();
+        targets.clear();
+        for (j, ni) in imgs.clone().enumerate() {
+            sh.lines(sp, |from, to, line| {
+                for k in (0..line).step_by(L) {
+                    starts.push(j * sh.plane + from + k);
+                    targets.push((ni * o + gi * og) * ps + to + k);
+                }
+            });
+        }
+        // Blocks of V vectors: the last block repeats a vector.
+        while starts.len() % V != 0 {
+            starts.push(starts[starts.len() - 1]);
+            targets.push(targets[targets.len() - 1]);
+        }
+        // One large task splits its blocks of vectors instead.
+        let pieces = if tasks.len() == 1 && flops >= PAR_FLOPS { parallel::threads() } else { 1 };
+        let per = (starts.len() / V).div_ceil(pieces) * V;
+        let (xp, starts, targets) = (&*xp, &*starts, &*targets);
+        team::run(pieces, &|p| {
+            let r = (p * per).min(starts.len())..((p + 1) * per).min(starts.len());
+            simd::dispatch(Micro::<T, L> {
+                xp,
+                cs: imgs.len() * sh.plane,
+                taps: &sh.taps,
+                w: &packed[*gi],
+                cg,
+                og,
+                starts: &starts[r.clone()],
+                targets: &targets[r],
+                ps,
+                dst,
+                len,
+            })
+        });
+    };
+    if tasks.len() > 1 && flops >= PAR_FLOPS {
+        team::run_with(tasks.len(), || (Vec::new(), Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
+    } else {
+        let mut bufs = (Vec::new(), Vec::new(), Vec::new());
+        tasks.iter().for_each(|t| run(&mut bufs, t));
+    }
+    // SAFETY: the tasks cover every (image, group), and each wrote all its outputs.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The output channels of one group for the vectors of one task.
+struct Micro<'a, T, const L: usize> {
+    /// The padded input, `cs` elements a channel.
+    xp: &'a [T],
+    cs: usize,
+    taps: &'a [usize],
+    /// The packed filters (see [`pack`]).
+    w: &'a [T],
+    cg: usize,
+    og: usize,
+    /// A multiple of `V` vector starts on the virtual grid, and where each
+    /// vector's first channel goes in the output.
+    starts: &'a [usize],
+    targets: &'a [usize],
+    /// Positions of an output channel.
+    ps: usize,
+    dst: Shared<T>,
+    /// The output's length.
+    len: usize,
+}
+
+impl<T: Scalar + MulAdd, const L: usize> Kernel for Micro<'_, T, L> {
+    type Out = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let ks = self.taps.len();
+        let reach = self.taps.iter().max().copied().unwrap_or(0) + L;
+        let wl = self.cg * ks * OB;
+        let blocks = self.og.div_ceil(OB);
+        assert!(self.w.len() >= blocks * wl, "direct conv: packed filters too short");
+        for (s, d) in self.starts.chunks_exact(V).zip(self.targets.chunks_exact(V)) {
+            let s: [usize; V] = s.try_into().expect("V starts");
+            let last = s.iter().max().copied().unwrap_or(0) + (self.cg - 1) * self.cs + reach;
+            assert!(last <= self.xp.len(), "direct conv: a vector reads past the padded input");
+            assert!(
+                d.iter().all(|&t| t + (self.og - 1) * self.ps + L <= self.len),
+                "direct conv: a vector writes past the output"
+            );
+            let xs = s.map(|sv| self.xp[sv..].as_ptr());
+            for b in 0..blocks {
+                let wb = self.w[b * wl..].as_ptr();
+                let mut acc = [[[T::ZERO; L]; V]; OB];
+                for ci in 0..self.cg {
+                    for (t, &off) in self.taps.iter().enumerate() {
+                        let at = ci * self.cs + off;
+                        // SAFETY: `at + L` is within `reach` of channel
+                        // `ci`, inside `xp` by the assertion above; the
+                        // filters hold `wl` elements a block.
+                        let (xr, wt) = unsafe {
+                            (
+                                xs.map(|x| *(x.add(at) as *const [T; L])),
+                                &*(wb.add((ci * ks + t) * OB) as *const [T; OB]),
+                            )
+                        };
+                        step::<I, T, L>(&mut acc, wt, &xr);
+                    }
+                }
+                for (i, a) in acc.iter().enumerate().take(self.og - b * OB) {
+                    for (v, &dv) in d.iter().enumerate() {
+                        // SAFETY: channel `b·OB + i < og` of the vector's
+                        // line, inside `len` by the assertion above; these
+                        // positions are this task's alone.
+                        unsafe {
+                            let at = self.dst.at(dv + (b * OB + i) * self.ps);
+                            std::ptr::copy_nonoverlapping(a[v].as_ptr(), at, L);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One channel and tap of the block: `acc[i] += w[i] · x`.
+#[inline(always)]
+fn step<I: Isa, T: MulAdd, const L: usize>(acc: &mut [[[T; L]; V]; OB], w: &[T; OB], x: &[[T; L]; V]) {
+    for (a, &wi) in acc.iter_mut().zip(w) {
+        for (av, xv) in a.iter_mut().zip(x) {
+            for (aj, &xj) in av.iter_mut().zip(xv) {
+                *aj = madd::<I, T>(wi, xj, *aj);
+            }
+        }
+    }
+}
