@@ -17,7 +17,7 @@ use super::super::parallel::{self, team};
 use super::super::simd::{self, madd, Isa, Kernel, Level, MulAdd};
 use super::super::{pool, Element};
 use super::shifted::Shifted;
-use super::{Shared, Spatial, PAR_FLOPS};
+use super::{image_tasks, run_tasks, Shared, Spatial, PAR_FLOPS};
 
 /// Output channels per block: each is a broadcast weight per step.
 pub(super) const OB: usize = 8;
@@ -89,8 +89,7 @@ fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
     let ps: usize = sp.out.iter().product();
     let len = n * o * ps;
     let nb = sh.batch(n, cg.max(og));
-    let tasks: Vec<(usize, Range<usize>)> =
-        (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
+    let tasks = image_tasks(groups, n, nb);
     let mut out: Vec<T> = pool::with_capacity(len);
     let dst = Shared(out.as_mut_ptr());
     let flops = 2 * n * o * cg * ks * sh.plane;
@@ -136,12 +135,7 @@ fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
             })
         });
     };
-    if tasks.len() > 1 && flops >= PAR_FLOPS {
-        team::run_with(tasks.len(), || (Vec::new(), Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
-    } else {
-        let mut bufs = (Vec::new(), Vec::new(), Vec::new());
-        tasks.iter().for_each(|t| run(&mut bufs, t));
-    }
+    run_tasks(&tasks, tasks.len() > 1 && flops >= PAR_FLOPS, run);
     // SAFETY: the tasks cover every (image, group), and each wrote all its outputs.
     unsafe { out.set_len(len) };
     out

@@ -165,8 +165,7 @@ fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
     }
     let threads = parallel::threads();
     let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), threads);
-    let tasks: Vec<(usize, Range<usize>)> =
-        (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
+    let tasks = image_tasks(groups, n, nb);
     let flops = 2 * n * o * rows * ps;
     let parallel = tasks.len() > 1 && threads > 1 && flops >= PAR_FLOPS;
     // One large task splits its product instead.
@@ -220,12 +219,7 @@ fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
             }
         }
     };
-    if parallel {
-        team::run_with(tasks.len(), || (Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
-    } else {
-        let mut bufs = (Vec::new(), Vec::new());
-        tasks.iter().for_each(|t| run(&mut bufs, t));
-    }
+    run_tasks(&tasks, parallel, run);
     // SAFETY: the tasks cover every (image, group), and each wrote all its outputs.
     unsafe { out.set_len(len) };
     out
@@ -260,6 +254,26 @@ pub(super) const COLUMN_BYTES: usize = 1 << 19;
 /// [`COLUMN_BYTES`] of them, and at least one task per thread.
 pub(super) fn column_batch(n: usize, per_image: usize, threads: usize) -> usize {
     (COLUMN_BYTES / per_image.max(1)).clamp(1, n.div_ceil(threads.max(1)).max(1))
+}
+
+/// The tasks of a convolution: each group with each batch of `nb` images.
+pub(super) fn image_tasks(groups: usize, n: usize, nb: usize) -> Vec<(usize, Range<usize>)> {
+    (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect()
+}
+
+/// Runs `run` on every task, with buffers `S` that each thread reuses
+/// across its tasks; on the thread team when `parallel`.
+pub(super) fn run_tasks<S: Default>(
+    tasks: &[(usize, Range<usize>)],
+    parallel: bool,
+    run: impl Fn(&mut S, &(usize, Range<usize>)) + Sync,
+) {
+    if parallel {
+        team::run_with(tasks.len(), S::default, |bufs, i| run(bufs, &tasks[i]));
+    } else {
+        let mut bufs = S::default();
+        tasks.iter().for_each(|t| run(&mut bufs, t));
+    }
 }
 
 /// A pointer that tasks writing disjoint parts of one output share.

@@ -3,12 +3,12 @@
 
 use std::ops::Range;
 
-use super::super::parallel::{self, team};
+use super::super::parallel;
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
 use super::super::{pool, strides, Element, Num};
-use super::{unravel, Shared, Spatial, GRID_ELEMENTS, PAR_FLOPS};
+use super::{image_tasks, run_tasks, unravel, Shared, Spatial, GRID_ELEMENTS, PAR_FLOPS};
 
 /// The shift-and-multiply layout of a convolution with unit strides and no
 /// input dilation. With a batch of images padded into one buffer, channel
@@ -181,8 +181,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
     let ps: usize = sp.out.iter().product();
     let len = n * o * ps;
     let nb = sh.batch(n, cg.max(og));
-    let tasks: Vec<(usize, Range<usize>)> =
-        (0..groups).flat_map(|gi| (0..n).step_by(nb).map(move |s| (gi, s..(s + nb).min(n)))).collect();
+    let tasks = image_tasks(groups, n, nb);
     let mut out: Vec<T> = pool::with_capacity(len);
     let dst = Shared(out.as_mut_ptr());
     let flops = 2 * n * o * cg * ks * sh.plane;
@@ -221,12 +220,7 @@ pub(super) fn conv_shifted<T: Element + Scalar>(
             });
         }
     };
-    if tasks.len() > 1 && flops >= PAR_FLOPS {
-        team::run_with(tasks.len(), || (Vec::new(), Vec::new(), Vec::new()), |bufs, i| run(bufs, &tasks[i]));
-    } else {
-        let mut bufs = (Vec::new(), Vec::new(), Vec::new());
-        tasks.iter().for_each(|t| run(&mut bufs, t));
-    }
+    run_tasks(&tasks, tasks.len() > 1 && flops >= PAR_FLOPS, run);
     // SAFETY: the tasks cover every (image, group), and each wrote all its outputs.
     unsafe { out.set_len(len) };
     out
