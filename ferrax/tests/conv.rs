@@ -279,7 +279,7 @@ fn direct_convolutions_equal_the_definition() {
     // padding on one side, a dilated window, groups, 1-d and 3-d windows,
     // and one image big enough that its task splits its vectors. Input
     // gradients with at least 8 channels a group go through the flipped
-    // kernel's direct convolution.
+    // kernel's direct convolution; kernel gradients go direct too.
     struct Case {
         x: Vec<usize>,
         w: Vec<usize>,
@@ -317,6 +317,12 @@ fn direct_convolutions_equal_the_definition() {
             let dx = pullback(&ct).to_dtype(DType::F64).to_vec::<f64>();
             let ctd = ct.to_dtype(DType::F64);
             assert_slices_close(&dx, &direct_input_grad(x.shape(), &wd, &ctd, g, groups), tol);
+            let (_, pullback) = vjp(|w: &Tensor| x.conv_general(w, g, groups), &w);
+            let dw = pullback(&ct).to_dtype(DType::F64).to_vec::<f64>();
+            // f32: sums over up to 1024 positions of products of unit
+            // normals, in lanes of 16 and pairwise across them.
+            let tol = if dtype == DType::F32 { 1e-4 } else { 1e-11 };
+            assert_slices_close(&dw, &direct_kernel_grad(&xd, &ctd, w.shape(), g, groups), tol);
         }
     }
 }

@@ -8,8 +8,9 @@ use super::super::parallel::{self, team};
 
 use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
-use super::super::simd::vectorized;
+use super::super::simd::{vectorized, MulAdd};
 use super::super::{permute, pool, rev, Array, Buffer, Num};
+use super::direct::{kernel_grad_direct, kernel_grad_fits};
 use super::shifted::{kernel_grad_shifted, Shifted};
 use super::{column_batch, conv, dilate, im2col, prefer_shifts, unravel, ConvGeometry, Spatial, PAR_FLOPS};
 
@@ -32,7 +33,7 @@ pub fn conv_kernel_grad(x: &Array, ct: &Array, window: &[usize], geo: &ConvGeome
     Array::new(&shape, buf)
 }
 
-fn kernel_grad_typed<T: Num + Scalar>(
+fn kernel_grad_typed<T: Num + Scalar + MulAdd>(
     x: &[T],
     ct: &[T],
     n: usize,
@@ -50,11 +51,15 @@ fn kernel_grad_typed<T: Num + Scalar>(
     if len == 0 || n == 0 || ps == 0 {
         return vec![T::default(); len];
     }
+    let direct = Shifted::new(sp).filter(|_| super::direct::usable::<T>(&sp.out) && kernel_grad_fits(og, rows));
     let shifted = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>()));
     let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), parallel::threads());
     // Σ over the images `range` into `acc` [o, rows], a batch of images'
     // columns side by side at a time.
     let sum_images = |range: Range<usize>, acc: &mut [T]| {
+        if let Some(sh) = &direct {
+            return kernel_grad_direct(sh, sp, x, ct, range, (c, o, groups), acc);
+        }
         if let Some(sh) = &shifted {
             return kernel_grad_shifted(sh, sp, x, ct, range, (c, o, groups), acc);
         }
