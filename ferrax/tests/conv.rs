@@ -273,9 +273,9 @@ fn columns_of_several_images_per_product_equal_the_definition() {
 
 #[test]
 fn direct_convolutions_equal_the_definition() {
-    // Output lines of whole AVX-512 vectors (16 f32, 8 f64) take the direct
-    // loop on a CPU with AVX-512 (elsewhere the products, held to the same
-    // definition): blocks of 8 filters with a partial last one (13, 3),
+    // Output lines of whole AVX-512 vectors (16 f32, 8 f64), or 2-d images
+    // of whole vectors, take the direct loop on a CPU with AVX-512
+    // (elsewhere the products, held to the same definition): blocks of 8 filters with a partial last one (13, 3),
     // padding on one side, a dilated window, groups, 1-d and 3-d windows,
     // and one image big enough that its task splits its vectors. Input
     // gradients with at least 8 channels a group go through the flipped
@@ -299,6 +299,16 @@ fn direct_convolutions_equal_the_definition() {
         Case { x: vec![1, 16, 32, 32], w: vec![24, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
         Case { x: vec![4, 9, 48], w: vec![10, 9, 5], geo: pad(&[(2, 2)]), groups: 1 },
         Case { x: vec![2, 8, 3, 4, 16], w: vec![9, 8, 2, 3, 3], geo: pad(&[(0, 1), (1, 1), (1, 1)]), groups: 1 },
+        // Lines shorter than a vector, whole images of them: the stacked
+        // layout (8×8 in f32; 6×4 and 4×4 in f64, whose 8×8 is whole lines).
+        Case { x: vec![3, 16, 8, 8], w: vec![20, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![2, 18, 6, 4], w: vec![10, 9, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 2 },
+        Case {
+            x: vec![2, 8, 5, 6],
+            w: vec![12, 8, 2, 3],
+            geo: ConvGeometry { rhs_dilation: vec![1, 2], ..pad(&[(0, 0), (2, 0)]) },
+            groups: 1,
+        },
     ];
     for (i, case) in cases.iter().enumerate() {
         let seed = 40 + 3 * i as u64;

@@ -10,7 +10,7 @@ use super::super::matmul::num_like::Scalar;
 use super::super::matmul::{product, Strided};
 use super::super::simd::{vectorized, MulAdd};
 use super::super::{permute, pool, rev, Array, Buffer, Num};
-use super::direct::{kernel_grad_direct, kernel_grad_fits};
+use super::direct::{kernel_grad_direct, kernel_grad_fits, Layout};
 use super::shifted::{kernel_grad_shifted, Shifted};
 use super::{column_batch, conv, dilate, im2col, prefer_shifts, unravel, ConvGeometry, Spatial, PAR_FLOPS};
 
@@ -51,14 +51,14 @@ fn kernel_grad_typed<T: Num + Scalar + MulAdd>(
     if len == 0 || n == 0 || ps == 0 {
         return vec![T::default(); len];
     }
-    let direct = Shifted::new(sp).filter(|_| super::direct::usable::<T>(&sp.out) && kernel_grad_fits(og, rows));
+    let direct = Layout::new(sp, std::mem::size_of::<T>()).filter(|l| !l.stacked() && kernel_grad_fits(og, rows));
     let shifted = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>()));
     let nb = column_batch(n, rows * ps * std::mem::size_of::<T>(), parallel::threads());
     // Σ over the images `range` into `acc` [o, rows], a batch of images'
     // columns side by side at a time.
     let sum_images = |range: Range<usize>, acc: &mut [T]| {
-        if let Some(sh) = &direct {
-            return kernel_grad_direct(sh, sp, x, ct, range, (c, o, groups), acc);
+        if let Some(lay) = &direct {
+            return kernel_grad_direct(lay, sp, x, ct, range, (c, o, groups), acc);
         }
         if let Some(sh) = &shifted {
             return kernel_grad_shifted(sh, sp, x, ct, range, (c, o, groups), acc);
@@ -158,7 +158,7 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
     // needs no cropping.
     let direct = cg >= super::direct::OB
         && padding.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0)
-        && super::direct::usable_for(input, ct.dtype().size_of());
+        && super::direct::whole_lines(input, ct.dtype().size_of());
     if unit_steps(geo) && (direct || !(d == 2 && prefer_col2im(cg, og, column_bytes))) {
         // ct ⋆ flip(w) with its channels swapped within each group, padded to give `input`.
         let mut grouped = vec![groups, og, cg];

@@ -157,8 +157,8 @@ fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
     if len == 0 || rows == 0 {
         return vec![T::default(); len];
     }
-    if let Some(sh) = Shifted::new(sp).filter(|_| direct::usable::<T>(&sp.out)) {
-        return direct::conv_direct(&sh, sp, x, w, n, c, o, groups);
+    if let Some(lay) = direct::Layout::new(sp, std::mem::size_of::<T>()) {
+        return direct::conv_direct(&lay, sp, x, w, n, c, o, groups);
     }
     if let Some(sh) = Shifted::new(sp).filter(|_| prefer_shifts(cg, og, rows * ps * std::mem::size_of::<T>())) {
         return conv_shifted(&sh, sp, x, w, n, c, o, groups);
