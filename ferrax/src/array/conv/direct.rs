@@ -1,5 +1,7 @@
 //! Direct convolution: the shifted layout's products (see [`Shifted`])
-//! computed by one register-blocked loop instead of a GEMM per tap.
+//! computed by one register-blocked loop instead of a GEMM per tap, and the
+//! kernel's gradient by another; 2-d images with short lines are stacked
+//! first (see [`Stacked`]).
 //!
 //! Each tap of a unit-stride window reads the padded input at one fixed
 //! offset from the output position, so the convolution is a product whose
@@ -143,6 +145,28 @@ impl Layout {
         }
     }
 
+    /// The vectors of `L` output positions of the images `imgs` of a task:
+    /// where each starts in the task's buffer of one channel, and where it
+    /// starts in channel `first` of an output `[N, o, P..]`.
+    fn task_vectors<const L: usize>(
+        &self,
+        sp: &Spatial,
+        imgs: &Range<usize>,
+        (o, first): (usize, usize),
+        starts: &mut Vec<usize>,
+        at: &mut Vec<usize>,
+    ) {
+        let ps: usize = sp.out.iter().product();
+        starts.clear();
+        at.clear();
+        for (j, ni) in imgs.clone().enumerate() {
+            self.vectors::<L>(sp, j, |start, p| {
+                starts.push(start);
+                at.push((ni * o + first) * ps + p);
+            });
+        }
+    }
+
     /// Calls `f(start, position)` for each vector of `L` output positions
     /// of the task's image `j`: where it starts in the task's buffer of one
     /// channel, and its first position in the output's channel.
@@ -219,16 +243,7 @@ fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
     let run = |bufs: &mut (Vec<T>, Vec<usize>, Vec<usize>), (gi, imgs): &(usize, Range<usize>)| {
         let (xp, starts, targets) = bufs;
         lay.fill(x, c, cg, *gi, imgs, sp, xp);
-        // Each vector of L output positions: where it starts in the input's
-        // buffer, and where its first channel goes in `out`.
-        starts.clear();
-        targets.clear();
-        for (j, ni) in imgs.clone().enumerate() {
-            lay.vectors::<L>(sp, j, |start, p| {
-                starts.push(start);
-                targets.push((ni * o + gi * og) * ps + p);
-            });
-        }
+        lay.task_vectors::<L>(sp, imgs, (o, *gi * og), starts, targets);
         // Blocks of V vectors: the last block repeats a vector.
         while starts.len() % V != 0 {
             starts.push(starts[starts.len() - 1]);
@@ -419,14 +434,7 @@ fn kernel_grad_blocked<T: Num + MulAdd, const L: usize>(
         for s in imgs.clone().step_by(nb) {
             let part = s..(s + nb).min(imgs.end);
             lay.fill(x, c, cg, gi, &part, sp, &mut xp);
-            starts.clear();
-            cts.clear();
-            for (j, ni) in part.clone().enumerate() {
-                lay.vectors::<L>(sp, j, |start, p| {
-                    starts.push(start);
-                    cts.push((ni * o + gi * og) * ps + p);
-                });
-            }
+            lay.task_vectors::<L>(sp, &part, (o, gi * og), &mut starts, &mut cts);
             let cs = part.len() * lay.plane;
             let ro: Vec<usize> =
                 (0..lines).map(|r| if r < rows { (r / ks) * cs + lay.taps[r % ks] } else { 0 }).collect();
