@@ -29,18 +29,21 @@ pub(super) const OB: usize = 8;
 /// vector registers hold a block of the direct loops), so that no lane
 /// computes a position that is dropped.
 pub(super) fn whole_lines(out: &[usize], size: usize) -> bool {
-    simd::level() == Level::Avx512
-        && (size == 4 || size == 8)
-        && out.last().is_some_and(|&w| w > 0 && w % (64 / size) == 0)
+    lanes(size).is_some_and(|l| out.last().is_some_and(|&w| w > 0 && w % l == 0))
 }
 
 /// [`whole_lines`], or a 2-d output whose images are whole vectors (see
 /// [`Stacked`]). Other outputs keep the products: a virtual grid over the
 /// padded width costs 25% more arithmetic at 8×8.
 fn whole_images(out: &[usize], size: usize) -> bool {
-    let whole = |n: usize| n > 0 && n % (64 / size) == 0;
-    whole_lines(out, size)
-        || (simd::level() == Level::Avx512 && (size == 4 || size == 8) && out.len() == 2 && whole(out[0] * out[1]))
+    let image = |l: usize| out.len() == 2 && out[0] * out[1] > 0 && out[0] * out[1] % l == 0;
+    whole_lines(out, size) || lanes(size).is_some_and(image)
+}
+
+/// The lanes of an AVX-512 vector of `size`-byte floats, where the direct
+/// loops run: on AVX-512, for f32 and f64.
+fn lanes(size: usize) -> Option<usize> {
+    (simd::level() == Level::Avx512 && (size == 4 || size == 8)).then(|| 64 / size)
 }
 
 /// Where a task's input lies for the direct loops: each image of each
@@ -160,26 +163,17 @@ impl Layout {
         starts.clear();
         at.clear();
         for (j, ni) in imgs.clone().enumerate() {
-            self.vectors::<L>(sp, j, |start, p| {
-                starts.push(start);
-                at.push((ni * o + first) * ps + p);
-            });
-        }
-    }
-
-    /// Calls `f(start, position)` for each vector of `L` output positions
-    /// of the task's image `j`: where it starts in the task's buffer of one
-    /// channel, and its first position in the output's channel.
-    fn vectors<const L: usize>(&self, sp: &Spatial, j: usize, mut f: impl FnMut(usize, usize)) {
-        if self.stacked.is_some() {
-            let ps: usize = sp.out.iter().product();
-            return (0..ps).step_by(L).for_each(|p| f(j * self.plane + p, p));
-        }
-        self.sh.lines(sp, |from, to, line| {
-            for k in (0..line).step_by(L) {
-                f(j * self.plane + from + k, to + k);
+            let mut push = |from: usize, to: usize| {
+                starts.push(j * self.plane + from);
+                at.push((ni * o + first) * ps + to);
+            };
+            if self.stacked.is_some() {
+                // An image's positions run on across its rows.
+                (0..ps).step_by(L).for_each(|p| push(p, p));
+            } else {
+                self.sh.lines(sp, |from, to, line| (0..line).step_by(L).for_each(|k| push(from + k, to + k)));
             }
-        });
+        }
     }
 }
 
@@ -278,7 +272,7 @@ fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
 
 /// The output channels of one group for the vectors of one task.
 struct Micro<'a, T, const L: usize> {
-    /// The padded input, `cs` elements a channel.
+    /// The task's input in its [`Layout`], `cs` elements a channel.
     xp: &'a [T],
     cs: usize,
     taps: &'a [usize],
@@ -286,8 +280,8 @@ struct Micro<'a, T, const L: usize> {
     w: &'a [T],
     cg: usize,
     og: usize,
-    /// A multiple of `V` vector starts on the virtual grid, and where each
-    /// vector's first channel goes in the output.
+    /// A multiple of `V` vector starts in `xp`'s first channel, and where
+    /// each vector's first channel goes in the output.
     starts: &'a [usize],
     targets: &'a [usize],
     /// Positions of an output channel.
@@ -472,11 +466,11 @@ fn lane_sum<T: Num, const L: usize>(v: &[T]) -> T {
 
 /// The lane-wise kernel gradient of one task's vectors.
 struct KernelMicro<'a, T, const L: usize> {
-    /// The padded input.
+    /// The task's input in its [`Layout`].
     xp: &'a [T],
     /// The output's cotangent.
     ct: &'a [T],
-    /// Each vector's start on the virtual grid and in `ct`.
+    /// Each vector's start in `xp`'s first channel and in `ct`.
     starts: &'a [usize],
     cts: &'a [usize],
     /// The offsets of the window rows in `xp` (a multiple of `KR`) and of
