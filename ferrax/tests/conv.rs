@@ -309,6 +309,12 @@ fn direct_convolutions_equal_the_definition() {
             geo: ConvGeometry { rhs_dilation: vec![1, 2], ..pad(&[(0, 0), (2, 0)]) },
             groups: 1,
         },
+        // Kernel gradients with the channels last (whole vectors of
+        // channels a group): two vectors a block, lines of 7 (a tile's
+        // tail), 9 filters (a partial block); a 1-d window of 5 taps (a
+        // partial block of taps) with tiles along lines of 40.
+        Case { x: vec![2, 32, 5, 7], w: vec![9, 32, 3, 3], geo: pad(&[(1, 0), (2, 1)]), groups: 1 },
+        Case { x: vec![3, 64, 40], w: vec![6, 32, 5], geo: pad(&[(2, 2)]), groups: 2 },
     ];
     for (i, case) in cases.iter().enumerate() {
         let seed = 40 + 3 * i as u64;

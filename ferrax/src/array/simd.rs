@@ -79,6 +79,8 @@ pub trait Isa {
     /// Whether `mul_add` is one instruction (else it is a slow library call,
     /// and `a * b + c` rounded twice is used instead).
     const FMA: bool;
+    /// Whether AVX's 256-bit shuffles are there (see [`transpose_tile`]).
+    const AVX: bool;
 }
 
 /// Levels with a fused multiply-add (AVX2 and AVX-512 here).
@@ -86,11 +88,14 @@ pub struct Fused;
 /// Levels without one.
 pub struct Unfused;
 
+// Fused runs only at the x86-64 levels, which all have AVX.
 impl Isa for Fused {
     const FMA: bool = true;
+    const AVX: bool = cfg!(target_arch = "x86_64");
 }
 impl Isa for Unfused {
     const FMA: bool = false;
+    const AVX: bool = false;
 }
 
 /// `a * b + c`, fused where the level has the instruction.
@@ -100,6 +105,41 @@ pub fn madd<I: Isa, T: MulAdd>(a: T, b: T, c: T) -> T {
         a.fused(b, c)
     } else {
         a.unfused(b, c)
+    }
+}
+
+/// The rows (and columns) of a tile [`transpose_tile`] turns: one 32-byte
+/// vector of `size`-byte elements.
+pub const fn tile_rows(size: usize) -> usize {
+    32 / size
+}
+
+/// Writes the square tile of [`tile_rows`] rows at `src`, `ss` elements
+/// apart, transposed at `dst`, rows `ds` apart. Elements of 4 and 8 bytes
+/// take 24 and 8 AVX shuffles where the level has them (against a load and
+/// a store per element, which made the channels-last copy of a
+/// convolution's input a tenth of its kernel gradient); the bits move
+/// unchanged.
+///
+/// # Safety
+/// The tile's rows are readable at `src` and writable at `dst`, and do not
+/// overlap.
+#[inline(always)]
+pub unsafe fn transpose_tile<I: Isa, T: Copy>(src: *const T, ss: usize, dst: *mut T, ds: usize) {
+    let r = tile_rows(std::mem::size_of::<T>());
+    #[cfg(target_arch = "x86_64")]
+    if I::AVX && r == 8 {
+        // SAFETY: the caller's; AVX is there (I::AVX).
+        return unsafe { x86::transpose8(src.cast(), ss, dst.cast(), ds) };
+    } else if I::AVX && r == 4 {
+        // SAFETY: as above.
+        return unsafe { x86::transpose4(src.cast(), ss, dst.cast(), ds) };
+    }
+    for i in 0..r {
+        for j in 0..r {
+            // SAFETY: the caller's.
+            unsafe { *dst.add(j * ds + i) = *src.add(i * ss + j) };
+        }
     }
 }
 
@@ -190,5 +230,94 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2_kernel<K: super::Kernel>(kernel: K) -> K::Out {
         kernel.run::<super::Fused>()
+    }
+
+    use std::arch::x86_64::*;
+
+    /// An 8×8 tile of 4-byte elements (see `transpose_tile`): each pair of
+    /// rows interleaved, then pairs of pairs, then the halves swapped.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: the caller's: eight rows of eight readable at `src`.
+        let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * ss)) });
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        // u[4h + k]: column k (lower half) and k + 4 (upper) of rows 4h..4h + 4.
+        let u: [__m256; 8] = std::array::from_fn(|i| {
+            let (h, k) = (i / 4, i % 4);
+            let (a, b) = (t[4 * h + k / 2], t[4 * h + 2 + k / 2]);
+            if k % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(a, b)
+            }
+        });
+        for k in 0..4 {
+            // SAFETY: the caller's: eight rows of eight writable at `dst`.
+            unsafe {
+                _mm256_storeu_ps(dst.add(k * ds), _mm256_permute2f128_ps::<0x20>(u[k], u[4 + k]));
+                _mm256_storeu_ps(dst.add((k + 4) * ds), _mm256_permute2f128_ps::<0x31>(u[k], u[4 + k]));
+            }
+        }
+    }
+
+    /// A 4×4 tile of 8-byte elements (see `transpose_tile`).
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub unsafe fn transpose4(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+        // SAFETY: the caller's: four rows of four readable at `src`.
+        let r: [__m256d; 4] = std::array::from_fn(|i| unsafe { _mm256_loadu_pd(src.add(i * ss)) });
+        let t = [
+            _mm256_unpacklo_pd(r[0], r[1]),
+            _mm256_unpackhi_pd(r[0], r[1]),
+            _mm256_unpacklo_pd(r[2], r[3]),
+            _mm256_unpackhi_pd(r[2], r[3]),
+        ];
+        // SAFETY: the caller's: four rows of four writable at `dst`.
+        unsafe {
+            _mm256_storeu_pd(dst, _mm256_permute2f128_pd::<0x20>(t[0], t[2]));
+            _mm256_storeu_pd(dst.add(ds), _mm256_permute2f128_pd::<0x20>(t[1], t[3]));
+            _mm256_storeu_pd(dst.add(2 * ds), _mm256_permute2f128_pd::<0x31>(t[0], t[2]));
+            _mm256_storeu_pd(dst.add(3 * ds), _mm256_permute2f128_pd::<0x31>(t[1], t[3]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tile inside larger rows at both ends, so that a stride mix-up or a
+    /// write outside the tile shows.
+    fn check<I: Isa, T: Copy + PartialEq + std::fmt::Debug + From<u8>>() {
+        let r = tile_rows(std::mem::size_of::<T>());
+        let (ss, ds) = (r + 3, r + 5);
+        let src: Vec<T> = (0..r * ss).map(|i| T::from(i as u8)).collect();
+        let mut dst = vec![T::from(255); r * ds];
+        // SAFETY: r rows of ss and ds elements, each at least r long.
+        unsafe { transpose_tile::<I, T>(src.as_ptr(), ss, dst.as_mut_ptr(), ds) };
+        for i in 0..r {
+            for j in 0..ds {
+                let want = if j < r { src[j * ss + i] } else { T::from(255) };
+                assert_eq!(dst[i * ds + j], want, "row {i}, column {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_transpose_at_every_level() {
+        check::<Unfused, f32>();
+        check::<Unfused, f64>();
+        if level() >= Level::Avx2 {
+            check::<Fused, f32>();
+            check::<Fused, f64>();
+        }
     }
 }

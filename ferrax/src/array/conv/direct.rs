@@ -42,7 +42,7 @@ fn whole_images(out: &[usize], size: usize) -> bool {
 
 /// The lanes of an AVX-512 vector of `size`-byte floats, where the direct
 /// loops run: on AVX-512, for f32 and f64.
-fn lanes(size: usize) -> Option<usize> {
+pub(super) fn lanes(size: usize) -> Option<usize> {
     (simd::level() == Level::Avx512 && (size == 4 || size == 8)).then(|| 64 / size)
 }
 

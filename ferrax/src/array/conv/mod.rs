@@ -1,5 +1,6 @@
 //! Convolution by im2col and GEMM, by shifted views, or directly (see
-//! `direct`), and the window search of max pooling.
+//! `direct`; a kernel gradient with the channels last, `channels_last`), and
+//! the window search of max pooling.
 //!
 //! A convolution of one image with one group of filters is one matrix
 //! product: the filters `[O, C·K]` times the columns `[C·K, P]`, where each
@@ -20,6 +21,7 @@ use super::matmul::num_like::Scalar;
 use super::matmul::{product, Strided};
 use super::{Array, Buffer, Element};
 
+mod channels_last;
 mod direct;
 mod grads;
 mod shifted;

@@ -132,20 +132,28 @@ impl Shifted {
         let nb = imgs.len();
         dst.clear();
         dst.resize(cg * nb * self.plane + self.slack, T::default());
-        let d = sp.input.len();
-        let (ss, line) = (sp.input.iter().product::<usize>(), sp.input[d - 1]);
-        let lines = ss / line.max(1);
-        let strides = &self.strides;
-        let mut idx = vec![0; d];
-        for l in 0..lines {
-            unravel(l * line, sp.input, &mut idx);
-            let at: usize = (0..d).map(|i| (idx[i] + sp.geo.padding[i].0 as usize) * strides[i]).sum();
+        let ss: usize = sp.input.iter().product();
+        self.input_lines(sp, |from, at, line| {
             for ci in 0..cg {
                 for (j, ni) in imgs.clone().enumerate() {
-                    let src = &x[((ni * c + gi * cg + ci) * lines + l) * line..][..line];
+                    let src = &x[(ni * c + gi * cg + ci) * ss + from..][..line];
                     dst[(ci * nb + j) * self.plane + at..][..line].copy_from_slice(src);
                 }
             }
+        });
+    }
+
+    /// Calls `f(input offset, padded offset, length)` for each line of one
+    /// input image: where it starts in the image and in the padded image.
+    pub(super) fn input_lines(&self, sp: &Spatial, mut f: impl FnMut(usize, usize, usize)) {
+        let d = sp.input.len();
+        let line = sp.input[d - 1];
+        let lines = sp.input.iter().product::<usize>() / line.max(1);
+        let mut idx = vec![0; d];
+        for l in 0..lines {
+            unravel(l * line, sp.input, &mut idx);
+            let at: usize = (0..d).map(|i| (idx[i] + sp.geo.padding[i].0 as usize) * self.strides[i]).sum();
+            f(l * line, at, line);
         }
     }
 

@@ -1,0 +1,321 @@
+//! The kernel gradient of a unit-stride convolution with the input's
+//! channels last.
+//!
+//! The gradient of weight `(o, c, tap)` is the sum over output positions
+//! `p` of `ct[o, p] · x[c, p + tap]`. With the padded input stored
+//! `[positions, channels]`, the values of consecutive channels at one
+//! position are one vector, so a block of the gradient — a few filters by
+//! a few (tap, vector of channels) columns — is a sum of outer products of
+//! the filters' cotangents (broadcast) with those vectors. The loop walks
+//! the output's lines with two pointers and no index arrays, and its sums
+//! are the gradient's values themselves: no lane-wise partial sums to add
+//! up at the end, so the number of filters and channels is not bounded by
+//! a cache, and images whose lines are shorter than a vector (8×8) run as
+//! well as any.
+
+use std::ops::Range;
+
+use super::super::simd::{self, madd, Isa, Kernel, MulAdd};
+use super::super::Num;
+use super::direct::lanes;
+use super::shifted::Shifted;
+use super::Spatial;
+
+/// Filters per block: each a broadcast of its cotangent per position.
+const KO: usize = 4;
+
+/// Bytes of a chunk's input and cotangent: every block of the gradient
+/// reads all of a chunk's, so a chunk should stay in a core's L2 cache.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Where the channels-last loop applies: unit strides, no cropping, and a
+/// whole number of AVX-512 vectors of channels per group.
+pub(super) struct ChannelsLast {
+    sh: Shifted,
+    /// Channels a group, a multiple of the lanes.
+    cg: usize,
+}
+
+impl ChannelsLast {
+    /// The layout for `cg` channels a group of `size`-byte floats, or
+    /// `None` where the loop does not apply.
+    pub(super) fn new(sp: &Spatial, size: usize, cg: usize) -> Option<ChannelsLast> {
+        let l = lanes(size)?;
+        if cg == 0 || cg % l != 0 {
+            return None;
+        }
+        Some(ChannelsLast { sh: Shifted::new(sp)?, cg })
+    }
+
+    /// The images `imgs` of group `gi` of `x [N, c, S..]`, zero-padded and
+    /// with channels last, `[images, padded.., cg]`, into `dst`.
+    fn fill<T: Num>(&self, x: &[T], c: usize, gi: usize, imgs: &Range<usize>, sp: &Spatial, dst: &mut Vec<T>) {
+        let (cg, plane) = (self.cg, self.sh.plane);
+        let ss: usize = sp.input.iter().product();
+        dst.clear();
+        dst.resize(imgs.len() * plane * cg, T::ZERO);
+        let mut lines = Vec::new();
+        self.sh.input_lines(sp, |from, at, line| lines.push((from, at, line)));
+        for (j, ni) in imgs.clone().enumerate() {
+            let src = &x[(ni * c + gi * cg) * ss..][..cg * ss];
+            let image = &mut dst[j * plane * cg..][..plane * cg];
+            simd::dispatch(Transpose { src, ss, lines: &lines, dst: image, cg });
+        }
+    }
+}
+
+/// One image's channels `[cg, ss]` written channels last at the padded
+/// positions of its lines, in tiles of [`simd::tile_rows`].
+struct Transpose<'a, T> {
+    src: &'a [T],
+    ss: usize,
+    /// Each input line's start, its start in the padded image, and its length.
+    lines: &'a [(usize, usize, usize)],
+    /// `[padded positions, cg]`.
+    dst: &'a mut [T],
+    cg: usize,
+}
+
+impl<T: Num> Kernel for Transpose<'_, T> {
+    type Out = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let (cg, ss) = (self.cg, self.ss);
+        let r = simd::tile_rows(std::mem::size_of::<T>());
+        assert!(cg % r == 0 && self.src.len() >= cg * ss, "channels-last copy: channels not whole tiles");
+        for &(from, at, line) in self.lines {
+            assert!(
+                from + line <= ss && (at + line) * cg <= self.dst.len(),
+                "channels-last copy: a line out of bounds"
+            );
+            let whole = line / r * r;
+            for c0 in (0..cg).step_by(r) {
+                for p0 in (0..whole).step_by(r) {
+                    // SAFETY: rows c0..c0 + r of the source hold positions
+                    // from + p0..from + p0 + r, and positions at + p0.. of
+                    // the destination channels c0..c0 + r (the assertions).
+                    unsafe {
+                        let src = self.src.as_ptr().add(c0 * ss + from + p0);
+                        let dst = self.dst.as_mut_ptr().add((at + p0) * cg + c0);
+                        simd::transpose_tile::<I, T>(src, ss, dst, cg);
+                    }
+                }
+                for p in whole..line {
+                    for ci in c0..c0 + r {
+                        self.dst[(at + p) * cg + ci] = self.src[ci * ss + from + p];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds to `acc [o, cg, K..]` the kernel gradient of the images `imgs`
+/// with the input's channels last (see [`ChannelsLast`]).
+pub(super) fn kernel_grad_last<T: Num + MulAdd>(
+    lay: &ChannelsLast,
+    sp: &Spatial,
+    x: &[T],
+    ct: &[T],
+    imgs: Range<usize>,
+    shape: (usize, usize, usize),
+    acc: &mut [T],
+) {
+    // Two vectors of channels a block where they divide the group's.
+    let size = std::mem::size_of::<T>();
+    match (size, lay.cg % (2 * 64 / size) == 0) {
+        (4, true) => last::<T, 16, 2, 3>(lay, sp, x, ct, imgs, shape, acc),
+        (4, false) => last::<T, 16, 1, 6>(lay, sp, x, ct, imgs, shape, acc),
+        (_, true) => last::<T, 8, 2, 3>(lay, sp, x, ct, imgs, shape, acc),
+        (_, false) => last::<T, 8, 1, 6>(lay, sp, x, ct, imgs, shape, acc),
+    }
+}
+
+/// The loop with blocks of `KO` filters by `KT` taps by `KC` vectors of `L` channels.
+fn last<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize>(
+    lay: &ChannelsLast,
+    sp: &Spatial,
+    x: &[T],
+    ct: &[T],
+    imgs: Range<usize>,
+    (c, o, groups): (usize, usize, usize),
+    acc: &mut [T],
+) {
+    let (cg, og) = (lay.cg, o / groups);
+    let ks = lay.sh.taps.len();
+    let ps: usize = sp.out.iter().product();
+    let (filters, taps) = (og.next_multiple_of(KO), ks.next_multiple_of(KT));
+    // The blocks' extra filters and taps read the first's, and are dropped.
+    let fo: Vec<usize> = (0..filters).map(|f| if f < og { f * ps } else { 0 }).collect();
+    let to: Vec<usize> = (0..taps).map(|t| if t < ks { lay.sh.taps[t] * cg } else { 0 }).collect();
+    let size = std::mem::size_of::<T>();
+    let per_image = (lay.sh.plane * cg + og * ps) * size;
+    let nb = (CHUNK_BYTES / per_image.max(1)).clamp(1, imgs.len().max(1));
+    // [filters, taps, cg]: the gradient with channels last.
+    let mut sums = vec![T::ZERO; filters * taps * cg];
+    let (mut xp, mut lines) = (Vec::new(), Vec::new());
+    for gi in 0..groups {
+        sums.fill(T::ZERO);
+        for s in imgs.clone().step_by(nb) {
+            let part = s..(s + nb).min(imgs.end);
+            lay.fill(x, c, gi, &part, sp, &mut xp);
+            lines.clear();
+            let mut width = 0;
+            for (j, ni) in part.clone().enumerate() {
+                lay.sh.lines(sp, |from, to, line| {
+                    width = line;
+                    lines.push(((j * lay.sh.plane + from) * cg, (ni * o + gi * og) * ps + to));
+                });
+            }
+            simd::dispatch(LastMicro::<T, L, KC, KT> {
+                x: &xp,
+                ct,
+                lines: &lines,
+                width,
+                cg,
+                fo: &fo,
+                to: &to,
+                sums: &mut sums,
+            });
+        }
+        for oi in 0..og {
+            for ci in 0..cg {
+                let dst = &mut acc[((gi * og + oi) * cg + ci) * ks..][..ks];
+                for (t, d) in dst.iter_mut().enumerate() {
+                    *d = *d + sums[(oi * taps + t) * cg + ci];
+                }
+            }
+        }
+    }
+}
+
+/// The gradient's sums over the lines of one chunk.
+struct LastMicro<'a, T, const L: usize, const KC: usize, const KT: usize> {
+    /// The chunk's input with channels last, `cg` elements a position.
+    x: &'a [T],
+    /// The output's cotangent.
+    ct: &'a [T],
+    /// Each output line's first position in `x` and in `ct` (for the
+    /// group's first filter), and the lines' length.
+    lines: &'a [(usize, usize)],
+    width: usize,
+    cg: usize,
+    /// The offsets of the filters in `ct` (a multiple of `KO`) and of the
+    /// taps in `x` (a multiple of `KT`).
+    fo: &'a [usize],
+    to: &'a [usize],
+    /// `[fo.len(), to.len(), cg]`, added into.
+    sums: &'a mut [T],
+}
+
+impl<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize> Kernel for LastMicro<'_, T, L, KC, KT> {
+    type Out = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let (cg, w) = (self.cg, self.width);
+        let taps = self.to.len();
+        if w == 0 || self.lines.is_empty() {
+            return;
+        }
+        let max = |v: &[usize]| v.iter().max().copied().unwrap_or(0);
+        let last_x = self.lines.iter().map(|l| l.0).max().unwrap_or(0) + (w - 1) * cg + max(self.to) + cg;
+        let last_ct = self.lines.iter().map(|l| l.1).max().unwrap_or(0) + (w - 1) + max(self.fo) + 1;
+        assert!(cg % (KC * L) == 0, "channels-last kernel gradient: channels not whole blocks");
+        assert!(last_x <= self.x.len(), "channels-last kernel gradient: a position reads past the input");
+        assert!(last_ct <= self.ct.len(), "channels-last kernel gradient: a position reads past the cotangent");
+        assert_eq!(self.sums.len(), self.fo.len() * taps * cg, "channels-last kernel gradient: sums");
+        let (x, ct) = (self.x.as_ptr(), self.ct.as_ptr());
+        // The filters innermost: the input a block reads (its taps and
+        // channels at every position of the chunk) stays in the L1 cache
+        // across them, while the filters' cotangents are one broadcast a
+        // position.
+        for (q, to) in self.to.chunks_exact(KT).enumerate() {
+            let to: &[usize; KT] = to.try_into().expect("KT taps");
+            for cb in (0..cg).step_by(KC * L) {
+                for (b, fo) in self.fo.chunks_exact(KO).enumerate() {
+                    let fo: &[usize; KO] = fo.try_into().expect("KO filters");
+                    let mut acc = [[[[T::ZERO; L]; KC]; KT]; KO];
+                    for &(xl, cl) in self.lines {
+                        for p in 0..w {
+                            // SAFETY: position p of the line, its taps and
+                            // its channel block lie within `last_x`, and its
+                            // filters within `last_ct` (asserted above).
+                            unsafe {
+                                step::<I, T, L, KC, KT>(&mut acc, ct.add(cl + p), fo, x.add(xl + p * cg + cb), to)
+                            };
+                        }
+                    }
+                    // SAFETY: filter b·KO + i, tap q·KT + k and channels
+                    // cb..cb + KC·L address `sums`, whose length was asserted.
+                    unsafe {
+                        let at = self.sums.as_mut_ptr().add((b * KO * taps + q * KT) * cg + cb);
+                        flush::<T, L, KC, KT>(acc, at, taps * cg, cg);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One position of the block: `acc[i][k] += c[fo[i]] · x[to[k]..]`.
+///
+/// # Safety
+/// Those values are readable: `KC · L` of them at each `x + to[k]`.
+#[inline(always)]
+unsafe fn step<I: Isa, T: MulAdd + Num, const L: usize, const KC: usize, const KT: usize>(
+    acc: &mut [[[[T; L]; KC]; KT]; KO],
+    c: *const T,
+    fo: &[usize; KO],
+    x: *const T,
+    to: &[usize; KT],
+) {
+    let mut xv = [[[T::ZERO; L]; KC]; KT];
+    for (v, &t) in xv.iter_mut().zip(to) {
+        for (h, vh) in v.iter_mut().enumerate() {
+            // SAFETY: the caller's.
+            *vh = unsafe { *(x.add(t + h * L) as *const [T; L]) };
+        }
+    }
+    // SAFETY: the caller's.
+    let cv: [T; KO] = fo.map(|f| unsafe { *c.add(f) });
+    for (a, &cw) in acc.iter_mut().zip(&cv) {
+        for (ak, xk) in a.iter_mut().zip(&xv) {
+            for (ah, xh) in ak.iter_mut().zip(xk) {
+                for (al, &xl) in ah.iter_mut().zip(xh) {
+                    *al = madd::<I, T>(cw, xl, *al);
+                }
+            }
+        }
+    }
+}
+
+/// Adds the block's sums: `acc[i][k][h]` to the `L` values at `p + i ·
+/// filter + k · tap + h · L`. The block comes by value, so that it is read
+/// only at constant places and stays in registers in the loop that sums it.
+///
+/// # Safety
+/// Those values are writable.
+#[inline(always)]
+unsafe fn flush<T: Num, const L: usize, const KC: usize, const KT: usize>(
+    acc: [[[[T; L]; KC]; KT]; KO],
+    p: *mut T,
+    filter: usize,
+    tap: usize,
+) {
+    for (i, a) in acc.iter().enumerate() {
+        for (k, ak) in a.iter().enumerate() {
+            for (h, ah) in ak.iter().enumerate() {
+                let at = p.wrapping_add(i * filter + k * tap + h * L) as *mut [T; L];
+                // SAFETY: the caller's.
+                let mut sum = unsafe { *at };
+                for (d, &v) in sum.iter_mut().zip(ah) {
+                    *d = *d + v;
+                }
+                // SAFETY: the caller's.
+                unsafe { *at = sum };
+            }
+        }
+    }
+}
