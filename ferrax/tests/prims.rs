@@ -653,3 +653,23 @@ fn a_gathers_eager_transpose_has_the_bits_of_the_traced_one() {
         }
     }
 }
+
+/// Under `jit` a large gather's transpose scatters onto zeros the program
+/// makes as a broadcast of one zero, which the scatter then writes over,
+/// rather than carrying (and copying) a constant array of zeros: the same
+/// bits as the eager transpose.
+#[test]
+fn a_large_gathers_traced_transpose_scatters_onto_a_broadcast_of_zeros() {
+    let x = Tensor::randn(&[4, 20000], DType::F32, 11);
+    let ix = idx(&[19999, 0, 7, 7, 123, 20000, -1, 5000], &[8]);
+    let f = |x: &Tensor| (x.index_select_with(1, &ix, IndexMode::FillZero).square()).sum();
+    let eager = grad(f)(&x);
+    let traced = jit(grad(f))(&x);
+    assert!(eager.to_array().bit_eq(&traced.to_array()));
+    let g = make_graph(grad(f), &x).optimized();
+    let largest = g.consts.iter().map(|(_, t)| t.size()).max().unwrap_or(0);
+    assert!(largest < x.size(), "a constant of {largest} elements is left in\n{g}");
+    let zeros = g.eqns.iter().find(|e| e.prim.name() == "scatter_add").map(|e| e.inputs[0]);
+    let made = g.eqns.iter().find(|e| Some(e.outs[0]) == zeros).map(|e| e.prim.name());
+    assert_eq!(made, Some("broadcast"), "{g}");
+}

@@ -130,6 +130,27 @@ pub fn scatter_add(operand: &Array, axis: usize, idx: &Array, updates: &Array, m
     Array::new(operand.shape(), buf)
 }
 
+/// [`scatter_add`] on an operand given up: the updates are added in place
+/// when no one else holds its buffer (under `jit`, an operand that dies at
+/// the scatter, such as the zeros a gather's transpose scatters onto).
+pub fn scatter_add_owned(operand: Array, axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {
+    let ix = idx.as_slice::<i64>();
+    let shape = operand.shape().to_vec();
+    let (outer, len, inner) = around(&shape, axis);
+    macro_rules! in_place {
+        ($($t:ty),*) => {$(
+            if operand.dtype() == <$t as Element>::DTYPE {
+                return match operand.into_unique_vec::<$t>() {
+                    Ok(v) => Array::from_vec(scatter_typed(v, updates.as_slice(), outer, len, inner, ix, mode), &shape),
+                    Err(operand) => scatter_add(&operand, axis, idx, updates, mode),
+                };
+            }
+        )*};
+    }
+    in_place!(f32, f64, i64);
+    scatter_add(&operand, axis, idx, updates, mode)
+}
+
 /// [`scatter_add`] onto zeros of `shape` (the transpose of [`gather`]),
 /// with the bits of an operand of zeros, without making and copying one.
 pub fn scatter_add_to_zeros(shape: &[usize], axis: usize, idx: &Array, updates: &Array, mode: IndexMode) -> Array {

@@ -36,7 +36,7 @@ pub use conv::{conv, conv_input_grad, conv_kernel_grad, dilate, window_arg_extre
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
 pub(crate) use elementwise::{map_num, zip_num, zip_to};
-pub use index::{gather, scatter_add, scatter_add_to_zeros, IndexMode};
+pub use index::{gather, scatter_add, scatter_add_owned, scatter_add_to_zeros, IndexMode};
 pub use layout::{broadcast_to, concat, pad, permute, rev, slice};
 pub use math::FastMath;
 pub use matmul::matmul;

@@ -237,6 +237,12 @@ pub trait SingleOutput: Debug + Send + Sync + 'static {
     /// Computes on concrete arrays. Called only after `shape` accepted the inputs.
     fn eval(&self, ins: &[&Array]) -> Array;
 
+    /// [`SingleOutput::eval`] on operands given up (see [`Primitive::eval_owned`]).
+    fn eval_owned(&self, ins: Vec<Array>) -> Array {
+        let refs: SmallVec<[&Array; 4]> = ins.iter().collect();
+        SingleOutput::eval(self, &refs)
+    }
+
     /// The output's tangent (see [`Primitive::jvp`]); `None` when it is zero.
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &Tensor) -> Option<Tensor>;
 
@@ -267,6 +273,9 @@ impl<P: SingleOutput> Primitive for P {
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
         smallvec::smallvec![SingleOutput::eval(self, ins)]
+    }
+    fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
+        smallvec::smallvec![SingleOutput::eval_owned(self, ins)]
     }
     fn jvp(&self, x: &[Tensor], t: &[Option<Tensor>], ans: &[Tensor]) -> Outs<Option<Tensor>> {
         smallvec::smallvec![SingleOutput::jvp(self, x, t, &ans[0])]

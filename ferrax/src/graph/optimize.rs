@@ -1,7 +1,7 @@
 //! Graph-to-graph simplification before a staged program is run many times
 //! (`jit`): common subexpressions shared, dead equations and constants
-//! dropped. Both passes keep every value bit for bit: no operation is
-//! reordered or rewritten.
+//! dropped, large constants of one repeated value made by a broadcast. Every
+//! value is kept bit for bit: no operation is reordered or rewritten.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::rebuild::Rebuild;
 use super::{Eqn, Graph, Var};
-use crate::array::{Array, Aval};
+use crate::array::{Array, Aval, Buffer};
 use crate::core::{Param, Primitive, Tensor};
 
 /// Constants larger than this are not computed ahead: the program would
@@ -25,6 +25,30 @@ fn foldable(e: &Eqn, ins: &[Var], known: &[Option<Tensor>], avals: &[Aval]) -> O
     }
     let refs: Vec<&Array> = values.iter().collect();
     Some(e.prim.eval(&refs).into_iter().map(Tensor::from_array).collect())
+}
+
+/// The one value, as a scalar, of a large constant whose elements all have
+/// the same bits (the zeros a gather's transpose scatters onto: 16 MB for a
+/// max pool over 128 images of 32 channels at 32×32), which the program
+/// then makes as a broadcast when it runs.
+fn splat(t: &Tensor) -> Option<Tensor> {
+    let a = t.array()?;
+    if a.size() <= FOLD_MAX_ELEMENTS || a.device() != crate::array::Device::Cpu {
+        return None;
+    }
+    fn one<T: Copy, B: PartialEq>(v: &[T], bits: impl Fn(T) -> B) -> Option<T> {
+        let first = *v.first()?;
+        v.iter().all(|&x| bits(x) == bits(first)).then_some(first)
+    }
+    let buf = match a.buffer() {
+        Buffer::F16(v) => Buffer::F16(vec![one(v, |x| x.to_bits())?]),
+        Buffer::BF16(v) => Buffer::BF16(vec![one(v, |x| x.to_bits())?]),
+        Buffer::F32(v) => Buffer::F32(vec![one(v, f32::to_bits)?]),
+        Buffer::F64(v) => Buffer::F64(vec![one(v, f64::to_bits)?]),
+        Buffer::I64(v) => Buffer::I64(vec![one(v, |x| x)?]),
+        Buffer::Bool(v) => Buffer::Bool(vec![one(v, |x| x)?]),
+    };
+    Some(Tensor::from_array(Array::new(&[], buf)))
 }
 
 /// The operand `e` returns unchanged, bit for bit: a reshape, broadcast or
@@ -103,8 +127,10 @@ impl Graph {
     /// unchanged removed (`x * 1` without broadcasting, `-(-x)`, reshapes,
     /// broadcasts and conversions to the same shape and dtype); repeated
     /// equations computed once (the same primitive and parameters on the
-    /// same operands); and the equations and constants that no output
-    /// depends on dropped. Inputs are kept, so the signature does not change.
+    /// same operands); the equations and constants that no output depends
+    /// on dropped; and constants of more than 65 536 elements that all have
+    /// the same bits (a gather's transpose scatters onto such zeros) made by
+    /// a broadcast of one element when the program runs. Inputs are kept, so the signature does not change.
     /// (`x + 0` is kept: it turns -0 into +0.)
     ///
     /// ```
@@ -177,7 +203,10 @@ impl Graph {
         let mut rb = Rebuild::new(self, &self.inputs);
         for (v, t) in self.consts.iter().chain(&folded) {
             if live[*v] {
-                rb.constant(*v, t);
+                match splat(t) {
+                    Some(value) => rb.splat(*v, value),
+                    None => rb.constant(*v, t),
+                }
             }
         }
         for (i, e) in self.eqns.iter().enumerate() {

@@ -32,6 +32,21 @@ impl<'g> Rebuild<'g> {
         self.out.consts.push((nv, t.clone()));
     }
 
+    /// The next constant `old` as a broadcast of the scalar `value`, every
+    /// one of its elements: the program holds one element, and the array
+    /// is made when the program runs, where an operation that dies with it
+    /// (a scatter onto zeros) may write over it.
+    pub(super) fn splat(&mut self, old: Var, value: Tensor) {
+        let shape = self.from.avals[old].shape.clone();
+        self.out.avals.push(value.aval().clone());
+        self.out.defs.push(Def::Const(self.out.consts.len()));
+        let scalar = self.out.avals.len() - 1;
+        self.out.consts.push((scalar, value));
+        let nv = self.define(old, Def::Eqn(self.out.eqns.len()));
+        let prim = Arc::new(crate::prims::Broadcast { shape });
+        self.out.eqns.push(Eqn { prim, inputs: vec![scalar], outs: smallvec::smallvec![nv], origin: None });
+    }
+
     /// The next equation: `prim` of `inputs`, defining `outs` (all of `from`).
     pub(super) fn equation(
         &mut self,

@@ -5,7 +5,7 @@
 
 use smallvec::smallvec;
 
-use crate::array::{backend_of, scatter_add_to_zeros, Array, Aval, DType, Device, IndexMode};
+use crate::array::{backend_of, scatter_add_owned, scatter_add_to_zeros, Array, Aval, DType, Device, IndexMode};
 use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 
 use super::{batching, constant, expect_axis, if_linear, or_zero};
@@ -129,6 +129,18 @@ impl SingleOutput for ScatterAdd {
     }
     fn eval(&self, ins: &[&Array]) -> Array {
         backend_of(ins).scatter_add(ins[0], self.axis, ins[1], ins[2], self.mode)
+    }
+    fn eval_owned(&self, ins: Vec<Array>) -> Array {
+        if ins.iter().any(|a| a.device() != Device::Cpu) {
+            let refs: Vec<&Array> = ins.iter().collect();
+            return SingleOutput::eval(self, &refs);
+        }
+        let mut ins = ins.into_iter();
+        let (operand, idx, updates) = (ins.next(), ins.next(), ins.next());
+        let (Some(operand), Some(idx), Some(updates)) = (operand, idx, updates) else {
+            unreachable!("scatter_add: the shape rule admits three operands")
+        };
+        scatter_add_owned(operand, self.axis, &idx, &updates, self.mode)
     }
     fn batch(&self, x: &[Tensor], axes: &[Option<usize>], size: usize) -> (Tensor, Option<usize>) {
         // Fold the batch into the scattered axis, with each member's indices

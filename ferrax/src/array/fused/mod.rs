@@ -206,11 +206,14 @@ impl FusedProgram {
         // An output is computed straight into its array, which later steps
         // read; other steps take a register. A step's register is taken
         // before its operands' are freed, so no step writes what it reads.
+        // A comparison's output is a register too, stored as bools after
+        // each tile: its array is of bools, not of the program's floats.
         let (mut places, mut free, mut n_regs) = (Vec::with_capacity(exec.len()), Vec::new(), 0);
         for (i, e) in exec.iter().enumerate() {
+            let mask = matches!(e.op, FusedOp::Compare(_));
             let place = match exec_outputs.iter().position(|&o| o == i) {
-                Some(k) => Place::Out(k),
-                None => Place::Reg(free.pop().unwrap_or_else(|| {
+                Some(k) if !mask => Place::Out(k),
+                _ => Place::Reg(free.pop().unwrap_or_else(|| {
                     n_regs += 1;
                     n_regs - 1
                 })),
@@ -288,6 +291,11 @@ impl FusedProgram {
         }
     }
 
+    /// Whether output `k` is a comparison's, an array of bools.
+    fn mask_output(&self, k: usize) -> bool {
+        matches!(self.exec[self.exec_outputs[k]].op, FusedOp::Compare(_))
+    }
+
     /// Whether output `k` may be written over input `j`: no step from the
     /// output's step on reads the input, so each tile of the input is read in
     /// full before the output's step overwrites it.
@@ -324,6 +332,11 @@ impl FusedProgram {
                 None => pool::with_capacity(n),
             });
         }
+        // A comparison's outputs: bools, written from its register.
+        let mut masks: Small<Vec<bool>> = (0..self.outputs.len())
+            .map(|k| if self.mask_output(k) { pool::with_capacity(n) } else { Vec::new() })
+            .collect();
+        let mask_dests: Small<SendPtr<bool>> = masks.iter_mut().map(|m| SendPtr(m.as_mut_ptr())).collect();
         // Conditions computed outside the program arrive as bools: as masks here.
         let converted: Small<Option<Array>> =
             ins.iter().map(|a| a.as_ref().filter(|a| a.dtype() != T::DTYPE).map(|a| a.to_dtype(T::DTYPE))).collect();
@@ -347,7 +360,7 @@ impl FusedProgram {
                 }
             })
             .collect();
-        let pass = Pass { program: self, sources: &sources, dest: &dests };
+        let pass = Pass { program: self, sources: &sources, dest: &dests, masks: &mask_dests };
         // Chunks are disjoint ranges of `0..n`, within every output's capacity.
         let chunk = |start: usize, len: usize| pass.run_chunk(start, len);
         let reduced = match self.exec_reduce {
@@ -364,16 +377,18 @@ impl FusedProgram {
             }
         };
         outs.into_iter()
-            .zip(&self.outputs)
-            .map(|(mut v, &o)| {
+            .zip(masks)
+            .enumerate()
+            .map(|(k, (mut v, mut m))| {
                 // SAFETY: `run_chunk` wrote every element of every chunk (a
-                // donated buffer already has length `n`).
-                unsafe { v.set_len(n) };
-                let a = Array::from_vec(v, shape);
-                if matches!(self.steps[o].op, FusedOp::Compare(_)) {
-                    a.to_dtype(DType::Bool)
+                // donated buffer already has length `n`), into the mask for
+                // a comparison.
+                if self.mask_output(k) {
+                    unsafe { m.set_len(n) };
+                    Array::from_vec(m, shape)
                 } else {
-                    a
+                    unsafe { v.set_len(n) };
+                    Array::from_vec(v, shape)
                 }
             })
             .chain(reduced)
@@ -387,6 +402,8 @@ struct Pass<'a, T> {
     program: &'a FusedProgram,
     sources: &'a [Source<'a, T>],
     dest: &'a [SendPtr<T>],
+    /// Each comparison output's first bool (the others' are unused).
+    masks: &'a [SendPtr<bool>],
 }
 
 impl<T: FloatRuns> Pass<'_, T> {
@@ -465,6 +482,13 @@ impl<T: FloatRuns> Pass<'_, T> {
         }
         // An output named twice is computed once, into its first array.
         for (k, &o) in program.exec_outputs.iter().enumerate() {
+            if let (Place::Reg(r), true) = (program.places[o], program.mask_output(k)) {
+                // SAFETY: the mask holds every element of the shape, and
+                // this tile's are written by this thread alone.
+                let mask = unsafe { std::slice::from_raw_parts_mut(self.masks[k].0.add(s), m) };
+                vectorized(|| mask.iter_mut().zip(&*reg(r)).for_each(|(b, &v)| *b = v != T::ZERO));
+                continue;
+            }
             if let Place::Out(first) = program.places[o] {
                 if first != k {
                     // SAFETY: distinct outputs are distinct arrays, each valid for these elements.
