@@ -267,7 +267,10 @@ impl<T: Num, const MAX: bool> Kernel for Interior<'_, T, MAX> {
     type Out = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
+        let t = self.taps;
+        let pairs = t.len() == 4 && t[0] == 0 && t[1] == 1 && t[3] == t[2] + 1;
         match self.sw {
+            2 if pairs && self.cols.len() >= SHORT_ROW => self.pairs(),
             1 => self.scan::<1>(),
             2 => self.scan::<2>(),
             _ => self.scan::<0>(),
@@ -276,6 +279,35 @@ impl<T: Num, const MAX: bool> Kernel for Interior<'_, T, MAX> {
 }
 
 impl<T: Num, const MAX: bool> Interior<'_, T, MAX> {
+    /// 2×2 windows two apart along a row (taps `[0, 1, r, r + 1]`, the
+    /// common max pool): each window's four values read as a pair from
+    /// each of its two rows and its extreme picked by selects in tap
+    /// order, one pass per output row with no running extremes in memory
+    /// (2 threads, a 2×2 pool of 128 images of 32 channels at 32×32:
+    /// 2.1–2.3 → 1.2–1.4 ms; of 64 channels at 16×16: 2.3 → 1.2–1.3 ms).
+    #[inline(always)]
+    fn pairs(self) {
+        let Interior { src, base, rows, cols, ow_n, row_step, first, taps, dst, .. } = self;
+        let (n, below) = (cols.len(), taps[2]);
+        for (r, oh) in rows.enumerate() {
+            let origin = first + r * row_step;
+            // Window i reads top[2i..2i + 2] and bottom[2i..2i + 2].
+            let (top, bottom) = (&src[origin..][..2 * n], &src[origin + below..][..2 * n]);
+            let out = &mut dst[oh * ow_n + cols.start..][..n];
+            let at = (base + origin) as i64;
+            let (right, below, corner) = (1, below as i64, below as i64 + 1);
+            for (i, ((d, t), b)) in out.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)).enumerate() {
+                let (mut best, mut off) = (t[0], 0);
+                for (v, o) in [(t[1], right), (b[0], below), (b[1], corner)] {
+                    let take = better::<T, MAX>(v, best);
+                    best = if take { v } else { best };
+                    off = if take { o } else { off };
+                }
+                *d = at + 2 * i as i64 + off;
+            }
+        }
+    }
+
     /// The search with windows `SW` apart along a row (0: `self.sw`, known at run time).
     #[inline(always)]
     fn scan<const SW: usize>(self) {
@@ -385,11 +417,18 @@ mod tests {
     #[test]
     fn window_search_matches_the_definition_with_ties_and_nans() {
         let mut rng = Rng::new(7);
-        for case in 0..300 {
-            // [N, C, H, W] with 2-d windows; every fourth case tiles (pooling by k with stride k).
-            let (kh, kw) = (1 + rng.below(3), 1 + rng.below(3));
+        for case in 0..400 {
+            // [N, C, H, W] with 2-d windows; every fourth case tiles (pooling
+            // by k with stride k); the last hundred are 2×2 windows two
+            // apart along rows (the paired loop, padded or not, tiled or not).
+            let pairs = case >= 300;
+            let (kh, kw) = if pairs { (2, 2) } else { (1 + rng.below(3), 1 + rng.below(3)) };
             let tiled = case % 4 == 0;
-            let (sh, sw) = if tiled { (kh, kw) } else { (1 + rng.below(3), 1 + rng.below(3)) };
+            let (sh, sw) = match (tiled, pairs) {
+                (true, _) => (kh, kw),
+                (false, true) => (1 + rng.below(3), 2),
+                (false, false) => (1 + rng.below(3), 1 + rng.below(3)),
+            };
             let pad =
                 if tiled { [(0, 0); 2] } else { [(rng.below(kh), rng.below(kh)), (rng.below(kw), rng.below(kw))] };
             let h = if tiled { kh * (1 + rng.below(4)) } else { kh + rng.below(6) };
