@@ -79,8 +79,9 @@ pub trait Isa {
     /// Whether `mul_add` is one instruction (else it is a slow library call,
     /// and `a * b + c` rounded twice is used instead).
     const FMA: bool;
-    /// Whether AVX's 256-bit shuffles are there (see [`transpose_tile`]).
-    const AVX: bool;
+    /// Whether AVX's 256-bit shuffles are there (see [`transpose_tile`]);
+    /// false unless a level says so.
+    const AVX: bool = false;
 }
 
 /// Levels with a fused multiply-add (AVX2 and AVX-512 here).
@@ -95,7 +96,6 @@ impl Isa for Fused {
 }
 impl Isa for Unfused {
     const FMA: bool = false;
-    const AVX: bool = false;
 }
 
 /// `a * b + c`, fused where the level has the instruction.

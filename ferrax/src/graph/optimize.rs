@@ -130,8 +130,9 @@ impl Graph {
     /// same operands); the equations and constants that no output depends
     /// on dropped; and constants of more than 65 536 elements that all have
     /// the same bits (a gather's transpose scatters onto such zeros) made by
-    /// a broadcast of one element when the program runs. Inputs are kept, so the signature does not change.
-    /// (`x + 0` is kept: it turns -0 into +0.)
+    /// a broadcast of one element when the program runs. Inputs are kept,
+    /// so the signature does not change. (`x + 0` is kept: it turns -0
+    /// into +0.)
     ///
     /// ```
     /// # use ferrax::prelude::*;
