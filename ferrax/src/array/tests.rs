@@ -304,22 +304,29 @@ fn permute_matches_loop_including_tiled_transposes() {
         // short to tile: contiguous rows of 23, and strided rows of 13.
         (vec![37, 29, 13, 23], vec![2, 0, 1, 3]),
         (vec![37, 29, 23, 13], vec![1, 3, 0, 2]),
+        // Planes turned by shuffled sub-tiles (8×8 f32, 4×4 f64), with
+        // ragged edges: an attention's heads, and 35×21 planes.
+        (vec![3, 4, 16, 32], vec![0, 1, 3, 2]),
+        (vec![5, 35, 21], vec![0, 2, 1]),
+        (vec![2, 21, 3, 35], vec![3, 0, 2, 1]),
     ] {
-        let x = random(&shape, 8);
-        let got = permute(&x, &perm);
-        let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-        assert_eq!(got.shape(), &out_shape[..]);
-        let want: Vec<f64> = (0..x.size())
-            .map(|i| {
-                let o = unravel(i, &out_shape);
-                let mut src = vec![0; shape.len()];
-                for (d, &p) in perm.iter().enumerate() {
-                    src[p] = o[d];
-                }
-                x.get_f64(ravel(&src, &shape))
-            })
-            .collect();
-        assert_close(&got, &want, 0.0);
+        for dtype in [DType::F64, DType::F32, DType::Bool] {
+            let x = random(&shape, 8).to_dtype(dtype);
+            let got = permute(&x, &perm);
+            let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            assert_eq!(got.shape(), &out_shape[..]);
+            let want: Vec<f64> = (0..x.size())
+                .map(|i| {
+                    let o = unravel(i, &out_shape);
+                    let mut src = vec![0; shape.len()];
+                    for (d, &p) in perm.iter().enumerate() {
+                        src[p] = o[d];
+                    }
+                    x.get_f64(ravel(&src, &shape))
+                })
+                .collect();
+            assert_close(&got, &want, 0.0);
+        }
     }
 }
 
