@@ -95,58 +95,54 @@ fn as_uninit<T>(x: &[T]) -> &[MaybeUninit<T>] {
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
+/// The side of the square tiles a transpose copies at a time.
+const TILE: usize = 32;
+
 /// The strided copy for views whose last two dimensions are a transpose
 /// (source stride 1 on the second-to-last): copied in square tiles so both
 /// the reads and the writes stay within a few cache lines.
 fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usize], n: usize) -> Vec<T> {
-    const TILE: usize = 32;
     let k = dims.len();
     let (rows, cols) = (dims[k - 2], dims[k - 1]);
-    let (s_col, s_row) = (st[k - 1], st[k - 2]);
+    debug_assert_eq!(st[k - 2], 1, "transpose_tiles: the source runs along the rows");
+    let s_col = st[k - 1];
     let mut out = pool::filled(n, T::default());
     let plane = rows * cols;
     let outer_dims = &dims[..k - 2];
     let outer_st = &st[..k - 2];
-    let do_plane = |p: usize, dst: &mut [T]| {
-        let mut off = base;
-        let mut r = p;
-        for d in (0..outer_dims.len()).rev() {
-            off += (r % outer_dims[d]) * outer_st[d];
-            r /= outer_dims[d];
-        }
-        simd::dispatch(Plane { src, off, rows, cols, s_row, s_col, dst });
-    };
     if n / plane.max(1) > 1 {
-        parallel::fill_units(&mut out, plane, parallel::CHEAP, do_plane);
+        parallel::fill_units(&mut out, plane, parallel::CHEAP, |p, dst| {
+            let mut off = base;
+            let mut r = p;
+            for d in (0..outer_dims.len()).rev() {
+                off += (r % outer_dims[d]) * outer_st[d];
+                r /= outer_dims[d];
+            }
+            simd::dispatch(Plane { src, off, rows, cols, s_col, dst });
+        });
     } else {
         // One plane: split it by tile rows.
         parallel::fill_units(&mut out, TILE * cols, parallel::CHEAP, |t, dst| {
-            let i0 = t * TILE;
-            for j0 in (0..cols).step_by(TILE) {
-                for i in i0..(i0 + TILE).min(rows) {
-                    for j in j0..(j0 + TILE).min(cols) {
-                        dst[(i - i0) * cols + j] = src[base + i * s_row + j * s_col];
-                    }
-                }
-            }
+            let (i0, band) = (t * TILE, dst.len() / cols.max(1));
+            simd::dispatch(Plane { src, off: base + i0, rows: band, cols, s_col, dst });
         });
     }
     out
 }
 
-/// One plane of [`transpose_tiles`]: `dst[i · cols + j] = src[off + i ·
-/// s_row + j · s_col]`, in tiles of 32. Where the source runs along `i`
-/// (`s_row` 1), its square sub-tiles of [`simd::tile_rows`] are turned by
-/// vector shuffles (the keys of an attention's heads transposed, [32, 4,
-/// 16, 32] f32 on 2 threads: 43–47 → 17–19 µs), the rest element by element.
-struct Plane<'a, T> {
-    src: &'a [T],
-    off: usize,
-    rows: usize,
-    cols: usize,
-    s_row: usize,
-    s_col: usize,
-    dst: &'a mut [T],
+/// A transpose of a plane whose source runs along its rows,
+/// `dst[i · cols + j] = src[off + i + j · s_col]`, in tiles of [`TILE`],
+/// whose square sub-tiles of [`simd::tile_rows`] are turned by vector
+/// shuffles (the keys of an attention's heads transposed, [32, 4, 16, 32]
+/// f32 on 2 threads: 43–47 → 17–19 µs), the rest element by element. Also
+/// the copy of a convolution's input to channels last, a line at a time.
+pub(super) struct Plane<'a, T> {
+    pub(super) src: &'a [T],
+    pub(super) off: usize,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) s_col: usize,
+    pub(super) dst: &'a mut [T],
 }
 
 impl<T: Element> Kernel for Plane<'_, T> {
@@ -154,19 +150,17 @@ impl<T: Element> Kernel for Plane<'_, T> {
 
     #[inline(always)]
     fn run<I: Isa>(self) {
-        const TILE: usize = 32;
-        let Plane { src, off, rows, cols, s_row, s_col, dst } = self;
+        let Plane { src, off, rows, cols, s_col, dst } = self;
         let r = simd::tile_rows(std::mem::size_of::<T>());
         assert!(dst.len() >= rows * cols, "transpose: the plane's destination is short");
         if rows > 0 && cols > 0 {
-            let last = off + (rows - 1) * s_row + (cols - 1) * s_col;
-            assert!(last < src.len(), "transpose: the plane reads past its source");
+            assert!(off + (rows - 1) + (cols - 1) * s_col < src.len(), "transpose: the plane reads past its source");
         }
         for i0 in (0..rows).step_by(TILE) {
             for j0 in (0..cols).step_by(TILE) {
                 let (i1, j1) = ((i0 + TILE).min(rows), (j0 + TILE).min(cols));
                 // The whole sub-tiles, shuffled: rows i..i + r, columns j..j + r.
-                let (wi, wj) = if s_row == 1 { ((i1 - i0) / r * r, (j1 - j0) / r * r) } else { (0, 0) };
+                let (wi, wj) = ((i1 - i0) / r * r, (j1 - j0) / r * r);
                 for i in (i0..i0 + wi).step_by(r) {
                     for j in (j0..j0 + wj).step_by(r) {
                         // SAFETY: the source's sub-tile (columns j.. as its
@@ -182,7 +176,7 @@ impl<T: Element> Kernel for Plane<'_, T> {
                 for i in i0..i1 {
                     let skip = if i < i0 + wi { j0 + wj } else { j0 };
                     for j in skip..j1 {
-                        dst[i * cols + j] = src[off + i * s_row + j * s_col];
+                        dst[i * cols + j] = src[off + i + j * s_col];
                     }
                 }
             }

@@ -135,9 +135,7 @@ impl SingleOutput for ScatterAdd {
             let refs: Vec<&Array> = ins.iter().collect();
             return SingleOutput::eval(self, &refs);
         }
-        let mut ins = ins.into_iter();
-        let (operand, idx, updates) = (ins.next(), ins.next(), ins.next());
-        let (Some(operand), Some(idx), Some(updates)) = (operand, idx, updates) else {
+        let Ok([operand, idx, updates]) = <[Array; 3]>::try_from(ins) else {
             unreachable!("scatter_add: the shape rule admits three operands")
         };
         scatter_add_owned(operand, self.axis, &idx, &updates, self.mode)

@@ -15,6 +15,7 @@
 
 use std::ops::Range;
 
+use super::super::layout::Plane;
 use super::super::simd::{self, madd, Isa, Kernel, MulAdd};
 use super::super::Num;
 use super::direct::lanes;
@@ -34,6 +35,9 @@ pub(super) struct ChannelsLast {
     sh: Shifted,
     /// Channels a group, a multiple of the lanes.
     cg: usize,
+    /// Each input line's start in an image, its start in the padded image,
+    /// and its length (see [`Shifted::input_lines`]).
+    input: Vec<(usize, usize, usize)>,
 }
 
 impl ChannelsLast {
@@ -44,7 +48,10 @@ impl ChannelsLast {
         if cg == 0 || cg % l != 0 {
             return None;
         }
-        Some(ChannelsLast { sh: Shifted::new(sp)?, cg })
+        let sh = Shifted::new(sp)?;
+        let mut input = Vec::new();
+        sh.input_lines(sp, |from, at, line| input.push((from, at, line)));
+        Some(ChannelsLast { sh, cg, input })
     }
 
     /// The images `imgs` of group `gi` of `x [N, c, S..]`, zero-padded and
@@ -54,18 +61,16 @@ impl ChannelsLast {
         let ss: usize = sp.input.iter().product();
         dst.clear();
         dst.resize(imgs.len() * plane * cg, T::ZERO);
-        let mut lines = Vec::new();
-        self.sh.input_lines(sp, |from, at, line| lines.push((from, at, line)));
         for (j, ni) in imgs.clone().enumerate() {
             let src = &x[(ni * c + gi * cg) * ss..][..cg * ss];
             let image = &mut dst[j * plane * cg..][..plane * cg];
-            simd::dispatch(Transpose { src, ss, lines: &lines, dst: image, cg });
+            simd::dispatch(Transpose { src, ss, lines: &self.input, dst: image, cg });
         }
     }
 }
 
 /// One image's channels `[cg, ss]` written channels last at the padded
-/// positions of its lines, in tiles of [`simd::tile_rows`].
+/// positions of its lines: each line a transposed plane (see [`Plane`]).
 struct Transpose<'a, T> {
     src: &'a [T],
     ss: usize,
@@ -81,32 +86,10 @@ impl<T: Num> Kernel for Transpose<'_, T> {
 
     #[inline(always)]
     fn run<I: Isa>(self) {
-        let (cg, ss) = (self.cg, self.ss);
-        let r = simd::tile_rows(std::mem::size_of::<T>());
-        assert!(cg % r == 0 && self.src.len() >= cg * ss, "channels-last copy: channels not whole tiles");
-        for &(from, at, line) in self.lines {
-            assert!(
-                from + line <= ss && (at + line) * cg <= self.dst.len(),
-                "channels-last copy: a line out of bounds"
-            );
-            let whole = line / r * r;
-            for c0 in (0..cg).step_by(r) {
-                for p0 in (0..whole).step_by(r) {
-                    // SAFETY: rows c0..c0 + r of the source hold positions
-                    // from + p0..from + p0 + r, and positions at + p0.. of
-                    // the destination channels c0..c0 + r (the assertions).
-                    unsafe {
-                        let src = self.src.as_ptr().add(c0 * ss + from + p0);
-                        let dst = self.dst.as_mut_ptr().add((at + p0) * cg + c0);
-                        simd::transpose_tile::<I, T>(src, ss, dst, cg);
-                    }
-                }
-                for p in whole..line {
-                    for ci in c0..c0 + r {
-                        self.dst[(at + p) * cg + ci] = self.src[ci * ss + from + p];
-                    }
-                }
-            }
+        let Transpose { src, ss, lines, dst, cg } = self;
+        for &(from, at, line) in lines {
+            let dst = &mut dst[at * cg..(at + line) * cg];
+            Plane { src, off: from, rows: line, cols: cg, s_col: ss, dst }.run::<I>();
         }
     }
 }
