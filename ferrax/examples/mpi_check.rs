@@ -6,6 +6,7 @@
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check w3     # W3's all-reduce cost
 //! mpirun --oversubscribe -np 2 -x ISOLATE=1 target/release/examples/mpi_check w3   # without the waits
 //! mpirun --oversubscribe -np 2 -x CONCAT=1 target/release/examples/mpi_check w3    # one concatenated array
+//! mpirun --oversubscribe -np 2 -x BORROW=1 target/release/examples/mpi_check w3    # results in new arrays
 //! mpirun --oversubscribe -np 2 target/release/examples/mpi_check die    # a rank dies: the job ends
 //! mpirun --oversubscribe -np 2 --mca coll_tuned_use_dynamic_rules 1 \
 //!     --mca coll_tuned_allreduce_algorithm 4 target/release/examples/mpi_check w3   # the ring all-reduce
@@ -34,6 +35,13 @@ fn check(comm: &SharedComm, shares_memory: bool) -> Result<(), String> {
         match comm.all_reduce_many(&[&x.to_array(), &y.to_array()], Reduction::Sum) {
             Err(ferrax::distributed::CommError::Operands { .. }) => {}
             other => return Err(format!("all_reduce_many of arrays shaped otherwise gave {other:?}")),
+        }
+        // An array given up that nothing else holds is reduced in place.
+        let x = Tensor::randn(&[1001], DType::F32, 7).to_array();
+        let at = x.as_slice::<f32>().as_ptr();
+        let got = comm.all_reduce_owned(vec![x], Reduction::Sum).map_err(|e| e.to_string())?;
+        if got[0].as_slice::<f32>().as_ptr() != at {
+            return Err("all_reduce_owned of an array nothing else holds wrote its result elsewhere".into());
         }
     }
     let n = size as f64;
@@ -95,6 +103,8 @@ fn w3(comm: &SharedComm) {
     // CONCAT=1: the gradients concatenated into one array, all-reduced and
     // sliced back, as before the communicators reduced several arrays at once.
     let concat = std::env::var_os("CONCAT").is_some();
+    // BORROW=1: the gradients reduced by reference, into new arrays.
+    let borrow = std::env::var_os("BORROW").is_some();
     for _ in 0..steps {
         let g = grad(|p: &Vec<Tensor>| loss(p, &dp.shard(&x), &dp.shard(&y)))(&p);
         if std::env::var_os("ISOLATE").is_some() {
@@ -114,8 +124,10 @@ fn w3(comm: &SharedComm) {
                     summed.slice(0, at - g.size(), at).reshape(g.shape())
                 })
                 .collect()
-        } else {
+        } else if borrow {
             ferrax::distributed::all_reduce(&**comm, &g, Reduction::Mean).unwrap()
+        } else {
+            ferrax::distributed::all_reduce_owned(&**comm, g, Reduction::Mean).unwrap()
         };
         in_reduce += r.elapsed().as_secs_f64();
         p = p.iter().zip(&mean).map(|(p, g)| p - g * 0.1).collect();

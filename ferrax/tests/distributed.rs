@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrax::distributed::{
-    all_gather_tensor, check_collectives, psum, psum_scatter, psum_tree, CommError, Communicator, DataParallel,
-    Reduction, SharedComm, ThreadGroup,
+    all_gather_tensor, check_collectives, psum, psum_scatter, psum_tree, psum_tree_owned, CommError, Communicator,
+    DataParallel, Reduction, SharedComm, ThreadGroup,
 };
 use ferrax::nn::{softmax_cross_entropy, Activation, Mlp};
 use ferrax::optim::{Adam, Optimizer};
@@ -197,9 +197,19 @@ fn psum_of_a_tree_differentiates_and_batches_leaf_by_leaf() {
         // The first leaf batched along its axis 1, the second not at all.
         let rows = Tensor::stack(&[a.clone(), &a * 10.0], 1);
         let batched = vmap_axes(|x: &Tensor| psum_tree(&(x.clone(), a.clone()), &c).0, &[Some(1)], &[0])(&rows);
-        (summed, g, jitted, jv, batched)
+        // Given up: the same sums; `a`, still held here, keeps its values.
+        let owned = psum_tree_owned((a.clone(), b.clone()), &c);
+        assert_eq!(a.to_vec::<f64>(), [1.0 + r, 2.0 * r]);
+        let owned_loss = |a: &Tensor| psum_tree_owned(vec![a * 1.0], &c)[0].square().sum();
+        let owned_grads = (grad(owned_loss)(&a), jit(|a: &Tensor| grad(owned_loss)(a))(&a));
+        (summed, g, jitted, jv, batched, owned, owned_grads)
     });
-    for ((sa, sb), g, jitted, jv, batched) in &out {
+    for ((sa, sb), g, jitted, jv, batched, owned, owned_grads) in &out {
+        assert_eq!(owned.0.to_vec::<f64>(), sa.to_vec::<f64>());
+        assert_eq!(owned.1.to_vec::<f32>(), sb.to_vec::<f32>());
+        // The loss Σ_ranks Σ S² has gradient 2·size·S = 4S.
+        assert_eq!(owned_grads.0.to_vec::<f64>(), [12.0, 8.0]);
+        assert_eq!(owned_grads.1.to_vec::<f64>(), [12.0, 8.0]);
         assert_eq!(sa.to_vec::<f64>(), [3.0, 2.0]);
         assert_eq!((sb.dtype(), sb.shape()), (DType::F32, &[3usize, 1][..]));
         assert_eq!(sb.to_vec::<f32>(), [1.0, 2.0, -1.0]);

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 pub use crate::array::{Array, Aval, DType};
 pub use primitive::{label, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput};
-pub use trace::{bind, bind_all, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace};
+pub use trace::{
+    bind, bind_all, bind_all_owned, bind_dyn, is_live, live_trace, push_frame, FrameGuard, FrameId, Trace,
+};
 pub(crate) use trace::{same_aval, small};
 
 /// An n-dimensional value: what users hold and transformations trace.
@@ -86,6 +88,17 @@ impl Tensor {
         match &*self.0 {
             Repr::Array(a) => a.aval(),
             Repr::Tracer(t) => &t.aval,
+        }
+    }
+
+    /// The concrete value as [`Tensor::to_array`] gives it, without another
+    /// handle on the array where this tensor was its only holder, so that
+    /// the array's buffer may be unique.
+    pub(crate) fn into_array(self) -> Array {
+        match Arc::try_unwrap(self.0) {
+            Ok(Repr::Array(a)) => a,
+            Ok(repr) => Tensor(Arc::new(repr)).to_array(),
+            Err(shared) => Tensor(shared).to_array(),
         }
     }
 

@@ -173,6 +173,23 @@ pub fn bind_all<P: Primitive>(prim: P, ins: &[Tensor]) -> Outs<Tensor> {
     }
 }
 
+/// [`bind_all`] on operands given up: evaluated eagerly, the primitive
+/// gets the arrays of those no one else holds ([`Primitive::eval_owned`]),
+/// so that it may write its outputs over them, as `jit`'s interpreter lets
+/// it do at an operand's last use. Traced, it is [`bind_all`].
+#[track_caller]
+pub fn bind_all_owned<P: Primitive>(prim: P, ins: Vec<Tensor>) -> Outs<Tensor> {
+    if let Some(frame) = top_frame(&ins) {
+        return bind_traced(Arc::new(prim), &ins, frame);
+    }
+    let avals: Inputs<Aval> = small(ins.iter().map(|x| x.aval().clone()));
+    let refs: Inputs<&Aval> = small(avals.iter());
+    let want = prim.shape(&refs);
+    let device = crate::array::backend_of(&arrays_of(&ins)).device();
+    let arrays = ins.into_iter().map(Tensor::into_array).collect();
+    eager_outputs(&prim, prim.eval_owned(arrays), device, &want)
+}
+
 /// [`bind_all`] for a primitive already behind an `Arc` (graph interpreters, trace rules).
 #[track_caller]
 pub fn bind_dyn(prim: Arc<dyn Primitive>, ins: &[Tensor]) -> Outs<Tensor> {
@@ -226,13 +243,25 @@ fn eval_eager<P: Primitive + ?Sized>(prim: &P, ins: &[Tensor]) -> Outs<Tensor> {
     let want = prim.shape(&avals);
     // Placement: the inputs must share a device (the message names both).
     let device = crate::array::backend_of(&arrays).device();
-    let mut outs = prim.eval(&arrays);
+    let outs = prim.eval(&arrays);
+    eager_outputs(prim, outs, device, &want)
+}
+
+/// An eager evaluation's outputs placed with its inputs, checked against
+/// the shape rule's promise.
+#[track_caller]
+fn eager_outputs<P: Primitive + ?Sized>(
+    prim: &P,
+    mut outs: Outs<Array>,
+    device: crate::array::Device,
+    want: &[Aval],
+) -> Outs<Tensor> {
     if device != crate::array::Device::Cpu {
         outs = small(outs.into_iter().map(|y| crate::array::placed(prim.name(), y, device)));
     }
     {
         let got: Outs<&Aval> = small(outs.iter().map(Array::aval));
-        check_outputs(prim, &got, &want);
+        check_outputs(prim, &got, want);
     }
     small(outs.into_iter().map(Tensor::from_array))
 }

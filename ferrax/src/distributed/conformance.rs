@@ -58,6 +58,8 @@ fn same(what: &str, got: &Array, want: &Tensor) -> Result<(), String> {
 ///   f32; ±0 and NaN under the maximum), for lengths from 0 to 40 000;
 /// - `all_reduce_many` of five arrays of different shapes (an empty one and
 ///   a scalar among them), each result as `all_reduce` of its array;
+/// - `all_reduce_owned` of the same arrays, two given up and three also
+///   held by the caller, which must find those three as they were;
 /// - `broadcast`, `all_gather` and `reduce_scatter` of every dtype they take;
 /// - with `checks_operands`, that an all-reduce of operands of different
 ///   lengths fails with [`CommError::Operands`] on every rank, and so does
@@ -116,6 +118,29 @@ pub fn check_collectives(comm: &dyn Communicator, checks_operands: bool) -> Resu
             for (i, (got, s)) in got.iter().zip(shapes).enumerate() {
                 let want = fold(size, first + i as u64, s.iter().product(), dtype, op).reshape(s);
                 same(&format!("{what}, array {i}"), got, &want)?;
+            }
+            // The same operands given up, but for three the caller keeps:
+            // those must not be written over.
+            let what = what.replace("all_reduce_many", "all_reduce_owned");
+            let operand_of = |i: usize| operand(rank, size, first + i as u64, shapes[i].iter().product(), dtype);
+            let kept: Vec<(usize, Array)> = [1, 3, 4].map(|i| (i, xs[i].clone())).into();
+            drop(xs);
+            let given = (0..shapes.len())
+                .map(|i| match kept.iter().find(|k| k.0 == i) {
+                    Some((_, x)) => x.clone(),
+                    None => operand_of(i).reshape(shapes[i]).to_array(),
+                })
+                .collect();
+            let got = comm.all_reduce_owned(given, op).map_err(failed(what.clone()))?;
+            if got.len() != shapes.len() {
+                return Err(format!("{what} gave {} arrays", got.len()));
+            }
+            for (i, (got, s)) in got.iter().zip(shapes).enumerate() {
+                let want = fold(size, first + i as u64, s.iter().product(), dtype, op).reshape(s);
+                same(&format!("{what}, array {i}"), got, &want)?;
+            }
+            for (i, x) in &kept {
+                same(&format!("{what}: the caller's array {i} afterwards"), x, &operand_of(*i).reshape(shapes[*i]))?;
             }
         }
     }

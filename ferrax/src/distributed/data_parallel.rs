@@ -10,7 +10,7 @@ use crate::optim::Optimizer;
 use crate::transforms::value_and_grad;
 use crate::tree::Tree;
 
-use super::{broadcast, psum, psum_tree, CommError, SharedComm};
+use super::{broadcast, psum, psum_tree_owned, CommError, SharedComm};
 
 /// Data-parallel training over a group (PyTorch's
 /// DistributedDataParallel, JAX's `pmap` with `psum`).
@@ -121,10 +121,11 @@ impl DataParallel {
             local(params)
         };
         // The gradients travel as they are, those of one dtype in buckets of
-        // up to `BUCKET_BYTES`: a model's size in a few messages.
-        let summed = psum_tree(&grads.leaves(), &self.comm);
+        // up to `BUCKET_BYTES`: a model's size in a few messages, summed
+        // over their own buffers where the transport can.
+        let summed = psum_tree_owned(grads, &self.comm);
         let value = psum(&value.to_dtype(DType::F64), &self.comm);
-        (value, params.with_leaves(summed))
+        (value, summed)
     }
 
     /// One step of `opt` on the batch `(x, y)`: the gradients of

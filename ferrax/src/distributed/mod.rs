@@ -35,7 +35,9 @@ pub use conformance::check_collectives;
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]
 pub use mpi::{launched_by_mpi, MpiComm};
-pub use prims::{all_gather_tensor, psum, psum_scatter, psum_tree, AllGather, AllReduce, ReduceScatter};
+pub use prims::{
+    all_gather_tensor, psum, psum_scatter, psum_tree, psum_tree_owned, AllGather, AllReduce, ReduceScatter,
+};
 pub use threads::{ThreadComm, ThreadGroup, DEFAULT_TIMEOUT};
 
 /// How [`Communicator::all_reduce`] combines the ranks' arrays, elementwise.
@@ -126,6 +128,13 @@ pub trait Communicator: Send + Sync + fmt::Debug {
     fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
         concat_reduce(self, xs, op)
     }
+    /// [`Communicator::all_reduce_many`] of arrays given up: a transport may
+    /// write each result over its array where no one else holds the
+    /// buffer, sparing the stores into a new one. The default reduces them
+    /// by reference.
+    fn all_reduce_owned(&self, xs: Vec<Array>, op: Reduction) -> Result<Vec<Array>, CommError> {
+        self.all_reduce_many(&xs.iter().collect::<Vec<_>>(), op)
+    }
     /// Rank `root`'s `x`, on every rank.
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError>;
     /// Every rank's `x` concatenated along `axis`, in rank order.
@@ -186,21 +195,59 @@ pub const BUCKET_BYTES: usize = 25 << 20;
 /// As the communicator's; the tree is left as it was.
 pub fn all_reduce<T: Tree>(comm: &dyn Communicator, tree: &T, op: Reduction) -> Result<T, CommError> {
     let arrays: Vec<Array> = tree.leaves().iter().map(Tensor::to_array).collect();
-    let out = reduce_in_buckets(comm, &arrays.iter().collect::<Vec<_>>(), op)?;
+    let out = reduce_in_buckets(comm, arrays, op)?;
     Ok(tree.with_leaves(out.into_iter().map(Tensor::from_array).collect()))
 }
 
-/// Each array reduced across ranks, one [`Communicator::all_reduce_many`]
+/// [`all_reduce`] of a tree given up, as a model's gradients are once
+/// computed: the transport may write the results over the leaves' buffers
+/// that nothing else holds (MPI ranks on one machine do), sparing the
+/// stores into new arrays of the model's size.
+///
+/// # Errors
+/// As the communicator's; the tree is lost then.
+///
+/// ```
+/// use ferrax::prelude::*;
+/// use ferrax::distributed::{all_reduce_owned, Communicator, Reduction, ThreadGroup};
+///
+/// let ranks: Vec<Vec<Tensor>> = std::thread::scope(|s| {
+///     let handles: Vec<_> = ThreadGroup::new(2).into_iter().map(|comm| s.spawn(move || {
+///         let grads = vec![Tensor::full(&[3], comm.rank() as f64 + 1.0, DType::F32)];
+///         all_reduce_owned(&comm, grads, Reduction::Mean).unwrap()
+///     })).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).collect()
+/// });
+/// assert_eq!(ranks[0][0].to_vec::<f32>(), vec![1.5; 3]);
+/// assert_eq!(ranks[1][0].to_vec::<f32>(), vec![1.5; 3]);
+/// ```
+pub fn all_reduce_owned<T: Tree>(comm: &dyn Communicator, tree: T, op: Reduction) -> Result<T, CommError> {
+    let (shell, leaves) = take_leaves(tree);
+    let out = reduce_in_buckets(comm, leaves.into_iter().map(Tensor::into_array).collect(), op)?;
+    Ok(shell.with_leaves(out.into_iter().map(Tensor::from_array).collect()))
+}
+
+/// The tree's structure (its leaves scalar placeholders) and its leaves,
+/// of which it keeps no other handle.
+fn take_leaves<T: Tree>(tree: T) -> (T, Vec<Tensor>) {
+    let leaves = tree.leaves();
+    let shell = tree.with_leaves(vec![Tensor::zeros(&[], DType::F32); leaves.len()]);
+    (shell, leaves)
+}
+
+/// Each array reduced across ranks, one [`Communicator::all_reduce_owned`]
 /// per bucket of [`buckets`].
 pub(crate) fn reduce_in_buckets(
     comm: &dyn Communicator,
-    xs: &[&Array],
+    xs: Vec<Array>,
     op: Reduction,
 ) -> Result<Vec<Array>, CommError> {
+    let groups = buckets(&xs.iter().map(|a| (a.dtype(), a.size())).collect::<Vec<_>>());
+    let mut xs: Vec<Option<Array>> = xs.into_iter().map(Some).collect();
     let mut out: Vec<Option<Array>> = vec![None; xs.len()];
-    for bucket in buckets(&xs.iter().map(|a| (a.dtype(), a.size())).collect::<Vec<_>>()) {
-        let reduced = comm.all_reduce_many(&bucket.iter().map(|&i| xs[i]).collect::<Vec<_>>(), op)?;
-        for (&i, r) in bucket.iter().zip(reduced) {
+    for bucket in groups {
+        let given = bucket.iter().map(|&i| xs[i].take().expect("an array is in one bucket")).collect();
+        for (&i, r) in bucket.iter().zip(comm.all_reduce_owned(given, op)?) {
             out[i] = Some(r);
         }
     }

@@ -13,7 +13,8 @@ use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
 use crate::array::{Array, Buffer, DType, Element, Num};
 
-use super::shm::{Header, NodeWindow};
+use super::combine::{fold_with, Fold};
+use super::shm::{Header, NodeWindow, Operand};
 use super::{check_root, CommError, Communicator, Reduction, DEFAULT_TIMEOUT};
 
 /// This process's rank in its MPI job.
@@ -138,26 +139,14 @@ impl MpiComm {
     }
 
     /// `xs` reduced across the ranks, each reduction's loop compiled for
-    /// its own arithmetic. A mean divides the sum by the number of ranks, as
-    /// the thread group's does, so that the two give the same bits.
+    /// its own arithmetic, the thread group's ([`fold_with`]).
     fn reduce_num<T: Num + mpi::datatype::Equivalence>(
         &self,
         header: Header,
-        xs: &[&[T]],
+        xs: Vec<Operand<'_, T>>,
         op: Reduction,
     ) -> Result<Vec<Vec<T>>, CommError> {
-        let n = T::from_f64(self.size as f64);
-        match op {
-            Reduction::Sum => self.reduce(header, xs, T::wadd, |s| s),
-            // Multiplying by 1/n rounds as dividing by n does when n is a
-            // power of two, and costs a fraction of a division.
-            Reduction::Mean if self.size.is_power_of_two() => {
-                let inverse = T::from_f64(1.0 / self.size as f64);
-                self.reduce(header, xs, T::wadd, move |s| s * inverse)
-            }
-            Reduction::Mean => self.reduce(header, xs, T::wadd, move |s| s / n),
-            Reduction::Max => self.reduce(header, xs, T::max_nan, |s| s),
-        }
+        fold_with(op, self.size, Through { comm: self, header, xs })
     }
 
     /// `xs` reduced through the shared window, or (at most one array, as
@@ -166,7 +155,7 @@ impl MpiComm {
     fn reduce<T: Element + mpi::datatype::Equivalence>(
         &self,
         header: Header,
-        xs: &[&[T]],
+        xs: Vec<Operand<'_, T>>,
         combine: impl Fn(T, T) -> T + Copy,
         finish: impl Fn(T) -> T + Copy,
     ) -> Result<Vec<Vec<T>>, CommError> {
@@ -174,9 +163,10 @@ impl MpiComm {
         if let Some(window) = window.as_mut() {
             return window.all_reduce(&self.watch, header, xs, combine, finish);
         }
-        let x: &[T] = match xs {
+        let x: &[T] = match &xs[..] {
             [] => &[],
-            [x] => x,
+            [Operand::Borrowed(x)] => x,
+            [Operand::Owned(x)] => x,
             _ => unreachable!("all_reduce_many concatenates several arrays without a shared window"),
         };
         let mut out = if header.reduces_by(Reduction::Max) {
@@ -243,6 +233,20 @@ macro_rules! as_mpi {
     }};
 }
 
+/// An all-reduce's operands on their way to [`MpiComm::reduce`].
+struct Through<'c, 'a, T> {
+    comm: &'c MpiComm,
+    header: Header,
+    xs: Vec<Operand<'a, T>>,
+}
+
+impl<T: Element + mpi::datatype::Equivalence> Fold<T> for Through<'_, '_, T> {
+    type Out = Result<Vec<Vec<T>>, CommError>;
+    fn run(self, combine: impl Fn(T, T) -> T + Copy + Sync, finish: impl Fn(T) -> T + Copy + Sync) -> Self::Out {
+        self.comm.reduce(self.header, self.xs, combine, finish)
+    }
+}
+
 impl Communicator for MpiComm {
     fn rank(&self) -> usize {
         self.rank
@@ -254,10 +258,14 @@ impl Communicator for MpiComm {
         Ok(self.all_reduce_many(&[x], op)?.swap_remove(0))
     }
     fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
+        // Held by the caller as well, the arrays are read where they lie.
+        self.all_reduce_owned(xs.iter().map(|&x| x.clone()).collect(), op)
+    }
+    fn all_reduce_owned(&self, xs: Vec<Array>, op: Reduction) -> Result<Vec<Array>, CommError> {
         if xs.len() > 1 && !self.shares_memory() {
-            return super::concat_reduce(self, xs, op);
+            return super::concat_reduce(self, &xs.iter().collect::<Vec<_>>(), op);
         }
-        super::check_one_dtype(xs)?;
+        super::check_one_dtype(&xs.iter().collect::<Vec<_>>())?;
         // No arrays still meet the other ranks, which then learn of it.
         let dtype = xs.first().map_or(DType::F32, |x| x.dtype());
         if dtype == DType::Bool || (op == Reduction::Mean && !dtype.is_float()) {
@@ -266,29 +274,31 @@ impl Communicator for MpiComm {
                 why: format!("cannot take the {op:?} of {dtype}"),
             });
         }
-        // Half precision is summed in f32, as the kernels compute it.
-        let wide: Vec<Array> =
-            xs.iter().map(|x| if dtype.is_half() { x.to_dtype(DType::F32) } else { (*x).clone() }).collect();
         let header = Header::new(dtype, op, xs.iter().map(|x| x.shape()));
+        let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+        // Half precision is summed in f32, as the kernels compute it.
+        let wide = xs.into_iter().map(|x| if dtype.is_half() { x.to_dtype(DType::F32) } else { x });
         macro_rules! reduce {
-            ($variant:ident) => {{
-                let slices: Vec<_> = wide
-                    .iter()
-                    .map(|a| match a.buffer() {
-                        Buffer::$variant(v) => &v[..],
-                        _ => unreachable!("one dtype, checked above"),
+            ($variant:ident, $t:ty) => {{
+                // An array no one else holds is reduced in place.
+                let mut arrays: Vec<Result<Vec<$t>, Array>> = wide.map(Array::into_unique_vec::<$t>).collect();
+                let operands = arrays
+                    .iter_mut()
+                    .map(|a| match a {
+                        Ok(v) => Operand::Owned(std::mem::take(v)),
+                        Err(a) => Operand::Borrowed(a.as_slice::<$t>()),
                     })
                     .collect();
-                self.reduce_num(header, &slices, op)?.into_iter().map(Buffer::$variant).collect::<Vec<_>>()
+                self.reduce_num(header, operands, op)?.into_iter().map(Buffer::$variant).collect::<Vec<_>>()
             }};
         }
         let bufs = match if dtype.is_half() { DType::F32 } else { dtype } {
-            DType::F32 => reduce!(F32),
-            DType::F64 => reduce!(F64),
-            DType::I64 => reduce!(I64),
+            DType::F32 => reduce!(F32, f32),
+            DType::F64 => reduce!(F64, f64),
+            DType::I64 => reduce!(I64, i64),
             _ => unreachable!("half precision is widened and bool refused above"),
         };
-        Ok(xs.iter().zip(bufs).map(|(x, b)| Array::new(x.shape(), b).to_dtype(dtype)).collect())
+        Ok(shapes.iter().zip(bufs).map(|(shape, b)| Array::new(shape, b).to_dtype(dtype)).collect())
     }
     fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
         check_root("broadcast", root, self.size)?;

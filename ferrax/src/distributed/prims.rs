@@ -9,7 +9,7 @@
 use std::fmt;
 
 use crate::array::{Array, Aval};
-use crate::core::{bind, bind_all, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
+use crate::core::{bind, bind_all, bind_all_owned, Kind, Lin, Outs, Param, Params, Primitive, SingleOutput, Tensor};
 use crate::prims::batching::move_axis;
 use crate::tree::Tree;
 
@@ -85,6 +85,9 @@ impl Primitive for AllReduce {
             .collect()
     }
     fn eval(&self, ins: &[&Array]) -> Outs<Array> {
+        self.eval_owned(ins.iter().map(|&x| x.clone()).collect())
+    }
+    fn eval_owned(&self, ins: Vec<Array>) -> Outs<Array> {
         or_panic(super::reduce_in_buckets(&*self.comm, ins, Reduction::Sum)).into_iter().collect()
     }
     fn jvp(&self, _x: &[Tensor], t: &[Option<Tensor>], _ans: &[Tensor]) -> Outs<Option<Tensor>> {
@@ -247,6 +250,22 @@ pub fn psum_tree<T: Tree>(tree: &T, comm: &SharedComm) -> T {
         return tree.with_leaves(Vec::new());
     }
     tree.with_leaves(bind_all(AllReduce { comm: comm.clone() }, &leaves).into_vec())
+}
+
+/// [`psum_tree`] of a tree given up, as a model's gradients are once
+/// computed: evaluated eagerly, the sums may be written over the leaves'
+/// buffers that nothing else holds (see [`all_reduce_owned`](super::all_reduce_owned)).
+/// Traced, it is [`psum_tree`].
+///
+/// # Panics
+/// As [`psum`].
+#[track_caller]
+pub fn psum_tree_owned<T: Tree>(tree: T, comm: &SharedComm) -> T {
+    let (shell, leaves) = super::take_leaves(tree);
+    if leaves.is_empty() {
+        return shell;
+    }
+    shell.with_leaves(bind_all_owned(AllReduce { comm: comm.clone() }, leaves).into_vec())
 }
 
 /// Every rank's `x` concatenated along `axis` (JAX's `all_gather` with

@@ -205,9 +205,12 @@ impl Communicator for ThreadComm {
         Ok(self.all_reduce_many(&[x], op)?.swap_remove(0))
     }
     fn all_reduce_many(&self, xs: &[&Array], op: Reduction) -> Result<Vec<Array>, CommError> {
-        super::check_one_dtype(xs)?;
-        let owned = xs.iter().map(|&x| x.clone()).collect();
-        let out = self.exchange("all_reduce", owned, |all| {
+        // Held by the caller as well, the arrays are read where they lie.
+        self.all_reduce_owned(xs.iter().map(|&x| x.clone()).collect(), op)
+    }
+    fn all_reduce_owned(&self, xs: Vec<Array>, op: Reduction) -> Result<Vec<Array>, CommError> {
+        super::check_one_dtype(&xs.iter().collect::<Vec<_>>())?;
+        let out = self.exchange("all_reduce", xs, |all| {
             let count = all[0].len();
             if let Some(r) = all.iter().position(|xs| xs.len() != count) {
                 return Err(CommError::Operands {
@@ -215,7 +218,12 @@ impl Communicator for ThreadComm {
                     why: format!("rank 0 gives {count} arrays but rank {r} gives {}", all[r].len()),
                 });
             }
-            (0..count).map(|i| combine::reduce(&all.iter().map(|xs| xs[i].clone()).collect::<Vec<_>>(), op)).collect()
+            // Each array moves on as it came, so that the first rank's, when
+            // no one else holds it, takes the result.
+            let mut ranks: Vec<_> = all.into_iter().map(Vec::into_iter).collect();
+            (0..count)
+                .map(|_| combine::reduce(ranks.iter_mut().map(|r| r.next().expect("counted")).collect(), op))
+                .collect()
         })?;
         out.as_ref().clone()
     }
@@ -230,7 +238,7 @@ impl Communicator for ThreadComm {
     }
     fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
         let out = self.exchange("reduce_scatter", vec![x.clone()], |all| {
-            Ok(vec![combine::reduce(&firsts(all), Reduction::Sum)?])
+            Ok(vec![combine::reduce(firsts(all), Reduction::Sum)?])
         })?;
         combine::scatter(&out.as_ref().clone()?[0], axis, self.rank, self.size())
     }
