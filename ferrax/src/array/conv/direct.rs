@@ -18,7 +18,7 @@ use super::super::matmul::num_like::Scalar;
 use super::super::parallel::{self, team};
 use super::super::simd::{self, madd, Isa, Kernel, Level, MulAdd};
 use super::super::{pool, Element, Num};
-use super::shifted::Shifted;
+use super::shifted::{copy_line, Shifted};
 use super::{image_tasks, run_tasks, Shared, Spatial, PAR_FLOPS};
 
 /// Output channels per block: each is a broadcast weight per step.
@@ -141,7 +141,7 @@ impl Layout {
                     for y in 0..h {
                         let line = &mut slab[(y + st.top) * st.width..][..st.width];
                         let at = (y * w) as i64 + from as i64 + shift;
-                        line[from..to].copy_from_slice(&src[at as usize..][..to - from]);
+                        copy_line(&mut line[from..to], &src[at as usize..][..to - from]);
                     }
                 }
             }
