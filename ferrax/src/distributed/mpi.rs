@@ -11,7 +11,7 @@ use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 
-use crate::array::{Array, Buffer, DType, Element, Num};
+use crate::array::{Array, Buffer, DType, Element};
 
 use super::combine::{fold_with, Fold};
 use super::shm::{Header, NodeWindow, Operand};
@@ -136,17 +136,6 @@ impl MpiComm {
     /// Runs one MPI call under the lock, watched by the watchdog.
     fn call<R>(&self, f: impl FnOnce(&SimpleCommunicator) -> R) -> R {
         self.watch.run(|| f(&self.world))
-    }
-
-    /// `xs` reduced across the ranks, each reduction's loop compiled for
-    /// its own arithmetic, the thread group's ([`fold_with`]).
-    fn reduce_num<T: Num + mpi::datatype::Equivalence>(
-        &self,
-        header: Header,
-        xs: Vec<Operand<'_, T>>,
-        op: Reduction,
-    ) -> Result<Vec<Vec<T>>, CommError> {
-        fold_with(op, self.size, Through { comm: self, header, xs })
     }
 
     /// `xs` reduced through the shared window, or (at most one array, as
@@ -274,8 +263,8 @@ impl Communicator for MpiComm {
                 why: format!("cannot take the {op:?} of {dtype}"),
             });
         }
-        let header = Header::new(dtype, op, xs.iter().map(|x| x.shape()));
         let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+        let header = Header::new(dtype, op, shapes.iter().map(|s| &s[..]));
         // Half precision is summed in f32, as the kernels compute it.
         let wide = xs.into_iter().map(|x| if dtype.is_half() { x.to_dtype(DType::F32) } else { x });
         macro_rules! reduce {
@@ -289,7 +278,9 @@ impl Communicator for MpiComm {
                         Err(a) => Operand::Borrowed(a.as_slice::<$t>()),
                     })
                     .collect();
-                self.reduce_num(header, operands, op)?.into_iter().map(Buffer::$variant).collect::<Vec<_>>()
+                // Each reduction's loop compiled for its own arithmetic, the thread group's.
+                let through = Through { comm: self, header, xs: operands };
+                fold_with(op, self.size, through)?.into_iter().map(Buffer::$variant).collect::<Vec<_>>()
             }};
         }
         let bufs = match if dtype.is_half() { DType::F32 } else { dtype } {

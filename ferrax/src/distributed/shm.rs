@@ -268,28 +268,19 @@ impl NodeWindow {
     ) -> Result<Vec<Vec<T>>, CommError> {
         // Every array is reached through these pointers alone from here on:
         // an owned one is read and then written through the same pointer.
-        let lens: Vec<usize> = xs
-            .iter()
-            .map(|x| match x {
-                Operand::Borrowed(s) => s.len(),
-                Operand::Owned(v) => v.len(),
-            })
-            .collect();
-        let mut outs: Vec<Vec<T>> = xs
-            .iter()
-            .zip(&lens)
-            .map(|(x, &len)| match x {
-                Operand::Borrowed(_) => crate::array::pool::with_capacity(len),
-                Operand::Owned(_) => Vec::new(),
-            })
-            .collect();
-        let mut sources: Vec<*const T> = Vec::with_capacity(xs.len());
-        for (x, out) in xs.into_iter().zip(&mut outs) {
+        // (Moving an owned vector into `outs` leaves its elements where they are.)
+        let (mut lens, mut sources, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+        for x in xs {
             match x {
-                Operand::Borrowed(s) => sources.push(s.as_ptr()),
-                Operand::Owned(v) => {
-                    *out = v;
-                    sources.push(out.as_mut_ptr());
+                Operand::Borrowed(s) => {
+                    lens.push(s.len());
+                    sources.push(s.as_ptr());
+                    outs.push(crate::array::pool::with_capacity(s.len()));
+                }
+                Operand::Owned(mut v) => {
+                    lens.push(v.len());
+                    sources.push(v.as_mut_ptr() as *const T);
+                    outs.push(v);
                 }
             }
         }

@@ -352,6 +352,7 @@ fn col2im_2d_unit<T: Num>(col: &[T], dst: &mut [T], cg: usize, sp: &Spatial) {
                     for bi in 0..kw {
                         let rows = &col[((ci * kh + a) * kw + bi) * ps..][..ps];
                         let at = a * dh * wp + bi * dw;
+                        // Inlined into the dispatch, so that the adds take its vector width.
                         vectorized(
                             #[inline(always)]
                             || add_rows(&mut padded, (at, wp), rows, (0, ow), (oh, ow)),
@@ -370,16 +371,12 @@ fn col2im_2d_unit<T: Num>(col: &[T], dst: &mut [T], cg: usize, sp: &Spatial) {
             for b in 0..kw {
                 let sx = (b * dw) as i64 - g.padding[1].0;
                 let (x0, x1) = landing(sx, w, ow);
-                if x1 == x0 {
+                if x1 == x0 || y1 == y0 {
                     continue;
                 }
                 let row = &col[((ci * kh + a) * kw + b) * ps..][..ps];
-                for y in y0..y1 {
-                    let at = (y as i64 + sy) as usize * w + (x0 as i64 + sx) as usize;
-                    for (d, &v) in plane[at..at + x1 - x0].iter_mut().zip(&row[y * ow + x0..y * ow + x1]) {
-                        *d = *d + v;
-                    }
-                }
+                let at = (y0 as i64 + sy) as usize * w + (x0 as i64 + sx) as usize;
+                add_rows(plane, (at, w), row, (y0 * ow + x0, ow), (y1 - y0, x1 - x0));
             }
         }
     }
