@@ -15,7 +15,8 @@
 //! Every rank checks the collectives' results, then trains an MLP for 20
 //! Adam steps on its shard of each batch and compares the parameters with
 //! one process training on the whole batch (which every rank also
-//! computes). It exits with status 1 on a mismatch.
+//! computes), and with the gradients' sums overlapping the backward pass
+//! (which must give the same bits). It exits with status 1 on a mismatch.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,16 +65,26 @@ fn check(comm: &SharedComm, shares_memory: bool) -> Result<(), String> {
     }
     let dp = DataParallel::new(comm.clone());
     let start = if rank == 0 { model } else { Mlp::new(&[6, 16, 5], Activation::Tanh, DType::F64, 99) };
-    let mut m = dp.sync(&start).map_err(|e| e.to_string())?;
-    let mut s = opt.init(&m);
-    for _ in 0..20 {
-        (m, s, _) = dp.step(&opt, loss, &m, &s, &x, &y);
+    let start = dp.sync(&start).map_err(|e| e.to_string())?;
+    // The gradients summed after the backward pass, then bucket by bucket
+    // during it (small buckets, so that there are several).
+    let overlapped = dp.clone().with_overlap(true).with_bucket_bytes(256);
+    let mut finals = Vec::new();
+    for dp in [&dp, &overlapped] {
+        let (mut m, mut s) = (start.clone(), opt.init(&start));
+        for _ in 0..20 {
+            (m, s, _) = dp.step(&opt, loss, &m, &s, &x, &y);
+        }
+        finals.push(m);
     }
-    for (a, b) in m.leaves().iter().zip(reference.0.leaves()) {
+    for (a, b) in finals[0].leaves().iter().zip(reference.0.leaves()) {
         let err = (a - &b).abs().max().item();
         if err > 1e-12 {
             return Err(format!("{size} processes differ from one by {err} after 20 steps"));
         }
+    }
+    if !finals[0].leaves().iter().zip(finals[1].leaves()).all(|(a, b)| a.to_array().bit_eq(&b.to_array())) {
+        return Err("gradients summed during the backward pass differ from those summed after it".into());
     }
     Ok(())
 }

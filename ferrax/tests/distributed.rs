@@ -2,9 +2,11 @@
 //! rank that dies, hangs or calls another collective), their derivatives,
 //! and data-parallel training equal to training on the whole batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use ferrax::array::Array;
 use ferrax::distributed::{
     all_gather_tensor, check_collectives, psum, psum_scatter, psum_tree, psum_tree_owned, CommError, Communicator,
     DataParallel, Reduction, SharedComm, ThreadGroup,
@@ -309,6 +311,131 @@ fn data_parallel_training_equals_one_rank_on_the_whole_batch() {
     }
 }
 
+/// A rank's communicator that notes which thread called each
+/// `all_reduce_owned` and the sizes of its arrays.
+#[derive(Debug)]
+struct Noting {
+    inner: SharedComm,
+    calls: Mutex<Vec<(ThreadId, Vec<usize>)>>,
+}
+
+impl Communicator for Noting {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn all_reduce(&self, x: &Array, op: Reduction) -> Result<Array, CommError> {
+        self.inner.all_reduce(x, op)
+    }
+    fn all_reduce_owned(&self, xs: Vec<Array>, op: Reduction) -> Result<Vec<Array>, CommError> {
+        let sizes = xs.iter().map(Array::size).collect();
+        self.calls.lock().unwrap().push((std::thread::current().id(), sizes));
+        self.inner.all_reduce_owned(xs, op)
+    }
+    fn broadcast(&self, x: &Array, root: usize) -> Result<Array, CommError> {
+        self.inner.broadcast(x, root)
+    }
+    fn all_gather(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
+        self.inner.all_gather(x, axis)
+    }
+    fn reduce_scatter(&self, x: &Array, axis: usize) -> Result<Array, CommError> {
+        self.inner.reduce_scatter(x, axis)
+    }
+    fn barrier(&self) -> Result<(), CommError> {
+        self.inner.barrier()
+    }
+}
+
+/// Training steps on every rank with and without the all-reduces
+/// overlapping the backward pass: (parameters, losses) of each.
+fn overlapped_and_not(
+    n: usize,
+    rows: usize,
+    loss: impl Fn(&Mlp, &Tensor, &Tensor, &SharedComm) -> Tensor + Sync,
+) -> Vec<[(Mlp, Vec<f64>); 2]> {
+    let x = Tensor::randn(&[rows, 6], DType::F32, 3);
+    let y = Tensor::from_vec((0..rows).map(|i| (i * 3 % 5) as i64).collect::<Vec<_>>(), &[rows]);
+    let opt = Adam::new(1e-2);
+    on_ranks(n, long(), |c| {
+        [false, true].map(|overlap| {
+            let dp = DataParallel::new(c.clone()).with_overlap(overlap).with_bucket_bytes(256);
+            let mut m = Mlp::new(&[6, 16, 8, 5], Activation::Tanh, DType::F32, 1);
+            let mut s = opt.init(&m);
+            let mut losses = Vec::new();
+            for _ in 0..5 {
+                let l;
+                (m, s, l) = dp.step(&opt, |m: &Mlp, x: &Tensor, y: &Tensor| loss(m, x, y, &c), &m, &s, &x, &y);
+                losses.push(l.item());
+            }
+            (m, losses)
+        })
+    })
+}
+
+fn assert_same_bits(runs: &[[(Mlp, Vec<f64>); 2]], what: &str) {
+    for (rank, [(plain, plain_losses), (overlapped, losses)]) in runs.iter().enumerate() {
+        assert_eq!(plain_losses, losses, "{what}, rank {rank}: losses");
+        for (a, b) in plain.leaves().iter().zip(overlapped.leaves()) {
+            assert!(a.to_array().bit_eq(&b.to_array()), "{what}, rank {rank}: parameters differ");
+        }
+    }
+}
+
+/// Summing the gradients bucket by bucket while the backward pass goes on
+/// gives the bits of summing them after it: uneven shards, a rank with no
+/// rows, one rank alone.
+#[test]
+fn overlapped_all_reduces_give_the_bits_of_those_after_the_pass() {
+    let loss = |m: &Mlp, x: &Tensor, y: &Tensor, _: &SharedComm| softmax_cross_entropy(&m.forward(x), y);
+    for (n, rows) in [(1, 8), (2, 8), (3, 7), (3, 2)] {
+        assert_same_bits(&overlapped_and_not(n, rows, loss), &format!("{n} ranks, {rows} rows"));
+    }
+}
+
+/// A loss that communicates itself (its backward pass sums across ranks)
+/// has its gradients summed after the pass, so the two threads never both
+/// call collectives.
+#[test]
+fn a_loss_that_communicates_is_summed_after_its_backward_pass() {
+    let loss = |m: &Mlp, x: &Tensor, y: &Tensor, c: &SharedComm| {
+        // The first layer's weights summed across ranks: its transpose, a
+        // sum across ranks too, is the backward pass's last step.
+        let w = psum(&m.layers[0].w, c) / c.size() as f64;
+        let h = (x.matmul(&w) + &m.layers[0].b).tanh();
+        let rest = Mlp { layers: m.layers[1..].to_vec(), activation: Activation::Tanh };
+        softmax_cross_entropy(&rest.forward(&h), y)
+    };
+    assert_same_bits(&overlapped_and_not(2, 8, loss), "psum inside the loss");
+}
+
+/// The buckets go to the communication thread in reverse order of the
+/// leaves, the first and the others capped, as the backward pass finishes them.
+#[test]
+fn overlapped_buckets_leave_from_another_thread_last_layer_first() {
+    let x = Tensor::randn(&[8, 6], DType::F32, 3);
+    let y = Tensor::from_vec((0..8).map(|i| (i % 5) as i64).collect::<Vec<_>>(), &[8]);
+    let model = Mlp::new(&[6, 16, 8, 5], Activation::Tanh, DType::F32, 1);
+    let loss = |m: &Mlp, x: &Tensor, y: &Tensor| softmax_cross_entropy(&m.forward(x), y);
+    let calls = on_ranks(2, long(), |c| {
+        let noting = Arc::new(Noting { inner: c, calls: Mutex::new(Vec::new()) });
+        let dp = DataParallel::new(noting.clone()).with_overlap(true).with_bucket_bytes(256);
+        dp.value_and_grad(loss, &model, &x, &y);
+        let calls = std::mem::take(&mut *noting.calls.lock().unwrap());
+        (std::thread::current().id(), calls)
+    });
+    for (me, mut calls) in calls {
+        // The loss is summed last, by the rank's thread, after the buckets.
+        assert_eq!(calls.pop(), Some((me, vec![1])));
+        assert!(calls.iter().all(|(t, _)| *t != me), "the rank's own thread summed a bucket");
+        // Leaves (w, b) by layer; reversed, in f32: b3 20 B + w3 160 B + b2
+        // 32 B fit 256 B; w2 (512 B) goes alone, then b1, then w1.
+        let sizes: Vec<Vec<usize>> = calls.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(sizes, [vec![5, 40, 8], vec![128], vec![16], vec![96]]);
+    }
+}
+
 #[test]
 fn a_data_parallel_step_runs_under_jit_with_uneven_shards() {
     let x = Tensor::randn(&[7, 3], DType::F64, 2);
@@ -316,12 +443,15 @@ fn a_data_parallel_step_runs_under_jit_with_uneven_shards() {
     let loss = |w: &Tensor, x: &Tensor, y: &Tensor| (x.matmul(w) - y).square().mean();
     let w = Tensor::zeros(&[3, 1], DType::F64);
     let (want_loss, want) = value_and_grad(|w: &Tensor| loss(w, &x, &y))(&w);
+    // Traced, an overlapping trainer sums after the pass.
     let out = on_ranks(3, long(), |c| {
-        let dp = DataParallel::new(c);
-        let f = jit(|w: &Tensor| dp.value_and_grad(loss, w, &x, &y));
-        f(&w)
+        [false, true].map(|overlap| {
+            let dp = DataParallel::new(c.clone()).with_overlap(overlap);
+            let f = jit(|w: &Tensor| dp.value_and_grad(loss, w, &x, &y));
+            f(&w)
+        })
     });
-    for (l, g) in out {
+    for (l, g) in out.into_iter().flatten() {
         assert!((l.item() - want_loss.item()).abs() < 1e-14);
         assert!((&g - &want).abs().max().item() < 1e-14);
     }

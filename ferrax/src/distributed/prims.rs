@@ -22,6 +22,9 @@ fn id(comm: &SharedComm) -> Param {
 }
 
 /// Inside a traced or evaluated program there is no `Result` to return.
+/// The names of the primitives that communicate.
+pub(crate) const COLLECTIVES: [&str; 3] = ["psum", "all_gather", "psum_scatter"];
+
 fn or_panic<T>(r: Result<T, CommError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }

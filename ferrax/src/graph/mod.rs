@@ -22,7 +22,7 @@ use crate::core::{bind_dyn, small, Outs, Primitive, Tensor};
 pub(crate) use fuse::elementwise;
 pub use fuse::Fused;
 pub use transpose::backward_pass;
-pub(crate) use transpose::transpose_linear;
+pub(crate) use transpose::{backward_pass_each, transpose_linear};
 
 /// A variable of a graph.
 pub type Var = usize;

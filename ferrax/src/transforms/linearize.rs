@@ -8,7 +8,7 @@ use std::panic::Location;
 
 use crate::array::Aval;
 use crate::core::Tensor;
-use crate::graph::{backward_pass, Graph};
+use crate::graph::{backward_pass, backward_pass_each, Graph};
 use crate::tree::Tree;
 
 use super::jvp::jvp;
@@ -177,6 +177,36 @@ fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str, at:
     check_scalar_output(&y, who, at);
     let g = pullback(&Tensor::ones(y.shape(), y.dtype()));
     (y, g)
+}
+
+/// The value of the scalar `f` at `x`, with its gradient handed leaf by
+/// leaf to `ready(leaf, gradient)` as the backward pass finishes each (see
+/// [`backward_pass_each`]), the last leaves used first, when `stream`
+/// accepts the linear graph; otherwise the gradient comes back whole, as
+/// [`value_and_grad`]'s. `ready` is called once for every leaf of `x` when
+/// it is called at all.
+#[track_caller]
+pub(crate) fn value_and_grad_streamed<I: Tree>(
+    f: impl FnOnce(&I) -> Tensor,
+    x: &I,
+    stream: impl FnOnce(&Graph) -> bool,
+    ready: &mut dyn FnMut(usize, Tensor),
+) -> (Tensor, Option<I>) {
+    let at = Location::caller();
+    check_float_inputs(x, "value_and_grad", at);
+    let (y, lin) = linearize_impl(f, x);
+    check_scalar_output(&y, "value_and_grad", at);
+    let seed = Tensor::ones(y.shape(), y.dtype());
+    if !stream(&lin.graph) {
+        let g = lin.transpose(&seed);
+        return (y, Some(g));
+    }
+    // Every leaf is a float, so graph input p is leaf p.
+    backward_pass_each(&lin.graph, &[Some(seed)], &mut |p, ct| {
+        let a = &lin.in_avals[p];
+        ready(p, ct.unwrap_or_else(|| Tensor::zeros(&a.shape, a.dtype)))
+    });
+    (y, None)
 }
 
 /// The gradient of a scalar function: `grad(f)(&x)` has the structure of `x`.

@@ -18,6 +18,7 @@ pub use custom::{checkpoint, custom_jvp, custom_vjp};
 pub use jacobian::{hessian, hvp, jacfwd, jacrev, JacobianOut};
 pub use jit::{jit, jit_static, Jit, JitStats};
 pub use jvp::jvp;
+pub(crate) use linearize::value_and_grad_streamed;
 pub use linearize::{grad, grad_with_aux, linearize, value_and_grad, value_and_grad_with_aux, vjp};
 pub use staging::make_graph;
 pub use tape::{no_grad, Tape};
