@@ -306,7 +306,8 @@ fn direct_convolutions_equal_the_definition() {
         Case { x: vec![2, 8, 3, 4, 16], w: vec![9, 8, 2, 3, 3], geo: pad(&[(0, 1), (1, 1), (1, 1)]), groups: 1 },
         // Lines shorter than a vector, whole images of them: the stacked
         // layout (8×8 in f32; 6×4 and 4×4 in f64, whose 8×8 is whole lines).
-        Case { x: vec![3, 16, 8, 8], w: vec![20, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        // (Fewer than 16 channels: with more, 8×8 takes vectors across filters.)
+        Case { x: vec![3, 12, 8, 8], w: vec![20, 12, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
         Case { x: vec![2, 18, 6, 4], w: vec![10, 9, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 2 },
         Case {
             x: vec![2, 8, 5, 6],
@@ -320,6 +321,14 @@ fn direct_convolutions_equal_the_definition() {
         // partial block of taps) with tiles along lines of 40.
         Case { x: vec![2, 32, 5, 7], w: vec![9, 32, 3, 3], geo: pad(&[(1, 0), (2, 1)]), groups: 1 },
         Case { x: vec![3, 64, 40], w: vec![6, 32, 5], geo: pad(&[(2, 2)]), groups: 2 },
+        // 3×3 windows padded by 1 over rows of 8, up to 8 rows, with 16
+        // channels or more: vectors across filters, forward and (with 16
+        // filters or more) the input's gradient, whose filters are the
+        // forward's turned. Partial blocks of filters (40 and 20 filters in
+        // blocks of 32 for f32, 16 for f64), a one-row image, odd heights.
+        Case { x: vec![2, 20, 8, 8], w: vec![40, 20, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![3, 16, 1, 8], w: vec![17, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![1, 24, 5, 8], w: vec![48, 24, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
     ];
     for (i, case) in cases.iter().enumerate() {
         let seed = 40 + 3 * i as u64;

@@ -12,6 +12,7 @@ use super::super::simd::{vectorized, MulAdd};
 use super::super::{permute, pool, rev, Array, Buffer, Num};
 use super::channels_last::{kernel_grad_last, ChannelsLast};
 use super::direct::{kernel_grad_direct, kernel_grad_fits, Layout};
+use super::filter_vectors::{self, Filters};
 use super::shifted::{kernel_grad_shifted, Shifted};
 use super::{column_batch, conv, dilate, im2col, prefer_shifts, unravel, ConvGeometry, Spatial, PAR_FLOPS};
 
@@ -166,6 +167,23 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
     // (32→64 channels at 16×16: 3.6 against 4.0 ms) unless its output
     // channels fill less than a block (3→32: 2.0 against 1.1 ms); direct
     // needs no cropping.
+    let t = ConvGeometry { padding: padding.clone(), ..geo.clone() };
+    let turned = Spatial { input, window: k, out: input.to_vec(), geo: &t };
+    if filter_vectors::applies(&turned, ct.dtype().size_of(), o, groups) {
+        // The transposed convolution directly, its filters read from `w` as they are.
+        let mut shape = vec![n, cg];
+        shape.extend(input);
+        let buf = match (ct.buffer(), w.buffer()) {
+            (Buffer::F32(a), Buffer::F32(b)) => {
+                Buffer::F32(filter_vectors::conv_filter_vectors(&turned, a, b, (n, o, cg), Filters::Transposed))
+            }
+            (Buffer::F64(a), Buffer::F64(b)) => {
+                Buffer::F64(filter_vectors::conv_filter_vectors(&turned, a, b, (n, o, cg), Filters::Transposed))
+            }
+            _ => unreachable!("conv_input_grad: the shape rule admits two float arrays of one dtype"),
+        };
+        return Array::new(&shape, buf);
+    }
     let direct = cg >= super::direct::OB
         && padding.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0)
         && super::direct::whole_lines(input, ct.dtype().size_of());

@@ -23,6 +23,7 @@ use super::{Array, Buffer, Element};
 
 mod channels_last;
 mod direct;
+mod filter_vectors;
 mod grads;
 mod shifted;
 mod window;
@@ -158,6 +159,9 @@ fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
     let len = n * o * ps;
     if len == 0 || rows == 0 {
         return vec![T::default(); len];
+    }
+    if filter_vectors::applies(sp, std::mem::size_of::<T>(), c, groups) {
+        return filter_vectors::conv_filter_vectors(sp, x, w, (n, c, o), filter_vectors::Filters::AsGiven);
     }
     if let Some(lay) = direct::Layout::new(sp, std::mem::size_of::<T>()) {
         return direct::conv_direct(&lay, sp, x, w, n, c, o, groups);

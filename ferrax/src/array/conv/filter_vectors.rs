@@ -1,0 +1,278 @@
+//! Direct 3×3 convolution ("same" padding) with vectors across filters:
+//! the work laid out as oneDNN lays it, so that taps falling on the padding
+//! are skipped rather than multiplied by zero.
+//!
+//! The other direct loops (see `direct`) put output positions in a vector's
+//! lanes, so a tap that reads the padding for some lanes of a vector reads
+//! it as zeros for all of them, and an 8×8 image with padding 1 spends a
+//! sixth of its products on padding (22 of every 24 rows and columns a tap
+//! reads are the image's). Here a block holds 8 positions along an output
+//! row by two vectors of filters in registers; each step broadcasts one
+//! input value per position and multiplies it by a vector of filters'
+//! weights, so a position whose tap falls on the padding is a product left
+//! out: the first and last rows skip a row of taps, and the first and last
+//! positions of a row a column of them.
+
+use super::super::matmul::num_like::Scalar;
+use super::super::parallel::{self, team};
+use super::super::simd::{self, madd, Isa, Kernel, MulAdd};
+use super::super::{pool, Element};
+use super::direct::lanes;
+use super::{Shared, Spatial, PAR_FLOPS};
+
+/// Output positions per block: a run of 8 along a row (the loop over them
+/// is written out for 8 in [`taps`]).
+const P: usize = 8;
+/// Vectors of filters per block (with `P`, 16 accumulators).
+const F: usize = 2;
+
+/// Input channels from which the loop pays: each step is one channel, and
+/// a block runs through every channel for each of its 9 taps.
+const MIN_CHANNELS: usize = 16;
+
+/// The longest side of an output the loop computes: where skipping the
+/// padding's products (a sixth of them at 8×8) outweighs what the loop
+/// costs beside the others. Xeon, 2 threads, batch 128, 3×3: 64→128
+/// channels at 8×8 forward 3.50–3.63 → 2.98–3.28 ms, input gradient
+/// 3.50–3.69 → 2.99–3.25 ms; at 16×16 (a twelfth skipped) 32→64 forward
+/// 3.29–3.49 → 3.54–3.83 ms, input gradient level.
+const MAX_SIDE: usize = 8;
+
+/// Whether [`conv_filter_vectors`] computes the convolution of `c`
+/// channels in `groups` over `sp`, in elements of `size` bytes: a 2-d 3×3
+/// window at unit strides and dilations with padding 1 on every side (the
+/// output the input's size), one group, rows of whole blocks, sides up to
+/// [`MAX_SIDE`], and AVX-512 (whose 32 registers hold a block).
+pub(super) fn applies(sp: &Spatial, size: usize, c: usize, groups: usize) -> bool {
+    let g = sp.geo;
+    sp.window == [3, 3]
+        && g.strides.iter().chain(&g.lhs_dilation).chain(&g.rhs_dilation).all(|&s| s == 1)
+        && g.padding.iter().all(|&p| p == (1, 1))
+        && groups == 1
+        && c >= MIN_CHANNELS
+        && sp.out[1] % P == 0
+        && sp.out.iter().all(|&s| s > 0 && s <= MAX_SIDE)
+        && lanes(size).is_some()
+}
+
+/// How the weights given make the convolution's filters.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Filters {
+    /// `w [o, c, 3, 3]`: filter `f` is `w[f]`.
+    AsGiven,
+    /// `w [c, o, 3, 3]`, a convolution's whose input gradient this is:
+    /// filter `f` reads channel `i` with `w[i, f]` turned by half a turn
+    /// (the transposed convolution), so that nothing is permuted first.
+    Transposed,
+}
+
+/// `x [n, c, H, W]` convolved with the `o` filters `w` makes (see
+/// [`Filters`] and [`applies`]).
+pub(super) fn conv_filter_vectors<T: Element + Scalar + MulAdd>(
+    sp: &Spatial,
+    x: &[T],
+    w: &[T],
+    (n, c, o): (usize, usize, usize),
+    filters: Filters,
+) -> Vec<T> {
+    if std::mem::size_of::<T>() == 4 {
+        blocked::<T, 16>(sp, x, &pack(w, o, c, 16 * F, filters), (n, c, o))
+    } else {
+        blocked::<T, 8>(sp, x, &pack(w, o, c, 8 * F, filters), (n, c, o))
+    }
+}
+
+/// The `o` filters of `c` channels that `w` makes (see [`Filters`]) as
+/// `[blocks, 9, c, fb]`: for each block of `fb` filters and each tap, a
+/// row of the block's weights per channel, the last block's missing
+/// filters zero.
+fn pack<T: Element + Scalar>(w: &[T], o: usize, c: usize, fb: usize, filters: Filters) -> Vec<T> {
+    let mut packed = vec![T::ZERO; o.div_ceil(fb) * 9 * c * fb];
+    for oi in 0..o {
+        let (b, f) = (oi / fb, oi % fb);
+        for ci in 0..c {
+            for t in 0..9 {
+                packed[((b * 9 + t) * c + ci) * fb + f] = match filters {
+                    Filters::AsGiven => w[(oi * c + ci) * 9 + t],
+                    Filters::Transposed => w[(ci * o + oi) * 9 + 8 - t],
+                };
+            }
+        }
+    }
+    packed
+}
+
+/// [`conv_filter_vectors`] with the filters packed.
+fn blocked<T: Element + Scalar + MulAdd, const L: usize>(
+    sp: &Spatial,
+    x: &[T],
+    packed: &[T],
+    (n, c, o): (usize, usize, usize),
+) -> Vec<T> {
+    let (h, wd) = (sp.out[0], sp.out[1]);
+    let plane = h * wd;
+    let fb = F * L;
+    let blocks = o.div_ceil(fb);
+    let len = n * o * plane;
+    let mut out: Vec<T> = pool::with_capacity(len);
+    let dst = Shared(out.as_mut_ptr());
+    // One task per image and block of filters; neighbouring tasks share
+    // the block, whose weights stay in the L2 cache.
+    let task = |i: usize| {
+        let (b, ni) = (i / n, i % n);
+        simd::dispatch(Image::<T, L> {
+            x: &x[ni * c * plane..][..c * plane],
+            w: &packed[b * 9 * c * fb..][..9 * c * fb],
+            c,
+            h,
+            wd,
+            filters: (o - b * fb).min(fb),
+            dst,
+            at: (ni * o + b * fb) * plane,
+        })
+    };
+    if 2 * len * c * 9 >= PAR_FLOPS && parallel::threads() > 1 {
+        // Tasks claimed one at a time: splitting them into a contiguous
+        // run per thread measured 10-20% slower.
+        team::run(blocks * n, &task);
+    } else {
+        (0..blocks * n).for_each(task);
+    }
+    // SAFETY: the tasks cover every (image, filter), each writing all of
+    // its outputs.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// One image's convolution with one block of filters.
+struct Image<'a, T, const L: usize> {
+    /// The image, `[c, h, wd]`.
+    x: &'a [T],
+    /// The block's packed weights, `[9, c, F·L]`.
+    w: &'a [T],
+    c: usize,
+    h: usize,
+    wd: usize,
+    /// The block's filters that exist (the last block may have fewer).
+    filters: usize,
+    dst: Shared<T>,
+    /// Where the block's first filter's plane starts in the output.
+    at: usize,
+}
+
+/// A block's sums: `P` positions by `F` vectors of filters.
+type Block<T, const L: usize> = [[[T; L]; F]; P];
+
+impl<T: Scalar + MulAdd, const L: usize> Kernel for Image<'_, T, L> {
+    type Out = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let (c, h, wd) = (self.c, self.h, self.wd);
+        let plane = h * wd;
+        assert!(self.x.len() == c * plane && self.w.len() == 9 * c * F * L, "filter-vector conv: operand sizes");
+        assert!(wd % P == 0 && self.filters <= F * L, "filter-vector conv: rows of whole blocks");
+        for oy in 0..h {
+            // Input row oy + ky - 1 exists for these taps.
+            let kys = usize::from(oy == 0)..3 - usize::from(oy + 1 == h);
+            for xb in (0..wd).step_by(P) {
+                let mut sums = [[[T::ZERO; L]; F]; P];
+                for ky in kys.clone() {
+                    for kx in 0..3 {
+                        // Position p reads column xb + p + kx - 1 of row
+                        // oy + ky - 1: `col` is where p + 1 reads.
+                        let col = (oy + ky - 1) * wd + xb + kx;
+                        let w = &self.w[(ky * 3 + kx) * c * F * L..][..c * F * L];
+                        if xb == 0 && kx == 0 {
+                            taps::<I, T, L, 1, P>(&mut sums, self.x, col, plane, w);
+                        } else if xb + P == wd && kx == 2 {
+                            taps::<I, T, L, 0, { P - 1 }>(&mut sums, self.x, col, plane, w);
+                        } else {
+                            taps::<I, T, L, 0, P>(&mut sums, self.x, col, plane, w);
+                        }
+                    }
+                }
+                self.store::<I>(&sums, self.at + oy * wd + xb);
+            }
+        }
+    }
+}
+
+impl<T: Scalar + MulAdd, const L: usize> Image<'_, T, L> {
+    /// Writes a block's sums, `[P positions, F·L filters]`, into the
+    /// output's planes at `at`: filter `f`'s positions at `at + f · plane`,
+    /// turned a square tile at a time.
+    #[inline(always)]
+    fn store<I: Isa>(&self, acc: &Block<T, L>, at: usize) {
+        let plane = self.h * self.wd;
+        let r = simd::tile_rows(std::mem::size_of::<T>());
+        let src = acc.as_ptr() as *const T;
+        for f in (0..self.filters).step_by(r) {
+            for p in (0..P).step_by(r) {
+                // SAFETY: the tile's rows are inside `acc` ([P, F·L]); its
+                // destination, filters f.. and positions p.. of the block's
+                // row, is inside the output and this task's alone.
+                unsafe {
+                    let (from, to) = (src.add(p * F * L + f), self.dst.at(at + f * plane + p));
+                    if f + r <= self.filters && r <= P {
+                        simd::transpose_tile::<I, T>(from, F * L, to, plane);
+                    } else {
+                        for i in 0..(self.filters - f).min(r) {
+                            for j in 0..r.min(P - p) {
+                                *to.add(i * plane + j) = *from.add(j * F * L + i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One tap of a block, for every channel: positions `LO..HI` (the others'
+/// tap falls on the padding) add the input value at `col + p - 1` of each
+/// channel times the channel's weights `w [c, F·L]`.
+#[inline(always)]
+fn taps<I: Isa, T: Scalar + MulAdd, const L: usize, const LO: usize, const HI: usize>(
+    acc: &mut [[[T; L]; F]; P],
+    x: &[T],
+    col: usize,
+    plane: usize,
+    w: &[T],
+) {
+    let c = w.len() / (F * L);
+    // The last value read, by the last channel's position HI - 1.
+    assert!((c - 1) * plane + col + HI - 1 <= x.len(), "filter-vector conv: a tap reads past the image");
+    assert!(LO >= 1 || col >= 1, "filter-vector conv: a tap reads before the image");
+    // The sums in a local, which LLVM keeps in registers through the loop
+    // (through the reference, it stored every one at every step).
+    let mut sums = *acc;
+    for ci in 0..c {
+        // SAFETY: the channel's row of weights is inside `w`, which holds c of them.
+        let wv = unsafe { *(w.as_ptr().add(ci * F * L) as *const [[T; L]; F]) };
+        let row = ci * plane + col;
+        // Written out position by position: as a loop, LLVM vectorised it
+        // across the positions, gathering and scattering the sums.
+        macro_rules! positions {
+            ($($p:literal)*) => {$(
+                if LO <= $p && $p < HI {
+                    // SAFETY: row + p - 1 lies between the assertions' bounds.
+                    let v = unsafe { *x.get_unchecked(row + $p - 1) };
+                    madd_row::<I, T, L>(&mut sums[$p], v, &wv);
+                }
+            )*};
+        }
+        positions!(0 1 2 3 4 5 6 7);
+    }
+    *acc = sums;
+}
+
+/// `a += v · w` over a block's filters.
+#[inline(always)]
+fn madd_row<I: Isa, T: MulAdd, const L: usize>(a: &mut [[T; L]; F], v: T, w: &[[T; L]; F]) {
+    for (af, wf) in a.iter_mut().zip(w) {
+        for (al, &wl) in af.iter_mut().zip(wf) {
+            *al = madd::<I, T>(v, wl, *al);
+        }
+    }
+}
