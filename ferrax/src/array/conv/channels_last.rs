@@ -20,7 +20,7 @@ use super::super::simd::{self, madd, Isa, Kernel, MulAdd};
 use super::super::Num;
 use super::direct::lanes;
 use super::shifted::Shifted;
-use super::Spatial;
+use super::{unravel, Spatial};
 
 /// Filters per block: each a broadcast of its cotangent per position.
 const KO: usize = 4;
@@ -137,18 +137,30 @@ fn last<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize>(
     let nb = (CHUNK_BYTES / per_image.max(1)).clamp(1, imgs.len().max(1));
     // [filters, taps, cg]: the gradient with channels last.
     let mut sums = vec![T::ZERO; filters * taps * cg];
-    let (mut xp, mut lines) = (Vec::new(), Vec::new());
+    // Whether each block of taps reads anything but padding along each of
+    // an image's output lines: a line whose row (or plane) every tap of the
+    // block finds in the padding adds nothing, and is skipped (at 8×8 with
+    // padding 1, the first and last lines for a window's first and last
+    // rows: a twelfth of the products).
+    let live = live_lines(sp, ks, KT);
+    let (mut xp, mut lines) = (Vec::new(), vec![Vec::new(); taps / KT]);
     for gi in 0..groups {
         sums.fill(T::ZERO);
         for s in imgs.clone().step_by(nb) {
             let part = s..(s + nb).min(imgs.end);
             lay.fill(x, c, gi, &part, sp, &mut xp);
-            lines.clear();
+            lines.iter_mut().for_each(Vec::clear);
             let mut width = 0;
             for (j, ni) in part.clone().enumerate() {
+                let mut l = 0;
                 lay.sh.lines(sp, |from, to, line| {
                     width = line;
-                    lines.push(((j * lay.sh.plane + from) * cg, (ni * o + gi * og) * ps + to));
+                    for (q, lines) in lines.iter_mut().enumerate() {
+                        if live[q][l] {
+                            lines.push(((j * lay.sh.plane + from) * cg, (ni * o + gi * og) * ps + to));
+                        }
+                    }
+                    l += 1;
                 });
             }
             simd::dispatch(LastMicro::<T, L, KC, KT> {
@@ -173,15 +185,39 @@ fn last<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize>(
     }
 }
 
+/// For each block of `kt` of the window's `ks` taps, whether each output
+/// line of an image reads anything but padding with one of them: some axis
+/// before the last gives a tap an input row (or plane) there.
+fn live_lines(sp: &Spatial, ks: usize, kt: usize) -> Vec<Vec<bool>> {
+    let d = sp.out.len();
+    let line = sp.out[d - 1];
+    let lines: usize = sp.out[..d - 1].iter().product();
+    let (mut p, mut k) = (vec![0; d], vec![0; d]);
+    (0..ks.div_ceil(kt))
+        .map(|q| {
+            (0..lines)
+                .map(|l| {
+                    unravel(l * line, &sp.out, &mut p);
+                    (q * kt..((q + 1) * kt).min(ks)).any(|t| {
+                        unravel(t, sp.window, &mut k);
+                        (0..d - 1).all(|i| sp.source(i, p[i], k[i]).is_some())
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The gradient's sums over the lines of one chunk.
 struct LastMicro<'a, T, const L: usize, const KC: usize, const KT: usize> {
     /// The chunk's input with channels last, `cg` elements a position.
     x: &'a [T],
     /// The output's cotangent.
     ct: &'a [T],
-    /// Each output line's first position in `x` and in `ct` (for the
-    /// group's first filter), and the lines' length.
-    lines: &'a [(usize, usize)],
+    /// For each block of `KT` taps, the output lines it reads (see
+    /// [`live_lines`]): each line's first position in `x` and in `ct` (for
+    /// the group's first filter). And the lines' length.
+    lines: &'a [Vec<(usize, usize)>],
     width: usize,
     cg: usize,
     /// The offsets of the filters in `ct` (a multiple of `KO`) and of the
@@ -199,12 +235,13 @@ impl<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize> Kernel f
     fn run<I: Isa>(self) {
         let (cg, w) = (self.cg, self.width);
         let taps = self.to.len();
-        if w == 0 || self.lines.is_empty() {
+        if w == 0 || self.lines.iter().all(Vec::is_empty) {
             return;
         }
         let max = |v: &[usize]| v.iter().max().copied().unwrap_or(0);
-        let last_x = self.lines.iter().map(|l| l.0).max().unwrap_or(0) + (w - 1) * cg + max(self.to) + cg;
-        let last_ct = self.lines.iter().map(|l| l.1).max().unwrap_or(0) + (w - 1) + max(self.fo) + 1;
+        let last_x = self.lines.iter().flatten().map(|l| l.0).max().unwrap_or(0) + (w - 1) * cg + max(self.to) + cg;
+        let last_ct = self.lines.iter().flatten().map(|l| l.1).max().unwrap_or(0) + (w - 1) + max(self.fo) + 1;
+        assert_eq!(self.lines.len(), taps / KT, "channels-last kernel gradient: lines for each block of taps");
         assert!(cg % (KC * L) == 0, "channels-last kernel gradient: channels not whole blocks");
         assert!(last_x <= self.x.len(), "channels-last kernel gradient: a position reads past the input");
         assert!(last_ct <= self.ct.len(), "channels-last kernel gradient: a position reads past the cotangent");
@@ -220,7 +257,7 @@ impl<T: Num + MulAdd, const L: usize, const KC: usize, const KT: usize> Kernel f
                 for (b, fo) in self.fo.chunks_exact(KO).enumerate() {
                     let fo: &[usize; KO] = fo.try_into().expect("KO filters");
                     let mut acc = [[[[T::ZERO; L]; KC]; KT]; KO];
-                    for &(xl, cl) in self.lines {
+                    for &(xl, cl) in &self.lines[q] {
                         for p in 0..w {
                             // SAFETY: position p of the line, its taps and
                             // its channel block lie within `last_x`, and its
