@@ -32,7 +32,7 @@ use crate::core::Tensor;
 use crate::tree::Tree;
 
 pub use conformance::check_collectives;
-pub use data_parallel::DataParallel;
+pub use data_parallel::{DataParallel, FIRST_BUCKET_BYTES};
 #[cfg(feature = "mpi")]
 pub use mpi::{launched_by_mpi, MpiComm};
 pub use prims::{

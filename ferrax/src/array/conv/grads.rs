@@ -145,7 +145,7 @@ fn kernel_grad_typed<T: Num + Scalar + MulAdd>(
 /// K..]` — a transposed convolution. With unit strides and no input
 /// dilation it is the convolution of `ct` with the flipped kernel (and the
 /// fast paths of [`conv`]), unless the kernel widens the channels in two
-/// dimensions ([`prefer_col2im`]); otherwise, per image and group, the
+/// dimensions (`prefer_col2im`); otherwise, per image and group, the
 /// columns `wᵀ · ct` are added back onto the input positions they came from
 /// (col2im), which does no arithmetic on the zeros a dilated `ct` would hold.
 pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize, input: &[usize]) -> Array {

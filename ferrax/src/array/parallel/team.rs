@@ -9,7 +9,7 @@
 //! The team's helpers instead spin for a while after each job (as OpenMP's
 //! threads do), so a kernel that follows another finds them awake and the
 //! hand-off costs an atomic store and a cache line's trip between cores.
-//! After [`SPIN`] without work a helper sleeps on a condition variable, so
+//! After `SPIN` without work a helper sleeps on a condition variable, so
 //! an idle program holds no core.
 //!
 //! One job runs at a time. A caller that finds the team busy (another
