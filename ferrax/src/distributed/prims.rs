@@ -21,10 +21,14 @@ fn id(comm: &SharedComm) -> Param {
     Param::Id(std::sync::Arc::as_ptr(comm) as *const () as usize)
 }
 
-/// Inside a traced or evaluated program there is no `Result` to return.
-/// The names of the primitives that communicate.
-pub(crate) const COLLECTIVES: [&str; 3] = ["psum", "all_gather", "psum_scatter"];
+/// The names of the primitives that communicate: [`AllReduce`],
+/// [`AllGather`], [`ReduceScatter`].
+pub(crate) const COLLECTIVES: [&str; 3] = [PSUM, ALL_GATHER, PSUM_SCATTER];
+const PSUM: &str = "psum";
+const ALL_GATHER: &str = "all_gather";
+const PSUM_SCATTER: &str = "psum_scatter";
 
+/// Inside a traced or evaluated program there is no `Result` to return.
 fn or_panic<T>(r: Result<T, CommError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -71,7 +75,7 @@ debug_with_axis!(AllGather, ReduceScatter);
 
 impl Primitive for AllReduce {
     fn name(&self) -> &'static str {
-        "psum"
+        PSUM
     }
     fn params(&self) -> Params {
         vec![("group", id(&self.comm))]
@@ -82,7 +86,7 @@ impl Primitive for AllReduce {
     fn shape(&self, ins: &[&Aval]) -> Outs<Aval> {
         ins.iter()
             .map(|&a| {
-                crate::prims::expect_numeric("psum", a);
+                crate::prims::expect_numeric(PSUM, a);
                 a.clone()
             })
             .collect()
@@ -129,7 +133,7 @@ pub struct AllGather {
 
 impl SingleOutput for AllGather {
     fn name(&self) -> &'static str {
-        "all_gather"
+        ALL_GATHER
     }
     fn params(&self) -> Params {
         vec![("group", id(&self.comm)), ("axis", Param::Usize(self.axis))]
@@ -170,7 +174,7 @@ pub struct ReduceScatter {
 
 impl SingleOutput for ReduceScatter {
     fn name(&self) -> &'static str {
-        "psum_scatter"
+        PSUM_SCATTER
     }
     fn params(&self) -> Params {
         vec![("group", id(&self.comm)), ("axis", Param::Usize(self.axis))]
@@ -181,7 +185,7 @@ impl SingleOutput for ReduceScatter {
     #[track_caller]
     fn shape(&self, ins: &[&Aval]) -> Aval {
         let (a, n) = (ins[0], self.comm.size());
-        crate::prims::expect_numeric("psum_scatter", a);
+        crate::prims::expect_numeric(PSUM_SCATTER, a);
         assert!(
             self.axis < a.rank() && a.shape[self.axis] % n == 0,
             "psum_scatter: axis {} of {a} must split into {n} equal parts, one per rank",

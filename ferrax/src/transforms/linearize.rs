@@ -172,11 +172,8 @@ fn check_scalar_output(y: &Tensor, who: &str, at: &Location) {
 }
 
 fn value_and_grad_impl<I: Tree>(f: &impl Fn(&I) -> Tensor, x: &I, who: &str, at: &Location) -> (Tensor, I) {
-    check_float_inputs(x, who, at);
-    let (y, pullback) = vjp(f, x);
-    check_scalar_output(&y, who, at);
-    let g = pullback(&Tensor::ones(y.shape(), y.dtype()));
-    (y, g)
+    let (y, g) = value_and_grad_each(f, x, (who, at), |_| false, &mut |_, _| {});
+    (y, g.expect("not streamed"))
 }
 
 /// The value of the scalar `f` at `x`, with its gradient handed leaf by
@@ -192,10 +189,21 @@ pub(crate) fn value_and_grad_streamed<I: Tree>(
     stream: impl FnOnce(&Graph) -> bool,
     ready: &mut dyn FnMut(usize, Tensor),
 ) -> (Tensor, Option<I>) {
-    let at = Location::caller();
-    check_float_inputs(x, "value_and_grad", at);
+    value_and_grad_each(f, x, ("value_and_grad", Location::caller()), stream, ready)
+}
+
+/// [`value_and_grad_streamed`], `who` being the transformation and where
+/// it was applied, for messages.
+fn value_and_grad_each<I: Tree>(
+    f: impl FnOnce(&I) -> Tensor,
+    x: &I,
+    (who, at): (&str, &Location),
+    stream: impl FnOnce(&Graph) -> bool,
+    ready: &mut dyn FnMut(usize, Tensor),
+) -> (Tensor, Option<I>) {
+    check_float_inputs(x, who, at);
     let (y, lin) = linearize_impl(f, x);
-    check_scalar_output(&y, "value_and_grad", at);
+    check_scalar_output(&y, who, at);
     let seed = Tensor::ones(y.shape(), y.dtype());
     if !stream(&lin.graph) {
         let g = lin.transpose(&seed);

@@ -163,11 +163,7 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
             (lo, input[i] as i64 + span - 1 - cs[2 + i] as i64 - lo)
         })
         .collect();
-    // The flipped kernel's convolution computed directly beat col2im
-    // (32→64 channels at 16×16: 3.6 against 4.0 ms) unless its output
-    // channels fill less than a block (3→32: 2.0 against 1.1 ms); direct
-    // needs no cropping.
-    let t = ConvGeometry { padding: padding.clone(), ..geo.clone() };
+    let t = ConvGeometry { padding, ..geo.clone() };
     let turned = Spatial { input, window: k, out: input.to_vec(), geo: &t };
     if filter_vectors::applies(&turned, ct.dtype().size_of(), o, groups) {
         // The transposed convolution directly, its filters read from `w` as they are.
@@ -184,8 +180,12 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
         };
         return Array::new(&shape, buf);
     }
+    // The flipped kernel's convolution computed directly beat col2im
+    // (32→64 channels at 16×16: 3.6 against 4.0 ms) unless its output
+    // channels fill less than a block (3→32: 2.0 against 1.1 ms); direct
+    // needs no cropping.
     let direct = cg >= super::direct::OB
-        && padding.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0)
+        && t.padding.iter().all(|&(lo, hi)| lo >= 0 && hi >= 0)
         && super::direct::whole_lines(input, ct.dtype().size_of());
     if unit_steps(geo) && (direct || !(d == 2 && prefer_col2im(cg, og, column_bytes))) {
         // ct ⋆ flip(w) with its channels swapped within each group, padded to give `input`.
@@ -197,7 +197,6 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
         let mut shape = vec![groups * cg, og];
         shape.extend(k);
         let flipped = rev(&swapped.reshape(&shape), &(2..2 + d).collect::<Vec<_>>());
-        let t = ConvGeometry { padding, ..geo.clone() };
         return conv(ct, &flipped, &t, groups);
     }
     let sp = Spatial { input, window: k, out: cs[2..].to_vec(), geo };
