@@ -321,6 +321,15 @@ fn direct_convolutions_equal_the_definition() {
         // partial block of taps) with tiles along lines of 40.
         Case { x: vec![2, 32, 5, 7], w: vec![9, 32, 3, 3], geo: pad(&[(1, 0), (2, 1)]), groups: 1 },
         Case { x: vec![3, 64, 40], w: vec![6, 32, 5], geo: pad(&[(2, 2)]), groups: 2 },
+        // ... one tap a block by four vectors of channels (64 a group in
+        // f32, 32 in f64) where a window's side columns read a sixteenth of
+        // every line or more from the padding, and those positions are left
+        // out: 8×8 with 10 filters, rows padded on one side (the first tap
+        // column reads from the third position), a 1-d window, two groups.
+        Case { x: vec![2, 64, 8, 8], w: vec![10, 64, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![3, 64, 5, 6], w: vec![6, 64, 3, 3], geo: pad(&[(1, 1), (2, 0)]), groups: 1 },
+        Case { x: vec![2, 64, 6], w: vec![5, 64, 3], geo: pad(&[(1, 1)]), groups: 1 },
+        Case { x: vec![2, 128, 4, 4], w: vec![8, 64, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 2 },
         // 3×3 windows padded by 1 over rows of 8, up to 8 rows, with 16
         // channels or more: vectors across filters, forward and (with 16
         // filters or more) the input's gradient, whose filters are the
