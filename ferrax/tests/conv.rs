@@ -338,6 +338,11 @@ fn direct_convolutions_equal_the_definition() {
         Case { x: vec![2, 20, 8, 8], w: vec![40, 20, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
         Case { x: vec![3, 16, 1, 8], w: vec![17, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
         Case { x: vec![1, 24, 5, 8], w: vec![48, 24, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        // Up to 16×16 with whole blocks of filters (32 f32, 16 f64), rows of
+        // two blocks (each leaving out one end's column of taps); f32's
+        // input gradient of 16 channels takes the other loops.
+        Case { x: vec![2, 16, 16, 16], w: vec![32, 16, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
+        Case { x: vec![2, 32, 12, 16], w: vec![32, 32, 3, 3], geo: pad(&[(1, 1), (1, 1)]), groups: 1 },
     ];
     for (i, case) in cases.iter().enumerate() {
         let seed = 40 + 3 * i as u64;

@@ -32,29 +32,38 @@ const F: usize = 2;
 /// a block runs through every channel for each of its 9 taps.
 const MIN_CHANNELS: usize = 16;
 
-/// The longest side of an output the loop computes: where skipping the
-/// padding's products (a sixth of them at 8×8) outweighs what the loop
-/// costs beside the others. Xeon, 2 threads, batch 128, 3×3: 64→128
-/// channels at 8×8 forward 3.50–3.63 → 2.98–3.28 ms, input gradient
-/// 3.50–3.69 → 2.99–3.25 ms; at 16×16 (a twelfth skipped) 32→64 forward
-/// 3.29–3.49 → 3.54–3.83 ms, input gradient level.
-const MAX_SIDE: usize = 8;
+/// The longest side of an output the loop computes with any number of
+/// filters: where skipping the padding's products (a sixth of them at 8×8)
+/// outweighs what the loop costs beside the others. Xeon, 2 threads, batch
+/// 128, 3×3: 64→128 channels at 8×8 forward 3.50–3.63 → 2.98–3.28 ms,
+/// input gradient 3.50–3.69 → 2.99–3.25 ms.
+const SMALL_SIDE: usize = 8;
+
+/// The longest side of an output the loop computes with whole blocks of
+/// filters (a twelfth of the products skipped at 16×16). Xeon, 2 threads,
+/// batch 128, 32→64 channels at 16×16: forward 2.92–3.00 → 2.69–2.78 ms,
+/// input gradient 3.19–3.25 → 2.69–2.82 ms, and 64→64 5.4–5.8 → 5.4 ms; but
+/// with 16 filters (a block half empty) 32→16 took 1.3 against 0.8 ms, and
+/// at 32×32 it won or lost by a few percent.
+const MAX_SIDE: usize = 16;
 
 /// Whether [`conv_filter_vectors`] computes the convolution of `c`
-/// channels in `groups` over `sp`, in elements of `size` bytes: a 2-d 3×3
-/// window at unit strides and dilations with padding 1 on every side (the
-/// output the input's size), one group, rows of whole blocks, sides up to
-/// [`MAX_SIDE`], and AVX-512 (whose 32 registers hold a block).
-pub(super) fn applies(sp: &Spatial, size: usize, c: usize, groups: usize) -> bool {
+/// channels by `filters` filters in `groups` over `sp`, in elements of
+/// `size` bytes: a 2-d 3×3 window at unit strides and dilations with
+/// padding 1 on every side (the output the input's size), one group, rows
+/// of whole blocks, sides up to [`SMALL_SIDE`] (or [`MAX_SIDE`] with whole
+/// blocks of filters), and AVX-512 (whose 32 registers hold a block).
+pub(super) fn applies(sp: &Spatial, size: usize, c: usize, filters: usize, groups: usize) -> bool {
     let g = sp.geo;
+    let Some(lanes) = lanes(size) else { return false };
+    let whole = filters % (F * lanes) == 0;
     sp.window == [3, 3]
         && g.strides.iter().chain(&g.lhs_dilation).chain(&g.rhs_dilation).all(|&s| s == 1)
         && g.padding.iter().all(|&p| p == (1, 1))
         && groups == 1
         && c >= MIN_CHANNELS
         && sp.out[1] % P == 0
-        && sp.out.iter().all(|&s| s > 0 && s <= MAX_SIDE)
-        && lanes(size).is_some()
+        && sp.out.iter().all(|&s| s > 0 && s <= if whole { MAX_SIDE } else { SMALL_SIDE })
 }
 
 /// How the weights given make the convolution's filters.
@@ -314,10 +323,11 @@ mod tests {
     use super::super::ConvGeometry;
     use super::*;
 
-    /// Rows of several blocks, which the shapes that reach the loop
-    /// through `applies` (rows of 8) never make: the first, middle and last
-    /// blocks of a row leave out different columns of taps. Both ways of
-    /// reading the filters, f32 and f64, against the definition.
+    /// Rows of two and three blocks (the second beyond what `applies`
+    /// admits, and 40 filters a partial block at 16 wide): the first,
+    /// middle and last blocks of a row leave out different columns of
+    /// taps. Both ways of reading the filters, f32 and f64, against the
+    /// definition.
     #[test]
     fn rows_of_several_blocks_equal_the_definition() {
         let (n, c, o) = (2, 16, 40);

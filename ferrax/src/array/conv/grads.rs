@@ -165,7 +165,7 @@ pub fn conv_input_grad(ct: &Array, w: &Array, geo: &ConvGeometry, groups: usize,
         .collect();
     let t = ConvGeometry { padding, ..geo.clone() };
     let turned = Spatial { input, window: k, out: input.to_vec(), geo: &t };
-    if filter_vectors::applies(&turned, ct.dtype().size_of(), o, groups) {
+    if filter_vectors::applies(&turned, ct.dtype().size_of(), o, cg, groups) {
         // The transposed convolution directly, its filters read from `w` as they are.
         let mut shape = vec![n, cg];
         shape.extend(input);

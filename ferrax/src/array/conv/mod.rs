@@ -160,7 +160,7 @@ fn conv_typed<T: Element + Scalar + super::simd::MulAdd>(
     if len == 0 || rows == 0 {
         return vec![T::default(); len];
     }
-    if filter_vectors::applies(sp, std::mem::size_of::<T>(), c, groups) {
+    if filter_vectors::applies(sp, std::mem::size_of::<T>(), c, o, groups) {
         return filter_vectors::conv_filter_vectors(sp, x, w, (n, c, o), filter_vectors::Filters::AsGiven);
     }
     if let Some(lay) = direct::Layout::new(sp, std::mem::size_of::<T>()) {
