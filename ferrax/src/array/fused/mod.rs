@@ -430,7 +430,10 @@ impl<T: FloatRuns> Pass<'_, T> {
                 Source::Gather(..) => vec![T::ZERO; width],
             })
             .collect();
-        Workspace { width, regs: smallvec::smallvec![T::ZERO; width * self.program.n_regs], tiles }
+        // A line to spare where the registers leave the stack (see `reg0`).
+        let len = width * self.program.n_regs;
+        let spare = if len > REGS_INLINE { 64 / std::mem::size_of::<T>() } else { 0 };
+        Workspace { width, regs: smallvec::smallvec![T::ZERO; len + spare], tiles }
     }
 
     /// Every step over elements `s..s + m` (`m` at most the workspace's
@@ -442,10 +445,10 @@ impl<T: FloatRuns> Pass<'_, T> {
                 gather(d, plan, s, &mut tile[..m]);
             }
         }
-        let (width, tiles) = (ws.width, &ws.tiles);
-        let regs = ws.regs.as_mut_ptr();
+        let (width, tiles, reg0) = (ws.width, &ws.tiles, ws.reg0());
+        let regs = ws.regs.as_mut_ptr().wrapping_add(reg0);
         // SAFETY (of the two uses below): register `r` is `width` elements at
-        // `r * width`, and no step reads the register it writes.
+        // `reg0 + r * width`, and no step reads the register it writes.
         let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
         for (i, step) in program.exec.iter().enumerate() {
             let arg = |k: usize| -> &[T] {
@@ -503,10 +506,27 @@ impl<T: FloatRuns> Pass<'_, T> {
 struct Workspace<T> {
     /// Elements per tile.
     width: usize,
-    /// The registers, one after another (a scalar program's on the stack).
-    regs: SmallVec<[T; 16]>,
+    /// The registers, one after another from [`Workspace::reg0`] (a scalar
+    /// program's on the stack).
+    regs: SmallVec<[T; REGS_INLINE]>,
     /// A tile per input that is not read in place (splatted or gathered).
     tiles: Small<Vec<T>>,
+}
+
+/// Register elements kept on the stack.
+const REGS_INLINE: usize = 16;
+
+impl<T> Workspace<T> {
+    /// Where the first register starts in `regs`: on the heap, at its first
+    /// 64-byte boundary (the buffer has a line to spare), so that the
+    /// vectors every step loads and stores do not straddle cache lines.
+    fn reg0(&self) -> usize {
+        if self.regs.spilled() {
+            self.regs.as_ptr().align_offset(64).min(64 / std::mem::size_of::<T>())
+        } else {
+            0
+        }
+    }
 }
 
 /// A few items (inputs, outputs) without an allocation.

@@ -88,7 +88,7 @@ impl<T: FloatRuns> Pass<'_, T> {
     /// Step `step`'s values in the tile just computed at `s..s + m`.
     fn values<'w>(&self, ws: &'w Workspace<T>, step: usize, s: usize, m: usize) -> &'w [T] {
         match self.program.places[step] {
-            Place::Reg(r) => &ws.regs[r * ws.width..][..m],
+            Place::Reg(r) => &ws.regs[ws.reg0() + r * ws.width..][..m],
             // SAFETY: the tile just wrote these elements of the output.
             Place::Out(k) => unsafe { std::slice::from_raw_parts(self.dest[k].0.add(s), m) },
         }
