@@ -210,11 +210,11 @@ impl<T: Scalar + MulAdd, const L: usize> Kernel for Image<'_, T, L> {
 
 impl<T: Scalar + MulAdd, const L: usize> Image<'_, T, L> {
     /// The sums of the block at `xb` along output row `oy` over the rows
-    /// of taps `kys`; `FIRST` and `LAST` say whether the
-    /// block starts or ends its row, where a column of taps falls on the
-    /// padding. The taps are written out so that the sums stay in
-    /// registers from the first to the last (stored between taps, they
-    /// cost a tenth of the loop's time).
+    /// of taps `kys`; `FIRST` and `LAST` say whether the block starts or
+    /// ends its row, where a column of taps falls on the padding. The taps
+    /// are written out so that the sums stay in registers from the first
+    /// to the last (stored between taps, they cost a tenth of the loop's
+    /// time).
     #[inline(always)]
     fn block<I: Isa, const FIRST: bool, const LAST: bool>(
         &self,
