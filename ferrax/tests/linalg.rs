@@ -195,6 +195,39 @@ fn misuse_is_named() {
     assert!(m.contains("det") && m.contains("float"), "{m}");
 }
 
+/// Sizes where the copies between row- and column-major orders go by
+/// several tiles with ragged edges (130), with rows a power of two apart
+/// (256), and split across threads (400); f32 at 512.
+#[test]
+fn large_factorisations_reconstruct_their_inputs() {
+    for n in [130, 256, 400] {
+        // Each entry of a product sums n terms of about 1: n ulps of slack.
+        let tol = n as f64 * 1e-15;
+        let a = spd(&[], n, 40 + n as u64);
+        let l = linalg::cholesky(&a);
+        assert!(max_diff(&l.matmul(&l.t()), &a) < tol, "cholesky {n}");
+        assert_eq!(l.triu(1).abs().max().item(), 0.0, "cholesky {n}");
+        // Eigenvalues in the disc of radius 1 about 2 (the circular law).
+        let g = randn(&[n, n], 41 + n as u64) / (n as f64).sqrt() + Tensor::eye(n, DType::F64) * 2.0;
+        let (lu, _, perm) = linalg::lu(&g);
+        let (lower, upper) = (lu.tril(-1) + Tensor::eye(n, DType::F64), lu.triu(0));
+        let pa = perm.one_hot(n, DType::F64).matmul(&g);
+        assert!(max_diff(&lower.matmul(&upper), &pa) < tol, "lu {n}");
+        let b = randn(&[n, 3], 42);
+        let x = linalg::solve(&g, &b);
+        assert!(max_diff(&g.matmul(&x), &b) < tol, "solve {n}");
+        if n == 130 {
+            let (w, v) = linalg::eigh(&a);
+            assert!(max_diff(&a.matmul(&v), &(&v * w.expand_dims(0))) < 10.0 * tol, "eigh {n}");
+            let (u, s, vt) = linalg::svd(&g, false);
+            assert!(max_diff(&(&u * s.expand_dims(0)).matmul(&vt), &g) < 10.0 * tol, "svd {n}");
+        }
+    }
+    let a = spd(&[], 512, 43).to_dtype(DType::F32);
+    let l = linalg::cholesky(&a);
+    assert!(max_diff(&l.matmul(&l.t()), &a) < 512.0 * 1e-6, "cholesky f32");
+}
+
 /// Sizes past faer's block of reflectors: several blocks, tall and wide.
 #[test]
 fn qr_of_blocked_matrices() {

@@ -118,20 +118,27 @@ fn transpose_tiles<T: Element>(src: &[T], base: usize, dims: &[usize], st: &[usi
                 off += (r % outer_dims[d]) * outer_st[d];
                 r /= outer_dims[d];
             }
-            simd::dispatch(Plane { src, off, rows, cols, s_col, dst });
+            simd::dispatch(Plane { src, off, rows, cols, s_col, dst, ds: cols });
         });
     } else {
-        // One plane: split it by tile rows.
-        parallel::fill_units(&mut out, TILE * cols, parallel::CHEAP, |t, dst| {
-            let (i0, band) = (t * TILE, dst.len() / cols.max(1));
-            simd::dispatch(Plane { src, off: base + i0, rows: band, cols, s_col, dst });
-        });
+        transpose_plane(&src[base..], s_col, rows, cols, &mut out, cols);
     }
     out
 }
 
+/// `dst[i · ds + j] = src[i + j · s_col]` for `i < rows`, `j < cols` (a
+/// [`Plane`]), split by bands of rows across threads when large enough.
+pub(crate) fn transpose_plane<T: Element>(src: &[T], s_col: usize, rows: usize, cols: usize, dst: &mut [T], ds: usize) {
+    let len = (rows * ds).min(dst.len());
+    let dst = &mut dst[..len];
+    parallel::fill_units(dst, TILE * ds, parallel::CHEAP, |t, dst| {
+        let i0 = t * TILE;
+        simd::dispatch(Plane { src, off: i0, rows: TILE.min(rows - i0), cols, s_col, dst, ds });
+    });
+}
+
 /// A transpose of a plane whose source runs along its rows,
-/// `dst[i · cols + j] = src[off + i + j · s_col]`, in tiles of [`TILE`],
+/// `dst[i · ds + j] = src[off + i + j · s_col]`, in tiles of [`TILE`],
 /// whose square sub-tiles of [`simd::tile_rows`] are turned by vector
 /// shuffles (the keys of an attention's heads transposed, [32, 4, 16, 32]
 /// f32 on 2 threads: 43–47 → 17–19 µs), the rest element by element. Also
@@ -143,6 +150,8 @@ pub(super) struct Plane<'a, T> {
     pub(super) cols: usize,
     pub(super) s_col: usize,
     pub(super) dst: &'a mut [T],
+    /// The destination's row stride, `cols` or more.
+    pub(super) ds: usize,
 }
 
 impl<T: Element> Kernel for Plane<'_, T> {
@@ -150,38 +159,55 @@ impl<T: Element> Kernel for Plane<'_, T> {
 
     #[inline(always)]
     fn run<I: Isa>(self) {
-        let Plane { src, off, rows, cols, s_col, dst } = self;
+        let Plane { src, off, rows, cols, s_col, dst, ds } = self;
         let r = simd::tile_rows(std::mem::size_of::<T>());
-        assert!(dst.len() >= rows * cols, "transpose: the plane's destination is short");
         if rows > 0 && cols > 0 {
+            assert!(ds >= cols && dst.len() >= (rows - 1) * ds + cols, "transpose: the plane's destination is short");
             assert!(off + (rows - 1) + (cols - 1) * s_col < src.len(), "transpose: the plane reads past its source");
         }
+        let along_source = aliases::<T>(s_col) && !aliases::<T>(ds);
         for i0 in (0..rows).step_by(TILE) {
             for j0 in (0..cols).step_by(TILE) {
                 let (i1, j1) = ((i0 + TILE).min(rows), (j0 + TILE).min(cols));
                 // The whole sub-tiles, shuffled: rows i..i + r, columns j..j + r.
                 let (wi, wj) = ((i1 - i0) / r * r, (j1 - j0) / r * r);
-                for i in (i0..i0 + wi).step_by(r) {
+                let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+                let sub = |i: usize, j: usize| {
+                    // SAFETY: the source's sub-tile (columns j.. as its rows,
+                    // s_col apart) lies within the plane's last element
+                    // (asserted); the destination's rows i..i + r of cols
+                    // elements, ds apart, lie within its length.
+                    unsafe {
+                        simd::transpose_tile::<I, T>(sp.add(off + i + j * s_col), s_col, dp.add(i * ds + j), ds);
+                    }
+                };
+                if along_source {
                     for j in (j0..j0 + wj).step_by(r) {
-                        // SAFETY: the source's sub-tile (columns j.. as its
-                        // rows, s_col apart) lies within the plane's last
-                        // element (asserted); the destination's rows i..i +
-                        // r of cols elements lie within rows · cols.
-                        unsafe {
-                            let from = src.as_ptr().add(off + i + j * s_col);
-                            simd::transpose_tile::<I, T>(from, s_col, dst.as_mut_ptr().add(i * cols + j), cols);
+                        for i in (i0..i0 + wi).step_by(r) {
+                            sub(i, j);
+                        }
+                    }
+                } else {
+                    for i in (i0..i0 + wi).step_by(r) {
+                        for j in (j0..j0 + wj).step_by(r) {
+                            sub(i, j);
                         }
                     }
                 }
                 for i in i0..i1 {
                     let skip = if i < i0 + wi { j0 + wj } else { j0 };
                     for j in skip..j1 {
-                        dst[i * cols + j] = src[off + i + j * s_col];
+                        dst[i * ds + j] = src[off + i + j * s_col];
                     }
                 }
             }
         }
     }
+}
+
+/// Whether lines `stride` elements apart fall in the same few cache sets.
+fn aliases<T>(stride: usize) -> bool {
+    (stride * std::mem::size_of::<T>()) % 2048 == 0
 }
 
 /// Reorders the axes: output axis `i` is input axis `perm[i]`.

@@ -309,6 +309,11 @@ fn permute_matches_loop_including_tiled_transposes() {
         (vec![3, 4, 16, 32], vec![0, 1, 3, 2]),
         (vec![5, 35, 21], vec![0, 2, 1]),
         (vec![2, 21, 3, 35], vec![3, 0, 2, 1]),
+        // Source rows 2 KiB apart in f32 (4 KiB in f64), which are copied
+        // along the source; destination rows that far apart; both.
+        (vec![70, 512], vec![1, 0]),
+        (vec![512, 70], vec![1, 0]),
+        (vec![512, 512], vec![1, 0]),
     ] {
         for dtype in [DType::F64, DType::F32, DType::Bool] {
             let x = random(&shape, 8).to_dtype(dtype);

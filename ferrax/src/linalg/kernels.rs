@@ -12,7 +12,7 @@ use faer::linalg::triangular_solve as tri;
 use faer::traits::RealField;
 use faer::{Conj, Mat, MatMut, MatRef, Par, Side};
 
-use crate::array::{pool, Array, Buffer, Element};
+use crate::array::{pool, transpose_plane, Array, Buffer, Element};
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -21,10 +21,24 @@ fn dims(shape: &[usize]) -> (usize, usize, usize) {
     (shape[..n - 2].iter().product(), r, c)
 }
 
-/// Row-major elements of a faer matrix view.
-fn rows_of<T: RealField + Copy>(m: MatRef<'_, T>, out: &mut Vec<T>) {
-    for i in 0..m.nrows() {
-        for j in 0..m.ncols() {
+/// Appends the row-major elements of a faer matrix view to `out`. A
+/// column-major view (the factors faer returns) is turned in tiles
+/// ([`transpose_plane`]); reading it element by element along its rows
+/// touched a new cache line at every element.
+fn rows_of<T: RealField + Element>(m: MatRef<'_, T>, out: &mut Vec<T>) {
+    let (r, c) = (m.nrows(), m.ncols());
+    if r > 0 && c > 0 && m.row_stride() == 1 && m.col_stride() >= r as isize {
+        let cs = m.col_stride() as usize;
+        // SAFETY: the view's elements lie within `(c - 1) · cs + r` of its
+        // first, which it borrows for this call.
+        let src = unsafe { std::slice::from_raw_parts(m.as_ptr(), (c - 1) * cs + r) };
+        let at = out.len();
+        out.resize(at + r * c, T::zero_impl());
+        transpose_plane(src, cs, r, c, &mut out[at..], c);
+        return;
+    }
+    for i in 0..r {
+        for j in 0..c {
             out.push(m[(i, j)]);
         }
     }
@@ -41,26 +55,22 @@ macro_rules! by_float {
     };
 }
 
-/// Calls `f(rows, j)` for each column `j` of each band of 8 rows of an
-/// `n × n` matrix. A transposing copy between row- and column-major orders
-/// by bands touches 8 lines of the row-major side at a time, which stay in
-/// cache even when `n` is a power of two and every row maps to the same
-/// cache sets (faer's own copy took 28% of a 1024² solve, 32-row bands 25%).
-fn by_tiles(n: usize, mut f: impl FnMut(std::ops::Range<usize>, usize)) {
-    const BAND: usize = 8;
-    for i0 in (0..n).step_by(BAND) {
-        for j in 0..n {
-            f(i0..(i0 + BAND).min(n), j);
-        }
-    }
-}
-
 /// The parallelism of a factorisation of `n` rows: below 512, handing
 /// panels to the second thread costs more than it saves (an LU of 256² took
 /// 650 µs threaded, nearly half of it in the scheduler, and 300 µs alone; a
 /// Cholesky factorisation of 256², 440 against 390 µs in alternating runs).
 fn threads_for(n: usize) -> Par {
     if n >= 512 {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
+}
+
+/// The parallelism of triangular solves of an `n × n` matrix against `k`
+/// right-hand sides: threads once the products are large enough to share.
+fn solve_threads(n: usize, k: usize) -> Par {
+    if n * n * k >= 1 << 25 {
         Par::rayon(0)
     } else {
         Par::Seq
@@ -86,8 +96,17 @@ impl<T: Element + RealField> Scratch<T> {
     fn col_mut(&mut self, j: usize) -> &mut [T] {
         &mut self.data[j * self.stride..][..self.n]
     }
-    fn col(&self, j: usize) -> &[T] {
-        &self.data[j * self.stride..][..self.n]
+    /// Fills the matrix from the row-major `m`. Copying a column at a time
+    /// by bands of 8 rows instead took a sixth of a 1024² solve: with `n` a
+    /// power of two, the 8 rows fall in the same cache sets.
+    fn load(&mut self, m: &[T]) {
+        let n = self.n;
+        transpose_plane(m, n, n, n, &mut self.data, self.stride);
+    }
+    /// Writes the matrix to `out` in row-major order.
+    fn store(&self, out: &mut [T]) {
+        let n = self.n;
+        transpose_plane(&self.data, self.stride, n, n, out, n);
     }
     fn as_mut(&mut self) -> MatMut<'_, T> {
         MatMut::from_column_major_slice_with_stride_mut(&mut self.data, self.n, self.n, self.stride)
@@ -115,22 +134,20 @@ pub(crate) fn cholesky(a: &Array) -> Array {
         // 90 µs) and half as long again at 1024².
         let mut f = Scratch::<T>::new(n);
         for (m, out) in v.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
-            by_tiles(n, |rows, j| {
-                let col = &mut f.col_mut(j)[rows.clone()];
-                for (c, i) in col.iter_mut().zip(rows) {
-                    *c = if i >= j { m[i * n + j] } else { T::zero_impl() };
-                }
-            });
+            f.load(m);
+            for j in 0..n {
+                f.col_mut(j)[..j].fill(T::zero_impl());
+            }
             let stack = MemStack::new(&mut buffer);
             match llt::factor::cholesky_in_place(f.as_mut(), Default::default(), par, stack, Default::default()) {
-                // Only the lower triangle is written; the upper one is left zero in `out`.
-                Ok(_) => by_tiles(n, |rows, j| {
-                    for (i, &c) in rows.clone().zip(&f.col(j)[rows]) {
-                        if i >= j {
-                            out[i * n + j] = c;
-                        }
+                // faer's factorisation may write above the diagonal (it
+                // did for a 2 × 2 matrix), where the factor is zero.
+                Ok(_) => {
+                    f.store(out);
+                    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+                        row[i + 1..].fill(T::zero_impl());
                     }
-                }),
+                }
                 Err(_) => out.fill(nan::<T>()),
             }
         }
@@ -164,11 +181,12 @@ pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: boo
                 m = m.transpose();
             }
             let rhs = MatMut::from_row_major_slice_mut(rhs, n, k);
+            let par = solve_threads(n, k);
             match (as_lower, unit) {
-                (true, false) => tri::solve_lower_triangular_in_place(m, rhs, Par::Seq),
-                (true, true) => tri::solve_unit_lower_triangular_in_place(m, rhs, Par::Seq),
-                (false, false) => tri::solve_upper_triangular_in_place(m, rhs, Par::Seq),
-                (false, true) => tri::solve_unit_upper_triangular_in_place(m, rhs, Par::Seq),
+                (true, false) => tri::solve_lower_triangular_in_place(m, rhs, par),
+                (true, true) => tri::solve_unit_lower_triangular_in_place(m, rhs, par),
+                (false, false) => tri::solve_upper_triangular_in_place(m, rhs, par),
+                (false, true) => tri::solve_unit_upper_triangular_in_place(m, rhs, par),
             }
         }
         out
@@ -199,20 +217,11 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
         let mut f = Scratch::<T>::new(n);
         let mut packed = pool::filled(b * n * n, T::zero_impl());
         for (m, out) in v.chunks_exact(n * n).zip(packed.chunks_exact_mut(n * n)) {
-            by_tiles(n, |rows, j| {
-                let col = &mut f.col_mut(j)[rows.clone()];
-                for (c, i) in col.iter_mut().zip(rows) {
-                    *c = m[i * n + j];
-                }
-            });
+            f.load(m);
             let stack = MemStack::new(&mut buffer);
             partial_pivoting::factor::lu_in_place(f.as_mut(), &mut fwd, &mut inv, par, stack, Default::default());
             // L (unit diagonal, below it) and U are left packed, as LAPACK's getrf leaves them.
-            by_tiles(n, |rows, j| {
-                for (i, &c) in rows.clone().zip(&f.col(j)[rows]) {
-                    out[i * n + j] = c;
-                }
-            });
+            f.store(out);
             let perm = &fwd;
             // The swaps that produce the permutation, in order.
             let mut at: Vec<usize> = (0..n).collect();
@@ -241,7 +250,7 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
 /// The eigenvalues (ascending) and eigenvectors (columns) of each symmetric
 /// matrix, from its lower triangle.
 pub(crate) fn eigh(a: &Array) -> (Array, Array) {
-    fn go<T: RealField + Copy>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<T>) {
+    fn go<T: RealField + Element>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<T>) {
         let (mut w, mut vecs) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n * n));
         for m in v.chunks_exact(n * n).take(b) {
             match MatRef::from_row_major_slice(m, n, n).self_adjoint_eigen(Side::Lower) {
@@ -335,7 +344,7 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
 /// the singular values `[k]` (descending) and `Vᵀ` `[k, n]`, `k = min(m, n)`
 /// (`full`: `U` `[m, m]` and `Vᵀ` `[n, n]`); NaNs where it does not converge.
 pub(crate) fn svd(a: &Array, full: bool) -> (Array, Array, Array) {
-    fn go<T: RealField + Copy>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>, Vec<T>) {
+    fn go<T: RealField + Element>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>, Vec<T>) {
         let k = m.min(n);
         let (ku, kv) = if full { (m, n) } else { (k, k) };
         let (mut us, mut ss, mut vts) = (Vec::new(), Vec::new(), Vec::new());
@@ -384,9 +393,9 @@ pub(crate) fn lu_solve(lu: &Array, perm: &Array, b: &Array, transpose: bool) -> 
                 // Aᵀ x = b ⇔ Uᵀ Lᵀ (P x) = b.
                 let mut y = rhs.to_vec();
                 let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
-                tri::solve_lower_triangular_in_place(f.transpose(), ym, Par::Seq);
+                tri::solve_lower_triangular_in_place(f.transpose(), ym, solve_threads(n, k));
                 let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
-                tri::solve_unit_upper_triangular_in_place(f.transpose(), ym, Par::Seq);
+                tri::solve_unit_upper_triangular_in_place(f.transpose(), ym, solve_threads(n, k));
                 for (i, &pi) in p.iter().enumerate() {
                     x[pi as usize * k..][..k].copy_from_slice(&y[i * k..][..k]);
                 }
@@ -396,9 +405,9 @@ pub(crate) fn lu_solve(lu: &Array, perm: &Array, b: &Array, transpose: bool) -> 
                     x[i * k..][..k].copy_from_slice(&rhs[pi as usize * k..][..k]);
                 }
                 let xm = MatMut::from_row_major_slice_mut(x, n, k);
-                tri::solve_unit_lower_triangular_in_place(f, xm, Par::Seq);
+                tri::solve_unit_lower_triangular_in_place(f, xm, solve_threads(n, k));
                 let xm = MatMut::from_row_major_slice_mut(x, n, k);
-                tri::solve_upper_triangular_in_place(f, xm, Par::Seq);
+                tri::solve_upper_triangular_in_place(f, xm, solve_threads(n, k));
             }
         }
         out

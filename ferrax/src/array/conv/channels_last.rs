@@ -100,7 +100,7 @@ impl<T: Num> Kernel for Transpose<'_, T> {
         let Transpose { src, ss, lines, dst, cg } = self;
         for &(from, at, line) in lines {
             let dst = &mut dst[at * cg..(at + line) * cg];
-            Plane { src, off: from, rows: line, cols: cg, s_col: ss, dst }.run::<I>();
+            Plane { src, off: from, rows: line, cols: cg, s_col: ss, dst, ds: cg }.run::<I>();
         }
     }
 }
