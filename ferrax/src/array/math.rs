@@ -110,6 +110,31 @@ fn exp_f32<I: Isa>(x: f32) -> f32 {
     }
 }
 
+/// `e^x` for `x` in [0, 19] (or NaN), with [`exp_f32`]'s bits: no operand
+/// to clamp, and a result far from the subnormals, so `2^n` is one factor
+/// (a product by a power of two is exact either way). `tanh`'s loop is
+/// bound by the instructions the vector ports issue: with this it went
+/// from 53 to 37 of them a vector, and from 260 to 215 µs a million
+/// elements on two threads. (A division-free reciprocal by Newton's steps
+/// made it slower again: the division is not the bottleneck.)
+#[inline(always)]
+fn exp_small_f32<I: Isa>(x: f32) -> f32 {
+    let shifted = madd::<I, f32>(x, std::f32::consts::LOG2_E, ROUNDER);
+    let n = shifted - ROUNDER;
+    let r = madd::<I, f32>(n, -LN2_HI, x);
+    let r = madd::<I, f32>(n, -LN2_LO, r);
+    let mut p = 1.987_569_1e-4;
+    p = madd::<I, f32>(p, r, 1.398_199_9e-3);
+    p = madd::<I, f32>(p, r, 8.333_452e-3);
+    p = madd::<I, f32>(p, r, 4.166_579_6e-2);
+    p = madd::<I, f32>(p, r, 1.666_666_5e-1);
+    p = madd::<I, f32>(p, r, 0.5);
+    let e = madd::<I, f32>(p, r * r, r) + 1.0;
+    // The low bits of `shifted` hold n (0 to 28): 2^n's exponent field.
+    let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
+    e * scale
+}
+
 /// `tanh(x)` in f32 arithmetic.
 #[inline(always)]
 fn tanh_f32<I: Isa>(x: f32) -> f32 {
@@ -124,7 +149,10 @@ fn tanh_f32<I: Isa>(x: f32) -> f32 {
     p = madd::<I, f32>(p, z, -3.333_328e-1);
     let small = madd::<I, f32>(p * z, x, x);
     let a = x.abs();
-    let large = (1.0 - 2.0 / (exp_f32::<I>(2.0 * a) + 1.0)).copysign(x);
+    // tanh rounds to 1 from 9.01 on, and so does the formula: clamped at
+    // 9.5, e^2|x| stays in exp_small_f32's range (a NaN fails the comparison).
+    let c = if a > 9.5 { 9.5 } else { a };
+    let large = (1.0 - 2.0 / (exp_small_f32::<I>(2.0 * c) + 1.0)).copysign(x);
     if a < 0.625 {
         small
     } else {
