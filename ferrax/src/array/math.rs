@@ -40,6 +40,12 @@ pub trait FastMath: Copy {
     fn gelu_in<I: Isa>(self) -> Self;
     /// GELU's derivative, `(1 + erf(x / √2)) / 2 + x e^(-x²/2) / √(2π)`.
     fn gelu_grad_in<I: Isa>(self) -> Self;
+    /// GELU's tanh approximation, `x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2`,
+    /// with the arithmetic of `I`.
+    fn gelu_tanh_in<I: Isa>(self) -> Self;
+    /// Its derivative, `(1 + t) / 2 + x (1 − t²) u′ / 2` with `t` the tanh
+    /// and `u′ = √(2/π) (1 + 3 · 0.044715 x²)`.
+    fn gelu_tanh_grad_in<I: Isa>(self) -> Self;
 
     /// `e^x`.
     fn exp_fast(self) -> Self {
@@ -54,6 +60,10 @@ pub trait FastMath: Copy {
         self.logistic_in::<Unfused>()
     }
 }
+
+/// √(2/π) and the cubic's coefficient in GELU's tanh approximation.
+const GELU_C: f64 = 0.797_884_560_802_865_4;
+const GELU_K: f64 = 0.044_715;
 
 /// 1 / √(2π), the standard normal density at 0.
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
@@ -292,6 +302,22 @@ impl FastMath for f32 {
         cdf + self * exp_f32::<I>(self * self * -0.5) * FRAC_1_SQRT_2PI as f32
     }
 
+    // Each operation in the order of the composite `x * (tanh(u) + 1) * 0.5`
+    // with `u = (x + x³ k) c`, which the f64 forms keep bit for bit.
+    #[inline(always)]
+    fn gelu_tanh_in<I: Isa>(self) -> f32 {
+        let u = (self + self * (self * self) * GELU_K as f32) * GELU_C as f32;
+        self * (tanh_f32::<I>(u) + 1.0) * 0.5
+    }
+
+    #[inline(always)]
+    fn gelu_tanh_grad_in<I: Isa>(self) -> f32 {
+        let (c, k) = (GELU_C as f32, GELU_K as f32);
+        let t = tanh_f32::<I>((self + self * (self * self) * k) * c);
+        let du = (self * self * (3.0 * k) + 1.0) * c;
+        (t + 1.0) * 0.5 + self * (1.0 - t * t) * du * 0.5
+    }
+
     #[inline(always)]
     fn exp_in<I: Isa>(self) -> f32 {
         exp_f32::<I>(self)
@@ -340,6 +366,19 @@ impl FastMath for f64 {
     fn gelu_grad_in<I: Isa>(self) -> f64 {
         let cdf = (super::Special::erf(self * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
         cdf + self * (self * self * -0.5).exp() * FRAC_1_SQRT_2PI
+    }
+
+    #[inline(always)]
+    fn gelu_tanh_in<I: Isa>(self) -> f64 {
+        let u = (self + self * (self * self) * GELU_K) * GELU_C;
+        self * (u.tanh() + 1.0) * 0.5
+    }
+
+    #[inline(always)]
+    fn gelu_tanh_grad_in<I: Isa>(self) -> f64 {
+        let t = ((self + self * (self * self) * GELU_K) * GELU_C).tanh();
+        let du = (self * self * (3.0 * GELU_K) + 1.0) * GELU_C;
+        (t + 1.0) * 0.5 + self * (1.0 - t * t) * du * 0.5
     }
 
     #[inline(always)]
@@ -421,7 +460,8 @@ mod tests {
         assert!(worst <= 1.5, "exp: {worst} ulp at {at:e}");
     }
 
-    /// GELU and its derivative in f32 against the same formulas in f64:
+    /// GELU and its derivative in f32 against the same formulas in f64 (and
+    /// the tanh approximation and its derivative):
     /// within 4 ulp of the result, plus `(|x| + 1) ε` where `1 + erf`
     /// cancels (for x below about -3, erf is -1 to within its own rounding,
     /// about ε absolute, which the formula multiplies by x / 2; it is the
@@ -432,9 +472,16 @@ mod tests {
         let x = Array::from_vec(xs.clone(), &[xs.len()]);
         let inv_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
         let phi = |v: f64| (libm::erf(v * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
-        let exact: [(UnaryOp, &dyn Fn(f64) -> f64); 2] = [
+        let (c, k) = (super::GELU_C, super::GELU_K);
+        let tanh_u = |v: f64| ((v + k * v * v * v) * c).tanh();
+        let exact: [(UnaryOp, &dyn Fn(f64) -> f64); 4] = [
             (UnaryOp::Gelu, &|v| v * phi(v)),
             (UnaryOp::GeluGrad, &|v| phi(v) + v * (-0.5 * v * v).exp() * inv_sqrt_2pi),
+            (UnaryOp::GeluTanh, &|v| v * (1.0 + tanh_u(v)) * 0.5),
+            (UnaryOp::GeluTanhGrad, &|v| {
+                let t = tanh_u(v);
+                (1.0 + t) * 0.5 + v * (1.0 - t * t) * (1.0 + 3.0 * k * v * v) * c * 0.5
+            }),
         ];
         for (op, f) in exact {
             let got = op.cpu(&x).to_vec::<f32>();

@@ -83,6 +83,10 @@ pub enum UnaryOp {
     Gelu,
     /// The derivative of [`UnaryOp::Gelu`]: `Φ(x) + x φ(x)`.
     GeluGrad,
+    /// GELU's tanh approximation, `x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2`.
+    GeluTanh,
+    /// The derivative of [`UnaryOp::GeluTanh`].
+    GeluTanhGrad,
     /// Round down.
     Floor,
     /// Round up.
@@ -95,7 +99,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Every op (`PowI` with a sample exponent).
-    pub const ALL: [UnaryOp; 35] = {
+    pub const ALL: [UnaryOp; 37] = {
         use UnaryOp::*;
         [
             Neg,
@@ -129,6 +133,8 @@ impl UnaryOp {
             Erfinv,
             Gelu,
             GeluGrad,
+            GeluTanh,
+            GeluTanhGrad,
             Floor,
             Ceil,
             Round,
@@ -211,6 +217,8 @@ impl UnaryOp {
             Erfinv => "erfinv",
             Gelu => "gelu",
             GeluGrad => "gelu_grad",
+            GeluTanh => "gelu_tanh",
+            GeluTanhGrad => "gelu_tanh_grad",
             Floor => "floor",
             Ceil => "ceil",
             Round => "round",
@@ -361,6 +369,8 @@ macro_rules! float_runs {
                     Erfinv => each(x, out, |v: $t| Special::erfinv(v)),
                     Gelu => dispatch(Fast::<_, FastGelu>::new(x, out)),
                     GeluGrad => dispatch(Fast::<_, FastGeluGrad>::new(x, out)),
+                    GeluTanh => dispatch(Fast::<_, FastGeluTanh>::new(x, out)),
+                    GeluTanhGrad => dispatch(Fast::<_, FastGeluTanhGrad>::new(x, out)),
                     Floor => each(x, out, |v: $t| v.floor()),
                     Ceil => each(x, out, |v: $t| v.ceil()),
                     Round => each(x, out, |v: $t| v.round_ties_even()),
@@ -446,7 +456,9 @@ fast_fns!(
     FastLn1p => ln_1p_in,
     FastErf => erf_in,
     FastGelu => gelu_in,
-    FastGeluGrad => gelu_grad_in
+    FastGeluGrad => gelu_grad_in,
+    FastGeluTanh => gelu_tanh_in,
+    FastGeluTanhGrad => gelu_tanh_grad_in
 );
 
 /// An elementwise function of two arrays of one dtype, broadcasting.

@@ -145,14 +145,4 @@ impl Tensor {
     pub fn log_sigmoid(&self) -> Tensor {
         -(-inexact(self)).softplus()
     }
-
-    /// GELU, the tanh approximation (JAX's default `gelu`):
-    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-    #[track_caller]
-    pub fn gelu_tanh(&self) -> Tensor {
-        let x = inexact(self);
-        let c = (2.0 / std::f64::consts::PI).sqrt();
-        let inner = (&x + x.powi(3) * 0.044715) * c;
-        &x * (inner.tanh() + 1.0) * 0.5
-    }
 }

@@ -1,6 +1,6 @@
 //! Elementwise functions of one argument.
 
-use std::f64::consts::{FRAC_2_SQRT_PI, LN_10, LN_2, PI};
+use std::f64::consts::{FRAC_2_PI, FRAC_2_SQRT_PI, LN_10, LN_2, PI};
 
 /// 1 / √(2π), the standard normal density at 0.
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
@@ -213,6 +213,36 @@ float_unary!(
     jvp: |x, t, ans| {
         let square = x * x;
         t * (&square * -0.5).exp() * FRAC_1_SQRT_2PI * (2.0 - square)
+    }
+);
+
+float_unary!(
+    /// GELU, the tanh approximation (JAX's default `gelu`, PyTorch's
+    /// `gelu(approximate="tanh")`): `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`,
+    /// in one kernel; its derivative is one more
+    /// ([`Tensor::gelu_tanh_grad`]).
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let y = Tensor::from_vec(vec![-1.0, 0.0, 2.0], &[3]).gelu_tanh();
+    /// assert!((y.to_vec::<f64>()[2] - 1.954597694087775).abs() < 1e-15);
+    /// ```
+    GeluTanh, "gelu_tanh", gelu_tanh,
+    jvp: |x, t, ans| t * x.gelu_tanh_grad()
+);
+
+float_unary!(
+    /// The derivative of [`Tensor::gelu_tanh`]: `(1 + t) / 2 + x (1 − t²) u′ / 2`
+    /// with `t = tanh(u)`, `u = √(2/π) (x + 0.044715 x³)`.
+    GeluTanhGrad, "gelu_tanh_grad", gelu_tanh_grad,
+    jvp: |x, t, ans| {
+        // (1 − t²) (u′ + x (u″ − 2 t u′²) / 2).
+        let (c, k) = (FRAC_2_PI.sqrt(), 0.044715);
+        let th = ((x + x.powi(3) * k) * c).tanh();
+        let du = (x * x * (3.0 * k) + 1.0) * c;
+        let ddu = x * (6.0 * k * c);
+        let curve = ddu - &th * 2.0 * du.square();
+        t * (1.0 - th.square()) * (du + x * curve * 0.5)
     }
 );
 

@@ -103,6 +103,8 @@ pub(super) fn unary_expr(op: UnaryOp, x: &str) -> String {
         Erfinv => "erfinv",
         Gelu => "gelu",
         GeluGrad => "gelu_grad",
+        GeluTanh => "gelu_tanh",
+        GeluTanhGrad => "gelu_tanh_grad",
         Floor => "floor",
         Ceil => "ceil",
         Round => "rint",

@@ -207,7 +207,17 @@ fn unary_kernels_compute_what_the_cpu_does() {
             } else {
                 1e-13
             };
-            close(&format!("{op} in {dtype}"), &got, &want, rtol);
+            if matches!(op, UnaryOp::GeluGrad | UnaryOp::GeluTanhGrad) {
+                // Sums of terms near 1 that cancel where GELU has its minimum
+                // (x ≈ -0.75): the libraries' last bits are relative to the terms.
+                let (g, w) = (got.to_vec::<f64>(), want.to_vec::<f64>());
+                for (i, (g, w)) in g.iter().zip(&w).enumerate() {
+                    let ok = (g.is_nan() && w.is_nan()) || (g - w).abs() <= rtol * w.abs().max(1.0);
+                    assert!(ok, "{op} in {dtype}: element {i} is {g} from the kernel and {w} on the CPU");
+                }
+            } else {
+                close(&format!("{op} in {dtype}"), &got, &want, rtol);
+            }
         }
     }
     let x = Array::from_vec(vec![i64::MIN, -5, -1, 0, 1, 7, i64::MAX], &[7]);

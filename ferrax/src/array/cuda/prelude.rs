@@ -132,6 +132,15 @@ template <typename T> __device__ __forceinline__ T gelu_grad(T x) {
     T cdf = (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5;
     return cdf + x * exp(x * x * (T)-0.5) * (T)0.39894228040143267794;
 }
+template <typename T> __device__ __forceinline__ T gelu_tanh(T x) {
+    T u = (x + x * (x * x) * (T)0.044715) * (T)0.79788456080286535588;
+    return x * (tanh(u) + (T)1) * (T)0.5;
+}
+template <typename T> __device__ __forceinline__ T gelu_tanh_grad(T x) {
+    T t = tanh((x + x * (x * x) * (T)0.044715) * (T)0.79788456080286535588);
+    T du = (x * x * (T)(3 * 0.044715) + (T)1) * (T)0.79788456080286535588;
+    return (t + (T)1) * (T)0.5 + x * ((T)1 - t * t) * du * (T)0.5;
+}
 // numpy's npy_divmod.
 template <typename T> __device__ __forceinline__ T floor_div(T a, T b) {
     T m = fmod(a, b);
