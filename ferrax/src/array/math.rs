@@ -46,6 +46,8 @@ pub trait FastMath: Copy {
     /// Its derivative, `(1 + t) / 2 + x (1 − t²) u′ / 2` with `t` the tanh
     /// and `u′ = √(2/π) (1 + 3 · 0.044715 x²)`.
     fn gelu_tanh_grad_in<I: Isa>(self) -> Self;
+    /// `ln(1 + e^x)` as `max(x, 0) + ln_1p(e^-|x|)`, with the arithmetic of `I`.
+    fn softplus_in<I: Isa>(self) -> Self;
 
     /// `e^x`.
     fn exp_fast(self) -> Self {
@@ -318,6 +320,14 @@ impl FastMath for f32 {
         (t + 1.0) * 0.5 + self * (1.0 - t * t) * du * 0.5
     }
 
+    // The composite's operations in its order (a NaN takes the zero
+    // branch, and the logarithm gives NaN): the same bits.
+    #[inline(always)]
+    fn softplus_in<I: Isa>(self) -> f32 {
+        let positive = if self >= 0.0 { self } else { 0.0 };
+        positive + ln_1p_f32::<I>(exp_f32::<I>(-self.abs()))
+    }
+
     #[inline(always)]
     fn exp_in<I: Isa>(self) -> f32 {
         exp_f32::<I>(self)
@@ -379,6 +389,12 @@ impl FastMath for f64 {
         let t = ((self + self * (self * self) * GELU_K) * GELU_C).tanh();
         let du = (self * self * (3.0 * GELU_K) + 1.0) * GELU_C;
         (t + 1.0) * 0.5 + self * (1.0 - t * t) * du * 0.5
+    }
+
+    #[inline(always)]
+    fn softplus_in<I: Isa>(self) -> f64 {
+        let positive = if self >= 0.0 { self } else { 0.0 };
+        positive + (-self.abs()).exp().ln_1p()
     }
 
     #[inline(always)]
@@ -511,6 +527,13 @@ mod tests {
         let exact = |x: f64| if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) };
         let (worst, at) = worst_ulps(UnaryOp::Logistic, exact);
         assert!(worst <= 3.0, "logistic: {worst} ulp at {at:e}");
+    }
+
+    #[test]
+    fn f32_softplus_is_within_2_ulp() {
+        let exact = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+        let (worst, at) = worst_ulps(UnaryOp::Softplus, exact);
+        assert!(worst <= 2.0, "softplus: {worst} ulp at {at:e}");
     }
 
     #[test]

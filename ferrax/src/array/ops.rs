@@ -87,6 +87,8 @@ pub enum UnaryOp {
     GeluTanh,
     /// The derivative of [`UnaryOp::GeluTanh`].
     GeluTanhGrad,
+    /// `ln(1 + e^x)`, as `max(x, 0) + ln_1p(e^-|x|)`.
+    Softplus,
     /// Round down.
     Floor,
     /// Round up.
@@ -99,7 +101,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Every op (`PowI` with a sample exponent).
-    pub const ALL: [UnaryOp; 37] = {
+    pub const ALL: [UnaryOp; 38] = {
         use UnaryOp::*;
         [
             Neg,
@@ -135,6 +137,7 @@ impl UnaryOp {
             GeluGrad,
             GeluTanh,
             GeluTanhGrad,
+            Softplus,
             Floor,
             Ceil,
             Round,
@@ -219,6 +222,7 @@ impl UnaryOp {
             GeluGrad => "gelu_grad",
             GeluTanh => "gelu_tanh",
             GeluTanhGrad => "gelu_tanh_grad",
+            Softplus => "softplus",
             Floor => "floor",
             Ceil => "ceil",
             Round => "round",
@@ -371,6 +375,7 @@ macro_rules! float_runs {
                     GeluGrad => dispatch(Fast::<_, FastGeluGrad>::new(x, out)),
                     GeluTanh => dispatch(Fast::<_, FastGeluTanh>::new(x, out)),
                     GeluTanhGrad => dispatch(Fast::<_, FastGeluTanhGrad>::new(x, out)),
+                    Softplus => dispatch(Fast::<_, FastSoftplus>::new(x, out)),
                     Floor => each(x, out, |v: $t| v.floor()),
                     Ceil => each(x, out, |v: $t| v.ceil()),
                     Round => each(x, out, |v: $t| v.round_ties_even()),
@@ -458,7 +463,8 @@ fast_fns!(
     FastGelu => gelu_in,
     FastGeluGrad => gelu_grad_in,
     FastGeluTanh => gelu_tanh_in,
-    FastGeluTanhGrad => gelu_tanh_grad_in
+    FastGeluTanhGrad => gelu_tanh_grad_in,
+    FastSoftplus => softplus_in
 );
 
 /// An elementwise function of two arrays of one dtype, broadcasting.

@@ -196,15 +196,6 @@ impl Tensor {
         &x * x.logistic()
     }
 
-    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln_1p(e^-|x|)` so it never
-    /// overflows; its derivative is the sigmoid, ½ at 0.
-    #[track_caller]
-    pub fn softplus(&self) -> Tensor {
-        let zero = self.zeros_scalar();
-        // The branch taken at 0 matches abs'(0) = 1, so the two kinks cancel.
-        self.ge(&zero).select(self, &zero) + (-self.abs()).exp().ln_1p()
-    }
-
     /// `x * x`.
     #[track_caller]
     pub fn square(&self) -> Tensor {

@@ -34,8 +34,8 @@ pub use scan::{associative_scan, Scan};
 pub use structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 pub use unary::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Gelu,
-    GeluGrad, GeluTanh, GeluTanhGrad, Ln, Ln1p, Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt,
-    Tan, Tanh, Trunc,
+    GeluGrad, GeluTanh, GeluTanhGrad, Ln, Ln1p, Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh,
+    Softplus, Sqrt, Tan, Tanh, Trunc,
 };
 
 /// Panics unless `a` is a float dtype.

@@ -18,8 +18,8 @@ use super::scan::Scan;
 use super::structural::{Broadcast, Concat, Convert, DevicePut, Pad, Permute, Reshape, Rev, Slice, StopGradient};
 use super::unary::{
     Abs, Acos, Acosh, Asin, Asinh, Atan, Atanh, Ceil, Cos, Cosh, Erf, Erfc, Erfinv, Exp, Exp2, ExpM1, Floor, Gelu,
-    GeluGrad, GeluTanh, GeluTanhGrad, Ln, Ln1p, Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh, Sqrt,
-    Tan, Tanh, Trunc,
+    GeluGrad, GeluTanh, GeluTanhGrad, Ln, Ln1p, Log10, Log2, Logistic, Neg, PowI, Relu, Round, Signum, Sin, Sinh,
+    Softplus, Sqrt, Tan, Tanh, Trunc,
 };
 
 /// One instance of every primitive of `prims` (one per op for the families
@@ -54,6 +54,7 @@ pub fn all() -> Vec<Arc<dyn Primitive>> {
         Arc::new(GeluGrad),
         Arc::new(GeluTanh),
         Arc::new(GeluTanhGrad),
+        Arc::new(Softplus),
         Arc::new(Floor),
         Arc::new(Ceil),
         Arc::new(Round),

@@ -247,6 +247,19 @@ float_unary!(
 );
 
 float_unary!(
+    /// `ln(1 + e^x)`, computed as `max(x, 0) + ln_1p(e^-|x|)` so it never
+    /// overflows, in one kernel; its derivative is the sigmoid, ½ at 0.
+    ///
+    /// ```
+    /// # use ferrax::prelude::*;
+    /// let y = Tensor::from_vec(vec![-800.0, 0.0, 800.0], &[3]).softplus();
+    /// assert_eq!(y.to_vec::<f64>(), vec![0.0, std::f64::consts::LN_2, 800.0]);
+    /// ```
+    Softplus, "softplus", softplus,
+    jvp: |x, t, ans| t * x.logistic()
+);
+
+float_unary!(
     /// The inverse error function on `(-1, 1)`: ±∞ at ±1, NaN beyond.
     Erfinv, "erfinv", erfinv,
     jvp: |x, t, ans| t * (ans * ans).exp() * (PI.sqrt() / 2.0)

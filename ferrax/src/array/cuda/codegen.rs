@@ -105,6 +105,7 @@ pub(super) fn unary_expr(op: UnaryOp, x: &str) -> String {
         GeluGrad => "gelu_grad",
         GeluTanh => "gelu_tanh",
         GeluTanhGrad => "gelu_tanh_grad",
+        Softplus => "softplus",
         Floor => "floor",
         Ceil => "ceil",
         Round => "rint",

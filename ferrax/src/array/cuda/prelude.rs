@@ -141,6 +141,7 @@ template <typename T> __device__ __forceinline__ T gelu_tanh_grad(T x) {
     T du = (x * x * (T)(3 * 0.044715) + (T)1) * (T)0.79788456080286535588;
     return (t + (T)1) * (T)0.5 + x * ((T)1 - t * t) * du * (T)0.5;
 }
+template <typename T> __device__ __forceinline__ T softplus(T x) { return (x >= 0 ? x : (T)0) + log1p(exp(-fabs(x))); }
 // numpy's npy_divmod.
 template <typename T> __device__ __forceinline__ T floor_div(T a, T b) {
     T m = fmod(a, b);
