@@ -43,7 +43,7 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("exp_1M", "exp of 2^20 f32"),
     ("tanh_1M", "tanh of 2^20 f32"),
     ("gelu_1M", "tanh-approximated GELU of 2^20 f32: one kernel, as in PyTorch (JAX: a chain of 8 ops)"),
-    ("softplus_1M", "max(x, 0) + ln_1p(exp(-|x|)) of 2^20 f32: a chain of 7"),
+    ("softplus_1M", "max(x, 0) + ln_1p(exp(-|x|)) of 2^20 f32: one kernel (JAX and PyTorch: a chain of 7)"),
     ("cheap8_1M", "-(relu(|(x/2 + 1) x - 1/4|))^2 of 2^20 f32: a chain of 8 cheap ops"),
     ("conv1_fb", "3x3 convolution 3->32 of 128x3x32x32 f32, forward and both gradients"),
     ("conv2_fb", "3x3 convolution 32->64 of 128x32x16x16, forward and both gradients"),
