@@ -76,6 +76,25 @@ const ROUNDER: f32 = 12_582_912.0;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
+/// The two halves of `e^x = 2^n e^r`: `x + 1.5 · 2^23` rounded, whose low
+/// bits hold `n`, and `e^r`.
+#[inline(always)]
+fn exp_reduced<I: Isa>(x: f32) -> (f32, f32) {
+    // x = n ln2 + r with |r| <= ln2 / 2 (a hair more when the rounding of x log2e is off by one ulp).
+    let shifted = madd::<I, f32>(x, std::f32::consts::LOG2_E, ROUNDER);
+    let n = shifted - ROUNDER;
+    let r = madd::<I, f32>(n, -LN2_HI, x);
+    let r = madd::<I, f32>(n, -LN2_LO, r);
+    // e^r = 1 + r + r² p(r), Cephes' minimax p.
+    let mut p = 1.987_569_1e-4;
+    p = madd::<I, f32>(p, r, 1.398_199_9e-3);
+    p = madd::<I, f32>(p, r, 8.333_452e-3);
+    p = madd::<I, f32>(p, r, 4.166_579_6e-2);
+    p = madd::<I, f32>(p, r, 1.666_666_5e-1);
+    p = madd::<I, f32>(p, r, 0.5);
+    (shifted, madd::<I, f32>(p, r * r, r) + 1.0)
+}
+
 /// `e^x` in f32 arithmetic: subnormal results rounded once, overflow to
 /// infinity, NaN passed through.
 #[inline(always)]
@@ -94,19 +113,7 @@ fn exp_f32<I: Isa>(x: f32) -> f32 {
     } else {
         x
     };
-    // x = n ln2 + r with |r| <= ln2 / 2 (a hair more when the rounding of x log2e is off by one ulp).
-    let shifted = madd::<I, f32>(x, std::f32::consts::LOG2_E, ROUNDER);
-    let n = shifted - ROUNDER;
-    let r = madd::<I, f32>(n, -LN2_HI, x);
-    let r = madd::<I, f32>(n, -LN2_LO, r);
-    // e^r = 1 + r + r² p(r), Cephes' minimax p.
-    let mut p = 1.987_569_1e-4;
-    p = madd::<I, f32>(p, r, 1.398_199_9e-3);
-    p = madd::<I, f32>(p, r, 8.333_452e-3);
-    p = madd::<I, f32>(p, r, 4.166_579_6e-2);
-    p = madd::<I, f32>(p, r, 1.666_666_5e-1);
-    p = madd::<I, f32>(p, r, 0.5);
-    let e = madd::<I, f32>(p, r * r, r) + 1.0;
+    let (shifted, e) = exp_reduced::<I>(x);
     // 2^n as two normal factors (n is in [-150, 128]), so that a subnormal
     // result is rounded once, by the last product. The low bits of `shifted`
     // hold n; wrapping keeps a NaN's garbage bits from overflowing.
@@ -131,17 +138,7 @@ fn exp_f32<I: Isa>(x: f32) -> f32 {
 /// made it slower again: the division is not the bottleneck.)
 #[inline(always)]
 fn exp_small_f32<I: Isa>(x: f32) -> f32 {
-    let shifted = madd::<I, f32>(x, std::f32::consts::LOG2_E, ROUNDER);
-    let n = shifted - ROUNDER;
-    let r = madd::<I, f32>(n, -LN2_HI, x);
-    let r = madd::<I, f32>(n, -LN2_LO, r);
-    let mut p = 1.987_569_1e-4;
-    p = madd::<I, f32>(p, r, 1.398_199_9e-3);
-    p = madd::<I, f32>(p, r, 8.333_452e-3);
-    p = madd::<I, f32>(p, r, 4.166_579_6e-2);
-    p = madd::<I, f32>(p, r, 1.666_666_5e-1);
-    p = madd::<I, f32>(p, r, 0.5);
-    let e = madd::<I, f32>(p, r * r, r) + 1.0;
+    let (shifted, e) = exp_reduced::<I>(x);
     // The low bits of `shifted` hold n (0 to 28): 2^n's exponent field.
     let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
     e * scale
