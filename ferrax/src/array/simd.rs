@@ -150,11 +150,23 @@ pub unsafe fn transpose_tile<I: Isa, T: Copy>(src: *const T, ss: usize, dst: *mu
 /// its speed when they straddle, and an allocator aligns to 16 bytes only
 /// (a large `Vec` begins 16 bytes into a page).
 pub fn zeros_on_line<T: Copy + Default>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
-    let size = std::mem::size_of::<T>().max(1);
     buf.clear();
-    buf.resize(len + 64 / size, T::default());
-    let skip = buf.as_ptr().align_offset(64).min(64 / size);
+    buf.resize(len + line_len::<T>(), T::default());
+    let skip = to_line(buf.as_ptr());
     &mut buf[skip..][..len]
+}
+
+/// Elements of `T` in a 64-byte cache line: the spare a buffer needs so
+/// that a run in it can start on a line.
+pub const fn line_len<T>() -> usize {
+    let size = std::mem::size_of::<T>();
+    64 / if size == 0 { 1 } else { size }
+}
+
+/// The elements from `p` to the first 64-byte boundary at or after it
+/// (at most [`line_len`]).
+pub fn to_line<T>(p: *const T) -> usize {
+    p.align_offset(64).min(line_len::<T>())
 }
 
 /// The float types [`madd`] works on.

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 
 use super::elementwise::Plan;
 use super::parallel::{chunk_len, team, worth_splitting, CHEAP};
-use super::simd::vectorized;
+use super::simd::{self, vectorized};
 use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, ReduceOp, UnaryOp};
 
 mod reduce;
@@ -432,7 +432,7 @@ impl<T: FloatRuns> Pass<'_, T> {
             .collect();
         // A line to spare where the registers leave the stack (see `reg0`).
         let len = width * self.program.n_regs;
-        let spare = if len > REGS_INLINE { 64 / std::mem::size_of::<T>() } else { 0 };
+        let spare = if len > REGS_INLINE { simd::line_len::<T>() } else { 0 };
         Workspace { width, regs: smallvec::smallvec![T::ZERO; len + spare], tiles }
     }
 
@@ -522,7 +522,7 @@ impl<T> Workspace<T> {
     /// vectors every step loads and stores do not straddle cache lines.
     fn reg0(&self) -> usize {
         if self.regs.spilled() {
-            self.regs.as_ptr().align_offset(64).min(64 / std::mem::size_of::<T>())
+            simd::to_line(self.regs.as_ptr())
         } else {
             0
         }
