@@ -24,25 +24,31 @@ fn dims(shape: &[usize]) -> (usize, usize, usize) {
     (shape[..n - 2].iter().product(), r, c)
 }
 
-/// Appends the row-major elements of a faer matrix view to `out`. A
-/// column-major view (the factors faer returns) is turned in tiles
-/// ([`transpose_plane`]); reading it element by element along its rows
-/// touched a new cache line at every element.
+/// Appends the row-major elements of a faer matrix view to `out`.
 fn rows_of<T: RealField + Element>(m: MatRef<'_, T>, out: &mut Vec<T>) {
+    let at = out.len();
+    out.resize(at + m.nrows() * m.ncols(), T::zero_impl());
+    write_rows(m, &mut out[at..]);
+}
+
+/// Writes the row-major elements of a faer matrix view to `out` (of its
+/// size). A column-major view (the factors faer returns) is turned in
+/// tiles ([`transpose_plane`]); reading it element by element along its
+/// rows touched a new cache line at every element.
+fn write_rows<T: RealField + Element>(m: MatRef<'_, T>, out: &mut [T]) {
     let (r, c) = (m.nrows(), m.ncols());
+    assert_eq!(out.len(), r * c, "linalg: a {r} × {c} factor's destination");
     if r > 0 && c > 0 && m.row_stride() == 1 && m.col_stride() >= r as isize {
         let cs = m.col_stride() as usize;
         // SAFETY: the view's elements lie within `(c - 1) · cs + r` of its
         // first, which it borrows for this call.
         let src = unsafe { std::slice::from_raw_parts(m.as_ptr(), (c - 1) * cs + r) };
-        let at = out.len();
-        out.resize(at + r * c, T::zero_impl());
-        transpose_plane(src, cs, r, c, &mut out[at..], c);
+        transpose_plane(src, cs, r, c, out, c);
         return;
     }
-    for i in 0..r {
-        for j in 0..c {
-            out.push(m[(i, j)]);
+    for (i, row) in out.chunks_exact_mut(c.max(1)).enumerate().take(r) {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = m[(i, j)];
         }
     }
 }
@@ -329,16 +335,12 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
                 par,
                 MemStack::new(&mut buffer),
             );
-            for (i, row) in q_out.chunks_exact_mut(q_cols.max(1)).enumerate().take(m) {
-                for (j, c) in row.iter_mut().enumerate() {
-                    *c = q[(i, j)];
-                }
-            }
-            // R's rows below the first min(m, n) stay zero.
+            write_rows(q.as_ref(), q_out);
+            // R is the upper triangle of f's first min(m, n) rows (below
+            // it, the reflectors); its rows after those stay zero.
+            write_rows(f.as_ref().subrows(0, k), &mut r_out[..k * n]);
             for (i, row) in r_out.chunks_exact_mut(n.max(1)).enumerate().take(k) {
-                for (j, c) in row.iter_mut().enumerate().skip(i) {
-                    *c = f[(i, j)];
-                }
+                row[..i.min(n)].fill(T::zero_impl());
             }
         }
         (qs, rs)
