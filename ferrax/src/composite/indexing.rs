@@ -350,6 +350,13 @@ fn matrix_dims(op: &str, x: &Tensor) -> (usize, usize) {
 
 /// An `r × c` bool mask, true where `keep(i, j)`.
 fn band_mask(r: usize, c: usize, keep: impl Fn(usize, usize) -> bool) -> Tensor {
-    let v: Vec<bool> = (0..r * c).map(|k| keep(k / c.max(1), k % c.max(1))).collect();
+    // Row by row: a division and remainder per element took milliseconds
+    // at 1024², more than the select the mask is for.
+    let mut v = vec![false; r * c];
+    for (i, row) in v.chunks_exact_mut(c.max(1)).enumerate() {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = keep(i, j);
+        }
+    }
     Tensor::from_vec(v, &[r, c])
 }
