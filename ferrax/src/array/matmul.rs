@@ -63,7 +63,7 @@ fn gemm_batched<T: Element + num_like::Scalar>(a: &[T], b: &[T], d: MatmulDims) 
             gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, 1)
         });
     } else {
-        let pieces = if flops >= TEAM_FLOPS { threads } else { 1 };
+        let pieces = pieces_for(flops);
         for (i, c) in spare.chunks_mut(sc).enumerate() {
             gemm_split(&a[i * sa..][..sa], &b[i * sb..][..sb], c.as_mut_ptr().cast(), d, pieces);
         }
@@ -117,9 +117,56 @@ pub(crate) unsafe fn product<T: num_like::Scalar>(
     accumulate: bool,
     pieces: usize,
 ) {
+    // SAFETY: the caller's.
+    unsafe { scaled_product(m, n, k, dst, a, b, accumulate, T::ONE, pieces) }
+}
+
+/// `dst [m, n] -= a [m, k] · b [k, n]`, as [`product`] with `accumulate`
+/// (the update of a blocked triangular solve).
+///
+/// # Safety
+/// As for [`product`]; `dst` is initialised.
+pub(crate) unsafe fn subtract_product<T: num_like::Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Strided<*mut T>,
+    a: Strided<*const T>,
+    b: Strided<*const T>,
+    pieces: usize,
+) {
+    // SAFETY: the caller's.
+    unsafe { scaled_product(m, n, k, dst, a, b, true, T::MINUS_ONE, pieces) }
+}
+
+/// The threads a product of `flops` is worth splitting over.
+pub(crate) fn pieces_for(flops: usize) -> usize {
+    if flops >= TEAM_FLOPS {
+        super::parallel::threads()
+    } else {
+        1
+    }
+}
+
+/// [`product`] with the product scaled by `scale` before it is written or added.
+///
+/// # Safety
+/// As for [`product`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn scaled_product<T: num_like::Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Strided<*mut T>,
+    a: Strided<*const T>,
+    b: Strided<*const T>,
+    accumulate: bool,
+    scale: T,
+    pieces: usize,
+) {
     if pieces <= 1 || m == 0 || n == 0 {
         // SAFETY: the caller's.
-        return unsafe { gemm_call(m, n, k, dst, a, b, accumulate) };
+        return unsafe { gemm_call(m, n, k, dst, a, b, accumulate, scale) };
     }
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
@@ -137,11 +184,11 @@ pub(crate) unsafe fn product<T: num_like::Scalar>(
             if by_rows {
                 let a = Strided { at: a.at.offset(lo as isize * a.row), ..a };
                 let dst = Strided { at: dst.at.offset(lo as isize * dst.row), ..dst };
-                gemm_call(hi - lo, n, k, dst, a, b, accumulate)
+                gemm_call(hi - lo, n, k, dst, a, b, accumulate, scale)
             } else {
                 let b = Strided { at: b.at.offset(lo as isize * b.col), ..b };
                 let dst = Strided { at: dst.at.offset(lo as isize * dst.col), ..dst };
-                gemm_call(m, hi - lo, k, dst, a, b, accumulate)
+                gemm_call(m, hi - lo, k, dst, a, b, accumulate, scale)
             }
         }
     });
@@ -168,10 +215,11 @@ impl<P> Strided<P> {
     }
 }
 
-/// One `gemm` call on this thread: [`product`] in one piece.
+/// One `gemm` call on this thread: [`scaled_product`] in one piece.
 ///
 /// # Safety
 /// As for [`product`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_call<T: num_like::Scalar>(
     m: usize,
     n: usize,
@@ -180,6 +228,7 @@ unsafe fn gemm_call<T: num_like::Scalar>(
     a: Strided<*const T>,
     b: Strided<*const T>,
     accumulate: bool,
+    scale: T,
 ) {
     let keep = if accumulate { T::ONE } else { T::ZERO };
     // SAFETY: the caller's.
@@ -199,7 +248,7 @@ unsafe fn gemm_call<T: num_like::Scalar>(
             b.col,
             b.row,
             keep,
-            T::ONE,
+            scale,
             false,
             false,
             false,
@@ -210,16 +259,19 @@ unsafe fn gemm_call<T: num_like::Scalar>(
 
 pub(crate) mod num_like {
     /// The float types `gemm` multiplies.
-    pub trait Scalar: Copy + 'static {
+    pub trait Scalar: Copy + Send + Sync + 'static {
         const ZERO: Self;
         const ONE: Self;
+        const MINUS_ONE: Self;
     }
     impl Scalar for f32 {
         const ZERO: Self = 0.0;
         const ONE: Self = 1.0;
+        const MINUS_ONE: Self = -1.0;
     }
     impl Scalar for f64 {
         const ZERO: Self = 0.0;
         const ONE: Self = 1.0;
+        const MINUS_ONE: Self = -1.0;
     }
 }

@@ -27,6 +27,7 @@ mod reduce;
 pub mod simd;
 mod sort;
 mod special;
+mod triangular;
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub use random::Rng;
 pub use reduce::{arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce_prod, reduce_shape, reduce_sum};
 pub use sort::{argsort, sort};
 pub use special::Special;
+pub(crate) use triangular::{solve_triangular, Field};
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

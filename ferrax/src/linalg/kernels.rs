@@ -11,11 +11,10 @@ use faer::linalg::householder;
 use faer::linalg::lu::partial_pivoting;
 use faer::linalg::qr::no_pivoting::factor as qr_factor;
 use faer::linalg::svd;
-use faer::linalg::triangular_solve as tri;
 use faer::traits::RealField;
 use faer::{Conj, Mat, MatMut, MatRef, Par};
 
-use crate::array::{pool, transpose_plane, Array, Buffer, Element};
+use crate::array::{pool, solve_triangular, transpose_plane, Array, Buffer, Element, Field};
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -72,16 +71,6 @@ macro_rules! by_float {
 /// 11.5 against 9.3–9.7 ms). At 1024² the threads win.
 fn threads_for(n: usize) -> Par {
     if n >= 512 {
-        Par::rayon(0)
-    } else {
-        Par::Seq
-    }
-}
-
-/// The parallelism of triangular solves of an `n × n` matrix against `k`
-/// right-hand sides: threads once the products are large enough to share.
-fn solve_threads(n: usize, k: usize) -> Par {
-    if n * n * k >= 1 << 25 {
         Par::rayon(0)
     } else {
         Par::Seq
@@ -171,34 +160,13 @@ pub(crate) fn cholesky(a: &Array) -> Array {
 /// `op(A)⁻¹ B` for triangular `A` (`lower` or upper; `transpose`d; with a
 /// unit diagonal when `unit`), `B` of shape `[.., n, k]` with `A`'s batch.
 pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: bool, unit: bool) -> Array {
-    fn go<T: RealField + Copy>(
-        a: &[T],
-        b: &[T],
-        n: usize,
-        k: usize,
-        lower: bool,
-        transpose: bool,
-        unit: bool,
-    ) -> Vec<T> {
+    fn go<T: Field>(a: &[T], b: &[T], n: usize, k: usize, lower: bool, transpose: bool, unit: bool) -> Vec<T> {
         let mut out = b.to_vec();
         if n == 0 || k == 0 {
             return out;
         }
         for (m, rhs) in a.chunks_exact(n * n).zip(out.chunks_exact_mut(n * k)) {
-            let mut m = MatRef::from_row_major_slice(m, n, n);
-            // Transposing swaps which triangle holds the matrix.
-            let as_lower = lower != transpose;
-            if transpose {
-                m = m.transpose();
-            }
-            let rhs = MatMut::from_row_major_slice_mut(rhs, n, k);
-            let par = solve_threads(n, k);
-            match (as_lower, unit) {
-                (true, false) => tri::solve_lower_triangular_in_place(m, rhs, par),
-                (true, true) => tri::solve_unit_lower_triangular_in_place(m, rhs, par),
-                (false, false) => tri::solve_upper_triangular_in_place(m, rhs, par),
-                (false, true) => tri::solve_unit_upper_triangular_in_place(m, rhs, par),
-            }
+            solve_triangular(m, n, lower, transpose, unit, rhs, k);
         }
         out
     }
@@ -402,21 +370,18 @@ pub(crate) fn svd(a: &Array, full: bool) -> (Array, Array, Array) {
 /// `A⁻¹ B` (or `A⁻ᵀ B` when `transpose`) from `A`'s packed LU factors and
 /// permutation (`P A = L U`), `B` `[.., n, k]` with their batch axes.
 pub(crate) fn lu_solve(lu: &Array, perm: &Array, b: &Array, transpose: bool) -> Array {
-    fn go<T: RealField + Copy>(lu: &[T], perm: &[i64], b: &[T], n: usize, k: usize, transpose: bool) -> Vec<T> {
-        let mut out = vec![T::zero_impl(); b.len()];
+    fn go<T: Field>(lu: &[T], perm: &[i64], b: &[T], n: usize, k: usize, transpose: bool) -> Vec<T> {
+        let mut out = vec![T::default(); b.len()];
         if n == 0 || k == 0 {
             return out;
         }
         let blocks = lu.chunks_exact(n * n).zip(perm.chunks_exact(n)).zip(b.chunks_exact(n * k));
         for (((f, p), rhs), x) in blocks.zip(out.chunks_exact_mut(n * k)) {
-            let f = MatRef::from_row_major_slice(f, n, n);
             if transpose {
                 // Aᵀ x = b ⇔ Uᵀ Lᵀ (P x) = b.
                 let mut y = rhs.to_vec();
-                let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
-                tri::solve_lower_triangular_in_place(f.transpose(), ym, solve_threads(n, k));
-                let ym = MatMut::from_row_major_slice_mut(&mut y, n, k);
-                tri::solve_unit_upper_triangular_in_place(f.transpose(), ym, solve_threads(n, k));
+                solve_triangular(f, n, false, true, false, &mut y, k);
+                solve_triangular(f, n, true, true, true, &mut y, k);
                 for (i, &pi) in p.iter().enumerate() {
                     x[pi as usize * k..][..k].copy_from_slice(&y[i * k..][..k]);
                 }
@@ -425,10 +390,8 @@ pub(crate) fn lu_solve(lu: &Array, perm: &Array, b: &Array, transpose: bool) -> 
                 for (i, &pi) in p.iter().enumerate() {
                     x[i * k..][..k].copy_from_slice(&rhs[pi as usize * k..][..k]);
                 }
-                let xm = MatMut::from_row_major_slice_mut(x, n, k);
-                tri::solve_unit_lower_triangular_in_place(f, xm, solve_threads(n, k));
-                let xm = MatMut::from_row_major_slice_mut(x, n, k);
-                tri::solve_upper_triangular_in_place(f, xm, solve_threads(n, k));
+                solve_triangular(f, n, true, false, true, x, k);
+                solve_triangular(f, n, false, false, false, x, k);
             }
         }
         out
