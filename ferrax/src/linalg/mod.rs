@@ -10,7 +10,7 @@
 //! every order, batches under `vmap` and stages under `jit`. The
 //! factorisations are the `faer` crate's (pure Rust); triangular solves
 //! are blocked on `matmul`'s GEMM (the `gemm` crate), where faer's own
-//! took twice as long for a 1024² matrix against 1024 columns.
+//! took half as long again (a 1024² matrix against 1024 columns).
 //!
 //! ```
 //! # use ferrax::prelude::*;
