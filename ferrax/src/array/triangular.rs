@@ -28,10 +28,17 @@ const LEAF: usize = 64;
 /// FMA units' rate).
 const ROW_BYTES: usize = 256;
 
-/// The elements a solve works on: the float types of `matmul`.
-pub(crate) trait Field: Num + Scalar + MulAdd {}
-impl Field for f32 {}
-impl Field for f64 {}
+/// The elements a solve or factorisation works on: the float types of `matmul`.
+pub(crate) trait Field: Num + Scalar + MulAdd {
+    /// The smallest positive normal number (LAPACK's `sfmin`).
+    const TINY: Self;
+}
+impl Field for f32 {
+    const TINY: Self = f32::MIN_POSITIVE;
+}
+impl Field for f64 {
+    const TINY: Self = f64::MIN_POSITIVE;
+}
 
 /// Solves `op(A) X = B` for `X`, written over `b`. `a` is `n × n`
 /// row-major, triangular below its diagonal (`lower`) or above it, and
@@ -59,7 +66,20 @@ pub(crate) fn solve_triangular<T: Field>(
     let tri = Tri { at: a.as_ptr(), row, col, lower: lower != transpose, unit };
     // SAFETY: the view covers `a`'s n × n elements (either way round),
     // `b` holds n × k, and they are distinct borrows.
-    unsafe { solve_block(n, tri, b.as_mut_ptr(), k) }
+    unsafe { solve_block(n, tri, b.as_mut_ptr(), k, k) }
+}
+
+/// [`solve_triangular`] for a unit lower triangle and a right-hand side
+/// inside larger row-major matrices: `a` is `n × n` with rows `lda` apart,
+/// `b` is `n × k` with rows `ldb` apart (the step of a blocked LU).
+///
+/// # Safety
+/// Both views lie within their allocations; `b`'s is writable and does
+/// not overlap `a`'s.
+pub(crate) unsafe fn solve_unit_lower_in<T: Field>(n: usize, a: *const T, lda: usize, b: *mut T, k: usize, ldb: usize) {
+    let tri = Tri { at: a, row: lda as isize, col: 1, lower: true, unit: true };
+    // SAFETY: the caller's.
+    unsafe { solve_block(n, tri, b, k, ldb) }
 }
 
 /// A triangular matrix: element (i, j) at `at + i · row + j · col`.
@@ -87,37 +107,37 @@ impl<T: Copy> Tri<T> {
     }
 }
 
-/// Solves the `n`-row block `a` against `b` (`n × k`, rows `k` apart).
+/// Solves the `n`-row block `a` against `b` (`n × k`, rows `ldb` apart).
 ///
 /// # Safety
-/// `a` addresses an `n × n` matrix; `b` points at `n × k` writable
+/// `a` addresses an `n × n` matrix; `b` addresses `n × k` writable
 /// elements that do not overlap it.
-unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize) {
+unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize, ldb: usize) {
     if n <= LEAF {
         // SAFETY: the caller's.
-        return unsafe { substitute(n, a, b, k) };
+        return unsafe { substitute(n, a, b, k, ldb) };
     }
     // A split on a multiple of 8 keeps the products' blocks whole tiles.
     let h = (n / 2).next_multiple_of(8);
     // Lower: rows ..h are solved first; upper: rows h.. first.
     let ((first, m1), (second, m2)) = if a.lower { ((0, h), (h, n - h)) } else { ((h, n - h), (0, h)) };
-    let rows = |at: usize| b.wrapping_add(at * k);
+    let rows = |at: usize| b.wrapping_add(at * ldb);
     // SAFETY (the three calls): the blocks lie within the caller's
     // matrices; rows `first..` and `second..` of `b` are disjoint, so the
     // product's destination overlaps neither operand.
     unsafe {
-        solve_block(m1, a.from(first, first), rows(first), k);
+        solve_block(m1, a.from(first, first), rows(first), k, ldb);
         let coupling = a.from(second, first);
         subtract_product(
             m2,
             k,
             m1,
-            Strided::rows(rows(second), k),
+            Strided::rows(rows(second), ldb),
             Strided { at: coupling.at, col: coupling.col, row: coupling.row },
-            Strided::rows(rows(first).cast_const(), k),
+            Strided::rows(rows(first).cast_const(), ldb),
             pieces_for(2 * m1 * m2 * k),
         );
-        solve_block(m2, a.from(second, second), rows(second), k);
+        solve_block(m2, a.from(second, second), rows(second), k, ldb);
     }
 }
 
@@ -138,7 +158,7 @@ unsafe impl<T> Sync for Shared<T> {}
 ///
 /// # Safety
 /// As for [`solve_block`].
-unsafe fn substitute<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize) {
+unsafe fn substitute<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize, ldb: usize) {
     let cols = ROW_BYTES / std::mem::size_of::<T>();
     // Counted as four times a product's flops: the substitution runs at
     // about a quarter of a product's speed.
@@ -148,7 +168,7 @@ unsafe fn substitute<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize) {
     let (b, a) = (&b, &a);
     parallel::team::run(k.div_ceil(step), &|p| {
         let cols = p * step..((p + 1) * step).min(k);
-        simd::dispatch(Substitution { n, a: a.0, b: b.0, k, cols });
+        simd::dispatch(Substitution { n, a: a.0, b: b.0, ldb, cols });
     });
 }
 
@@ -157,7 +177,8 @@ struct Substitution<T> {
     n: usize,
     a: Tri<T>,
     b: *mut T,
-    k: usize,
+    /// The distance between `b`'s rows.
+    ldb: usize,
     cols: Range<usize>,
 }
 
@@ -189,17 +210,17 @@ impl<T: Field> Substitution<T> {
     /// division.
     #[inline(always)]
     fn columns<I: Isa, const W: usize>(&self, c: usize) {
-        let (n, a, k) = (self.n, self.a, self.k);
+        let (n, a, ldb) = (self.n, self.a, self.ldb);
         for step in 0..n {
             let i = if a.lower { step } else { n - 1 - step };
             let solved = if a.lower { 0..i } else { i + 1..n };
             // SAFETY: rows i and j < n, columns c..c + W ≤ k of `b` (the
             // caller's range), and (i, j) within the n × n triangle.
             unsafe {
-                let mut x: [T; W] = std::array::from_fn(|w| *self.b.add(i * k + c + w));
+                let mut x: [T; W] = std::array::from_fn(|w| *self.b.add(i * ldb + c + w));
                 for j in solved {
                     let l = a.get(i, j).neg();
-                    let xj = self.b.add(j * k + c);
+                    let xj = self.b.add(j * ldb + c);
                     for (w, x) in x.iter_mut().enumerate() {
                         *x = madd::<I, T>(l, *xj.add(w), *x);
                     }
@@ -211,7 +232,7 @@ impl<T: Field> Substitution<T> {
                     }
                 }
                 for (w, x) in x.into_iter().enumerate() {
-                    *self.b.add(i * k + c + w) = x;
+                    *self.b.add(i * ldb + c + w) = x;
                 }
             }
         }

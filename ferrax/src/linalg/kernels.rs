@@ -1,5 +1,7 @@
-//! The factorisations and solves of the `faer` crate on arrays: each over
-//! the last two axes, looped over the leading (batch) axes, in f32 or f64.
+//! The factorisations and solves on arrays — Cholesky, QR, eigh and SVD
+//! from the `faer` crate, LU and triangular solves from `array`'s blocked
+//! kernels — each over the last two axes, looped over the leading (batch)
+//! axes, in f32 or f64.
 //! A factorisation that fails (a matrix that is not positive definite, an
 //! eigensolver that does not converge) gives NaNs, as JAX's do.
 
@@ -8,13 +10,12 @@ use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::cholesky::llt;
 use faer::linalg::evd;
 use faer::linalg::householder;
-use faer::linalg::lu::partial_pivoting;
 use faer::linalg::qr::no_pivoting::factor as qr_factor;
 use faer::linalg::svd;
 use faer::traits::RealField;
 use faer::{Conj, Mat, MatMut, MatRef, Par};
 
-use crate::array::{pool, solve_triangular, transpose_plane, Array, Buffer, Element, Field};
+use crate::array::{lu_in_place, pool, solve_triangular, transpose_plane, Array, Buffer, Element, Field};
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -185,35 +186,22 @@ pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: boo
 /// (row `i` was swapped with row `pivots[i]`, in turn) and the permutation
 /// (`P A = L U` with `(P A)[i] = A[perm[i]]`), both i64.
 pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
-    fn go<T: RealField + Element>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
+    fn go<T: Field>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
         let (mut pivots, mut perms) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
-        let par = threads_for(n);
-        let scratch = partial_pivoting::factor::lu_in_place_scratch::<usize, T>(n, n, par, Default::default());
-        let mut buffer = MemBuffer::new(scratch);
-        let (mut fwd, mut inv) = (vec![0usize; n], vec![0usize; n]);
-        // Factored in column-major order, which faer's LU is fast in (it
-        // took half as long again on a row-major view).
-        let mut f = Scratch::<T>::new(n);
-        let mut packed = pool::filled(b * n * n, T::zero_impl());
-        for (m, out) in v.chunks_exact(n * n).zip(packed.chunks_exact_mut(n * n)) {
-            f.load(m);
-            let stack = MemStack::new(&mut buffer);
-            partial_pivoting::factor::lu_in_place(f.as_mut(), &mut fwd, &mut inv, par, stack, Default::default());
-            // L (unit diagonal, below it) and U are left packed, as LAPACK's getrf leaves them.
-            f.store(out);
-            let perm = &fwd;
-            // The swaps that produce the permutation, in order.
-            let mut at: Vec<usize> = (0..n).collect();
-            let mut where_is: Vec<usize> = (0..n).collect();
-            for (i, &p) in perm.iter().enumerate() {
-                let j = where_is[p];
-                pivots.push(j as i64);
-                let moved = at[i];
-                at.swap(i, j);
-                where_is[moved] = j;
-                where_is[p] = i;
-                perms.push(p as i64);
+        let mut packed = v.to_vec();
+        let mut swaps = vec![0usize; n];
+        if n == 0 {
+            return (packed, pivots, perms);
+        }
+        for m in packed.chunks_exact_mut(n * n) {
+            lu_in_place(m, n, &mut swaps);
+            pivots.extend(swaps.iter().map(|&p| p as i64));
+            // The permutation the swaps make, in order.
+            let mut perm: Vec<usize> = (0..n).collect();
+            for (i, &p) in swaps.iter().enumerate() {
+                perm.swap(i, p);
             }
+            perms.extend(perm.iter().map(|&p| p as i64));
         }
         (packed, pivots, perms)
     }
