@@ -11,7 +11,7 @@
 
 use super::matmul::{pieces_for, subtract_product, Strided};
 use super::simd::{self, madd, Isa, Kernel};
-use super::triangular::{solve_unit_lower_in, Field};
+use super::triangular::{solve_lower_in, Field};
 
 /// Panels of at most this many columns are factored column by column.
 const PANEL: usize = 16;
@@ -52,7 +52,7 @@ unsafe fn factor<T: Field>(a: *mut T, m: usize, cols: usize, ld: usize, pivots: 
     unsafe {
         factor(a, m, h, ld, left, scratch);
         swap_rows(at(0, h), cols - h, ld, left);
-        solve_unit_lower_in(h, a, ld, at(0, h), cols - h, ld);
+        solve_lower_in(h, a, ld, true, Strided::rows(at(0, h), ld), cols - h);
         subtract_product(
             m - h,
             cols - h,

@@ -6,6 +6,7 @@
 //! over large arrays split their work across threads (see [`parallel`]).
 
 mod backend;
+mod cholesky;
 mod conv;
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -34,6 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use backend::{backend, backend_of, placed, Backend, Cpu, Device};
+pub(crate) use cholesky::cholesky_in_place;
 pub use conv::{conv, conv_input_grad, conv_kernel_grad, dilate, window_arg_extreme, ConvGeometry};
 pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;

@@ -66,20 +66,29 @@ pub(crate) fn solve_triangular<T: Field>(
     let tri = Tri { at: a.as_ptr(), row, col, lower: lower != transpose, unit };
     // SAFETY: the view covers `a`'s n × n elements (either way round),
     // `b` holds n × k, and they are distinct borrows.
-    unsafe { solve_block(n, tri, b.as_mut_ptr(), k, k) }
+    unsafe { solve_block(n, tri, Strided::rows(b.as_mut_ptr(), k), k) }
 }
 
-/// [`solve_triangular`] for a unit lower triangle and a right-hand side
-/// inside larger row-major matrices: `a` is `n × n` with rows `lda` apart,
-/// `b` is `n × k` with rows `ldb` apart (the step of a blocked LU).
+/// [`solve_triangular`] for a lower triangle (unit or not) and a
+/// right-hand side inside larger matrices, the steps of the blocked LU and
+/// Cholesky factorisations: `a` is `n × n` row-major with rows `lda`
+/// apart, `b` an `n × k` view whose rows are contiguous (`b.col` is 1).
 ///
 /// # Safety
 /// Both views lie within their allocations; `b`'s is writable and does
 /// not overlap `a`'s.
-pub(crate) unsafe fn solve_unit_lower_in<T: Field>(n: usize, a: *const T, lda: usize, b: *mut T, k: usize, ldb: usize) {
-    let tri = Tri { at: a, row: lda as isize, col: 1, lower: true, unit: true };
+pub(crate) unsafe fn solve_lower_in<T: Field>(
+    n: usize,
+    a: *const T,
+    lda: usize,
+    unit: bool,
+    b: Strided<*mut T>,
+    k: usize,
+) {
+    assert_eq!(b.col, 1, "triangular solve: the right-hand side's rows are contiguous");
+    let tri = Tri { at: a, row: lda as isize, col: 1, lower: true, unit };
     // SAFETY: the caller's.
-    unsafe { solve_block(n, tri, b, k, ldb) }
+    unsafe { solve_block(n, tri, b, k) }
 }
 
 /// A triangular matrix: element (i, j) at `at + i · row + j · col`.
@@ -107,37 +116,38 @@ impl<T: Copy> Tri<T> {
     }
 }
 
-/// Solves the `n`-row block `a` against `b` (`n × k`, rows `ldb` apart).
+/// Solves the `n`-row block `a` against the `n × k` view `b` (rows
+/// contiguous).
 ///
 /// # Safety
 /// `a` addresses an `n × n` matrix; `b` addresses `n × k` writable
 /// elements that do not overlap it.
-unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize, ldb: usize) {
+unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: Strided<*mut T>, k: usize) {
     if n <= LEAF {
         // SAFETY: the caller's.
-        return unsafe { substitute(n, a, b, k, ldb) };
+        return unsafe { substitute(n, a, b.at, k, b.row as usize) };
     }
     // A split on a multiple of 8 keeps the products' blocks whole tiles.
     let h = (n / 2).next_multiple_of(8);
     // Lower: rows ..h are solved first; upper: rows h.. first.
     let ((first, m1), (second, m2)) = if a.lower { ((0, h), (h, n - h)) } else { ((h, n - h), (0, h)) };
-    let rows = |at: usize| b.wrapping_add(at * ldb);
+    let rows = |at: usize| Strided { at: b.at.wrapping_offset(at as isize * b.row), ..b };
     // SAFETY (the three calls): the blocks lie within the caller's
     // matrices; rows `first..` and `second..` of `b` are disjoint, so the
     // product's destination overlaps neither operand.
     unsafe {
-        solve_block(m1, a.from(first, first), rows(first), k, ldb);
+        solve_block(m1, a.from(first, first), rows(first), k);
         let coupling = a.from(second, first);
         subtract_product(
             m2,
             k,
             m1,
-            Strided::rows(rows(second), ldb),
+            rows(second),
             Strided { at: coupling.at, col: coupling.col, row: coupling.row },
-            Strided::rows(rows(first).cast_const(), ldb),
+            Strided { at: rows(first).at.cast_const(), col: b.col, row: b.row },
             pieces_for(2 * m1 * m2 * k),
         );
-        solve_block(m2, a.from(second, second), rows(second), k, ldb);
+        solve_block(m2, a.from(second, second), rows(second), k);
     }
 }
 

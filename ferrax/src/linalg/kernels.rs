@@ -1,5 +1,5 @@
-//! The factorisations and solves on arrays — Cholesky, QR, eigh and SVD
-//! from the `faer` crate, LU and triangular solves from `array`'s blocked
+//! The factorisations and solves on arrays — QR, eigh and SVD from the
+//! `faer` crate; LU, Cholesky and triangular solves from `array`'s blocked
 //! kernels — each over the last two axes, looped over the leading (batch)
 //! axes, in f32 or f64.
 //! A factorisation that fails (a matrix that is not positive definite, an
@@ -7,15 +7,16 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::linalg::cholesky::llt;
 use faer::linalg::evd;
 use faer::linalg::householder;
 use faer::linalg::qr::no_pivoting::factor as qr_factor;
 use faer::linalg::svd;
 use faer::traits::RealField;
-use faer::{Conj, Mat, MatMut, MatRef, Par};
+use faer::{Conj, Mat, MatRef, Par};
 
-use crate::array::{lu_in_place, pool, solve_triangular, transpose_plane, Array, Buffer, Element, Field};
+use crate::array::{
+    cholesky_in_place, lu_in_place, pool, solve_triangular, transpose_plane, Array, Buffer, Element, Field, Sqrt,
+};
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
 fn dims(shape: &[usize]) -> (usize, usize, usize) {
@@ -64,11 +65,12 @@ macro_rules! by_float {
     };
 }
 
-/// The parallelism of a factorisation of `n` rows: below 512, handing
-/// panels to the second thread costs more than it saves (an LU of 256² took
-/// 650 µs threaded, nearly half of it in the scheduler, and 300 µs alone; a
-/// Cholesky factorisation of 256², 440 against 390 µs in alternating runs;
-/// a symmetric eigendecomposition of 256², 5.5–5.9 against 5.1 ms, an SVD
+/// The parallelism of faer's factorisations of `n` rows: below 512,
+/// handing panels to the second thread costs more than it saves (when the
+/// LU and Cholesky factorisations were faer's too, an LU of 256² took 650
+/// µs threaded, nearly half of it in the scheduler, and 300 µs alone; a
+/// Cholesky factorisation of 256², 440 against 390 µs; a symmetric
+/// eigendecomposition of 256², 5.5–5.9 against 5.1 ms, an SVD
 /// 11.5 against 9.3–9.7 ms). At 1024² the threads win.
 fn threads_for(n: usize) -> Par {
     if n >= 512 {
@@ -78,84 +80,36 @@ fn threads_for(n: usize) -> Par {
     }
 }
 
-/// An `n × n` column-major scratch matrix from the buffer pool, its columns
-/// padded so that a power-of-two size does not map every column to the
-/// same cache sets (a plain n-stride buffer made the 1024² LU slower). A
-/// fresh allocation per call was a third of an eager 256² factorisation:
-/// the allocator returned the pages to the kernel and faulted them in again.
-struct Scratch<T: Element> {
-    data: Vec<T>,
-    n: usize,
-    stride: usize,
-}
-
-impl<T: Element + RealField> Scratch<T> {
-    fn new(n: usize) -> Scratch<T> {
-        let stride = n.next_multiple_of(8) + 8;
-        Scratch { data: pool::filled(stride * n, T::zero_impl()), n, stride }
-    }
-    fn col_mut(&mut self, j: usize) -> &mut [T] {
-        &mut self.data[j * self.stride..][..self.n]
-    }
-    /// Fills the matrix from the row-major `m`. Copying a column at a time
-    /// by bands of 8 rows instead took a sixth of a 1024² solve: with `n` a
-    /// power of two, the 8 rows fall in the same cache sets.
-    fn load(&mut self, m: &[T]) {
-        let n = self.n;
-        transpose_plane(m, n, n, n, &mut self.data, self.stride);
-    }
-    /// Writes the matrix to `out` in row-major order.
-    fn store(&self, out: &mut [T]) {
-        let n = self.n;
-        transpose_plane(&self.data, self.stride, n, n, out, n);
-    }
-    fn as_mut(&mut self) -> MatMut<'_, T> {
-        MatMut::from_column_major_slice_with_stride_mut(&mut self.data, self.n, self.n, self.stride)
-    }
-}
-
-impl<T: Element> Drop for Scratch<T> {
-    fn drop(&mut self) {
-        pool::give_back(std::mem::take(&mut self.data));
-    }
-}
-
 fn nan<T: RealField + Copy>() -> T {
     T::nan_impl()
 }
 
-/// The lower Cholesky factor of each matrix (only its lower triangle is read).
+/// The lower Cholesky factor of each matrix (only its lower triangle is
+/// read); NaNs for a matrix that is not positive definite.
 pub(crate) fn cholesky(a: &Array) -> Array {
-    fn go<T: RealField + Element>(v: &[T], b: usize, n: usize) -> Vec<T> {
-        let mut out = pool::filled(b * n * n, T::zero_impl());
-        let par = threads_for(n);
-        let mut buffer = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<T>(n, par, Default::default()));
-        // Factored in column-major order, as the LU is: faer's factorisation
-        // of a row-major view took three times as long at 256² (276 against
-        // 90 µs) and half as long again at 1024².
-        let mut f = Scratch::<T>::new(n);
-        for (m, out) in v.chunks_exact(n * n).zip(out.chunks_exact_mut(n * n)) {
-            f.load(m);
-            for j in 0..n {
-                f.col_mut(j)[..j].fill(T::zero_impl());
-            }
-            let stack = MemStack::new(&mut buffer);
-            match llt::factor::cholesky_in_place(f.as_mut(), Default::default(), par, stack, Default::default()) {
-                // faer's factorisation may write above the diagonal (it
-                // did for a 2 × 2 matrix), where the factor is zero.
-                Ok(_) => {
-                    f.store(out);
-                    for (i, row) in out.chunks_exact_mut(n).enumerate() {
-                        row[i + 1..].fill(T::zero_impl());
-                    }
-                }
-                Err(_) => out.fill(nan::<T>()),
+    fn go<T: Field + Sqrt>(v: &[T], n: usize) -> Vec<T> {
+        let mut out = copy_of(v);
+        for m in out.chunks_exact_mut(n * n) {
+            if !cholesky_in_place(m, n) {
+                m.fill(T::from_f64(f64::NAN));
             }
         }
         out
     }
-    let (b, n, _) = dims(a.shape());
-    by_float!(a, v => Array::from_vec(go(v, b, n), a.shape()))
+    let (_, n, _) = dims(a.shape());
+    if n == 0 {
+        return a.clone();
+    }
+    by_float!(a, v => Array::from_vec(go(v, n), a.shape()))
+}
+
+/// A copy of `v` in a buffer from the pool: a fresh allocation of a large
+/// matrix per call was faulted in page by page (a third of an eager 256²
+/// factorisation).
+fn copy_of<T: Element>(v: &[T]) -> Vec<T> {
+    let mut out = pool::with_capacity(v.len());
+    out.extend_from_slice(v);
+    out
 }
 
 /// `op(A)⁻¹ B` for triangular `A` (`lower` or upper; `transpose`d; with a
@@ -188,7 +142,7 @@ pub(crate) fn triangular_solve(a: &Array, b: &Array, lower: bool, transpose: boo
 pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
     fn go<T: Field>(v: &[T], b: usize, n: usize) -> (Vec<T>, Vec<i64>, Vec<i64>) {
         let (mut pivots, mut perms) = (Vec::with_capacity(b * n), Vec::with_capacity(b * n));
-        let mut packed = v.to_vec();
+        let mut packed = copy_of(v);
         let mut swaps = vec![0usize; n];
         if n == 0 {
             return (packed, pivots, perms);

@@ -7,12 +7,13 @@
 //! them: [`solve`] and [`inv`] from the LU factors, [`det`] and
 //! [`slogdet`] from `U`'s diagonal, [`cho_solve`] from two triangular
 //! solves. So every function here has forward and reverse derivatives of
-//! every order, batches under `vmap` and stages under `jit`. Cholesky,
-//! QR, eigh and SVD are the `faer` crate's (pure Rust); the LU
-//! factorisation and triangular solves are blocked on `matmul`'s GEMM
-//! (the `gemm` crate), where faer's took half as long again (a triangular
-//! solve of a 1024² matrix against 1024 columns) and 1.7 times as long (a
-//! 1024² solve, LU included).
+//! every order, batches under `vmap` and stages under `jit`. QR, eigh and
+//! SVD are the `faer` crate's (pure Rust); the LU and Cholesky
+//! factorisations and triangular solves are blocked on `matmul`'s GEMM
+//! (the `gemm` crate) in place on row-major storage, where faer's took
+//! half as long again (a triangular solve of a 1024² matrix against 1024
+//! columns; a 1024² Cholesky factorisation) and 1.7 times as long (a 1024²
+//! solve, LU included).
 //!
 //! ```
 //! # use ferrax::prelude::*;
