@@ -9,7 +9,7 @@
 //! triangle is read.
 
 use super::layout::transpose_plane;
-use super::matmul::{pieces_for, subtract_product, Strided};
+use super::matmul::{halve, pieces_for, subtract_product, Strided};
 use super::norm::Sqrt;
 use super::pool;
 use super::triangular::{solve_lower_in, Field};
@@ -49,8 +49,7 @@ unsafe fn factor<T: Field + Sqrt>(a: *mut T, n: usize, ld: usize) -> bool {
         // SAFETY: the caller's.
         return unsafe { unblocked(a, n, ld) };
     }
-    // A split on a multiple of 8 keeps the products' blocks whole tiles.
-    let h = (n / 2).next_multiple_of(8);
+    let h = halve(n);
     let at = |i: usize, j: usize| a.wrapping_add(i * ld + j);
     // SAFETY (each step): the blocks named lie within the caller's; `A₂₁`
     // (rows h.., columns ..h, the `span` elements from its first to its
@@ -87,7 +86,7 @@ unsafe fn lower_update<T: Field>(n: usize, k: usize, c: *mut T, ld: usize, a: *c
             subtract_product(n, n, k, Strided::rows(c, ld), Strided::rows(a, ld), a_t(a), pieces_for(2 * n * n * k))
         };
     }
-    let h = (n / 2).next_multiple_of(8);
+    let h = halve(n);
     let (c21, c22, a2) = (c.wrapping_add(h * ld), c.wrapping_add(h * ld + h), a.wrapping_add(h * ld));
     // SAFETY: the caller's, on the blocks C₁₁, C₂₁ (against A₂ A₁ᵀ) and C₂₂.
     unsafe {

@@ -9,7 +9,7 @@
 //! Row-major storage makes the row swaps contiguous copies, and the
 //! matrix need not be transposed for the factorisation and back.
 
-use super::matmul::{pieces_for, subtract_product, Strided};
+use super::matmul::{halve, pieces_for, subtract_product, Strided};
 use super::simd::{self, madd, Isa, Kernel};
 use super::triangular::{solve_lower_in, Field};
 
@@ -42,8 +42,7 @@ unsafe fn factor<T: Field>(a: *mut T, m: usize, cols: usize, ld: usize, pivots: 
         // SAFETY: the caller's.
         return unsafe { panel(a, m, cols, ld, pivots, scratch) };
     }
-    // A split on a multiple of 8 keeps the products' blocks whole tiles.
-    let h = (cols / 2).next_multiple_of(8);
+    let h = halve(cols);
     let (left, right) = pivots.split_at_mut(h);
     let at = |i: usize, j: usize| a.wrapping_add(i * ld + j);
     // SAFETY (each step): the blocks named lie within the caller's; the

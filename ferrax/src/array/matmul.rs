@@ -148,6 +148,14 @@ pub(crate) fn pieces_for(flops: usize) -> usize {
     }
 }
 
+/// Where a recursive factorisation or solve splits `n` rows (or columns)
+/// in two: near the middle, on a multiple of 8, so that the products
+/// between the halves work on whole register tiles. Below `n` once `n`
+/// is over 8.
+pub(crate) fn halve(n: usize) -> usize {
+    (n / 2).next_multiple_of(8)
+}
+
 /// [`product`] with the product scaled by `scale` before it is written or added.
 ///
 /// # Safety

@@ -13,7 +13,7 @@
 use std::ops::Range;
 
 use super::matmul::num_like::Scalar;
-use super::matmul::{pieces_for, subtract_product, Strided};
+use super::matmul::{halve, pieces_for, subtract_product, Strided};
 use super::parallel;
 use super::simd::{self, madd, Isa, Kernel, MulAdd};
 use super::Num;
@@ -127,8 +127,7 @@ unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: Strided<*mut T>, k: usiz
         // SAFETY: the caller's.
         return unsafe { substitute(n, a, b.at, k, b.row as usize) };
     }
-    // A split on a multiple of 8 keeps the products' blocks whole tiles.
-    let h = (n / 2).next_multiple_of(8);
+    let h = halve(n);
     // Lower: rows ..h are solved first; upper: rows h.. first.
     let ((first, m1), (second, m2)) = if a.lower { ((0, h), (h, n - h)) } else { ((h, n - h), (0, h)) };
     let rows = |at: usize| Strided { at: b.at.wrapping_offset(at as isize * b.row), ..b };
