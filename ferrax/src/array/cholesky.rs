@@ -1,6 +1,6 @@
 //! The Cholesky factorisation `A = L Lᵀ` in place on a row-major matrix,
 //! blocked as LAPACK's recursive `potrf2` is: `L₁₁ = chol(A₁₁)`, then
-//! `L₂₁ = A₂₁ L₁₁⁻ᵀ` (a triangular solve against `A₂₁` seen transposed),
+//! `L₂₁ = A₂₁ L₁₁⁻ᵀ` (a triangular solve against a transposed copy of `A₂₁`),
 //! `A₂₂ −= L₂₁ L₂₁ᵀ` (products on the GEMM, its lower triangle only) and
 //! `L₂₂ = chol(A₂₂)`. Blocks of [`BLOCK`] rows are factored by dot
 //! products along their rows.
@@ -64,7 +64,7 @@ unsafe fn factor<T: Field + Sqrt>(a: *mut T, n: usize, ld: usize) -> bool {
         let (m, span) = (n - h, (n - h - 1) * ld + h);
         let mut t = pool::filled(h * m, T::default());
         transpose_plane(std::slice::from_raw_parts(at(h, 0), span), ld, h, m, &mut t, m);
-        solve_lower_in(h, a, ld, false, Strided::rows(t.as_mut_ptr(), m), m);
+        solve_lower_in(h, a, ld, false, t.as_mut_ptr(), m, m);
         transpose_plane(&t, m, m, h, std::slice::from_raw_parts_mut(at(h, 0), span), ld);
         pool::give_back(t);
         lower_update(m, h, at(h, h), ld, at(h, 0));

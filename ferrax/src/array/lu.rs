@@ -51,7 +51,7 @@ unsafe fn factor<T: Field>(a: *mut T, m: usize, cols: usize, ld: usize, pivots: 
     unsafe {
         factor(a, m, h, ld, left, scratch);
         swap_rows(at(0, h), cols - h, ld, left);
-        solve_lower_in(h, a, ld, true, Strided::rows(at(0, h), ld), cols - h);
+        solve_lower_in(h, a, ld, true, at(0, h), cols - h, ld);
         subtract_product(
             m - h,
             cols - h,

@@ -61,42 +61,41 @@ pub(crate) fn solve_triangular<T: Field>(
     if n == 0 || k == 0 {
         return;
     }
-    let (row, col) = if transpose { (1, n as isize) } else { (n as isize, 1) };
+    let m = if transpose { Strided::transposed(a.as_ptr(), n) } else { Strided::rows(a.as_ptr(), n) };
     // Transposing moves the triangle to the other side of the diagonal.
-    let tri = Tri { at: a.as_ptr(), row, col, lower: lower != transpose, unit };
+    let tri = Tri { m, lower: lower != transpose, unit };
     // SAFETY: the view covers `a`'s n × n elements (either way round),
     // `b` holds n × k, and they are distinct borrows.
-    unsafe { solve_block(n, tri, Strided::rows(b.as_mut_ptr(), k), k) }
+    unsafe { solve_block(n, tri, b.as_mut_ptr(), k, k) }
 }
 
 /// [`solve_triangular`] for a lower triangle (unit or not) and a
 /// right-hand side inside larger matrices, the steps of the blocked LU and
 /// Cholesky factorisations: `a` is `n × n` row-major with rows `lda`
-/// apart, `b` an `n × k` view whose rows are contiguous (`b.col` is 1).
+/// apart, `b` is `n × k` row-major with rows `ldb` apart.
 ///
 /// # Safety
-/// Both views lie within their allocations; `b`'s is writable and does
+/// Both blocks lie within their allocations; `b`'s is writable and does
 /// not overlap `a`'s.
 pub(crate) unsafe fn solve_lower_in<T: Field>(
     n: usize,
     a: *const T,
     lda: usize,
     unit: bool,
-    b: Strided<*mut T>,
+    b: *mut T,
     k: usize,
+    ldb: usize,
 ) {
-    assert_eq!(b.col, 1, "triangular solve: the right-hand side's rows are contiguous");
-    let tri = Tri { at: a, row: lda as isize, col: 1, lower: true, unit };
+    let tri = Tri { m: Strided::rows(a, lda), lower: true, unit };
     // SAFETY: the caller's.
-    unsafe { solve_block(n, tri, b, k) }
+    unsafe { solve_block(n, tri, b, k, ldb) }
 }
 
-/// A triangular matrix: element (i, j) at `at + i · row + j · col`.
+/// A triangular matrix, which triangle of the view `m` holds it, and
+/// whether its diagonal is taken as ones.
 #[derive(Clone, Copy)]
 struct Tri<T> {
-    at: *const T,
-    row: isize,
-    col: isize,
+    m: Strided<*const T>,
     lower: bool,
     unit: bool,
 }
@@ -104,7 +103,8 @@ struct Tri<T> {
 impl<T: Copy> Tri<T> {
     /// The block starting at (i, j).
     fn from(self, i: usize, j: usize) -> Tri<T> {
-        Tri { at: self.at.wrapping_offset(i as isize * self.row + j as isize * self.col), ..self }
+        let at = self.m.at.wrapping_offset(i as isize * self.m.row + j as isize * self.m.col);
+        Tri { m: Strided { at, ..self.m }, ..self }
     }
 
     /// # Safety
@@ -112,41 +112,40 @@ impl<T: Copy> Tri<T> {
     #[inline(always)]
     unsafe fn get(self, i: usize, j: usize) -> T {
         // SAFETY: the caller's.
-        unsafe { *self.at.offset(i as isize * self.row + j as isize * self.col) }
+        unsafe { *self.m.at.offset(i as isize * self.m.row + j as isize * self.m.col) }
     }
 }
 
-/// Solves the `n`-row block `a` against the `n × k` view `b` (rows
-/// contiguous).
+/// Solves the `n`-row block `a` against the `n × k` row-major `b` (rows
+/// `ldb` apart).
 ///
 /// # Safety
 /// `a` addresses an `n × n` matrix; `b` addresses `n × k` writable
 /// elements that do not overlap it.
-unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: Strided<*mut T>, k: usize) {
+unsafe fn solve_block<T: Field>(n: usize, a: Tri<T>, b: *mut T, k: usize, ldb: usize) {
     if n <= LEAF {
         // SAFETY: the caller's.
-        return unsafe { substitute(n, a, b.at, k, b.row as usize) };
+        return unsafe { substitute(n, a, b, k, ldb) };
     }
     let h = halve(n);
     // Lower: rows ..h are solved first; upper: rows h.. first.
     let ((first, m1), (second, m2)) = if a.lower { ((0, h), (h, n - h)) } else { ((h, n - h), (0, h)) };
-    let rows = |at: usize| Strided { at: b.at.wrapping_offset(at as isize * b.row), ..b };
+    let rows = |at: usize| b.wrapping_add(at * ldb);
     // SAFETY (the three calls): the blocks lie within the caller's
     // matrices; rows `first..` and `second..` of `b` are disjoint, so the
     // product's destination overlaps neither operand.
     unsafe {
-        solve_block(m1, a.from(first, first), rows(first), k);
-        let coupling = a.from(second, first);
+        solve_block(m1, a.from(first, first), rows(first), k, ldb);
         subtract_product(
             m2,
             k,
             m1,
-            rows(second),
-            Strided { at: coupling.at, col: coupling.col, row: coupling.row },
-            Strided { at: rows(first).at.cast_const(), col: b.col, row: b.row },
+            Strided::rows(rows(second), ldb),
+            a.from(second, first).m,
+            Strided::rows(rows(first).cast_const(), ldb),
             pieces_for(2 * m1 * m2 * k),
         );
-        solve_block(m2, a.from(second, second), rows(second), k);
+        solve_block(m2, a.from(second, second), rows(second), k, ldb);
     }
 }
 
