@@ -220,7 +220,11 @@ float_unary!(
     /// GELU, the tanh approximation (JAX's default `gelu`, PyTorch's
     /// `gelu(approximate="tanh")`): `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`,
     /// in one kernel; its derivative is one more
-    /// ([`Tensor::gelu_tanh_grad`]).
+    /// ([`Tensor::gelu_tanh_grad`]). In f64 the kernel follows that formula
+    /// operation for operation. In f32 it computes `½ (1 + tanh u)` as the
+    /// logistic function of `2u`, the same function without the cancellation
+    /// of `1 + tanh u` where tanh rounds to −1: below x ≈ −4.7 the formula
+    /// gives 0 in f32, while the kernel keeps the tail's relative precision.
     ///
     /// ```
     /// # use ferrax::prelude::*;

@@ -132,14 +132,30 @@ template <typename T> __device__ __forceinline__ T gelu_grad(T x) {
     T cdf = (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5;
     return cdf + x * exp(x * x * (T)-0.5) * (T)0.39894228040143267794;
 }
-template <typename T> __device__ __forceinline__ T gelu_tanh(T x) {
-    T u = (x + x * (x * x) * (T)0.044715) * (T)0.79788456080286535588;
-    return x * (tanh(u) + (T)1) * (T)0.5;
+// GELU's tanh form: in f64 the composite's formula, x (1 + tanh u) / 2; in
+// f32, as the CPU's f32 kernel, (1 + tanh u) / 2 as the logistic function of
+// 2u, which keeps its digits in the negative tail (e = e^(-2|u|) never
+// overflows; it is flushed to zero below e^-87, as on the CPU).
+__device__ __forceinline__ float gelu_exp(float a) { return a < -87.0f ? 0.0f : exp(a); }
+__device__ __forceinline__ double gelu_tanh(double x) {
+    double u = (x + x * (x * x) * 0.044715) * 0.79788456080286535588;
+    return x * (tanh(u) + 1.0) * 0.5;
 }
-template <typename T> __device__ __forceinline__ T gelu_tanh_grad(T x) {
-    T t = tanh((x + x * (x * x) * (T)0.044715) * (T)0.79788456080286535588);
-    T du = (x * x * (T)(3 * 0.044715) + (T)1) * (T)0.79788456080286535588;
-    return (t + (T)1) * (T)0.5 + x * ((T)1 - t * t) * du * (T)0.5;
+__device__ __forceinline__ double gelu_tanh_grad(double x) {
+    double t = tanh((x + x * (x * x) * 0.044715) * 0.79788456080286535588);
+    double du = (x * x * (3 * 0.044715) + 1.0) * 0.79788456080286535588;
+    return (t + 1.0) * 0.5 + x * (1.0 - t * t) * du * 0.5;
+}
+__device__ __forceinline__ float gelu_tanh(float x) {
+    float u = (x + x * (x * x) * 0.044715f) * 0.79788456080286535588f;
+    float e = gelu_exp(-2.0f * fabs(u)), r = 1.0f / (1.0f + e);
+    return x * (u >= 0.0f ? r : e * r);
+}
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
+    float u = (x + x * (x * x) * 0.044715f) * 0.79788456080286535588f;
+    float e = gelu_exp(-2.0f * fabs(u)), r = 1.0f / (1.0f + e);
+    float du = (x * x * (3.0f * 0.044715f) + 1.0f) * 0.79788456080286535588f;
+    return (u >= 0.0f ? r : e * r) + x * (e * r * r) * du * 2.0f;
 }
 template <typename T> __device__ __forceinline__ T softplus(T x) { return (x >= 0 ? x : (T)0) + log1p(exp(-fabs(x))); }
 // numpy's npy_divmod.
