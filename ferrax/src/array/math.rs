@@ -129,7 +129,7 @@ fn exp_f32<I: Isa>(x: f32) -> f32 {
     }
 }
 
-/// `e^x` for `x` in [0, 19] (or NaN), with [`exp_f32`]'s bits: no operand
+/// `e^x` for `x` in [-87, 19] (or NaN), with [`exp_f32`]'s bits: no operand
 /// to clamp, and a result far from the subnormals, so `2^n` is one factor
 /// (a product by a power of two is exact either way). `tanh`'s loop is
 /// bound by the instructions the vector ports issue: with this it went
@@ -139,7 +139,7 @@ fn exp_f32<I: Isa>(x: f32) -> f32 {
 #[inline(always)]
 fn exp_small_f32<I: Isa>(x: f32) -> f32 {
     let (shifted, e) = exp_reduced::<I>(x);
-    // The low bits of `shifted` hold n (0 to 28): 2^n's exponent field.
+    // The low bits of `shifted` hold n (-126 to 28): 2^n's exponent field.
     let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
     e * scale
 }
@@ -170,22 +170,21 @@ fn tanh_f32<I: Isa>(x: f32) -> f32 {
 }
 
 /// For GELU's tanh approximation at `x`, with `u = (x + k x³) c` its
-/// argument: `e = e^(-2|u|)`, `r = 1 / (1 + e)` and `u`. The logistic
-/// function of `2u`, `(1 + tanh u) / 2`, is `r` for `u ≥ 0` and `e r` below;
-/// `e` never overflows. It is flushed to zero below e^-87, where it would
-/// leave f32's normal range (from x ≈ -10, where GELU is below 1e-36), so
-/// that `2^n` is one factor: [`exp_f32`]'s clamps and two factors made
-/// the GELU kernel a sixth slower.
+/// argument: `σ = (1 + tanh u) / 2`, the logistic function of `2u`, and
+/// `σ (1 − σ)`. With `e = e^(-2|u|)` (which never overflows) and
+/// `r = 1 / (1 + e)`, σ is `r` for `u ≥ 0` and `e r` below, and `σ (1 − σ)`
+/// is `e r²` on either side. `e` is flushed to zero below e^-87, where it
+/// would leave f32's normal range (from x ≈ -10, where GELU is below
+/// 1e-36), so that [`exp_small_f32`] applies: [`exp_f32`]'s clamps and two
+/// factors made the GELU kernel a sixth slower.
 #[inline(always)]
-fn gelu_logistic<I: Isa>(x: f32) -> (f32, f32, f32) {
+fn gelu_logistic<I: Isa>(x: f32) -> (f32, f32) {
     let u = (x + x * (x * x) * GELU_K as f32) * GELU_C as f32;
     let a = -2.0 * u.abs();
-    let (shifted, p) = exp_reduced::<I>(a);
-    // The low bits of `shifted` hold n, from -126 on where `a` is not flushed.
-    let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
     // A NaN fails the comparison and passes through.
-    let e = if a < -87.0 { 0.0 } else { p * scale };
-    (e, 1.0 / (1.0 + e), u)
+    let e = if a < -87.0 { 0.0 } else { exp_small_f32::<I>(a) };
+    let r = 1.0 / (1.0 + e);
+    (if u >= 0.0 { r } else { e * r }, e * r * r)
 }
 
 /// `ln(x)` in f32 arithmetic: -inf at ±0, NaN below zero, subnormals exact.
@@ -326,18 +325,15 @@ impl FastMath for f32 {
     // rounds to -1 (from x ≈ -4.7 on in f32).
     #[inline(always)]
     fn gelu_tanh_in<I: Isa>(self) -> f32 {
-        let (e, r, u) = gelu_logistic::<I>(self);
-        self * if u >= 0.0 { r } else { e * r }
+        self * gelu_logistic::<I>(self).0
     }
 
-    // With σ = (1 + tanh u) / 2: σ + 2 x σ (1 − σ) u′, where σ (1 − σ) is
-    // e r² on either side of 0.
+    // With σ = (1 + tanh u) / 2: σ + 2 x σ (1 − σ) u′.
     #[inline(always)]
     fn gelu_tanh_grad_in<I: Isa>(self) -> f32 {
-        let (e, r, u) = gelu_logistic::<I>(self);
-        let s = if u >= 0.0 { r } else { e * r };
+        let (s, ds) = gelu_logistic::<I>(self);
         let du = (self * self * (3.0 * GELU_K as f32) + 1.0) * GELU_C as f32;
-        s + self * (e * r * r) * du * 2.0
+        s + self * ds * du * 2.0
     }
 
     // The composite's operations in its order (a NaN takes the zero
