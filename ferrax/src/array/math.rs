@@ -261,12 +261,27 @@ fn ln_1p_f32<I: Isa>(x: f32) -> f32 {
 }
 
 /// The error function in f32 arithmetic. Below |x| = 3/4 its Maclaurin
-/// series to x¹⁷ (truncation below 1e-9 relative); above, `1 − erfc(|x|)`
-/// with the Chebyshev-fitted `erfc(z) ≈ t·exp(−z² + P(t))`, `t = 1/(1 + z/2)`,
-/// of Numerical Recipes (§6.2: relative error below 1.2e-7 for every z ≥ 0),
-/// whose error the subtraction shrinks. Both are computed and one selected.
+/// series ([`erf_series`]); above, `1 − erfc(|x|)` with the fitted erfc of
+/// [`erfc_fit`], whose error the subtraction shrinks. Both are computed and
+/// one selected.
 #[inline(always)]
 fn erf_f32<I: Isa>(x: f32) -> f32 {
+    let small = erf_series::<I>(x);
+    let a = x.abs();
+    let (t, q) = erfc_fit::<I>(a);
+    let erfc = t * exp_f32::<I>(madd::<I, f32>(-a, a, q));
+    let large = (1.0 - erfc).copysign(x);
+    if a < 0.75 {
+        small
+    } else {
+        large
+    }
+}
+
+/// `erf(x)` for |x| < 3/4: the Maclaurin series to x¹⁷ (truncation below
+/// 1e-9 relative).
+#[inline(always)]
+fn erf_series<I: Isa>(x: f32) -> f32 {
     let z = x * x;
     // 2/√π (x − x³/3 + x⁵/10 − x⁷/42 + x⁹/216 − x¹¹/1320 + x¹³/9360 − x¹⁵/75600 + x¹⁷/685440)
     let mut p = 1.646_211_4e-6;
@@ -280,9 +295,16 @@ fn erf_f32<I: Isa>(x: f32) -> f32 {
     // The leading 2/√π as 1 + 0.12837917, so that x itself is added exactly
     // and the rounding of the rest is a small part of the result.
     p = madd::<I, f32>(p, z, 1.283_791_7e-1);
-    let small = madd::<I, f32>(x, p, x);
-    let a = x.abs();
-    let t = 1.0 / madd::<I, f32>(a, 0.5, 1.0);
+    madd::<I, f32>(x, p, x)
+}
+
+/// Numerical Recipes' Chebyshev-fitted `erfc(z) ≈ t·exp(−z² + q)` for
+/// `z ≥ 0` (§6.2: relative error below 1.2e-7 for every z), without its
+/// exponential: `t = 1/(1 + z/2)` and `q = P(t)`, so that a caller can form
+/// `−z² + q` as precisely as it knows `z²`.
+#[inline(always)]
+fn erfc_fit<I: Isa>(z: f32) -> (f32, f32) {
+    let t = 1.0 / madd::<I, f32>(z, 0.5, 1.0);
     let mut q = 0.170_872_77;
     q = madd::<I, f32>(q, t, -0.822_152_23);
     q = madd::<I, f32>(q, t, 1.488_515_9);
@@ -293,13 +315,36 @@ fn erf_f32<I: Isa>(x: f32) -> f32 {
     q = madd::<I, f32>(q, t, 0.374_091_96);
     q = madd::<I, f32>(q, t, 1.000_023_7);
     q = madd::<I, f32>(q, t, -1.265_512_2);
-    let erfc = t * exp_f32::<I>(madd::<I, f32>(-a, a, q));
-    let large = (1.0 - erfc).copysign(x);
+    (t, q)
+}
+
+/// The standard normal distribution function Φ(x) = erfc(-x/√2) / 2 in f32
+/// arithmetic, as JAX's GELU writes it: below |x/√2| = 3/4 as `(1 + erf) / 2`
+/// by the series; above, the fitted erfc halved below zero and one minus
+/// that above. `1 + erf` (PyTorch's CPU kernel) cancels to 0 in the negative
+/// tail. The exponent `−x²/2` comes from `x²` (one rounding) rather than
+/// from the rounded `x/√2` squared, which halves its error; that error is
+/// the relative error of the tail.
+#[inline(always)]
+fn normal_cdf_f32<I: Isa>(x: f32) -> f32 {
+    let z = x * std::f32::consts::FRAC_1_SQRT_2;
+    let small = (erf_series::<I>(z) + 1.0) * 0.5;
+    let a = z.abs();
+    let (t, q) = erfc_fit::<I>(a);
+    let half_erfc = 0.5 * t * exp_f32::<I>(madd::<I, f32>(x * x, -0.5, q));
+    let large = if x < 0.0 { half_erfc } else { 1.0 - half_erfc };
     if a < 0.75 {
         small
     } else {
         large
     }
+}
+
+/// Φ(x) in f64 as JAX writes it, `erfc(-x/√2) / 2`, which keeps its digits
+/// in the negative tail where `1 + erf` cancels.
+#[inline(always)]
+fn normal_cdf_f64(x: f64) -> f64 {
+    super::Special::erfc(-x * std::f64::consts::FRAC_1_SQRT_2) * 0.5
 }
 
 impl FastMath for f32 {
@@ -310,13 +355,12 @@ impl FastMath for f32 {
 
     #[inline(always)]
     fn gelu_in<I: Isa>(self) -> f32 {
-        self * (erf_f32::<I>(self * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5
+        self * normal_cdf_f32::<I>(self)
     }
 
     #[inline(always)]
     fn gelu_grad_in<I: Isa>(self) -> f32 {
-        let cdf = (erf_f32::<I>(self * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
-        cdf + self * exp_f32::<I>(self * self * -0.5) * FRAC_1_SQRT_2PI as f32
+        normal_cdf_f32::<I>(self) + self * exp_f32::<I>(self * self * -0.5) * FRAC_1_SQRT_2PI as f32
     }
 
     // `(1 + tanh u) / 2` as the logistic function of `2u`: one exponential
@@ -385,13 +429,12 @@ impl FastMath for f64 {
 
     #[inline(always)]
     fn gelu_in<I: Isa>(self) -> f64 {
-        self * (super::Special::erf(self * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5
+        self * normal_cdf_f64(self)
     }
 
     #[inline(always)]
     fn gelu_grad_in<I: Isa>(self) -> f64 {
-        let cdf = (super::Special::erf(self * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
-        cdf + self * (self * self * -0.5).exp() * FRAC_1_SQRT_2PI
+        normal_cdf_f64(self) + self * (self * self * -0.5).exp() * FRAC_1_SQRT_2PI
     }
 
     #[inline(always)]
@@ -507,14 +550,16 @@ mod tests {
         let xs: Vec<f32> = (-12_000..=12_000).map(|i| i as f32 * 1e-3).collect();
         let x = Array::from_vec(xs.clone(), &[xs.len()]);
         let inv_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
-        let phi = |v: f64| (libm::erf(v * std::f64::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+        let phi = |v: f64| libm::erfc(-v * std::f64::consts::FRAC_1_SQRT_2) * 0.5;
         let (c, k) = (super::GELU_C, super::GELU_K);
         let u = |v: f64| (v + k * v * v * v) * c;
         // (1 + tanh u) / 2 and (1 - tanh u) / 2, without f64's own cancellation.
         let (lo, hi) = (|v: f64| 1.0 / (1.0 + (-2.0 * u(v)).exp()), |v: f64| 1.0 / (1.0 + (2.0 * u(v)).exp()));
+        let gelu = |v: f64| v * phi(v);
+        let gelu_grad = |v: f64| phi(v) + v * (-0.5 * v * v).exp() * inv_sqrt_2pi;
         let exact: [(UnaryOp, &dyn Fn(f64) -> f64); 4] = [
-            (UnaryOp::Gelu, &|v| v * phi(v)),
-            (UnaryOp::GeluGrad, &|v| phi(v) + v * (-0.5 * v * v).exp() * inv_sqrt_2pi),
+            (UnaryOp::Gelu, &gelu),
+            (UnaryOp::GeluGrad, &gelu_grad),
             (UnaryOp::GeluTanh, &|v| v * lo(v)),
             (UnaryOp::GeluTanhGrad, &|v| lo(v) + 2.0 * v * lo(v) * hi(v) * (1.0 + 3.0 * k * v * v) * c),
         ];
@@ -535,6 +580,22 @@ mod tests {
             let want = v as f64 * lo(v as f64);
             let bound = (4.0 + 8.0 * u(v as f64).abs()) * eps * want.abs();
             assert!((g as f64 - want).abs() <= bound, "gelu_tanh({v}) = {g}, want {want}");
+        }
+        // So does the exact form's, and its derivative's (`1 + erf` gave 0 from
+        // x ≈ -5.5 on): the exponent -x²/2 is rounded twice, an absolute
+        // error of up to x²ε/2 and so a relative one in Φ and φ; add a few
+        // ε for the fitted erfc (1.2e-7), the exponential and the products.
+        // (Measured: at most (x²/2 + 0.41)ε for the value and x²ε/2 for the
+        // derivative.)
+        let tails: [(UnaryOp, &dyn Fn(f64) -> f64); 2] = [(UnaryOp::Gelu, &gelu), (UnaryOp::GeluGrad, &gelu_grad)];
+        for (op, f) in tails {
+            let got = op.cpu(&x).to_vec::<f32>();
+            for (&v, &g) in xs.iter().zip(&got).filter(|(&v, _)| v < -3.0) {
+                let v = v as f64;
+                let want = f(v);
+                let bound = (6.0 + v * v / 2.0) * eps * want.abs();
+                assert!((g as f64 - want).abs() <= bound, "{}({v}) = {g}, want {want}", op.name());
+            }
         }
     }
 

@@ -192,10 +192,12 @@ float_unary!(
 
 float_unary!(
     /// GELU, `x Φ(x)` with `Φ` the standard normal distribution function,
-    /// computed as `x (1 + erf(x / √2)) / 2` (PyTorch's `gelu` and JAX's
-    /// `gelu(approximate=False)`), in one kernel; its derivative is one
-    /// more ([`Tensor::gelu_grad`]). See [`Tensor::gelu_tanh`] for the tanh
-    /// approximation.
+    /// computed as `x erfc(−x / √2) / 2` (JAX's `gelu(approximate=False)`;
+    /// PyTorch's `gelu` writes `x (1 + erf(x / √2)) / 2`, which gives 0 below
+    /// x ≈ −5.5 in f32), in one kernel; its derivative is one more
+    /// ([`Tensor::gelu_grad`]). In the negative tail the result keeps its
+    /// relative precision, to about `x²/2` ulp in f32 (the conditioning of
+    /// `e^(−x²/2)`). See [`Tensor::gelu_tanh`] for the tanh approximation.
     ///
     /// ```
     /// # use ferrax::prelude::*;

@@ -42,6 +42,13 @@ static inline unsigned short host_f2h(float f) { _Float16 v = (_Float16)f; unsig
 static inline float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; }
 static inline double atomicAdd(double* p, double v) { double o = *p; *p = o + v; return o; }
 static inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) { unsigned long long o = *p; *p = o + v; return o; }
+// CUDA's erfcxf, which C lacks: e^(x²) erfc(x) in double, and its
+// asymptotic series where e^(x²) would overflow.
+static inline float erfcxf(float x) {
+    double d = x;
+    if (d < 25) return (float)(exp(d * d) * erfc(d));
+    return (float)(1 / (d * sqrt(M_PI)) * (1 - 1 / (2 * d * d) + 3 / (4 * d * d * d * d)));
+}
 // CUDA's erfinv, which C lacks: Newton's method on erf, in double.
 template <typename T> static inline T erfinv(T y) {
     if (y != y || y < -1 || y > 1) return (T)NAN;

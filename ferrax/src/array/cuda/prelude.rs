@@ -126,17 +126,26 @@ template <typename T> __device__ __forceinline__ T fx_powi(T a, int b) {
     return recip ? (T)1 / r : r;
 }
 template <typename T> __device__ __forceinline__ T logistic(T x) { return (T)1 / ((T)1 + exp(-x)); }
-// GELU and its derivative, in the CPU kernels' order of operations.
-template <typename T> __device__ __forceinline__ T gelu(T x) { return x * (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5; }
+// GELU and its derivative, x Φ(x) and Φ(x) + x φ(x), with Φ(x) =
+// erfc(-x/√2) / 2 as JAX writes it (1 + erf(x/√2) cancels in the negative
+// tail). In f32, as the CPU's f32 kernel, the tail's exponent -x²/2 comes
+// from x² (one rounding), here through erfc(z) = erfcx(z) e^(-z²): the
+// rounding of x/√2, times x², would be the tail's relative error.
+__device__ __forceinline__ double normal_cdf(double x) { return erfc(-x * 0.70710678118654752440) * 0.5; }
+__device__ __forceinline__ float normal_cdf(float x) {
+    float half_erfc = erfcxf(fabs(x) * 0.70710678118654752440f) * exp(x * x * -0.5f) * 0.5f;
+    return x < 0.0f ? half_erfc : 1.0f - half_erfc;
+}
+template <typename T> __device__ __forceinline__ T gelu(T x) { return x * normal_cdf(x); }
 template <typename T> __device__ __forceinline__ T gelu_grad(T x) {
-    T cdf = (erf(x * (T)0.70710678118654752440) + (T)1) * (T)0.5;
-    return cdf + x * exp(x * x * (T)-0.5) * (T)0.39894228040143267794;
+    return normal_cdf(x) + x * exp(x * x * (T)-0.5) * (T)0.39894228040143267794;
 }
 // GELU's tanh form: in f64 the composite's formula, x (1 + tanh u) / 2; in
-// f32, as the CPU's f32 kernel, (1 + tanh u) / 2 as the logistic function of
-// 2u, which keeps its digits in the negative tail (e = e^(-2|u|) never
-// overflows; it is flushed to zero below e^-87, as on the CPU).
-__device__ __forceinline__ float gelu_exp(float a) { return a < -87.0f ? 0.0f : exp(a); }
+// f32, as the CPU's f32 kernel, σ = (1 + tanh u) / 2 as the logistic
+// function of 2u, which keeps its digits in the negative tail: with
+// e = e^(-2|u|) (which never overflows; flushed to zero below e^-87, as on
+// the CPU) and r = 1 / (1 + e), σ is r for u ≥ 0 and e r below, and
+// σ (1 − σ) is e r².
 __device__ __forceinline__ double gelu_tanh(double x) {
     double u = (x + x * (x * x) * 0.044715) * 0.79788456080286535588;
     return x * (tanh(u) + 1.0) * 0.5;
@@ -146,16 +155,23 @@ __device__ __forceinline__ double gelu_tanh_grad(double x) {
     double du = (x * x * (3 * 0.044715) + 1.0) * 0.79788456080286535588;
     return (t + 1.0) * 0.5 + x * (1.0 - t * t) * du * 0.5;
 }
-__device__ __forceinline__ float gelu_tanh(float x) {
+__device__ __forceinline__ void gelu_logistic(float x, float* s, float* ds) {
     float u = (x + x * (x * x) * 0.044715f) * 0.79788456080286535588f;
-    float e = gelu_exp(-2.0f * fabs(u)), r = 1.0f / (1.0f + e);
-    return x * (u >= 0.0f ? r : e * r);
+    float a = -2.0f * fabs(u);
+    float e = a < -87.0f ? 0.0f : exp(a), r = 1.0f / (1.0f + e);
+    *s = u >= 0.0f ? r : e * r;
+    *ds = e * r * r;
+}
+__device__ __forceinline__ float gelu_tanh(float x) {
+    float s, ds;
+    gelu_logistic(x, &s, &ds);
+    return x * s;
 }
 __device__ __forceinline__ float gelu_tanh_grad(float x) {
-    float u = (x + x * (x * x) * 0.044715f) * 0.79788456080286535588f;
-    float e = gelu_exp(-2.0f * fabs(u)), r = 1.0f / (1.0f + e);
+    float s, ds;
+    gelu_logistic(x, &s, &ds);
     float du = (x * x * (3.0f * 0.044715f) + 1.0f) * 0.79788456080286535588f;
-    return (u >= 0.0f ? r : e * r) + x * (e * r * r) * du * 2.0f;
+    return s + x * ds * du * 2.0f;
 }
 template <typename T> __device__ __forceinline__ T softplus(T x) { return (x >= 0 ? x : (T)0) + log1p(exp(-fabs(x))); }
 // numpy's npy_divmod.
