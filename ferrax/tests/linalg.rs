@@ -383,3 +383,46 @@ fn singular_value_norms() {
     }
     assert_eq!(randn(&[2, 3, 4], 51).matrix_norm(MatrixNorm::Nuclear, true).shape(), &[2, 1, 1]);
 }
+
+/// A batch of many small matrices is split over the threads by QR, eigh
+/// and SVD; each matrix's factors are those of the matrix alone, bit for
+/// bit, in order.
+#[test]
+fn batches_of_small_matrices_match_one_at_a_time() {
+    // 300 matrices of 8 rows: 300 · 8³ is past the threshold for splitting.
+    let b = 300;
+    let (a, g, wide) = (spd(&[b], 8, 21), general(&[b], 8, 22), randn(&[b, 5, 8], 24));
+    type Op<'a> = (&'a str, &'a Tensor, &'a dyn Fn(&Tensor) -> Vec<Tensor>);
+    let ops: [Op; 4] = [
+        ("eigh", &a, &|x| {
+            let (w, v) = linalg::eigh(x);
+            vec![w, v]
+        }),
+        ("qr", &wide, &|x| {
+            let (q, r) = linalg::qr(x, true);
+            vec![q, r]
+        }),
+        ("svd", &wide, &|x| {
+            let (u, s, vt) = linalg::svd(x, false);
+            vec![u, s, vt]
+        }),
+        ("svd_full", &g, &|x| {
+            let (u, s, vt) = linalg::svd(x, true);
+            vec![u, s, vt]
+        }),
+    ];
+    for (name, x, f) in ops {
+        let all: Vec<Vec<f64>> = f(x).iter().map(|t| t.to_vec::<f64>()).collect();
+        let xs = x.to_vec::<f64>();
+        let per = xs.len() / b;
+        for i in 0..b {
+            let alone = f(&Tensor::from_vec(xs[i * per..][..per].to_vec(), &x.shape()[1..]));
+            for (k, (whole, one)) in all.iter().zip(alone).enumerate() {
+                let one = one.to_vec::<f64>();
+                let mine = &whole[i * one.len()..][..one.len()];
+                let same = mine.iter().zip(&one).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{name}: output {k} of matrix {i} differs from the matrix alone");
+            }
+        }
+    }
+}
