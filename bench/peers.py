@@ -25,7 +25,9 @@ WORKLOADS = [
 # N x N matrix, la_OP_N_grad the value and gradient of a scalar function of
 # it (solve: sum(solve(A, b)); cholesky: sum(L); eigh: sum(w) + sum(V^4);
 # svd: sum(s) + sum(U^4), the fourth powers keeping the vectors' signs out).
+# la_OP_BxN is a batch of B such matrices, forward only.
 LINALG = [f"la_{op}_{n}{g}" for op in ("solve", "cholesky", "eigh", "svd") for n in (256, 1024) for g in ("", "_grad")]
+LINALG += [f"la_{op}_1024x16" for op in ("eigh", "svd")]
 WORKLOADS += LINALG
 # Issue 15's networks, f32, measured against PyTorch eager (its target). The
 # convolutions are the larger CNN's three layers (3x3, padding 1), forward
@@ -110,10 +112,11 @@ def inputs(workload):
         w = (rng.normal(size=(o, c, 3, 3)) * 0.1).astype(f32)
         return x, w, rng.normal(size=(128, o, hw, hw)).astype(f32)
     if workload in LINALG:
-        n = int(workload.split("_")[2])
-        a = rng.normal(size=(n, n))
+        size = workload.split("_")[2]
+        batch, n = (int(s) for s in size.split("x")) if "x" in size else (None, int(size))
+        a = rng.normal(size=(batch, n, n) if batch else (n, n))
         if "cholesky" in workload or "eigh" in workload:
-            a = a @ a.T / n + np.eye(n)
+            a = a @ np.swapaxes(a, -1, -2) / n + np.eye(n)
         elif "solve" in workload:
             a = a + n**0.5 * np.eye(n)
         return a, rng.normal(size=n)

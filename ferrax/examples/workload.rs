@@ -336,8 +336,13 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
         }
         la if la.starts_with("la_") => {
             let parts: Vec<&str> = la.split('_').collect();
-            let (op, n, with_grad) = (parts[1].to_string(), parts[2].parse::<usize>().ok()?, parts.len() == 4);
-            let a = Tensor::randn(&[n, n], f64_, 1);
+            let (op, with_grad) = (parts[1].to_string(), parts.len() == 4);
+            // `la_OP_N`, or `la_OP_BxN` for a batch of B matrices.
+            let (batch, n) = match parts[2].split_once('x') {
+                Some((b, n)) => (vec![b.parse::<usize>().ok()?], n.parse::<usize>().ok()?),
+                None => (vec![], parts[2].parse::<usize>().ok()?),
+            };
+            let a = Tensor::randn(&[batch, vec![n, n]].concat(), f64_, 1);
             let a = match op.as_str() {
                 "cholesky" | "eigh" => a.matmul(&a.t()) / n as f64 + Tensor::eye(n, f64_),
                 "solve" => a + Tensor::eye(n, f64_) * (n as f64).sqrt(),
