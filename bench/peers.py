@@ -25,9 +25,10 @@ WORKLOADS = [
 # N x N matrix, la_OP_N_grad the value and gradient of a scalar function of
 # it (solve: sum(solve(A, b)); cholesky: sum(L); eigh: sum(w) + sum(V^4);
 # svd: sum(s) + sum(U^4), the fourth powers keeping the vectors' signs out).
-# la_OP_BxN is a batch of B such matrices, forward only.
+# la_OP_BxN is a batch of B such matrices, forward only (qr: the reduced
+# factorisation of general matrices).
 LINALG = [f"la_{op}_{n}{g}" for op in ("solve", "cholesky", "eigh", "svd") for n in (256, 1024) for g in ("", "_grad")]
-LINALG += [f"la_{op}_1024x16" for op in ("eigh", "svd")]
+LINALG += [f"la_{op}_1024x16" for op in ("eigh", "svd", "qr")]
 WORKLOADS += LINALG
 # Issue 15's networks, f32, measured against PyTorch eager (its target). The
 # convolutions are the larger CNN's three layers (3x3, padding 1), forward
@@ -161,6 +162,7 @@ def jax_call(workload, jit):
             "cholesky": jnp.linalg.cholesky,
             "eigh": jnp.linalg.eigh,
             "svd": lambda a: jnp.linalg.svd(a, full_matrices=False),
+            "qr": jnp.linalg.qr,
         }[op]
         if not workload.endswith("_grad"):
             f = wrap(forward)
@@ -336,6 +338,7 @@ def torch_call(workload, compiled):
             "cholesky": torch.linalg.cholesky,
             "eigh": torch.linalg.eigh,
             "svd": lambda a: torch.linalg.svd(a, full_matrices=False),
+            "qr": torch.linalg.qr,
         }[op]
         if not workload.endswith("_grad"):
             def forward_only():
@@ -540,6 +543,7 @@ def numpy_call(workload):
         "cholesky": lambda: np.linalg.cholesky(a),
         "eigh": lambda: np.linalg.eigh(a),
         "svd": lambda: np.linalg.svd(a, full_matrices=False),
+        "qr": lambda: np.linalg.qr(a),
     }[op]
 
 

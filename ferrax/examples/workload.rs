@@ -375,6 +375,10 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
                             let (w, v) = linalg::eigh(a);
                             vec![w, v]
                         }
+                        "qr" => {
+                            let (q, r) = linalg::qr(a, false);
+                            vec![q, r]
+                        }
                         _ => {
                             let (u, s, vt) = linalg::svd(a, false);
                             vec![u, s, vt]
