@@ -262,6 +262,9 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
 /// and above faer's blocks win.
 const SMALL_QR: usize = 32;
 
+/// One matrix's QR factorisation: its elements in, `Q` and `R` out.
+type QrOfOne<'a, T> = dyn FnMut(&[T], &mut [T], &mut [T]) + 'a;
+
 /// The QR factorisation of each `[m, n]` matrix: `Q` `[m, k]` with
 /// orthonormal columns and upper triangular `R` `[k, n]`, `k = min(m, n)`
 /// (`full`: `Q` `[m, m]` and `R` `[m, n]`).
@@ -274,7 +277,6 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
         let par = threads_for(m.max(n));
         let block = qr_factor::recommended_block_size::<T>(m, n);
         let init = || Scratch {
-            small: Vec::new(),
             buffer: MemBuffer::new(StackReq::any_of(&[
                 qr_factor::qr_in_place_scratch::<T>(m, n, block, par, Default::default()),
                 householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(m, block, q_cols),
@@ -284,54 +286,55 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
             basis: Mat::<T>::zeros(m, k),
             q: Mat::<T>::zeros(m, q_cols),
         };
-        let pieces = over_batch(b, m.max(n), init, |scratch, mats| {
+        // A piece's `Q`s and `R`s, each matrix's by `one`.
+        let each = |mats: Range<usize>, one: &mut QrOfOne<'_, T>| {
             let (mut qs, mut rs) = (
                 pool::filled(mats.len() * m * q_cols, T::zero_impl()),
                 pool::filled(mats.len() * r_rows * n, T::zero_impl()),
             );
             for (i, at) in mats.enumerate() {
-                factor(
-                    scratch,
-                    &v[at * m * n..][..m * n],
-                    &mut qs[i * m * q_cols..][..m * q_cols],
-                    &mut rs[i * r_rows * n..][..r_rows * n],
-                );
+                let x = &v[at * m * n..][..m * n];
+                one(x, &mut qs[i * m * q_cols..][..m * q_cols], &mut rs[i * r_rows * n..][..r_rows * n]);
             }
             (qs, rs)
-        });
+        };
+        let pieces = if m.max(n) <= SMALL_QR {
+            let len = m * n + m + n.max(q_cols) + k;
+            let scratch = || vec![T::zero_impl(); len];
+            over_batch(b, m.max(n), scratch, |s, mats| each(mats, &mut |x, q, r| small(s, m, n, x, q, r)))
+        } else {
+            over_batch(b, m.max(n), init, |s, mats| each(mats, &mut |x, q, r| factor(s, x, q, r)))
+        };
         let (qs, rs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
         (joined(qs), joined(rs))
     }
-    /// A thread's matrices and buffer for [`qr`]'s factorisations.
+    /// The factors of the small `[m, n]` matrix `x` by [`householder_qr`]
+    /// into `q_out` and `r_out`, with `scratch` for the matrix, the
+    /// reflectors' products and their τ.
+    fn small<T: Field + Sqrt>(scratch: &mut [T], m: usize, n: usize, x: &[T], q_out: &mut [T], r_out: &mut [T]) {
+        let (k, q_cols) = (m.min(n), q_out.len() / m.max(1));
+        let (work, rest) = scratch.split_at_mut(m * n);
+        let (w, taus) = rest.split_at_mut(m + n.max(q_cols));
+        work.copy_from_slice(x);
+        householder_qr(work, m, n, q_out, q_cols, w, taus);
+        // R is the upper triangle of the first min(m, n) rows.
+        for (i, (row, from)) in r_out.chunks_exact_mut(n.max(1)).zip(work.chunks_exact(n.max(1))).enumerate().take(k) {
+            row[..i.min(n)].fill(T::default());
+            row[i.min(n)..].copy_from_slice(&from[i.min(n)..]);
+        }
+    }
+    /// A thread's matrices and buffer for faer's factorisations.
     struct Scratch<T> {
-        /// The matrix, `Q`'s scratch and the reflectors' τ for [`householder_qr`].
-        small: Vec<T>,
         buffer: MemBuffer,
         f: Mat<T>,
         coeff: Mat<T>,
         basis: Mat<T>,
         q: Mat<T>,
     }
-    /// The factors of the `[m, n]` matrix `x` into `q_out` and `r_out`.
-    fn factor<T: RealField + Field + Sqrt>(scratch: &mut Scratch<T>, x: &[T], q_out: &mut [T], r_out: &mut [T]) {
-        let Scratch { small, buffer, f, coeff, basis, q } = scratch;
+    /// The factors of the `[m, n]` matrix `x` by faer into `q_out` and `r_out`.
+    fn factor<T: RealField + Element>(scratch: &mut Scratch<T>, x: &[T], q_out: &mut [T], r_out: &mut [T]) {
+        let Scratch { buffer, f, coeff, basis, q } = scratch;
         let (m, n, k) = (f.nrows(), f.ncols(), coeff.ncols());
-        if m.max(n) <= SMALL_QR {
-            let q_cols = q_out.len() / m.max(1);
-            small.resize(m * n + m + n.max(q_cols) + k, T::zero_impl());
-            let (work, rest) = small.split_at_mut(m * n);
-            let (w, taus) = rest.split_at_mut(m + n.max(q_cols));
-            work.copy_from_slice(x);
-            householder_qr(work, m, n, q_out, q_cols, w, taus);
-            // R is the upper triangle of the first min(m, n) rows.
-            for (i, (row, from)) in
-                r_out.chunks_exact_mut(n.max(1)).zip(work.chunks_exact(n.max(1))).enumerate().take(k)
-            {
-                row[..i.min(n)].fill(T::zero_impl());
-                row[i.min(n)..].copy_from_slice(&from[i.min(n)..]);
-            }
-            return;
-        }
         let par = threads_for(m.max(n));
         f.copy_from(MatRef::from_row_major_slice(x, m, n));
         qr_factor::qr_in_place(f.as_mut(), coeff.as_mut(), par, MemStack::new(buffer), Default::default());
