@@ -272,20 +272,6 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
     fn go<T: RealField + Field + Sqrt>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>) {
         let k = m.min(n);
         let (q_cols, r_rows) = if full { (m, m) } else { (k, k) };
-        // Below 512 rows on one thread: faer's threaded QR of 256² took 4.5
-        // ms, alone 1.4 ms.
-        let par = threads_for(m.max(n));
-        let block = qr_factor::recommended_block_size::<T>(m, n);
-        let init = || Scratch {
-            buffer: MemBuffer::new(StackReq::any_of(&[
-                qr_factor::qr_in_place_scratch::<T>(m, n, block, par, Default::default()),
-                householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(m, block, q_cols),
-            ])),
-            f: Mat::<T>::zeros(m, n),
-            coeff: Mat::<T>::zeros(block, k),
-            basis: Mat::<T>::zeros(m, k),
-            q: Mat::<T>::zeros(m, q_cols),
-        };
         // A piece's `Q`s and `R`s, each matrix's by `one`.
         let each = |mats: Range<usize>, one: &mut QrOfOne<'_, T>| {
             let (mut qs, mut rs) = (
@@ -303,6 +289,20 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
             let scratch = || vec![T::zero_impl(); len];
             over_batch(b, m.max(n), scratch, |s, mats| each(mats, &mut |x, q, r| small(s, m, n, x, q, r)))
         } else {
+            // Below 512 rows on one thread: faer's threaded QR of 256² took
+            // 4.5 ms, alone 1.4 ms.
+            let par = threads_for(m.max(n));
+            let block = qr_factor::recommended_block_size::<T>(m, n);
+            let init = || Scratch {
+                buffer: MemBuffer::new(StackReq::any_of(&[
+                    qr_factor::qr_in_place_scratch::<T>(m, n, block, par, Default::default()),
+                    householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(m, block, q_cols),
+                ])),
+                f: Mat::<T>::zeros(m, n),
+                coeff: Mat::<T>::zeros(block, k),
+                basis: Mat::<T>::zeros(m, k),
+                q: Mat::<T>::zeros(m, q_cols),
+            };
             over_batch(b, m.max(n), init, |s, mats| each(mats, &mut |x, q, r| factor(s, x, q, r)))
         };
         let (qs, rs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
@@ -317,10 +317,14 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
         let (w, taus) = rest.split_at_mut(m + n.max(q_cols));
         work.copy_from_slice(x);
         householder_qr(work, m, n, q_out, q_cols, w, taus);
-        // R is the upper triangle of the first min(m, n) rows.
-        for (i, (row, from)) in r_out.chunks_exact_mut(n.max(1)).zip(work.chunks_exact(n.max(1))).enumerate().take(k) {
+        r_out[..k * n].copy_from_slice(&work[..k * n]);
+        upper_of(r_out, n, k);
+    }
+    /// `R` from the first `k` rows of a factored matrix of `n` columns
+    /// (below its diagonal, the reflectors); its rows after those stay zero.
+    fn upper_of<T: Element>(r_out: &mut [T], n: usize, k: usize) {
+        for (i, row) in r_out.chunks_exact_mut(n.max(1)).enumerate().take(k) {
             row[..i.min(n)].fill(T::default());
-            row[i.min(n)..].copy_from_slice(&from[i.min(n)..]);
         }
     }
     /// A thread's matrices and buffer for faer's factorisations.
@@ -356,12 +360,8 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
             MemStack::new(buffer),
         );
         write_rows(q.as_ref(), q_out);
-        // R is the upper triangle of f's first min(m, n) rows (below
-        // it, the reflectors); its rows after those stay zero.
         write_rows(f.as_ref().subrows(0, k), &mut r_out[..k * n]);
-        for (i, row) in r_out.chunks_exact_mut(n.max(1)).enumerate().take(k) {
-            row[..i.min(n)].fill(T::zero_impl());
-        }
+        upper_of(r_out, n, k);
     }
     let (b, m, n) = dims(a.shape());
     let k = if full { m } else { m.min(n) };
