@@ -252,7 +252,7 @@ fn each2<T: Copy, U>(a: &[T], b: &[T], out: &mut [MaybeUninit<U>], f: impl Fn(T,
 }
 
 /// Binds `$f` to the formula of the cheap unary `$op` (neg, abs, relu,
-/// square: the ops that fold into the step before them) on `$T` and
+/// square: the unary links of a fused chain) on `$T` and
 /// evaluates `$body`; shared as `float_binary!` is.
 macro_rules! cheap_unary {
     ($op:expr, $T:ty, |$f:ident| $body:expr) => {
@@ -273,14 +273,14 @@ macro_rules! cheap_unary {
                 let $f = |v: $T| v * v;
                 $body
             }
-            op => unreachable!("{op:?} is not one of the cheap ops that fold"),
+            op => unreachable!("{op:?} is not one of the unary links of a chain"),
         }
     };
 }
 
 /// Binds `$f` to the formula of the float binary `$op` on `$T` and
 /// evaluates `$body`: the one table that the eager kernels, the fused steps
-/// and the folded epilogues all expand, so that they give the same bits.
+/// and the in-place links of a chain all expand, so that they give the same bits.
 macro_rules! float_binary {
     ($op:expr, $T:ty, |$f:ident| $body:expr) => {
         match $op {
@@ -387,13 +387,19 @@ macro_rules! float_runs {
                 float_binary!(op, $t, |f| each2(a, b, out, f))
             }
 
-            // The folded forms: each the two ops' own formulas composed, so the same bits.
-            fn unary_then(op: UnaryOp, then: UnaryOp, x: &[$t], out: &mut [MaybeUninit<$t>]) {
-                cheap_unary!(then, $t, |g| cheap_unary!(op, $t, |f| each(x, out, |v: $t| g(f(v)))))
+            // In place, for a chain's links: the same formulas, so the same bits.
+            fn unary_assign(op: UnaryOp, x: &mut [$t]) {
+                cheap_unary!(op, $t, |f| vectorized(|| x.iter_mut().for_each(|v| *v = f(*v))))
             }
 
-            fn binary_then(op: BinaryOp, then: UnaryOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {
-                cheap_unary!(then, $t, |g| float_binary!(op, $t, |f| each2(a, b, out, |x: $t, y: $t| g(f(x, y)))))
+            fn binary_assign(op: BinaryOp, swap: bool, x: &mut [$t], y: &[$t]) {
+                float_binary!(op, $t, |f| vectorized(|| {
+                    if swap {
+                        x.iter_mut().zip(y).for_each(|(v, &y)| *v = f(y, *v))
+                    } else {
+                        x.iter_mut().zip(y).for_each(|(v, &y)| *v = f(*v, y))
+                    }
+                }))
             }
 
             fn compare(op: CompareOp, a: &[$t], b: &[$t], out: &mut [MaybeUninit<$t>]) {

@@ -2,11 +2,14 @@
 //! one shape run as one pass over tiles of a thousand elements, so that the
 //! intermediate values live in a few cache-resident registers and never
 //! become arrays (numexpr's approach). Each operation of a tile runs the same
-//! vectorised loop as the eager kernel (a cheap one, such as a negation,
-//! folded into the loop of the operation before it, with the same formulas),
-//! so results are bit for bit those of the operations run one at a time. A
-//! program may end with a reduction over trailing axes ([`FusedReduce`]),
-//! taken as the tiles are computed, in the eager reduction's order.
+//! vectorised loop as the eager kernel, and the cheap operations after it
+//! that alone read its value (adds, products, negations, relu) run as one
+//! chain with the value in vector registers ([`chain`]), with the same
+//! formulas, so results are bit for bit those of the operations run one at
+//! a time (which NaN comes out aside: Rust leaves a NaN result's sign and
+//! payload unspecified). A program may end with a reduction over trailing
+//! axes ([`FusedReduce`]), taken as the tiles are computed, in the eager
+//! reduction's order.
 
 use std::mem::MaybeUninit;
 
@@ -17,7 +20,10 @@ use super::parallel::{chunk_len, team, worth_splitting, CHEAP};
 use super::simd::{self, vectorized};
 use super::{pool, same_shape, Array, BinaryOp, CompareOp, DType, Float, ReduceOp, UnaryOp};
 
+mod chain;
 mod reduce;
+
+use chain::{Act, Link};
 
 /// Elements per tile: one register of f64 is 8 KiB, so a program with a
 /// handful of live values stays in the L1 and L2 caches, while the loop of
@@ -63,7 +69,7 @@ pub struct FusedProgram {
     steps: Vec<FusedStep>,
     /// The step whose value each output is.
     outputs: Vec<usize>,
-    /// What runs: the steps with cheap ones folded into the step before.
+    /// What runs: the steps, cheap ones as links of the chain before them.
     exec: Vec<Exec>,
     /// The entry of `exec` that computes each output.
     exec_outputs: Vec<usize>,
@@ -94,41 +100,67 @@ pub struct FusedReduce {
 /// The float kernels a fused program runs on contiguous runs of one length.
 /// Comparisons give masks in the float type (1 or 0), so a program keeps
 /// one register type.
-pub(crate) trait FloatRuns: Float {
+pub(crate) trait FloatRuns: Float + chain::Blocks {
     /// `op` on every element of `x`.
     fn unary(op: UnaryOp, x: &[Self], out: &mut [MaybeUninit<Self>]);
     /// `op` on the elements of `a` and `b`.
     fn binary(op: BinaryOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
     /// `op(a, b)` as 1 or 0.
     fn compare(op: CompareOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
-    /// `then(op(x))` in one pass, for `op` and `then` cheap ([`epilogue`]).
-    fn unary_then(op: UnaryOp, then: UnaryOp, x: &[Self], out: &mut [MaybeUninit<Self>]);
-    /// `then(op(a, b))` in one pass ([`epilogue`]).
-    fn binary_then(op: BinaryOp, then: UnaryOp, a: &[Self], b: &[Self], out: &mut [MaybeUninit<Self>]);
+    /// `x = op(x)` for a unary link of a chain.
+    fn unary_assign(op: UnaryOp, x: &mut [Self]);
+    /// `x = op(x, y)`, or `op(y, x)` when `swap`, for a binary link.
+    fn binary_assign(op: BinaryOp, swap: bool, x: &mut [Self], y: &[Self]);
 }
 
-/// One pass of a tile: a step, and a cheap step applied to its result in
-/// the same loop where only that step reads it.
+/// One pass of a tile: a step, and the chain of cheap steps after it, each
+/// the only reader of the value before it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Exec {
     op: FusedOp,
-    then: Option<UnaryOp>,
     args: Vec<Operand>,
+    /// The links applied to the step's value, each with its other operand.
+    links: Vec<(Link, Option<Operand>)>,
 }
 
-/// Whether `then` may be applied to the result of `op` in the same loop
-/// ([`FloatRuns::unary_then`], [`FloatRuns::binary_then`]): a pass over a
-/// tile costs a store per element whatever it computes, so a cheap op
-/// after another is folded into it.
-fn epilogue(op: FusedOp, then: FusedOp) -> bool {
-    use {BinaryOp as B, UnaryOp as U};
-    let cheap_then = matches!(then, FusedOp::Unary(U::Neg | U::Abs | U::Relu | U::PowI(2)));
-    let takes = matches!(
-        op,
-        FusedOp::Unary(U::Neg | U::Abs | U::Relu)
-            | FusedOp::Binary(B::Add | B::Sub | B::Mul | B::Div | B::Max | B::Min)
-    );
-    cheap_then && takes
+impl Exec {
+    /// Everything the pass reads: the step's operands and its links'.
+    fn operands(&self) -> impl Iterator<Item = &Operand> {
+        self.args.iter().chain(self.links.iter().filter_map(|(_, a)| a.as_ref()))
+    }
+
+    /// The step itself as the first link of its chain, where it is a cheap
+    /// op on an operand: the chain then starts from that operand.
+    fn head_link(&self) -> Option<Link> {
+        match self.op {
+            FusedOp::Unary(op) if Link::takes_unary(op) => Some(Link::Unary(op)),
+            FusedOp::Binary(op) if Link::takes_binary(op) => Some(Link::Binary(op, false)),
+            _ => None,
+        }
+    }
+}
+
+/// The link that step `s` adds to a chain whose value is step `t`'s, read
+/// `uses` times in all: where `s` is a cheap op and the only reader of `t`.
+fn link_of(s: &FusedStep, t: usize, uses: usize) -> Option<(Link, Option<Operand>)> {
+    let value = Operand::Step(t);
+    match (s.op, &s.args[..]) {
+        (FusedOp::Unary(op), [a]) if *a == value && uses == 1 && Link::takes_unary(op) => Some((Link::Unary(op), None)),
+        // `t · t` is the square's formula.
+        (FusedOp::Binary(BinaryOp::Mul), [a, b]) if *a == value && *b == value && uses == 2 => {
+            Some((Link::Unary(UnaryOp::PowI(2)), None))
+        }
+        (FusedOp::Binary(op), [a, b]) if uses == 1 && Link::takes_binary(op) => {
+            if *a == value {
+                Some((Link::Binary(op, false), Some(*b)))
+            } else if *b == value {
+                Some((Link::Binary(op, true), Some(*a)))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 impl FusedProgram {
@@ -174,27 +206,41 @@ impl FusedProgram {
             assert!(r.step < steps.len(), "fused program: reduced step {} of {}", r.step, steps.len());
             uses[r.step] += 1;
         }
-        // Fold a cheap step into the one whose value it alone reads.
-        let (mut exec, mut at): (Vec<Exec>, Vec<usize>) = (Vec::new(), vec![0; steps.len()]);
+        // A cheap step that alone reads the value of a pass joins its
+        // chain, where its other operand is computed before that pass (not
+        // a comparison's pass: its value is a mask). `tail[e]`: the step
+        // whose value pass `e` ends with.
+        let (mut exec, mut at, mut tail): (Vec<Exec>, Vec<usize>, Vec<usize>) =
+            (Vec::new(), vec![0; steps.len()], Vec::new());
+        let remap = |a: Operand, at: &[usize]| if let Operand::Step(j) = a { Operand::Step(at[j]) } else { a };
         for (i, s) in steps.iter().enumerate() {
-            if let (FusedOp::Unary(then), [Operand::Step(j)]) = (s.op, &s.args[..]) {
-                let e = &mut exec[at[*j]];
-                if uses[*j] == 1 && e.then.is_none() && epilogue(e.op, s.op) {
-                    e.then = Some(then);
-                    at[i] = at[*j];
-                    continue;
+            let joins = s.args.iter().find_map(|a| match *a {
+                Operand::Step(j) if tail[at[j]] == j && !matches!(exec[at[j]].op, FusedOp::Compare(_)) => {
+                    let (link, arg) = link_of(s, j, uses[j])?;
+                    let ready = match arg {
+                        Some(Operand::Step(k)) => at[k] < at[j],
+                        _ => true,
+                    };
+                    ready.then_some((at[j], link, arg))
                 }
+                _ => None,
+            });
+            if let Some((e, link, arg)) = joins {
+                let arg = arg.map(|a| remap(a, &at));
+                exec[e].links.push((link, arg));
+                (at[i], tail[e]) = (e, i);
+                continue;
             }
-            let args =
-                s.args.iter().map(|&a| if let Operand::Step(j) = a { Operand::Step(at[j]) } else { a }).collect();
-            exec.push(Exec { op: s.op, then: None, args });
+            let args = s.args.iter().map(|&a| remap(a, &at)).collect();
+            exec.push(Exec { op: s.op, args, links: Vec::new() });
             at[i] = exec.len() - 1;
+            tail.push(i);
         }
         let exec_outputs: Vec<usize> = outputs.iter().map(|&o| at[o]).collect();
         let exec_reduce = reduce.map(|r| FusedReduce { step: at[r.step], ..r });
         let mut last_use: Vec<usize> = (0..exec.len()).collect();
         for (i, e) in exec.iter().enumerate() {
-            for a in &e.args {
+            for a in e.operands() {
                 if let Operand::Step(j) = *a {
                     last_use[j] = i;
                 }
@@ -219,7 +265,7 @@ impl FusedProgram {
                 })),
             };
             places.push(place);
-            for a in &e.args {
+            for a in e.operands() {
                 if let Operand::Step(j) = *a {
                     if let Place::Reg(r) = places[j] {
                         if last_use[j] == i && !free.contains(&r) {
@@ -301,7 +347,7 @@ impl FusedProgram {
     /// full before the output's step overwrites it.
     fn may_overwrite(&self, k: usize, j: usize) -> bool {
         let o = self.exec_outputs[k];
-        self.places[o] == Place::Out(k) && self.exec[o..].iter().all(|e| !e.args.contains(&Operand::Input(j)))
+        self.places[o] == Place::Out(k) && self.exec[o..].iter().all(|e| e.operands().all(|&a| a != Operand::Input(j)))
     }
 
     fn run_typed<T: FloatRuns>(&self, ins: Vec<Array>, shape: &[usize]) -> Vec<Array> {
@@ -450,38 +496,66 @@ impl<T: FloatRuns> Pass<'_, T> {
         // SAFETY (of the two uses below): register `r` is `width` elements at
         // `reg0 + r * width`, and no step reads the register it writes.
         let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
+        let operand = |a: Operand| -> &[T] {
+            match a {
+                Operand::Input(j) => match &sources[j] {
+                    // SAFETY: the input has every element; a donated one is
+                    // not written until no step reads it (`may_overwrite`).
+                    Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
+                    _ => &tiles[j][..m],
+                },
+                Operand::Step(j) => match program.places[j] {
+                    Place::Reg(r) => reg(r),
+                    // SAFETY: step `j` wrote these `m` elements of its
+                    // output in this tile, and no step writes an output
+                    // that another step reads as it runs.
+                    Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
+                },
+            }
+        };
         for (i, step) in program.exec.iter().enumerate() {
-            let arg = |k: usize| -> &[T] {
-                match step.args[k] {
-                    Operand::Input(j) => match &sources[j] {
-                        // SAFETY: the input has every element; a donated one is
-                        // not written until no step reads it (`may_overwrite`).
-                        Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
-                        _ => &tiles[j][..m],
-                    },
-                    Operand::Step(j) => match program.places[j] {
-                        Place::Reg(r) => reg(r),
-                        // SAFETY: step `j` wrote these `m` elements of its
-                        // output in this tile, and no step writes an output
-                        // that another step reads as it runs.
-                        Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
-                    },
-                }
-            };
+            let arg = |k: usize| operand(step.args[k]);
             let o = match program.places[i] {
                 Place::Reg(r) => as_uninit(reg(r)),
                 // SAFETY: `dest[k]` is valid for these writes, and this
                 // step's operands are other buffers.
                 Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].0.add(s).cast(), m) },
             };
-            match (step.op, step.then) {
-                (FusedOp::Unary(op), Some(then)) => T::unary_then(op, then, arg(0), o),
-                (FusedOp::Binary(op), Some(then)) => T::binary_then(op, then, arg(0), arg(1), o),
-                (FusedOp::Unary(op), None) => T::unary(op, arg(0), o),
-                (FusedOp::Binary(op), None) => T::binary(op, arg(0), arg(1), o),
-                (FusedOp::Compare(op), _) => T::compare(op, arg(0), arg(1), o),
-                (FusedOp::Select, _) => select(arg(0), arg(1), arg(2), o),
+            if step.links.is_empty() {
+                match step.op {
+                    FusedOp::Unary(op) => T::unary(op, arg(0), o),
+                    FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
+                    FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
+                    FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+                }
+                continue;
             }
+            // The chain: from the step's first operand when the step is
+            // itself a link, else from the value it wrote.
+            let act = |link, a: Option<&[T]>| Act { link, arg: a.map_or(std::ptr::null(), <[T]>::as_ptr) };
+            let mut acts: SmallVec<[Act<T>; 16]> = SmallVec::new();
+            let start = match step.head_link() {
+                Some(link) => {
+                    acts.push(act(link, step.args.get(1).map(|&a| operand(a))));
+                    Some(arg(0).as_ptr())
+                }
+                None => {
+                    match step.op {
+                        FusedOp::Unary(op) => T::unary(op, arg(0), o),
+                        FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
+                        FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+                        FusedOp::Compare(_) => unreachable!("a comparison's mask starts no chain"),
+                    }
+                    None
+                }
+            };
+            let out: *mut T = o.as_mut_ptr().cast();
+            let start = start.unwrap_or(out.cast_const());
+            acts.extend(step.links.iter().map(|&(link, a)| act(link, a.map(operand))));
+            // SAFETY: every operand is `m` elements of a buffer other than
+            // this pass's (as above), and `start` is an operand or `out`,
+            // which the step has just written.
+            unsafe { chain::run(start, &acts, out, m) };
         }
         // An output named twice is computed once, into its first array.
         for (k, &o) in program.exec_outputs.iter().enumerate() {
@@ -604,23 +678,24 @@ mod tests {
     #[test]
     fn registers_are_reused_after_the_last_use_and_never_read_while_written() {
         use Operand::*;
-        // t0 = sin x; t1 = t0 * x; t2 = exp t1; t3 = t2 + t0
+        // t0 = sin x; t1 = t0 * x; t2 = exp t1; t3 = t2 ^ t0 (no step is a link)
         let p = program(
             &[
                 (FusedOp::Unary(UnaryOp::Sin), &[Input(0)]),
                 (FusedOp::Binary(BinaryOp::Mul), &[Step(0), Input(0)]),
                 (FusedOp::Unary(UnaryOp::Exp), &[Step(1)]),
-                (FusedOp::Binary(BinaryOp::Add), &[Step(2), Step(0)]),
+                (FusedOp::Binary(BinaryOp::Pow), &[Step(2), Step(0)]),
             ],
             &[3],
         );
         // The output is written to its array; the rest take three registers.
+        assert_eq!(p.exec.len(), 4);
         assert_eq!(p.n_regs, 3);
         assert_eq!(p.places[3], Place::Out(0));
-        for (i, s) in p.steps.iter().enumerate() {
-            for a in &s.args {
+        for (i, e) in p.exec.iter().enumerate() {
+            for a in e.operands() {
                 if let Step(j) = a {
-                    assert_ne!(p.places[*j], p.places[i], "step {i} writes the register it reads");
+                    assert_ne!(p.places[*j], p.places[i], "pass {i} writes the register it reads");
                 }
             }
         }
@@ -692,9 +767,9 @@ mod tests {
     }
 
     #[test]
-    fn a_cheap_step_is_folded_into_the_step_whose_value_it_alone_reads() {
+    fn a_cheap_step_that_alone_reads_a_value_joins_its_chain() {
         use Operand::*;
-        // |x - c| then relu then square then negate: sub+abs, relu, mul+neg.
+        // -(relu(|x - c|))², then · y: one pass, the square a link of its own.
         let p = program(
             &[
                 (FusedOp::Binary(BinaryOp::Sub), &[Input(0), Input(1)]),
@@ -702,23 +777,150 @@ mod tests {
                 (FusedOp::Unary(UnaryOp::Relu), &[Step(1)]),
                 (FusedOp::Binary(BinaryOp::Mul), &[Step(2), Step(2)]),
                 (FusedOp::Unary(UnaryOp::Neg), &[Step(3)]),
+                (FusedOp::Binary(BinaryOp::Div), &[Input(2), Step(4)]),
             ],
-            &[4],
+            &[5],
         );
-        let folded: Vec<_> = p.exec.iter().map(|e| (e.op, e.then)).collect();
+        assert_eq!(p.exec.len(), 1);
+        assert_eq!(p.exec[0].op, FusedOp::Binary(BinaryOp::Sub));
         assert_eq!(
-            folded,
+            p.exec[0].links,
             [
-                (FusedOp::Binary(BinaryOp::Sub), Some(UnaryOp::Abs)),
-                (FusedOp::Unary(UnaryOp::Relu), None),
-                (FusedOp::Binary(BinaryOp::Mul), Some(UnaryOp::Neg)),
+                (Link::Unary(UnaryOp::Abs), None),
+                (Link::Unary(UnaryOp::Relu), None),
+                (Link::Unary(UnaryOp::PowI(2)), None),
+                (Link::Unary(UnaryOp::Neg), None),
+                (Link::Binary(BinaryOp::Div, true), Some(Input(2))),
             ]
         );
-        // A value read twice, or returned, is not folded away.
+        // A value read twice, or returned, is not a link's.
         let q = program(
             &[(FusedOp::Binary(BinaryOp::Add), &[Input(0), Input(0)]), (FusedOp::Unary(UnaryOp::Neg), &[Step(0)])],
             &[1, 0],
         );
         assert_eq!(q.exec.len(), 2);
+        // t0 = exp x; t1 = sin x; t2 = t0 + t1: t1 is computed after t0's
+        // pass, so t2 joins t1's (its operands swapped), not t0's.
+        let r = program(
+            &[
+                (FusedOp::Unary(UnaryOp::Exp), &[Input(0)]),
+                (FusedOp::Unary(UnaryOp::Sin), &[Input(0)]),
+                (FusedOp::Binary(BinaryOp::Add), &[Step(0), Step(1)]),
+            ],
+            &[2],
+        );
+        assert_eq!(r.exec.len(), 2);
+        assert!(r.exec[0].links.is_empty());
+        assert_eq!(r.exec[1].links, [(Link::Binary(BinaryOp::Add, true), Some(Step(0)))]);
+        // Nothing joins a comparison's mask.
+        let c = program(
+            &[(FusedOp::Compare(CompareOp::Gt), &[Input(0), Input(1)]), (FusedOp::Unary(UnaryOp::Neg), &[Step(0)])],
+            &[1],
+        );
+        assert_eq!(c.exec.len(), 2);
+    }
+
+    /// Values where the cheap ops' bits are delicate: NaNs of two payloads
+    /// and both signs, signed zeros, infinities, subnormals.
+    fn awkward<T: Float>(i: usize, seed: usize, from: impl Fn(f64) -> T, nan: [T; 2]) -> T {
+        let h = (i * 2654435761 + seed * 40503) % 1000;
+        match h % 23 {
+            0 => nan[h % 2],
+            1 => -nan[h % 2],
+            2 => T::ZERO,
+            3 => -T::ZERO,
+            4 => from(f64::INFINITY),
+            5 => from(f64::NEG_INFINITY),
+            6 => from(if h % 2 == 0 { 1e-40 } else { -1e-40 }),
+            7 => from(((h % 7) as f64) - 3.0),
+            _ => from((h as f64 - 500.0) / 37.0),
+        }
+    }
+
+    /// Random programs of links over awkward inputs, run fused against the
+    /// ops one at a time: the chain's vector path (whole blocks), its tail,
+    /// and splatted, broadcast and full operands, in f32 and f64.
+    fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan: [T; 2]) {
+        use Operand::*;
+        let links = [
+            FusedOp::Binary(BinaryOp::Add),
+            FusedOp::Binary(BinaryOp::Sub),
+            FusedOp::Binary(BinaryOp::Mul),
+            FusedOp::Binary(BinaryOp::Div),
+            FusedOp::Binary(BinaryOp::Max),
+            FusedOp::Binary(BinaryOp::Min),
+            FusedOp::Unary(UnaryOp::Neg),
+            FusedOp::Unary(UnaryOp::Abs),
+            FusedOp::Unary(UnaryOp::Relu),
+            FusedOp::Unary(UnaryOp::PowI(2)),
+        ];
+        let shape = [3usize, 1109];
+        let n = 3 * 1109;
+        let input = |seed: usize, len: usize, shape: &[usize]| {
+            Array::from_vec((0..len).map(|i| awkward(i, seed, from, nan)).collect::<Vec<T>>(), shape)
+        };
+        let ins = [input(1, n, &shape), input(2, n, &shape), input(3, 1109, &[1109]), input(4, 1, &[])];
+        for seed in 0..60 {
+            let mut rng = seed * 7919 + 13;
+            let mut next = |k: usize| {
+                rng = (rng * 1103515245 + 12345) % (1 << 31);
+                rng % k
+            };
+            // A first step on two inputs, then links on the last value with
+            // an input or an earlier step; now and then a step that reads an
+            // earlier one twice, so chains break and values live on.
+            let mut steps = vec![FusedStep { op: FusedOp::Binary(BinaryOp::Mul), args: vec![Input(0), Input(1)] }];
+            for i in 1..12 {
+                let op = links[next(links.len())];
+                let other = if next(3) == 0 && i > 1 { Step(next(i - 1)) } else { Input(next(4)) };
+                let value = Step(i - 1);
+                let args = match op {
+                    FusedOp::Unary(_) => vec![value],
+                    _ if next(2) == 0 => vec![other, value],
+                    _ => vec![value, other],
+                };
+                steps.push(FusedStep { op, args });
+            }
+            let p = FusedProgram::new(steps.clone(), vec![11, 5]);
+            assert!(p.exec.iter().any(|e| e.links.len() > 2), "seed {seed}: the program has a chain");
+            let got = p.run(&ins.iter().collect::<Vec<_>>(), T::DTYPE, &shape);
+            // The same steps, one eager op at a time.
+            let mut vals: Vec<Array> = Vec::new();
+            for s in &steps {
+                let a = |k: usize| match s.args[k] {
+                    Input(j) => ins[j].clone(),
+                    Step(j) => vals[j].clone(),
+                };
+                vals.push(match s.op {
+                    FusedOp::Unary(op) => op.cpu(&a(0)),
+                    FusedOp::Binary(op) => op.cpu(&a(0), &a(1), &shape),
+                    _ => unreachable!(),
+                });
+            }
+            for (k, want) in [&vals[11], &vals[5]].into_iter().enumerate() {
+                // Bits, signed zeros included, where the value is a number: a
+                // NaN's sign and payload are not specified by Rust (LLVM may
+                // swap a product's operands), only that it is NaN.
+                let (g, w) = (got[k].as_slice::<T>(), want.as_slice::<T>());
+                let same = |a: T, b: T| {
+                    let (a, b) = (a.to_f64(), b.to_f64());
+                    if a.is_nan() {
+                        b.is_nan()
+                    } else {
+                        a.to_bits() == b.to_bits()
+                    }
+                };
+                if let Some(e) = (0..g.len()).find(|&i| !same(g[i], w[i])) {
+                    let (g, w) = (g[e], w[e]);
+                    panic!("seed {seed}, output {k}, element {e}: {g:?} against the eager {w:?}: {steps:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chains_give_the_eager_bits_with_nans_zeros_and_infinities() {
+        chains_match_the_eager_ops::<f32>(|v| v as f32, [f32::NAN, f32::from_bits(0x7fc0_1234)]);
+        chains_match_the_eager_ops::<f64>(|v| v, [f64::NAN, f64::from_bits(0x7ff8_0000_0000_1234)]);
     }
 }
