@@ -15,7 +15,7 @@
 //! and of NaN, written out with compares and blends.
 //!
 //! Without AVX2 (and for the elements after the last whole block) the
-//! links run one after another over the run, in place.
+//! links run one after another over a copy of each block of 256.
 
 use super::FloatRuns;
 use crate::array::{BinaryOp, UnaryOp};
@@ -52,13 +52,13 @@ pub(crate) struct Act<T> {
 }
 
 /// `acts` applied in turn to the `m` values at `start`, the results
-/// written to `out`. `start` may be `out` (the value a step wrote there).
+/// written to `out`. Each block of elements is read, from `start` and every
+/// operand, before it is written, so `start` or an operand may be `out`
+/// itself: the value a step wrote there, or an input the output overwrites.
 ///
 /// # Safety
 /// `start` and every binary act's `arg` are readable for `m` elements,
-/// `out` is writable for `m`; no `arg` overlaps `out`, and `start` either
-/// is `out` or does not overlap it. When `start` is `out`, its elements are
-/// initialised.
+/// `out` is writable for `m`; each of them is `out` or does not overlap it.
 pub(super) unsafe fn run<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *mut T, m: usize) {
     // SAFETY: the caller's; `blocks` reads and writes the first `done` elements.
     let done = unsafe { T::blocks(start, acts, out, m) };
@@ -70,43 +70,36 @@ pub(super) unsafe fn run<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *m
     }
 }
 
-/// [`run`] as one pass per link: the first from `start` into `out`, the
-/// others over `out` in place.
+/// Elements of a block of [`one_by_one`]: 1 or 2 KiB on the stack, in the
+/// L1 cache for every pass of the links over it.
+const SCRATCH: usize = 256;
+
+/// [`run`] a block at a time, one pass per link over a copy of the block
+/// (so that an operand that is `out` is read before it is written).
 ///
 /// # Safety
 /// As [`run`].
 unsafe fn one_by_one<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *mut T, m: usize) {
-    let arg = |a: &Act<T>| {
-        // SAFETY: a binary act's operand is readable for `m` elements and is not `out`.
-        unsafe { std::slice::from_raw_parts(a.arg, m) }
-    };
-    let mut rest = acts;
-    if start != out.cast_const() {
-        let Some((first, after)) = acts.split_first() else {
-            // SAFETY: the two runs do not overlap.
-            return unsafe { std::ptr::copy_nonoverlapping(start, out, m) };
-        };
-        // SAFETY: `start` is readable and not `out`, which is writable.
-        let (x, o) = unsafe {
-            (
-                std::slice::from_raw_parts(start, m),
-                std::slice::from_raw_parts_mut(out.cast::<std::mem::MaybeUninit<T>>(), m),
-            )
-        };
-        match first.link {
-            Link::Unary(op) => T::unary(op, x, o),
-            Link::Binary(op, false) => T::binary(op, x, arg(first), o),
-            Link::Binary(op, true) => T::binary(op, arg(first), x, o),
+    let mut scratch = [T::ZERO; SCRATCH];
+    let mut i = 0;
+    while i < m {
+        let len = SCRATCH.min(m - i);
+        let v = &mut scratch[..len];
+        // SAFETY: the block is readable at `start`, and `scratch` is ours.
+        unsafe { std::ptr::copy_nonoverlapping(start.add(i), v.as_mut_ptr(), len) };
+        for a in acts {
+            match a.link {
+                Link::Unary(op) => T::unary_assign(op, v),
+                Link::Binary(op, swap) => {
+                    // SAFETY: the operand is readable here, and nothing writes it until the block is stored.
+                    let y = unsafe { std::slice::from_raw_parts(a.arg.add(i), len) };
+                    T::binary_assign(op, swap, v, y)
+                }
+            }
         }
-        rest = after;
-    }
-    // SAFETY: `out` now holds `m` initialised values, and no operand is `out`.
-    let values = unsafe { std::slice::from_raw_parts_mut(out, m) };
-    for a in rest {
-        match a.link {
-            Link::Unary(op) => T::unary_assign(op, values),
-            Link::Binary(op, swap) => T::binary_assign(op, swap, values, arg(a)),
-        }
+        // SAFETY: the block is writable at `out`, and `scratch` is ours.
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out.add(i), len) };
+        i += len;
     }
 }
 

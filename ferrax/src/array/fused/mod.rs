@@ -342,12 +342,16 @@ impl FusedProgram {
         matches!(self.exec[self.exec_outputs[k]].op, FusedOp::Compare(_))
     }
 
-    /// Whether output `k` may be written over input `j`: no step from the
-    /// output's step on reads the input, so each tile of the input is read in
-    /// full before the output's step overwrites it.
+    /// Whether output `k` may be written over input `j`: no pass after the
+    /// output's reads the input, and the output's own pass either does not
+    /// or is a chain from its first step on, which reads each block of its
+    /// operands before it writes the block ([`chain::run`]); so each tile of
+    /// the input is read before the output overwrites it.
     fn may_overwrite(&self, k: usize, j: usize) -> bool {
         let o = self.exec_outputs[k];
-        self.places[o] == Place::Out(k) && self.exec[o..].iter().all(|e| e.operands().all(|&a| a != Operand::Input(j)))
+        let reads = |e: &Exec| e.operands().any(|&a| a == Operand::Input(j));
+        let chain = !self.exec[o].links.is_empty() && self.exec[o].head_link().is_some();
+        self.places[o] == Place::Out(k) && (chain || !reads(&self.exec[o])) && !self.exec[o + 1..].iter().any(reads)
     }
 
     fn run_typed<T: FloatRuns>(&self, ins: Vec<Array>, shape: &[usize]) -> Vec<Array> {
@@ -513,48 +517,55 @@ impl<T: FloatRuns> Pass<'_, T> {
                 },
             }
         };
+        // Where an operand's elements start, as a chain reads them: without
+        // a slice, since the chain's output may be the input it reads.
+        let at = |a: Operand| -> *const T {
+            match a {
+                Operand::Input(j) => match &sources[j] {
+                    Source::Full(p) => p.0.wrapping_add(s),
+                    _ => tiles[j].as_ptr(),
+                },
+                Operand::Step(j) => match program.places[j] {
+                    Place::Reg(r) => regs.wrapping_add(r * width),
+                    Place::Out(k) => dest[k].0.wrapping_add(s),
+                },
+            }
+        };
         for (i, step) in program.exec.iter().enumerate() {
             let arg = |k: usize| operand(step.args[k]);
-            let o = match program.places[i] {
-                Place::Reg(r) => as_uninit(reg(r)),
-                // SAFETY: `dest[k]` is valid for these writes, and this
-                // step's operands are other buffers.
-                Place::Out(k) => unsafe { std::slice::from_raw_parts_mut(dest[k].0.add(s).cast(), m) },
+            let out: *mut T = match program.places[i] {
+                Place::Reg(r) => regs.wrapping_add(r * width),
+                Place::Out(k) => dest[k].0.wrapping_add(s),
             };
-            if step.links.is_empty() {
+            // SAFETY: `out` is valid for these `m` writes, and a step run
+            // as one kernel reads other buffers (`may_overwrite`).
+            let o = || unsafe { std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), m) };
+            let head = step.head_link().filter(|_| !step.links.is_empty());
+            if head.is_none() {
                 match step.op {
-                    FusedOp::Unary(op) => T::unary(op, arg(0), o),
-                    FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
-                    FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o),
-                    FusedOp::Select => select(arg(0), arg(1), arg(2), o),
+                    FusedOp::Unary(op) => T::unary(op, arg(0), o()),
+                    FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o()),
+                    FusedOp::Compare(op) => T::compare(op, arg(0), arg(1), o()),
+                    FusedOp::Select => select(arg(0), arg(1), arg(2), o()),
                 }
-                continue;
+                if step.links.is_empty() {
+                    continue;
+                }
             }
             // The chain: from the step's first operand when the step is
             // itself a link, else from the value it wrote.
-            let act = |link, a: Option<&[T]>| Act { link, arg: a.map_or(std::ptr::null(), <[T]>::as_ptr) };
             let mut acts: SmallVec<[Act<T>; 16]> = SmallVec::new();
-            let start = match step.head_link() {
+            let start = match head {
                 Some(link) => {
-                    acts.push(act(link, step.args.get(1).map(|&a| operand(a))));
-                    Some(arg(0).as_ptr())
+                    acts.push(Act { link, arg: step.args.get(1).map_or(std::ptr::null(), |&a| at(a)) });
+                    at(step.args[0])
                 }
-                None => {
-                    match step.op {
-                        FusedOp::Unary(op) => T::unary(op, arg(0), o),
-                        FusedOp::Binary(op) => T::binary(op, arg(0), arg(1), o),
-                        FusedOp::Select => select(arg(0), arg(1), arg(2), o),
-                        FusedOp::Compare(_) => unreachable!("a comparison's mask starts no chain"),
-                    }
-                    None
-                }
+                None => out.cast_const(),
             };
-            let out: *mut T = o.as_mut_ptr().cast();
-            let start = start.unwrap_or(out.cast_const());
-            acts.extend(step.links.iter().map(|&(link, a)| act(link, a.map(operand))));
-            // SAFETY: every operand is `m` elements of a buffer other than
-            // this pass's (as above), and `start` is an operand or `out`,
-            // which the step has just written.
+            acts.extend(step.links.iter().map(|&(link, a)| Act { link, arg: a.map_or(std::ptr::null(), at) }));
+            // SAFETY: every operand has these `m` elements, and one that is
+            // `out` (an input the output overwrites) is read block by block
+            // before the block is written (`chain::run`).
             unsafe { chain::run(start, &acts, out, m) };
         }
         // An output named twice is computed once, into its first array.
@@ -631,13 +642,6 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
-
-/// A register seen as the output of a kernel, which writes every element.
-fn as_uninit<T>(x: &mut [T]) -> &mut [MaybeUninit<T>] {
-    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the kernels only write
-    // initialised values, so the slice stays initialised.
-    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
-}
 
 /// The elements `start..start + out.len()` of `d` broadcast by `plan`.
 fn gather<T: Copy>(d: &[T], plan: &Plan<1>, start: usize, out: &mut [T]) {
@@ -763,6 +767,26 @@ mod tests {
         let at = x.as_slice::<f32>().as_ptr();
         let got = q.run_owned(vec![x], DType::F32, &shape);
         assert_ne!(got[0].as_slice::<f32>().as_ptr(), at);
+        assert_eq!(got[0].as_slice::<f32>(), want[0].as_slice::<f32>());
+        // |x · x - 2| · x: one chain from x, which reads each block of x
+        // before it writes the block, so it may write over x (3000 is not
+        // a whole number of blocks: the tail is read before it is written too).
+        let two = Array::from_vec(vec![2.0f32], &[]);
+        let c = program(
+            &[
+                (FusedOp::Binary(BinaryOp::Mul), &[Input(0), Input(0)]),
+                (FusedOp::Binary(BinaryOp::Sub), &[Step(0), Input(1)]),
+                (FusedOp::Unary(UnaryOp::Abs), &[Step(1)]),
+                (FusedOp::Binary(BinaryOp::Mul), &[Step(2), Input(0)]),
+            ],
+            &[3],
+        );
+        assert_eq!(c.exec.len(), 1);
+        let want = c.run(&[&fresh(), &two], DType::F32, &shape);
+        let x = fresh();
+        let at = x.as_slice::<f32>().as_ptr();
+        let got = c.run_owned(vec![x, two], DType::F32, &shape);
+        assert_eq!(got[0].as_slice::<f32>().as_ptr(), at, "written in place");
         assert_eq!(got[0].as_slice::<f32>(), want[0].as_slice::<f32>());
     }
 
