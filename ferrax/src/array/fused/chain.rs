@@ -15,7 +15,9 @@
 //! and of NaN, written out with compares and blends.
 //!
 //! Without AVX2 (and for the elements after the last whole block) the
-//! links run one after another over a copy of each block of 256.
+//! links run one after another, in place.
+
+use std::mem::MaybeUninit;
 
 use super::FloatRuns;
 use crate::array::{BinaryOp, UnaryOp};
@@ -70,16 +72,41 @@ pub(super) unsafe fn run<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *m
     }
 }
 
-/// Elements of a block of [`one_by_one`]: 1 or 2 KiB on the stack, in the
-/// L1 cache for every pass of the links over it.
-const SCRATCH: usize = 256;
+/// Elements of a block of [`one_by_one`] where an operand is the output: 4
+/// or 8 KiB on the stack, a tile.
+const SCRATCH: usize = 1024;
 
-/// [`run`] a block at a time, one pass per link over a copy of the block
-/// (so that an operand that is `out` is read before it is written).
+/// [`run`] as one pass per link: the first from `start` into `out`, the
+/// others over `out` in place; where `start` or an operand is `out`, over a
+/// copy of each block, so that the operand is read before it is written.
 ///
 /// # Safety
 /// As [`run`].
 unsafe fn one_by_one<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *mut T, m: usize) {
+    let pass = |a: &Act<T>, at: usize, v: &mut [T]| match a.link {
+        Link::Unary(op) => T::unary_assign(op, v),
+        Link::Binary(op, swap) => {
+            // SAFETY: the operand is readable here and is not written until the block is stored.
+            let y = unsafe { std::slice::from_raw_parts(a.arg.add(at), v.len()) };
+            T::binary_assign(op, swap, v, y)
+        }
+    };
+    let out_c = out.cast_const();
+    if let (true, Some((first, rest))) = (start != out_c && acts.iter().all(|a| a.arg != out_c), acts.split_first()) {
+        // SAFETY: `start` and the operands are readable and are not `out`, which is writable.
+        let (x, o) = unsafe {
+            (std::slice::from_raw_parts(start, m), std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), m))
+        };
+        let y = || unsafe { std::slice::from_raw_parts(first.arg, m) };
+        match first.link {
+            Link::Unary(op) => T::unary(op, x, o),
+            Link::Binary(op, false) => T::binary(op, x, y(), o),
+            Link::Binary(op, true) => T::binary(op, y(), x, o),
+        }
+        // SAFETY: `out` now holds `m` values.
+        let v = unsafe { std::slice::from_raw_parts_mut(out, m) };
+        return rest.iter().for_each(|a| pass(a, 0, v));
+    }
     let mut scratch = [T::ZERO; SCRATCH];
     let mut i = 0;
     while i < m {
@@ -87,16 +114,7 @@ unsafe fn one_by_one<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *mut T
         let v = &mut scratch[..len];
         // SAFETY: the block is readable at `start`, and `scratch` is ours.
         unsafe { std::ptr::copy_nonoverlapping(start.add(i), v.as_mut_ptr(), len) };
-        for a in acts {
-            match a.link {
-                Link::Unary(op) => T::unary_assign(op, v),
-                Link::Binary(op, swap) => {
-                    // SAFETY: the operand is readable here, and nothing writes it until the block is stored.
-                    let y = unsafe { std::slice::from_raw_parts(a.arg.add(i), len) };
-                    T::binary_assign(op, swap, v, y)
-                }
-            }
-        }
+        acts.iter().for_each(|a| pass(a, i, v));
         // SAFETY: the block is writable at `out`, and `scratch` is ours.
         unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), out.add(i), len) };
         i += len;
