@@ -129,10 +129,13 @@ impl Exec {
         self.args.iter().chain(self.links.iter().filter_map(|(_, a)| a.as_ref()))
     }
 
-    /// The step itself as the first link of its chain, where it is a cheap
-    /// op on an operand: the chain then starts from that operand.
-    fn head_link(&self) -> Option<Link> {
+    /// The step itself as the first link of its chain, where the pass has
+    /// links and the step is a cheap op on an operand: the chain then starts
+    /// from that operand, and reads each block of every operand before it
+    /// writes the block.
+    fn chain_head(&self) -> Option<Link> {
         match self.op {
+            _ if self.links.is_empty() => None,
             FusedOp::Unary(op) if Link::takes_unary(op) => Some(Link::Unary(op)),
             FusedOp::Binary(op) if Link::takes_binary(op) => Some(Link::Binary(op, false)),
             _ => None,
@@ -350,7 +353,7 @@ impl FusedProgram {
     fn may_overwrite(&self, k: usize, j: usize) -> bool {
         let o = self.exec_outputs[k];
         let reads = |e: &Exec| e.operands().any(|&a| a == Operand::Input(j));
-        let chain = !self.exec[o].links.is_empty() && self.exec[o].head_link().is_some();
+        let chain = self.exec[o].chain_head().is_some();
         self.places[o] == Place::Out(k) && (chain || !reads(&self.exec[o])) && !self.exec[o + 1..].iter().any(reads)
     }
 
@@ -497,50 +500,36 @@ impl<T: FloatRuns> Pass<'_, T> {
         }
         let (width, tiles, reg0) = (ws.width, &ws.tiles, ws.reg0());
         let regs = ws.regs.as_mut_ptr().wrapping_add(reg0);
-        // SAFETY (of the two uses below): register `r` is `width` elements at
-        // `reg0 + r * width`, and no step reads the register it writes.
-        let reg = |r: usize| unsafe { std::slice::from_raw_parts_mut(regs.add(r * width), m) };
-        let operand = |a: Operand| -> &[T] {
-            match a {
-                Operand::Input(j) => match &sources[j] {
-                    // SAFETY: the input has every element; a donated one is
-                    // not written until no step reads it (`may_overwrite`).
-                    Source::Full(p) => unsafe { std::slice::from_raw_parts(p.0.add(s), m) },
-                    _ => &tiles[j][..m],
-                },
-                Operand::Step(j) => match program.places[j] {
-                    Place::Reg(r) => reg(r),
-                    // SAFETY: step `j` wrote these `m` elements of its
-                    // output in this tile, and no step writes an output
-                    // that another step reads as it runs.
-                    Place::Out(k) => unsafe { std::slice::from_raw_parts(dest[k].0.add(s), m) },
-                },
-            }
+        // Where a step's value is in this tile: register `r` is `width`
+        // elements at `reg0 + r * width`; an output, its array from `s`.
+        let place = |p: Place| match p {
+            Place::Reg(r) => regs.wrapping_add(r * width),
+            Place::Out(k) => dest[k].0.wrapping_add(s),
         };
-        // Where an operand's elements start, as a chain reads them: without
-        // a slice, since the chain's output may be the input it reads.
+        // Where an operand's elements start: a chain reads them through the
+        // pointer, without a slice, since its output may be the input it reads.
         let at = |a: Operand| -> *const T {
             match a {
                 Operand::Input(j) => match &sources[j] {
                     Source::Full(p) => p.0.wrapping_add(s),
                     _ => tiles[j].as_ptr(),
                 },
-                Operand::Step(j) => match program.places[j] {
-                    Place::Reg(r) => regs.wrapping_add(r * width),
-                    Place::Out(k) => dest[k].0.wrapping_add(s),
-                },
+                Operand::Step(j) => place(program.places[j]),
             }
         };
+        // SAFETY: every operand has these `m` elements: an input all of
+        // the shape's, a step's those it wrote in this tile. No step writes
+        // the register it reads or an output another step reads as it
+        // runs, and a donated input is not written until no step reads it
+        // as a slice (`may_overwrite`).
+        let operand = |a: Operand| -> &[T] { unsafe { std::slice::from_raw_parts(at(a), m) } };
         for (i, step) in program.exec.iter().enumerate() {
             let arg = |k: usize| operand(step.args[k]);
-            let out: *mut T = match program.places[i] {
-                Place::Reg(r) => regs.wrapping_add(r * width),
-                Place::Out(k) => dest[k].0.wrapping_add(s),
-            };
+            let out = place(program.places[i]);
             // SAFETY: `out` is valid for these `m` writes, and a step run
             // as one kernel reads other buffers (`may_overwrite`).
             let o = || unsafe { std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), m) };
-            let head = step.head_link().filter(|_| !step.links.is_empty());
+            let head = step.chain_head();
             if head.is_none() {
                 match step.op {
                     FusedOp::Unary(op) => T::unary(op, arg(0), o()),
@@ -570,11 +559,11 @@ impl<T: FloatRuns> Pass<'_, T> {
         }
         // An output named twice is computed once, into its first array.
         for (k, &o) in program.exec_outputs.iter().enumerate() {
-            if let (Place::Reg(r), true) = (program.places[o], program.mask_output(k)) {
+            if let (Place::Reg(_), true) = (program.places[o], program.mask_output(k)) {
                 // SAFETY: the mask holds every element of the shape, and
                 // this tile's are written by this thread alone.
                 let mask = unsafe { std::slice::from_raw_parts_mut(self.masks[k].0.add(s), m) };
-                vectorized(|| mask.iter_mut().zip(&*reg(r)).for_each(|(b, &v)| *b = v != T::ZERO));
+                vectorized(|| mask.iter_mut().zip(operand(Operand::Step(o))).for_each(|(b, &v)| *b = v != T::ZERO));
                 continue;
             }
             if let Place::Out(first) = program.places[o] {
