@@ -97,6 +97,7 @@ unsafe fn one_by_one<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *mut T
         let (x, o) = unsafe {
             (std::slice::from_raw_parts(start, m), std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<T>>(), m))
         };
+        // SAFETY: a binary link's operand, readable as above.
         let y = || unsafe { std::slice::from_raw_parts(first.arg, m) };
         match first.link {
             Link::Unary(op) => T::unary(op, x, o),
