@@ -228,6 +228,38 @@ fn large_factorisations_reconstruct_their_inputs() {
     assert!(max_diff(&l.matmul(&l.t()), &a) < 512.0 * 1e-6, "cholesky f32");
 }
 
+/// SVDs of up to 24 rows and columns are one-sided Jacobi's, larger ones
+/// the library's: a matrix padded with zero rows or columns past 24 has
+/// the same singular values and, padded the same way, the same
+/// `uᵢ vᵢᵀ` (free of the sign each factor may take). The singular values
+/// agree to `n ε σ₁` (each side's backward error); `uᵢ vᵢᵀ` to
+/// `n ε σ₁ / gapᵢ`, the perturbation bound of a singular vector whose
+/// value is `gapᵢ` from the others, times 100.
+#[test]
+fn small_svds_agree_with_the_library() {
+    for (m, n, seed) in [(24, 24, 60), (20, 5, 61), (5, 20, 62), (2, 2, 63), (13, 13, 64)] {
+        let a = randn(&[m, n], seed);
+        let (rows, cols) = if m >= n { (25 - m, 0) } else { (0, 25 - n) };
+        let padded = a.pad(&[0, 0], &[rows, cols]);
+        let (u, s, vt) = linalg::svd(&a, false);
+        let (pu, ps, pvt) = linalg::svd(&padded, false);
+        let (sv, psv) = (s.to_vec::<f64>(), ps.to_vec::<f64>());
+        let eps = m.max(n) as f64 * f64::EPSILON * sv[0];
+        assert!(sv.iter().zip(&psv).all(|(x, y)| (x - y).abs() < eps), "{m}×{n}: {sv:?} against {psv:?}");
+        let (pu, pvt) = (pu.slice(0, 0, m), pvt.slice(1, 0, n));
+        for i in 0..m.min(n) {
+            let gap = (0..m.min(n)).filter(|&j| j != i).map(|j| (sv[i] - sv[j]).abs()).fold(f64::INFINITY, f64::min);
+            let outer = |u: &Tensor, vt: &Tensor| u.slice(1, i, i + 1).matmul(&vt.slice(0, i, i + 1));
+            let diff = max_diff(&outer(&u, &vt), &outer(&pu, &pvt));
+            assert!(diff < 100.0 * eps / gap.min(sv[0]), "{m}×{n}: u{i} v{i}ᵀ differs by {diff:e} (gap {gap:e})");
+        }
+    }
+    // A column too small to square is left to the library: σ₃ is 10⁻²⁰⁰ to a few ulps, not 0.
+    let graded = Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0, 1e-200, 0.0, 0.0, 0.0, 3.0], &[3, 3]);
+    let s = linalg::svd(&graded, false).1.to_vec::<f64>();
+    assert!(s[..2] == [3.0, 1.0] && (s[2] / 1e-200 - 1.0).abs() < 4.0 * f64::EPSILON, "{s:?}");
+}
+
 /// Sizes past faer's block of reflectors: several blocks, tall and wide.
 #[test]
 fn qr_of_blocked_matrices() {

@@ -32,12 +32,16 @@ const ROW_BYTES: usize = 256;
 pub(crate) trait Field: Num + Scalar + MulAdd {
     /// The smallest positive normal number (LAPACK's `sfmin`).
     const TINY: Self;
+    /// The distance from one to the next larger number (LAPACK's `eps` is half of it).
+    const EPS: Self;
 }
 impl Field for f32 {
     const TINY: Self = f32::MIN_POSITIVE;
+    const EPS: Self = f32::EPSILON;
 }
 impl Field for f64 {
     const TINY: Self = f64::MIN_POSITIVE;
+    const EPS: Self = f64::EPSILON;
 }
 
 /// Solves `op(A) X = B` for `X`, written over `b`. `a` is `n × n`
