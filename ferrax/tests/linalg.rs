@@ -260,6 +260,35 @@ fn small_svds_agree_with_the_library() {
     assert!(s[..2] == [3.0, 1.0] && (s[2] / 1e-200 - 1.0).abs() < 4.0 * f64::EPSILON, "{s:?}");
 }
 
+/// eigh of up to 6 rows is two-sided Jacobi's, larger the library's: a
+/// symmetric matrix bordered by a row and a column that are zero but for a
+/// diagonal 100 (past 6 rows) has its eigenvalues and 100, and its
+/// eigenvectors with a zero appended. The eigenvalues agree to `n ε ‖A‖`,
+/// each `v vᵀ` to that over the eigenvalue's gap, times 100.
+#[test]
+fn small_eighs_agree_with_the_library() {
+    for (n, seed) in [(6, 70), (3, 71), (2, 72)] {
+        let g = randn(&[n, n], seed);
+        let a = &g + g.t();
+        let mut big = a.pad(&[0, 0], &[1, 1]).to_vec::<f64>();
+        big[(n + 1) * (n + 1) - 1] = 100.0;
+        let bordered = Tensor::from_vec(big, &[n + 1, n + 1]);
+        let (w, v) = linalg::eigh(&a);
+        let (bw, bv) = linalg::eigh(&bordered);
+        let (wv, bwv) = (w.to_vec::<f64>(), bw.to_vec::<f64>());
+        let norm = wv.iter().fold(0f64, |m, x| m.max(x.abs()));
+        let eps = n as f64 * f64::EPSILON * norm;
+        assert!(wv.iter().zip(&bwv).all(|(x, y)| (x - y).abs() < eps) && bwv[n] == 100.0, "{wv:?} {bwv:?}");
+        let bv = bv.slice(0, 0, n);
+        for i in 0..n {
+            let gap = (0..n).filter(|&j| j != i).map(|j| (wv[i] - wv[j]).abs()).fold(f64::INFINITY, f64::min);
+            let outer = |v: &Tensor| v.slice(1, i, i + 1).matmul(&v.slice(1, i, i + 1).t());
+            let diff = max_diff(&outer(&v), &outer(&bv));
+            assert!(diff < 100.0 * eps / gap.min(norm), "{n}: v{i} v{i}ᵀ differs by {diff:e} (gap {gap:e})");
+        }
+    }
+}
+
 /// Sizes past faer's block of reflectors: several blocks, tall and wide.
 #[test]
 fn qr_of_blocked_matrices() {

@@ -4,22 +4,15 @@
 //! The columns of `A` are rotated in pairs, each rotation making one pair
 //! orthogonal, `W = A V` with `V` the product of the rotations, until every
 //! pair is orthogonal to working precision; then `σⱼ = ‖wⱼ‖`,
-//! `uⱼ = wⱼ / σⱼ` and `A = U Σ Vᵀ`. For a few dozen rows this is faster
-//! than a bidiagonal reduction and its iteration, which spend more on
-//! set-up than on the arithmetic, and it computes the small singular values
-//! to high relative accuracy. The columns are kept as contiguous rows
-//! (`Aᵀ`, or `A` itself when it is wide: the decomposition of `Aᵀ` gives
-//! `A`'s with `U` and `V` swapped), so each step reads two rows.
+//! `uⱼ = wⱼ / σⱼ` and `A = U Σ Vᵀ`. The columns are kept as contiguous
+//! rows (`Aᵀ`, or `A` itself when it is wide: the decomposition of `Aᵀ`
+//! gives `A`'s with `U` and `V` swapped), so each step reads two rows.
 
-use super::norm::Sqrt;
-use super::simd::{self, madd, Isa, Kernel};
-use super::triangular::Field;
-use super::Num;
-
-/// Sweeps over all pairs before giving up; random matrices of 16 and 32
-/// columns took 7.7 and 9.0 on average (the last finding every pair
-/// orthogonal).
-const MAX_SWEEPS: usize = 60;
+use super::{dot, rotate, rotation, Rows, Tournament, GROUP, MAX_SWEEPS};
+use crate::array::norm::Sqrt;
+use crate::array::simd::{self, madd, Isa, Kernel};
+use crate::array::triangular::Field;
+use crate::array::Num;
 
 /// A thread's buffers for the decompositions of `m × n` matrices.
 pub(crate) struct JacobiSvd<T> {
@@ -34,8 +27,8 @@ pub(crate) struct JacobiSvd<T> {
     sigma: Vec<T>,
     /// The columns by singular value, largest first.
     order: Vec<usize>,
-    /// The columns in the slots of a round of pairs ([`Sweeps`]).
-    ring: Vec<usize>,
+    /// The order of the pairs.
+    pairs: Tournament,
     /// A candidate column while a basis is completed.
     spare: Vec<T>,
 }
@@ -53,7 +46,7 @@ impl<T: Field + Sqrt> JacobiSvd<T> {
             v: Rows::new(cols, cols),
             sigma: vec![<T as Num>::ZERO; cols],
             order: vec![0; cols],
-            ring: vec![0; cols + cols % 2],
+            pairs: Tournament::new(cols),
             spare,
         }
     }
@@ -118,45 +111,6 @@ enum Outcome {
     OutOfRange,
 }
 
-/// Rows of equal length in one buffer, each starting 64 bytes from the
-/// last 64-byte boundary and padded with zeros to a whole number of 64
-/// bytes: the loops over them then take whole vectors, none of them split
-/// between two cache lines, and no tail.
-struct Rows<T> {
-    buf: Vec<T>,
-    /// Where the first row starts in `buf`.
-    base: usize,
-    /// Elements from one row to the next.
-    ld: usize,
-}
-
-impl<T: Field> Rows<T> {
-    fn new(count: usize, len: usize) -> Self {
-        let per = 64 / std::mem::size_of::<T>();
-        let ld = len.next_multiple_of(per).max(per);
-        let buf = vec![<T as Num>::ZERO; count * ld + per];
-        let base = buf.as_ptr().align_offset(64);
-        Rows { base: if base < per { base } else { 0 }, buf, ld }
-    }
-
-    #[inline(always)]
-    fn row(&self, j: usize) -> &[T] {
-        &self.buf[self.base + j * self.ld..][..self.ld]
-    }
-
-    #[inline(always)]
-    fn row_mut(&mut self, j: usize) -> &mut [T] {
-        &mut self.buf[self.base + j * self.ld..][..self.ld]
-    }
-
-    /// Rows `p < q`, both mutable.
-    #[inline(always)]
-    fn pair(&mut self, p: usize, q: usize) -> (&mut [T], &mut [T]) {
-        let (head, tail) = self.buf[self.base..].split_at_mut(q * self.ld);
-        (&mut head[p * self.ld..][..self.ld], &mut tail[..self.ld])
-    }
-}
-
 /// The rotations and the normalisation of [`JacobiSvd::factor`], compiled
 /// for each SIMD level.
 struct Sweeps<'a, T> {
@@ -212,21 +166,12 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
         // (an error far below `ε σ₁`), where its few significant bits
         // would have given `U` a column that is not of unit length.
         let tol = Test::new(T::EPS * T::from_f64((len as f64).sqrt()));
-        // The pairs in a tournament's rounds (a round pairs every column
-        // with another, with a bye where the count is odd; between rounds
-        // all but the first slot move on by one). The pairs of a round
-        // share no column, so [`GROUP`] of them go through each stage
-        // together and the chains of products, square roots and divisions
-        // of one overlap the others'.
         for j in 0..cols {
             let wj = w.row(j);
             if dot::<I, T>(wj, wj) <= tol.small && wj.iter().any(|&x| x != zero) {
                 return Outcome::OutOfRange;
             }
         }
-        let slots = cols + cols % 2;
-        let ring = &mut svd.ring;
-        ring.iter_mut().enumerate().for_each(|(i, r)| *r = i);
         let norms = &mut svd.sigma;
         let guard = T::EPS.sqrt();
         let mut converged = false;
@@ -237,49 +182,39 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
                 *x = dot::<I, T>(w.row(j), w.row(j));
             }
             let mut rotated = false;
-            for _ in 1..slots {
-                let mut pairs = (0..slots / 2).filter_map(|i| {
-                    let (p, q) = (ring[i].min(ring[slots - 1 - i]), ring[i].max(ring[slots - 1 - i]));
-                    (q < cols).then_some((p, q))
-                });
-                loop {
-                    let mut group = [(0, 0); GROUP];
-                    let mut size = 0;
-                    for (slot, pq) in group.iter_mut().zip(&mut pairs) {
-                        *slot = pq;
-                        size += 1;
-                    }
-                    if size == 0 {
-                        break;
-                    }
-                    let mut gammas = [zero; GROUP];
-                    for (g, &(p, q)) in gammas.iter_mut().zip(&group[..size]) {
-                        *g = dot::<I, T>(w.row(p), w.row(q));
-                    }
-                    let mut turns = [None; GROUP];
-                    for ((turn, &gamma), &(p, q)) in turns.iter_mut().zip(&gammas).zip(&group[..size]) {
-                        let (alpha, beta) = (norms[p], norms[q]);
-                        if !tol.orthogonal(alpha, beta, gamma) {
-                            *turn = Some(rotation(alpha, beta, gamma));
-                        }
-                    }
-                    for ((&(p, q), turn), &gamma) in group[..size].iter().zip(turns).zip(&gammas) {
-                        let Some((c, s, t)) = turn else { continue };
-                        rotated = true;
-                        let (wp, wq) = w.pair(p, q);
-                        rotate::<I, T>(wp, wq, c, s);
-                        // The squared norms after the rotation; where one
-                        // fell by more than half its digits, from the
-                        // column itself (`gesvj`'s guard).
-                        let (alpha, beta) = (norms[p], norms[q]);
-                        let (a, b) = (alpha - t * gamma, beta + t * gamma);
-                        norms[p] = if a > alpha * guard { a } else { dot::<I, T>(wp, wp) };
-                        norms[q] = if b > beta * guard { b } else { dot::<I, T>(wq, wq) };
-                        let (vp, vq) = v.pair(p, q);
-                        rotate::<I, T>(vp, vq, c, s);
+            let mut group = [(0, 0); GROUP];
+            loop {
+                let size = svd.pairs.next(&mut group);
+                if size == 0 {
+                    break;
+                }
+                let group = &group[..size];
+                let mut gammas = [zero; GROUP];
+                for (g, &(p, q)) in gammas.iter_mut().zip(group) {
+                    *g = dot::<I, T>(w.row(p), w.row(q));
+                }
+                let mut turns = [None; GROUP];
+                for ((turn, &gamma), &(p, q)) in turns.iter_mut().zip(&gammas).zip(group) {
+                    let (alpha, beta) = (norms[p], norms[q]);
+                    if !tol.orthogonal(alpha, beta, gamma) {
+                        *turn = Some(rotation(alpha, beta, gamma));
                     }
                 }
-                ring[1..slots].rotate_right(1);
+                for ((&(p, q), turn), &gamma) in group.iter().zip(turns).zip(&gammas) {
+                    let Some((c, s, t)) = turn else { continue };
+                    rotated = true;
+                    let (wp, wq) = w.pair(p, q);
+                    rotate::<I, T>(wp, wq, c, s);
+                    // The squared norms after the rotation; where one fell
+                    // by more than half its digits, from the column itself
+                    // (`gesvj`'s guard).
+                    let (alpha, beta) = (norms[p], norms[q]);
+                    let (a, b) = (alpha - t * gamma, beta + t * gamma);
+                    norms[p] = if a > alpha * guard { a } else { dot::<I, T>(wp, wp) };
+                    norms[q] = if b > beta * guard { b } else { dot::<I, T>(wq, wq) };
+                    let (vp, vq) = v.pair(p, q);
+                    rotate::<I, T>(vp, vq, c, s);
+                }
             }
             if !rotated {
                 converged = true;
@@ -337,66 +272,6 @@ impl<T: Field + Sqrt> Test<T> {
         } else {
             alpha <= self.small || beta <= self.small || gamma.abs() <= self.tol * alpha.sqrt() * beta.sqrt()
         }
-    }
-}
-
-/// Pairs of a round that go through the products, the rotations and their
-/// application together.
-const GROUP: usize = 4;
-
-/// Lanes of the running sums of [`dot`]: a vector of f64 at AVX-512, two
-/// at AVX2, a whole row of [`Rows`] padding.
-const LANES: usize = 8;
-
-/// `x·y` (of whole [`LANES`]) in `LANES` running sums, added in order at
-/// the end (as `norm`'s sums are: a pairwise tree there made LLVM split
-/// the loop into vectors of two lanes).
-#[inline(always)]
-fn dot<I: Isa, T: Field>(x: &[T], y: &[T]) -> T {
-    let mut acc = [<T as Num>::ZERO; LANES];
-    for (a, b) in x.chunks_exact(LANES).zip(y.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            acc[l] = madd::<I, T>(a[l], b[l], acc[l]);
-        }
-    }
-    let mut sum = <T as Num>::ZERO;
-    for v in acc {
-        sum = sum + v;
-    }
-    sum
-}
-
-/// The rotation `[c s; −s c]` that makes columns with the Gram matrix
-/// `[α γ; γ β]` orthogonal, and `t = s / c`: the root of `t² + 2ζt − 1 =
-/// 0`, `ζ = (β − α) / 2γ`, of least magnitude (the rotation by at most
-/// π/4). With `d = β − α`, `g = 2γ` and `e = d ± √(d² + g²)` (the sign
-/// `d`'s), `t = g / e`, so `c = |e| / h` and `s = ±g / h` with `h =
-/// √(e² + g²)`: two square roots and a division on the way to `c` and
-/// `s`, where `t` first, then `c`, takes two of each. After the scaling
-/// `α`, `β` and `|γ|` are at most `‖A‖²_F ≤ m n`, so the squares cannot
-/// overflow; tiny ones are scaled up first (`c` and `s` do not change).
-#[inline(always)]
-fn rotation<T: Field + Sqrt>(alpha: T, beta: T, gamma: T) -> (T, T, T) {
-    let zero = <T as Num>::ZERO;
-    let (mut d, mut g) = (beta - alpha, gamma + gamma);
-    let big = d.abs().max_nan(g.abs());
-    if big < T::TINY.sqrt() {
-        (d, g) = (d / big, g / big);
-    }
-    let r = (d * d + g * g).sqrt();
-    let e = if d < zero { d - r } else { d + r };
-    let inv = <T as Num>::ONE / (e * e + g * g).sqrt();
-    let s = if e < zero { g.neg() } else { g };
-    (e.abs() * inv, s * inv, g / e)
-}
-
-/// `(x, y) ← (c x − s y, s x + c y)`.
-#[inline(always)]
-fn rotate<I: Isa, T: Field>(x: &mut [T], y: &mut [T], c: T, s: T) {
-    for (a, b) in x.iter_mut().zip(y.iter_mut()) {
-        let (p, q) = (*a, *b);
-        *a = madd::<I, T>(c, p, (s * q).neg());
-        *b = madd::<I, T>(s, p, c * q);
     }
 }
 
