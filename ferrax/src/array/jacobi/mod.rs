@@ -5,7 +5,8 @@
 //! For a few dozen rows these are faster than a reduction to bidiagonal or
 //! tridiagonal form and its iteration, which spend more on set-up than on
 //! the arithmetic, and they compute the small singular values and
-//! eigenvalues to high relative accuracy (a diagonal matrix's exactly).
+//! eigenvalues to high relative accuracy (a diagonal matrix's eigenvalues
+//! exactly).
 //! Each rotation makes one pair of columns orthogonal, or one off-diagonal
 //! element zero; a sweep rotates every pair once, and the sweeps go on
 //! until no pair needs it.
