@@ -114,13 +114,8 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
         let mut converged = false;
         for _ in 0..MAX_SWEEPS {
             let mut rotated = false;
-            let mut group = [(0, 0); GROUP];
-            loop {
-                let size = eigh.pairs.next(&mut group);
-                if size == 0 {
-                    break;
-                }
-                let group = &group[..size];
+            let mut buf = [(0, 0); GROUP];
+            while let Some(group) = eigh.pairs.next(&mut buf) {
                 let mut turns = [None; GROUP];
                 for (turn, &(p, q)) in turns.iter_mut().zip(group) {
                     let (app, aqq, apq) = (*a.at(p, p), *a.at(q, q), *a.at(p, q));

@@ -106,34 +106,35 @@ impl Tournament {
         Tournament { ring: (0..cols + cols % 2).collect(), cols, round: 0, at: 0 }
     }
 
-    /// Writes the next group of pairs `(p, q)`, `p < q`, of the sweep, at
-    /// most [`GROUP`] and all of one round, into `group` and returns how
-    /// many; 0 at the end of a sweep, and the next call starts the next.
-    /// (A loop calling this, rather than a closure called with each group:
-    /// a closure is compiled apart from the SIMD kernel that calls it,
-    /// without its instruction set, and its multiply-adds were calls.)
+    /// The next group of pairs `(p, q)`, `p < q`, of the sweep, at most
+    /// [`GROUP`] and all of one round, written into `group`; `None` at the
+    /// end of a sweep, and the next call starts the next. (A loop calling
+    /// this, rather than a closure called with each group: a closure is
+    /// compiled apart from the SIMD kernel that calls it, without its
+    /// instruction set, and its multiply-adds were calls.)
     #[inline(always)]
-    pub(super) fn next(&mut self, group: &mut [(usize, usize); GROUP]) -> usize {
+    pub(super) fn next<'g>(&mut self, group: &'g mut [(usize, usize); GROUP]) -> Option<&'g [(usize, usize)]> {
         let slots = self.ring.len();
         let mut size = 0;
         loop {
             if self.round + 1 >= slots {
                 if size == 0 {
                     self.round = 0;
+                    return None;
                 }
-                return size;
+                return Some(&group[..size]);
             }
             if self.at == slots / 2 {
                 // After the last round the slots are as before the first.
                 self.ring[1..].rotate_right(1);
                 (self.round, self.at) = (self.round + 1, 0);
                 if size > 0 {
-                    return size;
+                    return Some(&group[..size]);
                 }
                 continue;
             }
             if size == GROUP {
-                return size;
+                return Some(&group[..size]);
             }
             let (x, y) = (self.ring[self.at], self.ring[slots - 1 - self.at]);
             self.at += 1;

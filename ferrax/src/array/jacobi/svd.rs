@@ -182,13 +182,8 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
                 *x = dot::<I, T>(w.row(j), w.row(j));
             }
             let mut rotated = false;
-            let mut group = [(0, 0); GROUP];
-            loop {
-                let size = svd.pairs.next(&mut group);
-                if size == 0 {
-                    break;
-                }
-                let group = &group[..size];
+            let mut buf = [(0, 0); GROUP];
+            while let Some(group) = svd.pairs.next(&mut buf) {
                 let mut gammas = [zero; GROUP];
                 for (g, &(p, q)) in gammas.iter_mut().zip(group) {
                     *g = dot::<I, T>(w.row(p), w.row(q));
