@@ -27,6 +27,14 @@ use crate::array::Num;
 /// orthogonal).
 pub(super) const MAX_SWEEPS: usize = 60;
 
+/// The largest magnitude of `xs`, or `None` where one of them is NaN or
+/// infinite (which the decompositions answer with NaNs).
+pub(super) fn largest<T: Field>(xs: impl Iterator<Item = T>) -> Option<T> {
+    // `max_nan` keeps a NaN; an infinity is the largest.
+    let big = xs.fold(<T as Num>::ZERO, |m, x| m.max_nan(x.abs()));
+    (!big.is_nan_like() && big != <T as Num>::MAX_VALUE).then_some(big)
+}
+
 /// Rows of equal length in one buffer, each starting on a 64-byte
 /// boundary and padded with zeros to a whole number of 64 bytes: the loops
 /// over them take whole vectors, none of them split between two cache

@@ -8,7 +8,7 @@
 //! rows (`Aᵀ`, or `A` itself when it is wide: the decomposition of `Aᵀ`
 //! gives `A`'s with `U` and `V` swapped), so each step reads two rows.
 
-use super::{dot, rotate, rotation, Rows, Tournament, GROUP, MAX_SWEEPS};
+use super::{dot, largest, rotate, rotation, Rows, Tournament, GROUP, MAX_SWEEPS};
 use crate::array::norm::Sqrt;
 use crate::array::simd::{self, madd, Isa, Kernel};
 use crate::array::triangular::Field;
@@ -132,14 +132,7 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
         // multiplying by the reciprocal of an f32 past 2¹²⁶ would take a
         // subnormal factor). A subnormal largest magnitude is first
         // multiplied by `1 / TINY`, a power of two: exactly.
-        let mut big = zero;
-        for &x in a {
-            big = big.max_nan(x.abs());
-        }
-        // NaN or infinite: `max_nan` keeps a NaN.
-        if big.is_nan_like() || big == <T as Num>::MAX_VALUE {
-            return Outcome::Failed;
-        }
+        let Some(big) = largest(a.iter().copied()) else { return Outcome::Failed };
         let pre = if big < T::TINY { one / T::TINY } else { one };
         let (div, unscale) = if big > zero { (big * pre, big) } else { (one, one) };
         let (w, v) = (&mut svd.w, &mut svd.v);
@@ -166,21 +159,16 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
         // (an error far below `ε σ₁`), where its few significant bits
         // would have given `U` a column that is not of unit length.
         let tol = Test::new(T::EPS * T::from_f64((len as f64).sqrt()));
-        for j in 0..cols {
-            let wj = w.row(j);
-            if dot::<I, T>(wj, wj) <= tol.small && wj.iter().any(|&x| x != zero) {
-                return Outcome::OutOfRange;
-            }
-        }
+        // The squared norms, from the columns before each sweep and updated
+        // by each rotation within it.
         let norms = &mut svd.sigma;
+        squared_norms::<I, T>(w, norms);
+        if (0..cols).any(|j| norms[j] <= tol.small && w.row(j).iter().any(|&x| x != zero)) {
+            return Outcome::OutOfRange;
+        }
         let guard = T::EPS.sqrt();
         let mut converged = false;
         for _ in 0..MAX_SWEEPS {
-            // The squared norms, from the columns at each sweep and
-            // updated by each rotation within it.
-            for (j, x) in norms.iter_mut().enumerate() {
-                *x = dot::<I, T>(w.row(j), w.row(j));
-            }
             let mut rotated = false;
             let mut buf = [(0, 0); GROUP];
             while let Some(group) = svd.pairs.next(&mut buf) {
@@ -215,13 +203,14 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
                 converged = true;
                 break;
             }
+            squared_norms::<I, T>(w, norms);
         }
         if !converged {
             return Outcome::Failed;
         }
+        // The last sweep turned nothing: `norms` are the columns' own.
         for (j, sigma) in norms.iter_mut().enumerate() {
-            let wj = w.row_mut(j);
-            let square = dot::<I, T>(wj, wj);
+            let (wj, square) = (w.row_mut(j), *sigma);
             if square > tol.small {
                 let norm = square.sqrt();
                 *sigma = norm * unscale;
@@ -236,6 +225,16 @@ impl<T: Field + Sqrt> Kernel for Sweeps<'_, T> {
         svd.order.sort_unstable_by(|&i, &j| sigma[j].partial_cmp(&sigma[i]).unwrap_or(std::cmp::Ordering::Equal));
         complete::<I, T>(w, len, &svd.order, sigma, &mut svd.spare);
         Outcome::Done
+    }
+}
+
+/// The squared norms of the rows of `w` into `norms`. (A function, not a
+/// closure in [`Sweeps::run`]: a closure is compiled without the kernel's
+/// instruction set.)
+#[inline(always)]
+fn squared_norms<I: Isa, T: Field>(w: &Rows<T>, norms: &mut [T]) {
+    for (j, x) in norms.iter_mut().enumerate() {
+        *x = dot::<I, T>(w.row(j), w.row(j));
     }
 }
 
