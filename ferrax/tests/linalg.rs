@@ -260,7 +260,8 @@ fn small_svds_agree_with_the_library() {
     assert!(s[..2] == [3.0, 1.0] && (s[2] / 1e-200 - 1.0).abs() < 4.0 * f64::EPSILON, "{s:?}");
 }
 
-/// eigh of up to 6 rows is two-sided Jacobi's, larger the library's: a
+/// eigh of up to 6 rows is two-sided Jacobi's, larger a reduction to
+/// tridiagonal form and its QL iteration or divide and conquer: a
 /// symmetric `n × n` matrix bordered to 7 × 7 by rows and columns that are
 /// zero but for diagonals 100, 101, … has its eigenvalues and those, and
 /// its eigenvectors with zeros appended. The eigenvalues agree to

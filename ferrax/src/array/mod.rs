@@ -32,6 +32,7 @@ pub mod simd;
 mod sort;
 mod special;
 mod triangular;
+mod tridiagonal;
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub use reduce::{arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce
 pub use sort::{argsort, sort};
 pub use special::Special;
 pub(crate) use triangular::{solve_triangular, Field};
+pub(crate) use tridiagonal::tridiagonal_eigh;
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,19 +9,19 @@
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::linalg::evd;
+use faer::linalg::evd::{self, tridiag};
 use faer::linalg::householder;
 use faer::linalg::qr::no_pivoting::factor as qr_factor;
 use faer::linalg::svd;
 use faer::traits::RealField;
-use faer::{Conj, Mat, MatRef, Par};
+use faer::{Conj, Mat, MatMut, MatRef, Par};
 use std::ops::Range;
 use std::sync::Mutex;
 
 use crate::array::parallel::{chunk_len, team, worth_splitting};
 use crate::array::{
-    cholesky_in_place, householder_qr, lu_in_place, pool, solve_triangular, transpose_plane, Array, Buffer, Element,
-    Field, JacobiEigh, JacobiSvd, Sqrt,
+    cholesky_in_place, householder_qr, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh, Array,
+    Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
 };
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
@@ -241,33 +241,82 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
             return (joined(w), joined(vecs));
         }
         let par = threads_for(n);
+        let block = qr_factor::recommended_block_size::<T>(n, n);
         let init = || {
-            let scratch = evd::self_adjoint_evd_scratch::<T>(n, evd::ComputeEigenvectors::Yes, par, Default::default());
-            (MemBuffer::new(scratch), Mat::<T>::zeros(n, n), Diag::<T>::zeros(n))
+            let scratch = StackReq::any_of(&[
+                tridiag::tridiag_in_place_scratch::<T>(n, par, Default::default()),
+                householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(n - 1, block, n),
+            ]);
+            (MemBuffer::new(scratch), Mat::<T>::zeros(block, n - 1))
         };
-        let pieces = over_batch(b, n, init, |(buffer, u, s), mats| {
+        let pieces = over_batch(b, n, init, |(buffer, reflectors), mats| {
             let (mut w, mut vecs) = (Vec::with_capacity(mats.len() * n), Vec::with_capacity(mats.len() * n * n));
+            // From the pool: fresh pages of this size are faulted in and
+            // zeroed anew at every call.
+            let (mut t, mut q) = (pool::filled(n * n, T::zero_impl()), pool::filled(n * n, T::zero_impl()));
+            let mut e = vec![T::zero_impl(); n - 1];
             for m in v[mats.start * n * n..].chunks_exact(n * n).take(mats.len()) {
-                u.fill(T::zero_impl());
-                let a = MatRef::from_row_major_slice(m, n, n);
-                let stack = MemStack::new(buffer);
                 // The lower triangle is read.
-                match evd::self_adjoint_evd(a, s.as_mut(), Some(u.as_mut()), par, stack, Default::default()) {
-                    Ok(()) => {
-                        let s = s.column_vector();
-                        w.extend((0..n).map(|i| s[i]));
-                        rows_of(u.as_ref(), &mut vecs);
-                    }
-                    Err(_) => {
-                        w.extend(std::iter::repeat_n(nan::<T>(), n));
-                        vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
-                    }
+                let a = MatRef::from_row_major_slice(m, n, n);
+                let mut trid = MatMut::from_column_major_slice_mut(&mut t, n, n);
+                trid.copy_from_triangular_lower(a);
+                tridiag::tridiag_in_place(
+                    trid.as_mut(),
+                    reflectors.as_mut(),
+                    par,
+                    MemStack::new(buffer),
+                    Default::default(),
+                );
+                let at = w.len();
+                w.extend((0..n).map(|i| trid[(i, i)]));
+                e.iter_mut().enumerate().for_each(|(i, x)| *x = trid[(i + 1, i)]);
+                if !tridiagonal_eigh(&mut w[at..], &e, &mut q) {
+                    w.truncate(at);
+                    by_faer(a, par, &mut w, &mut vecs);
+                    continue;
                 }
+                let mut u = MatMut::from_column_major_slice_mut(&mut q, n, n);
+                householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
+                    trid.as_ref().submatrix(1, 0, n - 1, n - 1),
+                    reflectors.as_ref(),
+                    Conj::No,
+                    u.as_mut().subrows_mut(1, n - 1),
+                    par,
+                    MemStack::new(buffer),
+                );
+                rows_of(u.as_ref(), &mut vecs);
             }
+            pool::give_back(t);
+            pool::give_back(q);
             (w, vecs)
         });
         let (w, vecs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
         (joined(w), joined(vecs))
+    }
+    /// faer's whole eigendecomposition of `a`, appended to `w` and `vecs`,
+    /// for a matrix the divide and conquer declined: NaNs where it fails.
+    fn by_faer<T: RealField + Element>(a: MatRef<'_, T>, par: Par, w: &mut Vec<T>, vecs: &mut Vec<T>) {
+        let n = a.nrows();
+        let scratch = evd::self_adjoint_evd_scratch::<T>(n, evd::ComputeEigenvectors::Yes, par, Default::default());
+        let (mut buffer, mut u, mut s) = (MemBuffer::new(scratch), Mat::<T>::zeros(n, n), Diag::<T>::zeros(n));
+        match evd::self_adjoint_evd(
+            a,
+            s.as_mut(),
+            Some(u.as_mut()),
+            par,
+            MemStack::new(&mut buffer),
+            Default::default(),
+        ) {
+            Ok(()) => {
+                let s = s.column_vector();
+                w.extend((0..n).map(|i| s[i]));
+                rows_of(u.as_ref(), vecs);
+            }
+            Err(_) => {
+                w.extend(std::iter::repeat_n(nan::<T>(), n));
+                vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
+            }
+        }
     }
     let (b, n, _) = dims(a.shape());
     by_float!(a, v => {
