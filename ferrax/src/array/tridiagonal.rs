@@ -18,6 +18,7 @@
 //! dozen rows on.
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
 use super::matmul::{pieces_for, product, Strided};
 use super::norm::Sqrt;
@@ -68,8 +69,8 @@ pub(crate) fn tridiagonal_eigh<T: Field + Sqrt>(d: &mut [T], e: &[T], q: &mut [T
     let mut sub: Vec<T> = e[..n - 1].iter().map(|&x| x / scale).collect();
     sub.push(<T as Num>::ZERO);
     d.iter_mut().for_each(|x| *x = *x / scale);
-    // The merges' scratch: four matrices of the largest merge's size.
-    let mut scratch = pool::filled(4 * n * n, <T as Num>::ZERO);
+    // The merges' scratch: five matrices of the largest merge's size.
+    let mut scratch = pool::filled(5 * n * n, <T as Num>::ZERO);
     let ok = solve(d, &sub, &mut q[..n * n], &mut scratch);
     pool::give_back(scratch);
     d.iter_mut().for_each(|x| *x = *x * scale);
@@ -77,7 +78,7 @@ pub(crate) fn tridiagonal_eigh<T: Field + Sqrt>(d: &mut [T], e: &[T], q: &mut [T
 }
 
 /// [`tridiagonal_eigh`] of a scaled matrix (`e` has `n` or `n − 1`
-/// elements; `scratch` at least `4 n²`).
+/// elements; `scratch` at least `5 n²`).
 fn solve<T: Field + Sqrt>(d: &mut [T], e: &[T], q: &mut [T], scratch: &mut [T]) -> bool {
     let n = d.len();
     if n <= LEAF {
@@ -211,7 +212,8 @@ fn merge<T: Field + Sqrt>(d: &mut [T], m: usize, q: &mut [T], rho: T, negative: 
     let (q1, q2) = q.split_at(m * m);
     let (qh, rest) = scratch.split_at_mut(n * n);
     let (qk, rest) = rest.split_at_mut(n * n);
-    let (qv, delta) = rest.split_at_mut(n * n);
+    let (qv, rest) = rest.split_at_mut(n * n);
+    let (delta, vp) = rest.split_at_mut(n * n);
     // z = diag(Q₁, Q₂)ᵀ u / ‖u‖ and ρ ‖u‖²: the last row of Q₁ and ± the first of Q₂.
     let half = T::from_f64(std::f64::consts::FRAC_1_SQRT_2);
     let z = |j: usize| {
@@ -232,6 +234,12 @@ fn merge<T: Field + Sqrt>(d: &mut [T], m: usize, q: &mut [T], rho: T, negative: 
     let mut dd: Vec<T> = order.iter().map(|&j| d[j]).collect();
     let mut zz: Vec<T> = order.iter().map(|&j| z(j)).collect();
     // The columns of diag(Q₁, Q₂) in that order.
+    // Which rows of each column may be nonzero: Q₁'s, Q₂'s, or both once
+    // a deflating rotation mixed a column of each.
+    const TOP: u8 = 0;
+    const BOTH: u8 = 1;
+    const BOTTOM: u8 = 2;
+    let mut rows: Vec<u8> = order.iter().map(|&j| if j < m { TOP } else { BOTTOM }).collect();
     for (c, &j) in order.iter().enumerate() {
         let col = &mut qh[c * n..(c + 1) * n];
         if j < m {
@@ -273,6 +281,9 @@ fn merge<T: Field + Sqrt>(d: &mut [T], m: usize, q: &mut [T], rho: T, negative: 
                 let dp = dd[p] * c * c + dd[j] * s * s;
                 dd[j] = dd[p] * s * s + dd[j] * c * c;
                 dd[p] = dp;
+                if rows[p] != rows[j] {
+                    rows[j] = BOTH;
+                }
                 gone.push(p);
             } else {
                 keep.push(p);
@@ -289,27 +300,36 @@ fn merge<T: Field + Sqrt>(d: &mut [T], m: usize, q: &mut [T], rho: T, negative: 
     if !dispatch(Secular { d: &dk, z: &zk, rho, lambda: &mut lambda, v }) {
         return false;
     }
-    let (qk, qv, v) = (&mut qk[..n * k], &mut qv[..n * k], &delta[..k * k]);
-    for (c, &j) in keep.iter().enumerate() {
-        qk[c * n..(c + 1) * n].copy_from_slice(&qh[j * n..(j + 1) * n]);
+    // The product diag(Q₁, Q₂)ₖ V with the kept columns ordered by their
+    // rows (V's rows to match): Q₁'s rows need only the columns with
+    // rows there, Q₂'s likewise, about half the arithmetic of the whole.
+    let mut by_rows: Vec<usize> = (0..k).collect();
+    by_rows.sort_by_key(|&r| rows[keep[r]]);
+    let top = by_rows.iter().filter(|&&r| rows[keep[r]] == TOP).count();
+    let upper = k - by_rows.iter().filter(|&&r| rows[keep[r]] == BOTTOM).count();
+    let (qk, qv, v, vp) = (&mut qk[..n * k], &mut qv[..n * k], &delta[..k * k], &mut vp[..k * k]);
+    for (c, &r) in by_rows.iter().enumerate() {
+        qk[c * n..(c + 1) * n].copy_from_slice(&qh[keep[r] * n..(keep[r] + 1) * n]);
     }
+    for (to, from) in vp.chunks_exact_mut(k.max(1)).zip(v.chunks_exact(k.max(1))) {
+        to.iter_mut().zip(&by_rows).for_each(|(x, &r)| *x = from[r]);
+    }
+    // Rows `first..first + len` of the product over kept columns `inner`.
+    let mut part = |first: usize, len: usize, inner: Range<usize>| {
+        let dst = Strided { at: qv[first..].as_mut_ptr(), col: n as isize, row: 1 };
+        if inner.is_empty() {
+            (0..k).for_each(|c| qv[c * n + first..][..len].fill(zero));
+            return;
+        }
+        let a = Strided { at: qk[inner.start * n + first..].as_ptr(), col: n as isize, row: 1 };
+        let b = Strided { at: vp[inner.start..].as_ptr(), col: k as isize, row: 1 };
+        // SAFETY: `qv` and `qk` are `n × k` and `vp` is `k × k`, all
+        // column-major and disjoint; the rows and columns are within them.
+        unsafe { product(len, k, inner.len(), dst, a, b, false, pieces_for(2 * len * k * inner.len())) };
+    };
     if k > 0 {
-        let col_major = |ld: usize| (ld as isize, 1isize);
-        let ((nc, nr), (kc, kr)) = (col_major(n), col_major(k));
-        // SAFETY: `qv` and `qk` are `n × k` and `v` is `k × k`, all
-        // column-major, disjoint.
-        unsafe {
-            product(
-                n,
-                k,
-                k,
-                Strided { at: qv.as_mut_ptr(), col: nc, row: nr },
-                Strided { at: qk.as_ptr(), col: nc, row: nr },
-                Strided { at: v.as_ptr(), col: kc, row: kr },
-                false,
-                pieces_for(2 * n * k * k),
-            )
-        };
+        part(0, m, 0..upper);
+        part(m, m2, top..k);
     }
     // All eigenvalues, ascending, each with where its vector is.
     let mut all: Vec<(T, &[T])> = lambda.iter().zip(qv.chunks_exact(n)).map(|(&l, c)| (l, c)).collect();
@@ -360,9 +380,9 @@ impl<T: Field + Sqrt> Kernel for Secular<'_, T> {
         // a column at a time, over every j (j = i too, 0/0, then put back).
         let mut zh: Vec<T> = (0..k).map(|j| v[j * k + j].neg() / rho).collect();
         for (i, col) in v.chunks_exact(k).enumerate() {
-            let own = zh[i];
+            let (own, di) = (zh[i], d[i]);
             for ((w, &x), &dj) in zh.iter_mut().zip(col).zip(d) {
-                *w = *w * (x / (dj - d[i]));
+                *w = *w * (x / (dj - di));
             }
             zh[i] = own;
         }
@@ -397,23 +417,41 @@ fn secular_root<T: Field + Sqrt>(d: &[T], z: &[T], rho: T, i: usize, delta: &mut
     let (zero, one, two) = (<T as Num>::ZERO, <T as Num>::ONE, T::from_f64(2.0));
     let inv_rho = one / rho;
     let last = i + 1 == k;
-    let (origin, mut lo, mut hi) = if last {
-        (i, zero, rho * z.iter().fold(zero, |s, &x| s + x * x))
+    let (base, mut lo, mut hi, mut tau);
+    if last {
+        (base, lo, hi) = (d[i], zero, rho * sum_of_squares(z));
+        tau = hi / two;
     } else {
-        let mid = (d[i + 1] - d[i]) / two;
-        let at_mid = d.iter().zip(z).fold(inv_rho, |s, (&dj, &zj)| s + zj * zj / ((dj - d[i]) - mid));
-        if at_mid >= zero {
-            (i, zero, mid)
+        // The function at the midpoint says which half holds the root, and
+        // which pole the root is measured from; and the root of its two
+        // nearest poles' terms plus the others' value there (`laed4`'s
+        // first guess) is a start within a few digits.
+        let gap = d[i + 1] - d[i];
+        let mid = gap / two;
+        quotients(d, z, d[i], mid, delta);
+        let at_mid = dot(z, delta);
+        let (zi, zn) = (z[i] * z[i], z[i + 1] * z[i + 1]);
+        let c = inv_rho + at_mid - zi / mid.neg() - zn / (gap - mid);
+        // c τ² − a τ + b = 0 for the two poles at `base + (di, dn)`.
+        let (di, dn);
+        if inv_rho + at_mid >= zero {
+            (base, lo, hi, di, dn) = (d[i], zero, mid, zero, gap);
         } else {
-            (i + 1, (d[i] - d[i + 1]) + mid, zero)
+            (base, lo, hi, di, dn) = (d[i + 1], mid - gap, zero, gap.neg(), zero);
         }
-    };
-    let base = d[origin];
-    let mut tau = (lo + hi) / two;
+        let a = c * (di + dn) + zi + zn;
+        let b = c * di * dn + zi * dn + zn * di;
+        let disc = (a * a - T::from_f64(4.0) * b * c).abs().sqrt();
+        let q = (if a < zero { a - disc } else { a + disc }) / two;
+        let guesses = [if c == zero { b / a } else { q / c }, b / q];
+        tau = guesses.into_iter().find(|&t| t > lo && t < hi).unwrap_or((lo + hi) / two);
+    }
     let mut converged = false;
     for iteration in 0..MAX_SECULAR {
-        let [psi, dpsi, below] = secular_sums(&d[..=i], &z[..=i], base, tau);
-        let [phi, dphi, above] = secular_sums(&d[i + 1..], &z[i + 1..], base, tau);
+        quotients(d, z, base, tau, delta);
+        let (t, u) = delta.split_at(i + 1);
+        let (psi, dpsi, below) = (dot(&z[..=i], t), sum_of_squares(t), abs_dot(&z[..=i], t));
+        let (phi, dphi, above) = (dot(&z[i + 1..], u), sum_of_squares(u), abs_dot(&z[i + 1..], u));
         let size = below + above;
         let w = inv_rho + psi + phi;
         // The error of evaluating `w` (as `laed4` bounds it).
@@ -474,34 +512,41 @@ fn secular_root<T: Field + Sqrt>(d: &[T], z: &[T], rho: T, i: usize, delta: &mut
 /// additions, so it is kept in this many independent ones (vectors).
 const LANES: usize = 8;
 
-/// `[Σ zⱼ² / δⱼ, Σ zⱼ² / δⱼ², Σ |zⱼ² / δⱼ|]` with `δⱼ = (dⱼ − base) − τ`.
+/// `t[j] = zⱼ / δⱼ` with `δⱼ = (dⱼ − base) − τ`: the terms of the secular
+/// function are `zⱼ tⱼ`, their slopes `tⱼ²`.
 #[inline(always)]
-fn secular_sums<T: Field>(d: &[T], z: &[T], base: T, tau: T) -> [T; 3] {
-    let zero = <T as Num>::ZERO;
-    let mut acc = [[zero; LANES]; 3];
-    let (dc, zc) = (d.chunks_exact(LANES), z.chunks_exact(LANES));
-    let (dr, zr) = (dc.remainder(), zc.remainder());
-    for (dc, zc) in dc.zip(zc) {
-        for l in 0..LANES {
-            secular_term(&mut acc, l, (dc[l] - base) - tau, zc[l]);
-        }
+fn quotients<T: Field>(d: &[T], z: &[T], base: T, tau: T, t: &mut [T]) {
+    for ((t, &dj), &zj) in t.iter_mut().zip(d).zip(z) {
+        *t = zj / ((dj - base) - tau);
     }
-    for (l, (&dj, &zj)) in dr.iter().zip(zr).enumerate() {
-        secular_term(&mut acc, l, (dj - base) - tau, zj);
-    }
-    let [sum, slope, size] = acc;
-    [total(&sum), total(&slope), total(&size)]
 }
 
-/// Adds `zⱼ² / δⱼ`, its slope and its size to lane `l` of `acc`. (Not a
-/// closure: closures are compiled without the caller's `target_feature`.)
+/// `Σ xᵢ yᵢ`, in [`LANES`] partial sums.
 #[inline(always)]
-fn secular_term<T: Field>(acc: &mut [[T; LANES]; 3], l: usize, delta: T, zj: T) {
-    let t = zj / delta;
-    let term = zj * t;
-    acc[0][l] = acc[0][l] + term;
-    acc[1][l] = acc[1][l] + t * t;
-    acc[2][l] = acc[2][l] + term.abs();
+fn dot<T: Field>(x: &[T], y: &[T]) -> T {
+    let mut sum = [<T as Num>::ZERO; LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for l in 0..LANES {
+            sum[l] = sum[l] + a[l] * b[l];
+        }
+    }
+    rx.iter().zip(ry).fold(total(&sum), |s, (&a, &b)| s + a * b)
+}
+
+/// `Σ |xᵢ yᵢ|`, in [`LANES`] partial sums.
+#[inline(always)]
+fn abs_dot<T: Field>(x: &[T], y: &[T]) -> T {
+    let mut sum = [<T as Num>::ZERO; LANES];
+    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for l in 0..LANES {
+            sum[l] = sum[l] + (a[l] * b[l]).abs();
+        }
+    }
+    rx.iter().zip(ry).fold(total(&sum), |s, (&a, &b)| s + (a * b).abs())
 }
 
 /// `Σ xᵢ²`, in [`LANES`] partial sums.
@@ -509,15 +554,13 @@ fn secular_term<T: Field>(acc: &mut [[T; LANES]; 3], l: usize, delta: T, zj: T) 
 fn sum_of_squares<T: Field>(x: &[T]) -> T {
     let mut sum = [<T as Num>::ZERO; LANES];
     let chunks = x.chunks_exact(LANES);
-    for (l, &v) in chunks.remainder().iter().enumerate() {
-        sum[l] = sum[l] + v * v;
-    }
+    let rest = chunks.remainder();
     for c in chunks {
         for l in 0..LANES {
             sum[l] = sum[l] + c[l] * c[l];
         }
     }
-    total(&sum)
+    rest.iter().fold(total(&sum), |s, &v| s + v * v)
 }
 
 /// The lanes' partial sums added in order.
