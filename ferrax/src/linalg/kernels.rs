@@ -224,6 +224,51 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
 /// 6.8 ms), and at 16² by 1.8×.
 const SMALL_EIGH: usize = 6;
 
+/// Up to this many rows eigh is faer's whole (its tridiagonal QR
+/// iteration); above, faer's reduction to tridiagonal form and its
+/// reflectors around [`tridiagonal_eigh`]'s divide and conquer. On the
+/// AMD EPYC (Zen 4) of 2026-12-07, on two threads, 2048 matrices of 8²
+/// took 5.3 ms faer's way against 5.7, 1024 of 16² 10.0–10.5 against
+/// 10.8–10.9, 256 of 32² were level (9.4–9.6 ms), and from 64² the
+/// divide and conquer won: 64 of 64² 8.1–8.2 against 8.9 ms, one of 256²
+/// 4.1–4.3 against 5.8–6.1, of 1024² 123–126 against 131–134 ms.
+const SMALL_TRIDIAGONAL: usize = 32;
+
+/// faer's whole symmetric eigendecomposition, with its scratch for
+/// matrices of one size.
+struct FaerEigh<T: RealField> {
+    par: Par,
+    buffer: MemBuffer,
+    u: Mat<T>,
+    s: Diag<T>,
+}
+
+impl<T: RealField + Element> FaerEigh<T> {
+    fn new(n: usize, par: Par) -> Self {
+        let scratch = evd::self_adjoint_evd_scratch::<T>(n, evd::ComputeEigenvectors::Yes, par, Default::default());
+        FaerEigh { par, buffer: MemBuffer::new(scratch), u: Mat::zeros(n, n), s: Diag::zeros(n) }
+    }
+
+    /// The eigenvalues and row-major eigenvectors of `a` (from its lower
+    /// triangle) appended to `w` and `vecs`: NaNs where faer fails.
+    fn append(&mut self, a: MatRef<'_, T>, w: &mut Vec<T>, vecs: &mut Vec<T>) {
+        let n = a.nrows();
+        let FaerEigh { par, buffer, u, s } = self;
+        u.fill(T::zero_impl());
+        match evd::self_adjoint_evd(a, s.as_mut(), Some(u.as_mut()), *par, MemStack::new(buffer), Default::default()) {
+            Ok(()) => {
+                let s = s.column_vector();
+                w.extend((0..n).map(|i| s[i]));
+                rows_of(u.as_ref(), vecs);
+            }
+            Err(_) => {
+                w.extend(std::iter::repeat_n(nan::<T>(), n));
+                vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
+            }
+        }
+    }
+}
+
 /// The eigenvalues (ascending) and eigenvectors (columns) of each symmetric
 /// matrix, from its lower triangle.
 pub(crate) fn eigh(a: &Array) -> (Array, Array) {
@@ -241,6 +286,23 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
             return (joined(w), joined(vecs));
         }
         let par = threads_for(n);
+        if n <= SMALL_TRIDIAGONAL {
+            let pieces = over_batch(
+                b,
+                n,
+                || FaerEigh::new(n, par),
+                |faer, mats| {
+                    let (mut w, mut vecs) =
+                        (Vec::with_capacity(mats.len() * n), Vec::with_capacity(mats.len() * n * n));
+                    for m in v[mats.start * n * n..].chunks_exact(n * n).take(mats.len()) {
+                        faer.append(MatRef::from_row_major_slice(m, n, n), &mut w, &mut vecs);
+                    }
+                    (w, vecs)
+                },
+            );
+            let (w, vecs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
+            return (joined(w), joined(vecs));
+        }
         let block = qr_factor::recommended_block_size::<T>(n, n);
         let init = || {
             let scratch = StackReq::any_of(&[
@@ -272,7 +334,7 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
                 e.iter_mut().enumerate().for_each(|(i, x)| *x = trid[(i + 1, i)]);
                 if !tridiagonal_eigh(&mut w[at..], &e, &mut q) {
                     w.truncate(at);
-                    by_faer(a, par, &mut w, &mut vecs);
+                    FaerEigh::new(n, par).append(a, &mut w, &mut vecs);
                     continue;
                 }
                 let mut u = MatMut::from_column_major_slice_mut(&mut q, n, n);
@@ -292,31 +354,6 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
         });
         let (w, vecs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
         (joined(w), joined(vecs))
-    }
-    /// faer's whole eigendecomposition of `a`, appended to `w` and `vecs`,
-    /// for a matrix the divide and conquer declined: NaNs where it fails.
-    fn by_faer<T: RealField + Element>(a: MatRef<'_, T>, par: Par, w: &mut Vec<T>, vecs: &mut Vec<T>) {
-        let n = a.nrows();
-        let scratch = evd::self_adjoint_evd_scratch::<T>(n, evd::ComputeEigenvectors::Yes, par, Default::default());
-        let (mut buffer, mut u, mut s) = (MemBuffer::new(scratch), Mat::<T>::zeros(n, n), Diag::<T>::zeros(n));
-        match evd::self_adjoint_evd(
-            a,
-            s.as_mut(),
-            Some(u.as_mut()),
-            par,
-            MemStack::new(&mut buffer),
-            Default::default(),
-        ) {
-            Ok(()) => {
-                let s = s.column_vector();
-                w.extend((0..n).map(|i| s[i]));
-                rows_of(u.as_ref(), vecs);
-            }
-            Err(_) => {
-                w.extend(std::iter::repeat_n(nan::<T>(), n));
-                vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
-            }
-        }
     }
     let (b, n, _) = dims(a.shape());
     by_float!(a, v => {
