@@ -268,7 +268,8 @@ fn small_svds_agree_with_the_library() {
 /// and `n ε` — on random matrices of 33 (one merge), 100 and 300 rows, in
 /// f32 too, and on one whose eigenvalues are 1, 2 and 3 forty times each
 /// (most of each merge deflates, by rotations of vectors from both halves).
-/// Its derivatives match finite differences in both modes.
+/// A NaN or infinity gives NaNs; derivatives match finite differences in
+/// both modes.
 #[test]
 fn divide_and_conquer_eighs_agree_with_faer() {
     fn compare(a: &Tensor, eps: f64) {
@@ -298,6 +299,13 @@ fn divide_and_conquer_eighs_agree_with_faer() {
     let lambda: Vec<f64> = (0..120).map(|i| (i % 3) as f64 + 1.0).collect();
     let a = (&q * Tensor::from_vec(lambda, &[120]).expand_dims(0)).matmul(&q.t());
     compare(&((&a + a.t()) / 2.0), f64::EPSILON);
+    // A NaN or an infinity in the matrix gives NaNs, as faer's failure does.
+    let mut x = randn(&[40, 40], 95).to_vec::<f64>();
+    for bad in [f64::NAN, f64::INFINITY] {
+        x[41] = bad;
+        let (w, v) = linalg::eigh(&Tensor::from_vec(x.clone(), &[40, 40]));
+        assert!(w.to_vec::<f64>().iter().chain(&v.to_vec::<f64>()).all(|x| x.is_nan()), "{bad}");
+    }
     let g = randn(&[34, 34], 94);
     let s = (&g + g.t()) / 2.0;
     both(|s: &Tensor| linalg::eigh(s).0, &s);
