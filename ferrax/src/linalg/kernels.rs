@@ -1,8 +1,9 @@
-//! The factorisations and solves on arrays — eigh above 6 rows, QR above
-//! 32 rows or columns and SVD above 24 from the `faer` crate; LU,
-//! Cholesky, triangular solves, smaller eigh, QR and SVD from `array`'s
-//! kernels — each over the last two axes, looped over the leading (batch)
-//! axes, in f32 or f64. QR, eigh and SVD split a batch of small matrices
+//! The factorisations and solves on arrays — eigh of 7 to 32 rows, QR
+//! above 32 rows or columns and SVD above 24 from the `faer` crate; eigh
+//! above 32 rows from faer's reduction to tridiagonal form and `array`'s
+//! divide and conquer; LU, Cholesky, triangular solves, smaller eigh, QR
+//! and SVD from `array`'s kernels — each over the last two axes, looped
+//! over the leading (batch) axes, in f32 or f64. QR, eigh and SVD split a batch of small matrices
 //! over the threads ([`over_batch`]).
 //! A factorisation that fails (a matrix that is not positive definite, an
 //! eigensolver that does not converge) gives NaNs, as JAX's do.
