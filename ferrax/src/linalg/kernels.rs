@@ -3,8 +3,8 @@
 //! above 32 rows from faer's reduction to tridiagonal form and `array`'s
 //! divide and conquer; LU, Cholesky, triangular solves, smaller eigh, QR
 //! and SVD from `array`'s kernels — each over the last two axes, looped
-//! over the leading (batch) axes, in f32 or f64. QR, eigh and SVD split a batch of small matrices
-//! over the threads ([`over_batch`]).
+//! over the leading (batch) axes, in f32 or f64. QR, eigh and SVD split a
+//! batch of small matrices over the threads ([`over_batch`]).
 //! A factorisation that fails (a matrix that is not positive definite, an
 //! eigensolver that does not converge) gives NaNs, as JAX's do.
 
