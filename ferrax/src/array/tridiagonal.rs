@@ -19,9 +19,12 @@
 
 use std::cmp::Ordering;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use super::matmul::{pieces_for, product, Strided};
 use super::norm::Sqrt;
+use super::parallel::team;
 use super::pool;
 use super::simd::{dispatch, vectorized, Isa, Kernel};
 use super::triangular::Field;
@@ -29,6 +32,9 @@ use super::Num;
 
 /// Blocks of up to this many rows are solved by the QL iteration.
 const LEAF: usize = 32;
+
+/// From this many rows the two halves are solved on two threads.
+const PARALLEL_HALVES: usize = 128;
 
 /// QL iterations per eigenvalue before giving up (LAPACK's `steqr` allows 30).
 const MAX_QL: usize = 30;
@@ -94,12 +100,28 @@ fn solve<T: Field + Sqrt>(d: &mut [T], e: &[T], q: &mut [T], scratch: &mut [T]) 
     d[m - 1] = d[m - 1] - rho;
     d[m] = d[m] - rho;
     // The halves' eigenvectors go to the start of `q`, which the merge
-    // reads before it writes.
-    let (d1, d2) = d.split_at_mut(m);
-    let (q1, q2) = q.split_at_mut(m * m);
-    solve(d1, &e[..m - 1], q1, scratch)
-        && solve(d2, &e[m..], &mut q2[..(n - m) * (n - m)], scratch)
-        && merge(d, m, q, rho, beta < <T as Num>::ZERO, scratch)
+    // reads before it writes; each half has its own part of the scratch.
+    let halves = {
+        let (d1, d2) = d.split_at_mut(m);
+        let (q1, q2) = q.split_at_mut(m * m);
+        let (s1, s2) = scratch.split_at_mut(5 * m * m);
+        let mut halves = [(d1, &e[..m - 1], q1, s1), (d2, &e[m..], &mut q2[..(n - m) * (n - m)], s2)];
+        if n >= PARALLEL_HALVES {
+            // On two threads where the team is free (a kernel inside a
+            // piece of the team's runs alone).
+            let halves = halves.map(Mutex::new);
+            let solved = [AtomicBool::new(false), AtomicBool::new(false)];
+            team::run(2, &|h| {
+                let mut half = halves[h].lock().unwrap_or_else(|e| e.into_inner());
+                let (d, e, q, s) = &mut *half;
+                solved[h].store(solve(d, e, q, s), Relaxed);
+            });
+            solved.iter().all(|s| s.load(Relaxed))
+        } else {
+            halves.iter_mut().all(|(d, e, q, s)| solve(d, e, q, s))
+        }
+    };
+    halves && merge(d, m, q, rho, beta < <T as Num>::ZERO, scratch)
 }
 
 /// `√(a² + b²)` without overflow or underflow on the way.
