@@ -22,6 +22,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use super::jacobi::largest;
 use super::matmul::{pieces_for, product, Strided};
 use super::norm::Sqrt;
 use super::parallel::team;
@@ -60,14 +61,7 @@ pub(crate) fn tridiagonal_eigh<T: Field + Sqrt>(d: &mut [T], e: &[T], q: &mut [T
     if n == 0 {
         return true;
     }
-    let mut big = <T as Num>::ZERO;
-    for &x in d.iter().chain(&e[..n - 1]) {
-        let a = x.abs();
-        if !a.to_f64().is_finite() {
-            return false;
-        }
-        big = if a > big { a } else { big };
-    }
+    let Some(big) = largest(d.iter().chain(&e[..n - 1]).copied()) else { return false };
     // Squares of the entries must neither overflow nor all underflow; in
     // range, nothing is scaled, so that a diagonal matrix's eigenvalues
     // come out exactly.
@@ -278,15 +272,8 @@ fn merge<T: Field + Sqrt>(d: &mut [T], m: usize, q: &mut [T], rho: T, negative: 
     // its eigenvalue, or two eigenvalues so close that a rotation of their
     // vectors zeroes one component and leaves an off-diagonal element
     // below the tolerance.
-    let largest = |xs: &[T]| xs.iter().fold(zero, |a, &x| if x.abs() > a { x.abs() } else { a });
-    let tol = T::from_f64(8.0) * T::EPS * {
-        let (a, b) = (largest(&dd), largest(&zz));
-        if a > b {
-            a
-        } else {
-            b
-        }
-    };
+    let Some(big) = largest(dd.iter().chain(&zz).copied()) else { return false };
+    let tol = T::from_f64(8.0) * T::EPS * big;
     let (mut keep, mut gone) = (Vec::with_capacity(n), Vec::new());
     let mut prev: Option<usize> = None;
     for j in 0..n {
