@@ -1,14 +1,5 @@
 use super::*;
-
-/// A small deterministic generator of numbers in `[−1, 1)`.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    }
-}
+use crate::array::Rng;
 
 /// Decomposes the tridiagonal `(d, e)` in `T` and checks, in f64, that the
 /// eigenvalues ascend, `T Q = Q Λ` to `bound · ‖T‖` and `QᵀQ = I` to
@@ -56,8 +47,9 @@ fn check<T: Field + Sqrt>(d: &[f64], e: &[f64], slack: f64) -> Vec<f64> {
 }
 
 fn random(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let mut g = Lcg(seed);
-    ((0..n).map(|_| g.next()).collect(), (0..n.saturating_sub(1)).map(|_| g.next()).collect())
+    let mut g = Rng::new(seed);
+    let mut next = || g.uniform_in(-1.0, 1.0);
+    ((0..n).map(|_| next()).collect(), (0..n.saturating_sub(1)).map(|_| next()).collect())
 }
 
 #[test]
