@@ -3,6 +3,10 @@
 
 use super::{Array, Buffer, Element};
 
+mod skinny;
+#[cfg(test)]
+mod tests;
+
 /// From this many flops a product is split between the kernel team's
 /// threads (`parallel::team`), by blocks of rows or columns. Single thread
 /// against split, f32 on a 2-vCPU Xeon (10th percentile of 400 calls, a
@@ -238,6 +242,10 @@ unsafe fn gemm_call<T: num_like::Scalar>(
     accumulate: bool,
     scale: T,
 ) {
+    // SAFETY: the caller's.
+    if unsafe { skinny::product(m, n, k, dst, a, b, accumulate, scale) } {
+        return;
+    }
     let keep = if accumulate { T::ONE } else { T::ZERO };
     // SAFETY: the caller's.
     unsafe {
@@ -267,7 +275,15 @@ unsafe fn gemm_call<T: num_like::Scalar>(
 
 pub(crate) mod num_like {
     /// The float types `gemm` multiplies.
-    pub trait Scalar: Copy + Send + Sync + 'static {
+    pub trait Scalar:
+        Copy
+        + Send
+        + Sync
+        + 'static
+        + std::ops::Add<Output = Self>
+        + std::ops::Mul<Output = Self>
+        + crate::array::simd::MulAdd
+    {
         const ZERO: Self;
         const ONE: Self;
         const MINUS_ONE: Self;
