@@ -19,6 +19,7 @@ import time
 WORKLOADS = [
     "W1", "W2_loss", "W2_grad", "W3", "W4_jacfwd", "W4_jacrev", "W5_hessian",
     "W5_hvp", "W6", "W7_f32", "W7_f64", "memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M",
+    "exp_1M_f64", "tanh_1M_f64", "softplus_1M_f64",
     "conv1_fb", "conv2_fb", "conv3_fb", "cnn_digits", "cnn_large", "gpt_step", "rnn_scan",
 ]
 # Issue 19's linear algebra, f64: la_OP_N is the factorisation or solve of an
@@ -41,7 +42,9 @@ CNN = {"cnn_digits": (64, 1, 8, [16, 32], False), "cnn_large": (128, 3, 32, [32,
 # mean square of every state. PyTorch runs the unrolled loop eagerly, JAX a
 # jitted lax.scan.
 RNN = (32, 32, 128)
-KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M")
+# The _f64 kernels are the same functions of 2^20 f64.
+KERNELS = ("memcpy_1M", "exp_1M", "tanh_1M", "gelu_1M", "softplus_1M", "cheap8_1M", "exp_1M_f64", "tanh_1M_f64",
+           "softplus_1M_f64")
 SYSTEMS = ["jax_jit", "jax_eager", "torch", "torch_compile", "numpy"]
 
 
@@ -139,6 +142,8 @@ def inputs(workload):
         side = hw // (2 ** len(chans) if pool_each else 2)
         params += [(rng.normal(size=(cin * side * side, 10)) * 0.05).astype(f32), np.zeros(10, f32)]
         return params, x, rng.integers(0, 10, size=n)
+    if workload.endswith("_f64"):
+        return rng.normal(size=1 << 20)
     return rng.normal(size=1 << 20).astype(f32)
 
 
@@ -262,7 +267,7 @@ def jax_call(workload, jit):
         "gelu_1M": lambda x: jax.nn.gelu(x, approximate=True),
         "softplus_1M": lambda x: jnp.maximum(x, 0) + jnp.log1p(jnp.exp(-jnp.abs(x))),
         "cheap8_1M": lambda x: -jnp.square(jnp.maximum(jnp.abs((x * 0.5 + 1) * x - 0.25), 0)),
-    }[workload]
+    }[workload.removesuffix("_f64")]
     k = wrap(op)
     return ready(lambda: k(x))
 
@@ -425,7 +430,7 @@ def torch_call(workload, compiled):
         "gelu_1M": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
         "softplus_1M": lambda x: torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x))),
         "cheap8_1M": lambda x: -torch.square(torch.relu(torch.abs((x * 0.5 + 1) * x - 0.25))),
-    }[workload]
+    }[workload.removesuffix("_f64")]
     k = maybe(op)
 
     def elementwise():

@@ -45,6 +45,9 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("gelu_1M", "tanh-approximated GELU of 2^20 f32: one kernel, as in PyTorch (JAX: a chain of 8 ops)"),
     ("softplus_1M", "max(x, 0) + ln_1p(exp(-|x|)) of 2^20 f32: one kernel (JAX and PyTorch: a chain of 7)"),
     ("cheap8_1M", "-(relu(|(x/2 + 1) x - 1/4|))^2 of 2^20 f32: a chain of 8 cheap ops"),
+    ("exp_1M_f64", "exp of 2^20 f64"),
+    ("tanh_1M_f64", "tanh of 2^20 f64"),
+    ("softplus_1M_f64", "softplus of 2^20 f64, as softplus_1M"),
     ("conv1_fb", "3x3 convolution 3->32 of 128x3x32x32 f32, forward and both gradients"),
     ("conv2_fb", "3x3 convolution 32->64 of 128x32x16x16, forward and both gradients"),
     ("conv3_fb", "3x3 convolution 64->128 of 128x64x8x8, forward and both gradients"),
@@ -413,6 +416,9 @@ fn workload(name: &str, jitted: bool) -> Option<Box<dyn FnMut()>> {
         "tanh_1M" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
         "gelu_1M" => call(|x: &Tensor| x.gelu_tanh(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
         "softplus_1M" => call(|x: &Tensor| x.softplus(), Tensor::randn(&[1 << 20], DType::F32, 1), jitted),
+        "exp_1M_f64" => call(|x: &Tensor| x.exp(), Tensor::randn(&[1 << 20], DType::F64, 1), jitted),
+        "tanh_1M_f64" => call(|x: &Tensor| x.tanh(), Tensor::randn(&[1 << 20], DType::F64, 1), jitted),
+        "softplus_1M_f64" => call(|x: &Tensor| x.softplus(), Tensor::randn(&[1 << 20], DType::F64, 1), jitted),
         "cheap8_1M" => call(
             |x: &Tensor| {
                 let y = ((x * 0.5 + 1.0) * x - 0.25).abs().relu();
