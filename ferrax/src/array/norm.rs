@@ -15,7 +15,7 @@ use std::mem::MaybeUninit;
 
 use super::reduce::{max_run, sum_run};
 use super::simd::{dispatch, Isa, Kernel};
-use super::{parallel, pool, Array, Buffer, Element, FastMath, Float};
+use super::{parallel, pool, Array, Buffer, Element, FastMath, Float, Num};
 
 /// The work per element of [`standardize`] and of its tangent, in
 /// [`parallel`](super::parallel)'s units: two and three passes over a
@@ -130,9 +130,10 @@ impl<T: Element, F: RowOp<T>> Kernel for Rows<'_, T, F> {
 /// measured slower on rows of 64: their in-order total is twice as deep).
 const LANES: usize = 8;
 
-/// Σ `f(a[i], b[i])` in [`LANES`] running accumulators.
+/// Σ `f(a[i], b[i])` in [`LANES`] running accumulators (also the
+/// tridiagonal divide and conquer's dot products).
 #[inline(always)]
-fn sum_of<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+pub(super) fn sum_of<T: Num>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     let mut p = [T::ZERO; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use super::jacobi::largest;
 use super::matmul::{pieces_for, product, Strided};
-use super::norm::Sqrt;
+use super::norm::{sum_of, Sqrt};
 use super::parallel::team;
 use super::pool;
 use super::simd::{dispatch, vectorized, Isa, Kernel};
@@ -519,10 +519,6 @@ fn secular_root<T: Field + Sqrt>(d: &[T], z: &[T], rho: T, i: usize, delta: &mut
     Some(base + tau)
 }
 
-/// Lanes of the partial sums below: a sum is a chain of dependent
-/// additions, so it is kept in this many independent ones (vectors).
-const LANES: usize = 8;
-
 /// `t[j] = zⱼ / δⱼ` with `δⱼ = (dⱼ − base) − τ`: the terms of the secular
 /// function are `zⱼ tⱼ`, their slopes `tⱼ²`.
 #[inline(always)]
@@ -530,20 +526,6 @@ fn quotients<T: Field>(d: &[T], z: &[T], base: T, tau: T, t: &mut [T]) {
     for ((t, &dj), &zj) in t.iter_mut().zip(d).zip(z) {
         *t = zj / ((dj - base) - tau);
     }
-}
-
-/// `Σ f(xᵢ, yᵢ)`, in [`LANES`] partial sums (`norm`'s `sum_of`).
-#[inline(always)]
-fn sum_of<T: Field>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> T {
-    let mut sum = [<T as Num>::ZERO; LANES];
-    let (cx, cy) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (rx, ry) = (cx.remainder(), cy.remainder());
-    for (a, b) in cx.zip(cy) {
-        for l in 0..LANES {
-            sum[l] = sum[l] + f(a[l], b[l]);
-        }
-    }
-    rx.iter().zip(ry).fold(total(&sum), |s, (&a, &b)| s + f(a, b))
 }
 
 /// `Σ xᵢ yᵢ`.
@@ -562,12 +544,6 @@ fn abs_dot<T: Field>(x: &[T], y: &[T]) -> T {
 #[inline(always)]
 fn sum_of_squares<T: Field>(x: &[T]) -> T {
     sum_of(x, x, |a, _| a * a)
-}
-
-/// The lanes' partial sums added in order.
-#[inline(always)]
-fn total<T: Field>(lanes: &[T; LANES]) -> T {
-    lanes.iter().fold(<T as Num>::ZERO, |s, &x| s + x)
 }
 
 #[cfg(test)]
