@@ -10,9 +10,10 @@
 //!
 //! - when its rows are contiguous, each output element is a dot product,
 //!   taken for a block of rows and every column at once in vector lanes;
-//! - when its columns are contiguous, a block of output rows stays in
-//!   registers while each column of the long operand is added in, scaled
-//!   by the short operand's element.
+//! - when its columns are contiguous, the result is summed in chunks of
+//!   rows that stay in L1, eight columns of the long operand (four for
+//!   two to four outputs) added in at a time, each scaled by its element
+//!   of the short operand.
 
 use super::{num_like::Scalar, Strided};
 use crate::array::simd::{self, madd, Isa, Kernel};
@@ -264,8 +265,9 @@ impl<T: Scalar> Dots<T> {
 /// The result is built in chunks of rows that stay in L1 (`part`), and
 /// each chunk takes `G` columns of `a` at a time, so that every column is
 /// read once, front to back. Keeping a block of rows in registers over all
-/// of `k` instead read each column a few lines at a time, a page apart:
-/// 2048² · 2048 in f32 took 3.1 ms against `gemm`'s 0.48.
+/// of `k` instead read each column a few lines at a time, a page apart: a
+/// 2048² f32 matrix stored by columns times a vector took 3.1 ms, against
+/// 0.40–0.48 ms in `gemm` and 0.18 ms here.
 struct Axpys<T> {
     m: usize,
     n: usize,
