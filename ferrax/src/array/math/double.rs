@@ -51,16 +51,28 @@ fn exp_reduced<I: Isa>(x: f64) -> (f64, f64) {
     // x = n ln2 + r with |r| ≤ ln2 / 2 (a hair more when x log2(e) rounds
     // the other way).
     let shifted = madd::<I, f64>(x, std::f64::consts::LOG2_E, ROUNDER);
+    // The first term of the series left out, r¹⁴/14!, is below 4.3e-18.
+    (shifted, exp_m1_series::<I>(reduced::<I>(x, shifted), 12))
+}
+
+/// `x − n ln 2` for the `n` held in the low bits of `shifted`
+/// (`x log2(e) + 1.5 · 2^52`, rounded either way).
+#[inline(always)]
+fn reduced<I: Isa>(x: f64, shifted: f64) -> f64 {
     let n = shifted - ROUNDER;
     let r = madd::<I, f64>(n, -LN2_HI, x);
-    let r = madd::<I, f64>(n, -LN2_LO, r);
-    // e^r - 1 = r + r² (1/2! + r/3! + … + r¹¹/13!); the first term left
-    // out, r¹⁴/14!, is below 4.3e-18.
-    let mut p = INV_FACTORIALS[11];
-    for &c in INV_FACTORIALS[..11].iter().rev() {
+    madd::<I, f64>(n, -LN2_LO, r)
+}
+
+/// `e^r − 1` by its Taylor series, `r + r² (1/2! + r/3! + …)` with `terms`
+/// coefficients (to r^(terms + 1)).
+#[inline(always)]
+fn exp_m1_series<I: Isa>(r: f64, terms: usize) -> f64 {
+    let mut p = INV_FACTORIALS[terms - 1];
+    for &c in INV_FACTORIALS[..terms - 1].iter().rev() {
         p = madd::<I, f64>(p, r, c);
     }
-    (shifted, madd::<I, f64>(p, r * r, r))
+    madd::<I, f64>(p, r * r, r)
 }
 
 /// `2^n` for `n` in f64's normal range (wrapping outside it, so that the
@@ -119,14 +131,7 @@ pub(super) fn tanh<I: Isa>(x: f64) -> f64 {
     let t = if a > 20.0 { 40.0 } else { a + a };
     // n = ⌊t log2(e)⌋: the product less a half, rounded to nearest.
     let shifted = madd::<I, f64>(t, std::f64::consts::LOG2_E, -0.5) + ROUNDER;
-    let n = shifted - ROUNDER;
-    let r = madd::<I, f64>(n, -LN2_HI, t);
-    let r = madd::<I, f64>(n, -LN2_LO, r);
-    let mut p = INV_FACTORIALS[15];
-    for &c in INV_FACTORIALS[..15].iter().rev() {
-        p = madd::<I, f64>(p, r, c);
-    }
-    let em1 = madd::<I, f64>(p, r * r, r);
+    let em1 = exp_m1_series::<I>(reduced::<I>(t, shifted), 16);
     let scale = power_of_two(exponent_of(shifted));
     let e = madd::<I, f64>(scale, em1, scale - 1.0);
     (e / (e + 2.0)).copysign(x)
