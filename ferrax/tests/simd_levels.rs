@@ -85,7 +85,7 @@ fn kernels_agree_at_this_level() {
                 assert!(u <= bound, "{name}({v:e}) = {g:e} is {u} ulp off (n = {n})");
             }
         }
-        // f64 within an ulp or two of libm (the bounds of `math::double`'s test).
+        // f64 within one to three ulp of libm (the bounds of `math::double`'s test).
         let x64 = x.to_dtype(DType::F64);
         let unary64: [(&str, Tensor, Exact, f64); 5] = [
             ("exp", x64.exp(), f64::exp, 1.0),

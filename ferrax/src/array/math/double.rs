@@ -8,8 +8,8 @@
 //! is far below an ulp instead of fitted polynomials: `e^r` by its Taylor
 //! series to r¹³ on |r| ≤ ln 2 / 2, and `ln(1 + m)` as `2 atanh(m / (2 + m))`,
 //! whose series in `s² ≤ 0.0295` is summed to s²² in fdlibm's arrangement
-//! (the leading `m` exact, the rest a small correction). The tests in
-//! `math` measure every function against libm's.
+//! (the leading `m` exact, the rest a small correction). The tests below
+//! measure every function against libm's.
 
 use super::super::simd::{madd, Isa};
 
@@ -44,17 +44,6 @@ const ATANH_SERIES: [f64; 10] = {
     c
 };
 
-/// The two halves of `e^x = 2^n e^r`: `x log2(e) + 1.5 · 2^52`, whose low
-/// bits hold `n`, and `e^r - 1`.
-#[inline(always)]
-fn exp_reduced<I: Isa>(x: f64) -> (f64, f64) {
-    // x = n ln2 + r with |r| ≤ ln2 / 2 (a hair more when x log2(e) rounds
-    // the other way).
-    let shifted = madd::<I, f64>(x, std::f64::consts::LOG2_E, ROUNDER);
-    // The first term of the series left out, r¹⁴/14!, is below 4.3e-18.
-    (shifted, exp_m1_series::<I>(reduced::<I>(x, shifted), 12))
-}
-
 /// `x − n ln 2` for the `n` held in the low bits of `shifted`
 /// (`x log2(e) + 1.5 · 2^52`, rounded either way).
 #[inline(always)]
@@ -82,7 +71,7 @@ fn power_of_two(n: i64) -> f64 {
     f64::from_bits((n.wrapping_add(1023) as u64) << 52)
 }
 
-/// The `n` of [`exp_reduced`].
+/// The `n` held in the low bits of `shifted` (see [`reduced`]).
 #[inline(always)]
 fn exponent_of(shifted: f64) -> i64 {
     (shifted.to_bits() as i64).wrapping_sub(ROUNDER.to_bits() as i64)
@@ -104,7 +93,11 @@ pub(super) fn exp<I: Isa>(x: f64) -> f64 {
     } else {
         x
     };
-    let (shifted, em1) = exp_reduced::<I>(x);
+    // x = n ln2 + r with |r| ≤ ln2 / 2 (a hair more when x log2(e) rounds
+    // the other way). The first term of the series left out, r¹⁴/14!, is
+    // below 4.3e-18.
+    let shifted = madd::<I, f64>(x, std::f64::consts::LOG2_E, ROUNDER);
+    let em1 = exp_m1_series::<I>(reduced::<I>(x, shifted), 12);
     // 2^n as two normal factors (n is in [-1077, 1025]), so that a
     // subnormal result is rounded once, by the last product.
     let n = exponent_of(shifted);

@@ -64,6 +64,11 @@ const MIN_DOT: usize = 32;
 /// 14 µs there).
 const MIN_COLUMNS: usize = 8;
 
+/// The distance, in elements, from element (0, 0) of `v` to element (i, j).
+fn offset<P>(v: &Strided<P>, i: usize, j: usize) -> isize {
+    i as isize * v.row + j as isize * v.col
+}
+
 /// A view of the transpose of `v`.
 fn swap<P>(v: Strided<P>) -> Strided<P> {
     Strided { at: v.at, col: v.row, row: v.col }
@@ -86,7 +91,7 @@ impl<T: Scalar> Out<T> {
     unsafe fn put<I: Isa>(&self, i: usize, j: usize, r: T) {
         // SAFETY: the caller's.
         unsafe {
-            let p = self.dst.at.offset(i as isize * self.dst.row + j as isize * self.dst.col);
+            let p = self.dst.at.offset(offset(&self.dst, i, j));
             *p = if self.accumulate { madd::<I, T>(self.scale, r, *p) } else { self.scale * r };
         }
     }
@@ -114,9 +119,9 @@ unsafe fn narrow<T: Scalar>(
             (b.at, b.col)
         } else {
             packed.reserve_exact(n * k);
-            for j in 0..n as isize {
+            for j in 0..n {
                 // SAFETY: (kk, j) is inside `b`.
-                packed.extend((0..k as isize).map(|kk| unsafe { *b.at.offset(kk * b.row + j * b.col) }));
+                packed.extend((0..k).map(|kk| unsafe { *b.at.offset(offset(&b, kk, j)) }));
             }
             (packed.as_ptr(), k as isize)
         };
@@ -300,10 +305,11 @@ impl<T: Scalar> Axpys<T> {
     fn rows<I: Isa, const N: usize, const G: usize, const W: usize>(&self) {
         let chunk = (CHUNK_BYTES / std::mem::size_of::<T>() / N / W).max(1) * W;
         let chunk = chunk.min(self.m);
-        let mut part = vec![T::ZERO; chunk * N];
+        let mut part = Vec::with_capacity(chunk * N);
         for i0 in (0..self.m).step_by(chunk) {
             let rows = chunk.min(self.m - i0);
-            part.fill(T::ZERO);
+            part.clear();
+            part.resize(chunk * N, T::ZERO);
             let mut kk = 0;
             while kk + G <= self.k {
                 // SAFETY: rows i0 .. i0 + rows of columns kk .. kk + G are inside `a`.
@@ -330,7 +336,7 @@ impl<T: Scalar> Axpys<T> {
     #[inline(always)]
     unsafe fn elem(&self, kk: usize, j: usize) -> T {
         // SAFETY: the caller's.
-        unsafe { *self.b.at.offset(kk as isize * self.b.row + j as isize * self.b.col) }
+        unsafe { *self.b.at.offset(offset(&self.b, kk, j)) }
     }
 
     /// Adds columns `kk .. kk + G` of `a`, rows `i0 .. i0 + rows`, times
