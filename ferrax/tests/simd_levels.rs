@@ -121,6 +121,23 @@ fn kernels_agree_at_this_level() {
             assert!(same(scaled[i], xs[i] * 2.5), "scale at {i}");
             assert!(same(chosen[i], if xs[i] > y[i] { xs[i] } else { y[i] }), "where at {i}");
         }
+        // A jitted chain of cheap ops (one pass, the value in registers)
+        // gives the eager ops' bits: constants held in registers, relu as
+        // a mask, and the tiles of a long array aligned to the output.
+        let chain = |x: &Tensor| {
+            let y = ((x * 0.5 + 1.0) * x - 0.25).abs().relu();
+            (-(&y * &y) / 3.0, (x.relu() * 3.0).minimum(&(x * 0.5 + 2.0)))
+        };
+        // The special values throughout, not only first (which may be
+        // before the first aligned block).
+        let mixed: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { xs[(i / 3) % 13] } else { xs[i] }).collect();
+        let mixed = Tensor::from_vec(mixed, &[n]);
+        let (fused, eager) = (jit(chain)(&mixed), chain(&mixed));
+        for (fused, eager) in [(fused.0, eager.0), (fused.1, eager.1)] {
+            for (i, (f, e)) in fused.to_vec::<f32>().into_iter().zip(eager.to_vec::<f32>()).enumerate() {
+                assert!(f.to_bits() == e.to_bits() || (f.is_nan() && e.is_nan()), "chain at {i}: {f} against {e}");
+            }
+        }
         // Sums are reassociated across lanes: within the bound of pairwise-ish summation.
         let finite: Vec<f32> = xs.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
         let total = Tensor::from_vec(finite.clone(), &[n]).sum().item();

@@ -6,13 +6,16 @@
 //! 2026-12-07, eight such steps on 2^20 f32 took 580 µs on one thread
 //! where one loop computing them all took 100 µs. A chain runs a step and
 //! the cheap steps after it that alone read its value as one pass: each
-//! block of 64 (f32) or 32 (f64) elements is loaded once into eight AVX2
-//! registers, every link is applied to them (a link's other operand, a
-//! program input or an earlier step, is loaded beside), and the block is
-//! stored once. The same eight steps took 270 µs. Each link is its
-//! op's formula with the eager kernel's bits: IEEE arithmetic, and the
-//! NaN-propagating `max_nan`/`min_nan` with their choice of signed zero
-//! and of NaN, written out with compares and blends.
+//! block of elements is loaded once into eight AVX2 registers (sixteen of
+//! AVX-512's 32), every link is applied to them (a link's other operand, a
+//! program input or an earlier step, is loaded beside, or held in a
+//! register when it is a constant), and the block is stored once. The
+//! same eight steps took 270 µs, and 160 µs with the sixteen registers,
+//! the constants in registers, a relu of two instructions instead of
+//! three and the tiles aligned to cache lines (`Pass::run_chunk`). Each
+//! link is its op's formula with the eager kernel's bits: IEEE arithmetic,
+//! and the NaN-propagating `max_nan`/`min_nan` with their choice of signed
+//! zero and of NaN, written out with compares and blends.
 //!
 //! Without AVX2 (and for the elements after the last whole block) the
 //! links run one after another, in place.
@@ -51,6 +54,10 @@ impl Link {
 pub(crate) struct Act<T> {
     pub(crate) link: Link,
     pub(crate) arg: *const T,
+    /// The value of every element of the operand, where it is one (a
+    /// constant): the register chains then hold it in a register instead of
+    /// loading it beside each vector.
+    pub(crate) splat: Option<T>,
 }
 
 /// `acts` applied in turn to the `m` values at `start`, the results
@@ -66,7 +73,7 @@ pub(super) unsafe fn run<T: FloatRuns>(start: *const T, acts: &[Act<T>], out: *m
     let done = unsafe { T::blocks(start, acts, out, m) };
     if done < m {
         let rest: smallvec::SmallVec<[Act<T>; 16]> =
-            acts.iter().map(|a| Act { link: a.link, arg: a.arg.wrapping_add(done) }).collect();
+            acts.iter().map(|a| Act { arg: a.arg.wrapping_add(done), ..*a }).collect();
         // SAFETY: the caller's, for the elements after the first `done`.
         unsafe { one_by_one(start.add(done), &rest, out.add(done), m - done) }
     }
@@ -138,9 +145,14 @@ macro_rules! blocks_for {
             #[allow(unused_variables)]
             unsafe fn blocks(start: *const $t, acts: &[Act<$t>], out: *mut $t, m: usize) -> usize {
                 #[cfg(target_arch = "x86_64")]
-                if crate::array::simd::level() >= crate::array::simd::Level::Avx2 {
+                match crate::array::simd::level() {
+                    // SAFETY: the caller's; AVX-512 (with VL) was detected.
+                    crate::array::simd::Level::Avx512 => {
+                        return unsafe { x86::$path::blocks_wide(start, acts, out, m) }
+                    }
                     // SAFETY: the caller's; AVX2 and FMA were detected.
-                    return unsafe { x86::$path::blocks(start, acts, out, m) };
+                    crate::array::simd::Level::Avx2 => return unsafe { x86::$path::blocks(start, acts, out, m) },
+                    crate::array::simd::Level::Scalar => {}
                 }
                 0
             }
@@ -152,6 +164,31 @@ blocks_for!(f64, f64x4);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    /// Applies the binary link `$op` (operands swapped when `$swap`) to
+    /// every vector `acc[k]` of the running value, with `$y(k)` the
+    /// operand's vector. (One `match` on a flat code for the sixteen links
+    /// instead of these two was 10% slower.)
+    macro_rules! binary_link {
+        ($op:expr, $swap:expr, $acc:ident, |$k:ident| $y:expr, $add:ident, $sub:ident, $mul:ident, $div:ident) => {{
+            let y = |$k: usize| $y;
+            match ($op, $swap) {
+                (BinaryOp::Add, false) => (0..$acc.len()).for_each(|k| $acc[k] = $add($acc[k], y(k))),
+                (BinaryOp::Add, true) => (0..$acc.len()).for_each(|k| $acc[k] = $add(y(k), $acc[k])),
+                (BinaryOp::Sub, false) => (0..$acc.len()).for_each(|k| $acc[k] = $sub($acc[k], y(k))),
+                (BinaryOp::Sub, true) => (0..$acc.len()).for_each(|k| $acc[k] = $sub(y(k), $acc[k])),
+                (BinaryOp::Mul, false) => (0..$acc.len()).for_each(|k| $acc[k] = $mul($acc[k], y(k))),
+                (BinaryOp::Mul, true) => (0..$acc.len()).for_each(|k| $acc[k] = $mul(y(k), $acc[k])),
+                (BinaryOp::Div, false) => (0..$acc.len()).for_each(|k| $acc[k] = $div($acc[k], y(k))),
+                (BinaryOp::Div, true) => (0..$acc.len()).for_each(|k| $acc[k] = $div(y(k), $acc[k])),
+                (BinaryOp::Max, false) => (0..$acc.len()).for_each(|k| $acc[k] = max_nan($acc[k], y(k))),
+                (BinaryOp::Max, true) => (0..$acc.len()).for_each(|k| $acc[k] = max_nan(y(k), $acc[k])),
+                (BinaryOp::Min, false) => (0..$acc.len()).for_each(|k| $acc[k] = min_nan($acc[k], y(k))),
+                (BinaryOp::Min, true) => (0..$acc.len()).for_each(|k| $acc[k] = min_nan(y(k), $acc[k])),
+                (op, _) => unreachable!("{op:?} is not a link of a chain"),
+            }
+        }};
+    }
+
     /// The AVX2 chain for one element type: `$v` holds `$lanes` of `$t`,
     /// and the intrinsics are the type's (`_ps` or `_pd`).
     macro_rules! avx2_chain {
@@ -162,12 +199,6 @@ mod x86 {
                 use super::super::{Act, Link};
                 use crate::array::{BinaryOp, UnaryOp};
                 use std::arch::x86_64::*;
-
-                /// Registers of the running value per block: eight of the
-                /// sixteen, the others for operands and masks. Four were
-                /// 2.1× slower (the dispatch of each link is per block),
-                /// twelve and sixteen spilled.
-                const K: usize = 8;
 
                 /// `max_nan(x, y)`: NaN wins (`x`'s first), and of two
                 /// equal values the bitwise and (so `+0` over `-0`).
@@ -190,7 +221,11 @@ mod x86 {
                     $blend(r, x, $cmp::<_CMP_UNORD_Q>(x, x))
                 }
 
-                /// The leading whole blocks of [`run`](super::super::run).
+                /// The leading whole blocks of [`run`](super::super::run),
+                /// the running value in eight of AVX2's sixteen registers,
+                /// the others for operands and masks. Four were 2.1×
+                /// slower (the dispatch of each link is per block), twelve
+                /// and sixteen spilled.
                 ///
                 /// # Safety
                 /// As `run`'s; and AVX2 with FMA is there.
@@ -201,13 +236,47 @@ mod x86 {
                     out: *mut $t,
                     m: usize,
                 ) -> usize {
-                    const B: usize = K * $lanes;
+                    // SAFETY: the caller's.
+                    unsafe { registers::<8>(start, acts, out, m) }
+                }
+
+                /// [`blocks`] with AVX-512's 32 registers of the same width
+                /// (VL), sixteen of them for the running value: half the
+                /// dispatches per element. (Eight under these features
+                /// ran `cheap8` three times slower: LLVM kept the eight on
+                /// the stack, moved as four 512-bit pairs.)
+                ///
+                /// # Safety
+                /// As `run`'s; and AVX-512 F and VL with FMA are there.
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                pub(in super::super) unsafe fn blocks_wide(
+                    start: *const $t,
+                    acts: &[Act<$t>],
+                    out: *mut $t,
+                    m: usize,
+                ) -> usize {
+                    // SAFETY: the caller's.
+                    unsafe { registers::<16>(start, acts, out, m) }
+                }
+
+                /// Blocks of `K` vectors.
+                ///
+                /// # Safety
+                /// As `run`'s, and the caller's target features include AVX2 and FMA.
+                #[inline(always)]
+                unsafe fn registers<const K: usize>(
+                    start: *const $t,
+                    acts: &[Act<$t>],
+                    out: *mut $t,
+                    m: usize,
+                ) -> usize {
+                    let b = K * $lanes;
                     let mut i = 0;
                     // SAFETY: every load and store is of a vector within
-                    // the first `m` elements of its run (`i + B <= m`).
+                    // the first `m` elements of its run (`i + b <= m`).
                     unsafe {
                         let (sign, zero) = ($set1(-0.0), $zero());
-                        while i + B <= m {
+                        while i + b <= m {
                             let mut acc = [zero; K];
                             for k in 0..K {
                                 acc[k] = $load(start.add(i + k * $lanes));
@@ -224,10 +293,11 @@ mod x86 {
                                             *v = $andnot(sign, *v)
                                         }
                                     }
-                                    // `max_nan(v, 0)`: `max(v, 0)` is `+0` at `±0` and at NaN, so NaN is put back.
+                                    // `max_nan(v, 0)`: `v` where it is above 0 or NaN, else `+0`,
+                                    // as a mask (`!(v <= 0)`) and `v` under it.
                                     Link::Unary(UnaryOp::Relu) => {
                                         for v in &mut acc {
-                                            *v = $blend($max(*v, zero), *v, $cmp::<_CMP_UNORD_Q>(*v, *v));
+                                            *v = $and($cmp::<_CMP_NLE_UQ>(*v, zero), *v);
                                         }
                                     }
                                     Link::Unary(UnaryOp::PowI(2)) => {
@@ -237,75 +307,24 @@ mod x86 {
                                     }
                                     Link::Unary(op) => unreachable!("{op:?} is not a link of a chain"),
                                     Link::Binary(op, swap) => {
-                                        // Each operand vector is loaded as it is used: loaded
-                                        // all first, they took eight more registers, and the
-                                        // running value was spilled. (One `match` on a flat
-                                        // code for the sixteen links instead of these two
-                                        // was 10% slower.)
-                                        let p = a.arg.add(i);
-                                        let y = |k: usize| $load(p.add(k * $lanes));
-                                        match (op, swap) {
-                                            (BinaryOp::Add, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = $add(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Add, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = $add(y(k), acc[k])
-                                                }
-                                            }
-                                            (BinaryOp::Sub, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = $sub(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Sub, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = $sub(y(k), acc[k])
-                                                }
-                                            }
-                                            (BinaryOp::Mul, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = $mul(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Mul, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = $mul(y(k), acc[k])
-                                                }
-                                            }
-                                            (BinaryOp::Div, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = $div(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Div, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = $div(y(k), acc[k])
-                                                }
-                                            }
-                                            (BinaryOp::Max, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = max_nan(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Max, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = max_nan(y(k), acc[k])
-                                                }
-                                            }
-                                            (BinaryOp::Min, false) => {
-                                                for k in 0..K {
-                                                    acc[k] = min_nan(acc[k], y(k))
-                                                }
-                                            }
-                                            (BinaryOp::Min, true) => {
-                                                for k in 0..K {
-                                                    acc[k] = min_nan(y(k), acc[k])
-                                                }
-                                            }
-                                            (op, _) => unreachable!("{op:?} is not a link of a chain"),
+                                        if let Some(c) = a.splat {
+                                            let c = $set1(c);
+                                            binary_link!(op, swap, acc, |_k| c, $add, $sub, $mul, $div)
+                                        } else {
+                                            // Each operand vector is loaded as it is used: loaded
+                                            // all first, they took eight more registers, and the
+                                            // running value was spilled.
+                                            let p = a.arg.add(i);
+                                            binary_link!(
+                                                op,
+                                                swap,
+                                                acc,
+                                                |k| $load(p.add(k * $lanes)),
+                                                $add,
+                                                $sub,
+                                                $mul,
+                                                $div
+                                            )
                                         }
                                     }
                                 }
@@ -313,7 +332,7 @@ mod x86 {
                             for k in 0..K {
                                 $store(out.add(i + k * $lanes), acc[k]);
                             }
-                            i += B;
+                            i += b;
                         }
                     }
                     i

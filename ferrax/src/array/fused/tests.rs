@@ -187,8 +187,15 @@ fn awkward<T: Float>(i: usize, seed: usize, from: impl Fn(f64) -> T, nan: [T; 2]
 
 /// Random programs of links over awkward inputs, run fused against the
 /// ops one at a time: the chain's vector path (whole blocks), its tail,
-/// and splatted, broadcast and full operands, in f32 and f64.
-fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan: [T; 2]) {
+/// and splatted, broadcast and full operands, in f32 and f64, on `rows`
+/// rows of 1109, the program's `outputs` among its twelve steps. Returns
+/// how many of the programs held no value in registers.
+fn chains_match_the_eager_ops<T: FloatRuns>(
+    from: impl Fn(f64) -> T + Copy,
+    nan: [T; 2],
+    rows: usize,
+    outputs: &[usize],
+) -> usize {
     use Operand::*;
     let links = [
         FusedOp::Binary(BinaryOp::Add),
@@ -202,12 +209,13 @@ fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan:
         FusedOp::Unary(UnaryOp::Relu),
         FusedOp::Unary(UnaryOp::PowI(2)),
     ];
-    let shape = [3usize, 1109];
-    let n = 3 * 1109;
+    let shape = [rows, 1109];
+    let n = rows * 1109;
     let input = |seed: usize, len: usize, shape: &[usize]| {
         Array::from_vec((0..len).map(|i| awkward(i, seed, from, nan)).collect::<Vec<T>>(), shape)
     };
     let ins = [input(1, n, &shape), input(2, n, &shape), input(3, 1109, &[1109]), input(4, 1, &[])];
+    let mut without_registers = 0;
     for seed in 0..60 {
         let mut rng = seed * 7919 + 13;
         let mut next = |k: usize| {
@@ -229,7 +237,8 @@ fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan:
             };
             steps.push(FusedStep { op, args });
         }
-        let p = FusedProgram::new(steps.clone(), vec![11, 5]);
+        let p = FusedProgram::new(steps.clone(), outputs.to_vec());
+        without_registers += usize::from(p.n_regs == 0);
         assert!(p.exec.iter().any(|e| e.links.len() > 2), "seed {seed}: the program has a chain");
         let got = p.run(&ins.iter().collect::<Vec<_>>(), T::DTYPE, &shape);
         // The same steps, one eager op at a time.
@@ -245,7 +254,7 @@ fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan:
                 _ => unreachable!(),
             });
         }
-        for (k, want) in [&vals[11], &vals[5]].into_iter().enumerate() {
+        for (k, want) in outputs.iter().map(|&o| &vals[o]).enumerate() {
             // Bits, signed zeros included, where the value is a number: a
             // NaN's sign and payload are not specified by Rust (LLVM may
             // swap a product's operands), only that it is NaN.
@@ -264,10 +273,16 @@ fn chains_match_the_eager_ops<T: FloatRuns>(from: impl Fn(f64) -> T + Copy, nan:
             }
         }
     }
+    without_registers
 }
 
 #[test]
 fn chains_give_the_eager_bits_with_nans_zeros_and_infinities() {
-    chains_match_the_eager_ops::<f32>(|v| v as f32, [f32::NAN, f32::from_bits(0x7fc0_1234)]);
-    chains_match_the_eager_ops::<f64>(|v| v, [f64::NAN, f64::from_bits(0x7ff8_0000_0000_1234)]);
+    let (nan32, nan64) = ([f32::NAN, f32::from_bits(0x7fc0_1234)], [f64::NAN, f64::from_bits(0x7ff8_0000_0000_1234)]);
+    chains_match_the_eager_ops::<f32>(|v| v as f32, nan32, 3, &[11, 5]);
+    chains_match_the_eager_ops::<f64>(|v| v, nan64, 3, &[11, 5]);
+    // One output: programs whose values all go to it take the long tiles,
+    // several of them per thread's share.
+    assert!(chains_match_the_eager_ops::<f32>(|v| v as f32, nan32, 41, &[11]) > 0);
+    assert!(chains_match_the_eager_ops::<f64>(|v| v, nan64, 41, &[11]) > 0);
 }
