@@ -13,7 +13,9 @@
 //! - when its columns are contiguous, the result is summed in chunks of
 //!   rows that stay in L1, eight columns of the long operand (four for
 //!   two to four outputs) added in at a time, each scaled by its element
-//!   of the short operand.
+//!   of the short operand;
+//! - except that two to four rows times a matrix stored by rows of at most
+//!   [`GEMM_BYTES`] are left to `gemm`, whose register tiles win there.
 
 use super::{num_like::Scalar, Strided};
 use crate::array::simd::{self, madd, Isa, Kernel};
@@ -49,7 +51,8 @@ pub(super) unsafe fn product<T: Scalar>(
     let swapped = Out { dst: swap(dst), ..out };
     // SAFETY: the caller's; the swapped views address the same elements.
     unsafe {
-        n <= MAX_WIDTH && narrow(m, n, k, out, a, b) || m <= MAX_WIDTH && narrow(n, m, k, swapped, swap(b), swap(a))
+        n <= MAX_WIDTH && narrow(m, n, k, out, a, b, false)
+            || m <= MAX_WIDTH && narrow(n, m, k, swapped, swap(b), swap(a), true)
     }
 }
 
@@ -63,6 +66,18 @@ const MIN_DOT: usize = 32;
 /// two (100 000 × 2 · 2 × 1, `a` by columns, in f32: 26 µs here against
 /// 14 µs there).
 const MIN_COLUMNS: usize = 8;
+
+/// The largest matrix stored by rows (a thread's share of its columns)
+/// that two to four rows multiply in `gemm` rather than by column updates
+/// here. That is `gemm`'s own case: its register tiles hold the result
+/// over all of `k`, where the column updates pass it through L1. On an AMD
+/// EPYC (Zen 4), 4 × 512 · 512 × 512 in f32 took 10–13 µs there against
+/// 19–24 µs here, and 4 × 300 · 300 × 200 in f64 9 against 11; from 2 MiB
+/// a thread (1024² in f32, 700² in f64, two threads) the column updates,
+/// reading the matrix once, were level or faster. Columns of a matrix
+/// times two to four vectors, the transposed layout, stay here at any size
+/// (W5's `Aᵀ [g ġ]`: 5.9 µs against 19 µs in `gemm`).
+const GEMM_BYTES: usize = 1 << 20;
 
 /// The distance, in elements, from element (0, 0) of `v` to element (i, j).
 fn offset<P>(v: &Strided<P>, i: usize, j: usize) -> isize {
@@ -98,7 +113,8 @@ impl<T: Scalar> Out<T> {
 }
 
 /// [`product`] for `n` ≤ [`MAX_WIDTH`]: false where `a`'s layout (or a
-/// short `k`) leaves the product to `gemm`.
+/// short `k`) leaves the product to `gemm`. `swapped` says that this is
+/// the transposed form of a product short in rows.
 ///
 /// # Safety
 /// As for [`product`].
@@ -109,6 +125,7 @@ unsafe fn narrow<T: Scalar>(
     out: Out<T>,
     a: Strided<*const T>,
     b: Strided<*const T>,
+    swapped: bool,
 ) -> bool {
     if a.col == 1 && k >= MIN_DOT {
         // The dot products read each column of `b` as a run; a column that
@@ -126,7 +143,7 @@ unsafe fn narrow<T: Scalar>(
             (packed.as_ptr(), k as isize)
         };
         simd::dispatch(Dots { m, n, k, a: a.at, lda: a.row, cols, ld, out });
-    } else if a.row == 1 && k >= MIN_COLUMNS {
+    } else if a.row == 1 && k >= MIN_COLUMNS && (n == 1 || !swapped || m * k * size_of::<T>() > GEMM_BYTES) {
         simd::dispatch(Axpys { m, n, k, a: a.at, lda: a.col, b, out });
     } else {
         return false;
