@@ -260,13 +260,15 @@ fn small_svds_agree_with_the_library() {
     assert!(s[..2] == [3.0, 1.0] && (s[2] / 1e-200 - 1.0).abs() < 4.0 * f64::EPSILON, "{s:?}");
 }
 
-/// eigh above 32 rows is ferrax's divide and conquer between faer's
-/// reduction to tridiagonal form and its reflectors. Against faer's whole
-/// eigendecomposition (which solves the tridiagonal problem its own way):
-/// the eigenvalues agree to `n ε ‖A‖` (each side's backward error is a
-/// small multiple of `ε ‖A‖`), and `AV = VΛ`, `VᵀV = I` hold to `n ε ‖A‖`
-/// and `n ε` — on random matrices of 33 (one merge), 100 and 300 rows, in
-/// f32 too, and on one whose eigenvalues are 1, 2 and 3 forty times each
+/// eigh above 32 rows is ferrax's divide and conquer between a reduction
+/// to tridiagonal form (faer's below 256 rows, ferrax's blocked one from
+/// there) and faer's reflectors. Against faer's whole eigendecomposition
+/// (which solves the tridiagonal problem its own way): the eigenvalues
+/// agree to `n ε ‖A‖` (each side's backward error is a small multiple of
+/// `ε ‖A‖`), and `AV = VΛ`, `VᵀV = I` hold to `n ε ‖A‖` and `n ε` — on
+/// random matrices of 33 (one merge), 100, 300 and 760 rows (the blocked
+/// reduction's `A v` split over threads from 724), in f32 too, and on one
+/// whose eigenvalues are 1, 2 and 3 forty times each
 /// (most of each merge deflates, by rotations of vectors from both halves).
 /// A NaN or infinity gives NaNs; derivatives match finite differences in
 /// both modes.
@@ -287,11 +289,11 @@ fn divide_and_conquer_eighs_agree_with_faer() {
         let eye = Tensor::eye(n, a.dtype());
         assert!(max_diff(&v.t().matmul(&v), &eye) <= n as f64 * eps, "n = {n}: VᵀV − I");
     }
-    for (n, seed) in [(33, 90), (100, 91), (300, 92)] {
+    for (n, seed) in [(33, 90), (100, 91), (300, 92), (760, 96)] {
         let g = randn(&[n, n], seed);
         let a = (&g + g.t()) / 2.0;
         compare(&a, f64::EPSILON);
-        if n == 100 {
+        if n == 100 || n == 300 {
             compare(&a.to_dtype(DType::F32), f32::EPSILON as f64);
         }
     }

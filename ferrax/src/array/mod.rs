@@ -57,7 +57,7 @@ pub use reduce::{arg_extreme, cumsum, cumulative, reduce_max, reduce_min, reduce
 pub use sort::{argsort, sort};
 pub use special::Special;
 pub(crate) use triangular::{solve_triangular, Field};
-pub(crate) use tridiagonal::tridiagonal_eigh;
+pub(crate) use tridiagonal::{tridiagonal_eigh, tridiagonalize};
 
 /// The element type of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -77,7 +77,7 @@ impl<T: Field + Sqrt> Kernel for Qr<'_, T> {
 /// Makes the reflector of column `j` from row `j` down: writes `β` at
 /// `(j, j)` and `v` (without its leading 1) below it, and returns `τ`.
 #[inline(always)]
-fn reflector<I: Isa, T: Field + Sqrt>(a: &mut [T], n: usize, j: usize, m: usize) -> T {
+pub(super) fn reflector<I: Isa, T: Field + Sqrt>(a: &mut [T], n: usize, j: usize, m: usize) -> T {
     let alpha = a[j * n + j];
     // ‖x below the diagonal‖, scaled by its largest element so that squares
     // neither overflow nor underflow (as `nrm2` takes care to).

@@ -546,5 +546,9 @@ fn sum_of_squares<T: Field>(x: &[T]) -> T {
     sum_of(x, x, |a, _| a * a)
 }
 
+mod reduce;
+
+pub(crate) use reduce::tridiagonalize;
+
 #[cfg(test)]
 mod tests;

@@ -21,8 +21,8 @@ use std::sync::Mutex;
 
 use crate::array::parallel::{chunk_len, team, worth_splitting};
 use crate::array::{
-    cholesky_in_place, householder_qr, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh, Array,
-    Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
+    cholesky_in_place, householder_qr, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh,
+    tridiagonalize, Array, Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
 };
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
@@ -226,14 +226,26 @@ pub(crate) fn lu(a: &Array) -> (Array, Array, Array) {
 const SMALL_EIGH: usize = 6;
 
 /// Up to this many rows eigh is faer's whole (its tridiagonal QR
-/// iteration); above, faer's reduction to tridiagonal form and its
-/// reflectors around [`tridiagonal_eigh`]'s divide and conquer. On the
+/// iteration); above, a reduction to tridiagonal form (see
+/// [`BLOCKED_REDUCTION`]) and faer's reflectors around
+/// [`tridiagonal_eigh`]'s divide and conquer. On the
 /// AMD EPYC (Zen 4) of 2026-12-07, on two threads, 2048 matrices of 8²
 /// took 5.3 ms faer's way against 5.7, 1024 of 16² 10.0–10.5 against
 /// 10.8–10.9, 256 of 32² were level (9.4–9.6 ms), and from 64² the
 /// divide and conquer won: 64 of 64² 8.1–8.2 against 8.9 ms, one of 256²
 /// 4.1–4.3 against 5.8–6.1, of 1024² 123–126 against 131–134 ms.
 const SMALL_TRIDIAGONAL: usize = 32;
+
+/// From this many rows the reduction to tridiagonal form is
+/// [`tridiagonalize`]'s, blocked; below, faer's unblocked one. Blocking
+/// pays once the matrix outgrows L2 and each column's pass over it comes
+/// from farther away: on the AMD EPYC (Zen 4) of 2026-12-07, on two
+/// threads, eigh of 1024² took 95–98 ms against 125–137, of 2048² 707–712
+/// against 909–911, and 512² was level or faster (18–22 against 21–22);
+/// at 256² and 384² the two were level, and below faer's, with no
+/// products to set up for each column, won (64 of 64², 7.0–7.6 against
+/// 7.6–8.9 ms; 16 of 128², 6.9 against 7.2–8.6).
+const BLOCKED_REDUCTION: usize = 256;
 
 /// faer's whole symmetric eigendecomposition, with its scratch for
 /// matrices of one size.
@@ -267,6 +279,26 @@ impl<T: RealField + Element> FaerEigh<T> {
                 vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
             }
         }
+    }
+}
+
+/// The reflectors of [`tridiagonalize`] (stored in `trid` below its
+/// subdiagonal, `H = I − τ v vᵀ`) in faer's blocked form: blocks of
+/// `factors.nrows()` reflectors, each with the triangular factor of its
+/// product, whose diagonal holds faer's `1 / τ` (infinite for the identity,
+/// as faer's own reduction gives).
+fn block_factors<T: RealField + Field>(trid: MatRef<'_, T>, taus: &[T], mut factors: MatMut<'_, T>, par: Par) {
+    let n = trid.nrows() - 1;
+    let essentials = trid.submatrix(1, 0, n, n);
+    let mut j = 0;
+    while j < n {
+        let b = factors.nrows().min(n - j);
+        let mut h = factors.as_mut().submatrix_mut(0, j, b, b);
+        for (k, &tau) in taus[j..j + b].iter().enumerate() {
+            h[(k, k)] = T::one_impl() / tau;
+        }
+        householder::upgrade_householder_factor(h.as_mut(), essentials.submatrix(j, j, n - j, b), b, 1, par);
+        j += b;
     }
 }
 
@@ -317,19 +349,24 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
             // From the pool: fresh pages of this size are faulted in and
             // zeroed anew at every call.
             let (mut t, mut q) = (pool::filled(n * n, T::zero_impl()), pool::filled(n * n, T::zero_impl()));
-            let mut e = vec![T::zero_impl(); n - 1];
+            let (mut e, mut taus) = (vec![T::zero_impl(); n - 1], vec![T::zero_impl(); n - 1]);
             for m in v[mats.start * n * n..].chunks_exact(n * n).take(mats.len()) {
                 // The lower triangle is read.
                 let a = MatRef::from_row_major_slice(m, n, n);
-                let mut trid = MatMut::from_column_major_slice_mut(&mut t, n, n);
-                trid.copy_from_triangular_lower(a);
-                tridiag::tridiag_in_place(
-                    trid.as_mut(),
-                    reflectors.as_mut(),
-                    par,
-                    MemStack::new(buffer),
-                    Default::default(),
-                );
+                MatMut::from_column_major_slice_mut(&mut t, n, n).copy_from_triangular_lower(a);
+                if n >= BLOCKED_REDUCTION {
+                    tridiagonalize(&mut t, n, &mut taus);
+                    block_factors(MatRef::from_column_major_slice(&t, n, n), &taus, reflectors.as_mut(), par);
+                } else {
+                    tridiag::tridiag_in_place(
+                        MatMut::from_column_major_slice_mut(&mut t, n, n),
+                        reflectors.as_mut(),
+                        par,
+                        MemStack::new(buffer),
+                        Default::default(),
+                    );
+                }
+                let trid = MatRef::from_column_major_slice(&t, n, n);
                 let at = w.len();
                 w.extend((0..n).map(|i| trid[(i, i)]));
                 e.iter_mut().enumerate().for_each(|(i, x)| *x = trid[(i + 1, i)]);
@@ -340,7 +377,7 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
                 }
                 let mut u = MatMut::from_column_major_slice_mut(&mut q, n, n);
                 householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
-                    trid.as_ref().submatrix(1, 0, n - 1, n - 1),
+                    trid.submatrix(1, 0, n - 1, n - 1),
                     reflectors.as_ref(),
                     Conj::No,
                     u.as_mut().subrows_mut(1, n - 1),
