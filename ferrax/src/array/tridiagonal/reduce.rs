@@ -242,9 +242,9 @@ impl<T: Field> Kernel for Symv<'_, T> {
 
     #[inline(always)]
     fn run<I: Isa>(mut self) {
-        // Lanes for one AVX-512 register, or one AVX2 register: four
-        // columns' sums, their four elements of `x` and the vectors in
-        // flight then fit in the level's registers.
+        // The portable loop (the whole pass at the scalar level; the last
+        // columns and rows beside [`x86::four`]) in lanes of one AVX-512
+        // or AVX2 register.
         let wide = simd::level() == simd::Level::Avx512;
         match (std::mem::size_of::<T>(), wide) {
             (4, true) => self.columns::<I, 16>(),
@@ -281,7 +281,7 @@ impl<T: Field> Symv<'_, T> {
         let mut lanes = [[zero; W]; N];
         let mut r = start;
         #[cfg(target_arch = "x86_64")]
-        if I::FMA && N == 4 && m - start >= 2 * W {
+        if I::FMA && N == 4 {
             let col_at: [*const T; 4] = std::array::from_fn(|k| cols[k].as_ptr());
             let (x, y) = (self.x.as_ptr(), self.y[..m].as_mut_ptr());
             // SAFETY: rows start..m of `x`, `y` and the columns are in
@@ -362,21 +362,20 @@ mod x86 {
         start: usize,
         m: usize,
     ) -> (usize, [T; 4]) {
-        let cast = |v: [T; 4]| v.map(|t| t);
         if TypeId::of::<T>() == TypeId::of::<f64>() {
             // SAFETY: T is f64; the caller's.
             let (r, sums) = unsafe {
                 four_f64(cols.map(|p| p.cast()), x.cast(), y.cast(), std::mem::transmute_copy(&xs), start, m)
             };
             // SAFETY: T is f64.
-            (r, cast(unsafe { std::mem::transmute_copy(&sums) }))
+            (r, unsafe { std::mem::transmute_copy(&sums) })
         } else {
             // SAFETY: T is f32 (the other float `Field` is).
             let (r, sums) = unsafe {
                 four_f32(cols.map(|p| p.cast()), x.cast(), y.cast(), std::mem::transmute_copy(&xs), start, m)
             };
             // SAFETY: T is f32.
-            (r, cast(unsafe { std::mem::transmute_copy(&sums) }))
+            (r, unsafe { std::mem::transmute_copy(&sums) })
         }
     }
 
