@@ -169,6 +169,17 @@ pub fn to_line<T>(p: *const T) -> usize {
     p.align_offset(64).min(line_len::<T>())
 }
 
+/// Reads `W` elements at `p`, aligned or not: a whole vector register of
+/// lanes for the kernels that write their loops over `[T; W]` arrays.
+///
+/// # Safety
+/// They are readable.
+#[inline(always)]
+pub unsafe fn load<T: Copy, const W: usize>(p: *const T) -> [T; W] {
+    // SAFETY: the caller's.
+    unsafe { p.cast::<[T; W]>().read_unaligned() }
+}
+
 /// The float types [`madd`] works on.
 pub trait MulAdd: Copy {
     /// `self * b + c` rounded once.

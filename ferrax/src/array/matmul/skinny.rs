@@ -18,7 +18,7 @@
 //!   [`GEMM_BYTES`] are left to `gemm`, whose register tiles win there.
 
 use super::{num_like::Scalar, Strided};
-use crate::array::simd::{self, madd, Isa, Kernel};
+use crate::array::simd::{self, load, madd, Isa, Kernel};
 
 /// The widest short side taken here; wider products go to `gemm`, whose
 /// packing then pays for itself.
@@ -178,16 +178,6 @@ macro_rules! by_width {
             _ => $self.rows::<$I, 4, $b4, $W>(),
         }
     };
-}
-
-/// Reads `W` elements at `p`.
-///
-/// # Safety
-/// They are readable.
-#[inline(always)]
-unsafe fn load<T: Copy, const W: usize>(p: *const T) -> [T; W] {
-    // SAFETY: the caller's.
-    unsafe { p.cast::<[T; W]>().read_unaligned() }
 }
 
 /// The sum of `v`'s lanes by halves: three vector additions for eight

@@ -22,7 +22,7 @@ use super::super::matmul::{pieces_for, product, subtract_product, Strided};
 use super::super::norm::Sqrt;
 use super::super::parallel::{self, team};
 use super::super::qr::reflector;
-use super::super::simd::{self, madd, Isa, Kernel};
+use super::super::simd::{self, load, madd, Isa, Kernel};
 use super::super::triangular::Field;
 use super::super::Num;
 
@@ -329,16 +329,6 @@ impl<T: Field> Symv<'_, T> {
     }
 }
 
-/// Reads `W` elements at `p`.
-///
-/// # Safety
-/// They are readable.
-#[inline(always)]
-unsafe fn load<T: Copy, const W: usize>(p: *const T) -> [T; W] {
-    // SAFETY: the caller's.
-    unsafe { p.cast::<[T; W]>().read_unaligned() }
-}
-
 /// [`Symv`]'s four-column loop in AVX2 registers: left to the vectoriser,
 /// the sums of the columns' dot products were laid across columns rather
 /// than rows, shuffled at every step, and the pass ran at half the speed.
@@ -381,7 +371,7 @@ mod x86 {
 
     macro_rules! four {
         ($name:ident, $t:ty, $v:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $zero:ident,
-         $fmadd:ident, $add:ident, $storeu:ident) => {
+         $fmadd:ident, $add:ident) => {
             /// [`four`] for one element type.
             ///
             /// # Safety
@@ -423,7 +413,7 @@ mod x86 {
                 for k in 0..4 {
                     let mut lanes = [0.0 as $t; L];
                     // SAFETY: `lanes` holds one vector.
-                    unsafe { $storeu(lanes.as_mut_ptr(), $add(acc[0][k], acc[1][k])) };
+                    unsafe { $store(lanes.as_mut_ptr(), $add(acc[0][k], acc[1][k])) };
                     sums[k] = lanes.iter().sum();
                 }
                 (r, sums)
@@ -440,8 +430,7 @@ mod x86 {
         _mm256_set1_pd,
         _mm256_setzero_pd,
         _mm256_fmadd_pd,
-        _mm256_add_pd,
-        _mm256_storeu_pd
+        _mm256_add_pd
     );
     four!(
         four_f32,
@@ -453,8 +442,7 @@ mod x86 {
         _mm256_set1_ps,
         _mm256_setzero_ps,
         _mm256_fmadd_ps,
-        _mm256_add_ps,
-        _mm256_storeu_ps
+        _mm256_add_ps
     );
 }
 
