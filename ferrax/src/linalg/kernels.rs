@@ -286,7 +286,9 @@ impl<T: RealField + Element> FaerEigh<T> {
 /// subdiagonal, `H = I − τ v vᵀ`) in faer's blocked form: blocks of
 /// `factors.nrows()` reflectors, each with the triangular factor of its
 /// product, whose diagonal holds faer's `1 / τ` (infinite for the identity,
-/// as faer's own reduction gives).
+/// as faer's own reduction gives). faer's reduction ends with the same
+/// loop over `upgrade_householder_factor`, public but left out of faer's
+/// documentation (the version is pinned in Cargo.lock).
 fn block_factors<T: RealField + Field>(trid: MatRef<'_, T>, taus: &[T], mut factors: MatMut<'_, T>, par: Par) {
     let n = trid.nrows() - 1;
     let essentials = trid.submatrix(1, 0, n, n);
@@ -372,7 +374,15 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
                 e.iter_mut().enumerate().for_each(|(i, x)| *x = trid[(i + 1, i)]);
                 if !tridiagonal_eigh(&mut w[at..], &e, &mut q) {
                     w.truncate(at);
-                    FaerEigh::new(n, par).append(a, &mut w, &mut vecs);
+                    // A NaN or infinity in the lower triangle gives NaNs at
+                    // once: faer's iteration, which would give them too,
+                    // first runs to its limit (two seconds at 300 rows).
+                    if (0..n).flat_map(|i| &m[i * n..=i * n + i]).any(|x| !x.to_f64().is_finite()) {
+                        w.extend(std::iter::repeat_n(nan::<T>(), n));
+                        vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
+                    } else {
+                        FaerEigh::new(n, par).append(a, &mut w, &mut vecs);
+                    }
                     continue;
                 }
                 let mut u = MatMut::from_column_major_slice_mut(&mut q, n, n);
