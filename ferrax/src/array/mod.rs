@@ -44,7 +44,7 @@ pub use element::{Element, Float, Num};
 pub use elementwise::broadcast_shapes;
 pub(crate) use elementwise::{map_num, zip_num, zip_to};
 pub use index::{gather, scatter_add, scatter_add_owned, scatter_add_to_zeros, IndexMode};
-pub(crate) use jacobi::{JacobiEigh, JacobiSvd};
+pub(crate) use jacobi::{largest, JacobiEigh, JacobiSvd};
 pub(crate) use layout::transpose_plane;
 pub use layout::{broadcast_to, concat, pad, permute, rev, slice};
 pub(crate) use lu::lu_in_place;

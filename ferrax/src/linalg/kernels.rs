@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use crate::array::parallel::{chunk_len, team, worth_splitting};
 use crate::array::{
-    cholesky_in_place, householder_qr, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh,
+    cholesky_in_place, householder_qr, largest, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh,
     tridiagonalize, Array, Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
 };
 
@@ -256,28 +256,30 @@ struct FaerEigh<T: RealField> {
     s: Diag<T>,
 }
 
-impl<T: RealField + Element> FaerEigh<T> {
+impl<T: RealField + Field> FaerEigh<T> {
     fn new(n: usize, par: Par) -> Self {
         let scratch = evd::self_adjoint_evd_scratch::<T>(n, evd::ComputeEigenvectors::Yes, par, Default::default());
         FaerEigh { par, buffer: MemBuffer::new(scratch), u: Mat::zeros(n, n), s: Diag::zeros(n) }
     }
 
     /// The eigenvalues and row-major eigenvectors of `a` (from its lower
-    /// triangle) appended to `w` and `vecs`: NaNs where faer fails.
+    /// triangle) appended to `w` and `vecs`: NaNs where faer fails, and
+    /// at once for a NaN or infinity in the triangle, on which faer's
+    /// iteration runs to its limit before it fails (two seconds at 300
+    /// rows).
     fn append(&mut self, a: MatRef<'_, T>, w: &mut Vec<T>, vecs: &mut Vec<T>) {
         let n = a.nrows();
         let FaerEigh { par, buffer, u, s } = self;
         u.fill(T::zero_impl());
-        match evd::self_adjoint_evd(a, s.as_mut(), Some(u.as_mut()), *par, MemStack::new(buffer), Default::default()) {
-            Ok(()) => {
-                let s = s.column_vector();
-                w.extend((0..n).map(|i| s[i]));
-                rows_of(u.as_ref(), vecs);
-            }
-            Err(_) => {
-                w.extend(std::iter::repeat_n(nan::<T>(), n));
-                vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
-            }
+        let finite = largest((0..n).flat_map(|j| (j..n).map(move |i| a[(i, j)]))).is_some();
+        let stack = MemStack::new(buffer);
+        if finite && evd::self_adjoint_evd(a, s.as_mut(), Some(u.as_mut()), *par, stack, Default::default()).is_ok() {
+            let s = s.column_vector();
+            w.extend((0..n).map(|i| s[i]));
+            rows_of(u.as_ref(), vecs);
+        } else {
+            w.extend(std::iter::repeat_n(nan::<T>(), n));
+            vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
         }
     }
 }
@@ -374,15 +376,7 @@ pub(crate) fn eigh(a: &Array) -> (Array, Array) {
                 e.iter_mut().enumerate().for_each(|(i, x)| *x = trid[(i + 1, i)]);
                 if !tridiagonal_eigh(&mut w[at..], &e, &mut q) {
                     w.truncate(at);
-                    // A NaN or infinity in the lower triangle gives NaNs at
-                    // once: faer's iteration, which would give them too,
-                    // first runs to its limit (two seconds at 300 rows).
-                    if (0..n).flat_map(|i| &m[i * n..=i * n + i]).any(|x| !x.to_f64().is_finite()) {
-                        w.extend(std::iter::repeat_n(nan::<T>(), n));
-                        vecs.extend(std::iter::repeat_n(nan::<T>(), n * n));
-                    } else {
-                        FaerEigh::new(n, par).append(a, &mut w, &mut vecs);
-                    }
+                    FaerEigh::new(n, par).append(a, &mut w, &mut vecs);
                     continue;
                 }
                 let mut u = MatMut::from_column_major_slice_mut(&mut q, n, n);

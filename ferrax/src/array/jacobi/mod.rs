@@ -29,7 +29,7 @@ pub(super) const MAX_SWEEPS: usize = 60;
 
 /// The largest magnitude of `xs`, or `None` where one of them is NaN or
 /// infinite (which the decompositions answer with NaNs).
-pub(super) fn largest<T: Field>(xs: impl Iterator<Item = T>) -> Option<T> {
+pub(crate) fn largest<T: Field>(xs: impl Iterator<Item = T>) -> Option<T> {
     // `max_nan` keeps a NaN; an infinity is the largest.
     let big = xs.fold(<T as Num>::ZERO, |m, x| m.max_nan(x.abs()));
     (!big.is_nan_like() && big != <T as Num>::MAX_VALUE).then_some(big)
