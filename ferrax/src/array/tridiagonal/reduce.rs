@@ -54,7 +54,7 @@ const PARALLEL_ELEMENTS: usize = 1 << 18;
 pub(crate) fn tridiagonalize<T: Field + Sqrt>(a: &mut [T], n: usize, taus: &mut [T]) {
     assert!(a.len() >= n * n && taus.len() + 1 >= n, "tridiagonalize: a {n} × {n} matrix and {n} − 1 factors");
     let zero = <T as Num>::ZERO;
-    let mut s = Scratch { w: vec![zero; n * PANEL], small: vec![zero; 2 * PANEL], sums: Vec::new(), xy: Vec::new() };
+    let mut s = Scratch { w: vec![zero; n * PANEL], small: vec![zero; 2 * PANEL], sums: Vec::new(), vwv: Vec::new() };
     let mut betas = [zero; PANEL];
     let mut j = 0;
     while j < n {
@@ -80,8 +80,9 @@ struct Scratch<T> {
     small: Vec<T>,
     /// The partial `A v` of the team's threads after the first.
     sums: Vec<T>,
-    /// `[V W]` and `[W V]` for the update.
-    xy: Vec<T>,
+    /// `[V W V]` for the update, whose first and last `2 b` columns are
+    /// `[V W]` and `[W V]`.
+    vwv: Vec<T>,
 }
 
 /// Reduces columns `j..j + b` of `a`, writing `τ` to `taus`, `T`'s
@@ -170,16 +171,14 @@ fn panel<T: Field + Sqrt>(
 fn update<T: Field>(a: &mut [T], n: usize, j: usize, b: usize, s: &mut Scratch<T>) {
     let t = j + b;
     let rows = n - t;
-    s.xy.resize(4 * b * rows, <T as Num>::ZERO);
-    let (x, y) = s.xy.split_at_mut(2 * b * rows);
+    s.vwv.resize(3 * b * rows, <T as Num>::ZERO);
     for k in 0..b {
         let v = &a[(j + k) * n + t..][..rows];
-        let w = &s.w[k * n + t..][..rows];
-        x[k * rows..][..rows].copy_from_slice(v);
-        x[(b + k) * rows..][..rows].copy_from_slice(w);
-        y[k * rows..][..rows].copy_from_slice(w);
-        y[(b + k) * rows..][..rows].copy_from_slice(v);
+        s.vwv[k * rows..][..rows].copy_from_slice(v);
+        s.vwv[(b + k) * rows..][..rows].copy_from_slice(&s.w[k * n + t..][..rows]);
+        s.vwv[(2 * b + k) * rows..][..rows].copy_from_slice(v);
     }
+    let (x, y) = (&s.vwv[..], &s.vwv[b * rows..]);
     let ld = rows as isize;
     let mut c0 = t;
     while c0 < n {
@@ -190,7 +189,8 @@ fn update<T: Field>(a: &mut [T], n: usize, j: usize, b: usize, s: &mut Scratch<T
         let y = Strided { at: y[o..].as_ptr(), col: 1, row: ld };
         // SAFETY: `dst` is rows c0..n of columns c0..c0 + width of `a`;
         // `x` is rows o.. of the 2b columns of `[V W]`, `y` those rows of
-        // `[W V]`, transposed; both in scratch apart from `a`.
+        // `[W V]`, transposed; both in scratch apart from `a`, and
+        // `[W V]` ends where `[V W V]` does.
         unsafe { subtract_product(h, width, 2 * b, dst, x, y, pieces_for(4 * b * h * width)) };
         c0 += width;
     }
@@ -337,6 +337,8 @@ mod x86 {
     use std::any::TypeId;
     use std::arch::x86_64::*;
 
+    use super::Field;
+
     /// `y += Σ_k cols[k] xs[k]` and the four sums `Σ cols[k] · x` over the
     /// rows from `start`, in whole steps of two vectors: returns where
     /// they stopped and the sums.
@@ -344,7 +346,7 @@ mod x86 {
     /// # Safety
     /// `x`, `y` and the columns hold `m` elements; AVX2 and FMA are there.
     #[inline(always)]
-    pub(super) unsafe fn four<T: 'static + Copy>(
+    pub(super) unsafe fn four<T: Field>(
         cols: [*const T; 4],
         x: *const T,
         y: *mut T,
@@ -360,7 +362,7 @@ mod x86 {
             // SAFETY: T is f64.
             (r, unsafe { std::mem::transmute_copy(&sums) })
         } else {
-            // SAFETY: T is f32 (the other float `Field` is).
+            // SAFETY: T is f32, the only other `Field`.
             let (r, sums) = unsafe {
                 four_f32(cols.map(|p| p.cast()), x.cast(), y.cast(), std::mem::transmute_copy(&xs), start, m)
             };
