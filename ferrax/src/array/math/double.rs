@@ -6,10 +6,11 @@
 //!
 //! The same reductions as the f32 functions, with series whose truncation
 //! is far below an ulp: `e^r` by its Taylor series to r¹³ on |r| ≤ ln 2 /
-//! 2 (for `tanh`, on `[0, ln 2)`, a polynomial fitted as closely), and `ln(1 + m)` as `2 atanh(m / (2 + m))`,
-//! whose series in `s² ≤ 0.0295` is summed to s²² in fdlibm's arrangement
-//! (the leading `m` exact, the rest a small correction). The tests below
-//! measure every function against libm's.
+//! 2 (for `tanh`, on `[0, ln 2)`, a polynomial fitted as closely), and
+//! `ln(1 + m)` as `2 atanh(m / (2 + m))`, whose series in `s² ≤ 0.0295`
+//! is summed to s²² in fdlibm's arrangement (the leading `m` exact, the
+//! rest a small correction). The tests below measure every function
+//! against libm's.
 
 use super::super::simd::{madd, Isa};
 
@@ -283,8 +284,9 @@ mod tests {
     /// whose libm is itself up to 2.07 ulp off: against 120-bit values
     /// (mpmath) at 20 000 points of [0, 1.2], ferrax's was at most 2.08 ulp
     /// off (at 0.0154), and 1.45 at as many of [1.2, 19.2], with the
-    /// Taylor series as with the fitted polynomial. The worst measured at every SIMD level (the FERRAX_SIMD=scalar
-    /// run of tests/simd_levels.rs covers the unfused arithmetic).
+    /// Taylor series as with the fitted polynomial. The worst measured at
+    /// every SIMD level (the FERRAX_SIMD=scalar run of tests/simd_levels.rs
+    /// covers the unfused arithmetic).
     #[test]
     fn f64_functions_match_libm() {
         type Want = fn(f64) -> f64;
