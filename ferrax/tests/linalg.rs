@@ -374,6 +374,35 @@ fn qr_of_blocked_matrices() {
     }
 }
 
+/// A NaN or infinity in column `c` makes every column of `Q` from `c` on
+/// NaN, and `R` on and above the diagonal from row `c` and in column `c`
+/// (an infinity can stay infinite in `R`'s column `c`), as LAPACK's
+/// unblocked `geqr2` gives: numpy's QR of 40² with a NaN at (1, 1) has 1560
+/// NaNs in `Q` and 781 in `R`. The columns before `c` stay finite. Both the
+/// unblocked sizes and faer's.
+#[test]
+fn qr_carries_a_nan_into_the_later_columns() {
+    for (m, n) in [(20, 20), (40, 40), (300, 300), (50, 30), (30, 50)] {
+        let mut x = randn(&[m, n], 96 + m as u64).to_vec::<f64>();
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            x[n + 1] = bad;
+            let (q, r) = linalg::qr(&Tensor::from_vec(x.clone(), &[m, n]), false);
+            let (q, r, k) = (q.to_vec::<f64>(), r.to_vec::<f64>(), m.min(n));
+            for i in 0..m {
+                for j in 0..k {
+                    assert_eq!(!q[i * k + j].is_finite(), j >= 1, "{m}x{n} {bad}: Q at ({i}, {j})");
+                }
+            }
+            for i in 0..k {
+                for j in i..n {
+                    let nan = j == 1 || i >= 1;
+                    assert_eq!(!r[i * n + j].is_finite(), nan, "{m}x{n} {bad}: R at ({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn qr_svd_pinv_and_lstsq() {
     for (m, n) in [(5, 3), (4, 4), (3, 5)] {

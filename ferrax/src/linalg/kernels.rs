@@ -416,7 +416,8 @@ type QrOfOne<'a, T> = dyn FnMut(&[T], &mut [T], &mut [T]) + 'a;
 
 /// The QR factorisation of each `[m, n]` matrix: `Q` `[m, k]` with
 /// orthonormal columns and upper triangular `R` `[k, n]`, `k = min(m, n)`
-/// (`full`: `Q` `[m, m]` and `R` `[m, n]`).
+/// (`full`: `Q` `[m, m]` and `R` `[m, n]`). A matrix with a NaN or
+/// infinity is [`householder_qr`]'s at any size.
 pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
     fn go<T: RealField + Field + Sqrt>(v: &[T], b: usize, m: usize, n: usize, full: bool) -> (Vec<T>, Vec<T>) {
         let k = m.min(n);
@@ -433,9 +434,9 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
             }
             (qs, rs)
         };
+        let small_scratch = m * n + m + n.max(q_cols) + k;
         let pieces = if m.max(n) <= SMALL_QR {
-            let len = m * n + m + n.max(q_cols) + k;
-            let scratch = || vec![T::zero_impl(); len];
+            let scratch = || vec![T::zero_impl(); small_scratch];
             over_batch(b, m.max(n), scratch, |s, mats| each(mats, &mut |x, q, r| small(s, m, n, x, q, r)))
         } else {
             // Below 512 rows on one thread: faer's threaded QR of 256² took
@@ -452,7 +453,18 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
                 basis: Mat::<T>::zeros(m, k),
                 q: Mat::<T>::zeros(m, q_cols),
             };
-            over_batch(b, m.max(n), init, |s, mats| each(mats, &mut |x, q, r| factor(s, x, q, r)))
+            over_batch(b, m.max(n), init, |s, mats| {
+                each(mats, &mut |x, q, r| {
+                    // faer's column norms pass over a NaN, so its `Q` would
+                    // come out finite. The unblocked factorisation carries
+                    // the NaN into every later column, as LAPACK's does.
+                    if largest(x.iter().copied()).is_some() {
+                        factor(s, x, q, r)
+                    } else {
+                        small(&mut vec![T::zero_impl(); small_scratch], m, n, x, q, r)
+                    }
+                })
+            })
         };
         let (qs, rs): (Vec<_>, Vec<_>) = pieces.into_iter().unzip();
         (joined(qs), joined(rs))
