@@ -228,6 +228,43 @@ fn large_factorisations_reconstruct_their_inputs() {
     assert!(max_diff(&l.matmul(&l.t()), &a) < 512.0 * 1e-6, "cholesky f32");
 }
 
+/// SVDs through the library's divide and conquer (leaves of 32 rows): tall,
+/// wide and square, random and with singular values in clusters of three
+/// equal ones (which its deflation takes). `U Σ Vᵀ` reproduces `A` to
+/// `10 n ε σ₁` and the factors are orthonormal to `10 n ε`, the backward
+/// errors of a Householder bidiagonalisation and of the solver, with a
+/// factor 10 for the constant; the values are descending and nonnegative.
+#[test]
+fn larger_svds_are_factorisations() {
+    let clustered = |n: usize| {
+        let (q1, _) = linalg::qr(&randn(&[n, n], 70), false);
+        let (q2, _) = linalg::qr(&randn(&[n, n], 71), false);
+        let s: Vec<f64> = (0..n).map(|i| (i / 3) as f64 + 1.0).collect();
+        (&q1 * Tensor::from_vec(s, &[n]).expand_dims(0)).matmul(&q2.t())
+    };
+    let cases = [
+        randn(&[100, 100], 72),
+        randn(&[130, 70], 73),
+        randn(&[70, 130], 74),
+        randn(&[300, 300], 75),
+        clustered(90),
+        clustered(200),
+    ];
+    for a in &cases {
+        let (m, n) = (a.shape()[0], a.shape()[1]);
+        let k = m.min(n);
+        let (u, s, vt) = linalg::svd(a, false);
+        let sv = s.to_vec::<f64>();
+        let eps = m.max(n) as f64 * f64::EPSILON;
+        assert!(sv.windows(2).all(|w| w[0] >= w[1]) && sv[k - 1] >= 0.0, "{m}×{n}: values not descending");
+        let back = (&u * s.expand_dims(0)).matmul(&vt);
+        assert!(max_diff(&back, a) < 10.0 * eps * sv[0], "{m}×{n}: U Σ Vᵀ off by {:e}", max_diff(&back, a));
+        let eye = Tensor::eye(k, DType::F64);
+        assert!(max_diff(&u.t().matmul(&u), &eye) < 10.0 * eps, "{m}×{n}: Uᵀ U");
+        assert!(max_diff(&vt.matmul(&vt.t()), &eye) < 10.0 * eps, "{m}×{n}: V Vᵀ");
+    }
+}
+
 /// SVDs of up to 24 rows and columns are one-sided Jacobi's, larger ones
 /// the library's: a matrix padded with zero rows or columns past 24 has
 /// the same singular values and, padded the same way, the same
