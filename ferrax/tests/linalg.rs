@@ -265,6 +265,43 @@ fn larger_svds_are_factorisations() {
     }
 }
 
+/// Empty matrices factor as in JAX: `Q` and the complete SVD's factors are
+/// identities, the reduced ones empty, with no singular values; `pinv` and
+/// the gradients through both have the transposed and the input's shapes.
+#[test]
+fn empty_matrices_factor_as_in_jax() {
+    for (lead, m, n) in [(vec![], 3, 0), (vec![], 0, 3), (vec![], 0, 0), (vec![2], 4, 0), (vec![0], 3, 3)] {
+        let shape = [lead.clone(), vec![m, n]].concat();
+        let with = |r: usize, c: usize| [lead.clone(), vec![r, c]].concat();
+        let eye = |k: usize| Tensor::eye(k, DType::F64).broadcast_to(&with(k, k));
+        let a = Tensor::zeros(&shape, DType::F64);
+        let k = m.min(n);
+        let (q, r) = linalg::qr(&a, false);
+        assert_eq!((q.shape(), r.shape()), (&with(m, k)[..], &with(k, n)[..]), "{shape:?}");
+        let (q, r) = linalg::qr(&a, true);
+        assert_eq!(r.shape(), &with(m, n)[..]);
+        if k == 0 {
+            assert_eq!(q.to_vec::<f64>(), eye(m).to_vec::<f64>(), "{shape:?}: complete Q");
+        }
+        let (u, s, vt) = linalg::svd(&a, false);
+        assert_eq!(
+            (u.shape(), s.shape(), vt.shape()),
+            (&with(m, k)[..], &[lead.clone(), vec![k]].concat()[..], &with(k, n)[..])
+        );
+        let (u, _, vt) = linalg::svd(&a, true);
+        assert_eq!(
+            (u.to_vec::<f64>(), vt.to_vec::<f64>()),
+            (eye(m).to_vec::<f64>(), eye(n).to_vec::<f64>()),
+            "{shape:?}"
+        );
+        assert_eq!(linalg::pinv(&a, None).shape(), &with(n, m)[..]);
+        let g = grad(|a: &Tensor| linalg::svd(a, false).1.sum() + linalg::qr(a, false).1.sum())(&a);
+        assert_eq!(g.shape(), &shape[..]);
+    }
+    let f32s = linalg::svd(&Tensor::zeros(&[3, 0], DType::F32), true).0;
+    assert_eq!((f32s.dtype(), f32s.to_vec::<f32>()), (DType::F32, Tensor::eye(3, DType::F32).to_vec::<f32>()));
+}
+
 /// SVDs of up to 24 rows and columns are one-sided Jacobi's, larger ones
 /// the library's: a matrix padded with zero rows or columns past 24 has
 /// the same singular values and, padded the same way, the same

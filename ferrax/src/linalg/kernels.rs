@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use crate::array::parallel::{chunk_len, team, worth_splitting};
 use crate::array::{
     cholesky_in_place, householder_qr, largest, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh,
-    tridiagonalize, Array, Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
+    tridiagonalize, Array, Buffer, DType, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
 };
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
@@ -58,6 +58,21 @@ fn write_rows<T: RealField + Element>(m: MatRef<'_, T>, out: &mut [T]) {
         for (j, v) in row.iter_mut().enumerate() {
             *v = m[(i, j)];
         }
+    }
+}
+
+/// A stack of `r × c` matrices with ones on the diagonal, one for each
+/// matrix of `a`, of its dtype: the factors of empty matrices.
+fn identities(a: &Array, r: usize, c: usize) -> Array {
+    let shape = [&a.shape()[..a.rank() - 2], &[r, c]].concat();
+    let b: usize = shape[..shape.len() - 2].iter().product();
+    let mut v = vec![0.0; b * r * c];
+    for at in (0..b).flat_map(|m| (0..r.min(c)).map(move |i| m * r * c + i * c + i)) {
+        v[at] = 1.0;
+    }
+    match a.dtype() {
+        DType::F32 => Array::from_vec(v.into_iter().map(|x| x as f32).collect(), &shape),
+        _ => Array::from_vec(v, &shape),
     }
 }
 
@@ -528,6 +543,10 @@ pub(crate) fn qr(a: &Array, full: bool) -> (Array, Array) {
     let k = if full { m } else { m.min(n) };
     let lead = &a.shape()[..a.rank() - 2];
     let shape = |r: usize, c: usize| [lead, &[r, c]].concat();
+    if m == 0 || n == 0 {
+        // No reflectors: `Q` is the identity (empty when reduced), `R` zero.
+        return (identities(a, m, k), Array::zeros(&shape(k, n), a.dtype()));
+    }
     by_float!(a, v => {
         let (q, r) = go(v, b, m, n, full);
         (Array::from_vec(q, &shape(m, k)), Array::from_vec(r, &shape(k, n)))
@@ -628,6 +647,10 @@ pub(crate) fn svd(a: &Array, full: bool) -> (Array, Array, Array) {
     let (ku, kv) = if full { (m, n) } else { (k, k) };
     let lead = &a.shape()[..a.rank() - 2];
     let shape = |dims: &[usize]| [lead, dims].concat();
+    if k == 0 {
+        // No singular values; complete factors are identities.
+        return (identities(a, m, ku), Array::zeros(&shape(&[0]), a.dtype()), identities(a, kv, n));
+    }
     by_float!(a, v => {
         let (u, s, vt) = go(v, b, m, n, full);
         (Array::from_vec(u, &shape(&[m, ku])), Array::from_vec(s, &shape(&[k])), Array::from_vec(vt, &shape(&[kv, n])))

@@ -306,12 +306,13 @@ pub fn matrix_power(a: &Tensor, n: i64) -> Tensor {
 
 /// The QR factorisation `A = Q R` of `[.., m, n]` matrices
 /// (`jnp.linalg.qr`): reduced (`Q` `[m, k]`, `R` `[k, n]`, `k = min(m, n)`)
-/// or, when `full`, complete (`Q` `[m, m]`, `R` `[m, n]`). A NaN or
+/// or, when `full`, complete (`Q` `[m, m]`, `R` `[m, n]`; the identity and
+/// zeros when `n` is zero, as in JAX). A NaN or
 /// infinity in column `c` makes `Q`'s columns from `c` on NaN, and `R`'s
 /// rows from `c` on, as LAPACK's factorisation does.
 ///
 /// # Panics
-/// When `a` is not a float tensor of nonempty matrices; when differentiated
+/// When `a` is not a float tensor of matrices; when differentiated
 /// with `m < n` (or complete and not square), as in JAX.
 #[track_caller]
 pub fn qr(a: &Tensor, full: bool) -> (Tensor, Tensor) {
@@ -324,7 +325,8 @@ pub fn qr(a: &Tensor, full: bool) -> (Tensor, Tensor) {
 /// descending; reduced (`k = min(m, n)`) or, when `full`, complete. The
 /// derivative is JAX's: defined away from repeated and zero singular values
 /// (where `U` and `V` are not unique), for the reduced factorisation or a
-/// square complete one.
+/// square complete one. An empty matrix (`m` or `n` zero) has no singular
+/// values, and identities for its complete factors, as in JAX.
 ///
 /// ```
 /// # use ferrax::prelude::*;

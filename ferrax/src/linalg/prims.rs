@@ -252,13 +252,12 @@ impl Primitive for Eigh {
     }
 }
 
-/// Panics unless `a` is a stack of nonempty float matrices.
+/// Panics unless `a` is a stack of float matrices (empty ones included).
 #[track_caller]
 fn expect_matrix(op: &str, a: &Aval) {
     expect_float(op, a);
-    match a.shape.as_slice() {
-        [.., r, c] if *r > 0 && *c > 0 => {}
-        s => panic!("{op}: expected nonempty matrices in the last two axes, got shape {s:?}"),
+    if a.rank() < 2 {
+        panic!("{op}: expected matrices in the last two axes, got shape {:?}; add an axis with expand_dims", a.shape);
     }
 }
 
@@ -299,6 +298,10 @@ impl Primitive for Qr {
         // Q̇ = Q (Ω − C) + Ȧ R⁻¹ and Ṙ = (C − Ω) R.
         let Some(ta) = &t[0] else { return smallvec::smallvec![None, None] };
         let (m, n) = (x[0].shape()[x[0].rank() - 2], x[0].shape()[x[0].rank() - 1]);
+        if m == 0 || n == 0 {
+            // Q is fixed (empty or the identity) and R has no elements to vary.
+            return smallvec::smallvec![Some(ans[0].zeros_like()), Some(ans[1].zeros_like())];
+        }
         assert!(
             m >= n && (!self.full || m == n),
             "qr: the derivative is defined for m >= n (reduced) or square matrices (complete), as in JAX; got \
@@ -365,6 +368,10 @@ impl Primitive for Svd {
         // span of U (m > n) or of V (n > m).
         let Some(ta) = &t[0] else { return smallvec::smallvec![None, None, None] };
         let (m, n) = (x[0].shape()[x[0].rank() - 2], x[0].shape()[x[0].rank() - 1]);
+        if m == 0 || n == 0 {
+            // No singular values; the factors are fixed (empty or identities).
+            return ans.iter().map(|y| Some(y.zeros_like())).collect();
+        }
         assert!(
             !self.full || m == n,
             "svd: the derivative of the complete factorisation is defined for square matrices only, as in JAX; \
