@@ -66,7 +66,9 @@ impl Tensor {
     }
 
     /// Maximum over `axes`; with `keep_dims` they stay as size-1 axes.
-    /// Ties share the derivative evenly.
+    /// Ties share the derivative evenly. Over an empty axis it is -∞ (or
+    /// the integer type's least value), [`Tensor::reduce_max`]'s identity,
+    /// where JAX raises.
     ///
     /// # Panics
     /// When an axis is out of range or the tensor is bool.
@@ -81,7 +83,9 @@ impl Tensor {
         }
     }
 
-    /// Minimum over `axes`; with `keep_dims` they stay as size-1 axes.
+    /// Minimum over `axes`; with `keep_dims` they stay as size-1 axes. Over
+    /// an empty axis it is +∞ (or the integer type's greatest value), where
+    /// JAX raises.
     ///
     /// # Panics
     /// When an axis is out of range or the tensor is bool.
@@ -96,14 +100,15 @@ impl Tensor {
         }
     }
 
-    /// Maximum of all elements, as a 0-d tensor.
+    /// Maximum of all elements, as a 0-d tensor (-∞ when there are none,
+    /// as [`Tensor::max_axes`]).
     #[track_caller]
     pub fn max(&self) -> Tensor {
         let all: Vec<usize> = (0..self.rank()).collect();
         self.reduce_max(&all)
     }
 
-    /// Minimum of all elements, as a 0-d tensor.
+    /// Minimum of all elements, as a 0-d tensor (+∞ when there are none).
     #[track_caller]
     pub fn min(&self) -> Tensor {
         let all: Vec<usize> = (0..self.rank()).collect();
