@@ -307,9 +307,9 @@ pub fn matrix_power(a: &Tensor, n: i64) -> Tensor {
 /// The QR factorisation `A = Q R` of `[.., m, n]` matrices
 /// (`jnp.linalg.qr`): reduced (`Q` `[m, k]`, `R` `[k, n]`, `k = min(m, n)`)
 /// or, when `full`, complete (`Q` `[m, m]`, `R` `[m, n]`; the identity and
-/// zeros when `n` is zero, as in JAX). A NaN or
-/// infinity in column `c` makes `Q`'s columns from `c` on NaN, and `R`'s
-/// rows from `c` on, as LAPACK's factorisation does.
+/// zeros when `n` is zero, as in JAX). A NaN or infinity in column `c`
+/// makes `Q`'s columns from `c` on NaN, and `R`'s rows from `c` on and its
+/// column `c` NaN or infinite, as LAPACK's factorisation does.
 ///
 /// # Panics
 /// When `a` is not a float tensor of matrices; when differentiated
