@@ -73,11 +73,13 @@ def versions():
 
 
 def fmt_time(s):
-    if s < 1e-3:
-        return f"{s * 1e6:.3g} µs"
-    if s < 1:
-        return f"{s * 1e3:.3g} ms"
-    return f"{s:.3g} s"
+    # Rounded to three figures before the unit is chosen, so that 999.6 µs
+    # reads "1 ms" and not "1e+03 µs".
+    for scale, unit in ((1e6, "µs"), (1e3, "ms")):
+        v = float(f"{s * scale:.3g}")
+        if v < 1000:
+            return f"{v:g} {unit}"
+    return f"{float(f'{s:.3g}'):g} s"
 
 
 def merge(runs):
