@@ -21,8 +21,8 @@ use std::sync::Mutex;
 
 use crate::array::parallel::{chunk_len, team, worth_splitting};
 use crate::array::{
-    cholesky_in_place, householder_qr, largest, lu_in_place, pool, solve_triangular, transpose_plane, tridiagonal_eigh,
-    tridiagonalize, Array, Buffer, DType, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
+    broadcast_to, cholesky_in_place, householder_qr, largest, lu_in_place, pool, solve_triangular, transpose_plane,
+    tridiagonal_eigh, tridiagonalize, Array, Buffer, Element, Field, JacobiEigh, JacobiSvd, Sqrt,
 };
 
 /// The batch count and the matrix dimensions of `[.., r, c]`.
@@ -61,18 +61,15 @@ fn write_rows<T: RealField + Element>(m: MatRef<'_, T>, out: &mut [T]) {
     }
 }
 
-/// A stack of `r × c` matrices with ones on the diagonal, one for each
-/// matrix of `a`, of its dtype: the factors of empty matrices.
+/// The factor of each empty matrix of `a` that is `r × c`, square (a
+/// complete factor: the identity) or empty (a reduced one), of `a`'s dtype.
 fn identities(a: &Array, r: usize, c: usize) -> Array {
+    debug_assert!(r == c || r * c == 0, "linalg: an empty matrix's {r} × {c} factor");
     let shape = [&a.shape()[..a.rank() - 2], &[r, c]].concat();
-    let b: usize = shape[..shape.len() - 2].iter().product();
-    let mut v = vec![0.0; b * r * c];
-    for at in (0..b).flat_map(|m| (0..r.min(c)).map(move |i| m * r * c + i * c + i)) {
-        v[at] = 1.0;
-    }
-    match a.dtype() {
-        DType::F32 => Array::from_vec(v.into_iter().map(|x| x as f32).collect(), &shape),
-        _ => Array::from_vec(v, &shape),
+    if r == c {
+        broadcast_to(&Array::eye(r, a.dtype()), &shape)
+    } else {
+        Array::zeros(&shape, a.dtype())
     }
 }
 
