@@ -444,8 +444,26 @@ impl<T: FastMath, F: FastFn> Kernel for Fast<'_, T, F> {
     type Out = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
-        for (o, &v) in self.out.iter_mut().zip(self.x) {
-            o.write(F::call::<I, T>(v));
+        // Two halves in one loop: a vector's polynomial is a long chain of
+        // dependent operations, and two independent chains in each
+        // iteration keep the units busy where the core's reorder window
+        // holds too few iterations to overlap them by itself. On one thread
+        // of an AMD EPYC (Zen 1), whose 256-bit operations are two µops
+        // each, a million f32 tanh took 2.45 ms against 2.76, f64 exp 4.56
+        // against 4.99 (after `double`'s Estrin scheme), f32 exp 1.56
+        // against 1.68; four chains spilled registers and lost again.
+        let half = self.x.len() / 2;
+        let (o1, o2) = self.out.split_at_mut(half);
+        let (x1, x2) = self.x.split_at(half);
+        for (((a, &u), b), &v) in o1.iter_mut().zip(x1).zip(o2.iter_mut()).zip(x2) {
+            a.write(F::call::<I, T>(u));
+            b.write(F::call::<I, T>(v));
+        }
+        // An odd length leaves the second half's last element.
+        if x2.len() > half {
+            if let (Some(o), Some(&v)) = (o2.last_mut(), x2.last()) {
+                o.write(F::call::<I, T>(v));
+            }
         }
     }
 }

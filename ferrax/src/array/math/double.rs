@@ -72,13 +72,47 @@ fn reduced<I: Isa>(x: f64, shifted: f64) -> f64 {
     madd::<I, f64>(n, -LN2_LO, r)
 }
 
-/// `e^r − 1` as `r + r² p(r)`, `p`'s coefficients lowest first (Horner's
-/// rule).
+/// `e^r − 1` as `r + r² p(r)`, `p`'s coefficients lowest first.
 #[inline(always)]
 fn exp_m1_by<I: Isa>(r: f64, p: &[f64]) -> f64 {
-    let (&last, rest) = p.split_last().expect("coefficients");
-    let q = rest.iter().rev().fold(last, |q, &c| madd::<I, f64>(q, r, c));
-    madd::<I, f64>(q, r * r, r)
+    let r2 = r * r;
+    madd::<I, f64>(estrin::<I>(r, r2, p), r2, r)
+}
+
+/// The polynomial with coefficients `c` (lowest first, at most 16) at `r`
+/// (`r2` its square) by Estrin's scheme: pairs `c₂ᵢ + c₂ᵢ₊₁ r`, then pairs
+/// of those in `r²`, `r⁴`, …. Its chain of dependent operations is
+/// `log₂` of Horner's: a vector's twelve fused multiply-adds one after the
+/// other took longer than the core's reorder window could hide (an AMD
+/// EPYC Zen 1, whose 256-bit operations are two µops each, ran `exp` of a
+/// million f64 in 2.7 ms against PyTorch's 1.8).
+#[inline(always)]
+fn estrin<I: Isa>(r: f64, r2: f64, c: &[f64]) -> f64 {
+    assert!(c.len() <= 16, "estrin: {} coefficients", c.len());
+    // Fixed trip counts and guards on the (constant) length, so that the
+    // whole unrolls into straight-line code that the compiler vectorises.
+    let mut q = [0.0; 8];
+    let n = c.len();
+    for i in 0..8 {
+        if 2 * i + 1 < n {
+            q[i] = madd::<I, f64>(c[2 * i + 1], r, c[2 * i]);
+        } else if 2 * i < n {
+            q[i] = c[2 * i];
+        }
+    }
+    let (mut m, mut x) = (n.div_ceil(2), r2);
+    for _ in 0..3 {
+        for i in 0..4 {
+            if 2 * i + 1 < m {
+                q[i] = madd::<I, f64>(q[2 * i + 1], x, q[2 * i]);
+            } else if 2 * i < m {
+                q[i] = q[2 * i];
+            }
+        }
+        m = m.div_ceil(2);
+        x = x * x;
+    }
+    q[0]
 }
 
 /// `2^n` for `n` in f64's normal range (wrapping outside it, so that the
